@@ -1,0 +1,47 @@
+# Two commands for a fresh Debian machine with Python 3.11:
+#   make demo   the whole system on embedded defaults, prints the dashboard address
+#   make test   the whole test suite (installs what it needs first)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint system-deps venv clean bench
+
+$(STAMP): pyproject.toml
+	@echo "==> creating virtual environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@echo "==> installing nps-edge and its development tools (a minute on first run)"
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@if [ -f package.json ]; then echo "==> installing dashboard assets (npm)"; npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; fi
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Test-only system packages: Mosquitto (the production broker) and Chromium
+# (browser tests). Installed with apt-get when missing; needs root or sudo.
+system-deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto mosquitto-clients"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/nps-edge demo
+
+test: $(STAMP) system-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy nps_edge gateway server firmware
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,22 @@
+"""`nps-edge firmware ...` and `nps-edge sim` (placeholder until the firmware issue lands)."""
+
+from __future__ import annotations
+
+import typer
+
+from nps_edge.unavailable import not_yet
+
+
+def register(app: typer.Typer) -> None:
+    fw = typer.Typer(
+        help="Field engineers' tools: build, flash, provision, verify.", no_args_is_help=True
+    )
+    for name in ("build", "flash", "provision", "verify"):
+        fw.command(name, help=f"firmware {name}")(lambda name=name: not_yet(f"firmware {name}"))
+    app.add_typer(fw, name="firmware")
+
+    @app.command(
+        help="Run the real firmware under the MicroPython unix port, one process per device."
+    )
+    def sim() -> None:
+        not_yet("sim")

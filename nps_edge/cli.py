@@ -1,0 +1,29 @@
+"""`nps-edge`: a thin dispatcher; each part owns its subcommands next to its code."""
+
+from __future__ import annotations
+
+import typer
+
+from firmware import cli as firmware_cli
+from gateway import cli as gateway_cli
+from nps_edge import demo as demo_cli
+from server import cli as server_cli
+
+app = typer.Typer(
+    name="nps-edge",
+    help="Transactional NPS from connected devices: firmware tools, edge gateway, server, demo.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for part in (server_cli, gateway_cli, firmware_cli, demo_cli):
+    part.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""NPS arithmetic, pure: the one definition every figure, test and benchmark uses.
+
+NPS = 100 * (promoters - detractors) / n over answered prompts; the 95 %
+interval is the adjusted-Wald interval fixed by the contract.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+PROMOTER_MIN = 9
+DETRACTOR_MAX = 6
+
+
+def category(score: int) -> str:
+    """'promoter' (9-10), 'passive' (7-8) or 'detractor' (0-6)."""
+    if score >= PROMOTER_MIN:
+        return "promoter"
+    if score <= DETRACTOR_MAX:
+        return "detractor"
+    return "passive"
+
+
+def nps(promoters: int, detractors: int, n: int) -> float | None:
+    if n == 0:
+        return None
+    return 100.0 * (promoters - detractors) / n
+
+
+def ci95(promoters: int, detractors: int, n: int) -> tuple[float, float]:
+    """Adjusted-Wald 95 % interval for NPS, clipped to [-100, 100] (contract)."""
+    p = (promoters + 0.75) / (n + 3)
+    d = (detractors + 0.75) / (n + 3)
+    c = p - d
+    se = math.sqrt(max(p + d - c * c, 0.0) / (n + 3))
+    lo = max(-100.0, 100.0 * (c - 1.96 * se))
+    hi = min(100.0, 100.0 * (c + 1.96 * se))
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts for one group: answered prompts by category, and all prompts shown."""
+
+    promoters: int = 0
+    passives: int = 0
+    detractors: int = 0
+    shown: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.promoters + self.passives + self.detractors
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.promoters + other.promoters,
+            self.passives + other.passives,
+            self.detractors + other.detractors,
+            self.shown + other.shown,
+        )
+
+    @classmethod
+    def of_scores(cls, scores: list[int | None]) -> Tally:
+        """Tally prompts shown; None is a prompt that got no answer."""
+        cats = [category(s) for s in scores if s is not None]
+        return cls(
+            cats.count("promoter"), cats.count("passive"), cats.count("detractor"), len(scores)
+        )
+
+    def summary(self, ndigits: int = 2) -> dict[str, object]:
+        """The contract's figure block: n, split, nps, ci95, shown, response_rate."""
+        n = self.n
+        value = nps(self.promoters, self.detractors, n)
+        lo, hi = ci95(self.promoters, self.detractors, n)
+        return {
+            "n": n,
+            "promoters": self.promoters,
+            "passives": self.passives,
+            "detractors": self.detractors,
+            "nps": None if value is None else round(value, ndigits),
+            "ci95": [round(lo, ndigits), round(hi, ndigits)],
+            "shown": self.shown,
+            "response_rate": round(n / self.shown, 4) if self.shown else None,
+        }
