@@ -1,9 +1,10 @@
-"""`nps-edge firmware ...` and `nps-edge sim` (placeholder until the firmware issue lands)."""
+"""`nps-edge firmware ...` (placeholder until the firmware issue lands); `sim` lives in sim.py."""
 
 from __future__ import annotations
 
 import typer
 
+from firmware import sim
 from nps_edge.unavailable import not_yet
 
 
@@ -14,9 +15,4 @@ def register(app: typer.Typer) -> None:
     for name in ("build", "flash", "provision", "verify"):
         fw.command(name, help=f"firmware {name}")(lambda name=name: not_yet(f"firmware {name}"))
     app.add_typer(fw, name="firmware")
-
-    @app.command(
-        help="Run the real firmware under the MicroPython unix port, one process per device."
-    )
-    def sim() -> None:
-        not_yet("sim")
+    sim.register(app)
