@@ -47,6 +47,7 @@ class GatewaySettings(BaseSettings):
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     batch_events: int = Field(1000, ge=1, le=1000)
     request_timeout: float = Field(30.0, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("synchronous", mode="before")

@@ -66,6 +66,8 @@ class Receiver:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = threading.Event()
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive)
@@ -106,10 +108,21 @@ class Receiver:
             session_present=bool(flags.session_present),
         )
 
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed:
+            log_event(log, logging.ERROR, "broker refused subscription", reasons=failed)
+            return
+        self.subscribed.set()
+        log_event(log, logging.INFO, "subscribed", filters=[f"{self.root}/+/{k}" for k in KINDS])
+
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         self.metrics.broker_connected.set(0)
         log_event(log, logging.WARNING, "disconnected from broker", reason=str(reason))
 

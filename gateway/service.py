@@ -58,7 +58,7 @@ class Gateway:
             self.client,
             self.metrics,
             gateway=settings.gateway_id,
-            backoff=Backoff(),
+            backoff=Backoff(cap_s=settings.retry_max_s),
             max_events=settings.batch_events,
             wait=self.stop_event.wait,
         )

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config import GatewaySettings
 from gateway.metrics import Metrics
@@ -21,6 +17,7 @@ from gateway.policy import Limits
 from gateway.service import Gateway
 from gateway.store import Store
 from nps_edge.protocol import IngestRequest, InvalidEvent, PresenceRequest, parse_event
+from tests.gateway.processes import Publisher, wait_until
 
 
 def common(device: str, seq: int, kind: str) -> dict:
@@ -175,33 +172,13 @@ def metrics() -> Metrics:
     return Metrics()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll (bounded) until predicate() is truthy; return its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def publish(address: str, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
     """Publish QoS 1 and wait for every PUBACK (a device's side of the contract)."""
-    host, port = address.rsplit(":", 1)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}")
-    client.max_inflight_messages_set(500)
-    client.max_queued_messages_set(0)
-    client.connect(host, int(port))
-    client.loop_start()
+    publisher = Publisher(address, inflight=500)
     try:
-        infos = [client.publish(t, p, qos=1, retain=retain) for t, p in messages]
-        for info in infos:
-            info.wait_for_publish(timeout=30)
-            assert info.is_published()
+        publisher.publish(messages, retain=retain)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        publisher.close()
 
 
 @pytest.fixture
@@ -223,7 +200,7 @@ def run_gateway(tmp_path: Any) -> Iterator[Callable[..., Gateway]]:
         gw = Gateway(settings, client=client)
         thread = threading.Thread(target=gw.run, name="gateway")
         thread.start()
-        wait_until(gw.receiver.connected.is_set, what="gateway connected")
+        wait_until(gw.receiver.connected.is_set, timeout=20, what="gateway connected")
         running.append((gw, thread))
         return gw
 
