@@ -1,13 +1,131 @@
-"""`nps-edge gateway` (placeholder until the gateway issue lands)."""
+"""`nps-edge gateway [OPTIONS]` runs the gateway; `nps-edge gateway status` reports on its store."""
 
 from __future__ import annotations
 
-import typer
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
-from nps_edge.unavailable import not_yet
+import typer
+from pydantic import ValidationError
+
+from gateway.config import GatewaySettings, load_settings
+from gateway.store import Store, StoreError
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="NPS_EDGE_GATEWAY_CONFIG", help="TOML file of settings."),
+]
+
+
+def _settings(flags: dict[str, Any], config: Path | None) -> GatewaySettings:
+    try:
+        return load_settings(flags, config)
+    except ValidationError as err:
+        typer.echo(f"error: invalid gateway settings: {err}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, ValueError) as err:
+        typer.echo(f"error: cannot read settings: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(help="Subscribe to devices, buffer durably, forward to the server.")
-    def gateway() -> None:
-        not_yet("gateway")
+    group = typer.Typer(
+        help="Subscribe to devices, buffer durably, forward to the server.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+
+    @group.callback()
+    def gateway(
+        ctx: typer.Context,
+        server: Annotated[str | None, typer.Option(help="Server base URL.")] = None,
+        token: Annotated[str | None, typer.Option(help="Gateway token.")] = None,
+        broker: Annotated[str | None, typer.Option(help="MQTT broker HOST:PORT.")] = None,
+        store: Annotated[Path | None, typer.Option(help="SQLite store file.")] = None,
+        gateway_id: Annotated[str | None, typer.Option(help="This gateway's name.")] = None,
+        metrics_port: Annotated[
+            int | None, typer.Option(help="Prometheus /metrics port; 0 disables.")
+        ] = None,
+        synchronous: Annotated[
+            str | None, typer.Option(help="SQLite synchronous: FULL (default) or NORMAL.")
+        ] = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        from gateway import logs
+        from gateway.service import run_until_signalled
+
+        flags = {
+            "server": server,
+            "token": token,
+            "broker": broker,
+            "store": store,
+            "gateway_id": gateway_id,
+            "metrics_port": metrics_port,
+            "synchronous": synchronous,
+        }
+        settings = _settings(flags, config)
+        if not settings.server or not settings.token:
+            typer.echo(
+                "error: --server and --token are required (or NPS_EDGE_SERVER, NPS_EDGE_TOKEN)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        logs.configure(settings.log_level)
+        try:
+            run_until_signalled(settings)
+        except StoreError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+
+    @group.command(help="Print the store's depth, oldest age, forwarded, dropped and dead letters.")
+    def status(
+        store: Annotated[Path | None, typer.Option(help="SQLite store file.")] = None,
+        config: ConfigOpt = None,
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    ) -> None:
+        settings = _settings({"store": store}, config)
+        try:
+            db = Store(settings.store, readonly=True)
+            stats = db.stats()
+            recent = db.dead_letters(5)
+            db.close()
+        except StoreError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        c = stats.counters
+        report = {
+            "store": str(settings.store),
+            "depth": stats.depth,
+            "bytes": stats.bytes,
+            "oldest_age_s": round(stats.oldest_age(time.time()), 1),
+            "received": c.get("received", 0),
+            "committed": c.get("committed", 0),
+            "forwarded": c.get("forwarded", 0),
+            "duplicates": {
+                "received": c.get("duplicates_received", 0),
+                "server": c.get("duplicates_server", 0),
+            },
+            "dropped": stats.dropped(),
+            "dead_letters": {
+                "rows": stats.dead_letters,
+                "edge": c.get("dead_letters:edge", 0),
+                "server": c.get("dead_letters:server", 0),
+            },
+            "halted": stats.state.get("halted"),
+        }
+        if as_json:
+            typer.echo(json.dumps(report))
+            return
+        for key, value in report.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+            typer.echo(f"{key:>14}: {value if value is not None else '-'}")
+        for at, source, what, reason in recent:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+            typer.echo(f"  dead letter {stamp} {source} {what}: {reason}")
+
+    app.add_typer(group, name="gateway")

@@ -1,0 +1,91 @@
+"""Gateway settings: flags > `NPS_EDGE_*` environment variables > a TOML file > defaults."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gateway.policy import Limits
+from nps_edge.protocol import TOPIC_ROOT
+
+
+def default_gateway_id() -> str:
+    host = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")
+    return f"gw-{host or 'edge'}"[:64]
+
+
+class GatewaySettings(BaseSettings):
+    """Every field can be set as a flag, as `NPS_EDGE_<FIELD>` or in the config file."""
+
+    model_config = SettingsConfigDict(env_prefix="NPS_EDGE_", extra="ignore")
+
+    server: str | None = Field(None, description="server base URL, e.g. https://nps.example.com")
+    token: str | None = Field(
+        None, description="gateway token (nps-edge token create --role gateway)"
+    )
+    broker: str = "127.0.0.1:1883"
+    store: Path = Path("nps-edge-gateway.db")
+    gateway_id: str = Field(default_factory=default_gateway_id, min_length=1, max_length=64)
+    client_id: str | None = None
+    topic_root: str = TOPIC_ROOT
+    metrics_port: int = Field(9108, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    max_events: int = Field(1_000_000, ge=1)
+    max_mb: float = Field(512.0, gt=0)
+    ttl_days: float = Field(30.0, gt=0)
+    max_dead_letters: int = Field(100_000, ge=1)
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    batch_events: int = Field(1000, ge=1, le=1000)
+    request_timeout: float = Field(30.0, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+    log_level: str = "INFO"
+
+    @field_validator("synchronous", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @property
+    def mqtt_client_id(self) -> str:
+        return self.client_id or f"nps-edge-{self.gateway_id}"
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_events=self.max_events,
+            max_bytes=int(self.max_mb * 1024 * 1024),
+            ttl_s=self.ttl_days * 86400.0,
+            max_dead_letters=self.max_dead_letters,
+        )
+
+
+def load_settings(flags: dict[str, Any], config_file: Path | None = None) -> GatewaySettings:
+    """Settings from flags (None = not given), the environment and an optional TOML file."""
+
+    class _FromFile(GatewaySettings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return tuple(sources)
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    return _FromFile(**given)

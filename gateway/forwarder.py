@@ -1,0 +1,240 @@
+"""From the store to the server: `POST /api/v1/ingest`, delete only what the server confirmed.
+
+The forwarder receives its `httpx.Client` (base URL and token already set), so
+tests hand it one on an `httpx.MockTransport`. It sends the oldest events first
+(hence in order per device), as many as the contract allows per request, so
+a backlog drains at full speed while live events join its tail.
+
+Answers: 200 -> delete the batch, the `rejected` indexes become dead letters
+with the server's reason; transport errors and 5xx (and 429) -> retry the same
+batch after an exponential backoff with jitter; 413 -> halve the batch;
+422 -> halve, and a single event the server cannot parse becomes a dead letter;
+401, 403 and other 4xx -> stop forwarding with a loud error (a configuration
+error, not a reason for a retry storm); receiving and storing go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from enum import Enum
+
+import httpx
+from pydantic import ValidationError
+
+from gateway.logs import log_event
+from gateway.metrics import Metrics
+from gateway.policy import Backoff, batch_size, envelope, outcome
+from gateway.store import Row, Store
+from nps_edge.protocol import (
+    MAX_BATCH_EVENTS,
+    MAX_BODY_BYTES,
+    IngestResult,
+    PresenceRequest,
+    PresenceUpdate,
+)
+
+log = logging.getLogger("nps_edge.gateway.forwarder")
+
+INGEST_PATH = "/api/v1/ingest"
+PRESENCE_PATH = "/api/v1/presence"
+HALT_REPEAT_S = 60.0
+
+
+class Step(Enum):
+    IDLE = "idle"
+    SENT = "sent"
+    RETRY = "retry"
+    HALTED = "halted"
+
+
+class Halted(RuntimeError):
+    """The server refused us for a reason retrying cannot fix (wrong token, wrong URL)."""
+
+
+class Forwarder:
+    def __init__(
+        self,
+        store: Store,
+        client: httpx.Client,
+        metrics: Metrics,
+        *,
+        gateway: str,
+        backoff: Backoff | None = None,
+        max_events: int = MAX_BATCH_EVENTS,
+        max_bytes: int = MAX_BODY_BYTES,
+        wait: Callable[[float], bool] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.metrics = metrics
+        self.gateway = gateway
+        self.backoff = backoff or Backoff()
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.limit = max_events  # lowered by 413 answers, raised again by successes
+        self.wait = wait or (lambda s: threading.Event().wait(s))
+        self.clock = clock
+        self.halted: str | None = None
+        self.presence_supported = True
+
+    # -- one step ----------------------------------------------------------
+
+    def step(self) -> Step:
+        """Send one batch (and pending presence); what happened decides the next wait."""
+        if self.halted:
+            return Step.HALTED
+        try:
+            self._presence()
+            rows = self.store.peek(self.limit)
+            if not rows:
+                return Step.IDLE
+            n = batch_size([len(r.body) for r in rows], self.gateway, self.limit, self.max_bytes)
+            rows = rows[:n]
+            body = envelope(self.gateway, [r.body for r in rows])
+            started = time.perf_counter()
+            response = self.client.post(
+                INGEST_PATH, content=body, headers={"Content-Type": "application/json"}
+            )
+            self.metrics.forward_latency.observe(time.perf_counter() - started)
+            return self._answer(rows, response)
+        except httpx.TransportError as err:
+            return self._retry("transport", f"{type(err).__name__}: {err}")
+        except Halted as err:
+            return self._halt(str(err))
+
+    def _answer(self, rows: list[Row], response: httpx.Response) -> Step:
+        status = response.status_code
+        if status == 200:
+            try:
+                result = IngestResult.model_validate_json(response.content)
+                rejected = outcome(len(rows), result)
+            except (ValidationError, ValueError) as err:
+                return self._retry("bad_answer", f"unusable 200 answer: {err}")
+            done = self.store.done(rows, rejected, duplicates=result.duplicates)
+            self.metrics.forwarded.inc(done.forwarded)
+            if result.duplicates:
+                self.metrics.duplicates.labels("server").inc(result.duplicates)
+            if done.dead_letters:
+                self.metrics.dead_letters.labels("server").inc(done.dead_letters)
+                for i, reason in sorted(rejected.items())[:10]:
+                    log_event(log, logging.WARNING, "server rejected", id=rows[i].id, reason=reason)
+            self.backoff.reset()
+            self.limit = min(self.max_events, self.limit * 2)
+            return Step.SENT
+        if status in (413, 422) and len(rows) > 1:
+            self.limit = max(1, len(rows) // 2)
+            self.metrics.forward_errors.labels(str(status)).inc()
+            log_event(
+                log,
+                logging.WARNING,
+                "server refused batch, halving",
+                status=status,
+                batch=len(rows),
+                next=self.limit,
+            )
+            return Step.RETRY
+        if status in (413, 422):
+            reason = f"HTTP {status}: {_detail(response)}"
+            self.store.done(rows, {0: reason})
+            self.metrics.dead_letters.labels("server").inc()
+            log_event(log, logging.WARNING, "server refused event", id=rows[0].id, reason=reason)
+            return Step.SENT
+        if status >= 500 or status == 429:
+            return self._retry(str(status), f"HTTP {status}: {_detail(response)}")
+        raise Halted(f"HTTP {status} from {response.request.url}: {_detail(response)}")
+
+    def _presence(self) -> None:
+        if not self.presence_supported:
+            return
+        pending = self.store.pending_presence()
+        if not pending:
+            return
+        request = PresenceRequest(
+            gateway=self.gateway,
+            updates=[
+                PresenceUpdate(
+                    device=p.device, online=p.online, fw=p.fw, boot=p.boot, rx_ts=p.rx_ts
+                )
+                for p in pending[:MAX_BATCH_EVENTS]
+            ],
+        )
+        response = self.client.post(PRESENCE_PATH, content=request.model_dump_json())
+        if response.status_code == 200:
+            self.store.presence_done(pending[:MAX_BATCH_EVENTS])
+        elif response.status_code in (401, 403):
+            raise Halted(f"HTTP {response.status_code} on presence: {_detail(response)}")
+        elif response.status_code in (404, 405):
+            self.presence_supported = False
+            log_event(
+                log,
+                logging.ERROR,
+                "server has no presence endpoint; presence not forwarded",
+                status=response.status_code,
+            )
+        else:
+            log_event(
+                log,
+                logging.WARNING,
+                "presence not accepted, will retry",
+                status=response.status_code,
+                detail=_detail(response),
+            )
+
+    # -- outcomes ----------------------------------------------------------
+
+    def _retry(self, cause: str, detail: str) -> Step:
+        self.metrics.forward_errors.labels(cause).inc()
+        delay = self.backoff.next_delay()
+        log_event(
+            log,
+            logging.WARNING,
+            "forward failed, retrying",
+            cause=cause,
+            detail=detail,
+            retry_in_s=round(delay, 2),
+            attempt=self.backoff.attempt,
+        )
+        self.wait(delay)
+        return Step.RETRY
+
+    def _halt(self, reason: str) -> Step:
+        self.halted = reason
+        self.metrics.halted.set(1)
+        self.store.set_state("halted", reason)
+        log_event(
+            log,
+            logging.ERROR,
+            "FORWARDING STOPPED: fix the configuration and restart",
+            reason=reason,
+        )
+        return Step.HALTED
+
+    # -- loop --------------------------------------------------------------
+
+    def run(self, stop: threading.Event, wake: threading.Event, idle_s: float = 1.0) -> None:
+        """Forward until `stop`; the batch in hand is always finished first."""
+        self.store.set_state("halted", None)
+        last_halt_log = 0.0
+        while not stop.is_set():
+            wake.clear()
+            step = self.step()
+            self.metrics.observe_store(self.store.stats())
+            if step is Step.IDLE:
+                wake.wait(idle_s)
+            elif step is Step.HALTED:
+                if time.monotonic() - last_halt_log > HALT_REPEAT_S:
+                    last_halt_log = time.monotonic()
+                    log_event(log, logging.ERROR, "forwarding stopped", reason=self.halted)
+                stop.wait(idle_s)
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        detail = response.text
+    return str(detail)[:300]

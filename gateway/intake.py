@@ -1,0 +1,121 @@
+"""From received messages to committed rows, then the acknowledgement: the receiving half.
+
+The MQTT adapter `offer`s each message from its network thread; one intake
+thread takes everything waiting (group commit: under load many messages per
+transaction, when idle one message waits only for its own commit), judges each
+with the pure policy, commits the batch, and only then calls `ack` for each
+(MQTT 3.1.1 section 4.3.2: the receiver owns the message once it sends PUBACK).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.logs import log_event
+from gateway.metrics import Metrics
+from gateway.policy import Event, Presence, Rejected, admit
+from gateway.store import Store
+
+log = logging.getLogger("nps_edge.gateway.intake")
+
+
+@dataclass(frozen=True)
+class Message:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    rx_ts: float
+    conn: int = 0  # which broker connection it came on (see Receiver.ack)
+
+
+Ack = Callable[[Message], None]
+
+
+class Intake:
+    def __init__(
+        self,
+        store: Store,
+        ack: Ack,
+        metrics: Metrics,
+        *,
+        root: str,
+        max_batch: int = 5000,
+        maintenance_s: float = 30.0,
+        committed: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.ack = ack
+        self.metrics = metrics
+        self.root = root
+        self.max_batch = max_batch
+        self.maintenance_s = maintenance_s
+        self.committed = committed or threading.Event()
+        self.clock = clock
+        self.inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._next_maintenance = 0.0
+
+    def offer(self, mid: int, qos: int, topic: str, payload: bytes, conn: int = 0) -> None:
+        """Called by the MQTT adapter for each message; stamps `rx_ts`. Thread-safe."""
+        self.inbox.put(Message(mid, qos, topic, payload, self.clock(), conn))
+
+    def step(self, timeout: float) -> int:
+        """Commit and acknowledge everything waiting (at most `max_batch`); 0 if none came."""
+        try:
+            batch = [self.inbox.get(timeout=timeout)]
+        except queue.Empty:
+            self._maintain()
+            return 0
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        items: list[Event | Presence | Rejected] = []
+        for m in batch:
+            judged = admit(m.topic, m.payload, m.rx_ts, self.root)
+            if judged is not None:
+                items.append(judged)
+            if isinstance(judged, Rejected):
+                log_event(log, logging.WARNING, "dead letter", topic=m.topic, reason=judged.reason)
+        result = self.store.put(items)
+        for m in batch:
+            self.ack(m)
+        self.committed.set()
+        self.metrics.received(batch, items, result)
+        if result.dropped:
+            log_event(log, logging.WARNING, "store full: dropped oldest", **result.dropped)
+        self._maintain()
+        return len(batch)
+
+    def drain(self) -> int:
+        """Commit what is already waiting (shutdown: finish the batch in hand)."""
+        total = 0
+        while not self.inbox.empty():
+            total += self.step(timeout=0)
+        return total
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.step(timeout=0.2)
+        self.drain()
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + self.maintenance_s
+        expired = self.store.expire()
+        trimmed = self.store.trim_dead_letters()
+        if expired:
+            self.metrics.dropped.labels("expired").inc(expired)
+            log_event(log, logging.WARNING, "dropped expired events", count=expired)
+        if trimmed:
+            self.metrics.dropped.labels("dead_letter_overflow").inc(trimmed)
+            log_event(log, logging.WARNING, "dropped oldest dead letters", count=trimmed)

@@ -1,0 +1,108 @@
+"""Prometheus metrics of one gateway process, on their own registry and small HTTP port."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from gateway.policy import Event, Presence, Rejected
+    from gateway.store import PutResult, Stats
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received_total = Counter(
+            "nps_gateway_received", "MQTT messages received, by topic kind", ["kind"], registry=r
+        )
+        self.committed = Counter(
+            "nps_gateway_committed", "Events newly committed to the store", registry=r
+        )
+        self.forwarded = Counter(
+            "nps_gateway_forwarded",
+            "Events the server confirmed (accepted or duplicate) and the store deleted",
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "nps_gateway_duplicates",
+            "Duplicates: 'received' = already in the store, 'server' = the server had it",
+            ["where"],
+            registry=r,
+        )
+        self.dropped = Counter(
+            "nps_gateway_dropped",
+            "Events dropped by the store policy, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "nps_gateway_dead_letters",
+            "Messages put in the dead-letter table: 'edge' = invalid at the gateway,"
+            " 'server' = rejected by the server",
+            ["source"],
+            registry=r,
+        )
+        self.forward_latency = Histogram(
+            "nps_gateway_forward_latency_seconds",
+            "Duration of one ingest request to the server",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.forward_errors = Counter(
+            "nps_gateway_forward_errors", "Failed ingest attempts, by cause", ["cause"], registry=r
+        )
+        self.queue_depth = Gauge("nps_gateway_queue_depth", "Events in the store", registry=r)
+        self.queue_bytes = Gauge(
+            "nps_gateway_queue_bytes", "Bytes of events in the store", registry=r
+        )
+        self.oldest_age = Gauge(
+            "nps_gateway_oldest_event_age_seconds", "Age of the oldest stored event", registry=r
+        )
+        self.dead_letter_rows = Gauge(
+            "nps_gateway_dead_letter_rows", "Rows in the dead-letter table", registry=r
+        )
+        self.halted = Gauge(
+            "nps_gateway_forwarding_halted",
+            "1 when forwarding stopped on a configuration error (e.g. 401 wrong token)",
+            registry=r,
+        )
+        self.broker_connected = Gauge(
+            "nps_gateway_broker_connected", "1 while connected to the MQTT broker", registry=r
+        )
+
+    def received(
+        self,
+        batch: Sequence[Any],
+        items: Sequence[Event | Presence | Rejected],
+        result: PutResult,
+    ) -> None:
+        for m in batch:
+            self.received_total.labels(m.topic.rsplit("/", 1)[-1]).inc()
+        self.committed.inc(result.committed)
+        if result.duplicates:
+            self.duplicates.labels("received").inc(result.duplicates)
+        if result.dead_letters:
+            self.dead_letters.labels("edge").inc(result.dead_letters)
+        for reason, n in result.dropped.items():
+            self.dropped.labels(reason).inc(n)
+
+    def observe_store(self, stats: Stats, now: float | None = None) -> None:
+        self.queue_depth.set(stats.depth)
+        self.queue_bytes.set(stats.bytes)
+        self.oldest_age.set(stats.oldest_age(time.time() if now is None else now))
+        self.dead_letter_rows.set(stats.dead_letters)
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> Callable[[], None]:
+        """Start the /metrics endpoint; returns a function that stops it."""
+        server, thread = start_http_server(port, addr=host, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            thread.join(timeout=5)
+
+        return stop

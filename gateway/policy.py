@@ -1,0 +1,182 @@
+"""The gateway's queue policy, pure: what to admit, what to drop, how to batch, when to retry.
+
+No I/O here: the MQTT adapter, the SQLite store and the HTTP forwarder call
+these functions, and the tests exercise them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from nps_edge.protocol import (
+    MAX_BATCH_EVENTS,
+    MAX_BODY_BYTES,
+    IngestResult,
+    InvalidEvent,
+    StatusPayload,
+    decode_payload,
+    describe,
+    parse_event,
+    parse_topic,
+)
+
+# Drop reasons, as counted in the store and in /metrics.
+EXPIRED = "expired"
+FULL_TELEMETRY = "full_telemetry"
+FULL_FEEDBACK = "full_feedback"
+# When the store is full the oldest telemetry goes first, then the oldest feedback.
+DROP_ORDER = (("telemetry", FULL_TELEMETRY), ("feedback", FULL_FEEDBACK))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds of the store on disk; whichever is reached first triggers the full policy."""
+
+    max_events: int = 1_000_000
+    max_bytes: int = 512 * 1024 * 1024
+    ttl_s: float = 30 * 86400.0
+    max_dead_letters: int = 100_000
+
+
+@dataclass(frozen=True)
+class Event:
+    """An admitted event: `body` is the JSON the server receives (with `rx_ts`)."""
+
+    id: str
+    device: str
+    kind: str
+    rx_ts: float
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Presence:
+    device: str
+    online: bool
+    fw: str | None
+    boot: int | None
+    rx_ts: float
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message that breaks the contract: kept as a dead letter with its reason."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    rx_ts: float
+
+
+Admitted = Event | Presence | Rejected | None
+
+
+def admit(topic: str, payload: bytes, rx_ts: float, root: str) -> Admitted:
+    """Judge one MQTT message at the edge.
+
+    Events are validated against the contract models (cheap enough: see
+    docs/gateway.md) so that a bad event is dead-lettered here, with its
+    reason, instead of costing a round trip. None means "nothing to keep"
+    (an empty retained status, i.e. a retained message being cleared).
+    """
+    try:
+        device, kind = parse_topic(topic, root)
+        if kind == "status":
+            if not payload:
+                return None
+            try:
+                status = StatusPayload.model_validate(decode_payload(payload), strict=True)
+            except ValidationError as err:
+                raise InvalidEvent(f"status: {describe(err)}") from None
+            return Presence(device, status.online, status.fw, status.boot, rx_ts)
+        if kind not in ("feedback", "telemetry"):
+            raise InvalidEvent(f"topic kind {kind!r} does not carry events")
+        obj = decode_payload(payload)
+        event = parse_event(obj)
+        if event.device != device:
+            raise InvalidEvent(f"device {event.device!r} does not match topic device {device!r}")
+        if event.type != kind:
+            raise InvalidEvent(f"type {event.type!r} sent on the {kind!r} topic")
+    except InvalidEvent as err:
+        return Rejected(topic, payload, str(err), rx_ts)
+    obj["rx_ts"] = rx_ts
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return Event(event.id, device, kind, rx_ts, body)
+
+
+def over_limit(depth: int, nbytes: int, limits: Limits) -> bool:
+    return depth > limits.max_events or nbytes > limits.max_bytes
+
+
+def expiry_cutoff(now: float, limits: Limits) -> float:
+    """Events received before this instant are past the TTL."""
+    return now - limits.ttl_s
+
+
+# The ingest body around the events: {"gateway":"...","events":[...]}
+_ENVELOPE_BYTES = len('{"gateway":"","events":[]}')
+
+
+def envelope(gateway: str, bodies: Sequence[bytes]) -> bytes:
+    head = json.dumps({"gateway": gateway}, separators=(",", ":"))[:-1].encode()
+    return head + b',"events":[' + b",".join(bodies) + b"]}"
+
+
+def batch_size(
+    sizes: Sequence[int],
+    gateway: str,
+    max_events: int = MAX_BATCH_EVENTS,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> int:
+    """How many of these events (oldest first) fit one ingest body; at least one."""
+    total = _ENVELOPE_BYTES + len(gateway.encode()) + 16
+    n = 0
+    for size in sizes[:max_events]:
+        total += size + 1
+        if total > max_bytes and n > 0:
+            break
+        n += 1
+    return n
+
+
+def outcome(n: int, result: IngestResult) -> dict[int, str]:
+    """Index -> reason for the events of a batch of n the server rejected.
+
+    Every other index was accepted or a duplicate: the server has it, so the
+    store may delete it. An index out of range is a server bug; it raises.
+    """
+    rejected: dict[int, str] = {}
+    for r in result.rejected:
+        if not 0 <= r.index < n:
+            raise ValueError(f"server rejected index {r.index} of a batch of {n}")
+        rejected[r.index] = r.error
+    if result.accepted + result.duplicates + len(rejected) != n:
+        raise ValueError(
+            f"server counted {result.accepted} accepted + {result.duplicates} duplicates"
+            f" + {len(rejected)} rejected for a batch of {n}"
+        )
+    return rejected
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with equal jitter: a delay in [ceiling/2, ceiling]."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    rng: random.Random | None = None
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        rng = self.rng or random
+        ceiling = min(self.cap_s, self.base_s * (2**self.attempt))
+        self.attempt += 1
+        return rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0

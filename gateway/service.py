@@ -1,0 +1,142 @@
+"""One gateway process: receiver -> intake -> store -> forwarder, wired and run until SIGTERM.
+
+Shutdown order keeps the promise: stop taking messages (unacknowledged ones
+stay with the broker), commit and acknowledge what is in hand, disconnect,
+then let the forwarder finish the request in flight before closing the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+
+import httpx
+
+from gateway.config import GatewaySettings
+from gateway.forwarder import Forwarder
+from gateway.intake import Intake
+from gateway.logs import log_event
+from gateway.metrics import Metrics
+from gateway.policy import Backoff
+from gateway.receiver import Receiver
+from gateway.store import Stats, Store
+
+log = logging.getLogger("nps_edge.gateway")
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, client: httpx.Client | None = None) -> None:
+        if not settings.server or not settings.token:
+            raise ValueError("the gateway needs --server and --token (or NPS_EDGE_SERVER/TOKEN)")
+        self.settings = settings
+        self.stop_event = threading.Event()
+        self.committed = threading.Event()
+        self.metrics = Metrics()
+        limits = settings.limits
+        self.intake_store = Store(settings.store, limits, synchronous=settings.synchronous)
+        self.forward_store = Store(settings.store, limits, synchronous=settings.synchronous)
+        self.client = client or httpx.Client(
+            base_url=settings.server,
+            headers={"Authorization": f"Bearer {settings.token}"},
+            timeout=settings.request_timeout,
+        )
+        self.receiver = Receiver(
+            settings.broker, settings.mqtt_client_id, None, self.metrics, root=settings.topic_root
+        )
+        self.intake = Intake(
+            self.intake_store,
+            self.receiver.ack,
+            self.metrics,
+            root=settings.topic_root,
+            committed=self.committed,
+        )
+        self.receiver.intake = self.intake
+        self.forwarder = Forwarder(
+            self.forward_store,
+            self.client,
+            self.metrics,
+            gateway=settings.gateway_id,
+            backoff=Backoff(cap_s=settings.retry_max_s),
+            max_events=settings.batch_events,
+            wait=self.stop_event.wait,
+        )
+        self._stop_metrics: Callable[[], None] | None = None
+
+    def run(self) -> None:
+        s = self.settings
+        if s.metrics_port:
+            self._stop_metrics = self.metrics.serve(s.metrics_port, s.metrics_host)
+        stats = self.intake_store.stats()
+        self.metrics.observe_store(stats)
+        log_event(
+            log,
+            logging.INFO,
+            "gateway starting",
+            gateway=s.gateway_id,
+            broker=s.broker,
+            server=s.server,
+            store=str(s.store),
+            depth=stats.depth,
+            synchronous=s.synchronous,
+            metrics_port=s.metrics_port,
+        )
+        intake = threading.Thread(target=self.intake.run, args=(self.stop_event,), name="intake")
+        forward = threading.Thread(
+            target=self.forwarder.run, args=(self.stop_event, self.committed), name="forwarder"
+        )
+        intake.start()
+        forward.start()
+        self.receiver.start()
+        try:
+            self.stop_event.wait()
+        finally:
+            self.receiver.stop_taking()
+            intake.join()
+            self.receiver.stop()
+            forward.join()
+            if self._stop_metrics:
+                self._stop_metrics()
+            stats = self.forward_store.stats()
+            self.intake_store.close()
+            self.forward_store.close()
+            self.client.close()
+            log_event(
+                log,
+                logging.INFO,
+                "gateway stopped",
+                depth=stats.depth,
+                forwarded=stats.counters.get("forwarded", 0),
+            )
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.committed.set()  # wakes an idle forwarder
+
+    def stats(self) -> Stats:
+        """A snapshot of the store from a connection of the caller's own."""
+        store = Store(self.settings.store, readonly=True)
+        try:
+            return store.stats()
+        finally:
+            store.close()
+
+    def dead_letters(self, limit: int = 20) -> list[tuple[float, str, str | None, str]]:
+        store = Store(self.settings.store, readonly=True)
+        try:
+            return store.dead_letters(limit)
+        finally:
+            store.close()
+
+
+def run_until_signalled(settings: GatewaySettings) -> None:
+    gateway = Gateway(settings)
+
+    def on_signal(signum: int, frame: object) -> None:
+        log_event(log, logging.INFO, "signal received, shutting down", signal=signum)
+        gateway.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    gateway.run()

@@ -1,0 +1,424 @@
+"""The durable queue: SQLite in WAL mode, the only module of the gateway that speaks SQL.
+
+The contract follows ThingsBoard gateway's storage: `put` a batch, `peek` the
+oldest events, `done` once the server has confirmed them; nothing is deleted
+before that, except by the documented full/TTL policy, and every such drop is
+counted by reason. Counters live in the same transactions as the data, so
+they add up across crashes: received = stored + dropped + dead-lettered +
+forwarded (+ duplicates of events still stored).
+
+Each thread uses its own `Store` on the same file (a connection is handed to
+its thread, never used by two at once); WAL lets the forwarder read while the
+receiver writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.policy import (
+    DROP_ORDER,
+    EXPIRED,
+    Event,
+    Limits,
+    Presence,
+    Rejected,
+    expiry_cutoff,
+    over_limit,
+)
+
+SYNCHRONOUS = ("FULL", "NORMAL")
+
+# Named, ordered migrations; `PRAGMA user_version` says how many have run.
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "create queue, dead letters, presence, counters, state",
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            rx_ts REAL NOT NULL,
+            body BLOB NOT NULL
+        );
+        CREATE INDEX events_telemetry ON events(seq) WHERE kind = 'telemetry';
+        CREATE TABLE dead_letters (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            source TEXT NOT NULL,
+            topic TEXT,
+            event_id TEXT,
+            reason TEXT NOT NULL,
+            payload BLOB NOT NULL
+        );
+        CREATE TABLE presence (
+            device TEXT PRIMARY KEY,
+            online INTEGER NOT NULL,
+            fw TEXT,
+            boot INTEGER,
+            rx_ts REAL NOT NULL,
+            pending INTEGER NOT NULL
+        );
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """,
+    ),
+)
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be opened or is not a gateway store."""
+
+
+@dataclass(frozen=True)
+class Row:
+    seq: int
+    id: str
+    body: bytes
+
+
+@dataclass
+class PutResult:
+    committed: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    presence: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class DoneResult:
+    forwarded: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True)
+class Stats:
+    depth: int
+    bytes: int
+    oldest_rx_ts: float | None
+    counters: dict[str, int]
+    dead_letters: int
+    state: dict[str, str]
+
+    def oldest_age(self, now: float) -> float:
+        return 0.0 if self.oldest_rx_ts is None else max(0.0, now - self.oldest_rx_ts)
+
+    def dropped(self) -> dict[str, int]:
+        return {
+            k.removeprefix("dropped:"): v
+            for k, v in self.counters.items()
+            if k.startswith("dropped:")
+        }
+
+
+class Store:
+    def __init__(
+        self,
+        path: str | Path,
+        limits: Limits | None = None,
+        *,
+        synchronous: str = "FULL",
+        clock: Callable[[], float] = time.time,
+        readonly: bool = False,
+    ) -> None:
+        if synchronous.upper() not in SYNCHRONOUS:
+            raise StoreError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
+        self.path = Path(path)
+        self.limits = limits or Limits()
+        self.clock = clock
+        try:
+            if readonly:
+                if not self.path.exists():
+                    raise StoreError(f"no gateway store at {self.path}")
+                uri = f"file:{self.path}?mode=ro"
+                self.conn = sqlite3.connect(
+                    uri, uri=True, isolation_level=None, timeout=30, check_same_thread=False
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(
+                    self.path, isolation_level=None, timeout=30, check_same_thread=False
+                )
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+                self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"cannot open gateway store {self.path}: {err}") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _migrate(self) -> None:
+        (version,) = self.conn.execute("PRAGMA user_version").fetchone()
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} is from a newer gateway (schema {version})")
+        for number, (_name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version={number}")
+                self.conn.execute("COMMIT")
+            except sqlite3.DatabaseError:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    # -- writing -----------------------------------------------------------
+
+    def _bump(self, counts: dict[str, int]) -> None:
+        self.conn.executemany(
+            "INSERT INTO counters(name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            [(k, v) for k, v in counts.items() if v],
+        )
+
+    def _transaction(self, write: bool = True) -> _Tx:
+        return _Tx(self.conn, write)
+
+    def put(self, items: Sequence[Event | Presence | Rejected]) -> PutResult:
+        """Commit a batch of received messages in one transaction, then apply the limits."""
+        events = [i for i in items if isinstance(i, Event)]
+        rejected = [i for i in items if isinstance(i, Rejected)]
+        presence = [i for i in items if isinstance(i, Presence)]
+        result = PutResult(presence=len(presence), dead_letters=len(rejected))
+        with self._transaction():
+            added_bytes = self._insert_events(events, result)
+            self.conn.executemany(
+                "INSERT INTO dead_letters(at, source, topic, reason, payload)"
+                " VALUES (?, 'edge', ?, ?, ?)",
+                [(r.rx_ts, r.topic, r.reason, r.payload) for r in rejected],
+            )
+            self.conn.executemany(
+                "INSERT INTO presence(device, online, fw, boot, rx_ts, pending)"
+                " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(device) DO UPDATE SET"
+                " online = excluded.online, fw = excluded.fw, boot = excluded.boot,"
+                " rx_ts = excluded.rx_ts, pending = 1",
+                [(p.device, int(p.online), p.fw, p.boot, p.rx_ts) for p in presence],
+            )
+            self._bump(
+                {
+                    "received": len(items),
+                    "committed": result.committed,
+                    "duplicates_received": result.duplicates,
+                    "dead_letters:edge": len(rejected),
+                    "dead_letter_rows": len(rejected),
+                    "presence": len(presence),
+                    "depth": result.committed,
+                    "bytes": added_bytes,
+                }
+            )
+            result.dropped = self._enforce_limits()
+        return result
+
+    def _insert_events(self, events: list[Event], result: PutResult) -> int:
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO events(id, device, kind, rx_ts, body) VALUES (?, ?, ?, ?, ?)",
+            [(e.id, e.device, e.kind, e.rx_ts, e.body) for e in events],
+        )
+        inserted = self.conn.total_changes - before
+        if inserted == len(events):
+            result.committed = inserted
+            return sum(len(e.body) for e in events)
+        # Some were already stored (redelivered after a crash): the new rows are the
+        # `inserted` highest seqs of this transaction.
+        (added,) = self.conn.execute(
+            "SELECT total(length(body)) FROM (SELECT body FROM events ORDER BY seq DESC LIMIT ?)",
+            (inserted,),
+        ).fetchone()
+        result.committed = inserted
+        result.duplicates = len(events) - inserted
+        return int(added)
+
+    def _enforce_limits(self) -> dict[str, int]:
+        """Drop by the documented policy until the store is within its limits."""
+        dropped: dict[str, int] = {}
+        depth, nbytes = self._size()
+        for kind, reason in DROP_ORDER:
+            while over_limit(depth, nbytes, self.limits):
+                excess = max(depth - self.limits.max_events, 0)
+                if nbytes > self.limits.max_bytes:
+                    average = max(nbytes // max(depth, 1), 1)
+                    excess = max(excess, -(-(nbytes - self.limits.max_bytes) // average))
+                sizes = self.conn.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE kind = ?"
+                    " ORDER BY seq LIMIT ?) RETURNING length(body)",
+                    (kind, excess),
+                ).fetchall()
+                if not sizes:
+                    break
+                freed = sum(s for (s,) in sizes)
+                depth -= len(sizes)
+                nbytes -= freed
+                dropped[reason] = dropped.get(reason, 0) + len(sizes)
+                self._bump({"depth": -len(sizes), "bytes": -freed})
+        self._bump({f"dropped:{k}": v for k, v in dropped.items()})
+        return dropped
+
+    def expire(self) -> int:
+        """Drop events older than the TTL (counted as `expired`)."""
+        cutoff = expiry_cutoff(self.clock(), self.limits)
+        oldest = self.conn.execute("SELECT rx_ts FROM events ORDER BY seq LIMIT 1").fetchone()
+        if oldest is None or oldest[0] >= cutoff:
+            return 0
+        with self._transaction():
+            sizes = self.conn.execute(
+                "DELETE FROM events WHERE rx_ts < ? RETURNING length(body)", (cutoff,)
+            ).fetchall()
+            self._bump(
+                {
+                    f"dropped:{EXPIRED}": len(sizes),
+                    "depth": -len(sizes),
+                    "bytes": -sum(s for (s,) in sizes),
+                }
+            )
+        return len(sizes)
+
+    def trim_dead_letters(self) -> int:
+        """Keep at most `max_dead_letters`, dropping the oldest (counted)."""
+        excess = self.stats().dead_letters - self.limits.max_dead_letters
+        if excess <= 0:
+            return 0
+        with self._transaction():
+            self.conn.execute(
+                "DELETE FROM dead_letters WHERE seq IN"
+                " (SELECT seq FROM dead_letters ORDER BY seq LIMIT ?)",
+                (excess,),
+            )
+            self._bump({"dropped:dead_letter_overflow": excess, "dead_letter_rows": -excess})
+        return excess
+
+    # -- forwarding --------------------------------------------------------
+
+    def peek(self, limit: int) -> list[Row]:
+        """The oldest stored events, in arrival order (hence in order per device)."""
+        return [
+            Row(seq, id_, body)
+            for seq, id_, body in self.conn.execute(
+                "SELECT seq, id, body FROM events ORDER BY seq LIMIT ?", (limit,)
+            )
+        ]
+
+    def done(
+        self, rows: Sequence[Row], rejected: dict[int, str], *, duplicates: int = 0
+    ) -> DoneResult:
+        """The server answered for these rows: delete them; `rejected` (index -> reason)
+        become dead letters. Rows already dropped by the full policy are not counted twice."""
+        result = DoneResult(duplicates=duplicates)
+        with self._transaction():
+            deleted = {
+                seq: size
+                for seq, size in self.conn.execute(
+                    f"DELETE FROM events WHERE seq IN ({','.join('?' * len(rows))})"
+                    " RETURNING seq, length(body)",
+                    [r.seq for r in rows],
+                )
+            }
+            dead = [
+                (self.clock(), r.id, f"server: {rejected[i]}", r.body)
+                for i, r in enumerate(rows)
+                if i in rejected and r.seq in deleted
+            ]
+            self.conn.executemany(
+                "INSERT INTO dead_letters(at, source, event_id, reason, payload)"
+                " VALUES (?, 'server', ?, ?, ?)",
+                dead,
+            )
+            result.dead_letters = len(dead)
+            result.forwarded = len(deleted) - len(dead)
+            self._bump(
+                {
+                    "forwarded": result.forwarded,
+                    "duplicates_server": duplicates,
+                    "dead_letters:server": len(dead),
+                    "dead_letter_rows": len(dead),
+                    "depth": -len(deleted),
+                    "bytes": -sum(deleted.values()),
+                }
+            )
+        return result
+
+    def pending_presence(self) -> list[Presence]:
+        return [
+            Presence(device, bool(online), fw, boot, rx_ts)
+            for device, online, fw, boot, rx_ts in self.conn.execute(
+                "SELECT device, online, fw, boot, rx_ts FROM presence WHERE pending = 1"
+                " ORDER BY rx_ts"
+            )
+        ]
+
+    def presence_done(self, updates: Iterable[Presence]) -> None:
+        """Clear the pending flag unless a newer status arrived meanwhile."""
+        with self._transaction():
+            self.conn.executemany(
+                "UPDATE presence SET pending = 0 WHERE device = ? AND rx_ts = ?",
+                [(p.device, p.rx_ts) for p in updates],
+            )
+
+    def set_state(self, key: str, value: str | None) -> None:
+        with self._transaction():
+            if value is None:
+                self.conn.execute("DELETE FROM state WHERE key = ?", (key,))
+            else:
+                self.conn.execute(
+                    "INSERT INTO state(key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    # -- reading -----------------------------------------------------------
+
+    def _size(self) -> tuple[int, int]:
+        counters = dict(
+            self.conn.execute("SELECT name, value FROM counters WHERE name IN ('depth', 'bytes')")
+        )
+        return counters.get("depth", 0), counters.get("bytes", 0)
+
+    def stats(self) -> Stats:
+        with self._transaction(write=False):
+            counters = dict(self.conn.execute("SELECT name, value FROM counters"))
+            oldest = self.conn.execute("SELECT rx_ts FROM events ORDER BY seq LIMIT 1").fetchone()
+            state = dict(self.conn.execute("SELECT key, value FROM state"))
+        return Stats(
+            depth=counters.get("depth", 0),
+            bytes=counters.get("bytes", 0),
+            oldest_rx_ts=None if oldest is None else oldest[0],
+            counters=counters,
+            dead_letters=counters.get("dead_letter_rows", 0),
+            state=state,
+        )
+
+    def dead_letters(self, limit: int = 20) -> list[tuple[float, str, str | None, str]]:
+        """The newest dead letters: (at, source, topic or event id, reason)."""
+        return list(
+            self.conn.execute(
+                "SELECT at, source, COALESCE(event_id, topic), reason FROM dead_letters"
+                " ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            )
+        )
+
+    def ids(self) -> list[str]:
+        return [i for (i,) in self.conn.execute("SELECT id FROM events ORDER BY seq")]
+
+
+class _Tx:
+    """BEGIN IMMEDIATE (or deferred for reads) ... COMMIT, ROLLBACK on error."""
+
+    def __init__(self, conn: sqlite3.Connection, write: bool = True) -> None:
+        self.conn = conn
+        self.write = write
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

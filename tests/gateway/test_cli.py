@@ -1,0 +1,81 @@
+"""`nps-edge gateway` and `nps-edge gateway status`: settings sources, help, status output."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from typer.testing import CliRunner
+
+from gateway import cli
+from gateway.config import load_settings
+from gateway.policy import Event, Rejected
+from gateway.store import Store
+
+runner = CliRunner()
+
+
+def app() -> typer.Typer:
+    root = typer.Typer()
+    cli.register(root)
+    root.command("noop", hidden=True)(lambda: None)  # keep `gateway` a sub-group
+    return root
+
+
+def test_settings_flags_beat_environment_beat_file(tmp_path, monkeypatch):
+    config = tmp_path / "gateway.toml"
+    config.write_text('broker = "file:1"\nmax_events = 5\nserver = "http://file"\n')
+    monkeypatch.setenv("NPS_EDGE_BROKER", "env:2")
+    monkeypatch.setenv("NPS_EDGE_SERVER", "http://env")
+    s = load_settings({"server": "http://flag", "broker": None}, config)
+    assert (s.server, s.broker, s.max_events) == ("http://flag", "env:2", 5)
+    assert s.limits.max_events == 5
+    assert s.synchronous == "FULL"
+    monkeypatch.setenv("NPS_EDGE_SYNCHRONOUS", "normal")
+    assert load_settings({}, None).synchronous == "NORMAL"
+
+
+def test_every_gateway_command_has_help():
+    group = typer.main.get_command(app())
+    gateway = group.commands["gateway"]  # type: ignore[attr-defined]
+    assert gateway.help
+    assert set(gateway.commands) == {"status"}
+    for name, command in gateway.commands.items():
+        assert command.help, f"gateway {name} has no help text"
+    for param in gateway.params:
+        assert param.help or param.name == "ctx", f"--{param.name} has no help text"
+
+
+def test_gateway_without_server_or_token_is_a_clean_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("NPS_EDGE_SERVER", raising=False)
+    monkeypatch.delenv("NPS_EDGE_TOKEN", raising=False)
+    result = runner.invoke(app(), ["gateway", "--store", str(tmp_path / "g.db")])
+    assert result.exit_code == 2
+    assert "--server and --token are required" in result.output
+
+
+def test_status_reports_depth_age_forwarded_dropped_dead_letters(tmp_path):
+    path = tmp_path / "g.db"
+    store = Store(path)
+    now = store.clock()
+    store.put(
+        [Event(f"nps-a1b2c3:{i}", "nps-a1b2c3", "feedback", now - 60, b"{}") for i in (1, 2, 3)]
+    )
+    store.put([Rejected("nps/v1/x/feedback", b"junk", "payload is not JSON", now)])
+    store.done(store.peek(1), {})
+    store.close()
+    result = runner.invoke(app(), ["gateway", "status", "--store", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["depth"] == 2 and report["forwarded"] == 1
+    assert 59 <= report["oldest_age_s"] < 120
+    assert report["dead_letters"] == {"rows": 1, "edge": 1, "server": 0}
+    assert report["dropped"] == {}
+    text = runner.invoke(app(), ["gateway", "status", "--store", str(path)])
+    assert "depth: 2" in text.output and "payload is not JSON" in text.output
+
+
+def test_status_of_a_missing_store_is_a_clean_error(tmp_path):
+    result = runner.invoke(app(), ["gateway", "status", "--store", str(tmp_path / "none.db")])
+    assert result.exit_code == 1
+    assert "no gateway store" in result.output

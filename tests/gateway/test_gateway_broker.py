@@ -1,0 +1,80 @@
+"""The whole gateway in-process against a real Mosquitto (shipped config), fake server."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def test_events_flow_from_broker_to_server_bad_ones_to_dead_letters(
+    mqtt_broker, run_gateway, fake_server, make
+):
+    gw = run_gateway(mqtt_broker.address, fake_server.client())
+    good = [make.feedback(seq=s) for s in range(1, 201)]
+    messages = [("nps/v1/nps-a1b2c3/feedback", make.payload(e)) for e in good]
+    bad = [
+        ("nps/v1/nps-a1b2c3/feedback", b"not json at all"),
+        ("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=900, score=11))),
+        ("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=901, score=True))),
+        ("nps/v1/nps-other1/feedback", make.payload(make.feedback(seq=902))),
+        ("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=903, pad="z" * 2100))),
+    ]
+    for i, m in enumerate(bad):  # scattered among the good ones
+        messages.insert(20 + 40 * i, m)
+    messages.append(("nps/v1/nps-a1b2c3/telemetry", make.payload(make.telemetry(seq=201))))
+    make.publish(mqtt_broker.address, messages)
+
+    make.wait_until(lambda: len(fake_server.received) == 201, what="201 events at the server")
+    assert [e["seq"] for e in fake_server.received] == list(range(1, 202))
+    make.wait_until(lambda: gw.stats().depth == 0, what="store drained")
+    stats = gw.stats()
+    assert stats.counters["dead_letters:edge"] == 5
+    reasons = " | ".join(d[3] for d in gw.dead_letters(10))
+    for expected in ("not JSON", "score", "does not match topic", "too large"):
+        assert expected in reasons
+    assert stats.counters["received"] == 206
+    assert stats.counters["forwarded"] == 201
+
+
+def test_presence_from_retained_status_and_last_will(mqtt_broker, run_gateway, fake_server, make):
+    make.publish(
+        mqtt_broker.address,
+        [("nps/v1/nps-a1b2c3/status", b'{"online": true, "fw": "1.2.0", "boot": 7}')],
+        retain=True,
+    )
+    run_gateway(mqtt_broker.address, fake_server.client())  # subscribes after: gets the retained
+    make.wait_until(lambda: fake_server.presence, what="presence forwarded")
+    first = fake_server.presence[0]
+    assert (first.device, first.online, first.fw, first.boot) == ("nps-a1b2c3", True, "1.2.0", 7)
+    make.publish(mqtt_broker.address, [("nps/v1/nps-a1b2c3/status", b'{"online": false}')])
+    make.wait_until(lambda: len(fake_server.presence) == 2, what="offline forwarded")
+    assert fake_server.presence[1].online is False
+
+
+def test_broker_keeps_events_while_the_gateway_is_away(
+    mqtt_broker, run_gateway, fake_server, make, tmp_path
+):
+    gw = run_gateway(mqtt_broker.address, fake_server.client())
+    gw.stop()  # the persistent session stays on the broker
+    make.wait_until(lambda: not gw.receiver.connected.is_set(), what="gateway gone")
+    make.publish(
+        mqtt_broker.address,
+        [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=s))) for s in range(1, 51)],
+    )
+    run_gateway(mqtt_broker.address, fake_server.client())
+    make.wait_until(lambda: len(fake_server.received) == 50, what="queued events delivered")
+    assert [e["seq"] for e in fake_server.received] == list(range(1, 51))
+
+
+def test_server_down_the_store_grows_then_drains_in_order(
+    mqtt_broker, run_gateway, fake_server, make
+):
+    fake_server.script = [httpx.ConnectError("down")] * 3 + [503] * 2
+    gw = run_gateway(mqtt_broker.address, fake_server.client())
+    gw.forwarder.backoff.base_s = 0.01
+    make.publish(
+        mqtt_broker.address,
+        [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=s))) for s in range(1, 301)],
+    )
+    make.wait_until(lambda: len(fake_server.received) == 300, what="all 300 after the outage")
+    assert [e["seq"] for e in fake_server.received] == list(range(1, 301))
+    assert gw.metrics.forward_errors.labels("transport")._value.get() == 3

@@ -1,0 +1,49 @@
+"""Intake: judge, commit, and only then acknowledge."""
+
+from __future__ import annotations
+
+from gateway.intake import Intake, Message
+from gateway.store import Store
+
+
+def test_ack_comes_only_after_the_commit(open_store, metrics, make, tmp_path):
+    store = open_store()
+    observer = Store(tmp_path / "gw.db")  # another connection: sees only committed rows
+    seen_at_ack: list[tuple[int, list[str]]] = []
+
+    def ack(m: Message) -> None:
+        seen_at_ack.append((m.mid, observer.ids()))
+
+    intake = Intake(store, ack, metrics, root="nps/v1")
+    for seq in (1, 2, 3):
+        intake.offer(seq, 1, "nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=seq)))
+    assert intake.step(timeout=1) == 3
+    committed = ["nps-a1b2c3:1", "nps-a1b2c3:2", "nps-a1b2c3:3"]
+    assert seen_at_ack == [(1, committed), (2, committed), (3, committed)]
+    assert intake.committed.is_set()
+    observer.close()
+
+
+def test_bad_messages_are_dead_lettered_acked_and_do_not_take_neighbours(open_store, metrics, make):
+    store = open_store()
+    acked: list[int] = []
+    intake = Intake(store, lambda m: acked.append(m.mid), metrics, root="nps/v1")
+    topic = "nps/v1/nps-a1b2c3/feedback"
+    intake.offer(1, 1, topic, make.payload(make.feedback(seq=1)))
+    intake.offer(2, 1, topic, b"{not json")
+    intake.offer(3, 1, topic, make.payload(make.feedback(seq=3, score=11)))
+    intake.offer(4, 1, topic, make.payload(make.feedback(seq=4)))
+    intake.offer(5, 1, "nps/v1/nps-a1b2c3/status", b"")  # a retained status being cleared
+    intake.drain()
+    assert acked == [1, 2, 3, 4, 5]
+    assert store.ids() == ["nps-a1b2c3:1", "nps-a1b2c3:4"]
+    reasons = [d[3] for d in store.dead_letters()]
+    assert any("score" in r for r in reasons) and any("not JSON" in r for r in reasons)
+    assert metrics.dead_letters.labels("edge")._value.get() == 2
+    assert metrics.received_total.labels("feedback")._value.get() == 4
+    assert store.stats().counters["received"] == 4  # the cleared status keeps nothing
+
+
+def test_idle_step_returns_quickly_with_nothing(open_store, metrics):
+    intake = Intake(open_store(), lambda m: None, metrics, root="nps/v1")
+    assert intake.step(timeout=0.01) == 0

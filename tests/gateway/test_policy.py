@@ -1,0 +1,109 @@
+"""The pure queue policy: admission at the edge, batching, server answers, backoff."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from gateway.policy import Backoff, Event, Presence, Rejected, admit, batch_size, envelope, outcome
+from nps_edge.protocol import IngestRequest, IngestResult, parse_event
+
+ROOT = "nps/v1"
+T = "nps/v1/nps-a1b2c3/feedback"
+
+
+def test_valid_feedback_is_admitted_with_rx_ts(make):
+    judged = admit(T, make.payload(make.feedback(seq=7)), 1795000001.25, ROOT)
+    assert isinstance(judged, Event)
+    assert (judged.id, judged.device, judged.kind) == ("nps-a1b2c3:7", "nps-a1b2c3", "feedback")
+    body = json.loads(judged.body)
+    assert body["rx_ts"] == 1795000001.25
+    parse_event(body, forwarded=True)
+
+
+def test_unknown_fields_travel_to_the_server(make):
+    judged = admit(T, make.payload(make.feedback(extra={"x": 1})), 1.0, ROOT)
+    assert isinstance(judged, Event)
+    assert json.loads(judged.body)["extra"] == {"x": 1}
+
+
+@pytest.mark.parametrize(
+    "topic, raw, reason",
+    [
+        (T, b"not json", "not JSON"),
+        (T, b"[1, 2]", "JSON object"),
+        (T, b"\xff\xfe", "not UTF-8"),
+        (T, None, "too large"),
+        (T, {"score": 11}, "score"),
+        (T, {"score": True}, "score"),
+        (T, {"score": 7.0}, "score"),
+        ("nps/v1/nps-other1/feedback", {}, "does not match topic"),
+        ("nps/v1/nps-a1b2c3/telemetry", {}, "telemetry"),
+        ("nps/v1/NOPE/feedback", {}, "device_id"),
+        ("nps/v1/nps-a1b2c3/cmd", {}, "does not carry events"),
+        (T, {"id": "nps-a1b2c3:99"}, "id must be"),
+        (T, "no seq", "seq"),
+    ],
+)
+def test_bad_messages_are_rejected_with_a_reason(make, topic, raw, reason):
+    if raw is None:
+        raw = make.payload(make.feedback(pad="x" * 3000))
+    elif raw == "no seq":
+        event = make.feedback()
+        del event["seq"]
+        raw = make.payload(event)
+    elif isinstance(raw, dict):
+        raw = make.payload(make.feedback(**raw))
+    judged = admit(topic, raw, 5.0, ROOT)
+    assert isinstance(judged, Rejected)
+    assert reason in judged.reason
+    assert (judged.topic, judged.payload, judged.rx_ts) == (topic, raw, 5.0)
+
+
+def test_status_becomes_presence_and_cleared_retained_is_ignored():
+    topic = "nps/v1/nps-a1b2c3/status"
+    judged = admit(topic, b'{"online": true, "fw": "1.0.0", "boot": 7}', 3.0, ROOT)
+    assert judged == Presence("nps-a1b2c3", True, "1.0.0", 7, 3.0)
+    assert admit(topic, b'{"online": false}', 4.0, ROOT) == Presence(
+        "nps-a1b2c3", False, None, None, 4.0
+    )
+    assert admit(topic, b"", 5.0, ROOT) is None
+    bad = admit(topic, b'{"online": "yes"}', 6.0, ROOT)
+    assert isinstance(bad, Rejected) and "online" in bad.reason
+
+
+def test_envelope_is_an_ingest_request(make):
+    bodies = [admit(T, make.payload(make.feedback(seq=i)), 1.0, ROOT).body for i in (1, 2)]
+    request = IngestRequest.model_validate_json(envelope("gw-1", bodies))
+    assert request.gateway == "gw-1"
+    assert [e["id"] for e in request.events] == ["nps-a1b2c3:1", "nps-a1b2c3:2"]
+
+
+def test_batch_size_respects_event_and_byte_limits():
+    assert batch_size([100] * 5000, "gw") == 1000
+    assert batch_size([100] * 10, "gw", max_events=4) == 4
+    n = batch_size([3000] * 2000, "gw")
+    body = len(envelope("gw", [b"x" * 3000] * n))
+    assert n < 1000 and body <= 2 * 1024 * 1024 < body + 3001
+    assert batch_size([5_000_000], "gw") == 1  # never stuck: a single event always goes
+
+
+def test_outcome_maps_rejected_indexes():
+    rejected = [{"index": 1, "id": "a", "error": "x"}]
+    result = IngestResult(accepted=2, duplicates=1, rejected=rejected)
+    assert outcome(4, result) == {1: "x"}
+    with pytest.raises(ValueError, match="index 9"):
+        outcome(4, IngestResult(accepted=3, rejected=[{"index": 9, "id": None, "error": "x"}]))
+    with pytest.raises(ValueError, match="batch of 4"):
+        outcome(4, IngestResult(accepted=1))
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap_and_resets():
+    b = Backoff(base_s=1.0, cap_s=8.0, rng=random.Random(4))
+    delays = [b.next_delay() for _ in range(6)]
+    for delay, ceiling in zip(delays, [1, 2, 4, 8, 8, 8], strict=True):
+        assert ceiling / 2 <= delay <= ceiling
+    b.reset()
+    assert b.next_delay() <= 1.0
