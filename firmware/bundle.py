@@ -26,6 +26,8 @@ DEFAULT_BOARD = "esp32_oled_encoder"
 DEFAULT_ARCH = "xtensawin"
 SOURCE_ONLY = frozenset({"main.py", "boot.py"})
 MANIFEST = "manifest.json"
+# main.py reads the board profile's name from this file, else guesses from sys.platform.
+BOARD_FILE = "board.txt"
 MANIFEST_FORMAT = 1
 BOARDS = "boards"
 
@@ -256,6 +258,8 @@ def build(
         entries.append(FileEntry(name, sha256_file(target), target.stat().st_size))
         if progress is not None:
             progress(index, len(sources), name)
+    (out / BOARD_FILE).write_text(board + "\n", encoding="utf-8")
+    entries.append(FileEntry(BOARD_FILE, sha256_file(out / BOARD_FILE), len(board) + 1))
     manifest = Manifest(
         firmware=version,
         board=board,

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 
 from firmware.bundle import Manifest
 
-# Runs on the device: hashes code and JSON files, lists the rest by size (data files
+# Runs on the device: hashes code, JSON and text files, lists the rest by size (data files
 # such as the outbox can be large and are not part of the bundle). Kept small: it is
 # sent over the serial line on every verify.
 DEVICE_LISTING = """\
@@ -32,7 +32,7 @@ def w(d):
  for e in os.ilistdir(d or '.'):
   p=d+'/'+e[0] if d else e[0]
   if e[1]==0x4000:w(p)
-  elif p.rsplit('.',1)[-1] in ('py','mpy','json'):
+  elif p.rsplit('.',1)[-1] in ('py','mpy','json','txt'):
    n,x=h(p);print('F',n,x,p)
   else:print('F',e[3] if len(e)>3 else -1,'-',p)
 i=sys.implementation

@@ -48,6 +48,7 @@ def test_bundle_holds_bytecode_sources_only_for_main_and_boot(
     manifest = build(device_dir, out)
     assert [f.path for f in manifest.files] == [
         "app.mpy",
+        "board.txt",
         "boards/esp32_oled_encoder.mpy",
         "boot.py",
         "lib/codec.mpy",
@@ -55,6 +56,7 @@ def test_bundle_holds_bytecode_sources_only_for_main_and_boot(
         "version.mpy",
     ]
     assert (out / "main.py").read_text() == (device_dir / "main.py").read_text()
+    assert (out / "board.txt").read_text() == "esp32_oled_encoder\n"  # main.py picks it
     assert (out / "app.mpy").read_bytes()[:2] == b"M\x06"  # .mpy magic, format 6
     assert manifest.firmware == "1.4.2"
     assert manifest.board == "esp32_oled_encoder"
@@ -138,7 +140,7 @@ def test_cli_shows_progress_per_file_and_the_bundle(device_dir: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     assert "[1/6] app.mpy" in result.stderr
     assert "[6/6] version.mpy" in result.stderr
-    assert "built firmware 1.4.2 for esp32_oled_encoder (xtensawin): 6 files" in result.stdout
+    assert "built firmware 1.4.2 for esp32_oled_encoder (xtensawin): 7 files" in result.stdout
     assert (tmp_path / "b.tar.gz").exists()
 
 

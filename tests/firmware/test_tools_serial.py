@@ -79,6 +79,7 @@ def test_flash_runs_erase_write_then_copies_main_last(
         ["fs", "cp", "--force", str(out / name), f":{name}"]
         for name in [
             "app.mpy",
+            "board.txt",
             "boards/esp32_oled_encoder.mpy",
             "lib/codec.mpy",
             "version.mpy",
@@ -96,8 +97,8 @@ def test_flash_shows_progress_per_file(
     out, _ = built
     result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
     assert result.exit_code == 0, result.output
-    assert "[1/5] app.mpy" in result.stderr
-    assert "[5/5] main.py" in result.stderr
+    assert "[1/6] app.mpy" in result.stderr
+    assert "[6/6] main.py" in result.stderr
     assert "device on /dev/ttyUSB0 runs firmware 2.0.1" in result.stdout
 
 
@@ -152,7 +153,7 @@ def test_verify_reports_each_file_ok(
     assert [line.split()[:2] for line in lines[: len(manifest.files)]] == [
         ["ok", f.path] for f in manifest.files
     ]
-    assert "5 ok, 0 wrong, 0 extra" in lines
+    assert "6 ok, 0 wrong, 0 extra" in lines
 
 
 def test_verify_names_missing_different_and_shadowing_files(
@@ -171,7 +172,7 @@ def test_verify_names_missing_different_and_shadowing_files(
     assert any(line.startswith("different lib/codec.mpy") for line in out_lines)
     assert "shadowed  version.py  (imported instead of version.mpy; remove it)" in out_lines
     assert "extra     debug.py  (not in the bundle)" in out_lines
-    assert "3 ok, 3 wrong, 1 extra" in out_lines
+    assert "4 ok, 3 wrong, 1 extra" in out_lines
     assert "error: the device does not match firmware 2.0.1" in result.stderr
 
 
