@@ -93,6 +93,13 @@ def build(
             envvar="NPS_EDGE_ARCH",
         ),
     ] = bundle.DEFAULT_ARCH,
+    source_lines: Annotated[
+        bool,
+        typer.Option(
+            "--source-lines/--no-source-lines",
+            help="Keep line numbers in tracebacks (a debug build: about 1 KB less free heap).",
+        ),
+    ] = False,
     source: Annotated[
         Path,
         typer.Option(
@@ -113,6 +120,7 @@ def build(
             compiler=bundle.MpyCross(),
             board=board,
             arch=arch,
+            source_lines=source_lines,
             device_dir=source,
             progress=show_progress,
         )
@@ -312,13 +320,11 @@ def firmware_app(make_runner: RunnerFactory = default_runner) -> typer.Typer:
         firmware will at boot, copies it with mpremote, reads it back by SHA-256 and
         resets the board so it starts with the new settings.
         """
-        host, broker_port = prov.split_broker(broker) if broker else (None, None)
-        reasons = None
-        if reason:
-            pairs = [r.partition("=") for r in reason]
-            if any(not sep or not code for code, sep, _ in pairs):
-                fail("--reason must be CODE=LABEL", 2)
-            reasons = [{"code": code, "label": label} for code, _, label in pairs]
+        try:
+            host, broker_port = prov.split_broker(broker) if broker else (None, None)
+            reasons = prov.parse_reasons(reason) if reason else None
+        except prov.ConfigInvalid as err:
+            fail(f"config: {err}", 2)
         settings = {
             "device_id": device_id,
             "site": site,

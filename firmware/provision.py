@@ -51,6 +51,17 @@ def split_broker(value: str) -> tuple[str, int | None]:
     return host, int(port)
 
 
+def parse_reasons(values: list[str]) -> list[dict[str, str]]:
+    """`CODE=LABEL` options as the device's reason list."""
+    reasons = []
+    for value in values:
+        code, sep, label = value.partition("=")
+        if not sep or not code or not label:
+            raise ConfigInvalid(f"--reason must be CODE=LABEL, got {value!r}")
+        reasons.append({"code": code, "label": label})
+    return reasons
+
+
 def set_path(config: dict[str, Any], dotted: str, value: Any) -> None:
     node = config
     *parents, last = dotted.split(".")

@@ -63,6 +63,16 @@ def test_bundle_holds_bytecode_sources_only_for_main_and_boot(
     assert manifest.arch == "xtensawin"
     assert manifest.built_at == "2026-11-27T12:00:00Z"
     assert manifest.mpy_cross.startswith("MicroPython v")
+    assert manifest.flags == ("-march=xtensawin", "-X", "no-source-lines")
+
+
+def test_a_debug_build_keeps_line_numbers(device_dir: Path, tmp_path: Path) -> None:
+    lean = build(device_dir, tmp_path / "lean")
+    debug = build(device_dir, tmp_path / "debug", source_lines=True)
+    assert debug.flags == ("-march=xtensawin",)
+    lean_size = {f.path: f.size for f in lean.files}
+    debug_size = {f.path: f.size for f in debug.files}
+    assert debug_size["lib/codec.mpy"] > lean_size["lib/codec.mpy"]
 
 
 def test_manifest_sums_and_sizes_match_the_files(device_dir: Path, tmp_path: Path) -> None:
