@@ -312,8 +312,10 @@ def scenario_events(
                 heap_free=heap,
                 heap_min=heap - rng.randint(2_000, 8_000),
                 uptime_s=int(at - booted_at),
-                temp_c=round(rng.uniform(31.0, 42.0), 1),
-                outbox_depth=rng.choice((0, 0, 0, 1)) + (rng.randint(0, 6) if weak else 0),
+                temp_c=round(
+                    36.0 + 4.0 * math.sin(2 * math.pi * (at % DAY) / DAY) + rng.gauss(0, 0.4), 1
+                ),
+                outbox_depth=rng.randint(0, 6) if weak else int(rng.random() < 0.03),
                 reset_cause=reset_cause,
                 errors=dict(errors),
             )
