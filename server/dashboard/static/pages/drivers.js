@@ -12,13 +12,16 @@ export const usesFilters = true;
 
 const FEATURES = {
   fw: { title: "Firmware version", note: "Which firmware the device ran when the prompt was answered." },
-  rssi_band: { title: "Wi-Fi signal (RSSI band)", note: "Signal strength at answer time." },
-  battery_band: { title: "Battery band", note: "Battery voltage at answer time." },
-  health: { title: "Device health", note: "The device's health state joined to each answer." },
+  rssi_band: { title: "Wi-Fi signal (RSSI band)", note: "Signal at answer time: strong ≥ −60 dBm, ok ≥ −75, weak below." },
+  battery_band: { title: "Battery band", note: "Battery at answer time: good ≥ 3,700 mV, low ≥ 3,400, critical below." },
+  health: {
+    title: "Device health",
+    note: "Healthy, degraded (errors, reboots, weak Wi-Fi, low battery) or faulty, over the 24 h before each answer.",
+  },
 };
 const ORDER = ["fw", "rssi_band", "battery_band", "health"];
 // Known band names in their natural order (best first); anything else sorts by name after them.
-const KEY_ORDER = ["strong", "good", "ok", "fair", "medium", "degraded", "weak", "low", "critical", "unknown"];
+const KEY_ORDER = ["strong", "good", "healthy", "ok", "low", "degraded", "weak", "critical", "faulty", "none"];
 
 function byKey(a, b) {
   const ia = KEY_ORDER.indexOf(String(a.key));
@@ -45,7 +48,7 @@ function featurePanel(el, feature) {
   const comparisons = new Map(feature.comparisons.map((c) => [String(c.a), c]));
   const groups = [...feature.groups]
     .sort(byKey)
-    .map((g) => ({ ...g, label: humanize(g.key), cmp: comparisons.get(String(g.key)) }));
+    .map((g) => ({ ...g, label: g.key === "none" ? "no reading" : humanize(g.key), cmp: comparisons.get(String(g.key)) }));
   el.classList.add("panel");
   el.dataset.feature = feature.feature;
   el.innerHTML = html`<h2>${meta.title}</h2><p class="muted">${meta.note}</p>`.text;

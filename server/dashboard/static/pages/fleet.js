@@ -15,12 +15,12 @@ const COLUMNS = [
   ["site", "Site", "text"],
   ["online", "Status", "bool"],
   ["last_seen", "Last seen", "num"],
-  ["battery_mv", "Battery", "num"],
-  ["rssi", "RSSI", "num"],
-  ["fw", "Firmware", "text"],
   ["nps", "NPS", "num"],
   ["n", "n", "num"],
   ["missing", "Missing seqs", "num"],
+  ["battery_mv", "Battery", "num"],
+  ["rssi", "RSSI", "num"],
+  ["fw", "Firmware", "text"],
 ];
 
 function sortRows(rows, sort) {
@@ -55,12 +55,12 @@ function row(r) {
     <td>${r.site}</td>
     <td>${statusCell(r.online)}</td>
     <td><time datetime="${isoTime(r.last_seen)}" title="${isoTime(r.last_seen)}">${ago(r.last_seen)}</time></td>
-    <td class="nowrap">${batteryCell(r.battery_mv)}</td>
-    <td class="nowrap">${rssiCell(r.rssi)}</td>
-    <td>${r.fw ?? ""}</td>
     <td class="num">${nps(r.nps)}</td>
     <td class="num">${count(r.n)}</td>
     <td class="num ${r.missing ? "warn" : ""}">${count(r.missing)}${r.missing ? " lost" : ""}</td>
+    <td class="num">${batteryCell(r.battery_mv)}</td>
+    <td class="num">${rssiCell(r.rssi)}</td>
+    <td>${r.fw ?? ""}</td>
   </tr>`;
 }
 
