@@ -62,8 +62,11 @@ def _token(bin_: str, db: str, role: str, name: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
     )
+    if "not yet available" in out.stderr:
+        # A build of this branch without the server issue merged (nps_edge/unavailable.py).
+        pytest.skip(f"the server has not landed in this build: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
 
