@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import time
@@ -63,9 +64,6 @@ def _token(bin_: str, db: str, role: str, name: str) -> str:
         text=True,
         timeout=60,
     )
-    if "not yet available" in out.stderr:
-        # A build of this branch without the server issue merged (nps_edge/unavailable.py).
-        pytest.skip(f"the server has not landed in this build: {out.stderr.strip()}")
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -88,6 +86,9 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
 def live_server(
     nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
+    if importlib.util.find_spec("server.app") is None:
+        # A build of the dashboard branch before the server issue was merged into it.
+        pytest.skip("the server (server/app.py) has not landed in this build")
     tmp = tmp_path_factory.mktemp("dashboard-server")
     db = f"sqlite:///{tmp}/x.db"
     operator = _token(nps_edge_bin, db, "operator", "ops")
