@@ -337,7 +337,8 @@ def scenario_plan(
     if len(codes) > 4:
         raise SimError(f"{path.name}: a device has at most 4 reason codes, got {codes}")
     sim = {"rssi": doc.get("rssi"), "battery_mv": doc.get("battery_mv")}
-    first_ms = int(float(steps[0]["at"]) * 1000) if steps else int(time.time() * 1000)
+    # The device boots a minute before its first step.
+    first_ms = (int(float(steps[0]["at"]) * 1000) if steps else int(time.time() * 1000)) - 60000
     cfg = device_config(
         device,
         site,
@@ -351,40 +352,51 @@ def scenario_plan(
     parts: list[list[str]] = [[]]
     restart: list[dict[str, Any]] = [dict(cfg["sim"], fw=cfg["fw"])]
     state = dict(restart[0])
+    prev_ms = first_ms
     for i, step in enumerate(steps):
         try:
-            lines, state = _step_lines(step, codes, state)
+            lines, state, prev_ms = _step_lines(step, codes, state, prev_ms)
         except (KeyError, ValueError, TypeError) as err:
             raise SimError(f"{path.name}: step {i}: {err!r}") from None
         parts[-1] += lines
         if step["action"] == "reboot":
             parts.append([])
-            restart.append(dict(state, start_ms=int(float(step["at"]) * 1000)))
+            restart.append(dict(state, start_ms=prev_ms))
     parts[-1].append("drain")
     return Plan(device, cfg, parts, restart)
 
 
 def _step_lines(
-    step: dict[str, Any], codes: list[str], state: dict[str, Any]
-) -> tuple[list[str], dict[str, Any]]:
+    step: dict[str, Any], codes: list[str], state: dict[str, Any], prev_ms: int
+) -> tuple[list[str], dict[str, Any], int]:
+    """Input lines for one step, so that the event's ts is the step's `at`.
+
+    A prompt is shown answer_ms (or the prompt timeout) before `at`, never
+    before the previous step; returns (lines, device state, scripted time reached).
+    """
     at_ms = int(float(step["at"]) * 1000)
     action = step["action"]
     lines = [f"at {at_ms}"]
     if action in ("answer", "timeout", "dismiss"):
         trig = step.get("trigger") or {"kind": "walkup", "ref": None}
-        lines.append(trigger_line(trig["kind"], trig.get("ref")))
+        if action == "answer":
+            lead_ms = int(step.get("answer_ms") or 2000)
+        else:
+            lead_ms = PROMPT_TIMEOUT_S * 1000 if action == "timeout" else 0
+        shown_ms = max(at_ms - lead_ms, prev_ms)
+        at_ms = shown_ms + lead_ms
+        lines = [f"at {shown_ms}", trigger_line(trig["kind"], trig.get("ref"))]
     if action == "answer":
         score = step["score"]
         if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
             raise ValueError(f"score must be an integer 0..10, got {score!r}")
         reason = step.get("reason")
-        answer_ms = int(step.get("answer_ms") or 2000)
         index = codes.index(reason) if reason is not None and score <= 6 else None
-        lines += answer_lines(score, index, at_ms + answer_ms)
+        lines += answer_lines(score, index, at_ms)
         if score <= 6 and not codes:
             lines = [ln for ln in lines if ln != "long"]
     elif action == "timeout":
-        lines.append(f"at {at_ms + (PROMPT_TIMEOUT_S + 1) * 1000}")
+        lines.append(f"at {at_ms}")  # nobody touched it: the prompt ends at its deadline
     elif action == "dismiss":
         lines.append("long")
     elif action == "set":
@@ -399,7 +411,7 @@ def _step_lines(
         lines.append("reboot")
     else:
         raise ValueError(f"unknown action {action!r}")
-    return lines, state
+    return lines, state, at_ms
 
 
 # -- running -----------------------------------------------------------------
