@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -11,6 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session
+
+from server.db import make_engine, upgrade
+from server.tokens import create_token
+from tests.server.factory import feedback
 
 
 def _free_port() -> int:
@@ -47,15 +51,16 @@ def test_every_server_command_has_help(nps_edge_bin: str) -> None:
 @pytest.mark.slow
 def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'nps.db'}"
-    gw, op = (
-        _token(nps_edge_bin, db, "gateway").strip(),
-        _token(nps_edge_bin, db, "operator").strip(),
-    )
+    engine = make_engine(db)  # tokens through the library: the command is tested above
+    upgrade(engine)
+    with Session(engine) as session:
+        gw = create_token(session, name="gw", role="gateway")
+        op = create_token(session, name="op", role="operator")
+    engine.dispose()
     port = _free_port()
-    env = {**os.environ, "NPS_EDGE_LOG": "warning"}
     proc = subprocess.Popen(
         [nps_edge_bin, "server", "--db", db, "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"),
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
@@ -68,8 +73,6 @@ def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path)
                 pass
             assert time.monotonic() < deadline, "server did not come up"
             time.sleep(0.05)
-        from tests.server.factory import feedback
-
         r = httpx.post(
             f"{base}/api/v1/ingest", json={"gateway": "gw", "events": [feedback(seq=1, score=10)]},
             headers={"Authorization": f"Bearer {gw}"},
