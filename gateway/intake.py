@@ -84,7 +84,10 @@ class Intake:
                 items.append(judged)
             if isinstance(judged, Rejected):
                 log_event(log, logging.WARNING, "dead letter", topic=m.topic, reason=judged.reason)
+        started = time.perf_counter()
         result = self.store.put(items)
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.commit_batch.observe(len(batch))
         for m in batch:
             self.ack(m)
         self.committed.set()

@@ -56,6 +56,18 @@ class Metrics:
         self.forward_errors = Counter(
             "nps_gateway_forward_errors", "Failed ingest attempts, by cause", ["cause"], registry=r
         )
+        self.commit_batch = Histogram(
+            "nps_gateway_commit_batch_messages",
+            "Messages committed per store transaction (group commit)",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "nps_gateway_commit_seconds",
+            "Duration of one store commit, fsync included (the added latency before PUBACK)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=r,
+        )
         self.queue_depth = Gauge("nps_gateway_queue_depth", "Events in the store", registry=r)
         self.queue_bytes = Gauge(
             "nps_gateway_queue_bytes", "Bytes of events in the store", registry=r

@@ -99,6 +99,7 @@ class GatewayProcess:
     server: str
     token: str
     env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int = 0
     proc: subprocess.Popen | None = None
     client_id: str = field(default_factory=lambda: f"gw-{uuid.uuid4().hex[:8]}")
 
@@ -123,7 +124,8 @@ class GatewayProcess:
         self.proc = subprocess.Popen(
             [
                 self.bin, "gateway", "--server", self.server, "--token", self.token,
-                "--broker", self.broker, "--store", str(self.store), "--metrics-port", "0",
+                "--broker", self.broker, "--store", str(self.store),
+                "--metrics-port", str(self.metrics_port),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
