@@ -1,13 +1,239 @@
-"""`nps-edge demo`: the whole system on one machine with embedded defaults."""
+"""`nps-edge demo`: the whole system on one machine with embedded defaults.
+
+The embedded amqtt broker, the server on SQLite, the gateway and simulated
+devices running the real firmware under the MicroPython unix port, each a
+child process started with the same commands an operator would use. With
+`--history` a month of plausible answers goes through that same pipeline
+first, so the dashboard has a story to tell on first sight.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
 import typer
 
-from nps_edge.unavailable import not_yet
+from nps_edge.broker import Broker, BrokerError, free_port, start_amqtt, start_mosquitto
+from nps_edge.processes import (
+    Child,
+    ProcessError,
+    create_token,
+    run_sim,
+    spawn,
+    start_gateway,
+    start_server,
+)
+
+DURATION = re.compile(r"^(\d+)\s*([dh]?)$")
+
+
+def parse_duration_days(text: str) -> float:
+    """'30d', '12h', '0' -> days; a clear error otherwise."""
+    match = DURATION.match(text.strip().lower())
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a duration like 30d, 12h or 0")
+    value, unit = int(match.group(1)), match.group(2) or "d"
+    return value if unit == "d" else value / 24
+
+
+def say(message: str) -> None:
+    typer.echo(f"[demo] {message}", err=True)
+
+
+@dataclass
+class Demo:
+    """The running parts, stopped in reverse order of starting."""
+
+    workdir: Path
+    broker: Broker | None = None
+    children: list[Child] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.alive():
+                say(f"stopping {child.name}")
+                child.stop()
+        if self.broker is not None:
+            say(f"stopping broker ({self.broker.kind})")
+            self.broker.stop()
+
+
+def write_scenarios(folder: Path, days: float, seed: int) -> int:
+    """The demo's story (nps_edge.story) as one scenario file per device."""
+    from nps_edge import story  # type: ignore[attr-defined]  # lands with the dashboard issue
+
+    folder.mkdir(parents=True, exist_ok=True)
+    scenarios = story.generate(days=days, seed=seed, end_ts=time.time())
+    for scenario in scenarios:
+        (folder / f"{scenario['device']}.json").write_text(json.dumps(scenario))
+    return sum(len(s["steps"]) for s in scenarios)
+
+
+def live_devices(demo: Demo, broker: str, devices: int, seed: int, site: str) -> None:
+    """Keep a few simulated devices answering prompts while the demo runs."""
+    args = ["sim", "--broker", broker, "--devices", str(devices), "--responses", "1000000"]
+    args += ["--seed", str(seed), "--site", site, "--state", str(demo.workdir / "live")]
+    demo.children.append(spawn("live devices", args, demo.workdir / "sim-live.log"))
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(help="Run broker, server, gateway and simulated devices on this machine.")
-    def demo() -> None:
-        not_yet("demo")
+    @app.command()
+    def demo(
+        history: str = typer.Option(
+            "30d", help="Simulated history sent through the pipeline first: 30d, 7d, 12h or 0."
+        ),
+        devices: int = typer.Option(3, min=0, help="Live simulated devices answering prompts."),
+        port: int = typer.Option(8000, help="Dashboard port (a free one is picked if taken)."),
+        host: str = typer.Option("127.0.0.1", help="Address the dashboard listens on."),
+        data: Path = typer.Option(
+            Path("var/demo"), help="Folder for the demo's database, stores and logs."
+        ),
+        broker: str = typer.Option(
+            "embedded", help="'embedded' (amqtt, the default) or 'mosquitto' if installed."
+        ),
+        seed: int = typer.Option(1, help="Seed of the simulated story."),
+        fresh: bool = typer.Option(True, help="Start from an empty database each time."),
+        exit_when_ready: bool = typer.Option(
+            False, "--exit-when-ready", help="Stop everything once the dashboard is up (for tests)."
+        ),
+    ) -> None:
+        """Run broker, server, gateway and simulated devices on this machine.
+
+        Prints the dashboard address and an operator login token, then runs
+        until Ctrl-C. Everything lives under --data; logs are in its *.log files.
+        """
+        days = parse_duration_days(history)
+        if fresh and data.exists():
+            shutil.rmtree(data)
+        data.mkdir(parents=True, exist_ok=True)
+        demo_run = Demo(data.resolve())
+        stopping = threading.Event()
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            _start(demo_run, days, devices, port, host, broker, seed)
+            if not exit_when_ready:
+                while not stopping.wait(1.0):
+                    for child in demo_run.children:
+                        if not child.alive():
+                            raise ProcessError(f"{child.name} stopped:\n{child.tail()}")
+        except (ProcessError, BrokerError) as err:
+            say(f"error: {err}")
+            say(f"logs are in {demo_run.workdir}")
+            raise typer.Exit(1) from None
+        finally:
+            demo_run.stop()
+
+
+def _start(
+    demo: Demo, days: float, devices: int, port: int, host: str, broker_kind: str, seed: int
+) -> None:
+    work = demo.workdir
+    say(f"data folder: {work}")
+    if broker_kind == "mosquitto":
+        demo.broker = start_mosquitto(work / "mosquitto")
+    elif broker_kind == "embedded":
+        demo.broker = start_amqtt(work / "broker")
+    else:
+        raise typer.BadParameter("--broker is 'embedded' or 'mosquitto'")
+    say(f"broker ({demo.broker.kind}) on {demo.broker.address}")
+
+    db = f"sqlite:///{work / 'server.db'}"
+    operator = create_token(db, "operator", "demo-operator")
+    gateway_token = create_token(db, "gateway", "demo-gateway")
+    if not _port_free(host, port):
+        new = free_port(host)
+        say(f"port {port} is taken, using {new}")
+        port = new
+    say("starting server (SQLite) ...")
+    server = start_server(db, work / "server.log", port=port, host=host)
+    demo.children.append(server)
+    say("starting gateway ...")
+    gateway = start_gateway(
+        str(server.url),
+        gateway_token,
+        demo.broker.address,
+        work / "gateway.db",
+        work / "gateway.log",
+    )
+    demo.children.append(gateway)
+
+    if days > 0:
+        scenarios = work / "history"
+        steps = write_scenarios(scenarios, days, seed)
+        say(
+            f"sending {days:g} days of history ({steps} device steps) through the real firmware,"
+            " broker and gateway ..."
+        )
+        started = time.monotonic()
+        summary = run_sim(
+            [
+                "--broker",
+                demo.broker.address,
+                "--scenario",
+                str(scenarios),
+                "--state",
+                str(work / "history-devices"),
+            ],
+            stderr=sys.stderr,
+        )
+        say(
+            f"history sent: {summary.get('events')} events, {summary.get('answered')} answers in"
+            f" {time.monotonic() - started:.0f}s; waiting for the gateway to deliver them ..."
+        )
+        wait_delivered(str(server.url), operator, int(summary.get("shown", 0)))
+    if devices:
+        live_devices(demo, demo.broker.address, devices, seed, "demo-live")
+        say(f"{devices} live devices answering prompts")
+
+    typer.echo("")
+    typer.echo(f"  Dashboard:  {server.url}/")
+    typer.echo(f"  Login token (operator): {operator}")
+    typer.echo(f"  API:        {server.url}/docs")
+    typer.echo(f"  Logs:       {work}/*.log")
+    typer.echo("  Stop with Ctrl-C.")
+    typer.echo("", nl=True)
+    sys.stdout.flush()
+
+
+def wait_delivered(url: str, token: str, shown: int, timeout: float = 300.0) -> None:
+    """Poll the server until it has every prompt the simulator showed (progress on stderr)."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        response = httpx.get(
+            f"{url}/api/v1/nps", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        have = int(response.json().get("shown", 0)) if response.status_code == 200 else 0
+        if have >= shown:
+            say(f"server has all {shown} prompts")
+            return
+        if have != last:
+            say(f"server has {have}/{shown} prompts")
+            last = have
+        time.sleep(1.0)
+    say(f"warning: server has {last}/{shown} prompts after {timeout:.0f}s; continuing")
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True

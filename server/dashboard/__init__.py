@@ -1,7 +1,82 @@
-"""The operator dashboard: pages and assets served by the server itself (no CDN)."""
+"""The operator dashboard: pages and assets served by the server itself (no CDN).
+
+Every page is the same HTML shell (`static/index.html`); the browser-side
+modules in `static/` pick the view from the path, ask `GET /api/v1/session`
+first and go to `/login` without a session, so no data reaches a page
+without an operator token. Charts come from chart.js, installed from npm by
+the project's install step (`npm ci`, run by `make venv`) and served here
+from `node_modules`; a missing install gets a page saying how to fix it.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import html
+import os
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+STATIC = Path(__file__).resolve().parent / "static"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART_JS = Path("chart.js") / "dist" / "chart.umd.min.js"
+PAGES = ("/", "/drivers", "/fleet", "/fleet/{device}", "/alerts", "/login")
+
+# The shell runs only our own scripts; chart.js styles canvases inline.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
 
 router = APIRouter(include_in_schema=False)
+
+
+def node_modules() -> Path:
+    """`NPS_EDGE_NODE_MODULES`, else `node_modules` at the repository root."""
+    configured = os.environ.get("NPS_EDGE_NODE_MODULES")
+    return Path(configured) if configured else REPO_ROOT / "node_modules"
+
+
+def _missing_assets_page(path: Path) -> HTMLResponse:
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>nps-edge: dashboard assets missing</title></head><body>
+<h1>The dashboard's browser assets are not installed</h1>
+<p>The server looked for <code>{html.escape(str(path))}</code> and did not find it.</p>
+<p>Install them with <code>npm ci</code> in <code>{html.escape(str(REPO_ROOT))}</code>
+(<code>make venv</code> does it), or point <code>NPS_EDGE_NODE_MODULES</code> at a
+<code>node_modules</code> folder that has <code>chart.js</code>. The API under
+<code>/api/v1</code> works without them.</p></body></html>"""
+    return HTMLResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
+
+
+def _shell(device: str | None = None) -> Response:
+    chart = node_modules() / CHART_JS
+    if not chart.is_file():
+        return _missing_assets_page(chart)
+    return FileResponse(STATIC / "index.html", media_type="text/html", headers=SECURITY_HEADERS)
+
+
+for _page in PAGES:
+    router.add_api_route(_page, _shell, methods=["GET"], response_class=HTMLResponse)
+
+
+@router.get("/ui/vendor/chart.js")
+def chart_js() -> Response:
+    chart = node_modules() / CHART_JS
+    if not chart.is_file():
+        raise HTTPException(503, f"chart.js is not installed at {chart}: run `npm ci`")
+    return FileResponse(chart, media_type="text/javascript", headers=SECURITY_HEADERS)
+
+
+@router.get("/ui/{path:path}")
+def asset(path: str) -> Response:
+    """Our own modules and styles; nothing outside `static/`."""
+    target = (STATIC / path).resolve()
+    if not target.is_relative_to(STATIC) or not target.is_file() or target.name == "index.html":
+        raise HTTPException(404, f"no dashboard asset {path!r}")
+    return FileResponse(target, headers=SECURITY_HEADERS)

@@ -1,0 +1,131 @@
+"""config.json for one device: built from options or a file, checked by the device's own rules.
+
+The device validates its config in firmware/device/config.py at boot; that module is
+plain Python, so this tool loads the very same file and runs it here first. A config
+that passes here cannot fail on the device for a reason this tool could have seen.
+A field device also needs what the simulator does not: a site, a Wi-Fi network and a
+broker host.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from firmware.bundle import DEVICE_DIR
+
+DEVICE_CONFIG = "config.json"
+# Stands in for the MAC-derived id while checking a config that leaves device_id out.
+PLACEHOLDER_ID = "nps-000000"
+SECRETS = ("wifi.password", "broker.password")
+FIELD_REQUIRED = ("site", "wifi.ssid", "broker.host")
+
+
+class ConfigInvalid(ValueError):
+    """The config would stop the device at boot; str() names the setting and why."""
+
+
+@cache
+def device_rules(device_dir: Path = DEVICE_DIR) -> ModuleType:
+    """firmware/device/config.py, loaded under CPython as a private module."""
+    path = device_dir / "config.py"
+    spec = importlib.util.spec_from_file_location("nps_edge_device_config", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise ConfigInvalid(f"the device's config rules are missing: {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def split_broker(value: str) -> tuple[str, int | None]:
+    """`host` or `host:port`."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, None
+    if not port.isdigit():
+        raise ConfigInvalid(f"--broker must be HOST or HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def parse_reasons(values: list[str]) -> list[dict[str, str]]:
+    """`CODE=LABEL` options as the device's reason list."""
+    reasons = []
+    for value in values:
+        code, sep, label = value.partition("=")
+        if not sep or not code or not label:
+            raise ConfigInvalid(f"--reason must be CODE=LABEL, got {value!r}")
+        reasons.append({"code": code, "label": label})
+    return reasons
+
+
+def set_path(config: dict[str, Any], dotted: str, value: Any) -> None:
+    node = config
+    *parents, last = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigInvalid(f"{part} must be an object")
+        node = child
+    node[last] = value
+
+
+def get_path(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def with_settings(base: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """`base` (a config file's contents) with dotted settings laid over it; None leaves as is."""
+    config = json.loads(json.dumps(base))
+    for dotted, value in settings.items():
+        if value is not None:
+            set_path(config, dotted, value)
+    return config
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigInvalid(f"cannot read {path}: {err.strerror}") from err
+    except ValueError as err:
+        raise ConfigInvalid(f"{path} is not valid JSON ({err})") from err
+    if not isinstance(body, dict):
+        raise ConfigInvalid(f"{path} must hold a JSON object")
+    return body
+
+
+def validate(config: dict[str, Any], device_dir: Path = DEVICE_DIR) -> dict[str, Any]:
+    """Check `config` as the device will at boot; returns it with the device's defaults."""
+    for dotted in FIELD_REQUIRED:
+        if get_path(config, dotted) in (None, ""):
+            raise ConfigInvalid(f"{dotted} is required on a field device")
+    rules = device_rules(device_dir)
+    try:
+        merged: dict[str, Any] = rules.parse(json.dumps(config), PLACEHOLDER_ID)
+    except rules.ConfigError as err:
+        raise ConfigInvalid(str(err)) from err
+    return merged
+
+
+def render(config: dict[str, Any]) -> str:
+    """The file written to the device: only the settings given, so later firmware
+    defaults still apply to everything else."""
+    return json.dumps(config, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def masked(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy safe to print: passwords replaced by asterisks."""
+    shown = json.loads(json.dumps(config))
+    for dotted in SECRETS:
+        if get_path(shown, dotted):
+            set_path(shown, dotted, "********")
+    return shown

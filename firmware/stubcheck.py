@@ -1,0 +1,110 @@
+"""Type-check the ESP32 board layer against micropython-esp32-stubs with mypy.
+
+The stubs install as loose top-level `.pyi` files (machine.pyi, network.pyi...) plus a
+MicroPython typeshed (`stdlib/`), which mypy cannot find as PEP 561 packages. So this
+links them into a scratch folder: the board stubs go on `mypy_path`, the MicroPython
+`stdlib/` becomes `custom_typeshed_dir` (CPython's standard library must not leak in:
+the board runs MicroPython). Errors inside the stubs themselves are not ours and are
+silenced per module; modules the board imports are followed silently; only the board
+files are reported, with `check_untyped_defs` since MicroPython code carries no hints.
+
+    .venv/bin/python -m firmware.stubcheck        # exit 0 when the board layer is clean
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from firmware.bundle import BOARDS, DEVICE_DIR
+
+BOARD_STUBS = "micropython-esp32-stubs"
+STDLIB_STUBS = "micropython-stdlib-stubs"
+
+
+class StubsMissing(Exception):
+    """The stub packages are not installed (pip install micropython-esp32-stubs)."""
+
+
+def dist_root(dist: str) -> tuple[Path, set[str]]:
+    """Where a distribution is installed and the top-level names it put there."""
+    try:
+        files = metadata.files(dist)
+    except metadata.PackageNotFoundError as err:
+        raise StubsMissing(f"{dist} is not installed: pip install {dist}") from err
+    if not files:
+        raise StubsMissing(f"{dist} lists no files")
+    first = files[0]
+    root = Path(str(first.locate())).parents[len(first.parts) - 1]
+    tops = {f.parts[0] for f in files if not f.parts[0].endswith(".dist-info")}
+    return root, tops
+
+
+def stub_modules(names: set[str]) -> list[str]:
+    return sorted(n.removesuffix(".pyi") for n in names if n.endswith(".pyi") or "." not in n)
+
+
+def write_config(workdir: Path, device_dir: Path = DEVICE_DIR) -> Path:
+    """Lay out the stubs under `workdir` and write the mypy config that uses them."""
+    board_root, board_tops = dist_root(BOARD_STUBS)
+    std_root, std_tops = dist_root(STDLIB_STUBS)
+    stubs = workdir / "board-stubs"
+    typeshed = workdir / "typeshed"
+    stubs.mkdir()
+    typeshed.mkdir()
+    board_tops = {n for n in board_tops if n.endswith(".pyi") or (board_root / n).is_dir()}
+    for name in board_tops:
+        (stubs / name).symlink_to(board_root / name)
+    shed = {n for n in std_tops if n not in ("stdlib", "stubs")}
+    for name in shed:
+        (stubs / name).symlink_to(std_root / name)
+    for name in ("stdlib", "stubs"):
+        if (std_root / name).exists():
+            (typeshed / name).symlink_to(std_root / name)
+    silenced = ",".join(f"{m},{m}.*" for m in stub_modules(board_tops | shed))
+    config = workdir / "mypy.ini"
+    config.write_text(
+        "[mypy]\n"
+        "python_version = 3.11\n"
+        f"mypy_path = {stubs}{os.pathsep}{device_dir}\n"
+        f"custom_typeshed_dir = {typeshed}\n"
+        "no_site_packages = True\n"
+        "follow_imports = silent\n"
+        "check_untyped_defs = True\n"
+        "warn_unused_ignores = True\n"
+        f"cache_dir = {workdir / 'cache'}\n"
+        f"\n[mypy-{silenced}]\n"
+        "ignore_errors = True\n"
+    )
+    return config
+
+
+def board_files(device_dir: Path = DEVICE_DIR) -> list[Path]:
+    return sorted((device_dir / BOARDS).glob("esp32_*.py"))
+
+
+def check(files: list[Path], device_dir: Path = DEVICE_DIR) -> subprocess.CompletedProcess[str]:
+    """Run mypy on `files`; returncode 0 when they type-check against the stubs."""
+    with tempfile.TemporaryDirectory(prefix="nps-stubcheck-") as workdir:
+        config = write_config(Path(workdir), device_dir)
+        argv = [sys.executable, "-m", "mypy", "--config-file", str(config), *map(str, files)]
+        return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+def main() -> int:
+    files = board_files()
+    if not files:
+        print(f"no board files matching {DEVICE_DIR / BOARDS}/esp32_*.py", file=sys.stderr)
+        return 2
+    done = check(files)
+    print(done.stdout, end="")
+    print(done.stderr, end="", file=sys.stderr)
+    return done.returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

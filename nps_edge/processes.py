@@ -1,0 +1,144 @@
+"""The parts as child processes, through the contract's commands only.
+
+`nps-edge demo` and the end-to-end tests start the server, the gateway and
+the simulator exactly as an operator would, with `nps-edge ...` commands;
+this module is the one place that knows how.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from nps_edge.broker import free_port
+
+
+class ProcessError(RuntimeError):
+    """A part failed to start or stopped; the message names it and its log."""
+
+
+def nps_edge_command() -> list[str]:
+    """`nps-edge` from this environment (works before and after installation)."""
+    script = Path(sys.executable).parent / "nps-edge"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "nps_edge.cli"]
+
+
+@dataclass
+class Child:
+    """A running part: its process, its log file and how to reach it."""
+
+    name: str
+    proc: subprocess.Popen
+    log: Path
+    url: str | None = None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, then SIGKILL if it does not finish in time; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out: IO[bytes] = log.open("ab")
+    proc = subprocess.Popen(
+        nps_edge_command() + args,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    out.close()
+    return Child(name, proc, log)
+
+
+def create_token(db: str, role: str, name: str) -> str:
+    """`nps-edge token create`: the token is the only thing on stdout."""
+    done = subprocess.run(
+        nps_edge_command() + ["token", "create", "--db", db, "--role", role, "--name", name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise ProcessError(f"token create failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def wait_http(child: Child, url: str, timeout: float = 60.0) -> None:
+    """Poll url until it answers 200 (bounded); fail early if the child died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise ProcessError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise ProcessError(f"{child.name} did not answer {url} in {timeout:.0f}s:\n{child.tail()}")
+
+
+def start_server(db: str, log: Path, port: int | None = None, host: str = "127.0.0.1") -> Child:
+    port = port or free_port(host)
+    child = spawn("server", ["server", "--db", db, "--host", host, "--port", str(port)], log)
+    child.url = f"http://{host}:{port}"
+    wait_http(child, f"{child.url}/healthz")
+    return child
+
+
+def start_gateway(
+    server_url: str, token: str, broker: str, store: Path, log: Path, extra: tuple[str, ...] = ()
+) -> Child:
+    args = ["gateway", "--server", server_url, "--token", token, "--broker", broker]
+    args += ["--store", str(store), *extra]
+    return spawn("gateway", args, log)
+
+
+def run_sim(
+    args: list[str], timeout: float = 600.0, stderr: IO[str] | None = None
+) -> dict[str, Any]:
+    """`nps-edge sim ...` to the end; returns its last stdout line, the JSON summary."""
+    done = subprocess.run(
+        nps_edge_command() + ["sim", *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr if stderr is not None else subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise ProcessError(f"sim failed ({done.returncode}): {(done.stderr or '')[-3000:]}")
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if not lines:
+        raise ProcessError("sim printed no summary line")
+    summary: dict[str, Any] = json.loads(lines[-1])
+    return summary

@@ -1,0 +1,122 @@
+// One device: its facts, NPS history, telemetry charts, delivery gaps and recent answers.
+
+import { api } from "../api.js";
+import { canvasIn, seriesChart, trendChart } from "../charts.js";
+import * as filters from "../filters.js";
+import { ago, count, html, interval, nps, time } from "../format.js";
+import { panel, setTitle } from "../ui.js";
+import { feedList, prependLive } from "./feedback.js";
+import { batteryCell, rssiCell, statusCell } from "./health.js";
+
+export const name = "device";
+export const usesFilters = true;
+
+let onLive = null;
+
+function facts(body, d) {
+  body.innerHTML = html`<dl class="facts">
+    <div><dt>Status</dt><dd>${statusCell(d.online)}</dd></div>
+    <div><dt>Site</dt><dd>${d.site}</dd></div>
+    <div><dt>Firmware</dt><dd>${d.fw ?? "—"}</dd></div>
+    <div><dt>Last seen</dt><dd title="${time(d.last_seen)}">${ago(d.last_seen)}</dd></div>
+    <div><dt>First seen</dt><dd>${time(d.first_seen)}</dd></div>
+    <div><dt>Boot count</dt><dd>${d.boot ?? "—"}</dd></div>
+    <div><dt>Gateway</dt><dd>${d.gateway ?? "—"}</dd></div>
+    <div><dt>Battery</dt><dd>${batteryCell(d.battery_mv)}</dd></div>
+    <div><dt>RSSI</dt><dd>${rssiCell(d.rssi)}</dd></div>
+    <div><dt>NPS (all time)</dt><dd>${nps(d.nps)} <span class="muted">n = ${count(d.n)}</span></dd></div>
+    <div><dt>Missing seqs</dt><dd class="${d.missing ? "warn" : ""}">${count(d.missing)}</dd></div>
+  </dl>`.text;
+}
+
+function history(body, data) {
+  if (!data.groups.some((g) => g.n > 0)) {
+    body.innerHTML = `<p class="muted">No answers in this range.</p>`;
+    return;
+  }
+  trendChart(canvasIn(body, "This device's NPS by day with its 95% interval", 200), data.groups, {
+    labels: data.groups.map((g) => String(g.key).slice(5)),
+  });
+  body.insertAdjacentHTML(
+    "beforeend",
+    html`<p class="muted">In this range: NPS ${nps(data.nps)} (${interval(data.ci95)}), n = ${count(data.n)},
+      response rate ${data.response_rate === null ? "—" : `${Math.round(data.response_rate * 100)}%`}.</p>`.text,
+  );
+}
+
+function telemetry(body, data) {
+  const points = data.points || [];
+  if (!points.length) {
+    body.innerHTML = `<p class="muted">No telemetry received.</p>`;
+    return;
+  }
+  const charts = [
+    ["rssi", "RSSI", "dBm", "#0b5cad", true],
+    ["battery_mv", "Battery", "mV", "#1a7f37", true],
+    ["heap_free", "Free heap", "bytes", "#8250df", false],
+    ["outbox_depth", "Outbox depth (events not yet sent)", "events", "#9a6700", true],
+  ];
+  const wrap = document.createElement("div");
+  wrap.className = "grid two";
+  body.append(wrap);
+  for (const [field, label, unit, color, step] of charts) {
+    const cell = document.createElement("div");
+    const last = points.filter((p) => p[field] !== null && p[field] !== undefined).at(-1);
+    cell.innerHTML = html`<h3>${label}</h3><p class="muted">latest ${last ? `${last[field]} ${unit}` : "—"}</p>`.text;
+    wrap.append(cell);
+    seriesChart(canvasIn(cell, `${label} over time (${unit})`, 160), points, field, { label, unit, color, step });
+  }
+  body.insertAdjacentHTML(
+    "beforeend",
+    html`<p class="muted">${count(points.length)} readings from ${time(points[0].ts)} to ${time(points.at(-1).ts)}.</p>`.text,
+  );
+}
+
+function gaps(body, data) {
+  const missing = data.missing || [];
+  const lost = missing.reduce((acc, [a, b]) => acc + (b - a + 1), 0);
+  body.innerHTML = html`<p>Received <strong>${count(data.received)}</strong> of <strong>${count(data.max_seq)}</strong> events
+    (${lost ? html`<span class="warn">${count(lost)} missing</span>` : "none missing"}).</p>
+    ${missing.length ? html`<ul>${missing.slice(0, 20).map(([a, b]) => html`<li>seq ${a === b ? a : `${a}–${b}`}</li>`)}</ul>` : ""}
+    ${missing.length > 20 ? html`<p class="muted">and ${missing.length - 20} more ranges</p>` : ""}`.text;
+}
+
+function recent(body, data) {
+  feedList(body, data.items, { id: "device-feed", label: "This device's latest feedback, newest first" });
+}
+
+export async function render(main, { params, filters: current }) {
+  const [id] = params;
+  setTitle(id);
+  const query = { ...filters.apiQuery(current), device: id };
+  main.dataset.query = new URLSearchParams(query).toString();
+  const enc = encodeURIComponent(id);
+  main.innerHTML = html`<div class="page-head"><h1>Device ${id}</h1>
+      <a href="/fleet${filters.search(current)}">← All devices</a></div>
+    <div class="grid">
+      <section id="facts" class="span-3"></section>
+      <section id="history" class="span-2"></section>
+      <section id="gaps"></section>
+      <section id="telemetry" class="span-2"></section>
+      <section id="recent"></section>
+    </div>`.text;
+  const $ = (sel) => main.querySelector(sel);
+  await Promise.all([
+    panel($("#facts"), "Now", () => api(`/devices/${enc}`), facts),
+    panel($("#history"), "NPS history", () => api("/nps", { query: { ...query, group_by: "day" } }), history),
+    panel($("#gaps"), "Delivery completeness", () => api(`/devices/${enc}/gaps`), gaps),
+    panel($("#telemetry"), "Telemetry (last 500 readings)", () => api(`/devices/${enc}/telemetry`, { query: { limit: 500 } }), telemetry),
+    panel($("#recent"), "Recent feedback", () => api("/feedback", { query: { device: id, limit: 15 } }), recent),
+  ]);
+  onLive = (item) => {
+    if (item.device !== id) return;
+    prependLive($("#device-feed"), item);
+  };
+  return () => {
+    onLive = null;
+  };
+}
+
+export function onFeedback(item) {
+  onLive?.(item);
+}

@@ -1,0 +1,104 @@
+// Health drivers: NPS by firmware, Wi-Fi band, battery band and health state, each
+// group against the feature's largest group, significant differences marked in words.
+
+import { api } from "../api.js";
+import { canvasIn, forestChart } from "../charts.js";
+import * as filters from "../filters.js";
+import { count, html, humanize, interval, nps } from "../format.js";
+import { npsBar, panel, setTitle, showError } from "../ui.js";
+
+export const name = "drivers";
+export const usesFilters = true;
+
+const FEATURES = {
+  fw: { title: "Firmware version", note: "Which firmware the device ran when the prompt was answered." },
+  rssi_band: { title: "Wi-Fi signal (RSSI band)", note: "Signal at answer time: strong ≥ −60 dBm, ok ≥ −75, weak below." },
+  battery_band: { title: "Battery band", note: "Battery at answer time: good ≥ 3,700 mV, low ≥ 3,400, critical below." },
+  health: {
+    title: "Device health",
+    note: "Healthy, degraded (errors, reboots, weak Wi-Fi, low battery) or faulty, over the 24 h before each answer.",
+  },
+};
+const ORDER = ["fw", "rssi_band", "battery_band", "health"];
+// Known band names in their natural order (best first); anything else sorts by name after them.
+const KEY_ORDER = ["strong", "good", "healthy", "ok", "low", "degraded", "weak", "critical", "faulty", "none"];
+
+function byKey(a, b) {
+  const ia = KEY_ORDER.indexOf(String(a.key));
+  const ib = KEY_ORDER.indexOf(String(b.key));
+  if (ia !== ib) return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+  return String(a.key).localeCompare(String(b.key), "en", { numeric: true });
+}
+
+function p(value) {
+  if (value === null || value === undefined) return "";
+  return value < 0.001 ? "p < 0.001" : `p = ${value.toFixed(3)}`;
+}
+
+function verdict(cmp) {
+  if (!cmp) return html`<span class="ref">reference (largest group)</span>`;
+  if (!cmp.significant) return html`<span>not significant (${p(cmp.p)})</span>`;
+  const lower = cmp.diff < 0;
+  return html`<span class="sig ${lower ? "" : "better"}" data-testid="significant">${lower ? "▼ significantly lower" : "▲ significantly higher"}</span>
+    <span class="nowrap">${nps(cmp.diff)} points, ${p(cmp.p)}</span>`;
+}
+
+function featurePanel(el, feature) {
+  const meta = FEATURES[feature.feature] || { title: humanize(feature.feature), note: "" };
+  const comparisons = new Map(feature.comparisons.map((c) => [String(c.a), c]));
+  const groups = [...feature.groups]
+    .sort(byKey)
+    .map((g) => ({ ...g, label: g.key === "none" ? "no reading" : humanize(g.key), cmp: comparisons.get(String(g.key)) }));
+  el.classList.add("panel");
+  el.dataset.feature = feature.feature;
+  el.innerHTML = html`<h2>${meta.title}</h2><p class="muted">${meta.note}</p>`.text;
+  if (!groups.length) {
+    el.insertAdjacentHTML("beforeend", `<p class="muted">No answers in this range.</p>`);
+    return;
+  }
+  try {
+    forestChart(canvasIn(el, `${meta.title}: NPS with 95% interval per group`, 50 + 38 * groups.length), groups, {
+      highlight: (g) => g.cmp?.significant && g.cmp.diff < 0,
+    });
+  } catch (err) {
+    showError(el.appendChild(document.createElement("div")), err);
+  }
+  const rows = groups.map(
+    (g) => html`<tr data-key="${g.key}">
+      <th scope="row">${g.label}</th>
+      <td class="num">${nps(g.nps)}</td>
+      <td class="bar">${npsBar(g)}</td>
+      <td class="num nowrap">${interval(g.ci95)}</td>
+      <td class="num">${count(g.n)}</td>
+      <td>${verdict(g.cmp)}</td>
+    </tr>`,
+  );
+  el.insertAdjacentHTML(
+    "beforeend",
+    html`<div class="table-wrap"><table>
+      <caption class="sr-only">${meta.title}: NPS per group and its difference from the largest group</caption>
+      <thead><tr><th scope="col">Group</th><th scope="col" class="num">NPS</th><th scope="col"><span class="sr-only">NPS bar</span>−100 · 0 · +100</th>
+      <th scope="col" class="num">95% interval</th><th scope="col" class="num">n</th><th scope="col">Against the largest group</th></tr></thead>
+      <tbody>${rows}</tbody></table></div>`.text,
+  );
+}
+
+export async function render(main, { filters: current }) {
+  setTitle("Health drivers");
+  const query = filters.apiQuery(current);
+  main.dataset.query = new URLSearchParams(query).toString();
+  main.innerHTML = html`<div class="page-head"><h1>Health drivers</h1></div>
+    <p class="muted">What in the device hurts loyalty: each group is compared with its feature's largest group
+      (two-proportion test on NPS, 5% level). ▼ marks a group significantly below it.</p>
+    <div class="grid two" id="features"><section id="drivers-load" class="span-3"></section></div>`.text;
+  const grid = main.querySelector("#features");
+  await panel(grid.querySelector("#drivers-load"), "Loading drivers", () => api("/drivers", { query }), (_body, data) => {
+    grid.replaceChildren();
+    const features = [...data.features].sort((a, b) => ORDER.indexOf(a.feature) - ORDER.indexOf(b.feature));
+    for (const feature of features) {
+      const section = document.createElement("section");
+      grid.append(section);
+      featurePanel(section, feature);
+    }
+  });
+}

@@ -1,0 +1,239 @@
+"""The dashboard in Debian's Chromium against a real server seeded with the demo story.
+
+Set NPS_EDGE_SCREENSHOTS=1 to write the screenshots to docs/screenshots/
+(the committed ones come from that); otherwise they go to a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from tests.conftest import CHROMIUM_ARGS, ROOT
+from tests.dashboard.conftest import LiveServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+VIEWPORT = {"width": 1366, "height": 900}
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("NPS_EDGE_SCREENSHOTS") == "1":
+        return ROOT / "docs" / "screenshots"
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def login(page: Page, server: LiveServer) -> None:
+    page.goto(f"{server.base}/login")
+    page.get_by_label("Operator token").fill(server.operator_token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server.base}/", timeout=WAIT_MS)
+
+
+@pytest.fixture(scope="module")
+def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
+    """One logged-in browser context shared by the tests after the login test."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    login(page, live_server)
+    page.close()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def page_query(page: Page) -> dict[str, str]:
+    """The API query the page used (it keeps it on <main data-query>)."""
+    return dict(parse_qsl(page.locator("main").get_attribute("data-query") or ""))
+
+
+def expect_nps(page: Page, value: float | None) -> None:
+    """Wait until the headline shows `value` (the page refreshes it on live events)."""
+    page.wait_for_function(
+        """v => { const el = document.querySelector('[data-testid=nps]');
+                  if (!el) return false;
+                  const shown = el.dataset.value === '' ? null : parseFloat(el.dataset.value);
+                  return shown === v; }""",
+        arg=value,
+        timeout=WAIT_MS,
+    )
+
+
+def wait_for_overview(page: Page) -> None:
+    expect(page.get_by_test_id("nps")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#heat table, #heat .unavailable")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#trend canvas, #trend .unavailable")).to_be_visible(timeout=WAIT_MS)
+
+
+def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
+    browser: Browser, live_server: LiveServer, shots: Path
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{live_server.base}/fleet?site=store-1")
+    page.wait_for_url(re.compile(r"/login\?next="), timeout=WAIT_MS)
+    assert context.request.get(f"{live_server.base}/api/v1/nps").status == 401
+    expect(page.locator("#top")).to_be_hidden()
+
+    page.get_by_label("Operator token").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not accepted", timeout=WAIT_MS)
+    page.get_by_label("Operator token").fill("")
+    page.screenshot(path=shots / "login.png")
+
+    page.get_by_label("Operator token").fill(live_server.operator_token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.base}/fleet?site=store-1", timeout=WAIT_MS)  # back where asked
+    page.goto(f"{live_server.base}/")
+    wait_for_overview(page)
+    api = live_server.api("/nps", **page_query(page))
+    assert api["n"] > 1000
+    expect_nps(page, api["nps"])
+    text = page.get_by_test_id("nps").inner_text().replace("\u2212", "-")
+    assert abs(float(text) - api["nps"]) <= 0.05, (text, api["nps"])  # shown to one decimal
+    context.close()
+
+
+def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
+    page: Page, live_server: LiveServer, shots: Path
+) -> None:
+    page.goto(f"{live_server.base}/")
+    wait_for_overview(page)
+    query = page_query(page)
+    fleet = live_server.api("/nps", **query)
+    expect_nps(page, fleet["nps"])
+    expect(page.get_by_test_id("split-promoters")).to_contain_text(f"{fleet['promoters']:,}")
+    sites = live_server.api("/nps", **query, group_by="site")["groups"]
+    ranked = [g["key"] for g in sorted(sites, key=lambda g: -(g["nps"] or -999))]
+    assert page.locator("#sites tbody th a").all_inner_texts() == ranked
+    page.screenshot(path=shots / "overview.png", full_page=True)
+
+    page.get_by_label("Site").select_option("store-3")
+    page.wait_for_url(re.compile(r"[?&]site=store-3"), timeout=WAIT_MS)
+    expect(page.locator("#headline .figure-value").first).to_be_visible(timeout=WAIT_MS)
+    wait_for_overview(page)
+    filtered = live_server.api("/nps", **page_query(page))
+    assert page_query(page)["site"] == "store-3"
+    assert filtered["nps"] != fleet["nps"]
+    expect_nps(page, filtered["nps"])
+    page.reload()  # the filter survives a reload: it lives in the URL
+    wait_for_overview(page)
+    assert page.get_by_label("Site").input_value() == "store-3"
+    expect_nps(page, filtered["nps"])
+
+
+def test_health_drivers_mark_the_bad_release(
+    page: Page, live_server: LiveServer, shots: Path
+) -> None:
+    page.goto(f"{live_server.base}/drivers")
+    fw = page.locator("[data-feature=fw]")
+    expect(fw).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("[data-feature=fw] canvas")).to_be_visible()
+    release = fw.locator(f"tr[data-key='{live_server.story.release_fw}']")
+    expect(release).to_contain_text("significantly lower")
+    for feature in ("rssi_band", "battery_band", "health"):
+        expect(page.locator(f"[data-feature={feature}]")).to_be_visible()
+    page.screenshot(path=shots / "drivers.png", full_page=True)
+
+
+def test_fleet_table_filters_sorts_and_opens_a_device(
+    page: Page, live_server: LiveServer, shots: Path
+) -> None:
+    devices: list[dict[str, Any]] = live_server.api("/devices")
+    page.goto(f"{live_server.base}/fleet")
+    rows = page.locator("#device-table tbody tr")
+    expect(rows).to_have_count(len(devices), timeout=WAIT_MS)
+    page.screenshot(path=shots / "fleet.png", full_page=True)
+
+    page.get_by_role("button", name="NPS", exact=True).click()  # numbers sort high first
+    best = max((d for d in devices if d["nps"] is not None), key=lambda d: d["nps"])
+    expect(rows.first).to_have_attribute("data-device", best["device"])
+    expect(page.locator("th[aria-sort=descending]")).to_contain_text("NPS")
+
+    page.get_by_label("Find").fill("store-3")
+    page.wait_for_url(re.compile(r"[?&]q=store-3"), timeout=WAIT_MS)
+    expect(rows).to_have_count(sum(d["site"] == "store-3" for d in devices))
+
+    target = rows.first.get_attribute("data-device")
+    rows.first.get_by_role("link").click()
+    page.wait_for_url(re.compile(f"/fleet/{target}"), timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name=f"Device {target}")).to_be_visible()
+    expect(page.locator("#telemetry canvas").first).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#history canvas")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#device-feed li").first).to_be_visible(timeout=WAIT_MS)
+    page.screenshot(path=shots / "device.png", full_page=True)
+
+
+def test_acknowledge_an_alert(page: Page, live_server: LiveServer, shots: Path) -> None:
+    open_alerts = live_server.api("/alerts", status="open")["items"]
+    assert open_alerts, "the story's detractors should have raised alerts"
+    page.goto(f"{live_server.base}/alerts")
+    first = page.locator(f"[data-alert='{open_alerts[0]['id']}']")
+    expect(first).to_be_visible(timeout=WAIT_MS)
+    page.screenshot(path=shots / "alerts.png", full_page=False)
+    first.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_role("status").filter(has_text="acknowledged")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    assert live_server.api(f"/alerts/{open_alerts[0]['id']}")["status"] == "acknowledged"
+    expect(page.locator(f"[data-alert='{open_alerts[0]['id']}']")).to_have_count(0)
+
+
+def test_a_new_answer_appears_without_reload(page: Page, live_server: LiveServer) -> None:
+    page.goto(f"{live_server.base}/")
+    wait_for_overview(page)
+    expect(page.locator("#live-status")).to_have_text("Live", timeout=WAIT_MS)
+    template = next(e for e in reversed(live_server.events) if e["type"] == "feedback")
+    device = template["device"]
+    seq = live_server.next_seq[device]
+    live_server.next_seq[device] = seq + 1
+    now = time.time()
+    event = {
+        **template,
+        "id": f"{device}:{seq}",
+        "seq": seq,
+        "ts": now,
+        "rx_ts": now + 0.2,
+        "outcome": "answered",
+        "score": 10,
+        "reason": None,
+        "answer_ms": 1800,
+    }
+    page.evaluate("window.__marker = 1")  # gone if the page reloads
+    assert live_server.ingest([event])["accepted"] == 1
+    row = page.locator(f"#live-feed li[data-id='{device}:{seq}']")
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    expect(row).to_contain_text("10 Promoter")
+    assert page.evaluate("window.__marker") == 1

@@ -1,0 +1,69 @@
+"""A whole site on one machine: broker, server, gateway, as real child processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nps_edge.broker import Broker
+from nps_edge.processes import Child, create_token, start_gateway, start_server
+
+
+@dataclass
+class Site:
+    broker: Broker
+    server: Child
+    gateway: Child
+    operator_token: str
+    gateway_token: str
+    store: Path
+    workdir: Path
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def api(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=str(self.server.url),
+            headers={"Authorization": f"Bearer {self.operator_token}"},
+            timeout=10,
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        with self.api as client:
+            response = client.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        """Poll check() until true (bounded); on timeout show the parts' logs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.1)
+        logs = "\n".join(f"--- {c.name}\n{c.tail()}" for c in (self.server, self.gateway))
+        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+
+@pytest.fixture
+def site(mqtt_broker: Broker, tmp_path: Path, nps_edge_bin: str) -> Iterator[Site]:
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    operator = create_token(db, "operator", "e2e-operator")
+    gateway_token = create_token(db, "gateway", "e2e-gateway")
+    server = start_server(db, tmp_path / "server.log")
+    store = tmp_path / "gateway.db"
+    gateway = start_gateway(
+        str(server.url), gateway_token, mqtt_broker.address, store, tmp_path / "gateway.log"
+    )
+    site = Site(mqtt_broker, server, gateway, operator, gateway_token, store, tmp_path)
+    try:
+        yield site
+    finally:
+        gateway.stop()
+        server.stop()
