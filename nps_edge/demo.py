@@ -33,16 +33,15 @@ from nps_edge.processes import (
     start_server,
 )
 
-DURATION = re.compile(r"^(\d+)\s*([dh]?)$")
+DURATION = re.compile(r"^(\d+)\s*d?$")
 
 
-def parse_duration_days(text: str) -> float:
-    """'30d', '12h', '0' -> days; a clear error otherwise."""
+def parse_duration_days(text: str) -> int:
+    """'30d', '7d', '0' -> whole days; a clear error otherwise."""
     match = DURATION.match(text.strip().lower())
     if not match:
-        raise typer.BadParameter(f"{text!r} is not a duration like 30d, 12h or 0")
-    value, unit = int(match.group(1)), match.group(2) or "d"
-    return value if unit == "d" else value / 24
+        raise typer.BadParameter(f"{text!r} is not a number of days like 30d, 7d or 0")
+    return int(match.group(1))
 
 
 def say(message: str) -> None:
@@ -67,12 +66,12 @@ class Demo:
             self.broker.stop()
 
 
-def write_scenarios(folder: Path, days: float, seed: int) -> int:
+def write_scenarios(folder: Path, days: int, seed: int) -> int:
     """The demo's story (nps_edge.story) as one scenario file per device."""
-    from nps_edge import story  # type: ignore[attr-defined]  # lands with the dashboard issue
+    from nps_edge import story
 
     folder.mkdir(parents=True, exist_ok=True)
-    scenarios = story.generate(days=days, seed=seed, end_ts=time.time())
+    scenarios = story.generate(story.Story(end=time.time(), days=days, seed=seed))
     for scenario in scenarios:
         (folder / f"{scenario['device']}.json").write_text(json.dumps(scenario))
     return sum(len(s["steps"]) for s in scenarios)
@@ -89,7 +88,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         history: str = typer.Option(
-            "30d", help="Simulated history sent through the pipeline first: 30d, 7d, 12h or 0."
+            "30d", help="Days of simulated history sent through the pipeline first: 30d, 7d or 0."
         ),
         devices: int = typer.Option(3, min=0, help="Live simulated devices answering prompts."),
         port: int = typer.Option(8000, help="Dashboard port (a free one is picked if taken)."),
@@ -139,7 +138,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _start(
-    demo: Demo, days: float, devices: int, port: int, host: str, broker_kind: str, seed: int
+    demo: Demo, days: int, devices: int, port: int, host: str, broker_kind: str, seed: int
 ) -> None:
     work = demo.workdir
     say(f"data folder: {work}")
@@ -175,7 +174,7 @@ def _start(
         scenarios = work / "history"
         steps = write_scenarios(scenarios, days, seed)
         say(
-            f"sending {days:g} days of history ({steps} device steps) through the real firmware,"
+            f"sending {days} days of history ({steps} device steps) through the real firmware,"
             " broker and gateway ..."
         )
         started = time.monotonic()

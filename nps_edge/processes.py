@@ -119,9 +119,24 @@ def start_server(db: str, log: Path, port: int | None = None, host: str = "127.0
 def start_gateway(
     server_url: str, token: str, broker: str, store: Path, log: Path, extra: tuple[str, ...] = ()
 ) -> Child:
+    """Start the gateway and return once it has subscribed on the broker (bounded)."""
     args = ["gateway", "--server", server_url, "--token", token, "--broker", broker]
     args += ["--store", str(store), *extra]
-    return spawn("gateway", args, log)
+    before = subscriptions(log)
+    child = spawn("gateway", args, log)
+    deadline = time.monotonic() + 60.0
+    while subscriptions(log) <= before:
+        if not child.alive():
+            raise ProcessError(f"gateway exited ({child.proc.returncode}):\n{child.tail()}")
+        if time.monotonic() > deadline:
+            raise ProcessError(f"gateway did not subscribe within 60s:\n{child.tail()}")
+        time.sleep(0.05)
+    return child
+
+
+def subscriptions(log: Path) -> int:
+    """How often the gateway's structured log says it (re)subscribed."""
+    return log.read_text(errors="replace").count('"msg": "subscribed"') if log.exists() else 0
 
 
 def run_sim(

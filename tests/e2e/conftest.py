@@ -24,6 +24,7 @@ class Site:
     gateway_token: str
     store: Path
     workdir: Path
+    nps_edge: str
     children: list[Child] = field(default_factory=list)
 
     @property
@@ -59,9 +60,16 @@ def site(mqtt_broker: Broker, tmp_path: Path, nps_edge_bin: str) -> Iterator[Sit
     server = start_server(db, tmp_path / "server.log")
     store = tmp_path / "gateway.db"
     gateway = start_gateway(
-        str(server.url), gateway_token, mqtt_broker.address, store, tmp_path / "gateway.log"
+        str(server.url),
+        gateway_token,
+        mqtt_broker.address,
+        store,
+        tmp_path / "gateway.log",
+        extra=("--metrics-port", "0"),
     )
-    site = Site(mqtt_broker, server, gateway, operator, gateway_token, store, tmp_path)
+    site = Site(
+        mqtt_broker, server, gateway, operator, gateway_token, store, tmp_path, nps_edge_bin
+    )
     try:
         yield site
     finally:
