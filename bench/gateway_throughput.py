@@ -40,7 +40,7 @@ from gateway.policy import admit
 from gateway.store import Store
 from nps_edge.broker import Broker, free_port, start_mosquitto, wait_for_port
 from nps_edge.protocol import decode_payload
-from tests.gateway.processes import GatewayProcess, NotAvailable, ServerProcess, stop_process
+from tests.gateway.processes import GatewayProcess, NotAvailable, ServerProcess
 
 PEER_TB_RATE = 1151.0  # ThingsBoard IoT Gateway 3.8.5, msg/s (shared/peers.md)
 PEER_TB_CPU_MS = 0.8
@@ -160,7 +160,6 @@ def through_gateway(
     broker: Broker,
     stream: dict,
     workdir: Path,
-    bin_: str,
     server_url: str,
     token: str,
     synchronous: str,
@@ -170,8 +169,8 @@ def through_gateway(
     total = sum(len(v) for v in stream.values())
     metrics_port = free_port()
     gw = GatewayProcess(
-        bin_, workdir, broker.address, server_url, token,
-        env={"NPS_EDGE_SYNCHRONOUS": synchronous}, metrics_port=metrics_port,
+        workdir, broker.address, server_url, token,
+        settings={"synchronous": synchronous}, metrics_port=metrics_port,
     )  # fmt: skip
     gw.start()
     assert gw.proc is not None
@@ -265,7 +264,6 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--no-server", action="store_true", help="skip the real-server phase")
     args = parser.parse_args()
-    bin_ = str(Path(sys.executable).parent / "nps-edge")
     if shutil.which("mosquitto_pub") is None:
         sys.exit("mosquitto_pub is needed (apt-get install mosquitto-clients)")
     per_device = args.events // args.devices
@@ -289,19 +287,20 @@ def main() -> None:
                 before = sink_delivered(sink_url)()[0]
                 count = sink_delivered(sink_url)
                 results[f"gateway_sink_{sync}"] = through_gateway(
-                    broker, phase, work / f"gw-{sync}", bin_, sink_url, "bench", sync,
+                    broker, phase, work / f"gw-{sync}", sink_url, "bench", sync,
                     lambda c=count, b=before: (c()[0] - b, c()[1]),
                 )  # fmt: skip
         finally:
-            stop_process(sink)
+            sink.terminate()
+            sink.wait()
         if not args.no_server:
-            server = ServerProcess(bin_, work / "server")
+            server = ServerProcess(work / "server")
             try:
                 server.create_tokens()
                 server.start()
                 try:
                     results["gateway_server_FULL"] = through_gateway(
-                        broker, stream, work / "gw-server", bin_, server.url,
+                        broker, stream, work / "gw-server", server.url,
                         server.gateway_token, "FULL",
                         store_delivered(work / "gw-server" / "gateway.db"),
                     )  # fmt: skip

@@ -60,9 +60,9 @@ def expected_nps(devices: list[str], per_device: int) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def server_process(nps_edge_bin, tmp_path_factory):
+def server_process(tmp_path_factory):
     """One server process for these tests (each test uses its own devices and site)."""
-    proc = ServerProcess(nps_edge_bin, tmp_path_factory.mktemp("server"))
+    proc = ServerProcess(tmp_path_factory.mktemp("server"))
     try:
         proc.create_tokens()
     except NotAvailable as err:
@@ -80,12 +80,12 @@ def server(server_process):
 
 
 @pytest.fixture
-def gateway(nps_edge_bin, tmp_path, mqtt_broker):
+def gateway(tmp_path, mqtt_broker):
     made: list[GatewayProcess] = []
 
-    def make(server_url: str, token: str, **env: str) -> GatewayProcess:
+    def make(server_url: str, token: str, **settings: object) -> GatewayProcess:
         gw = GatewayProcess(
-            nps_edge_bin, tmp_path / "gateway", mqtt_broker.address, server_url, token, env=env
+            tmp_path / "gateway", mqtt_broker.address, server_url, token, settings=settings
         )
         made.append(gw)
         return gw
@@ -153,7 +153,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
 
 
 def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_broker):
-    gw = gateway(server.url, server.gateway_token, NPS_EDGE_RETRY_MAX_S="1")
+    gw = gateway(server.url, server.gateway_token, retry_max_s=1)
     gw.start()
     publisher = Publisher(mqtt_broker.address)
     devices = fleet("out")
@@ -180,7 +180,7 @@ def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_br
 
 def test_full_store_drops_oldest_telemetry_first_and_counts_add_up(gateway, mqtt_broker):
     down = f"http://127.0.0.1:{free_port()}"  # no server: everything stays in the store
-    gw = gateway(down, "t", NPS_EDGE_MAX_EVENTS="1200", NPS_EDGE_RETRY_MAX_S="1")
+    gw = gateway(down, "t", max_events=1200, retry_max_s=1)
     gw.start()
     devices = fleet("full", 5)
     first = stream(devices, 300)  # 1,500 events: 375 telemetry, 1,125 feedback
