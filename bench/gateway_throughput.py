@@ -235,6 +235,25 @@ def edge_validation_cost(stream: dict, n: int = 5000) -> dict[str, float]:
     return {"decode_us": 1e6 * (t1 - t0) / len(items), "admit_us": 1e6 * (t2 - t1) / len(items)}
 
 
+def store_cost(stream: dict, workdir: Path, n: int = 20_000) -> dict[str, dict[str, float]]:
+    """The store alone: events/s committed in batches of 1, 10, 100 and 1,000, FULL vs NORMAL."""
+    items = [admit(t, p.encode(), 1.0, "nps/v1") for lines in stream.values() for t, p in lines]
+    events = [i for i in items if i is not None][:n]
+    out: dict[str, dict[str, float]] = {}
+    for sync in ("FULL", "NORMAL"):
+        for batch in (1, 10, 100, 1000):
+            path = workdir / f"store-{sync}-{batch}.db"
+            store = Store(path, synchronous=sync)
+            count = min(len(events), 2000 if batch == 1 else len(events))
+            t0 = time.perf_counter()
+            for start in range(0, count, batch):
+                store.put(events[start : start + batch])  # type: ignore[arg-type]
+            elapsed = time.perf_counter() - t0
+            store.close()
+            out.setdefault(sync, {})[f"batch_{batch}"] = count / elapsed
+    return out
+
+
 def sink_delivered(url: str) -> Any:
     client = httpx.Client(base_url=url)
 
@@ -263,6 +282,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--no-server", action="store_true", help="skip the real-server phase")
+    parser.add_argument(
+        "--store-only", action="store_true", help="only the store's FULL/NORMAL cost"
+    )
     args = parser.parse_args()
     if shutil.which("mosquitto_pub") is None:
         sys.exit("mosquitto_pub is needed (apt-get install mosquitto-clients)")
@@ -274,6 +296,10 @@ def main() -> None:
     results: dict[str, Any] = {"events": total, "devices": args.devices, "cpus": os.cpu_count()}
     try:
         results["edge_validation"] = edge_validation_cost(stream)
+        results["store_events_per_s"] = store_cost(stream, work)
+        if args.store_only:
+            print(json.dumps(results, indent=1, default=lambda x: round(x)))
+            return
         bare = [bare_subscriber(broker, stream, work)]
         sink_port = free_port()
         sink = subprocess.Popen(
@@ -313,8 +339,8 @@ def main() -> None:
         results["bare_subscriber_runs"] = [round(b["rate"]) for b in bare]
     finally:
         broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
     report(results)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def report(r: dict[str, Any]) -> None:
@@ -339,6 +365,12 @@ def report(r: dict[str, Any]) -> None:
         f"synchronous=FULL vs NORMAL: {full['rate'] / normal['rate']:.2f} x the rate,"
         f" {full['cpu_ms'] / normal['cpu_ms']:.2f} x the CPU per event"
     )
+    for batch in ("batch_1", "batch_10", "batch_100", "batch_1000"):
+        full_s, normal_s = (r["store_events_per_s"][k][batch] for k in ("FULL", "NORMAL"))
+        print(
+            f"store commit, {batch.replace('_', ' of ')}: FULL {full_s:,.0f}/s,"
+            f" NORMAL {normal_s:,.0f}/s (FULL = {full_s / normal_s:.2f} x NORMAL)"
+        )
     v = r["edge_validation"]
     print(
         f"edge validation: decode {v['decode_us']:.1f} us/event,"
