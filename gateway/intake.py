@@ -35,6 +35,8 @@ class Message:
 
 
 Ack = Callable[[Message], None]
+# (mid, qos, topic, payload, connection generation), called from the MQTT thread
+Offer = Callable[[int, int, str, bytes, int], None]
 
 
 class Intake:

@@ -44,17 +44,20 @@ class Gateway:
             headers={"Authorization": f"Bearer {settings.token}"},
             timeout=settings.request_timeout,
         )
-        self.receiver = Receiver(
-            settings.broker, settings.mqtt_client_id, None, self.metrics, root=settings.topic_root
-        )
         self.intake = Intake(
             self.intake_store,
-            self.receiver.ack,
+            lambda message: self.receiver.ack(message),
             self.metrics,
             root=settings.topic_root,
             committed=self.committed,
         )
-        self.receiver.intake = self.intake
+        self.receiver = Receiver(
+            settings.broker,
+            settings.mqtt_client_id,
+            self.intake.offer,
+            self.metrics,
+            root=settings.topic_root,
+        )
         self.forwarder = Forwarder(
             self.forward_store,
             self.client,
