@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 
 from nps_edge.broker import free_port, start_mosquitto
@@ -129,3 +131,33 @@ def test_metrics_endpoint_serves_the_documented_metrics(
         "nps_gateway_forwarding_halted 0.0",
     ):
         assert line in text
+
+
+def test_sigterm_finishes_the_batch_in_hand(mqtt_broker, run_gateway, fake_server, make):
+    in_flight = threading.Event()
+    release = threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/ingest":
+            in_flight.set()
+            release.wait(10)
+        return fake_server.handler(request)
+
+    client = httpx.Client(
+        base_url="http://server.test",
+        transport=httpx.MockTransport(slow),
+        headers={"Authorization": "Bearer good"},
+    )
+    gw = run_gateway(mqtt_broker.address, client)
+    topic = "nps/v1/nps-a1b2c3/feedback"
+    make.publish(mqtt_broker.address, [(topic, make.payload(make.feedback(seq=s))) for s in (1, 2)])
+    assert in_flight.wait(10)
+    stopper = threading.Thread(target=gw.stop)
+    stopper.start()  # what the SIGTERM handler does
+    release.set()
+    stopper.join()
+    make.wait_until(lambda: not gw.receiver.connected.is_set(), what="shut down")
+    make.wait_until(lambda: gw.stats().counters.get("forwarded", 0) >= 1, what="batch recorded")
+    stats = gw.stats()
+    assert stats.depth + stats.counters["forwarded"] == 2  # the answered batch was deleted
+    assert {e["seq"] for e in fake_server.received} >= {1}
