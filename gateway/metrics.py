@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter as Counter_
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -93,8 +94,9 @@ class Metrics:
         items: Sequence[Event | Presence | Rejected],
         result: PutResult,
     ) -> None:
-        for m in batch:
-            self.received_total.labels(m.topic.rsplit("/", 1)[-1]).inc()
+        kinds = Counter_(m.topic.rsplit("/", 1)[-1] for m in batch)
+        for kind, n in kinds.items():
+            self.received_total.labels(kind).inc(n)
         self.committed.inc(result.committed)
         if result.duplicates:
             self.duplicates.labels("received").inc(result.duplicates)
