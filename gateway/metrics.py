@@ -69,6 +69,11 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
+        self.store_errors = Counter(
+            "nps_gateway_store_errors",
+            "Store operations that failed (disk full, I/O error) and were retried",
+            registry=r,
+        )
         self.queue_depth = Gauge("nps_gateway_queue_depth", "Events in the store", registry=r)
         self.queue_bytes = Gauge(
             "nps_gateway_queue_bytes", "Bytes of events in the store", registry=r
