@@ -76,7 +76,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         logs.configure(settings.log_level)
         try:
-            run_until_signalled(settings)
+            if not run_until_signalled(settings):
+                raise typer.Exit(1)
         except StoreError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None

@@ -16,6 +16,7 @@ error, not a reason for a retry storm); receiving and storing go on.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -103,6 +104,9 @@ class Forwarder:
             return self._answer(rows, response)
         except httpx.TransportError as err:
             return self._retry("transport", f"{type(err).__name__}: {err}")
+        except sqlite3.OperationalError as err:
+            self.metrics.store_errors.inc()
+            return self._retry("store", f"store: {err}")
         except Halted as err:
             return self._halt(str(err))
 

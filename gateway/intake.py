@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,8 @@ class Message:
 
 
 Ack = Callable[[Message], None]
+# (mid, qos, topic, payload, connection generation), called from the MQTT thread
+Offer = Callable[[int, int, str, bytes, int], None]
 
 
 class Intake:
@@ -49,6 +52,8 @@ class Intake:
         maintenance_s: float = 30.0,
         committed: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
+        retry_s: float = 1.0,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
         self.store = store
         self.ack = ack
@@ -59,6 +64,9 @@ class Intake:
         self.committed = committed or threading.Event()
         self.clock = clock
         self.inbox: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self.retry_s = retry_s
+        self.wait = wait or (lambda s: time.sleep(s))
+        self._held: list[Message] = []
         self._next_maintenance = 0.0
 
     def offer(self, mid: int, qos: int, topic: str, payload: bytes, conn: int = 0) -> None:
@@ -66,12 +74,18 @@ class Intake:
         self.inbox.put(Message(mid, qos, topic, payload, self.clock(), conn))
 
     def step(self, timeout: float) -> int:
-        """Commit and acknowledge everything waiting (at most `max_batch`); 0 if none came."""
-        try:
-            batch = [self.inbox.get(timeout=timeout)]
-        except queue.Empty:
-            self._maintain()
-            return 0
+        """Commit and acknowledge everything waiting (at most `max_batch`); 0 if none came.
+
+        A batch the store cannot take (disk full, I/O error) is kept and retried
+        after `retry_s`, unacknowledged: the broker keeps those messages meanwhile.
+        """
+        batch, self._held = self._held, []
+        if not batch:
+            try:
+                batch = [self.inbox.get(timeout=timeout)]
+            except queue.Empty:
+                self._maintain()
+                return 0
         while len(batch) < self.max_batch:
             try:
                 batch.append(self.inbox.get_nowait())
@@ -84,7 +98,24 @@ class Intake:
                 items.append(judged)
             if isinstance(judged, Rejected):
                 log_event(log, logging.WARNING, "dead letter", topic=m.topic, reason=judged.reason)
-        result = self.store.put(items)
+        started = time.perf_counter()
+        try:
+            result = self.store.put(items)
+        except sqlite3.OperationalError as err:
+            self._held = batch
+            self.metrics.store_errors.inc()
+            log_event(
+                log,
+                logging.ERROR,
+                "store commit failed; holding the batch, not acked",
+                error=str(err),
+                messages=len(batch),
+                retry_in_s=self.retry_s,
+            )
+            self.wait(self.retry_s)
+            return 0
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.commit_batch.observe(len(batch))
         for m in batch:
             self.ack(m)
         self.committed.set()
@@ -97,8 +128,11 @@ class Intake:
     def drain(self) -> int:
         """Commit what is already waiting (shutdown: finish the batch in hand)."""
         total = 0
-        while not self.inbox.empty():
-            total += self.step(timeout=0)
+        while not self.inbox.empty() or self._held:
+            done = self.step(timeout=0)
+            if not done and self._held:
+                break  # the store still fails: leave them to the broker
+            total += done
         return total
 
     def run(self, stop: threading.Event) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.intake import Message
+from gateway.intake import Message, Offer
 from gateway.logs import log_event
 from gateway.metrics import Metrics
 
@@ -41,14 +41,14 @@ class Receiver:
         self,
         broker: str,
         client_id: str,
-        intake: Any,
+        offer: Offer,
         metrics: Metrics,
         *,
         root: str,
         keepalive: int = 30,
     ) -> None:
         self.host, self.port = parse_broker(broker)
-        self.intake = intake
+        self.offer = offer
         self.metrics = metrics
         self.root = root.rstrip("/")
         self.keepalive = keepalive
@@ -128,4 +128,4 @@ class Receiver:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._taking:
-            self.intake.offer(msg.mid, msg.qos, msg.topic, msg.payload, self._generation)
+            self.offer(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._generation)

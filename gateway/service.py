@@ -36,23 +36,29 @@ class Gateway:
         self.metrics = Metrics()
         limits = settings.limits
         self.intake_store = Store(settings.store, limits, synchronous=settings.synchronous)
-        self.forward_store = Store(settings.store, limits, synchronous=settings.synchronous)
+        # The forwarder only deletes what the server already has: a delete lost in a
+        # power cut re-sends events the server answers as duplicates, so it skips the fsync.
+        self.forward_store = Store(settings.store, limits, synchronous="NORMAL")
         self.client = client or httpx.Client(
             base_url=settings.server,
             headers={"Authorization": f"Bearer {settings.token}"},
             timeout=settings.request_timeout,
         )
-        self.receiver = Receiver(
-            settings.broker, settings.mqtt_client_id, None, self.metrics, root=settings.topic_root
-        )
         self.intake = Intake(
             self.intake_store,
-            self.receiver.ack,
+            lambda message: self.receiver.ack(message),
             self.metrics,
             root=settings.topic_root,
             committed=self.committed,
+            wait=self.stop_event.wait,
         )
-        self.receiver.intake = self.intake
+        self.receiver = Receiver(
+            settings.broker,
+            settings.mqtt_client_id,
+            self.intake.offer,
+            self.metrics,
+            root=settings.topic_root,
+        )
         self.forwarder = Forwarder(
             self.forward_store,
             self.client,
@@ -63,6 +69,7 @@ class Gateway:
             wait=self.stop_event.wait,
         )
         self._stop_metrics: Callable[[], None] | None = None
+        self.failed = False
 
     def run(self) -> None:
         s = self.settings
@@ -90,7 +97,12 @@ class Gateway:
         forward.start()
         self.receiver.start()
         try:
-            self.stop_event.wait()
+            while not self.stop_event.wait(1.0):
+                dead = [t.name for t in (intake, forward) if not t.is_alive()]
+                if dead:  # a bug, not a condition we handle: exit and let systemd restart us
+                    self.failed = True
+                    log_event(log, logging.CRITICAL, "worker thread died; exiting", threads=dead)
+                    self.stop()
         finally:
             self.receiver.stop_taking()
             intake.join()
@@ -130,7 +142,8 @@ class Gateway:
             store.close()
 
 
-def run_until_signalled(settings: GatewaySettings) -> None:
+def run_until_signalled(settings: GatewaySettings) -> bool:
+    """Run until SIGTERM/SIGINT; False when a worker thread failed."""
     gateway = Gateway(settings)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -140,3 +153,4 @@ def run_until_signalled(settings: GatewaySettings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     gateway.run()
+    return not gateway.failed

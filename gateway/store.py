@@ -15,6 +15,7 @@ receiver writes.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,7 @@ class Store:
         self.path = Path(path)
         self.limits = limits or Limits()
         self.clock = clock
+        self._lock = _write_lock(self.path)
         try:
             if readonly:
                 if not self.path.exists():
@@ -181,7 +183,7 @@ class Store:
         )
 
     def _transaction(self, write: bool = True) -> _Tx:
-        return _Tx(self.conn, write)
+        return _Tx(self.conn, self._lock if write else None)
 
     def put(self, items: Sequence[Event | Presence | Rejected]) -> PutResult:
         """Commit a batch of received messages in one transaction, then apply the limits."""
@@ -410,15 +412,38 @@ class Store:
         return [i for (i,) in self.conn.execute("SELECT id FROM events ORDER BY seq")]
 
 
+# One writer lock per store file in this process: the intake and the forwarder
+# take turns without SQLite's busy handler, which sleeps in growing steps
+# instead of waking when the other transaction ends.
+_WRITE_LOCKS: dict[Path, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(path.resolve(), threading.Lock())
+
+
 class _Tx:
     """BEGIN IMMEDIATE (or deferred for reads) ... COMMIT, ROLLBACK on error."""
 
-    def __init__(self, conn: sqlite3.Connection, write: bool = True) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock | None) -> None:
         self.conn = conn
-        self.write = write
+        self.lock = lock
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+        if self.lock:
+            self.lock.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if self.lock else "BEGIN")
+        except BaseException:
+            if self.lock:
+                self.lock.release()
+            raise
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            if self.lock:
+                self.lock.release()

@@ -104,6 +104,10 @@ def mosquitto_config(
         f"persistence_location {workdir}/",
         f"log_dest file {workdir}/mosquitto.log",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # Started as root Mosquitto switches to the `mosquitto` user, which cannot write
+        # a private temp folder: no persistence file, no log. Test brokers stay root.
+        keep.append("user root")
     return "\n".join(keep) + "\n"
 
 

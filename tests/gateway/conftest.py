@@ -187,16 +187,16 @@ def run_gateway(tmp_path: Any) -> Iterator[Callable[..., Gateway]]:
     running: list[tuple[Gateway, threading.Thread]] = []
 
     def start(broker: str, client: httpx.Client, **overrides: Any) -> Gateway:
-        settings = GatewaySettings(
-            server="http://server.test",
-            token="good",
-            broker=broker,
-            store=tmp_path / "gateway.db",
-            gateway_id="gw-test",
-            client_id=f"gw-test-{tmp_path.name}",
-            metrics_port=0,
-            **overrides,
-        )
+        values: dict[str, Any] = {
+            "server": "http://server.test",
+            "token": "good",
+            "broker": broker,
+            "store": tmp_path / "gateway.db",
+            "gateway_id": "gw-test",
+            "client_id": f"gw-test-{tmp_path.name}",
+            "metrics_port": 0,
+        }
+        settings = GatewaySettings(**(values | overrides))
         gw = Gateway(settings, client=client)
         thread = threading.Thread(target=gw.run, name="gateway")
         thread.start()

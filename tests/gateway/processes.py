@@ -1,14 +1,14 @@
-"""Real processes for the end-to-end proofs: `nps-edge server` and `nps-edge gateway`.
+"""Real processes for the gateway's proofs and benchmark, on top of nps_edge.processes.
 
-Imported by the end-to-end tests and by bench/gateway_throughput.py, so the
-benchmark runs exactly what the tests prove.
+`nps-edge server` with its tokens, `nps-edge gateway` configured through a
+TOML file (the settings an operator would write), and a fast QoS 1 publisher.
+Imported by tests/gateway/test_end_to_end.py and bench/gateway_throughput.py,
+so the benchmark runs exactly what the tests prove.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 import uuid
@@ -21,32 +21,28 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from nps_edge.broker import free_port, wait_for_port
+from nps_edge.broker import free_port
+from nps_edge.processes import (
+    Child,
+    ProcessError,
+    create_token,
+    nps_edge_command,
+    start_gateway,
+    start_server,
+)
 
 
 class NotAvailable(RuntimeError):
     """A part of the system this proof needs has not landed in this checkout."""
 
 
-def run_cli(bin_: str, *args: str, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(
-        [bin_, *args], capture_output=True, text=True, timeout=120, env=env or os.environ.copy()
-    )
-    if "not yet available" in proc.stderr:
-        raise NotAvailable(proc.stderr.strip())
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return proc.stdout
-
-
 @dataclass
 class ServerProcess:
     """`nps-edge server` on SQLite with a gateway and an operator token."""
 
-    bin: str
     workdir: Path
     port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
+    child: Child | None = None
     gateway_token: str = ""
     operator_token: str = ""
 
@@ -58,29 +54,28 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.child.proc if self.child else None
+
     def create_tokens(self) -> None:
-        if "--db" not in run_cli(self.bin, "token", "create", "--help"):
-            raise NotAvailable("`nps-edge token create` is still the placeholder")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        make = ("token", "create", "--db", self.db)
-        self.gateway_token = run_cli(self.bin, *make, "--role", "gateway", "--name", "gw").strip()
-        self.operator_token = run_cli(self.bin, *make, "--role", "operator", "--name", "op").strip()
+        try:
+            self.gateway_token = create_token(self.db, "gateway", "gw")
+            self.operator_token = create_token(self.db, "operator", "op")
+        except ProcessError as err:
+            if "not yet available" in str(err) or "No such option" in str(err):
+                raise NotAvailable(str(err)) from None
+            raise
 
     def start(self) -> None:
         if not self.gateway_token:
             self.create_tokens()
-        log = (self.workdir / "server.log").open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NPS_EDGE_")}
-        self.proc = subprocess.Popen(
-            [self.bin, "server", "--db", self.db, "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        wait_for_port("127.0.0.1", self.port, timeout=60, proc=self.proc)
+        self.child = start_server(self.db, self.workdir / "server.log", port=self.port)
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        if self.child:
+            self.child.stop()
 
     def get(self, path: str, **params: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.operator_token}"}
@@ -91,15 +86,15 @@ class ServerProcess:
 
 @dataclass
 class GatewayProcess:
-    """`nps-edge gateway` as an operator runs it (flags + NPS_EDGE_* environment)."""
+    """`nps-edge gateway` as an operator runs it: contract flags plus a TOML config file."""
 
-    bin: str
     workdir: Path
     broker: str
     server: str
     token: str
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    metrics_port: int = 0
+    child: Child | None = None
     client_id: str = field(default_factory=lambda: f"gw-{uuid.uuid4().hex[:8]}")
 
     @property
@@ -110,61 +105,44 @@ class GatewayProcess:
     def log(self) -> Path:
         return self.workdir / "gateway.log"
 
-    def subscriptions(self) -> int:
-        return self.log.read_text().count('"msg": "subscribed"') if self.log.exists() else 0
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.child.proc if self.child else None
 
-    def start(self, wait: bool = True) -> None:
-        """Start; with `wait`, return once it has (re)subscribed on the broker."""
+    def start(self) -> None:
+        """Start; returns once it has (re)subscribed on the broker."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        before = self.subscriptions()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NPS_EDGE_")}
-        env |= {"NPS_EDGE_CLIENT_ID": self.client_id, "NPS_EDGE_GATEWAY_ID": "gw-e2e"} | self.env
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                self.bin, "gateway", "--server", self.server, "--token", self.token,
-                "--broker", self.broker, "--store", str(self.store), "--metrics-port", "0",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )  # fmt: skip
-        if wait:
-            proc = self.proc
-            wait_until(
-                lambda: self.subscriptions() > before or proc.poll() is not None,
-                what="the gateway to subscribe",
-            )
-            if proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
+        config = self.workdir / "gateway.toml"
+        values = {"client_id": self.client_id, "gateway_id": "gw-e2e"} | self.settings
+        config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+        extra = ("--metrics-port", str(self.metrics_port), "--config", str(config))
+        self.child = start_gateway(
+            self.server, self.token, self.broker, self.store, self.log, extra
+        )
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
+        if self.child:
+            self.child.kill()
 
     def stop(self) -> None:
-        stop_process(self.proc)
+        if self.child:
+            self.child.stop(timeout=30)
 
     def status(self) -> dict[str, Any]:
-        if not self.store.exists():
-            return {"depth": 0, "received": 0}
-        out = run_cli(self.bin, "gateway", "status", "--store", str(self.store), "--json")
-        return json.loads(out)
-
-
-def stop_process(proc: subprocess.Popen | None, timeout: float = 30) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        done = subprocess.run(
+            [*nps_edge_command(), "gateway", "status", "--store", str(self.store), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise ProcessError(f"gateway status failed: {done.stderr}")
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "it") -> Any:
+    """Poll (bounded) until predicate() is truthy; return its value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
+import httpx
 import pytest
 
 from gateway.store import Store
@@ -20,7 +21,10 @@ from tests.gateway.processes import (
 
 pytestmark = pytest.mark.slow
 
-DEVICES = [f"nps-e2e{i:03d}" for i in range(10)]
+
+def fleet(name: str, n: int = 10) -> list[str]:
+    """Devices `nps-<name>000`...; each test has its own, and its own site `nps-<name>`."""
+    return [f"nps-{name}{i:03d}" for i in range(n)]
 
 
 def stream(devices: list[str], per_device: int, start: int = 1) -> list[tuple[str, bytes]]:
@@ -35,7 +39,7 @@ def stream(devices: list[str], per_device: int, start: int = 1) -> list[tuple[st
 
 def event(device: str, seq: int, kind: str, **over: object) -> dict:
     base = {
-        "v": 1, "id": f"{device}:{seq}", "device": device, "site": "e2e", "seq": seq,
+        "v": 1, "id": f"{device}:{seq}", "device": device, "site": device[:-3], "seq": seq,
         "boot": 1, "up_ms": seq * 10, "ts": 1795000000.0 + seq, "fw": "1.0.0", "type": kind,
     }  # fmt: skip
     if kind == "feedback":
@@ -55,9 +59,10 @@ def expected_nps(devices: list[str], per_device: int) -> dict[str, int]:
     }
 
 
-@pytest.fixture
-def server(nps_edge_bin, tmp_path):
-    proc = ServerProcess(nps_edge_bin, tmp_path / "server")
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory):
+    """One server process for these tests (each test uses its own devices and site)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("server"))
     try:
         proc.create_tokens()
     except NotAvailable as err:
@@ -68,12 +73,19 @@ def server(nps_edge_bin, tmp_path):
 
 
 @pytest.fixture
-def gateway(nps_edge_bin, tmp_path, mqtt_broker):
+def server(server_process):
+    if server_process.proc is None or server_process.proc.poll() is not None:
+        server_process.start()  # a test that stopped it failed before restarting it
+    return server_process
+
+
+@pytest.fixture
+def gateway(tmp_path, mqtt_broker):
     made: list[GatewayProcess] = []
 
-    def make(server_url: str, token: str, **env: str) -> GatewayProcess:
+    def make(server_url: str, token: str, **settings: object) -> GatewayProcess:
         gw = GatewayProcess(
-            nps_edge_bin, tmp_path / "gateway", mqtt_broker.address, server_url, token, env=env
+            tmp_path / "gateway", mqtt_broker.address, server_url, token, settings=settings
         )
         made.append(gw)
         return gw
@@ -99,20 +111,29 @@ def assert_server_has_exactly(server: ServerProcess, devices: list[str], per_dev
     for device in devices:
         gaps = server.get(f"/api/v1/devices/{device}/gaps")
         assert (gaps["max_seq"], gaps["received"], gaps["missing"]) == (per_device, per_device, [])
-    nps = server.get("/api/v1/nps", site="e2e")
+    nps = server.get("/api/v1/nps", site=devices[0][:-3])
     expected = expected_nps(devices, per_device)
     assert {k: nps[k] for k in expected} == expected  # each event counted once
 
 
 def all_arrived(server: ServerProcess, devices: list[str], per_device: int) -> bool:
-    return all(server.get(f"/api/v1/devices/{d}/gaps")["received"] == per_device for d in devices)
+    for device in devices:
+        try:
+            if server.get(f"/api/v1/devices/{device}/gaps")["received"] != per_device:
+                return False
+        except httpx.HTTPStatusError as err:
+            if err.response.status_code == 404:  # nothing of it has arrived yet
+                return False
+            raise
+    return True
 
 
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
     server, gateway, mqtt_broker, tmp_path
 ):
     per_device = 500  # 5,000 events
-    messages = stream(DEVICES, per_device)
+    devices = fleet("kill")
+    messages = stream(devices, per_device)
     gw = gateway(server.url, server.gateway_token)
     gw.start()
     publisher = Publisher(mqtt_broker.address)
@@ -124,21 +145,22 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
         gw.start()
     sender.join()
     publisher.close()
-    wait_until(lambda: all_arrived(server, DEVICES, per_device), timeout=120, what="all events")
-    assert_server_has_exactly(server, DEVICES, per_device)
+    wait_until(lambda: all_arrived(server, devices, per_device), timeout=120, what="all events")
+    assert_server_has_exactly(server, devices, per_device)
     wait_until(lambda: counters(gw).get("depth") == 0, what="store empty")
     gw.stop()
     assert gw.proc.returncode == 0  # SIGTERM is a clean shutdown
 
 
 def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_broker):
-    gw = gateway(server.url, server.gateway_token, NPS_EDGE_RETRY_MAX_S="1")
+    gw = gateway(server.url, server.gateway_token, retry_max_s=1)
     gw.start()
     publisher = Publisher(mqtt_broker.address)
-    publisher.publish(stream(DEVICES, 20))
-    wait_until(lambda: all_arrived(server, DEVICES, 20), what="first events")
+    devices = fleet("out")
+    publisher.publish(stream(devices, 20))
+    wait_until(lambda: all_arrived(server, devices, 20), what="first events")
     server.stop()
-    backlog = stream(DEVICES, 200, start=21)
+    backlog = stream(devices, 200, start=21)
     publisher.publish(backlog)
     wait_until(lambda: counters(gw).get("depth") == len(backlog), what="the store to hold it all")
     server.start()
@@ -151,16 +173,16 @@ def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_br
     store.close()
     wait_until(lambda: counters(gw).get("depth") == 0, what="drained")
     assert samples > 1
-    wait_until(lambda: all_arrived(server, DEVICES, 220), what="all at the server")
-    assert_server_has_exactly(server, DEVICES, 220)
+    wait_until(lambda: all_arrived(server, devices, 220), what="all at the server")
+    assert_server_has_exactly(server, devices, 220)
     publisher.close()
 
 
 def test_full_store_drops_oldest_telemetry_first_and_counts_add_up(gateway, mqtt_broker):
     down = f"http://127.0.0.1:{free_port()}"  # no server: everything stays in the store
-    gw = gateway(down, "t", NPS_EDGE_MAX_EVENTS="1200", NPS_EDGE_RETRY_MAX_S="1")
+    gw = gateway(down, "t", max_events=1200, retry_max_s=1)
     gw.start()
-    devices = DEVICES[:5]
+    devices = fleet("full", 5)
     first = stream(devices, 300)  # 1,500 events: 375 telemetry, 1,125 feedback
     bad = [(f"nps/v1/{devices[0]}/feedback", b"{oops")] * 10
     publisher = Publisher(mqtt_broker.address)
@@ -211,9 +233,9 @@ def test_bad_payloads_are_dead_lettered_and_good_ones_around_them_arrive(
 ):
     gw = gateway(server.url, server.gateway_token)
     gw.start()
-    devices = DEVICES[:3]
+    devices = fleet("bad", 3)
     good = stream(devices, 100)
-    bad_device = "nps-bad001"
+    bad_device = "nps-junk001"
     topic = f"nps/v1/{bad_device}/feedback"
     payloads = [
         b"this is not json",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx
+
+from nps_edge.broker import free_port, start_mosquitto
 
 
 def test_events_flow_from_broker_to_server_bad_ones_to_dead_letters(
@@ -78,3 +82,82 @@ def test_server_down_the_store_grows_then_drains_in_order(
     make.wait_until(lambda: len(fake_server.received) == 300, what="all 300 after the outage")
     assert [e["seq"] for e in fake_server.received] == list(range(1, 301))
     assert gw.metrics.forward_errors.labels("transport")._value.get() == 3
+
+
+def test_broker_restart_keeps_the_session_and_its_queue(
+    mqtt_broker, run_gateway, fake_server, make
+):
+    run_gateway(mqtt_broker.address, fake_server.client())
+    topic = "nps/v1/nps-a1b2c3/feedback"
+    make.publish(mqtt_broker.address, [(topic, make.payload(make.feedback(seq=s))) for s in (1, 2)])
+    make.wait_until(lambda: len(fake_server.received) == 2, what="before the restart")
+    mqtt_broker.stop()  # clean shutdown: Mosquitto saves sessions and queues
+    restarted = start_mosquitto(mqtt_broker.workdir, port=mqtt_broker.port)
+    try:
+        # published before the gateway is back: queued in its restored session
+        make.publish(
+            restarted.address, [(topic, make.payload(make.feedback(seq=s))) for s in range(3, 53)]
+        )
+        make.wait_until(lambda: len(fake_server.received) == 52, what="after the restart")
+        assert [e["seq"] for e in fake_server.received] == list(range(1, 53))
+    finally:
+        restarted.stop()
+
+
+def test_metrics_endpoint_serves_the_documented_metrics(
+    mqtt_broker, run_gateway, fake_server, make
+):
+    port = free_port()
+    gw = run_gateway(mqtt_broker.address, fake_server.client(), metrics_port=port)
+    topic = "nps/v1/nps-a1b2c3/feedback"
+    make.publish(mqtt_broker.address, [(topic, make.payload(make.feedback(seq=1))), (topic, b"x")])
+    make.wait_until(lambda: gw.stats().counters.get("forwarded") == 1, what="forwarded")
+    text = make.wait_until(
+        lambda: (
+            (t := httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            and "nps_gateway_forwarded_total 1.0" in t
+            and t
+        ),
+        what="metrics updated",
+    )
+    for line in (
+        'nps_gateway_received_total{kind="feedback"} 2.0',
+        "nps_gateway_committed_total 1.0",
+        'nps_gateway_dead_letters_total{source="edge"} 1.0',
+        "nps_gateway_queue_depth 0.0",
+        "nps_gateway_forward_latency_seconds_count",
+        "nps_gateway_oldest_event_age_seconds",
+        "nps_gateway_broker_connected 1.0",
+        "nps_gateway_forwarding_halted 0.0",
+    ):
+        assert line in text
+
+
+def test_sigterm_finishes_the_batch_in_hand(mqtt_broker, run_gateway, fake_server, make):
+    in_flight = threading.Event()
+    release = threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/ingest":
+            in_flight.set()
+            release.wait(10)
+        return fake_server.handler(request)
+
+    client = httpx.Client(
+        base_url="http://server.test",
+        transport=httpx.MockTransport(slow),
+        headers={"Authorization": "Bearer good"},
+    )
+    gw = run_gateway(mqtt_broker.address, client)
+    topic = "nps/v1/nps-a1b2c3/feedback"
+    make.publish(mqtt_broker.address, [(topic, make.payload(make.feedback(seq=s))) for s in (1, 2)])
+    assert in_flight.wait(10)
+    stopper = threading.Thread(target=gw.stop)
+    stopper.start()  # what the SIGTERM handler does
+    release.set()
+    stopper.join()
+    make.wait_until(lambda: not gw.receiver.connected.is_set(), what="shut down")
+    make.wait_until(lambda: gw.stats().counters.get("forwarded", 0) >= 1, what="batch recorded")
+    stats = gw.stats()
+    assert stats.depth + stats.counters["forwarded"] == 2  # the answered batch was deleted
+    assert {e["seq"] for e in fake_server.received} >= {1}

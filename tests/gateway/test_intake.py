@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from gateway.intake import Intake, Message
 from gateway.store import Store
 
@@ -47,3 +49,26 @@ def test_bad_messages_are_dead_lettered_acked_and_do_not_take_neighbours(open_st
 def test_idle_step_returns_quickly_with_nothing(open_store, metrics):
     intake = Intake(open_store(), lambda m: None, metrics, root="nps/v1")
     assert intake.step(timeout=0.01) == 0
+
+
+def test_a_failing_commit_holds_the_batch_unacknowledged_then_retries(open_store, metrics, make):
+    store = open_store()
+    real_put = store.put
+    failures = [sqlite3.OperationalError("database or disk is full")]
+
+    def put(items):
+        if failures:
+            raise failures.pop()
+        return real_put(items)
+
+    store.put = put  # type: ignore[method-assign]
+    acked: list[int] = []
+    waits: list[float] = []
+    intake = Intake(store, lambda m: acked.append(m.mid), metrics, root="nps/v1", wait=waits.append)
+    intake.offer(1, 1, "nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=1)))
+    assert intake.step(timeout=1) == 0
+    assert acked == [] and waits == [1.0] and store.ids() == []
+    assert metrics.store_errors._value.get() == 1
+    intake.offer(2, 1, "nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=2)))
+    assert intake.step(timeout=1) == 2
+    assert acked == [1, 2] and store.ids() == ["nps-a1b2c3:1", "nps-a1b2c3:2"]

@@ -107,3 +107,12 @@ def test_backoff_grows_with_jitter_up_to_the_cap_and_resets():
         assert ceiling / 2 <= delay <= ceiling
     b.reset()
     assert b.next_delay() <= 1.0
+
+
+def test_rx_ts_is_spliced_into_the_devices_bytes(make):
+    raw = make.payload(make.feedback(seq=3)) + b" \n"
+    body = admit(T, raw, 1795000002.5, ROOT).body
+    assert json.loads(body) == make.feedback(seq=3) | {"rx_ts": 1795000002.5}
+    assert body.startswith(raw.rstrip()[:-1])  # the device's bytes, untouched
+    sent_own = admit(T, make.payload(make.feedback(seq=4, rx_ts=1)), 7.0, ROOT).body
+    assert json.loads(sent_own)["rx_ts"] == 7.0 and sent_own.count(b"rx_ts") == 1

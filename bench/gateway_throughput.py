@@ -1,0 +1,382 @@
+"""Gateway throughput, broker to server, against a bare paho subscriber on the same stream.
+
+    .venv/bin/python -m bench.gateway_throughput [--events 20000] [--devices 20]
+
+One Mosquitto with the shipped config (docs/deploy/mosquitto.conf). The
+publishers are `mosquitto_pub -l -q 1` (C, one per device, 1,000 in flight),
+so they limit neither figure. In the same run, on the same broker:
+
+1. a bare paho subscriber (QoS 1, no store, no forwarding) receives the stream;
+2. `nps-edge gateway` (a real process, SQLite synchronous=FULL) forwards it to a
+   minimal accepting endpoint (bench/gateway_sink.py), so the figure is the
+   gateway's own; then the same with synchronous=NORMAL (the cost of FULL);
+3. when `nps-edge server` is available, the gateway forwards to the real server
+   on SQLite (end to end, everything on this machine).
+
+Each rate is events / (last event delivered - publishing started). CPU per
+message is the gateway process's user+system time over the run / events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.policy import admit
+from gateway.store import Store
+from nps_edge.broker import Broker, free_port, start_mosquitto, wait_for_port
+from nps_edge.protocol import decode_payload
+from tests.gateway.processes import GatewayProcess, NotAvailable, ServerProcess
+
+PEER_TB_RATE = 1151.0  # ThingsBoard IoT Gateway 3.8.5, msg/s (shared/peers.md)
+PEER_TB_CPU_MS = 0.8
+
+
+def make_stream(devices: int, per_device: int, seed: int = 7) -> dict[str, list[tuple[str, str]]]:
+    """device -> [(topic, payload line)], 80% feedback and 20% telemetry, seq in order."""
+    rng = random.Random(seed)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for d in range(devices):
+        device = f"nps-bench{d:03d}"
+        lines = []
+        for seq in range(1, per_device + 1):
+            common = {
+                "v": 1, "id": f"{device}:{seq}", "device": device, "site": "bench",
+                "seq": seq, "boot": 1, "up_ms": seq * 1000, "ts": 1795000000.0 + seq,
+                "fw": "1.0.0",
+            }  # fmt: skip
+            if rng.random() < 0.8:
+                kind = "feedback"
+                event = common | {
+                    "type": kind, "outcome": "answered", "score": rng.randint(0, 10),
+                    "prompt": "nps", "trigger": {"kind": "cycle_complete", "ref": f"tx-{seq}"},
+                    "reason": None, "answer_ms": rng.randint(800, 9000),
+                    "ctx": {"rssi": rng.randint(-90, -40), "battery_mv": rng.randint(3300, 4200)},
+                }  # fmt: skip
+            else:
+                kind = "telemetry"
+                event = common | {
+                    "type": kind, "battery_mv": 3900, "rssi": -61, "heap_free": 81234,
+                    "heap_min": 60111, "uptime_s": seq, "temp_c": 36.5, "outbox_depth": 0,
+                    "reset_cause": "power_on", "errors": {"mqtt": 0},
+                }  # fmt: skip
+            lines.append((f"nps/v1/{device}/{kind}", json.dumps(event)))
+        out[device] = lines
+    return out
+
+
+def renamed(stream: dict[str, list[tuple[str, str]]], suffix: str) -> dict:
+    """The same stream from devices named `<device><suffix>`."""
+    return {
+        f"{d}{suffix}": [(t.replace(d, d + suffix), p.replace(d, d + suffix)) for t, p in lines]
+        for d, lines in stream.items()
+    }
+
+
+def publish(broker: Broker, stream: dict[str, list[tuple[str, str]]], workdir: Path) -> float:
+    """Run one `mosquitto_pub -l` per (device, topic); returns the start time."""
+    procs = []
+    start = time.time()
+    for device, lines in stream.items():
+        for kind in ("feedback", "telemetry"):
+            topic = f"nps/v1/{device}/{kind}"
+            data = "\n".join(p for t, p in lines if t == topic) + "\n"
+            proc = subprocess.Popen(
+                ["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-q", "1",
+                 "-M", "1000", "-l", "-t", topic, "-i", f"pub-{device}-{kind}"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            procs.append((proc, data))
+    for proc, data in procs:
+        threading.Thread(target=proc.communicate, args=(data.encode(),), daemon=True).start()
+    for proc, _ in procs:
+        proc.wait(timeout=600)
+    return start
+
+
+def bare_subscriber(broker: Broker, stream: dict, workdir: Path) -> dict[str, float]:
+    total = sum(len(v) for v in stream.values())
+    done = threading.Event()
+    state = {"n": 0, "last": 0.0}
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        state["n"] += 1
+        if state["n"] == total:
+            state["last"] = time.time()
+            done.set()
+
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", clean_session=True)
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect(broker.host, broker.port)
+    client.subscribe([("nps/v1/+/feedback", 1), ("nps/v1/+/telemetry", 1)])
+    client.loop_start()
+    subscribed.wait(10)
+    cpu0 = time.process_time()
+    start = publish(broker, stream, workdir)
+    if not done.wait(300):
+        raise RuntimeError(f"bare subscriber got {state['n']} of {total}")
+    cpu = time.process_time() - cpu0
+    client.disconnect()
+    client.loop_stop()
+    return {"rate": total / (state["last"] - start), "cpu_ms": 1000 * cpu / total}
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def forget_session(broker: Broker, client_id: str) -> None:
+    """Drop a gateway's persistent session so later phases do not queue for it."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.connect(broker.host, broker.port)
+    client.disconnect()
+
+
+def through_gateway(
+    broker: Broker,
+    stream: dict,
+    workdir: Path,
+    server_url: str,
+    token: str,
+    synchronous: str,
+    delivered: Any,
+) -> dict[str, float]:
+    """Run a gateway process over the stream; `delivered()` -> (count, wall time of last)."""
+    total = sum(len(v) for v in stream.values())
+    metrics_port = free_port()
+    gw = GatewayProcess(
+        workdir, broker.address, server_url, token,
+        settings={"synchronous": synchronous}, metrics_port=metrics_port,
+    )  # fmt: skip
+    gw.start()
+    assert gw.proc is not None
+    cpu0 = proc_cpu_s(gw.proc.pid)
+    start = publish(broker, stream, workdir)
+    deadline = time.monotonic() + 600
+    while True:
+        count, last = delivered()
+        if count >= total:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {count} of {total} delivered; see {gw.log}")
+        time.sleep(0.02)
+    cpu = proc_cpu_s(gw.proc.pid) - cpu0
+    peak = peak_rss_mb(gw.proc.pid)
+    scraped = scrape(metrics_port)
+    gw.stop()
+    forget_session(broker, gw.client_id)
+    store = Store(gw.store, readonly=True)
+    stats = store.stats()
+    store.close()
+    return {
+        "rate": total / (last - start),
+        "cpu_ms": 1000 * cpu / total,
+        "cpu_share": cpu / (last - start),
+        "peak_mb": peak,
+        "left_in_store": stats.depth,
+        "duplicates": stats.counters.get("duplicates_server", 0),
+        "commit_batch_mean": scraped["nps_gateway_commit_batch_messages_sum"]
+        / max(scraped["nps_gateway_commit_batch_messages_count"], 1),
+        "commit_ms_mean": 1000
+        * scraped["nps_gateway_commit_seconds_sum"]
+        / max(scraped["nps_gateway_commit_seconds_count"], 1),
+        "forward_batch_mean": total / max(scraped["nps_gateway_forward_latency_seconds_count"], 1),
+        "forward_ms_mean": 1000
+        * scraped["nps_gateway_forward_latency_seconds_sum"]
+        / max(scraped["nps_gateway_forward_latency_seconds_count"], 1),
+    }
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Unlabelled samples of the gateway's /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def edge_validation_cost(stream: dict, n: int = 5000) -> dict[str, float]:
+    """Microseconds per event: JSON decode alone vs the full admit() (contract models)."""
+    items = [(t, p.encode()) for lines in stream.values() for t, p in lines][:n]
+    t0 = time.perf_counter()
+    for _, p in items:
+        decode_payload(p)
+    t1 = time.perf_counter()
+    for t, p in items:
+        admit(t, p, 1.0, "nps/v1")
+    t2 = time.perf_counter()
+    return {"decode_us": 1e6 * (t1 - t0) / len(items), "admit_us": 1e6 * (t2 - t1) / len(items)}
+
+
+def store_cost(stream: dict, workdir: Path, n: int = 20_000) -> dict[str, dict[str, float]]:
+    """The store alone: events/s committed in batches of 1, 10, 100 and 1,000, FULL vs NORMAL."""
+    items = [admit(t, p.encode(), 1.0, "nps/v1") for lines in stream.values() for t, p in lines]
+    events = [i for i in items if i is not None][:n]
+    out: dict[str, dict[str, float]] = {}
+    for sync in ("FULL", "NORMAL"):
+        for batch in (1, 10, 100, 1000):
+            path = workdir / f"store-{sync}-{batch}.db"
+            store = Store(path, synchronous=sync)
+            count = min(len(events), 2000 if batch == 1 else len(events))
+            t0 = time.perf_counter()
+            for start in range(0, count, batch):
+                store.put(events[start : start + batch])  # type: ignore[arg-type]
+            elapsed = time.perf_counter() - t0
+            store.close()
+            out.setdefault(sync, {})[f"batch_{batch}"] = count / elapsed
+    return out
+
+
+def sink_delivered(url: str) -> Any:
+    client = httpx.Client(base_url=url)
+
+    def delivered() -> tuple[int, float]:
+        s = client.get("/stats").json()
+        return s["events"], s["last"]
+
+    return delivered
+
+
+def store_delivered(store_path: Path) -> Any:
+    def delivered() -> tuple[int, float]:
+        if not store_path.exists():
+            return 0, 0.0
+        store = Store(store_path, readonly=True)
+        try:
+            return store.stats().counters.get("forwarded", 0), time.time()
+        finally:
+            store.close()
+
+    return delivered
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument("--no-server", action="store_true", help="skip the real-server phase")
+    parser.add_argument(
+        "--store-only", action="store_true", help="only the store's FULL/NORMAL cost"
+    )
+    args = parser.parse_args()
+    if shutil.which("mosquitto_pub") is None:
+        sys.exit("mosquitto_pub is needed (apt-get install mosquitto-clients)")
+    per_device = args.events // args.devices
+    stream = make_stream(args.devices, per_device)
+    total = per_device * args.devices
+    work = Path(tempfile.mkdtemp(prefix="nps-gw-bench-"))
+    broker = start_mosquitto(work / "broker")
+    results: dict[str, Any] = {"events": total, "devices": args.devices, "cpus": os.cpu_count()}
+    try:
+        results["edge_validation"] = edge_validation_cost(stream)
+        results["store_events_per_s"] = store_cost(stream, work)
+        if args.store_only:
+            print(json.dumps(results, indent=1, default=lambda x: round(x)))
+            return
+        bare = [bare_subscriber(broker, stream, work)]
+        sink_port = free_port()
+        sink = subprocess.Popen(
+            [sys.executable, "-m", "bench.gateway_sink", "--port", str(sink_port)]
+        )
+        wait_for_port("127.0.0.1", sink_port, proc=sink)
+        sink_url = f"http://127.0.0.1:{sink_port}"
+        try:
+            for sync in ("FULL", "NORMAL"):
+                phase = renamed(stream, sync[0].lower())  # new ids: the sink counts afresh
+                before = sink_delivered(sink_url)()[0]
+                count = sink_delivered(sink_url)
+                results[f"gateway_sink_{sync}"] = through_gateway(
+                    broker, phase, work / f"gw-{sync}", sink_url, "bench", sync,
+                    lambda c=count, b=before: (c()[0] - b, c()[1]),
+                )  # fmt: skip
+        finally:
+            sink.terminate()
+            sink.wait()
+        if not args.no_server:
+            server = ServerProcess(work / "server")
+            try:
+                server.create_tokens()
+                server.start()
+                try:
+                    results["gateway_server_FULL"] = through_gateway(
+                        broker, stream, work / "gw-server", server.url,
+                        server.gateway_token, "FULL",
+                        store_delivered(work / "gw-server" / "gateway.db"),
+                    )  # fmt: skip
+                finally:
+                    server.stop()
+            except NotAvailable as err:
+                results["gateway_server_FULL"] = f"skipped: {err}"
+        bare.append(bare_subscriber(broker, stream, work))
+        results["bare_subscriber"] = max(bare, key=lambda b: b["rate"])
+        results["bare_subscriber_runs"] = [round(b["rate"]) for b in bare]
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report(results)
+
+
+def report(r: dict[str, Any]) -> None:
+    bare = r["bare_subscriber"]["rate"]
+    print(json.dumps(r, indent=1, default=lambda x: round(x, 3)))
+    print()
+    print(f"events: {r['events']} from {r['devices']} devices, QoS 1, shipped mosquitto.conf")
+    print(f"bare paho subscriber: {bare:,.0f} events/s (runs: {r['bare_subscriber_runs']})")
+    for key in ("gateway_sink_FULL", "gateway_sink_NORMAL", "gateway_server_FULL"):
+        g = r.get(key)
+        if not isinstance(g, dict):
+            print(f"{key}: {g}")
+            continue
+        print(
+            f"{key}: {g['rate']:,.0f} events/s = {g['rate'] / bare:.2f} x bare,"
+            f" {g['rate'] / PEER_TB_RATE:.1f} x ThingsBoard; {g['cpu_ms']:.3f} ms CPU/event"
+            f" ({PEER_TB_CPU_MS / g['cpu_ms']:.1f} x less than ThingsBoard),"
+            f" {g['cpu_share']:.0%} of a core, peak {g['peak_mb']:.0f} MB"
+        )
+    full, normal = r["gateway_sink_FULL"], r["gateway_sink_NORMAL"]
+    print(
+        f"synchronous=FULL vs NORMAL: {full['rate'] / normal['rate']:.2f} x the rate,"
+        f" {full['cpu_ms'] / normal['cpu_ms']:.2f} x the CPU per event"
+    )
+    for batch in ("batch_1", "batch_10", "batch_100", "batch_1000"):
+        full_s, normal_s = (r["store_events_per_s"][k][batch] for k in ("FULL", "NORMAL"))
+        print(
+            f"store commit, {batch.replace('_', ' of ')}: FULL {full_s:,.0f}/s,"
+            f" NORMAL {normal_s:,.0f}/s (FULL = {full_s / normal_s:.2f} x NORMAL)"
+        )
+    v = r["edge_validation"]
+    print(
+        f"edge validation: decode {v['decode_us']:.1f} us/event,"
+        f" full admit() {v['admit_us']:.1f} us/event"
+    )
+
+
+if __name__ == "__main__":
+    main()
