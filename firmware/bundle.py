@@ -269,9 +269,11 @@ def build(
             )
         entries.append(FileEntry(name, sha256_file(target), target.stat().st_size))
         if progress is not None:
-            progress(index, len(sources), name)
+            progress(index, len(sources) + 1, name)
     (out / BOARD_FILE).write_text(board + "\n", encoding="utf-8")
     entries.append(FileEntry(BOARD_FILE, sha256_file(out / BOARD_FILE), len(board) + 1))
+    if progress is not None:
+        progress(len(sources) + 1, len(sources) + 1, BOARD_FILE)
     manifest = Manifest(
         firmware=version,
         board=board,

@@ -148,8 +148,9 @@ def test_cli_shows_progress_per_file_and_the_bundle(device_dir: Path, tmp_path: 
         app, ["firmware", "build", "--source", str(device_dir), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "[1/6] app.mpy" in result.stderr
-    assert "[6/6] version.mpy" in result.stderr
+    assert "[1/7] app.mpy" in result.stderr
+    assert "[6/7] version.mpy" in result.stderr
+    assert "[7/7] board.txt" in result.stderr
     assert "built firmware 1.4.2 for esp32_oled_encoder (xtensawin): 7 files" in result.stdout
     assert (tmp_path / "b.tar.gz").exists()
 
