@@ -1,0 +1,221 @@
+"""The device application: input -> prompt machine -> outbox -> MQTT, in one loop that never waits
+on the network.
+
+The board (boards/*.py) hands in every piece of hardware (docs/firmware.md,
+board API); this module and everything it imports stay free of `machine` and
+`network`.
+"""
+
+import gc
+import os
+import random
+import select
+
+import events
+import mqtt
+import persist
+import prompt as pm
+from outbox import Outbox, OutboxError
+from screens import Screens
+
+KINDS = {"f": "feedback", "t": "telemetry"}
+ACK_SAVE_EVERY_MS = 30000
+# Collect after this many bytes allocated: a 64 KB heap must keep room for a
+# 2 KB payload in one piece, so garbage never piles up.
+GC_EVERY_BYTES = 4096
+
+
+def next_boot(path):
+    """Bump and return the boot counter kept on flash (contract field `boot`)."""
+    boot = persist.read_json(path, {"boot": -1})["boot"] + 1
+    persist.write_json(path, {"boot": boot})
+    return boot
+
+
+class App:
+    def __init__(self, board, cfg):
+        self.board = board
+        self.clock = board.clock
+        dev = cfg["device_id"]
+        self.ident = {"device": dev, "site": cfg["site"], "fw": board.fw,
+                      "boot": next_boot(board.root + "boot.json")}
+        self.prompt_key = cfg["prompt"]["key"]
+        self.telemetry_ms = cfg["telemetry_interval_s"] * 1000
+        ob = cfg["outbox"]
+        self.outbox = Outbox(board.root + "ob", ob["max_kb"] * 1024, ob["segment_kb"] * 1024)
+        self.dropped_at_boot = dict(self.outbox.dropped)
+        t = cfg["timeouts"]
+        self.machine = pm.PromptMachine(
+            [r["code"] for r in cfg["reasons"]], t["prompt_s"] * 1000, t["reason_s"] * 1000,
+            t["thanks_s"] * 1000, cfg["min_answer_interval_s"] * 1000)
+        self.screens = Screens(board.display, board.width, board.height, cfg["prompt"],
+                               [r["label"] for r in cfg["reasons"]])
+        random.seed(int.from_bytes(os.urandom(4), "little"))
+        root = cfg["topic_root"].rstrip("/") + "/" + dev + "/"
+        self.topics = {"f": root + "feedback", "t": root + "telemetry", "s": root + "status"}
+        self.client = mqtt.Client(cfg["broker"], dev, root + "status", events.status(False),
+                                  random.random, board.link, self.on_up, self.on_ack, board.log)
+        self.errors = {}
+        self.heap_min = gc.mem_free()
+        self.draining = False
+        self.shown = None
+        self.last_telemetry = 0
+        self.last_save = 0
+        self.poller = select.poll()
+        self.polled = None
+        if board.stream is not None:
+            self.poller.register(board.stream, select.POLLIN)
+
+    def count(self, name):
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+    def store(self, kind, make, result):
+        """Append an event to the outbox; False (and counted) when flash refused it."""
+        try:
+            seq = self.outbox.append(kind, make)
+        except OutboxError as err:
+            self.count("outbox_write")
+            self.board.log(str(err))
+            return False
+        detail = "-" if result is None else "%s %s" % (result["outcome"], result.get("score", "-"))
+        self.board.report("saved", kind, seq, detail)
+        return True
+
+    def record(self, result):
+        """A prompt finished: write it to flash first, then thank (or warn) on screen."""
+        at = result["at_ms"]
+        rssi, battery, _ = self.board.sense()
+        body = events.feedback_body(result, self.prompt_key, rssi, battery)
+        ts = self.clock.unix_ms(at)
+        ok = self.store("f", lambda seq: events.event(self.ident, seq, at, ts, "feedback", body),
+                        result)
+        if ok:
+            self.machine.saved(self.clock.ms())
+        else:
+            self.machine.failed(self.clock.ms())
+
+    def telemetry(self):
+        """Health as the contract's telemetry event: at boot, every N minutes, on request."""
+        now = self.last_telemetry = self.clock.ms()
+        gc.collect()
+        free = gc.mem_free()
+        self.heap_min = min(self.heap_min, free)
+        errors = dict(self.errors)
+        for counts in (self.machine.counts, self.client.errors):
+            errors.update(counts)
+        for kind in KINDS:
+            lost = self.outbox.dropped[kind] - self.dropped_at_boot[kind]
+            if lost:
+                errors["outbox_dropped_" + KINDS[kind]] = lost
+        if self.outbox.corrupt:
+            errors["outbox_corrupt"] = self.outbox.corrupt
+        rssi, battery, temp = self.board.sense()
+        body = {"battery_mv": battery, "rssi": rssi, "heap_free": free,
+                "heap_min": self.heap_min, "uptime_s": now // 1000, "temp_c": temp,
+                "outbox_depth": self.outbox.depth, "reset_cause": self.board.reset_cause,
+                "errors": errors}
+        ts = self.clock.unix_ms(now)
+        self.store("t", lambda seq: events.event(self.ident, seq, now, ts, "telemetry", body), None)
+
+    def on_up(self):
+        # Retained presence (contract); the last will says offline when we vanish.
+        self.client.publish(self.topics["s"],
+                            events.status(True, self.ident["fw"], self.ident["boot"]), True)
+
+    def on_ack(self, tag, packet):
+        if tag is not None:
+            self.outbox.ack(tag[0], tag[1])
+            self.board.report("acked", tag[0], tag[1], packet)
+
+    def step(self):
+        """One loop turn: inputs, timers, network, screen. Returns False when done."""
+        board = self.board
+        machine = self.machine
+        for ev in board.events():
+            kind = ev[0]
+            result = machine.tick(self.clock.ms())
+            if result is not None:
+                self.record(result)
+            if kind in ("turn", "press", "long", "trigger"):
+                result = machine.handle(ev, self.clock.ms())
+                if result is not None:
+                    self.record(result)
+            elif kind == "at":
+                self.clock.at(ev[1])  # the wall clock was set (script, host line, NTP)
+            elif kind == "fw":
+                self.ident["fw"] = ev[1]
+            elif kind == "telemetry":
+                self.telemetry()
+            elif kind == "drain":
+                self.draining = True
+            elif kind == "reboot":
+                self.outbox.close()
+                board.reset()
+            else:
+                self.count("input_unknown")
+        now = self.clock.ms()
+        result = machine.tick(now)
+        if result is not None:
+            self.record(result)
+        if self.telemetry_ms and now - self.last_telemetry >= self.telemetry_ms:
+            self.telemetry()
+        client = self.client
+        client.poll()
+        while client.can_publish():
+            item = self.outbox.next_unsent()
+            if item is None:
+                break
+            client.publish(self.topics[item[0]], item[2], False, (item[0], item[1]))
+        if self.outbox.dirty and now - self.last_save >= ACK_SAVE_EVERY_MS:
+            self.outbox.save()
+            self.last_save = now
+        if machine.changed or self.shown != client.state:
+            self.render()
+        free = gc.mem_free()
+        if free < self.heap_min:
+            self.heap_min = free
+        board.feed()
+        return not (self.draining and not client.inflight and self.outbox.depth <= 0)
+
+    def render(self):
+        self.machine.changed = False
+        self.shown = self.client.state
+        self.screens.render(self.machine, self.shown == mqtt.UP, self.outbox.depth)
+        self.board.report("screen", self.machine.state, 0, "-")
+
+    def wait(self):
+        """Sleep until input, socket activity or the next deadline (bounded)."""
+        sock = self.client.sock
+        if sock is not self.polled:
+            if self.polled is not None:
+                self.poller.unregister(self.polled)
+            if sock is not None:
+                self.poller.register(sock, select.POLLIN)
+            self.polled = sock
+        if sock is not None:
+            want = select.POLLIN
+            if self.client.tx or self.client.state == mqtt.CONNECTING:
+                want |= select.POLLOUT
+            self.poller.modify(sock, want)
+        timeout = self.board.max_wait_ms
+        deadline = self.machine.next_deadline()
+        if deadline is not None:
+            timeout = max(0, min(timeout, deadline - self.clock.ms()))
+        if self.client.state != mqtt.UP:
+            timeout = min(timeout, 100)
+        self.poller.poll(timeout)
+
+    def run(self):
+        self.telemetry()  # at boot
+        self.render()
+        gc.collect()
+        gc.threshold(GC_EVERY_BYTES)
+        self.heap_min = gc.mem_free()
+        self.board.log("heap free after boot: %d" % self.heap_min)
+        while self.step():
+            self.wait()
+        if self.client.state == mqtt.UP:
+            # A clean DISCONNECT cancels the last will (3.1.2.5): say offline ourselves.
+            self.client.publish(self.topics["s"], events.status(False), True)
+        self.client.close()
+        self.outbox.close()

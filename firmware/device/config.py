@@ -1,0 +1,139 @@
+"""config.json: read, fill defaults, check every field; a bad file stops the boot with a clear message."""
+
+import json
+
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+
+def _is_name(s, lo):
+    """The contract's ^[a-z0-9][a-z0-9-]{lo-1,63}$ without the re module (heap)."""
+    if not isinstance(s, str) or not lo <= len(s) <= 64 or s[0] == "-":
+        return False
+    for ch in s:
+        if ch not in _ID_CHARS:
+            return False
+    return True
+
+
+DEFAULTS = {
+    "device_id": None,  # None: the board's default, "nps-" + last six hex digits of the MAC
+    "site": None,
+    "wifi": {"ssid": None, "password": None},
+    "broker": {
+        "host": None, "port": 1883, "tls": False, "ca": None, "username": None,
+        "password": None, "keepalive_s": 60, "window": 4, "ack_timeout_s": 10,
+        "backoff_min_s": 1, "backoff_max_s": 60,
+    },
+    "topic_root": "nps/v1",
+    "prompt": {"key": "nps", "text": "How likely are you to recommend us?",
+               "lang": "en", "thanks": "Thank you!", "why": "What went wrong?"},
+    "reasons": [],
+    "timeouts": {"prompt_s": 30, "reason_s": 15, "thanks_s": 3},
+    "min_answer_interval_s": 10,
+    "telemetry_interval_s": 900,
+    "ntp_host": "pool.ntp.org",
+    "outbox": {"max_kb": 1024, "segment_kb": 16},
+    "trigger": {"uart_prefix": "T", "gpio_kind": "cycle_complete"},
+    "fw": None,  # simulator only: overrides the reported firmware version
+    "sim": {},  # simulator only: rssi, battery_mv
+}
+
+# name -> (type, min, max); None bounds are unchecked.
+_INTS = {
+    "broker.port": (1, 65535), "broker.keepalive_s": (0, 65535), "broker.window": (1, 64),
+    "broker.ack_timeout_s": (1, 3600), "broker.backoff_min_s": (0, 3600),
+    "broker.backoff_max_s": (0, 86400), "timeouts.prompt_s": (1, 3600),
+    "timeouts.reason_s": (1, 3600), "timeouts.thanks_s": (0, 60),
+    "min_answer_interval_s": (0, 86400), "telemetry_interval_s": (0, 604800),
+    "outbox.max_kb": (8, 1048576), "outbox.segment_kb": (1, 1024),
+}
+_STRS = ("broker.host", "topic_root", "prompt.key", "prompt.text", "prompt.lang",
+         "prompt.thanks", "prompt.why")
+
+
+class ConfigError(ValueError):
+    """config.json is missing, not JSON, or has a bad field; str() says which and why."""
+
+
+def _merge(defaults, given, path):
+    if not isinstance(given, dict):
+        raise ConfigError("%s must be an object" % (path or "config.json"))
+    out = {}
+    for key in defaults:
+        dv = defaults[key]
+        if key not in given:
+            out[key] = dv
+        elif isinstance(dv, dict) and key != "sim":
+            out[key] = _merge(dv, given[key], path + key + ".")
+        else:
+            out[key] = given[key]
+    for key in given:
+        if key not in defaults:
+            raise ConfigError("unknown setting %s%s" % (path, key))
+    return out
+
+
+def _get(cfg, dotted):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def _type_name(v):
+    return "null" if v is None else type(v).__name__
+
+
+def check(cfg, default_device_id):
+    """Validate a merged config in place; fill the device id. Raises ConfigError."""
+    for name in _INTS:
+        v = _get(cfg, name)
+        lo, hi = _INTS[name]
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+            raise ConfigError("%s must be an integer %d..%d, got %r" % (name, lo, hi, v))
+    for name in _STRS:
+        v = _get(cfg, name)
+        if not isinstance(v, str) or not v:
+            raise ConfigError("%s must be a non-empty string, got %s" % (name, _type_name(v)))
+    if cfg["device_id"] is None:
+        cfg["device_id"] = default_device_id
+    dev = cfg["device_id"]
+    if not _is_name(dev, 3):
+        raise ConfigError("device_id must match [a-z0-9][a-z0-9-]{2,63}, got %r" % (dev,))
+    site = cfg["site"]
+    if not _is_name(site, 1):
+        raise ConfigError("site must match [a-z0-9][a-z0-9-]{0,63}, got %r" % (site,))
+    if not isinstance(cfg["broker"]["tls"], bool):
+        raise ConfigError("broker.tls must be true or false")
+    for name in ("broker.username", "broker.password", "broker.ca", "wifi.ssid",
+                 "wifi.password", "fw"):
+        v = _get(cfg, name)
+        if v is not None and not isinstance(v, str):
+            raise ConfigError("%s must be a string or null, got %s" % (name, _type_name(v)))
+    reasons = cfg["reasons"]
+    if not isinstance(reasons, list) or len(reasons) > 4:
+        raise ConfigError("reasons must be a list of at most 4 {code, label} objects")
+    for i, r in enumerate(reasons):
+        if (not isinstance(r, dict) or not isinstance(r.get("code"), str)
+                or not isinstance(r.get("label"), str) or not r["code"] or len(r["code"]) > 64):
+            raise ConfigError("reasons[%d] must be {\"code\": str (1..64), \"label\": str}" % i)
+    if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
+        raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
+    return cfg
+
+
+def parse(text, default_device_id):
+    try:
+        given = json.loads(text)
+    except ValueError as err:
+        raise ConfigError("config.json is not valid JSON (%s)" % err)
+    return check(_merge(DEFAULTS, given, ""), default_device_id)
+
+
+def load(path, default_device_id):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError("%s not found: provision the device first" % path)
+    return parse(text, default_device_id)

@@ -1,0 +1,47 @@
+"""The contract v1 event envelope (docs/protocol.md), built as JSON bytes on the device."""
+
+import json
+
+
+def event(ident, seq, up_ms, ts_ms, kind, body):
+    """One event: ident holds device, site, boot, fw; body the type's own fields.
+
+    ts is written from integer milliseconds: the ESP32 port has single-precision
+    floats (about two minutes of resolution at today's unix time).
+    """
+    device = ident["device"]
+    body["v"] = 1
+    body["id"] = "%s:%d" % (device, seq)
+    body["device"] = device
+    body["site"] = ident["site"]
+    body["seq"] = seq
+    body["boot"] = ident["boot"]
+    body["up_ms"] = up_ms
+    body["ts"] = None
+    body["fw"] = ident["fw"]
+    body["type"] = kind
+    text = json.dumps(body)
+    if ts_ms is not None:
+        text = text.replace('"ts": null', '"ts": %d.%03d' % (ts_ms // 1000, ts_ms % 1000), 1)
+    return text
+
+
+def feedback_body(result, prompt_key, rssi, battery_mv):
+    """The feedback fields of a finished prompt (prompt.py's result)."""
+    body = {
+        "outcome": result["outcome"],
+        "prompt": prompt_key,
+        "trigger": {"kind": result["trigger"][0], "ref": result["trigger"][1]},
+        "reason": result["reason"],
+        "answer_ms": result["answer_ms"],
+        "ctx": {"rssi": rssi, "battery_mv": battery_mv},
+    }
+    if result["outcome"] == "answered":
+        body["score"] = result["score"]
+    return body
+
+
+def status(online, fw=None, boot=None):
+    if not online:
+        return '{"online": false}'
+    return json.dumps({"online": True, "fw": fw, "boot": boot})

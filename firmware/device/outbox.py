@@ -1,0 +1,283 @@
+"""The durable outbox: every event is on flash before the device says "thank you".
+
+Layout under root (docs/firmware.md): one folder per queue, `f` (feedback)
+and `t` (telemetry), of append-only segment files named by the first seq
+they hold. A record is one line `<seq> <crc32 hex> <json>\\n`; a line torn by
+a power cut fails its CRC and is skipped, and appending resumes in a new
+segment. `ack.json` keeps, per queue, the highest seq the broker confirmed
+with everything before it; it is rewritten only before a wholly confirmed
+segment is deleted, or every few seconds, so a reboot may re-send a few
+confirmed events: harmless, they keep their id. When the outbox is full the
+oldest telemetry segment goes first, feedback only when no telemetry is left,
+and the loss is counted.
+"""
+
+import binascii
+import os
+
+import persist
+
+QUEUES = ("f", "t")
+
+
+def decode(line):
+    """(seq, payload) of a whole, intact record line, else None."""
+    a = line.find(b" ")
+    b = line.find(b" ", a + 1)
+    if a < 1 or b < 0 or line[-1:] != b"\n":
+        return None
+    try:
+        seq = int(line[:a])
+        crc = int(line[a + 1:b], 16)
+    except ValueError:
+        return None
+    payload = line[b + 1:-1]
+    if binascii.crc32(payload) != crc:
+        return None
+    return seq, payload
+
+
+class OutboxError(OSError):
+    """The event could not be written to flash."""
+
+
+class Queue:
+    """Append-only segments of one kind of event, read back in order."""
+
+    def __init__(self, path, acked):
+        self.path = path
+        self.acked = acked  # every record of this queue up to this seq is confirmed
+        self.segs = []  # [first_seq, last_seq, bytes], oldest first
+        self.torn = False
+        self.writer = None
+        self.reader = None
+        self.cursor = None  # [first_seq of segment, byte offset] of the next record to read
+        self.cached = None
+        self.sent = []  # seqs handed to the publisher and not yet confirmed, in order
+        self.early = []  # confirmed out of order
+        persist.ensure_dir(path)
+
+    def file(self, first):
+        return "%s/%010d" % (self.path, first)
+
+    def scan(self, outbox):
+        """At boot: segments, their last seq, a torn tail, the unconfirmed count."""
+        names = sorted(int(n) for n in persist.listdir(self.path) if n.isdigit())
+        for first in names:
+            seg = [first, first, 0]
+            with open(self.file(first), "rb") as f:
+                for line in f:
+                    seg[2] += len(line)
+                    rec = decode(line)
+                    self.torn = rec is None
+                    if rec is None:
+                        outbox.corrupt += 1
+                        continue
+                    seg[1] = rec[0]
+                    if rec[0] > self.acked:
+                        outbox.depth += 1
+            self.segs.append(seg)
+        if self.segs:
+            self.cursor = [self.segs[0][0], 0]
+
+    def append(self, seq, head, payload, segment_bytes):
+        segs = self.segs
+        if self.torn or not segs or segs[-1][2] >= segment_bytes:
+            # A new segment: never append after a torn line; keep segments small.
+            self.close()
+            segs.append([seq, seq, 0])
+            self.torn = False
+            if self.cursor is None:
+                self.cursor = [seq, 0]
+        seg = segs[-1]
+        if self.writer is None:
+            self.writer = open(self.file(seg[0]), "ab")
+        try:
+            # One record, one flush: one flash program per event.
+            self.writer.write(head)
+            self.writer.write(payload)
+            self.writer.write(b"\n")
+            self.writer.flush()
+        except OSError:
+            self.torn = True
+            self.close()
+            raise
+        seg[1] = seq
+        seg[2] += len(head) + len(payload) + 1
+
+    def close(self):
+        for f in (self.writer, self.reader):
+            if f is not None:
+                f.close()
+        self.writer = self.reader = None
+
+    def peek(self, outbox):
+        """The next record not yet handed out, (seq, payload), or None."""
+        while self.cached is None and self.cursor is not None:
+            cur = self.cursor
+            if self.reader is None:
+                self.reader = open(self.file(cur[0]), "rb")
+                self.reader.seek(cur[1])
+            line = self.reader.readline()
+            newest = self.segs[-1][0] == cur[0]
+            if not line or (newest and line[-1:] != b"\n" and not self.torn):
+                self.reader.close()
+                self.reader = None
+                if newest:
+                    return None  # caught up with the writer; read on from here later
+                self.cursor = self.after(cur[0])
+                continue
+            cur[1] += len(line)
+            rec = decode(line)
+            if rec is None:
+                outbox.corrupt += 1
+            elif rec[0] > self.acked:
+                self.cached = rec
+        return self.cached
+
+    def after(self, first):
+        for seg in self.segs:
+            if seg[0] > first:
+                return [seg[0], 0]
+        return None
+
+    def ack(self, seq):
+        """Record a confirmation; False when seq was not outstanding here."""
+        sent = self.sent
+        if seq not in sent:
+            return False
+        if seq != sent[0]:
+            self.early.append(seq)
+            return True
+        sent.pop(0)
+        self.acked = seq
+        while sent and sent[0] in self.early:
+            self.acked = sent.pop(0)
+            self.early.remove(self.acked)
+        return True
+
+    def drop(self, first, outbox, unread):
+        """Delete segment `first`; with unread=True count its unconfirmed records as lost."""
+        lost = 0
+        if unread:
+            with open(self.file(first), "rb") as f:
+                for line in f:
+                    rec = decode(line)
+                    if rec is not None and rec[0] > self.acked and rec[0] not in self.early:
+                        lost += 1
+        seg = self.segs.pop(0)
+        if unread:
+            # Nothing of this queue up to the segment's end is left to send or confirm.
+            self.acked = max(self.acked, seg[1])
+            self.sent = [s for s in self.sent if s > seg[1]]
+            self.early = [s for s in self.early if s > seg[1]]
+        if not self.segs:
+            self.close()
+        if self.cursor is not None and self.cursor[0] == first:
+            if self.reader is not None:
+                self.reader.close()
+                self.reader = None
+            self.cached = None
+            self.cursor = self.after(first)
+        os.remove(self.file(first))
+        outbox.nbytes -= seg[2]
+        return lost
+
+
+class Outbox:
+    """Bounded, append-only, crash-safe queue of events waiting for a PUBACK."""
+
+    def __init__(self, root, max_bytes, segment_bytes):
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.state_path = root + "/ack.json"
+        persist.ensure_dir(root)
+        state = persist.read_json(self.state_path, {})
+        self.dropped = {"f": state.get("dropped_f", 0), "t": state.get("dropped_t", 0)}
+        self.corrupt = 0
+        self.depth = 0
+        self.nbytes = 0
+        self.dirty = False
+        self.queues = {}
+        hi = state.get("seq", 0)
+        for kind in QUEUES:
+            q = Queue(root + "/" + kind, state.get(kind, 0))
+            q.scan(self)
+            self.queues[kind] = q
+            for seg in q.segs:
+                self.nbytes += seg[2]
+                hi = max(hi, seg[1])
+            hi = max(hi, q.acked)
+        self.next_seq = hi + 1
+
+    def append(self, kind, make_payload):
+        """Write one event durably; make_payload(seq) builds its JSON. Returns the seq.
+
+        The seq is never reused, even when the write fails part way: a
+        half-written record must not share its id with a later event.
+        """
+        seq = self.next_seq
+        payload = make_payload(seq)
+        head = "%d %08x " % (seq, binascii.crc32(payload))
+        size = len(head) + len(payload) + 1
+        while self.nbytes + size > self.max_bytes:
+            self.make_room()
+        self.next_seq = seq + 1
+        try:
+            self.queues[kind].append(seq, head, payload, self.segment_bytes)
+        except OSError as err:
+            raise OutboxError("outbox write failed: %s" % err)
+        self.nbytes += size
+        self.depth += 1
+        return seq
+
+    def make_room(self):
+        """Full: drop the oldest telemetry segment, feedback only when no telemetry is left."""
+        for kind in ("t", "f"):
+            q = self.queues[kind]
+            if q.segs:
+                lost = q.drop(q.segs[0][0], self, True)
+                self.depth -= lost
+                self.dropped[kind] += lost
+                self.save()
+                return
+        raise OutboxError("event larger than the whole outbox")
+
+    def next_unsent(self):
+        """(kind, seq, payload) of the oldest event not yet handed out, or None."""
+        best = None
+        for kind in QUEUES:
+            rec = self.queues[kind].peek(self)
+            if rec is not None and (best is None or rec[0] < best[1][0]):
+                best = (kind, rec)
+        if best is None:
+            return None
+        q = self.queues[best[0]]
+        q.cached = None
+        q.sent.append(best[1][0])
+        return best[0], best[1][0], best[1][1]
+
+    def ack(self, kind, seq):
+        """The broker confirmed seq: forget it; delete segments wholly confirmed."""
+        q = self.queues[kind]
+        if not q.ack(seq):
+            return
+        self.depth -= 1
+        self.dirty = True
+        while len(q.segs) > 1 and q.segs[0][1] <= q.acked:
+            self.save()  # the pointer first: a crash must not resurrect deleted records
+            q.drop(q.segs[0][0], self, False)
+
+    def save(self):
+        f, t = self.queues["f"], self.queues["t"]
+        persist.write_json(self.state_path, {
+            "f": f.acked, "t": t.acked, "seq": self.next_seq - 1,
+            "dropped_f": self.dropped["f"], "dropped_t": self.dropped["t"],
+        })
+        self.dirty = False
+
+    def close(self):
+        for q in self.queues.values():
+            q.close()
+        if self.dirty:
+            self.save()

@@ -1,0 +1,162 @@
+"""The prompt state machine: pure logic, driven by input events and the time in ms.
+
+idle -> prompt (trigger or walk-up tap) -> [reason, scores 0-6 when reasons
+are configured] -> saving -> thanks -> idle, with a cool-down before the next
+accepted answer. Every prompt shown ends in exactly one result (answered,
+timeout or dismissed) that the application writes to the outbox.
+
+Input events are tuples: ("turn", delta), ("press",), ("long",) and
+("trigger", kind, ref). The first turn on the prompt selects 5, the middle of
+the scale, so no score is suggested before the person moves.
+"""
+
+IDLE = "idle"
+PROMPT = "prompt"
+REASON = "reason"
+SAVING = "saving"
+THANKS = "thanks"
+ERROR = "error"
+
+FIRST_PICK = 5
+
+
+class PromptMachine:
+    def __init__(self, reasons, prompt_ms, reason_ms, thanks_ms, min_interval_ms):
+        self.reasons = reasons  # list of reason codes, may be empty
+        self.prompt_ms = prompt_ms
+        self.reason_ms = reason_ms
+        self.thanks_ms = thanks_ms
+        self.min_interval_ms = min_interval_ms
+        self.state = IDLE
+        self.cursor = None
+        self.score = None
+        self.trigger = None
+        self.shown_ms = 0
+        self.answer_ms = None
+        self.deadline = 0
+        self.ready_ms = 0  # next answer accepted from this time on (cool-down)
+        self.result = None
+        self.counts = {}
+        self.changed = True
+
+    def _count(self, name):
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def handle(self, event, now):
+        """Feed one input event; returns a finished prompt's result or None."""
+        kind = event[0]
+        state = self.state
+        if kind == "trigger":
+            if state != IDLE:
+                self._count("trigger_busy")
+            elif now < self.ready_ms:
+                self._count("trigger_cooldown")
+            else:
+                self._show(now, (event[1], event[2]))
+            return None
+        if state == IDLE:
+            if now < self.ready_ms:
+                self._count("input_cooldown")
+            elif kind == "press":
+                self._show(now, ("walkup", None))
+            return None
+        if state == PROMPT:
+            return self._on_prompt(kind, event, now)
+        if state == REASON:
+            return self._on_reason(kind, event, now)
+        self._count("input_ignored")  # saving, thanks, error: nothing to pick
+        return None
+
+    def _on_prompt(self, kind, event, now):
+        self.deadline = now + self.prompt_ms
+        if kind == "turn":
+            if self.cursor is None:
+                self.cursor = FIRST_PICK
+            else:
+                self.cursor = min(10, max(0, self.cursor + event[1]))
+            self.changed = True
+        elif kind == "press":
+            if self.cursor is None:
+                return None  # nothing picked yet
+            self.score = self.cursor
+            self.answer_ms = now - self.shown_ms
+            if self.reasons and self.score <= 6:
+                self.state = REASON
+                self.cursor = 0
+                self.deadline = now + self.reason_ms
+                self.changed = True
+                return None
+            return self._finish("answered", None, now)
+        elif kind == "long":
+            return self._finish("dismissed", None, now)
+        return None
+
+    def _on_reason(self, kind, event, now):
+        self.deadline = now + self.reason_ms
+        if kind == "turn":
+            self.cursor = min(len(self.reasons) - 1, max(0, self.cursor + event[1]))
+            self.changed = True
+        elif kind == "press":
+            return self._finish("answered", self.reasons[self.cursor], now)
+        elif kind == "long":
+            return self._finish("answered", None, now)  # the score stands, reason skipped
+        return None
+
+    def tick(self, now):
+        """Advance time; returns a result when a prompt timed out, else None."""
+        if self.state == PROMPT and now >= self.deadline:
+            return self._finish("timeout", None, self.deadline)
+        if self.state == REASON and now >= self.deadline:
+            return self._finish("answered", None, self.deadline)
+        if self.state in (THANKS, ERROR) and now >= self.deadline:
+            self.state = IDLE
+            self.changed = True
+        return None
+
+    def next_deadline(self):
+        """When tick() next has something to do, or None."""
+        if self.state in (PROMPT, REASON, THANKS, ERROR):
+            return self.deadline
+        return None
+
+    def _show(self, now, trigger):
+        self.state = PROMPT
+        self.trigger = trigger
+        self.shown_ms = now
+        self.cursor = None
+        self.score = None
+        self.answer_ms = None
+        self.deadline = now + self.prompt_ms
+        self.changed = True
+
+    def _finish(self, outcome, reason, at):
+        self.state = SAVING
+        self.changed = True
+        result = {
+            "outcome": outcome,
+            "trigger": self.trigger,
+            "reason": reason,
+            "answer_ms": self.answer_ms if outcome == "answered" else None,
+            "at_ms": at,
+        }
+        if outcome == "answered":
+            result["score"] = self.score
+        self.result = result
+        return result
+
+    def saved(self, now):
+        """The result is on flash: thank the person (answers) or go back to idle."""
+        answered = self.result["outcome"] == "answered"
+        if answered:
+            self.state = THANKS
+            self.deadline = now + self.thanks_ms
+            self.ready_ms = now + self.min_interval_ms
+        else:
+            self.state = IDLE
+        self.changed = True
+
+    def failed(self, now):
+        """The result could not be stored: say so instead of thanking."""
+        self.state = ERROR
+        self.deadline = now + self.thanks_ms
+        self.changed = True

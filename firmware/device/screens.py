@@ -1,0 +1,115 @@
+"""What the display shows in each prompt state, drawn on any framebuf-like display.
+
+The display needs fill, text, fill_rect, rect, hline and show (framebuf and
+the SSD1306 driver have them); 8x8 font, so 16 characters per 128-pixel line.
+"""
+
+import prompt as pm
+
+CHAR = 8
+
+
+def wrap(text, width):
+    """Split text into lines of at most width characters, on spaces where possible."""
+    lines = []
+    line = ""
+    for word in text.split():
+        while len(word) > width:
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    return lines
+
+
+class Screens:
+    def __init__(self, display, width, height, texts, reason_labels):
+        self.d = display
+        self.w = width
+        self.h = height
+        self.cols = width // CHAR
+        self.texts = texts  # prompt.text, prompt.thanks, prompt.why
+        self.labels = reason_labels
+
+    def _center(self, text, y, color=1):
+        x = max(0, (self.w - len(text) * CHAR) // 2)
+        self.d.text(text, x, y, color)
+
+    def _para(self, text, y, max_lines):
+        for line in wrap(text, self.cols)[:max_lines]:
+            self._center(line, y)
+            y += CHAR + 2
+        return y
+
+    def _status(self, online, backlog):
+        # Bottom line: link state and how many events wait for the broker.
+        self.d.hline(0, self.h - 11, self.w, 1)
+        self.d.text("on" if online else "off", 0, self.h - 8, 1)
+        if backlog:
+            label = "%d queued" % backlog
+            self.d.text(label, self.w - len(label) * CHAR, self.h - 8, 1)
+
+    def _scale(self, cursor, y):
+        # 0..9 take 11 px each, "10" takes 16: the whole scale fits in 128 px.
+        for n in range(11):
+            x = n * 11 + 1
+            label = str(n)
+            width = len(label) * CHAR
+            if n == cursor:
+                self.d.fill_rect(x - 1, y - 2, width + 2, CHAR + 4, 1)
+                self.d.text(label, x, y, 0)
+            else:
+                self.d.text(label, x, y, 1)
+
+    def render(self, machine, online, backlog):
+        d = self.d
+        d.fill(0)
+        state = machine.state
+        if state == pm.IDLE:
+            self._para(self.texts["text"], 2, 3)
+            self._center("press to rate", 36)
+            self._status(online, backlog)
+        elif state == pm.PROMPT:
+            self._para(self.texts["text"], 0, 3)
+            self._scale(machine.cursor, 38)
+            hint = "turn to pick" if machine.cursor is None else "press: %d" % machine.cursor
+            self._center(hint, 54)
+        elif state == pm.REASON:
+            self._center(self.texts["why"], 0)
+            for i, label in enumerate(self.labels):
+                y = 14 + i * 12
+                text = label[: self.cols - 1]
+                if i == machine.cursor:
+                    d.fill_rect(0, y - 2, self.w, CHAR + 3, 1)
+                    d.text(text, 4, y, 0)
+                else:
+                    d.text(text, 4, y, 1)
+        elif state == pm.THANKS:
+            self._para(self.texts["thanks"], 16, 2)
+            if machine.score is not None:
+                self._center("you gave %d" % machine.score, 44)
+        elif state == pm.SAVING:
+            self._center("saving...", 28)
+        else:
+            self.error("Not saved", "Please tell staff")
+            return
+        d.show()
+
+    def error(self, title, detail):
+        d = self.d
+        d.fill(0)
+        d.rect(0, 0, self.w, self.h, 1)
+        d.fill_rect(0, 0, self.w, 12, 1)
+        d.text(title[: self.cols], 2, 2, 0)
+        self._para(detail, 16, 4)
+        d.show()
