@@ -1,6 +1,11 @@
 """Putting firmware on a board: MicroPython with esptool, then the bundle with mpremote.
 
-main.py is copied last, so a copy cut short never leaves a board that boots half an app.
+A running firmware has started the ESP32's hardware watchdog (30 s), which nothing
+stops, not even mpremote's Ctrl-C: a copy that takes longer would be cut by a reset
+into a half-old application. So the copy first removes main.py and resets the board:
+it comes back to a bare REPL with no watchdog, the files go over at leisure, and
+main.py goes last. A copy cut short leaves a board that starts no application at
+all, never half of one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from firmware.provision import DEVICE_CONFIG
 from firmware.verify import DEVICE_LISTING, Listing, parse_listing
 
 Say = Callable[[str], None]
+
+
+# Seconds to let the board restart before mpremote asks for its raw REPL.
+BOOT_WAIT_S = 2
+STOP_APP_CODE = "import os\ntry:\n os.remove('main.py')\nexcept OSError:\n pass\n"
 
 
 def make_dirs_code(dirs: list[str]) -> str:
@@ -53,11 +63,12 @@ def copy_bundle(
     progress: Progress,
     before_main: Callable[[], None] | None = None,
 ) -> None:
-    """Copy every bundle file with one mpremote call each, reporting each one."""
+    """Stop the application, then copy every bundle file with one mpremote call each."""
     names = copy_order(manifest)
-    dirs = folders(names)
-    if dirs:
-        st.check(runner.run(st.exec_on_device(port, make_dirs_code(dirs))), "creating folders")
+    st.check(runner.run(st.exec_on_device(port, STOP_APP_CODE)), "removing main.py")
+    st.check(runner.run(st.reset_device(port)), "resetting the board")
+    code = make_dirs_code(folders(names))
+    st.check(runner.run(st.exec_on_device(port, code, wait_s=BOOT_WAIT_S)), "creating folders")
     for index, name in enumerate(names, start=1):
         if name == "main.py" and before_main is not None:
             before_main()

@@ -66,12 +66,13 @@ def parse_mpremote(args: list[str]) -> list[tuple[str, argparse.Namespace]]:
         (st.exec_on_device(NO_PORT, verify.DEVICE_LISTING), "exec"),
         (st.exec_on_device(NO_PORT, install.make_dirs_code(["boards"])), "exec"),
         (st.reset_device(NO_PORT), "exec"),
+        (st.exec_on_device(NO_PORT, "pass", wait_s=2), "exec"),
     ],
-    ids=["cp", "listing", "mkdir", "reset"],
+    ids=["cp", "listing", "mkdir", "reset", "wait-then-exec"],
 )
 def test_mpremote_parses_the_arguments(argv: list[str], command: str) -> None:
     assert argv[:3] == list(st.MPREMOTE)
-    (connect, target), (name, args) = parse_mpremote(argv[3:])
+    (connect, target), *_, (name, args) = parse_mpremote(argv[3:])
     assert (connect, target.device) == ("connect", [NO_PORT])
     assert name == command
     if name == "fs":

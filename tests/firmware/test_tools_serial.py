@@ -73,7 +73,10 @@ def test_flash_runs_erase_write_then_copies_main_last(
         *ESPTOOL, "--chip", "esp32", "--port", PORT, "--baud", "460800",
         "write-flash", "--compress", "0x1000", str(image),
     ]  # fmt: skip
-    assert ran[2] == [*MPREMOTE, "exec", install.make_dirs_code(["boards", "lib"])]
+    assert ran[2] == [*MPREMOTE, "exec", install.STOP_APP_CODE]
+    assert ran[3] == [*MPREMOTE, "reset"]
+    mkdirs = install.make_dirs_code(["boards", "lib"])
+    assert ran[4] == [*MPREMOTE, "sleep", "2", "exec", mkdirs]
     copies = [argv[5:] for argv in ran if argv[5:7] == ["fs", "cp"]]
     assert copies == [
         ["fs", "cp", "--force", str(out / name), f":{name}"]
@@ -216,3 +219,28 @@ def test_missing_bundle_says_how_to_make_one(tmp_path: Path) -> None:
     result = invoke(Failing(), "verify", "--port", PORT, "--bundle", str(tmp_path / "nothing"))
     assert result.exit_code == 2
     assert "build one with `nps-edge firmware build`" in result.stderr
+
+
+class Unplugged(st.LocalDevice):
+    """A board pulled off the cable after `copies` files."""
+
+    copies = 2
+
+    def _copy(self, local: Path, remote: str) -> st.Result:
+        if self.copies == 0:
+            return st.Result(1, stderr="mpremote: failed to access /dev/ttyUSB0")
+        self.copies -= 1
+        return super()._copy(local, remote)
+
+
+def test_an_update_cut_short_leaves_no_application_to_start(
+    built: tuple[Path, bundle.Manifest], tmp_path: Path, micropython_bin: str
+) -> None:
+    out, _ = built
+    board = Unplugged(tmp_path / "running", micropython_bin)
+    board.root.mkdir()
+    (board.root / "main.py").write_text("import old_app\n")  # a board running older firmware
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert result.exit_code == 1
+    assert "error: copying boards/esp32_oled_encoder.mpy failed" in result.stderr
+    assert not (board.root / "main.py").exists()
