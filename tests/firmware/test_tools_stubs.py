@@ -38,6 +38,7 @@ def make():
 
 def write_board(tmp_path: Path, body: str) -> Path:
     (tmp_path / "boards").mkdir()
+    (tmp_path / "boards" / "__init__.py").write_text("")  # as in firmware/device/boards
     path = tmp_path / "boards" / "esp32_test.py"
     path.write_text(body)
     return path
