@@ -2,10 +2,11 @@
 
 A running firmware has started the ESP32's hardware watchdog (30 s), which nothing
 stops, not even mpremote's Ctrl-C: a copy that takes longer would be cut by a reset
-into a half-old application. So the copy first removes main.py and resets the board:
-it comes back to a bare REPL with no watchdog, the files go over at leisure, and
-main.py goes last. A copy cut short leaves a board that starts no application at
-all, never half of one.
+into a half-old application. So the copy first removes main.py, then every other
+code file (a stale X.py would be imported instead of the bundle's X.mpy), and resets
+the board: it comes back to a bare REPL with no watchdog, the files go over at
+leisure, and main.py goes last. A copy cut short leaves a board that starts no
+application at all, never half of one. Data files (config.json, the outbox) stay.
 """
 
 from __future__ import annotations
@@ -24,7 +25,20 @@ Say = Callable[[str], None]
 
 # Seconds to let the board restart before mpremote asks for its raw REPL.
 BOOT_WAIT_S = 2
-STOP_APP_CODE = "import os\ntry:\n os.remove('main.py')\nexcept OSError:\n pass\n"
+# Runs on the board: main.py first, so that nothing starts even if this is cut short.
+REMOVE_CODE = """\
+import os
+try:
+ os.remove('main.py')
+except OSError:
+ pass
+def w(d):
+ for e in list(os.ilistdir(d or '.')):
+  p=d+'/'+e[0] if d else e[0]
+  if e[1]==0x4000:w(p)
+  elif p[-3:]=='.py' or p[-4:]=='.mpy':os.remove(p)
+w('')
+"""
 
 
 def make_dirs_code(dirs: list[str]) -> str:
@@ -65,7 +79,7 @@ def copy_bundle(
 ) -> None:
     """Stop the application, then copy every bundle file with one mpremote call each."""
     names = copy_order(manifest)
-    st.check(runner.run(st.exec_on_device(port, STOP_APP_CODE)), "removing main.py")
+    st.check(runner.run(st.exec_on_device(port, REMOVE_CODE)), "removing the old firmware")
     st.check(runner.run(st.reset_device(port)), "resetting the board")
     code = make_dirs_code(folders(names))
     st.check(runner.run(st.exec_on_device(port, code, wait_s=BOOT_WAIT_S)), "creating folders")

@@ -73,7 +73,7 @@ def test_flash_runs_erase_write_then_copies_main_last(
         *ESPTOOL, "--chip", "esp32", "--port", PORT, "--baud", "460800",
         "write-flash", "--compress", "0x1000", str(image),
     ]  # fmt: skip
-    assert ran[2] == [*MPREMOTE, "exec", install.STOP_APP_CODE]
+    assert ran[2] == [*MPREMOTE, "exec", install.REMOVE_CODE]
     assert ran[3] == [*MPREMOTE, "reset"]
     mkdirs = install.make_dirs_code(["boards", "lib"])
     assert ran[4] == [*MPREMOTE, "sleep", "2", "exec", mkdirs]
@@ -231,6 +231,25 @@ class Unplugged(st.LocalDevice):
             return st.Result(1, stderr="mpremote: failed to access /dev/ttyUSB0")
         self.copies -= 1
         return super()._copy(local, remote)
+
+
+def test_an_update_replaces_old_code_and_keeps_data(
+    built: tuple[Path, bundle.Manifest], board: st.LocalDevice
+) -> None:
+    out, _ = built
+    (board.root / "lib").mkdir()
+    (board.root / "lib/codec.py").write_text("OLD = 1\n")  # would shadow lib/codec.mpy
+    (board.root / "retired.mpy").write_bytes(b"M\x06")
+    (board.root / "config.json").write_text('{"site": "s1"}')
+    (board.root / "ob").mkdir()
+    (board.root / "ob/0001").write_bytes(b"queued answers")
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert result.exit_code == 0, result.output
+    assert not (board.root / "lib/codec.py").exists()
+    assert not (board.root / "retired.mpy").exists()
+    assert (board.root / "config.json").read_text() == '{"site": "s1"}'
+    assert (board.root / "ob/0001").read_bytes() == b"queued answers"
+    assert "6 ok, 0 wrong, 0 extra" in result.stdout
 
 
 def test_an_update_cut_short_leaves_no_application_to_start(
