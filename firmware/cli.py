@@ -98,6 +98,7 @@ def build(
         typer.Option(
             "--source-lines/--no-source-lines",
             help="Keep line numbers in tracebacks (a debug build: about 1 KB less free heap).",
+            envvar="NPS_EDGE_SOURCE_LINES",
         ),
     ] = False,
     source: Annotated[
@@ -280,7 +281,11 @@ def firmware_app(make_runner: RunnerFactory = default_runner) -> typer.Typer:
         ] = None,
         tls: Annotated[
             bool | None,
-            typer.Option("--tls/--no-tls", help="Connect to the broker over TLS."),
+            typer.Option(
+                "--tls/--no-tls",
+                help="Connect to the broker over TLS.",
+                envvar="NPS_EDGE_BROKER_TLS",
+            ),
         ] = None,
         username: Annotated[
             str | None,
@@ -294,10 +299,15 @@ def firmware_app(make_runner: RunnerFactory = default_runner) -> typer.Typer:
             ),
         ] = None,
         prompt_text: Annotated[
-            str | None, typer.Option(help="The question shown on the screen.")
+            str | None,
+            typer.Option(help="The question shown on the screen.", envvar="NPS_EDGE_PROMPT_TEXT"),
         ] = None,
         language: Annotated[
-            str | None, typer.Option(help="Language code of the prompt text, e.g. en, de.")
+            str | None,
+            typer.Option(
+                help="Language code of the prompt text, e.g. en, de.",
+                envvar="NPS_EDGE_PROMPT_LANGUAGE",
+            ),
         ] = None,
         reason: Annotated[
             list[str] | None,
