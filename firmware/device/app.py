@@ -203,6 +203,8 @@ class App:
             timeout = max(0, min(timeout, deadline - self.clock.ms()))
         if self.client.state != mqtt.UP:
             timeout = min(timeout, 100)
+        if self.board.more:
+            timeout = 0
         self.poller.poll(timeout)
 
     def run(self):
