@@ -53,7 +53,7 @@ def stub_modules(names: set[str]) -> list[str]:
     return sorted(n.removesuffix(".pyi") for n in names if n.endswith(".pyi") or "." not in n)
 
 
-def write_config(workdir: Path, device_dir: Path = DEVICE_DIR) -> Path:
+def write_config(workdir: Path, device_dir: Path = DEVICE_DIR, cache: Path | None = None) -> Path:
     """Lay out the stubs under `workdir` and write the mypy config that uses them."""
     board_root, board_tops = dist_root(BOARD_STUBS)
     std_root, std_tops = dist_root(STDLIB_STUBS)
@@ -86,7 +86,7 @@ def write_config(workdir: Path, device_dir: Path = DEVICE_DIR) -> Path:
         "disable_error_code = var-annotated\n"
         "strict_optional = False\n"
         "warn_unused_ignores = True\n"
-        f"cache_dir = {workdir / 'cache'}\n"
+        f"cache_dir = {cache or workdir / 'cache'}\n"
         f"\n[mypy-{silenced}]\n"
         "ignore_errors = True\n"
     )
@@ -97,10 +97,14 @@ def board_files(device_dir: Path = DEVICE_DIR) -> list[Path]:
     return sorted((device_dir / BOARDS).glob("esp32_*.py"))
 
 
-def check(files: list[Path], device_dir: Path = DEVICE_DIR) -> subprocess.CompletedProcess[str]:
-    """Run mypy on `files`; returncode 0 when they type-check against the stubs."""
+def check(
+    files: list[Path], device_dir: Path = DEVICE_DIR, *, cache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run mypy on `files`; returncode 0 when they type-check against the stubs.
+
+    `cache` keeps mypy's cache between runs (the stubs are analysed once)."""
     with tempfile.TemporaryDirectory(prefix="nps-stubcheck-") as workdir:
-        config = write_config(Path(workdir), device_dir)
+        config = write_config(Path(workdir), device_dir, cache)
         argv = [sys.executable, "-m", "mypy", "--config-file", str(config), *map(str, files)]
         return subprocess.run(argv, capture_output=True, text=True, check=False)
 
