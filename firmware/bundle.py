@@ -7,6 +7,7 @@ the device). Only the chosen board profile goes in, never the simulator's.
 
 from __future__ import annotations
 
+import ast
 import gzip
 import hashlib
 import json
@@ -185,13 +186,41 @@ def device_sources(device_dir: Path = DEVICE_DIR) -> list[Path]:
     )
 
 
-def bundle_sources(device_dir: Path, board: str) -> list[Path]:
-    """The modules that go on a device with `board`: all but the other boards' profiles."""
+def imported_modules(source: Path) -> set[str]:
+    """The absolute module names a source file imports (statically)."""
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    except SyntaxError:
+        return set()  # mpy-cross reports it, with file and line
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def board_profiles(device_dir: Path, board: str) -> set[str]:
+    """`board` and the profiles it builds on (esp32_buttons imports esp32_oled_encoder)."""
     boards = available_boards(device_dir)
     if board not in boards:
         known = ", ".join(boards) or "none"
         raise BoardNotFound(f"no board profile {board!r} in {device_dir / BOARDS} (known: {known})")
-    keep = {f"{board}.py", "__init__.py"}
+    needed, todo = {board}, [board]
+    while todo:
+        for name in imported_modules(device_dir / BOARDS / f"{todo.pop()}.py"):
+            package, _, profile = name.partition(".")
+            if package == BOARDS and profile in boards and profile not in needed:
+                needed.add(profile)
+                todo.append(profile)
+    return needed
+
+
+def bundle_sources(device_dir: Path, board: str) -> list[Path]:
+    """The modules that go on a device with `board`: all but the unused boards' profiles."""
+    keep = {f"{name}.py" for name in board_profiles(device_dir, board)} | {"__init__.py"}
     return [
         rel
         for rel in device_sources(device_dir)

@@ -93,6 +93,22 @@ def write_config(workdir: Path, device_dir: Path = DEVICE_DIR, cache: Path | Non
     return config
 
 
+# In the MicroPython typeshed for type checkers only; no ESP32 firmware has them built in.
+TYPING_ONLY = frozenset(
+    {"VERSIONS", "abc", "enum", "types", "typing", "typing_extensions"}
+    | {"sre_compile", "sre_constants", "sre_parse"}
+)
+
+
+def builtin_modules() -> set[str]:
+    """Modules an ESP32's MicroPython provides, as far as the stubs know them."""
+    _, board_tops = dist_root(BOARD_STUBS)
+    std_root, _ = dist_root(STDLIB_STUBS)
+    stdlib = {p.name.removesuffix(".pyi") for p in (std_root / "stdlib").iterdir()}
+    board = {n.removesuffix(".pyi") for n in board_tops if "." not in n.removesuffix(".pyi")}
+    return board | {n for n in stdlib if not n.startswith("_")} - TYPING_ONLY
+
+
 def board_files(device_dir: Path = DEVICE_DIR) -> list[Path]:
     return sorted((device_dir / BOARDS).glob("esp32_*.py"))
 

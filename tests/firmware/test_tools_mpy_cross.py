@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import bundle
+from firmware import bundle, stubcheck
 
 SOURCES = bundle.device_sources(bundle.DEVICE_DIR)
 
@@ -37,6 +37,35 @@ def test_the_shipped_firmware_builds_for_each_board(board: str, tmp_path: Path) 
     manifest = bundle.build(tmp_path / "bundle", compiler=bundle.MpyCross(), board=board)
     names = {f.path for f in manifest.files}
     assert {"main.py", "board.txt", f"boards/{board}.mpy"} <= names
-    assert [n for n in names if n.startswith("boards/") and board not in n] == [
-        "boards/__init__.mpy"
-    ]
+    profiles = bundle.board_profiles(bundle.DEVICE_DIR, board)  # it and what it builds on
+    assert {n for n in names if n.startswith("boards/")} == {"boards/__init__.mpy"} | {
+        f"boards/{p}.mpy" for p in profiles
+    }
+
+
+ESP32_BOARDS = [b for b in bundle.available_boards() if b.startswith("esp32_")]
+
+
+@pytest.mark.parametrize("board", ESP32_BOARDS)
+def test_an_esp32_bundle_holds_every_module_it_imports(board: str) -> None:
+    """Each static import is a bundle module or built into MicroPython for the ESP32."""
+    sources = bundle.bundle_sources(bundle.DEVICE_DIR, board)
+    shipped = {".".join(rel.with_suffix("").parts) for rel in sources} | {bundle.BOARDS}
+    builtin = stubcheck.builtin_modules()
+    unresolved = {
+        f"{rel}: {name}"
+        for rel in sources
+        for name in bundle.imported_modules(bundle.DEVICE_DIR / rel)
+        if name not in shipped | builtin
+        and name.rpartition(".")[0] not in shipped | builtin  # `from x import name`
+    }
+    assert not unresolved
+
+
+def test_a_board_built_on_another_ships_both(tmp_path: Path) -> None:
+    profiles = bundle.board_profiles(bundle.DEVICE_DIR, "esp32_buttons")
+    assert profiles == {"esp32_buttons", "esp32_oled_encoder"}
+    manifest = bundle.build(tmp_path / "b", compiler=bundle.MpyCross(), board="esp32_buttons")
+    names = {f.path for f in manifest.files}
+    assert {"boards/esp32_buttons.mpy", "boards/esp32_oled_encoder.mpy"} <= names
+    assert "boards/unix_sim.mpy" not in names
