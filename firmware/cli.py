@@ -209,8 +209,9 @@ def firmware_app(make_runner: RunnerFactory = default_runner) -> typer.Typer:
     ) -> None:
         """Install MicroPython with esptool (erase, write), then copy the bundle with mpremote.
 
-        Copies main.py last so an interrupted copy never boots half an app, checks every
-        file against the manifest, then resets the board into the firmware.
+        Removes the old code (main.py first; config.json and queued answers stay), copies
+        the bundle with main.py last so an interrupted copy never boots half an app, checks
+        every file against the manifest, then resets the board into the firmware.
         """
         manifest = load_manifest(bundle_dir)
         if firmware is not None and not firmware.is_file():
