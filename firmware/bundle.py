@@ -11,6 +11,7 @@ import ast
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -248,6 +249,15 @@ def firmware_version(device_dir: Path = DEVICE_DIR) -> str:
     raise BuildError(f"no FW_VERSION = '...' found in {device_dir}")
 
 
+def build_time() -> datetime:
+    """Now, or SOURCE_DATE_EPOCH when set (reproducible-builds.org): same sources and
+    same epoch give a byte-identical bundle and archive."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    return datetime.now(UTC)
+
+
 def mpy_cross_flags(arch: str, source_lines: bool) -> list[str]:
     return [f"-march={arch}", *([] if source_lines else ["-X", "no-source-lines"])]
 
@@ -308,7 +318,7 @@ def build(
         board=board,
         arch=arch,
         flags=tuple(flags),
-        built_at=(now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        built_at=(now or build_time()).strftime("%Y-%m-%dT%H:%M:%SZ"),
         mpy_cross=compiler.version(),
         files=tuple(sorted(entries, key=lambda e: e.path)),
     )
