@@ -39,7 +39,7 @@ class Button:
         self.down_since = None
         self.long_sent = False
         self.level = 0
-        self.changed_ms = 0
+        self.changed_ms = -debounce_ms
 
     def update(self, pressed, now):
         """Feed the level (True = pressed) and the time in ms; returns an event or None."""

@@ -37,6 +37,34 @@ def decode(line):
     return seq, payload
 
 
+class Lines:
+    """Reads a segment line by line in 512-byte chunks (a file's readline reads byte by byte)."""
+
+    def __init__(self, path, offset=0):
+        self.f = open(path, "rb")
+        if offset:
+            self.f.seek(offset)
+        self.buf = b""
+
+    def readline(self):
+        """The next line with its newline; a torn tail without it; b"" at the end."""
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = self.buf[:i + 1]
+                self.buf = self.buf[i + 1:]
+                return line
+            data = self.f.read(512)
+            if not data:
+                line = self.buf
+                self.buf = b""
+                return line
+            self.buf = self.buf + data if self.buf else data
+
+    def close(self):
+        self.f.close()
+
+
 class OutboxError(OSError):
     """The event could not be written to flash."""
 
@@ -65,17 +93,21 @@ class Queue:
         names = sorted(int(n) for n in persist.listdir(self.path) if n.isdigit())
         for first in names:
             seg = [first, first, 0]
-            with open(self.file(first), "rb") as f:
-                for line in f:
-                    seg[2] += len(line)
-                    rec = decode(line)
-                    self.torn = rec is None
-                    if rec is None:
-                        outbox.corrupt += 1
-                        continue
-                    seg[1] = rec[0]
-                    if rec[0] > self.acked:
-                        outbox.depth += 1
+            f = Lines(self.file(first))
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                seg[2] += len(line)
+                rec = decode(line)
+                self.torn = rec is None
+                if rec is None:
+                    outbox.corrupt += 1
+                    continue
+                seg[1] = rec[0]
+                if rec[0] > self.acked:
+                    outbox.depth += 1
+            f.close()
             self.segs.append(seg)
         if self.segs:
             self.cursor = [self.segs[0][0], 0]
@@ -116,8 +148,7 @@ class Queue:
         while self.cached is None and self.cursor is not None:
             cur = self.cursor
             if self.reader is None:
-                self.reader = open(self.file(cur[0]), "rb")
-                self.reader.seek(cur[1])
+                self.reader = Lines(self.file(cur[0]), cur[1])
             line = self.reader.readline()
             newest = self.segs[-1][0] == cur[0]
             if not line or (newest and line[-1:] != b"\n" and not self.torn):
@@ -160,11 +191,15 @@ class Queue:
         """Delete segment `first`; with unread=True count its unconfirmed records as lost."""
         lost = 0
         if unread:
-            with open(self.file(first), "rb") as f:
-                for line in f:
-                    rec = decode(line)
-                    if rec is not None and rec[0] > self.acked and rec[0] not in self.early:
-                        lost += 1
+            f = Lines(self.file(first))
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                rec = decode(line)
+                if rec is not None and rec[0] > self.acked and rec[0] not in self.early:
+                    lost += 1
+            f.close()
         seg = self.segs.pop(0)
         if unread:
             # Nothing of this queue up to the segment's end is left to send or confirm.

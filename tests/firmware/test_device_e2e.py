@@ -144,8 +144,11 @@ def test_taps_become_exact_feedback_events(
             '{"site": "s1", "broker": {"host": "h", "port": 70000}}',
             "broker.port must be an integer",
         ),
-        ('{"site": "Bad Site", "broker": {"host": "h"}}', "site must match"),
-        ('{"site": "s1", "broker": {"host": "h"}, "device_id": "x"}', "device_id must match"),
+        ('{"site": "Bad Site", "broker": {"host": "h"}}', "site 'Bad Site': use a-z, 0-9 and -"),
+        (
+            '{"site": "s1", "broker": {"host": "h"}, "device_id": "x"}',
+            "device_id 'x': use a-z, 0-9 and -",
+        ),
         ('{"site": "s1", "broker": {}}', "broker.host must be a non-empty string"),
         ('{"site": "s1", "broker": {"host": "h"}, "colour": 1}', "unknown setting colour"),
         ('{"site": "s1", "broker": {"host": "h"}, "reasons": [1]}', "reasons[0] must be"),
