@@ -165,6 +165,9 @@ def check_device(runner: st.Runner, port: str, manifest: bundle.Manifest) -> Non
         listing = install.read_listing(runner, port)
     except (st.ToolError, ver.ListingError) as err:
         fail(str(err))
+    typer.echo(
+        f"device on {port}: MicroPython {listing.micropython}, loads .mpy v{listing.mpy_version}"
+    )
     problem = ver.bytecode_problem(manifest, listing)
     ok = report(ver.compare(manifest, listing))
     if problem:

@@ -152,7 +152,8 @@ def test_verify_reports_each_file_ok(
     (board.root / "outbox.dat").write_bytes(bytes(300))  # the firmware's data: not a module
     result = invoke(board, "verify", "--port", PORT, "--bundle", str(out))
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    first, *lines = result.stdout.splitlines()
+    assert first == "device on /dev/ttyUSB0: MicroPython 1.29.0, loads .mpy v6"
     assert [line.split()[:2] for line in lines[: len(manifest.files)]] == [
         ["ok", f.path] for f in manifest.files
     ]
