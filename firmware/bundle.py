@@ -111,6 +111,18 @@ class Manifest:
             ) from err
         return cls.from_json(text)
 
+    def check_files(self, bundle: Path) -> None:
+        """Raise unless every file in the `bundle` folder is the one the manifest lists."""
+        for entry in self.files:
+            path = bundle / entry.path
+            if not path.is_file():
+                raise ManifestError(f"{path} is missing from the bundle: run build again")
+            if (path.stat().st_size, sha256_file(path)) != (entry.size, entry.sha256):
+                raise ManifestError(
+                    f"{path} is not the file {MANIFEST} lists (changed after the build?): "
+                    "run build again"
+                )
+
 
 class Compiler(Protocol):
     """What the build needs from mpy-cross; tests may hand in another."""

@@ -47,11 +47,15 @@ def default_runner(dry_run: bool) -> st.Runner:
     return st.DryRunRunner(echo=typer.echo) if dry_run else st.SubprocessRunner()
 
 
-def load_manifest(path: Path) -> bundle.Manifest:
+def load_manifest(path: Path, *, check_files: bool = False) -> bundle.Manifest:
+    """The bundle's manifest; with `check_files`, also that the folder still matches it."""
     try:
-        return bundle.Manifest.load(path)
+        manifest = bundle.Manifest.load(path)
+        if check_files:
+            manifest.check_files(path)
     except bundle.ManifestError as err:
         fail(str(err), 2)
+    return manifest
 
 
 Port = Annotated[
@@ -216,7 +220,7 @@ def firmware_app(make_runner: RunnerFactory = default_runner) -> typer.Typer:
         the bundle with main.py last so an interrupted copy never boots half an app, checks
         every file against the manifest, then resets the board into the firmware.
         """
-        manifest = load_manifest(bundle_dir)
+        manifest = load_manifest(bundle_dir, check_files=True)
         if firmware is not None and not firmware.is_file():
             fail(f"no MicroPython image at {firmware}", 2)
         text = config_from(config, {})[1] if config is not None else None

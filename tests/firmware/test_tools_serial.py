@@ -264,3 +264,17 @@ def test_an_update_cut_short_leaves_no_application_to_start(
     assert result.exit_code == 1
     assert "error: copying boards/esp32_oled_encoder.mpy failed" in result.stderr
     assert not (board.root / "main.py").exists()
+
+
+def test_flash_refuses_a_bundle_changed_after_the_build(
+    built: tuple[Path, bundle.Manifest], board: st.LocalDevice
+) -> None:
+    out, _ = built
+    (out / "lib/codec.mpy").write_bytes(b"M\x06edited by hand")
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert result.exit_code == 2
+    assert "lib/codec.mpy is not the file manifest.json lists" in result.stderr
+    assert board.ran == []
+    (out / "lib/codec.mpy").unlink()
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert "lib/codec.mpy is missing from the bundle: run build again" in result.stderr
