@@ -24,6 +24,7 @@ from typing import Protocol
 
 DEVICE_DIR = Path(__file__).resolve().parent / "device"
 DEFAULT_BOARD = "esp32_oled_encoder"
+DEFAULT_BUNDLE = Path("build/firmware")
 # ESP32 (Xtensa LX6, windowed ABI): the architecture MicroPython's ESP32 port builds for.
 DEFAULT_ARCH = "xtensawin"
 SOURCE_ONLY = frozenset({"main.py", "boot.py"})
