@@ -6,8 +6,8 @@ they hold. A record is one line `<seq> <crc32 hex> <json>\\n`; a line torn by
 a power cut fails its CRC and is skipped, and appending resumes in a new
 segment. `ack.json` keeps, per queue, the highest seq the broker confirmed
 with everything before it; it is rewritten only before a wholly confirmed
-segment is deleted, or every few seconds, so a reboot may re-send a few
-confirmed events: harmless, they keep their id. When the outbox is full the
+segment is deleted and at a clean shutdown, so after a power cut the device
+may re-send up to a segment of confirmed events: harmless, they keep their id. When the outbox is full the
 oldest telemetry segment goes first, feedback only when no telemetry is left,
 and the loss is counted.
 """
@@ -125,10 +125,8 @@ class Queue:
         if self.writer is None:
             self.writer = open(self.file(seg[0]), "ab")
         try:
-            # One record, one flush: one flash program per event.
-            self.writer.write(head)
-            self.writer.write(payload)
-            self.writer.write(b"\n")
+            # One record, one write, one flush: one flash program per event.
+            self.writer.write(head + payload + "\n")
             self.writer.flush()
         except OSError:
             self.torn = True
