@@ -79,7 +79,9 @@ def copy_bundle(
 ) -> None:
     """Stop the application, then copy every bundle file with one mpremote call each."""
     names = copy_order(manifest)
-    st.check(runner.run(st.exec_on_device(port, REMOVE_CODE)), "removing the old firmware")
+    # The wait also covers a board esptool has just reset into a freshly written MicroPython.
+    remove = st.exec_on_device(port, REMOVE_CODE, wait_s=BOOT_WAIT_S)
+    st.check(runner.run(remove), "removing the old firmware")
     st.check(runner.run(st.reset_device(port)), "resetting the board")
     code = make_dirs_code(folders(names))
     st.check(runner.run(st.exec_on_device(port, code, wait_s=BOOT_WAIT_S)), "creating folders")

@@ -73,7 +73,7 @@ def test_flash_runs_erase_write_then_copies_main_last(
         *ESPTOOL, "--chip", "esp32", "--port", PORT, "--baud", "460800",
         "write-flash", "--compress", "0x1000", str(image),
     ]  # fmt: skip
-    assert ran[2] == [*MPREMOTE, "exec", install.REMOVE_CODE]
+    assert ran[2] == [*MPREMOTE, "sleep", "2", "exec", install.REMOVE_CODE]
     assert ran[3] == [*MPREMOTE, "reset"]
     mkdirs = install.make_dirs_code(["boards", "lib"])
     assert ran[4] == [*MPREMOTE, "sleep", "2", "exec", mkdirs]
