@@ -278,3 +278,12 @@ def test_flash_refuses_a_bundle_changed_after_the_build(
     (out / "lib/codec.mpy").unlink()
     result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
     assert "lib/codec.mpy is missing from the bundle: run build again" in result.stderr
+
+
+def test_the_subprocess_runner_runs_and_captures(tmp_path: Path) -> None:
+    runner = st.SubprocessRunner()
+    code = "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+    assert runner.run([sys.executable, "-c", code], capture=True) == st.Result(3, "out\n", "err\n")
+    assert runner.run([sys.executable, "-c", "pass"]) == st.Result(0)
+    with pytest.raises(st.ToolError, match="cannot run"):
+        runner.run([str(tmp_path / "no-such-tool")])
