@@ -7,7 +7,6 @@ They reach the board only through a `serial_tools.Runner`, chosen by a factory f
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -135,30 +134,18 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
             fail(f"no MicroPython image at {firmware}", 2)
         text = config_from(config, {})[1] if config is not None else None
         runner = make_runner(dry_run)
-        with tempfile.TemporaryDirectory(prefix="nps-edge-") as workdir:
-            try:
-                if firmware is not None:
-                    install.write_micropython(runner, port, firmware, chip=chip, baud=baud, say=say)
-                say(f"copying firmware {manifest.firmware} ({len(manifest.files)} files)")
-
-                def provision_first() -> None:
-                    if text is not None:
-                        say("writing config.json")
-                        install.write_config(runner, port, text, workdir=Path(workdir))
-
-                install.copy_bundle(
-                    runner,
-                    port,
-                    bundle_dir,
-                    manifest,
-                    progress=show_progress,
-                    before_main=provision_first,
-                )
-                if not dry_run:
-                    check_device(runner, port, manifest)
-                st.check(runner.run(st.reset_device(port)), "resetting the board")
-            except st.ToolError as err:
-                fail(str(err))
+        try:
+            if firmware is not None:
+                install.write_micropython(runner, port, firmware, chip=chip, baud=baud, say=say)
+            say(f"copying firmware {manifest.firmware} ({len(manifest.files)} files)")
+            install.copy_bundle(
+                runner, port, bundle_dir, manifest, progress=show_progress, config=text, say=say
+            )
+            if not dry_run:
+                check_device(runner, port, manifest)
+            st.check(runner.run(st.reset_device(port)), "resetting the board")
+        except st.ToolError as err:
+            fail(str(err))
         say("done: the board restarts into the firmware")
 
     def provision(
@@ -270,27 +257,25 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
         values, text = config_from(config, settings)
         typer.echo(json.dumps(prov.masked(values), indent=1, sort_keys=True))
         if save is not None:
+            save.touch(mode=0o600)
+            save.chmod(0o600)  # before the passwords go in, also for an existing file
             save.write_text(text, encoding="utf-8")
-            save.chmod(0o600)
         if check_only:
             typer.echo("config ok")
             return
         if port is None:
             fail("--port is required to write the config (or use --check-only)", 2)
         runner = make_runner(dry_run)
-        with tempfile.TemporaryDirectory(prefix="nps-edge-") as workdir:
-            try:
-                say(f"writing config.json to {port}")
-                install.write_config(runner, port, text, workdir=Path(workdir))
-                if not dry_run:
-                    say("reading it back")
-                    if not install.config_on_device_matches(
-                        install.read_listing(runner, port), text
-                    ):
-                        fail("config.json on the device differs from what was written; retry")
-                st.check(runner.run(st.reset_device(port)), "resetting the board")
-            except (st.ToolError, ver.ListingError) as err:
-                fail(str(err))
+        try:
+            say(f"writing config.json to {port}")
+            install.write_config(runner, port, text)
+            if not dry_run:
+                say("reading it back")
+                if not install.config_on_device_matches(install.read_listing(runner, port), text):
+                    fail("config.json on the device differs from what was written; retry")
+            st.check(runner.run(st.reset_device(port)), "resetting the board")
+        except (st.ToolError, ver.ListingError) as err:
+            fail(str(err))
         say("done: the board restarts with the new config")
 
     def verify(

@@ -12,6 +12,7 @@ application at all, never half of one. Data files (config.json, the outbox) stay
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -75,9 +76,11 @@ def copy_bundle(
     manifest: Manifest,
     *,
     progress: Progress,
-    before_main: Callable[[], None] | None = None,
+    config: str | None = None,
+    say: Say | None = None,
 ) -> None:
-    """Stop the application, then copy every bundle file with one mpremote call each."""
+    """Stop the application, then copy every bundle file with one mpremote call each;
+    `config` (config.json's text), when given, goes on just before main.py."""
     names = copy_order(manifest)
     # The wait also covers a board esptool has just reset into a freshly written MicroPython.
     remove = st.exec_on_device(port, REMOVE_CODE, wait_s=BOOT_WAIT_S)
@@ -86,8 +89,10 @@ def copy_bundle(
     code = make_dirs_code(folders(names))
     st.check(runner.run(st.exec_on_device(port, code, wait_s=BOOT_WAIT_S)), "creating folders")
     for index, name in enumerate(names, start=1):
-        if name == "main.py" and before_main is not None:
-            before_main()
+        if name == "main.py" and config is not None:
+            if say is not None:
+                say("writing config.json")
+            write_config(runner, port, config)
         progress(index, len(names), name)
         st.check(runner.run(st.copy_to_device(port, bundle / name, name)), f"copying {name}")
 
@@ -100,15 +105,12 @@ def read_listing(runner: st.Runner, port: str) -> Listing:
     return parse_listing(result.stdout)
 
 
-def write_config(runner: st.Runner, port: str, text: str, *, workdir: Path) -> None:
-    """Copy config.json to the device; the local copy is readable by its owner only."""
-    local = workdir / DEVICE_CONFIG
-    local.touch(mode=0o600)
-    local.write_text(text, encoding="utf-8")
-    try:
+def write_config(runner: st.Runner, port: str, text: str) -> None:
+    """Copy config.json to the device, from a private temporary folder (it holds passwords)."""
+    with tempfile.TemporaryDirectory(prefix="nps-edge-") as workdir:
+        local = Path(workdir) / DEVICE_CONFIG
+        local.write_text(text, encoding="utf-8")
         st.check(runner.run(st.copy_to_device(port, local, DEVICE_CONFIG)), "writing config.json")
-    finally:
-        local.unlink()
 
 
 def config_on_device_matches(listing: Listing, text: str) -> bool:
