@@ -35,7 +35,7 @@ HEAP = 64 * 1024
 def micropython_json(script: str, *args: Any, code: Path) -> dict[str, Any]:
     done = subprocess.run(
         [tool("micropython"), "-X", "heapsize=64k", str(HERE / script), *map(str, args)],
-        env={"MICROPYPATH": str(code), "PATH": "/usr/bin:/bin"},
+        env={"MICROPYPATH": f"{code}:.frozen", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         check=True,

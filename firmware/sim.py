@@ -213,6 +213,7 @@ class DeviceProcess:
         micropython: str | None = None,
         on_line: Callable[[str], None] | None = None,
         keep_lines: bool = True,
+        heapsize: str = HEAPSIZE,
     ) -> None:
         self.folder = folder
         self.on_line = on_line
@@ -223,9 +224,10 @@ class DeviceProcess:
         os.set_blocking(read_end, False)  # the board reads stdin in chunks ("stream")
         with open(folder / "device.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [micropython or tool("micropython"), "-X", f"heapsize={HEAPSIZE}", "-m", "main"],
+                [micropython or tool("micropython"), "-X", f"heapsize={heapsize}", "-m", "main"],
                 cwd=folder,
-                env=dict(os.environ, MICROPYPATH=str(code)),
+                # .frozen: the port's own frozen modules (ssl, ...) stay importable.
+                env=dict(os.environ, MICROPYPATH=f"{code}:.frozen"),
                 stdin=read_end,
                 stdout=subprocess.PIPE,
                 stderr=log,

@@ -37,7 +37,10 @@ def main():
     board.configure(cfg)
     import app
 
-    app.App(board, cfg).run()
+    application = app.App(board, cfg)
+    del cfg  # what the application keeps of it, it holds itself
+    gc.collect()
+    application.run()
 
 
 main()

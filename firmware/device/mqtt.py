@@ -7,6 +7,7 @@ reports each PUBACK through on_ack(tag, packet) so the outbox deletes only
 what the broker confirmed. Section numbers: MQTT 3.1.1 specification.
 """
 
+import binascii
 import errno
 import socket
 import time
@@ -37,11 +38,20 @@ def open_socket(host, port, tls, ca=None):
             sock.close()
             raise
     if tls:
-        import ssl
-
+        try:
+            import ssl
+        except ImportError:
+            sock.close()
+            raise OSError("TLS is not available in this firmware build")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if ca:
-            ctx.load_verify_locations(cadata=ca)
+            try:
+                # config holds PEM text; MicroPython's mbedTLS binding takes DER.
+                body = "".join(ln for ln in ca.split("\n") if ln and ln[0] != "-")
+                ctx.load_verify_locations(cadata=binascii.a2b_base64(body))
+            except ValueError as err:
+                sock.close()
+                raise OSError("broker.ca is not a usable certificate: %s" % err)
             ctx.verify_mode = ssl.CERT_REQUIRED
         else:
             ctx.verify_mode = ssl.CERT_NONE
@@ -118,6 +128,10 @@ class Client:
             self.drop("mqtt_drop", "socket error %s" % (err.args[0] if err.args else err))
         except codec.ProtocolError as err:
             self.drop("mqtt_protocol", str(err))
+        except ValueError as err:
+            # MicroPython's ssl reports handshake failures (a certificate that does
+            # not verify) as ValueError from the socket's read or write.
+            self.drop("mqtt_tls", "TLS: %s" % err)
 
     def start(self, now):
         s = self.s
@@ -128,6 +142,11 @@ class Client:
             return
         try:
             self.sock = self.opener(s["host"], s["port"], s["tls"], s["ca"])
+        except MemoryError:
+            # A TLS context needs a large block; the prompt keeps running, retry later.
+            self.count("mqtt_no_memory")
+            self.retry_later(now)
+            return
         except OSError as err:
             self.count("mqtt_connect_fail")
             self.log("mqtt: connect to %s:%d failed: %s" % (s["host"], s["port"], err))

@@ -130,8 +130,8 @@ class Devices:
         (folder / "config.json").write_text(text)
         return folder
 
-    def start(self, folder: Path) -> DeviceProcess:
-        proc = DeviceProcess(folder, self.code, self.micropython)
+    def start(self, folder: Path, heapsize: str = "64k") -> DeviceProcess:
+        proc = DeviceProcess(folder, self.code, self.micropython, heapsize=heapsize)
         self.started.append(proc)
         return proc
 

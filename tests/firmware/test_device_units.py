@@ -18,7 +18,7 @@ def test_unit_module_under_micropython(
     done = subprocess.run(
         [micropython_bin, "-X", "heapsize=64k", str(UNITS / "runner.py"), module],
         cwd=tmp_path,  # the outbox tests write their files here
-        env=dict(os.environ, MICROPYPATH=f"{UNITS}:{firmware_code}"),
+        env=dict(os.environ, MICROPYPATH=f"{UNITS}:{firmware_code}:.frozen"),
         capture_output=True,
         text=True,
         timeout=60,
