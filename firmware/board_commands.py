@@ -192,6 +192,14 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
                 envvar="NPS_EDGE_BROKER_TLS",
             ),
         ] = None,
+        ca: Annotated[
+            Path | None,
+            typer.Option(
+                help="PEM file of the CA that signed the broker's certificate; without it a "
+                "TLS connection does not check who the broker is.",
+                envvar="NPS_EDGE_BROKER_CA",
+            ),
+        ] = None,
         username: Annotated[
             str | None,
             typer.Option(help="MQTT username for this device.", envvar="NPS_EDGE_MQTT_USERNAME"),
@@ -237,6 +245,7 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
         """
         try:
             host, broker_port = prov.split_broker(broker) if broker else (None, None)
+            ca_text = prov.read_ca(ca) if ca is not None else None
             reasons = prov.parse_reasons(reason) if reason else None
         except prov.ConfigInvalid as err:
             fail(f"config: {err}", 2)
@@ -248,6 +257,7 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
             "broker.host": host,
             "broker.port": broker_port,
             "broker.tls": tls,
+            "broker.ca": ca_text,
             "broker.username": username,
             "broker.password": password,
             "prompt.text": prompt_text,
@@ -256,6 +266,8 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
         }
         values, text = config_from(config, settings)
         typer.echo(json.dumps(prov.masked(values), indent=1, sort_keys=True))
+        if prov.get_path(values, "broker.tls") and not prov.get_path(values, "broker.ca"):
+            say("warning: TLS without --ca encrypts but does not check the broker's identity")
         if save is not None:
             save.touch(mode=0o600)
             save.chmod(0o600)  # before the passwords go in, also for an existing file

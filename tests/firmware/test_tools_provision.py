@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from typer.testing import CliRunner, Result
 from firmware import bundle, cli
 from firmware import provision as prov
 from firmware import serial_tools as st
+from tests.conftest import missing
 
 PORT = "/dev/ttyUSB0"
 MPREMOTE = [sys.executable, "-m", "mpremote", "connect", PORT]
@@ -187,3 +189,61 @@ def test_flash_with_config_writes_it_before_main(board: st.LocalDevice, tmp_path
     targets = [argv[-1] for argv in board.ran if argv[5:7] == ["fs", "cp"]]
     assert targets[-2:] == [":config.json", ":main.py"]
     assert (board.root / "config.json").read_text() == config.read_text()
+
+
+@pytest.fixture(scope="module")
+def ca_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed CA certificate made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        missing("openssl", "apt-get install openssl")
+    folder = tmp_path_factory.mktemp("ca")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=nps-edge test CA", "-keyout", str(folder / "ca.key"),
+         "-out", str(folder / "ca.crt")],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return folder / "ca.crt"
+
+
+def test_ca_certificate_goes_into_the_config(board: st.LocalDevice, ca_pem: Path) -> None:
+    result = invoke(board, "provision", "--port", PORT, *FIELD, "--ca", str(ca_pem))
+    assert result.exit_code == 0, result.output
+    written = json.loads((board.root / "config.json").read_text())
+    assert written["broker"]["ca"] == ca_pem.read_text()
+    assert f'"ca": "<PEM certificate, {len(ca_pem.read_text())} bytes>"' in result.stdout
+    assert "warning" not in result.stderr
+
+
+def test_tls_without_a_ca_warns(board: st.LocalDevice) -> None:
+    result = invoke(board, "provision", "--port", PORT, *FIELD)
+    assert result.exit_code == 0
+    assert "warning: TLS without --ca encrypts but does not check the broker's identity" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("not a certificate\n", "must hold exactly one PEM certificate"),
+        ("twice", "must hold exactly one PEM certificate"),
+        ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not a usable"),
+    ],
+)
+def test_a_bad_ca_file_is_refused(
+    board: st.LocalDevice, ca_pem: Path, tmp_path: Path, body: str, message: str
+) -> None:
+    path = tmp_path / "bad.pem"
+    path.write_text(ca_pem.read_text() * 2 if body == "twice" else body)
+    result = invoke(board, "provision", "--port", PORT, *FIELD, "--ca", str(path))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert board.ran == []
+
+
+def test_a_ca_needs_tls(board: st.LocalDevice, ca_pem: Path) -> None:
+    result = invoke(board, "provision", "--port", PORT, *FIELD, "--no-tls", "--ca", str(ca_pem))
+    assert result.exit_code == 2
+    assert "broker.ca is set but broker.tls is not: add --tls" in result.stderr
