@@ -8,6 +8,7 @@ own code takes most of a 64 KB heap (docs/firmware.md, Heap), so these run with 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -58,13 +59,14 @@ def self_signed_ca(folder: Path, name: str, cn: str) -> None:
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, str]]:
     """Mosquitto on a free port: TLS only, no anonymous clients, user dev1 / s3cret."""
-    from tests.conftest import missing
-
     mosquitto = mosquitto_binary()
     openssl = shutil.which("openssl")
     passwd = shutil.which("mosquitto_passwd")
     if not (mosquitto and openssl and passwd):
-        missing("mosquitto, mosquitto_passwd and openssl", "apt-get install mosquitto openssl")
+        message = "mosquitto, mosquitto_passwd and openssl are needed: apt-get install them"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     d = tmp_path / "tls"
     d.mkdir()
     self_signed_ca(d, "ca", "nps-test-ca")
