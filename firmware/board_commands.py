@@ -82,8 +82,10 @@ def check_device(runner: st.Runner, port: str, manifest: bundle.Manifest) -> Non
         listing = install.read_listing(runner, port)
     except (st.ToolError, ver.ListingError) as err:
         fail(str(err))
+    mac = f", MAC {listing.mac}" if listing.mac else ""
     typer.echo(
-        f"device on {port}: MicroPython {listing.micropython}, loads .mpy v{listing.mpy_version}"
+        f"device on {port}: MicroPython {listing.micropython}, "
+        f"loads .mpy v{listing.mpy_version}{mac}"
     )
     problem = ver.bytecode_problem(manifest, listing)
     ok = report(ver.compare(manifest, listing))
@@ -283,8 +285,12 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
             install.write_config(runner, port, text)
             if not dry_run:
                 say("reading it back")
-                if not install.config_on_device_matches(install.read_listing(runner, port), text):
+                listing = install.read_listing(runner, port)
+                if not install.config_on_device_matches(listing, text):
                     fail("config.json on the device differs from what was written; retry")
+                given = values.get("device_id")
+                shown = given or listing.default_device_id() or "the board's default"
+                typer.echo(f"device id: {shown}" + ("" if given else " (from the MAC)"))
             st.check(runner.run(st.reset_device(port)), "resetting the board")
         except (st.ToolError, ver.ListingError) as err:
             fail(str(err))

@@ -247,3 +247,24 @@ def test_a_ca_needs_tls(board: st.LocalDevice, ca_pem: Path) -> None:
     result = invoke(board, "provision", "--port", PORT, *FIELD, "--no-tls", "--ca", str(ca_pem))
     assert result.exit_code == 2
     assert "broker.ca is set but broker.tls is not: add --tls" in result.stderr
+
+
+FAKE_WIFI = """\
+STA_IF = 0
+class WLAN:
+    def __init__(self, interface):
+        pass
+    def config(self, key):
+        return b"\\x24\\x6f\\x28\\xa1\\xb2\\xc3"
+"""
+
+
+def test_the_mac_default_id_is_shown_so_the_device_can_be_labelled(
+    board: st.LocalDevice,
+) -> None:
+    (board.root / "network.py").write_text(FAKE_WIFI)  # the ESP32's network module, faked
+    result = invoke(board, "provision", "--port", PORT, *FIELD)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.endswith("device id: nps-a1b2c3 (from the MAC)\n")
+    result = invoke(board, "provision", "--port", PORT, *FIELD, "--device-id", "kiosk-7")
+    assert result.stdout.endswith("device id: kiosk-7\n")
