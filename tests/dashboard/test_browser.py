@@ -95,6 +95,8 @@ def wait_for_overview(page: Page) -> None:
     expect(page.get_by_test_id("nps")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#heat table, #heat .unavailable")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#trend canvas, #trend .unavailable")).to_be_visible(timeout=WAIT_MS)
+    for panel in ("#latest", "#sites", "#triggers", "#headline"):
+        expect(page.locator(panel)).not_to_have_attribute("aria-busy", "true", timeout=WAIT_MS)
 
 
 def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
@@ -129,8 +131,14 @@ def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
 def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     page: Page, live_server: LiveServer, shots: Path
 ) -> None:
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{live_server.base}/")
     wait_for_overview(page)
+    api_calls = [u for u in requests if "/api/v1/" in u and "/api/v1/stream" not in u]
+    assert len(api_calls) <= 9, api_calls  # a handful of aggregated calls
+    assert not [u for u in api_calls if "/export" in u or "limit=1000" in u]
+    assert all(u.startswith(live_server.base) for u in requests), "no CDN, nothing external"
     query = page_query(page)
     fleet = live_server.api("/nps", **query)
     expect_nps(page, fleet["nps"])

@@ -1,6 +1,6 @@
 // The dashboard shell: session gate, page routing, the filter bar and the live stream.
 
-import { api } from "./api.js";
+import { ApiError, api } from "./api.js";
 import * as filters from "./filters.js";
 import { escape, time } from "./format.js";
 import * as alertsPage from "./pages/alerts.js";
@@ -159,7 +159,18 @@ async function render() {
     top.hidden = true;
     document.getElementById("filters").hidden = true;
   } else {
-    await ensureSession();
+    try {
+      await ensureSession();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return; // on the way to /login
+      document.body.classList.remove("pending");
+      main.innerHTML = `<h1>Cannot check your session</h1><p class="error" role="alert">${escape(
+        err instanceof ApiError && err.unavailable
+          ? `This server does not offer ${err.path} (HTTP ${err.status}), so the dashboard cannot log you in.`
+          : String(err.detail || err),
+      )}</p>`;
+      return;
+    }
     top.hidden = false;
     openStream();
     refreshAlertBadge();
