@@ -83,3 +83,40 @@ class Tally:
             "shown": self.shown,
             "response_rate": round(n / self.shown, 4) if self.shown else None,
         }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    diff: float | None
+    z: float | None
+    p: float | None
+    significant: bool
+
+
+def nps_variance(promoters: int, detractors: int, n: int) -> float:
+    """Variance of the NPS estimator (as a proportion difference), adjusted-Wald style.
+
+    With p and d the adjusted shares used by `ci95`, var = (p + d - (p - d)^2) / (n + 3);
+    the adjustment keeps it positive for small or one-sided groups.
+    """
+    p = (promoters + 0.75) / (n + 3)
+    d = (detractors + 0.75) / (n + 3)
+    return max(p + d - (p - d) ** 2, 0.0) / (n + 3)
+
+
+def compare(a: Tally, b: Tally, alpha: float = 0.05) -> Comparison:
+    """Two-sample z-test of NPS(a) - NPS(b) = 0, two-sided (docs/server.md).
+
+    z = (nps_a - nps_b) / 100 / sqrt(var_a + var_b); p = erfc(|z| / sqrt 2).
+    Groups are disjoint, so their estimators are independent.
+    """
+    na, nb = nps(a.promoters, a.detractors, a.n), nps(b.promoters, b.detractors, b.n)
+    if na is None or nb is None:
+        return Comparison(None, None, None, False)
+    se = math.sqrt(
+        nps_variance(a.promoters, a.detractors, a.n) + nps_variance(b.promoters, b.detractors, b.n)
+    )
+    diff = na - nb
+    z = (diff / 100.0) / se
+    p = math.erfc(abs(z) / math.sqrt(2.0))
+    return Comparison(diff, z, p, p < alpha)

@@ -1,0 +1,156 @@
+"""Opening alerts: one per detractor answer, and thresholds (site NPS, offline, battery)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from nps_edge.protocol import ForwardedTelemetry
+from server.models import Alert, Device, Feedback
+from server.nps import Tally
+from server.settings import Settings
+from server.sql import table_of
+
+ACTIVE = ("open", "acknowledged")
+A = table_of(Alert).c
+F = table_of(Feedback).c
+
+
+def _has_active(session: Session, *, kind: str, site: str | None, device: str | None) -> bool:
+    stmt = select(A.id).where(A.kind == kind, A.status.in_(ACTIVE))
+    if site is not None:
+        stmt = stmt.where(A.site == site)
+    if device is not None:
+        stmt = stmt.where(A.device == device)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def _open(session: Session, now: float, **fields: Any) -> Alert:
+    alert = Alert(created_at=now, updated_at=now, **fields)
+    session.add(alert)
+    return alert
+
+
+def health_detail(row: Feedback) -> dict[str, Any]:
+    return {
+        "rssi": row.rssi,
+        "battery_mv": row.battery_mv,
+        "rssi_band": row.rssi_band,
+        "battery_band": row.battery_band,
+        "health": row.health,
+        "errors_24h": row.errors_24h,
+        "reboots_24h": row.reboots_24h,
+        "offline_min_24h": row.offline_min_24h,
+        "fw": row.fw,
+    }
+
+
+def on_ingest(
+    session: Session,
+    *,
+    feedback: Sequence[Feedback],
+    telemetry: Sequence[ForwardedTelemetry],
+    settings: Settings,
+    now: float,
+) -> list[Alert]:
+    """Alerts opened by a batch: detractors, low batteries, sites whose rolling NPS fell."""
+    opened = []
+    for row in feedback:
+        if row.category == "detractor":
+            opened.append(
+                _open(
+                    session,
+                    now,
+                    kind="detractor",
+                    site=row.site,
+                    device=row.device,
+                    feedback_id=row.id,
+                    title=(
+                        f"Score {row.score} at {row.site} ({row.device}) after {row.trigger_kind}"
+                    ),
+                    detail={
+                        "score": row.score,
+                        "ts": row.t,
+                        "prompt": row.prompt,
+                        "trigger": {"kind": row.trigger_kind, "ref": row.trigger_ref},
+                        "reason": row.reason,
+                        "health": health_detail(row),
+                    },
+                )
+            )
+    low = {
+        ev.device: ev
+        for ev in telemetry
+        if ev.battery_mv is not None and ev.battery_mv < settings.battery_low_mv
+    }
+    for device, ev in sorted(low.items()):
+        if not _has_active(session, kind="battery", site=None, device=device):
+            opened.append(
+                _open(
+                    session, now, kind="battery", site=ev.site, device=device,
+                    title=f"Battery low on {device}: {ev.battery_mv:.0f} mV",
+                    detail={"battery_mv": ev.battery_mv, "threshold_mv": settings.battery_low_mv},
+                )
+            )  # fmt: skip
+    for site in sorted({r.site for r in feedback if r.category is not None}):
+        alert = _check_site(session, site, settings, now)
+        if alert is not None:
+            opened.append(alert)
+    session.flush()
+    return opened
+
+
+def _check_site(session: Session, site: str, settings: Settings, now: float) -> Alert | None:
+    last_n = settings.site_nps_last_n
+    cats = (
+        session.execute(
+            select(F.category)
+            .where(F.site == site, F.category.is_not(None))
+            .order_by(F.t.desc())
+            .limit(last_n)
+        )
+        .scalars()
+        .all()
+    )
+    if len(cats) < last_n:
+        return None
+    tally = Tally(cats.count("promoter"), cats.count("passive"), cats.count("detractor"), len(cats))
+    figures = tally.summary()
+    value = figures["nps"]
+    assert isinstance(value, float)
+    if value >= settings.site_nps_threshold or _has_active(
+        session, kind="site_nps", site=site, device=None
+    ):
+        return None
+    return _open(
+        session, now, kind="site_nps", site=site,
+        title=f"NPS of {site} is {value:.1f} over its last {last_n} answers"
+        f" (threshold {settings.site_nps_threshold:g})",
+        detail={**figures, "last_n": last_n, "threshold": settings.site_nps_threshold},
+    )  # fmt: skip
+
+
+def check_offline(session: Session, *, settings: Settings, now: float) -> list[Alert]:
+    """Open an alert for each device offline (or silent) longer than `offline_alert_s`."""
+    limit = now - settings.offline_alert_s
+    opened = []
+    for dev in session.execute(select(Device)).scalars():
+        since = dev.presence_ts if dev.online is False else dev.last_seen
+        offline = (dev.online is False and since is not None and since < limit) or (
+            dev.online is None and dev.last_seen < limit
+        )
+        if offline and not _has_active(session, kind="offline", site=None, device=dev.id):
+            minutes = (now - (since or dev.last_seen)) / 60
+            opened.append(
+                _open(
+                    session, now, kind="offline", site=dev.site, device=dev.id,
+                    title=f"{dev.id} at {dev.site} offline for {minutes:.0f} min",
+                    detail={"since": since, "minutes": round(minutes, 1),
+                            "threshold_s": settings.offline_alert_s},
+                )
+            )  # fmt: skip
+    session.flush()
+    return opened

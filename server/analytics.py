@@ -1,0 +1,166 @@
+"""NPS figures from the rollups (and raw feedback only for partial edge hours).
+
+One function, `figures`, serves `/nps`, the heat map, the drivers view and the
+device list's per-device figures; the property tests check it against a
+from-scratch computation over raw events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from sqlmodel import Session
+
+from server import rollups
+from server.models import Feedback
+from server.nps import Tally
+from server.rollup_tables import ROLLUP_TABLES
+from server.sql import table_of
+
+FILTERS = ("site", "device", "fw", "prompt", "trigger")
+TIME_GROUPS = ("hour", "day", "week", "weekday")
+DIM_GROUPS = ("site", "device", "fw", "trigger", "reason", "rssi_band", "battery_band", "health")
+GROUP_BY = TIME_GROUPS + DIM_GROUPS
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+RAW_COLUMN = {"trigger": "trigger_kind"}
+
+
+@dataclass(frozen=True)
+class Filters:
+    lo: float | None = None  # inclusive
+    hi: float | None = None  # exclusive
+    site: str | None = None
+    device: str | None = None
+    fw: str | None = None
+    prompt: str | None = None
+    trigger: str | None = None
+
+    def dims(self) -> dict[str, str]:
+        return {k: v for k in FILTERS if (v := getattr(self, k)) is not None}
+
+
+def _utc(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, dt.UTC)
+
+
+def time_key(group: str, t: float) -> Hashable:
+    """The group key of a moment for a time grouping (UTC)."""
+    d = _utc(t)
+    if group == "hour":
+        return d.strftime("%Y-%m-%dT%H:00Z")
+    if group == "day":
+        return d.strftime("%Y-%m-%d")
+    if group == "week":
+        year, week, _ = d.isocalendar()
+        return f"{year}-W{week:02d}"
+    if group == "weekday":
+        return WEEKDAYS[d.weekday()]
+    if group == "heat":
+        return (d.weekday(), d.hour)
+    raise ValueError(f"not a time grouping: {group}")
+
+
+def dim_key(group: str, value: str | None) -> str | None:
+    if group == "reason":
+        return None if value in (None, rollups.NONE) else value
+    return value
+
+
+def figures(
+    session: Session, f: Filters, group: str | None = None
+) -> tuple[Tally, dict[Any, Tally]]:
+    """The total tally and, with `group`, a tally per group key."""
+    needed = set(f.dims()) | ({group} if group in DIM_GROUPS else set())
+    name, _dims = rollups.choose(needed)
+    grains = [rollups.HOUR] if group in ("hour", "heat") else [rollups.DAY, rollups.HOUR]
+    groups: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    total = [0, 0, 0, 0]
+
+    def add(key: Any, counts: Any) -> None:
+        acc = groups[key] if group is not None else total
+        for i, c in enumerate(counts):
+            acc[i] += int(c or 0)
+
+    for grain, a, b in rollups.plan(f.lo, f.hi, grains):
+        if grain is None:
+            _raw(session, f, group, a, b, add)
+        else:
+            _rolled(session, ROLLUP_TABLES[(name, grain)], f, group, a, b, add)
+    if group is None:
+        return rollups.tally_of(total), {}
+    tallies = {k: rollups.tally_of(v) for k, v in groups.items()}
+    out = Tally()
+    for t in tallies.values():
+        out = out + t
+    return out, tallies
+
+
+def _rolled(
+    session: Session, table: Table, f: Filters, group: str | None, a: float | None, b: float | None,
+    add: Callable[[Any, Any], None],
+) -> None:  # fmt: skip
+    sums = [func.sum(table.c[c]) for c in rollups.COUNTS]
+    if group in TIME_GROUPS or group == "heat":
+        col = table.c.bucket
+    elif group is not None:
+        col = table.c[group]
+    else:
+        col = None
+    stmt = select(*([col] if col is not None else []), *sums)
+    for k, v in f.dims().items():
+        stmt = stmt.where(table.c[k] == v)
+    if a is not None:
+        stmt = stmt.where(table.c.bucket >= a)
+    if b is not None:
+        stmt = stmt.where(table.c.bucket < b)
+    if col is not None:
+        stmt = stmt.group_by(col)
+    for row in session.execute(stmt):
+        if col is None:
+            add(None, row)
+        elif group in TIME_GROUPS or group == "heat":
+            assert group is not None
+            add(time_key(group, row[0]), row[1:])
+        else:
+            assert group is not None
+            add(dim_key(group, row[0]), row[1:])
+
+
+def _raw(
+    session: Session, f: Filters, group: str | None, a: float | None, b: float | None,
+    add: Callable[[Any, Any], None],
+) -> None:  # fmt: skip
+    T = table_of(Feedback).c
+    col: Any = None
+    if group in DIM_GROUPS:
+        col = T[RAW_COLUMN.get(group or "", group or "")]
+    stmt = select(T.t, T.category, *([col] if col is not None else []))
+    for k, v in f.dims().items():
+        stmt = stmt.where(T[RAW_COLUMN.get(k, k)] == v)
+    if a is not None:
+        stmt = stmt.where(T.t >= a)
+    if b is not None:
+        stmt = stmt.where(T.t < b)
+    for row in session.execute(stmt):
+        counts = _one(row[1])
+        if group is None:
+            add(None, counts)
+        elif col is None:
+            add(time_key(group, row[0]), counts)
+        else:
+            add(dim_key(group, row[2]), counts)
+
+
+def _one(cat: str | None) -> tuple[int, int, int, int]:
+    return (int(cat == "promoter"), int(cat == "passive"), int(cat == "detractor"), 1)
+
+
+def sort_groups(group: str, tallies: dict[Any, Tally]) -> list[tuple[Any, Tally]]:
+    if group == "weekday":
+        return [(k, tallies[k]) for k in WEEKDAYS if k in tallies]
+    return sorted(tallies.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))

@@ -1,0 +1,79 @@
+"""`/api/v1/devices`: the fleet list, one device, its gaps and its telemetry (operator)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from sqlalchemy import select
+
+from nps_edge.protocol import DEVICE_ID_PATTERN
+from server.api.deps import OperatorDep, SessionDep, SettingsDep
+from server.devices import device_detail, gaps, list_devices
+from server.models import Device, Telemetry
+from server.schemas import DeviceDetail, DeviceRow, Gaps, Message
+from server.sql import table_of
+
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "bad or missing operator token"},
+    404: {"model": Message, "description": "no such device"},
+}
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, examples=["nps-a1b2c3"])]
+
+
+def _unknown(device: str) -> HTTPException:
+    return HTTPException(404, f"no device {device!r} has sent anything")
+
+
+@router.get("", response_model=list[DeviceRow], responses=ERRORS, summary="One row per device")
+def devices(
+    session: SessionDep,
+    settings: SettingsDep,
+    caller: OperatorDep,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[DeviceRow]:
+    return list_devices(session, settings=settings, site=site)
+
+
+@router.get("/{device}", response_model=DeviceDetail, responses=ERRORS, summary="One device")
+def device(
+    device: DeviceId, session: SessionDep, settings: SettingsDep, caller: OperatorDep
+) -> DeviceDetail:
+    out = device_detail(session, device=device, settings=settings)
+    if out is None:
+        raise _unknown(device)
+    return out
+
+
+@router.get(
+    "/{device}/gaps", response_model=Gaps, responses=ERRORS, summary="Seqs that never arrived"
+)
+def device_gaps(device: DeviceId, session: SessionDep, caller: OperatorDep) -> Gaps:
+    out = gaps(session, device=device)
+    if out is None:
+        raise _unknown(device)
+    return out
+
+
+@router.get(
+    "/{device}/telemetry", responses=ERRORS, summary="The device's latest telemetry, oldest first"
+)
+def telemetry(
+    device: DeviceId,
+    session: SessionDep,
+    caller: OperatorDep,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> dict[str, Any]:
+    T = table_of(Telemetry).c
+    cols = ("battery_mv", "rssi", "heap_free", "heap_min", "temp_c", "uptime_s", "outbox_depth")
+    rows = session.execute(
+        select(T.t, *(T[c] for c in cols))
+        .where(T.device == device)
+        .order_by(T.t.desc())
+        .limit(limit)
+    ).all()
+    if not rows and session.get(Device, device) is None:
+        raise _unknown(device)
+    points = [{"ts": r[0], **dict(zip(cols, r[1:], strict=True))} for r in reversed(rows)]
+    return {"device": device, "points": points}

@@ -1,0 +1,125 @@
+"""`/api/v1/feedback` (newest first, paged) and `/api/v1/export` (streamed CSV or JSON lines)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Select, select
+from sqlmodel import Session
+
+from server.analytics import RAW_COLUMN, Filters
+from server.api.deps import FiltersDep, OperatorDep, SessionDep
+from server.models import Feedback
+from server.models.events import FeedbackPublic
+from server.schemas import Message
+from server.sql import table_of
+
+router = APIRouter(prefix="/api/v1", tags=["feedback"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "bad or missing operator token"},
+    404: {"model": Message, "description": "`before` names no stored feedback"},
+    422: {"model": Message, "description": "a bad parameter"},
+}
+EXPORT_FIELDS = list(FeedbackPublic.model_fields) + [
+    "seq", "boot", "up_ms", "time_source", "rx_ts", "telemetry_id", "errors_24h",
+    "reboots_24h", "offline_min_24h", "gateway",
+]  # fmt: skip
+EXPORT_PAGE = 2000
+F = table_of(Feedback).c
+
+
+def matching(f: Filters) -> Select[Any]:
+    stmt = select(Feedback)
+    for k, v in f.dims().items():
+        stmt = stmt.where(F[RAW_COLUMN.get(k, k)] == v)
+    if f.lo is not None:
+        stmt = stmt.where(F.t >= f.lo)
+    if f.hi is not None:
+        stmt = stmt.where(F.t < f.hi)
+    return stmt
+
+
+@router.get("/feedback", responses=ERRORS, summary="Feedback with its joined health, newest first")
+def list_feedback(
+    session: SessionDep,
+    caller: OperatorDep,
+    f: FiltersDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before: Annotated[
+        str | None, Query(max_length=96, description="id of the last item of the previous page")
+    ] = None,
+) -> dict[str, list[FeedbackPublic]]:
+    stmt = matching(f)
+    if before is not None:
+        anchor = session.get(Feedback, before)
+        if anchor is None:
+            raise HTTPException(404, f"before: no feedback {before!r}")
+        stmt = stmt.where((F.t < anchor.t) | ((F.t == anchor.t) & (F.id < anchor.id)))
+    stmt = stmt.order_by(F.t.desc(), F.id.desc()).limit(limit)
+    return {"items": [FeedbackPublic.of(r) for r in session.execute(stmt).scalars()]}
+
+
+def _export_rows(engine: Any, f: Filters) -> Iterator[dict[str, Any]]:
+    """Every matching row, oldest first, read in keyset pages (constant memory)."""
+    last: tuple[float, str] | None = None
+    with Session(engine) as session:
+        while True:
+            stmt = matching(f)
+            if last is not None:
+                stmt = stmt.where((F.t > last[0]) | ((F.t == last[0]) & (F.id > last[1])))
+            page = session.execute(stmt.order_by(F.t, F.id).limit(EXPORT_PAGE)).scalars().all()
+            for row in page:
+                data = row.model_dump()
+                yield {k: (row.t if k == "ts" else data.get(k)) for k in EXPORT_FIELDS}
+            if len(page) < EXPORT_PAGE:
+                return
+            last = (page[-1].t, page[-1].id)
+
+
+def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    for i, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if i % 500 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    for row in rows:
+        yield json.dumps(row) + "\n"
+
+
+@router.get(
+    "/export",
+    responses={**ERRORS, 200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+    summary="Every matching feedback event with its joined health, streamed",
+)
+def export(
+    request: Request,
+    caller: OperatorDep,
+    f: FiltersDep,
+    format: Annotated[
+        Literal["csv", "json"], Query(description="csv with a header, or JSON lines")
+    ] = "csv",
+) -> StreamingResponse:
+    rows = _export_rows(request.app.state.engine, f)
+    if format == "csv":
+        return StreamingResponse(
+            _csv(rows), media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="nps-feedback.csv"'},
+        )  # fmt: skip
+    return StreamingResponse(
+        _jsonl(rows), media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="nps-feedback.jsonl"'},
+    )  # fmt: skip

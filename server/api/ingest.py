@@ -1,0 +1,106 @@
+"""`POST /api/v1/ingest` (contract) and `POST /api/v1/presence` (extension): gateway token."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from nps_edge.protocol import (
+    MAX_BATCH_EVENTS,
+    MAX_BODY_BYTES,
+    IngestRequest,
+    IngestResult,
+    PresenceRequest,
+    describe,
+)
+from server.api.deps import GatewayDep
+from server.devices import record_presence
+from server.ingest import ingest_batch
+from server.metrics import INGEST_SECONDS, REQUESTS_REFUSED
+from server.schemas import Message
+
+router = APIRouter(prefix="/api/v1", tags=["gateway"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "bad or missing gateway token"},
+    413: {"model": Message, "description": "body over 2 MiB or more than 1000 events"},
+    422: {"model": Message, "description": "a body that is not this shape"},
+}
+
+
+def json_body(schema: str) -> dict[str, Any]:
+    """OpenAPI for a body the route reads itself (the schema is added by the app factory)."""
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+async def read_json(request: Request) -> Any:
+    """The body as JSON, refusing more than MAX_BODY_BYTES before reading (or while) it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        REQUESTS_REFUSED.labels(status="413").inc()
+        raise HTTPException(413, f"body is {declared} bytes; at most {MAX_BODY_BYTES} (2 MiB)")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            REQUESTS_REFUSED.labels(status="413").inc()
+            raise HTTPException(413, f"body is over {MAX_BODY_BYTES} bytes (2 MiB)")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        REQUESTS_REFUSED.labels(status="422").inc()
+        raise HTTPException(422, f"body is not JSON: {err}") from None
+
+
+def _shape(model: type[Any], raw: Any) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        REQUESTS_REFUSED.labels(status="422").inc()
+        raise HTTPException(422, f"body is not {model.__name__}: {describe(err)}") from None
+
+
+@router.post(
+    "/ingest",
+    response_model=IngestResult,
+    responses=ERRORS,
+    summary="Store a batch of events from a gateway",
+    openapi_extra=json_body("IngestRequest"),
+)
+async def ingest(request: Request, caller: GatewayDep) -> IngestResult:
+    """Each event is judged alone: good ones are stored once (resent ones come back as
+    duplicates), bad ones come back in `rejected` with the reason."""
+    raw = await read_json(request)
+    if isinstance(raw, dict) and isinstance(raw.get("events"), list):
+        if len(raw["events"]) > MAX_BATCH_EVENTS:
+            REQUESTS_REFUSED.labels(status="413").inc()
+            raise HTTPException(
+                413, f"{len(raw['events'])} events; at most {MAX_BATCH_EVENTS} per batch"
+            )
+    body = _shape(IngestRequest, raw)
+    app = request.app
+    with INGEST_SECONDS.time():
+        out = await run_in_threadpool(
+            ingest_batch, app.state.engine, gateway=body.gateway, events=body.events,
+            settings=app.state.settings,
+        )  # fmt: skip
+    app.state.events.published(out.feedback, out.alerts)
+    return IngestResult(accepted=out.accepted, duplicates=out.duplicates, rejected=out.rejections())
+
+
+@router.post(
+    "/presence",
+    responses=ERRORS,
+    summary="Device presence from the retained status topic and the last will",
+    openapi_extra=json_body("PresenceRequest"),
+)
+async def presence(request: Request, caller: GatewayDep) -> dict[str, int]:
+    raw = await read_json(request)
+    body = _shape(PresenceRequest, raw)
+    n = await run_in_threadpool(record_presence, request.app.state.engine, request=body)
+    return {"accepted": n}

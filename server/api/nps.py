@@ -1,0 +1,110 @@
+"""`GET /api/v1/nps` (contract) and the analytics built on it: heat map, drivers, filters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import distinct, select
+
+from server.analytics import GROUP_BY, Filters, figures, sort_groups
+from server.api.deps import FiltersDep, OperatorDep, SessionDep
+from server.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
+from server.models import Device
+from server.nps import Tally, compare
+from server.rollup_tables import ROLLUP_TABLES
+from server.rollups import DAY
+from server.schemas import Figures, Group, Message, NpsAnswer
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "bad or missing operator token"},
+    422: {"model": Message, "description": "a bad parameter"},
+}
+GroupBy = Literal[
+    "hour", "day", "week", "weekday", "site", "device", "fw", "trigger", "reason",
+    "rssi_band", "battery_band", "health",
+]  # fmt: skip
+assert set(GroupBy.__args__) == set(GROUP_BY)  # type: ignore[attr-defined]
+
+
+def answer(session: SessionDep, f: Filters, group_by: str | None) -> NpsAnswer:
+    total, tallies = figures(session, f, group_by)
+    groups = []
+    if group_by is not None:
+        groups = [
+            Group(key=k, **Figures.of(t).model_dump()) for k, t in sort_groups(group_by, tallies)
+        ]
+    return NpsAnswer(**Figures.of(total).model_dump(), groups=groups)
+
+
+@router.get(
+    "/nps", response_model=NpsAnswer, responses=ERRORS, summary="NPS with its 95 % interval"
+)
+def get_nps(
+    session: SessionDep,
+    caller: OperatorDep,
+    f: FiltersDep,
+    group_by: Annotated[GroupBy | None, Query(description="split the figures by this")] = None,
+) -> NpsAnswer:
+    """Each event counts once, at its time; `hour`, `day` and `week` keys are UTC
+    (`2026-11-01T13:00Z`, `2026-11-01`, `2026-W44`), `weekday` keys `mon`..`sun`."""
+    return answer(session, f, group_by)
+
+
+@router.get("/heatmap", responses=ERRORS, summary="NPS by weekday and hour of day (UTC)")
+def heatmap(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str, Any]:
+    _, tallies = figures(session, f, "heat")
+    cells = []
+    for wd in range(7):
+        for hour in range(24):
+            s = Figures.of(tallies.get((wd, hour), Tally()))
+            cells.append({"weekday": wd, "hour": hour, "n": s.n, "nps": s.nps, "shown": s.shown})
+    return {"cells": cells}
+
+
+DRIVERS = ("rssi_band", "battery_band", "health", "fw")
+ORDER = {"rssi_band": RSSI_BANDS, "battery_band": BATTERY_BANDS, "health": HEALTH_STATES}
+
+
+@router.get("/drivers", responses=ERRORS, summary="Does device health explain NPS?")
+def drivers(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str, Any]:
+    """Per health feature, NPS per group, and each group against the largest group of
+    that feature: two-sample z-test on the NPS difference (docs/server.md)."""
+    features = []
+    for feature in DRIVERS:
+        _, tallies = figures(session, f, feature)
+        order = ORDER.get(feature)
+        keys = [k for k in order if k in tallies] if order else sorted(tallies)
+        groups = [{"key": k, **Figures.of(tallies[k]).model_dump()} for k in keys]
+        comparisons = []
+        if tallies:
+            base = max(keys, key=lambda k: (tallies[k].n, tallies[k].shown))
+            for k in keys:
+                if k == base:
+                    continue
+                c = compare(tallies[k], tallies[base])
+                comparisons.append(
+                    {"a": k, "b": base,
+                     "diff": None if c.diff is None else round(c.diff, 2),
+                     "z": None if c.z is None else round(c.z, 3),
+                     "p": None if c.p is None else round(c.p, 5),
+                     "significant": c.significant}
+                )  # fmt: skip
+        features.append({"feature": feature, "groups": groups, "comparisons": comparisons})
+    return {"features": features}
+
+
+@router.get("/filters", responses=ERRORS, summary="Values for the filter pickers")
+def filter_values(session: SessionDep, caller: OperatorDep) -> dict[str, list[str]]:
+    def values(col: Any) -> list[str]:
+        return sorted(v for (v,) in session.execute(select(distinct(col))) if v is not None)
+
+    mix = ROLLUP_TABLES[("mix", DAY)].c  # small: no scan of raw feedback
+    return {
+        "sites": values(Device.site),
+        "fw": values(mix.fw),
+        "triggers": values(mix.trigger),
+        "devices": values(Device.id),
+        "prompts": values(mix.prompt),
+    }

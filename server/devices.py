@@ -1,0 +1,98 @@
+"""Device queries and presence: the fleet list, one device, its seq gaps."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from nps_edge.protocol import PresenceRequest
+from server.db import write_session
+from server.models import Device, EventRecord, Presence
+from server.nps import nps
+from server.schemas import DeviceDetail, DeviceRow, Gaps
+from server.settings import Settings
+from server.sql import table_of
+
+D = table_of(Device).c
+E = table_of(EventRecord).c
+
+
+def is_online(dev: Device, *, settings: Settings, now: float) -> bool:
+    """The last presence report when there is one, else heard from within `offline_after_s`."""
+    if dev.online is not None:
+        return dev.online
+    return now - dev.last_seen <= settings.offline_after_s
+
+
+def row(dev: Device, *, settings: Settings, now: float) -> DeviceRow:
+    n = dev.promoters + dev.passives + dev.detractors
+    value = nps(dev.promoters, dev.detractors, n)
+    return DeviceRow(
+        device=dev.id, site=dev.site, fw=dev.fw, online=is_online(dev, settings=settings, now=now),
+        last_seen=dev.last_seen, battery_mv=dev.battery_mv, rssi=dev.rssi,
+        nps=None if value is None else round(value, 2), n=n, missing=dev.max_seq - dev.received,
+    )  # fmt: skip
+
+
+def list_devices(
+    session: Session, *, settings: Settings, site: str | None = None, now: float | None = None
+) -> list[DeviceRow]:
+    now = time.time() if now is None else now
+    stmt = select(Device).order_by(D.site, D.id)
+    if site is not None:
+        stmt = stmt.where(D.site == site)
+    return [row(d, settings=settings, now=now) for d in session.execute(stmt).scalars()]
+
+
+def device_detail(session: Session, *, device: str, settings: Settings) -> DeviceDetail | None:
+    dev = session.get(Device, device)
+    if dev is None:
+        return None
+    base = row(dev, settings=settings, now=time.time())
+    return DeviceDetail(
+        **base.model_dump(), boot=dev.boot, first_seen=dev.first_seen, gateway=dev.gateway
+    )
+
+
+def gaps(session: Session, *, device: str) -> Gaps | None:
+    """Seqs never received, as inclusive ranges, from the ledger (one pass, in SQL order)."""
+    dev = session.get(Device, device)
+    if dev is None:
+        return None
+    nxt = func.lead(E.seq).over(order_by=E.seq)
+    sub = select(E.seq.label("seq"), nxt.label("nxt")).where(E.device == device).subquery()
+    first = session.execute(select(func.min(E.seq)).where(E.device == device)).scalar_one()
+    missing: list[tuple[int, int]] = []
+    if first is not None and first > 1:
+        missing.append((1, first - 1))
+    for seq, after in session.execute(
+        select(sub.c.seq, sub.c.nxt).where(sub.c.nxt > sub.c.seq + 1).order_by(sub.c.seq)
+    ):
+        missing.append((seq + 1, after - 1))
+    return Gaps(device=device, max_seq=dev.max_seq, received=dev.received, missing=missing)
+
+
+def record_presence(engine: Engine, *, request: PresenceRequest) -> int:
+    """Store presence reports; a device's current state is its newest report."""
+    if not request.updates:
+        return 0
+    with write_session(engine) as session:
+        session.execute(
+            table_of(Presence).insert(),
+            [
+                {"device": u.device, "online": u.online, "fw": u.fw, "boot": u.boot,
+                 "rx_ts": u.rx_ts, "gateway": request.gateway}
+                for u in request.updates
+            ],
+        )  # fmt: skip
+        for u in sorted(request.updates, key=lambda u: (u.device, u.rx_ts)):
+            dev = session.get(Device, u.device)
+            if dev is not None and (dev.presence_ts is None or u.rx_ts >= dev.presence_ts):
+                dev.online, dev.presence_ts = u.online, u.rx_ts
+                if u.fw:
+                    dev.fw = u.fw
+        session.commit()
+    return len(request.updates)

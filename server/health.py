@@ -1,0 +1,165 @@
+"""Device health at the time of an answer: bands and the health state (pure).
+
+Rules (docs/server.md):
+- rssi_band: strong >= -60 dBm, ok >= -75, weak below, none without a reading.
+- battery_band: good >= 3700 mV, low >= 3400, critical below, none without one
+  (mains powered or unknown).
+- health: faulty with >= 10 errors or >= 3 reboots in the previous 24 h, a
+  critical battery, or >= 120 min offline; degraded with any error, any reboot,
+  >= 10 min offline, weak Wi-Fi or a low battery; healthy otherwise.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+DAY_S = 86400.0
+RSSI_BANDS = ("strong", "ok", "weak", "none")
+BATTERY_BANDS = ("good", "low", "critical", "none")
+HEALTH_STATES = ("healthy", "degraded", "faulty")
+
+
+def rssi_band(rssi: float | None) -> str:
+    if rssi is None:
+        return "none"
+    if rssi >= -60:
+        return "strong"
+    if rssi >= -75:
+        return "ok"
+    return "weak"
+
+
+def battery_band(mv: float | None) -> str:
+    if mv is None:
+        return "none"
+    if mv >= 3700:
+        return "good"
+    if mv >= 3400:
+        return "low"
+    return "critical"
+
+
+def health_state(
+    *, errors: int, reboots: int, offline_min: float, rssi_band: str, battery_band: str
+) -> str:
+    if errors >= 10 or reboots >= 3 or battery_band == "critical" or offline_min >= 120:
+        return "faulty"
+    if (
+        errors >= 1
+        or reboots >= 1
+        or offline_min >= 10
+        or rssi_band == "weak"
+        or battery_band == "low"
+    ):
+        return "degraded"
+    return "healthy"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A telemetry reading, as the join uses it."""
+
+    t: float
+    id: str
+    rssi: float | None
+    battery_mv: float | None
+
+
+@dataclass(frozen=True)
+class Joined:
+    telemetry_id: str | None
+    rssi: float | None
+    battery_mv: float | None
+    errors_24h: int
+    reboots_24h: int
+    offline_min_24h: float
+    rssi_band: str
+    battery_band: str
+    health: str
+
+
+@dataclass
+class DeviceHistory:
+    """One device's history around a batch: samples, error increments, boot starts, presence.
+
+    Every list is sorted by time.
+    """
+
+    samples: list[Sample]
+    errors: list[tuple[float, int]]
+    boot_starts: list[tuple[float, int]]  # (start, boot)
+    presence: list[tuple[float, bool]]
+
+    def __post_init__(self) -> None:
+        self._sample_times = [s.t for s in self.samples]
+
+    def latest_sample(self, t: float, window_s: float) -> Sample | None:
+        i = bisect.bisect_right(self._sample_times, t)
+        if i == 0:
+            return None
+        s = self.samples[i - 1]
+        return s if t - s.t <= window_s else None
+
+    def errors_in(self, lo: float, hi: float) -> int:
+        return sum(n for at, n in self.errors if lo < at <= hi)
+
+    def reboots_in(self, lo: float, hi: float) -> int:
+        """Boots started in (lo, hi], the first boot of a device (boot 0) not counted."""
+        return sum(1 for at, boot in self.boot_starts if lo < at <= hi and boot > 0)
+
+    def offline_minutes(self, lo: float, hi: float) -> float:
+        """Minutes in (lo, hi] during which presence said offline (online before any report)."""
+        total = 0.0
+        online = True
+        since = lo
+        for at, state in self.presence:
+            if at > hi:
+                break
+            if at <= lo:
+                online = state
+                continue
+            if not online:
+                total += at - since
+            online, since = state, at
+        if not online:
+            total += hi - since
+        return total / 60.0
+
+
+def join(
+    t: float,
+    history: DeviceHistory,
+    *,
+    ctx_rssi: float | None,
+    ctx_battery_mv: float | None,
+    window_s: float,
+) -> Joined:
+    """The feedback at time `t` joined with the device's health as of `t`.
+
+    The reading the device put in the event (`ctx`) wins over the telemetry
+    sample, which only fills what `ctx` lacks.
+    """
+    sample = history.latest_sample(t, window_s)
+    rssi = ctx_rssi if ctx_rssi is not None else (sample.rssi if sample else None)
+    battery = (
+        ctx_battery_mv if ctx_battery_mv is not None else (sample.battery_mv if sample else None)
+    )
+    lo = t - DAY_S
+    errors = history.errors_in(lo, t)
+    reboots = history.reboots_in(lo, t)
+    offline = history.offline_minutes(lo, t)
+    rb, bb = rssi_band(rssi), battery_band(battery)
+    return Joined(
+        telemetry_id=sample.id if sample else None,
+        rssi=rssi,
+        battery_mv=battery,
+        errors_24h=errors,
+        reboots_24h=reboots,
+        offline_min_24h=round(offline, 3),
+        rssi_band=rb,
+        battery_band=bb,
+        health=health_state(
+            errors=errors, reboots=reboots, offline_min=offline, rssi_band=rb, battery_band=bb
+        ),
+    )

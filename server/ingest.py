@@ -1,0 +1,438 @@
+"""Ingest: judge each event alone, store each id once, time it, join health, roll up, alert.
+
+`ingest_batch` is the one call behind `POST /api/v1/ingest`; it writes in one
+transaction (all of a batch's good events, or none) and returns what the
+route answers plus what happened (new feedback and alerts to publish).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, tuple_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from nps_edge.protocol import (
+    ForwardedFeedback,
+    ForwardedTelemetry,
+    InvalidEvent,
+    Rejection,
+    parse_event,
+)
+from server import alerts as alerting
+from server import health, rollups, timebase
+from server.db import write_session
+from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
+from server.models import (
+    Alert,
+    BootRecord,
+    DeadLetter,
+    Device,
+    EventRecord,
+    Feedback,
+    Presence,
+    Telemetry,
+)
+from server.nps import category
+from server.rollup_tables import ROLLUP_TABLES
+from server.settings import Settings
+from server.sql import case_when, greater, insert_new, lesser, table_of, upsert
+
+Forwarded = ForwardedFeedback | ForwardedTelemetry
+BOOT = table_of(BootRecord).c
+
+# Unix seconds accepted for `ts` and `rx_ts`: 1970 up to 2100.
+TIME_MAX = 4102444800.0
+KNOWN_FIELDS = {
+    "v", "id", "device", "site", "seq", "boot", "up_ms", "ts", "fw", "type", "rx_ts",
+    "outcome", "score", "prompt", "trigger", "reason", "answer_ms", "ctx",
+    "battery_mv", "rssi", "heap_free", "heap_min", "uptime_s", "temp_c",
+    "outbox_depth", "reset_cause", "errors",
+}  # fmt: skip
+_WORD = re.compile(r"[a-z_]+")
+
+
+def reason_class(error: str) -> str:
+    """A bounded label for the rejection counter: the field at fault, else 'shape'."""
+    head = error.split(":", 1)[0].split(".", 1)[0].strip()
+    if head in KNOWN_FIELDS:
+        return head
+    for word in _WORD.findall(error[:40]):
+        if word in KNOWN_FIELDS:
+            return word
+    return "shape"
+
+
+INT_MAX = 2**53  # integers beyond this cannot be stored or compared exactly
+
+
+def check_ranges(ev: Forwarded) -> None:
+    """What the contract leaves open but storage needs: plausible times, bounded integers."""
+    for name in ("ts", "rx_ts"):
+        value = getattr(ev, name)
+        if value is not None and not 0 <= value < TIME_MAX:
+            raise InvalidEvent(f"{name}: must be unix seconds between 0 and {TIME_MAX:.0f}")
+    ints: dict[str, int | None] = {"seq": ev.seq, "boot": ev.boot, "up_ms": ev.up_ms}
+    if isinstance(ev, ForwardedFeedback):
+        ints |= {
+            "answer_ms": ev.answer_ms,
+            "ctx.rssi": ev.ctx.rssi,
+            "ctx.battery_mv": ev.ctx.battery_mv,
+        }
+    else:
+        ints |= {f"errors.{k}": v for k, v in ev.errors.items()}
+        ints["errors (sum)"] = sum(ev.errors.values())
+    for name, value in ints.items():
+        if value is not None and abs(value) > INT_MAX:
+            raise InvalidEvent(f"{name}: must be at most 2^53 in magnitude")
+
+
+@dataclass
+class Rejected:
+    index: int
+    id: str | None
+    error: str
+    payload: Any
+
+
+@dataclass
+class Outcome:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    feedback: list[Feedback] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+    def rejections(self) -> list[Rejection]:
+        return [Rejection(index=r.index, id=r.id, error=r.error) for r in self.rejected]
+
+
+def validate(events: Sequence[Any]) -> tuple[list[Forwarded], list[Rejected], int]:
+    """Good events (first of each id), rejections, and in-batch repeats."""
+    good: list[Forwarded] = []
+    bad: list[Rejected] = []
+    seen: set[str] = set()
+    repeats = 0
+    for i, obj in enumerate(events):
+        try:
+            ev = parse_event(obj, forwarded=True)
+            assert isinstance(ev, ForwardedFeedback | ForwardedTelemetry)
+            check_ranges(ev)
+        except InvalidEvent as err:
+            raw_id = obj.get("id") if isinstance(obj, dict) else None
+            bad.append(Rejected(i, raw_id if isinstance(raw_id, str) else None, str(err), obj))
+            continue
+        if ev.id in seen:
+            repeats += 1
+            continue
+        seen.add(ev.id)
+        good.append(ev)
+    return good, bad, repeats
+
+
+def ingest_batch(
+    engine: Engine,
+    *,
+    gateway: str,
+    events: Sequence[Any],
+    settings: Settings,
+    now: float | None = None,
+) -> Outcome:
+    now = time.time() if now is None else now
+    good, bad, repeats = validate(events)
+    out = Outcome(rejected=bad, duplicates=repeats)
+    with write_session(engine) as session:
+        ledger = [
+            {"id": ev.id, "device": ev.device, "seq": ev.seq, "type": ev.type,
+             "rx_ts": ev.rx_ts, "gateway": gateway}
+            for ev in sorted(good, key=lambda e: e.id)
+        ]  # fmt: skip
+        new_ids = insert_new(session, table_of(EventRecord), ledger, "id")
+        fresh = [ev for ev in good if ev.id in new_ids]
+        out.duplicates += len(good) - len(fresh)
+        out.accepted = len(fresh)
+        if fresh:
+            out.feedback, out.alerts = _store(session, fresh, gateway, settings, now)
+        if bad:
+            session.execute(
+                table_of(DeadLetter).insert(),
+                [
+                    {"gateway": gateway, "index": r.index, "event_id": r.id,
+                     "reason_class": reason_class(r.error), "error": r.error,
+                     "payload": json.dumps(r.payload, default=str)[:4096], "received_at": now}
+                    for r in bad
+                ],
+            )  # fmt: skip
+        session.commit()
+    EVENTS_ACCEPTED.inc(out.accepted)
+    EVENTS_DUPLICATE.inc(out.duplicates)
+    for r in bad:
+        EVENTS_REJECTED.labels(reason=reason_class(r.error)).inc()
+    return out
+
+
+def _timed(ev: Forwarded) -> timebase.Timed:
+    return timebase.Timed(ev.device, ev.boot, ev.up_ms, ev.ts, ev.rx_ts)
+
+
+def _store(
+    session: Session, fresh: list[Forwarded], gateway: str, settings: Settings, now: float
+) -> tuple[list[Feedback], list[Alert]]:
+    times = _time_events(session, fresh)
+    telemetry = [ev for ev in fresh if isinstance(ev, ForwardedTelemetry)]
+    feedback = [ev for ev in fresh if isinstance(ev, ForwardedFeedback)]
+    _store_telemetry(session, telemetry, times)
+    rows = _join_feedback(session, feedback, times, gateway, settings)
+    if rows:
+        session.execute(table_of(Feedback).insert(), [r.model_dump() for r in rows])
+        _roll_up(session, rows)
+    _upsert_devices(session, fresh, rows, times, gateway)
+    alerts = alerting.on_ingest(
+        session, feedback=rows, telemetry=telemetry, settings=settings, now=now
+    )
+    return rows, alerts
+
+
+def _time_events(session: Session, fresh: list[Forwarded]) -> dict[str, tuple[float, str]]:
+    """(time, source) per event id, after updating the boot anchors (timebase rule)."""
+    keys = sorted({(ev.device, ev.boot) for ev in fresh})
+    known = {
+        (b.device, b.boot): timebase.Anchor(b.start, b.exact, b.anchor_up_ms)
+        for b in session.execute(
+            select(BootRecord).where(tuple_(BOOT.device, BOOT.boot).in_(keys))
+        ).scalars()
+    }
+    anchors = timebase.anchors((_timed(ev) for ev in fresh), known)
+    upsert(
+        session,
+        table_of(BootRecord),
+        [
+            {"device": d, "boot": b, "start": anchors[(d, b)].start, "exact": anchors[(d, b)].exact,
+             "anchor_up_ms": anchors[(d, b)].up_ms, "errors_max": 0}
+            for d, b in keys
+        ],
+        ("device", "boot"),
+        lambda c, x: {"start": x.start, "exact": x.exact, "anchor_up_ms": x.anchor_up_ms},
+    )  # fmt: skip
+    return {ev.id: timebase.event_time(_timed(ev), anchors[(ev.device, ev.boot)]) for ev in fresh}
+
+
+def _store_telemetry(
+    session: Session, events: list[ForwardedTelemetry], times: dict[str, tuple[float, str]]
+) -> None:
+    """Store telemetry with `errors_delta`: new errors since the boot's previous high mark."""
+    if not events:
+        return
+    keys = sorted({(ev.device, ev.boot) for ev in events})
+    high: dict[tuple[str, int], int] = {
+        (d, b): m
+        for d, b, m in session.execute(
+            select(BOOT.device, BOOT.boot, BOOT.errors_max).where(
+                tuple_(BOOT.device, BOOT.boot).in_(keys)
+            )
+        )
+    }
+    rows = []
+    for ev in sorted(events, key=lambda e: (e.device, e.boot, e.up_ms)):
+        total = sum(ev.errors.values())
+        key = (ev.device, ev.boot)
+        delta = max(0, total - high.get(key, 0))
+        high[key] = max(high.get(key, 0), total)
+        rows.append(
+            {"id": ev.id, "device": ev.device, "site": ev.site, "seq": ev.seq, "boot": ev.boot,
+             "up_ms": ev.up_ms, "t": times[ev.id][0], "ts": ev.ts, "rx_ts": ev.rx_ts, "fw": ev.fw,
+             "battery_mv": ev.battery_mv, "rssi": ev.rssi, "heap_free": ev.heap_free,
+             "heap_min": ev.heap_min, "uptime_s": ev.uptime_s, "temp_c": ev.temp_c,
+             "outbox_depth": ev.outbox_depth, "reset_cause": ev.reset_cause, "errors": ev.errors,
+             "errors_total": total, "errors_delta": delta}
+        )  # fmt: skip
+    session.execute(table_of(Telemetry).insert(), rows)
+    upsert(
+        session,
+        table_of(BootRecord),
+        [{"device": d, "boot": b, "start": 0.0, "errors_max": high[(d, b)]} for d, b in keys],
+        ("device", "boot"),
+        lambda c, x: {"errors_max": greater(c.errors_max, x.errors_max)},
+    )
+
+
+def _histories(
+    session: Session, spans: dict[str, tuple[float, float]], window_s: float
+) -> dict[str, health.DeviceHistory]:
+    """Each device's telemetry, error increments, boots and presence around its span."""
+    out = {d: health.DeviceHistory([], [], [], []) for d in spans}
+    if not spans:
+        return out
+    lookback = health.DAY_S
+
+    def within(col_dev: Any, col_t: Any, back: float) -> Any:
+        return or_(
+            *(and_(col_dev == d, col_t >= lo - back, col_t <= hi) for d, (lo, hi) in spans.items())
+        )
+
+    T = table_of(Telemetry).c
+    for dev, t, tid, rssi, mv in session.execute(
+        select(T.device, T.t, T.id, T.rssi, T.battery_mv)
+        .where(within(T.device, T.t, window_s))
+        .order_by(T.t)
+    ):
+        out[dev].samples.append(health.Sample(t, tid, rssi, mv))
+    for dev, t, delta in session.execute(
+        select(T.device, T.t, T.errors_delta)
+        .where(within(T.device, T.t, lookback), T.errors_delta > 0)
+        .order_by(T.t)
+    ):
+        out[dev].errors.append((t, delta))
+    B = BOOT
+    for dev, start, boot in session.execute(
+        select(B.device, B.start, B.boot)
+        .where(within(B.device, B.start, lookback))
+        .order_by(B.start)
+    ):
+        out[dev].boot_starts.append((start, boot))
+    P = table_of(Presence).c
+    for dev, at, online in session.execute(
+        select(P.device, P.rx_ts, P.online)
+        .where(within(P.device, P.rx_ts, 2 * lookback))
+        .order_by(P.rx_ts, P.id)
+    ):
+        out[dev].presence.append((at, online))
+    for h in out.values():
+        h.__post_init__()
+    return out
+
+
+def _join_feedback(
+    session: Session,
+    events: list[ForwardedFeedback],
+    times: dict[str, tuple[float, str]],
+    gateway: str,
+    settings: Settings,
+) -> list[Feedback]:
+    spans: dict[str, tuple[float, float]] = {}
+    for ev in events:
+        t = times[ev.id][0]
+        lo, hi = spans.get(ev.device, (t, t))
+        spans[ev.device] = (min(lo, t), max(hi, t))
+    histories = _histories(session, spans, settings.join_window_s)
+    rows = []
+    for ev in events:
+        t, source = times[ev.id]
+        j = health.join(
+            t,
+            histories[ev.device],
+            ctx_rssi=ev.ctx.rssi,
+            ctx_battery_mv=ev.ctx.battery_mv,
+            window_s=settings.join_window_s,
+        )
+        rows.append(
+            Feedback(
+                id=ev.id, device=ev.device, site=ev.site, seq=ev.seq, boot=ev.boot, up_ms=ev.up_ms,
+                t=t, ts=ev.ts, time_source=source, rx_ts=ev.rx_ts, fw=ev.fw, outcome=ev.outcome,
+                score=ev.score, category=None if ev.score is None else category(ev.score),
+                prompt=ev.prompt, trigger_kind=ev.trigger.kind, trigger_ref=ev.trigger.ref,
+                reason=ev.reason, answer_ms=ev.answer_ms, rssi=j.rssi, battery_mv=j.battery_mv,
+                telemetry_id=j.telemetry_id, errors_24h=j.errors_24h, reboots_24h=j.reboots_24h,
+                offline_min_24h=j.offline_min_24h, rssi_band=j.rssi_band,
+                battery_band=j.battery_band, health=j.health, gateway=gateway,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def fact(row: Feedback) -> rollups.Fact:
+    """A stored feedback row as the rollups count it (also used by the benchmark loader)."""
+    return rollups.Fact(
+        row.t,
+        row.category,
+        {
+            "site": row.site,
+            "device": row.device,
+            "prompt": row.prompt,
+            "trigger": row.trigger_kind,
+            "fw": row.fw,
+            "reason": row.reason if row.reason is not None else rollups.NONE,
+            "rssi_band": row.rssi_band,
+            "battery_band": row.battery_band,
+            "health": row.health,
+        },
+    )
+
+
+def roll_up(session: Session, facts: Sequence[rollups.Fact]) -> None:
+    """Add facts to every rollup table (the single code path for ingest and bulk loads)."""
+    for (name, grain), acc in rollups.aggregate(facts).items():
+        dims = dict(rollups.CUBOIDS)[name]
+        upsert(
+            session,
+            ROLLUP_TABLES[(name, grain)],
+            rollups.rows(dims, acc),
+            (*dims, "bucket"),
+            lambda c, x: {k: c[k] + x[k] for k in rollups.COUNTS},
+        )
+
+
+def _roll_up(session: Session, rows: list[Feedback]) -> None:
+    roll_up(session, [fact(r) for r in rows])
+
+
+def _upsert_devices(
+    session: Session,
+    fresh: list[Forwarded],
+    feedback: list[Feedback],
+    times: dict[str, tuple[float, str]],
+    gateway: str,
+) -> None:
+    per: dict[str, dict[str, Any]] = {}
+    for ev in sorted(fresh, key=lambda e: e.seq):
+        d = per.setdefault(
+            ev.device,
+            {"id": ev.device, "first_seen": ev.rx_ts, "last_seen": ev.rx_ts, "received": 0,
+             "promoters": 0, "passives": 0, "detractors": 0, "shown": 0,
+             "health_t": None, "battery_mv": None, "rssi": None},
+        )  # fmt: skip
+        d.update(site=ev.site, fw=ev.fw, gateway=gateway, boot=ev.boot, max_seq=ev.seq)
+        d["first_seen"] = min(d["first_seen"], ev.rx_ts)
+        d["last_seen"] = max(d["last_seen"], ev.rx_ts)
+        d["received"] += 1
+        if isinstance(ev, ForwardedTelemetry):
+            rssi, mv = ev.rssi, ev.battery_mv
+        else:
+            rssi, mv = ev.ctx.rssi, ev.ctx.battery_mv
+        t = times[ev.id][0]
+        if (rssi is not None or mv is not None) and (d["health_t"] is None or t >= d["health_t"]):
+            d.update(health_t=t, rssi=rssi, battery_mv=mv)
+    for row in feedback:
+        d = per[row.device]
+        d["shown"] += 1
+        if row.category is not None:
+            d[row.category + "s"] += 1
+    for d in per.values():
+        if d["health_t"] is None:
+            d["health_t"] = -1.0
+
+    def updates(c: Any, x: Any) -> dict[str, Any]:
+        newer = x.max_seq > c.max_seq
+        fresher = x.health_t > func.coalesce(c.health_t, -1.0)
+        latest = {k: case_when(newer, x[k], c[k]) for k in ("site", "fw", "gateway", "boot")}
+        health_cols = {
+            k: case_when(fresher, x[k], c[k]) for k in ("health_t", "rssi", "battery_mv")
+        }
+        return (
+            latest
+            | health_cols
+            | {
+                "first_seen": lesser(c.first_seen, x.first_seen),
+                "last_seen": greater(c.last_seen, x.last_seen),
+                "max_seq": greater(c.max_seq, x.max_seq),
+            }
+            | {k: c[k] + x[k] for k in ("received", "promoters", "passives", "detractors", "shown")}
+        )
+
+    upsert(session, table_of(Device), [per[k] for k in sorted(per)], ("id",), updates)

@@ -1,0 +1,16 @@
+"""Prometheus metrics of the server (served on `/metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_ACCEPTED = Counter("nps_edge_ingest_accepted_total", "Events stored for the first time")
+EVENTS_DUPLICATE = Counter("nps_edge_ingest_duplicates_total", "Events already stored (resent)")
+EVENTS_REJECTED = Counter(
+    "nps_edge_ingest_rejected_total", "Events rejected, by the field at fault", ["reason"]
+)
+REQUESTS_REFUSED = Counter("nps_edge_requests_refused_total", "Whole requests refused", ["status"])
+INGEST_SECONDS = Histogram("nps_edge_ingest_seconds", "Time to ingest one batch")
+WEBHOOK_DELIVERIES = Counter(
+    "nps_edge_webhook_deliveries_total", "Webhook delivery attempts", ["result"]
+)

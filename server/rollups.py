@@ -1,0 +1,145 @@
+"""Rollups: feedback counts per time bucket and dimension set, kept at ingest.
+
+A query never scans raw feedback for whole hours: it picks the smallest
+cuboid (dimension set) that holds every filter and grouping it needs, reads
+whole days from the day table, whole hours from the hour table, and only the
+partial hours at the edges of its range from raw feedback (indexed by time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
+
+from server.nps import Tally
+
+DIMS = (
+    "site",
+    "device",
+    "prompt",
+    "trigger",
+    "fw",
+    "reason",
+    "rssi_band",
+    "battery_band",
+    "health",
+)
+COUNTS = ("promoters", "passives", "detractors", "shown")
+HOUR = 3600
+DAY = 86400
+GRAINS = {HOUR: "hour", DAY: "day"}
+
+# Ordered smallest first; the first cuboid that covers a query's dimensions serves it.
+# The first dimension leads the primary key (then the bucket) so that filtering on it
+# is a range scan.
+CUBOIDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("fleet", ()),
+    ("site", ("site",)),
+    ("device", ("device", "site")),
+    ("mix", ("prompt", "trigger", "fw", "rssi_band", "battery_band", "health")),
+    ("slice", ("site", "prompt", "trigger", "fw")),
+    ("bands", ("site", "prompt", "trigger", "fw", "reason", "rssi_band", "battery_band", "health")),
+    ("full", ("device", "site", *DIMS[2:])),
+)
+NONE = ""  # stored for a null dimension (reason) so it can take part in keys
+
+
+def table_name(cuboid: str, grain: int) -> str:
+    return f"rollup_{cuboid}_{GRAINS[grain]}"
+
+
+def build_tables(metadata: MetaData) -> dict[tuple[str, int], Table]:
+    """The rollup tables on `metadata` (the same function the migration calls)."""
+    tables = {}
+    for name, dims in CUBOIDS:
+        for grain in GRAINS:
+            key = [Column(d, String(64), primary_key=True) for d in dims]
+            bucket = Column("bucket", BigInteger, primary_key=True, autoincrement=False)
+            cols = key[:1] + [bucket] + key[1:]
+            counts = [Column(c, Integer, nullable=False, server_default="0") for c in COUNTS]
+            tables[(name, grain)] = Table(table_name(name, grain), metadata, *cols, *counts)
+    return tables
+
+
+def choose(dims: Iterable[str]) -> tuple[str, tuple[str, ...]]:
+    needed = set(dims)
+    for name, cdims in CUBOIDS:
+        if needed <= set(cdims):
+            return name, cdims
+    raise ValueError(f"no cuboid covers {sorted(needed)}")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One feedback event as the rollups see it."""
+
+    t: float
+    category: str | None  # None: shown, not answered
+    dims: dict[str, str]
+
+
+def bucket_of(t: float, grain: int) -> int:
+    return int(math.floor(t / grain)) * grain
+
+
+def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[int]]]:
+    """Per rollup table, per key (dims in table order + bucket), the count increments."""
+    out: dict[tuple[str, int], dict[tuple, list[int]]] = {}
+    for name, dims in CUBOIDS:
+        for grain in GRAINS:
+            acc: dict[tuple, list[int]] = {}
+            for f in facts:
+                key = (*(f.dims[d] for d in dims), bucket_of(f.t, grain))
+                c = acc.get(key)
+                if c is None:
+                    c = acc[key] = [0, 0, 0, 0]
+                if f.category == "promoter":
+                    c[0] += 1
+                elif f.category == "passive":
+                    c[1] += 1
+                elif f.category == "detractor":
+                    c[2] += 1
+                c[3] += 1
+            out[(name, grain)] = acc
+    return out
+
+
+def rows(dims: tuple[str, ...], acc: dict[tuple, list[int]]) -> list[dict[str, object]]:
+    """Upsert parameter rows, sorted by key so concurrent writers lock in the same order."""
+    out = []
+    for key in sorted(acc):
+        row: dict[str, object] = dict(zip(dims, key[:-1], strict=True))
+        row["bucket"] = key[-1]
+        row.update(zip(COUNTS, acc[key], strict=True))
+        out.append(row)
+    return out
+
+
+def plan(
+    lo: float | None, hi: float | None, grains: Sequence[int]
+) -> list[tuple[int | None, float | None, float | None]]:
+    """Cover [lo, hi) with whole buckets of the coarsest grain possible; None grain = raw rows."""
+    if lo is not None and hi is not None and lo >= hi:
+        return []
+    if not grains:
+        return [(None, lo, hi)]
+    g = grains[0]
+    a = None if lo is None else math.ceil(lo / g) * g
+    b = None if hi is None else math.floor(hi / g) * g
+    if a is not None and b is not None and a >= b:
+        return plan(lo, hi, grains[1:])
+    parts: list[tuple[int | None, float | None, float | None]] = []
+    if lo is not None and a is not None and lo < a:
+        parts += plan(lo, a, grains[1:])
+    parts.append((g, a, b))
+    if hi is not None and b is not None and b < hi:
+        parts += plan(b, hi, grains[1:])
+    return parts
+
+
+def tally_of(counts: Sequence[int]) -> Tally:
+    p, pa, d, s = (int(x or 0) for x in counts)
+    return Tally(p, pa, d, s)

@@ -1,0 +1,41 @@
+"""Server settings: one class, every field also read from `NPS_EDGE_<NAME>`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB = "sqlite:///./var/nps-edge.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NPS_EDGE_", extra="ignore")
+
+    db: str = Field(default=DEFAULT_DB, description="SQLAlchemy URL; SQLite file by default")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+
+    # Health join (docs/server.md).
+    join_window_s: float = Field(
+        default=900.0, description="telemetry older than this is not joined"
+    )
+    offline_after_s: float = Field(
+        default=900.0, description="no presence and silent this long: offline"
+    )
+
+    # Threshold alerts.
+    site_nps_threshold: float = 0.0
+    site_nps_last_n: int = 50
+    offline_alert_s: float = 3600.0
+    battery_low_mv: int = 3400
+    alert_check_interval_s: float = 30.0
+
+    # Webhooks for new alerts.
+    webhook_urls: list[str] = Field(default_factory=list)
+    webhook_secret: str = ""
+    webhook_attempts: int = 5
+    webhook_backoff_s: float = 1.0
+
+    session_ttl_s: int = 7 * 24 * 3600
+    cookie_secure: bool = False

@@ -1,0 +1,66 @@
+"""When an event happened: `ts` when the device knew the time, else rebuilt (pure).
+
+Rule (docs/server.md): events of one device and one boot share a boot start.
+- An event with `ts` gives an exact start `ts - up_ms/1000`; of several, the one
+  with the largest `up_ms` wins (the most recently set clock).
+- Without any, every event gives an upper bound `rx_ts - up_ms/1000` (it cannot
+  have been received before it was made); the estimate is the smallest bound
+  seen so far, across batches.
+- An event without `ts` is then at `start + up_ms/1000`. Times are fixed when the
+  event is stored; a better anchor found later serves later events only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Anchor:
+    start: float
+    exact: bool
+    up_ms: int = 0  # of the event an exact anchor came from
+
+
+@dataclass(frozen=True)
+class Timed:
+    """What the rule needs of an event."""
+
+    device: str
+    boot: int
+    up_ms: int
+    ts: float | None
+    rx_ts: float
+
+
+def merge(old: Anchor | None, new: Anchor) -> Anchor:
+    if old is None:
+        return new
+    if old.exact and new.exact:
+        return new if new.up_ms >= old.up_ms else old
+    if old.exact or new.exact:
+        return old if old.exact else new
+    return old if old.start <= new.start else new
+
+
+def anchors(
+    events: Iterable[Timed], known: dict[tuple[str, int], Anchor]
+) -> dict[tuple[str, int], Anchor]:
+    """Boot starts after seeing `events`, for every (device, boot) they touch."""
+    out: dict[tuple[str, int], Anchor] = {}
+    for ev in events:
+        key = (ev.device, ev.boot)
+        if ev.ts is not None:
+            cand = Anchor(ev.ts - ev.up_ms / 1000.0, True, ev.up_ms)
+        else:
+            cand = Anchor(ev.rx_ts - ev.up_ms / 1000.0, False)
+        out[key] = merge(out.get(key, known.get(key)), cand)
+    return out
+
+
+def event_time(ev: Timed, anchor: Anchor) -> tuple[float, str]:
+    """(time, source): source is 'ts', 'boot' (exact anchor) or 'rx' (estimated)."""
+    if ev.ts is not None:
+        return ev.ts, "ts"
+    return anchor.start + ev.up_ms / 1000.0, "boot" if anchor.exact else "rx"

@@ -1,0 +1,176 @@
+"""POST /api/v1/ingest against the contract: every rejection, duplicates, auth, size, shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from nps_edge.protocol import MAX_BODY_BYTES
+from server.models import DeadLetter, Feedback, Telemetry
+from tests.server.factory import T0, Api, feedback, telemetry
+
+# (mutation, field the error must name): one per rule of the contract.
+BAD: list[tuple[str, dict[str, Any], str]] = [
+    ("v is 2", {"v": 2}, "v"),
+    ("id not device:seq", {"id": "nps-aaa111:999"}, "id"),
+    ("id not a string", {"id": 5}, "id"),
+    ("device pattern", {"device": "NPS_BAD", "id": "NPS_BAD:1"}, "device"),
+    ("site pattern", {"site": "Store 1"}, "site"),
+    ("seq zero", {"seq": 0, "id": "nps-aaa111:0"}, "seq"),
+    ("seq a string", {"seq": "1"}, "seq"),
+    ("boot negative", {"boot": -1}, "boot"),
+    ("up_ms a float", {"up_ms": 1.5}, "up_ms"),
+    ("ts a string", {"ts": "1795000000"}, "ts"),
+    ("ts infinite-ish", {"ts": 1e300}, "ts"),
+    ("fw missing", {"fw": None}, "fw"),
+    ("type unknown", {"type": "status"}, "type"),
+    ("outcome unknown", {"outcome": "skipped"}, "outcome"),
+    ("score true", {"score": True}, "score"),
+    ("score 7.0", {"score": 7.0}, "score"),
+    ("score '7'", {"score": "7"}, "score"),
+    ("score 11", {"score": 11}, "score"),
+    ("score -1", {"score": -1}, "score"),
+    ("score missing when answered", {"score": None}, "score"),
+    ("score present on timeout", {"outcome": "timeout"}, "score"),
+    ("trigger not an object", {"trigger": "walkup"}, "trigger"),
+    ("trigger kind not a string", {"trigger": {"kind": 3}}, "trigger"),
+    ("answer_ms negative", {"answer_ms": -5}, "answer_ms"),
+    ("ctx rssi a float", {"ctx": {"rssi": -50.5, "battery_mv": None}}, "ctx"),
+    ("rx_ts missing", {"rx_ts": None}, "rx_ts"),
+    ("seq beyond 2^53", {"seq": 2**60, "id": f"nps-aaa111:{2**60}"}, "seq"),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "field"), BAD, ids=[b[0] for b in BAD])
+def test_each_contract_violation_rejects_that_event_only(
+    api: Api, engine: Engine, name: str, change: dict[str, Any], field: str
+) -> None:
+    bad = feedback(seq=2) | change
+    out = api.ingest([feedback(seq=1), bad, feedback(seq=3, score=3)])
+    assert out["accepted"] == 2
+    assert out["duplicates"] == 0
+    [rej] = out["rejected"]
+    assert rej["index"] == 1
+    assert field in rej["error"], rej["error"]
+    assert rej["id"] == (bad["id"] if isinstance(bad["id"], str) else None)
+    with Session(engine) as s:
+        letters = s.execute(select(DeadLetter)).scalars().all()
+        assert [(d.index, d.error) for d in letters] == [(1, rej["error"])]
+        assert json.loads(letters[0].payload)["seq"] == bad["seq"]
+
+
+def test_telemetry_violations_and_non_objects(api: Api) -> None:
+    out = api.ingest(
+        [
+            telemetry(seq=1, battery_mv="3.9V"),
+            telemetry(seq=2, errors={"wifi": 1.5}),
+            "not an object",
+            {"v": 1},
+            telemetry(seq=5),
+        ]
+    )
+    assert out["accepted"] == 1
+    errors = {r["index"]: r["error"] for r in out["rejected"]}
+    assert "battery_mv" in errors[0]
+    assert "errors" in errors[1]
+    assert "JSON object" in errors[2]
+    assert "type" in errors[3]
+
+
+def test_unknown_fields_are_accepted_and_ignored(api: Api) -> None:
+    out = api.ingest(
+        [feedback(seq=1, colour="blue", ctx={"rssi": -50, "battery_mv": None, "x": 1})]
+    )
+    assert out == {"accepted": 1, "duplicates": 0, "rejected": []}
+
+
+def test_resending_a_batch_returns_duplicates_and_counts_once(api: Api, engine: Engine) -> None:
+    batch = [feedback(seq=i, score=i % 11) for i in range(1, 21)] + [telemetry(seq=21)]
+    assert api.ingest(batch)["accepted"] == 21
+    again = api.ingest(batch)
+    assert again == {"accepted": 0, "duplicates": 21, "rejected": []}
+    within = api.ingest([feedback(seq=30), feedback(seq=30)])
+    assert within == {"accepted": 1, "duplicates": 1, "rejected": []}
+    assert api.get("/api/v1/nps")["shown"] == 21
+    with Session(engine) as s:
+        assert s.execute(select(func.count()).select_from(Feedback)).scalar_one() == 21
+        assert s.execute(select(func.count()).select_from(Telemetry)).scalar_one() == 1
+
+
+def test_a_batch_mixing_good_bad_and_duplicate_events(api: Api) -> None:
+    api.ingest([feedback(seq=1, score=10)])
+    out = api.ingest(
+        [feedback(seq=1, score=10), feedback(seq=2, score=True), feedback(seq=3, score=0)]
+    )
+    assert out["accepted"] == 1 and out["duplicates"] == 1
+    assert [r["index"] for r in out["rejected"]] == [1]
+    figures = api.get("/api/v1/nps")
+    assert (figures["promoters"], figures["detractors"], figures["n"]) == (1, 1, 2)
+
+
+def _post(client: TestClient, body: bytes | str, token: str | None, **headers: str) -> Any:
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return client.post("/api/v1/ingest", content=body, headers=headers)
+
+
+def test_missing_wrong_or_operator_token_is_401(api: Api) -> None:
+    body = json.dumps({"gateway": "gw", "events": [feedback()]})
+    for token in (None, "npsg_not-a-real-token", api.tokens["operator"]):
+        r = _post(api.client, body, token)
+        assert r.status_code == 401
+        assert r.json()["detail"]
+    assert api.get("/api/v1/nps")["shown"] == 0
+
+
+def test_too_large_is_413(api: Api) -> None:
+    gw = api.tokens["gateway"]
+    big = json.dumps({"gateway": "gw", "events": [feedback(seq=1, pad="x" * MAX_BODY_BYTES)]})
+    r = _post(api.client, big, gw)
+    assert r.status_code == 413 and "2 MiB" in r.json()["detail"]
+    many = json.dumps({"gateway": "gw", "events": [feedback(seq=i) for i in range(1, 1002)]})
+    r = _post(api.client, many, gw)
+    assert r.status_code == 413 and "1000" in r.json()["detail"]
+    assert api.get("/api/v1/nps")["shown"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("{not json", "not JSON"),
+        ("[]", "IngestRequest"),
+        ('{"events": []}', "gateway"),
+        ('{"gateway": "gw", "events": {}}', "events"),
+        ('{"gateway": "", "events": []}', "gateway"),
+    ],
+)
+def test_a_body_of_the_wrong_shape_is_422(api: Api, body: str, says: str) -> None:
+    r = _post(api.client, body, api.tokens["gateway"], **{"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert says in r.json()["detail"]
+
+
+def test_time_rebuilt_from_boot_anchor_and_rx_ts(api: Api) -> None:
+    # Boot 2 has one event with ts: it anchors the boot start for the others.
+    api.ingest(
+        [
+            feedback(seq=1, boot=2, up_ms=10_000, ts=T0 + 10.0, score=9),
+            feedback(seq=2, boot=2, up_ms=7_210_000, ts=None, rx_ts=T0 + 9000, score=0),
+        ]
+    )
+    # Boot 3 has none: start <= min(rx_ts - up_ms); the newest event lands at its rx_ts.
+    api.ingest(
+        [
+            feedback(seq=3, boot=3, up_ms=1_000, ts=None, rx_ts=T0 + 20_000, score=5),
+            feedback(seq=4, boot=3, up_ms=3_601_000, ts=None, rx_ts=T0 + 23_600, score=10),
+        ]
+    )
+    items = {i["id"]: i["ts"] for i in api.get("/api/v1/feedback", limit=10)["items"]}
+    assert items["nps-aaa111:2"] == pytest.approx(T0 + 7210.0)
+    assert items["nps-aaa111:3"] == pytest.approx(T0 + 20_000 - 0.0)
+    assert items["nps-aaa111:4"] == pytest.approx(T0 + 23_600)
