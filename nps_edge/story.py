@@ -106,7 +106,7 @@ def _fleet(story: Story, rng: random.Random) -> list[_Device]:
                 site=site,
                 mood=SITE_MOOD[site_index % len(SITE_MOOD)] + rng.gauss(0, 0.15),
                 rssi=rng.randint(-68, -50),
-                battery_mv=rng.randint(3700, 4150),
+                battery_mv=rng.randint(3750, 4150),
                 fw=story.base_fw,
                 updated_at=rollout if index in updated else None,
             )
@@ -149,12 +149,12 @@ def _health_steps(story: Story, dev: _Device, rng: random.Random) -> list[dict[s
     for day in range(first_day, math.ceil(story.end / DAY)):
         night = day * DAY + 3 * HOUR + rng.uniform(0, HOUR)
         released = dev.updated_at is not None and night >= dev.updated_at
-        battery -= rng.randint(15, 45)
-        if battery < 3450:
+        battery -= rng.randint(10, 35)
+        if battery < 3550:
             battery = rng.randint(4050, 4180)  # someone charged it
         rssi = base_rssi + rng.randint(-3, 3) - (20 if released else 0)
         steps.append(_set(night, story, dev, released, rssi, battery))
-        crash_rate = 0.5 if released else 0.08
+        crash_rate = 0.5 if released else 0.03
         if rng.random() < crash_rate:
             steps.append(
                 {"at": round(day * DAY + rng.uniform(8, 21) * HOUR, 1), "action": "reboot"}
@@ -301,9 +301,9 @@ def scenario_events(
         if action == "telemetry":
             weak = rssi < -75
             errors["wifi_reconnect"] += (
-                rng.choice((0, 1, 1, 2)) if weak else int(rng.random() < 0.05)
+                rng.choice((0, 1, 1, 2)) if weak else int(rng.random() < 0.004)
             )
-            errors["mqtt_timeout"] += int(rng.random() < (0.4 if weak else 0.02))
+            errors["mqtt_timeout"] += int(rng.random() < (0.4 if weak else 0.002))
             heap = 61_000 - rng.randint(0, 9_000)
             event.update(
                 type="telemetry",

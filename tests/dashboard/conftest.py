@@ -106,6 +106,11 @@ def live_server(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc, log)
+        if httpx.get(f"{base}/api/v1/session", timeout=5).status_code == 404:
+            # The dashboard's login needs the server's session endpoint (docs/protocol.md part 2).
+            pytest.skip(
+                "this build's server has no /api/v1/session yet: the dashboard cannot log in"
+            )
         story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
         scenarios = generate(story)
         events = [e for s in scenarios for e in scenario_events(s)]

@@ -106,7 +106,7 @@ def test_release_drops_rssi_and_scores(
     def answered_share(items: list[dict[str, Any]]) -> float:
         return sum(e["outcome"] == "answered" for e in items) / len(items)
 
-    assert answered_share(old) - answered_share(new) > 0.1
+    assert answered_share(old) - answered_share(new) > 0.05  # 0.72 against 0.55 by design
     errors_new = max(
         e["errors"]["wifi_reconnect"] for e in telemetry if e["fw"] == STORY.release_fw
     )
