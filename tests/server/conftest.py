@@ -2,27 +2,76 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from server.app import create_app
-from server.db import make_engine
+from server.db import make_engine, upgrade
 from server.settings import Settings
 from server.tokens import create_token
+from tests.conftest import POSTGRES_URL, missing
 from tests.server.factory import Api
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets a copy (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "nps.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_shared() -> Iterator[str]:
+    """One migrated PostgreSQL database for the session; each test starts it empty."""
+    import psycopg
+
+    admin = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    name = f"nps_srv_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as err:
+        missing("PostgreSQL", f"start it on 127.0.0.1:5432 or set NPS_EDGE_TEST_POSTGRES ({err})")
+    url = f"{POSTGRES_URL.rpartition('/')[0]}/{name}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _emptied(url: str) -> str:
+    engine = make_engine(url)
+    tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+    with engine.begin() as conn:  # DELETE: much faster than TRUNCATE on tiny tables
+        for table in tables:
+            conn.exec_driver_sql(f'DELETE FROM "{table}"')
+    engine.dispose()
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite (a temp file) and on PostgreSQL (an emptied database)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'nps.db'}"
-    return str(request.getfixturevalue("postgres_url"))
+        path = tmp_path / "nps.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    return _emptied(request.getfixturevalue("postgres_shared"))
 
 
 @pytest.fixture
