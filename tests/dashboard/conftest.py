@@ -19,9 +19,9 @@ from nps_edge.story import Story, generate, scenario_events
 from tests.conftest import ROOT
 
 BATCH = 1000
-# A smaller fleet than the demo's, three weeks, telemetry every 30-60 min: about
+# A smaller fleet than the demo's, two weeks, telemetry every 30-60 min: about
 # 15,000 events, enough for every page to tell the story, quick to ingest.
-TEST_STORY = dict(days=21, sites=4, devices_per_site=3, telemetry_minutes=(30.0, 60.0), seed=7)
+TEST_STORY = dict(days=14, sites=4, devices_per_site=3, telemetry_minutes=(30.0, 60.0), seed=7)
 
 
 @dataclass

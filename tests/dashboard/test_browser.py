@@ -148,7 +148,7 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     assert page.locator("#sites tbody th a").all_inner_texts() == ranked
     page.screenshot(path=shots / "overview.png", full_page=True)
 
-    page.get_by_label("Site").select_option("store-3")
+    page.locator("#filters").get_by_label("Site").select_option("store-3")
     page.wait_for_url(re.compile(r"[?&]site=store-3"), timeout=WAIT_MS)
     expect(page.locator("#headline .figure-value").first).to_be_visible(timeout=WAIT_MS)
     wait_for_overview(page)
@@ -158,7 +158,7 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     expect_nps(page, filtered["nps"])
     page.reload()  # the filter survives a reload: it lives in the URL
     wait_for_overview(page)
-    assert page.get_by_label("Site").input_value() == "store-3"
+    assert page.locator("#filters").get_by_label("Site").input_value() == "store-3"
     expect_nps(page, filtered["nps"])
 
 
@@ -190,7 +190,7 @@ def test_fleet_table_filters_sorts_and_opens_a_device(
     expect(rows.first).to_have_attribute("data-device", best["device"])
     expect(page.locator("th[aria-sort=descending]")).to_contain_text("NPS")
 
-    page.get_by_label("Find").fill("store-3")
+    page.get_by_role("searchbox", name="Find").fill("store-3")
     page.wait_for_url(re.compile(r"[?&]q=store-3"), timeout=WAIT_MS)
     expect(rows).to_have_count(sum(d["site"] == "store-3" for d in devices))
 
