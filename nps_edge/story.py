@@ -10,8 +10,9 @@ The story an operator should find on the dashboard:
 - firmware `release_fw` rolls out mid-period to part of the fleet; it hurts
   Wi-Fi (RSSI about 20 dB lower, more connection errors, more reboots),
   more prompts time out, and scores drop;
-- at `service_site` detractors cluster on prompts after service visits
-  (trigger kind `service_visit`, reasons "staff" and "wait_time");
+- at `service_site` machines need a technician three times as often, and
+  detractors cluster on prompts after service visits (trigger kind
+  `service_visit`, reasons "staff" and "wait_time");
 - an evening rush (17-19 h UTC) costs a little everywhere, which the
   hour-by-weekday heat map shows.
 """
@@ -147,6 +148,11 @@ def _health_steps(story: Story, dev: _Device, rng: random.Random) -> list[dict[s
     base_rssi, battery = dev.rssi, dev.battery_mv
     first_day = math.floor(story.start / DAY)
     for day in range(first_day, math.ceil(story.end / DAY)):
+        if dev.updated_at is not None and day == math.floor(dev.updated_at / DAY):
+            # The update lands in the small hours: new firmware, a reboot, weaker Wi-Fi.
+            rssi = base_rssi - 20 + rng.randint(-2, 2)
+            steps.append(_set(dev.updated_at, story, dev, True, rssi, battery))
+            steps.append({"at": round(dev.updated_at + 5.0, 1), "action": "reboot"})
         night = day * DAY + 3 * HOUR + rng.uniform(0, HOUR)
         released = dev.updated_at is not None and night >= dev.updated_at
         battery -= rng.randint(10, 35)
@@ -159,10 +165,6 @@ def _health_steps(story: Story, dev: _Device, rng: random.Random) -> list[dict[s
             steps.append(
                 {"at": round(day * DAY + rng.uniform(8, 21) * HOUR, 1), "action": "reboot"}
             )
-    if dev.updated_at is not None:
-        rssi = base_rssi - 20 + rng.randint(-2, 2)
-        steps.append(_set(dev.updated_at, story, dev, True, rssi, battery))
-        steps.append({"at": round(dev.updated_at + 5.0, 1), "action": "reboot"})
     return steps
 
 
@@ -183,7 +185,9 @@ def _prompt_steps(story: Story, dev: _Device, rng: random.Random) -> list[dict[s
         count = max(0, round(rng.gauss(expected, math.sqrt(expected))))
         hours = rng.choices(range(24), weights=HOUR_WEIGHTS, k=count)
         times = sorted(day * DAY + h * HOUR + rng.uniform(0, HOUR) for h in hours)
-        for _ in range(_poisson(rng, story.service_visits_per_day)):
+        # The troubled site's machines need a technician three times as often.
+        visits_per_day = story.service_visits_per_day * (3 if dev.site == story.service_site else 1)
+        for _ in range(_poisson(rng, visits_per_day)):
             visits.append(day * DAY + rng.uniform(8, 18) * HOUR)
         for at in times:
             tx += 1
@@ -226,7 +230,7 @@ def _prompt(
         mood -= 1.4
     if int(at % DAY // HOUR) in RUSH_HOURS:
         mood -= 0.6
-    after_visit = any(0 <= at - v < 2 * HOUR for v in visits)
+    after_visit = any(0 <= at - v < HOUR for v in visits)
     if dev.site == story.service_site and kind == "service_visit":
         mood -= 4.5
     elif dev.site == story.service_site and after_visit:

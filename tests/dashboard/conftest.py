@@ -19,6 +19,7 @@ from nps_edge.story import Story, generate, scenario_events
 from tests.conftest import ROOT
 
 BATCH = 1000
+LOST_SEQS = range(200, 204)
 # A smaller fleet than the demo's, two weeks, telemetry every 30-60 min: about
 # 15,000 events, enough for every page to tell the story, quick to ingest.
 TEST_STORY = dict(days=14, sites=4, devices_per_site=3, telemetry_minutes=(30.0, 60.0), seed=7)
@@ -32,6 +33,7 @@ class LiveServer:
     story: Story
     events: list[dict[str, Any]]
     log: Path
+    lossy_device: str
     next_seq: dict[str, int] = field(default_factory=dict)
 
     def api(self, path: str, **params: Any) -> Any:
@@ -114,8 +116,11 @@ def live_server(
         story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
         scenarios = generate(story)
         events = [e for s in scenarios for e in scenario_events(s)]
+        # One device lost a few events on the way: the fleet page must show the gap.
+        lost = {f"{scenarios[0]['device']}:{seq}" for seq in LOST_SEQS}
+        events = [e for e in events if e["id"] not in lost]
         events.sort(key=lambda e: e["rx_ts"])  # as a gateway would forward them
-        server = LiveServer(base, operator, gateway, story, events, log)
+        server = LiveServer(base, operator, gateway, story, events, log, scenarios[0]["device"])
         for i in range(0, len(events), BATCH):
             server.ingest(events[i : i + BATCH])
         for e in events:

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import CHROMIUM_ARGS, ROOT
-from tests.dashboard.conftest import LiveServer
+from tests.dashboard.conftest import LOST_SEQS, LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -109,11 +109,10 @@ def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
     assert context.request.get(f"{live_server.base}/api/v1/nps").status == 401
     expect(page.locator("#top")).to_be_hidden()
 
+    page.screenshot(path=shots / "login.png")
     page.get_by_label("Operator token").fill("not-a-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not accepted", timeout=WAIT_MS)
-    page.get_by_label("Operator token").fill("")
-    page.screenshot(path=shots / "login.png")
 
     page.get_by_label("Operator token").fill(live_server.operator_token)
     page.get_by_role("button", name="Sign in").click()
@@ -184,6 +183,10 @@ def test_fleet_table_filters_sorts_and_opens_a_device(
     rows = page.locator("#device-table tbody tr")
     expect(rows).to_have_count(len(devices), timeout=WAIT_MS)
     page.screenshot(path=shots / "fleet.png", full_page=True)
+    lossy = live_server.lossy_device  # conftest dropped a few of its events
+    gap = [LOST_SEQS[0], LOST_SEQS[-1]]
+    assert live_server.api(f"/devices/{lossy}/gaps")["missing"] == [gap]
+    expect(page.locator(f"tr[data-device='{lossy}']")).to_contain_text(f"{len(LOST_SEQS)} lost")
 
     page.get_by_role("button", name="NPS", exact=True).click()  # numbers sort high first
     best = max((d for d in devices if d["nps"] is not None), key=lambda d: d["nps"])
@@ -194,6 +197,9 @@ def test_fleet_table_filters_sorts_and_opens_a_device(
     page.wait_for_url(re.compile(r"[?&]q=store-3"), timeout=WAIT_MS)
     expect(rows).to_have_count(sum(d["site"] == "store-3" for d in devices))
 
+    release = live_server.story.release_fw  # the device page shows what the release did
+    page.get_by_role("searchbox", name="Find").fill(release)
+    expect(rows).to_have_count(sum(d["fw"] == release for d in devices))
     target = rows.first.get_attribute("data-device")
     rows.first.get_by_role("link").click()
     page.wait_for_url(re.compile(f"/fleet/{target}"), timeout=WAIT_MS)
