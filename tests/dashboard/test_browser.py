@@ -124,6 +124,12 @@ def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
     expect_nps(page, api["nps"])
     text = page.get_by_test_id("nps").inner_text().replace("\u2212", "-")
     assert abs(float(text) - api["nps"]) <= 0.05, (text, api["nps"])  # shown to one decimal
+
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{live_server.base}/login", timeout=WAIT_MS)
+    assert context.request.get(f"{live_server.base}/api/v1/nps").status == 401
+    page.goto(f"{live_server.base}/alerts")
+    page.wait_for_url(re.compile(r"/login\?next=%2Falerts"), timeout=WAIT_MS)
     context.close()
 
 
