@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -20,23 +19,25 @@ from tests.conftest import missing
 
 
 @pytest.fixture(scope="module")
-def app_and_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, str]:
-    """The real app on a temp SQLite file, and a logged-in operator's session id."""
+def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
+    """The real app on a temp SQLite file (started once), and an operator's session id."""
     db = tmp_path_factory.mktemp("dashboard-router") / "x.db"
     app = create_app(Settings(db=f"sqlite:///{db}"))
     with Session(app.state.engine) as session:
         token = find_token(session, token=create_token(session, name="ops", role="operator"))
         assert token is not None
         sid = open_session(session, token=token, ttl_s=600, now=time.time())
-    return app, sid
+    with TestClient(app, follow_redirects=False) as client:
+        yield client, sid
 
 
 @pytest.fixture
-def client(app_and_session: tuple[FastAPI, str]) -> Iterator[TestClient]:
-    app, sid = app_and_session
-    with TestClient(app, follow_redirects=False) as client:
-        client.cookies.set(COOKIE, sid)
-        yield client
+def client(app_client: tuple[TestClient, str]) -> TestClient:
+    """The app's client with a logged-in operator's cookie (reset for every test)."""
+    client, sid = app_client
+    client.cookies.clear()
+    client.cookies.set(COOKIE, sid)
+    return client
 
 
 @pytest.fixture
@@ -103,3 +104,14 @@ def test_every_module_the_shell_imports_exists(client: TestClient) -> None:
     for module in STATIC.rglob("*.js"):
         for target in re.findall(r'from "(\.{1,2}/[^"]+)"', module.read_text()):
             assert (module.parent / target).resolve().is_file(), f"{module.name} imports {target}"
+
+
+def test_the_shell_preloads_every_module(client: TestClient, chart_installed: None) -> None:
+    """Without a preload each import waits for the one before it (a request waterfall)."""
+    from server.dashboard import STATIC
+
+    shell = client.get("/").text
+    for module in STATIC.rglob("*.js"):
+        name = module.relative_to(STATIC).as_posix()
+        if name != "app.js":
+            assert f'<link rel="modulepreload" href="/ui/{name}">' in shell, name
