@@ -92,3 +92,49 @@ def test_sim_options_and_state_kept_between_runs(
         assert [seq for seq, _ in mine] == list(range(1, len(mine) + 1))
         assert {boot for _, boot in mine} == {0, 1}  # the flash folder was kept
     assert sorted((tmp_path / "flash").iterdir())  # per-device flash folders stayed
+
+
+def test_sim_says_clearly_when_the_broker_is_not_there(nps_edge_bin: str) -> None:
+    from nps_edge.broker import free_port
+
+    port = free_port()
+    done = subprocess.run(
+        [nps_edge_bin, "sim", "--broker", f"127.0.0.1:{port}", "--devices", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"cannot reach the broker at 127.0.0.1:{port}" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.slow
+def test_sim_stops_a_device_whose_broker_never_answers(nps_edge_bin: str, tmp_path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP, never speaks MQTT
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        done = subprocess.run(
+            [
+                nps_edge_bin,
+                "sim",
+                "--broker",
+                f"127.0.0.1:{port}",
+                "--stall-timeout",
+                "2",
+                "--state",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "nothing acknowledged for 2s; is the broker at 127.0.0.1:" in done.stderr
+    saved = list(tmp_path.glob("nps-*/ob/f/*"))
+    assert saved  # the answers are safe on the device's flash, waiting for a broker
