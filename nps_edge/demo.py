@@ -71,7 +71,17 @@ def write_scenarios(folder: Path, days: int, seed: int) -> int:
     from nps_edge import story
 
     folder.mkdir(parents=True, exist_ok=True)
-    scenarios = story.generate(story.Story(end=time.time(), days=days, seed=seed))
+    scenarios = story.generate(
+        story.Story(
+            end=time.time(),
+            days=days,
+            seed=seed,
+            sites=3,
+            devices_per_site=4,
+            prompts_per_day=14.0,
+            telemetry_minutes=(60.0, 90.0),
+        )
+    )
     for scenario in scenarios:
         (folder / f"{scenario['device']}.json").write_text(json.dumps(scenario))
     return sum(len(s["steps"]) for s in scenarios)
@@ -88,7 +98,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
         history: str = typer.Option(
-            "30d", help="Days of simulated history sent through the pipeline first: 30d, 7d or 0."
+            "30d", help="Days of simulated history sent through the pipeline: 30d, 7d or 0."
         ),
         devices: int = typer.Option(3, min=0, help="Live simulated devices answering prompts."),
         port: int = typer.Option(8000, help="Dashboard port (a free one is picked if taken)."),
@@ -102,54 +112,59 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(1, help="Seed of the simulated story."),
         fresh: bool = typer.Option(True, help="Start from an empty database each time."),
         exit_when_ready: bool = typer.Option(
-            False, "--exit-when-ready", help="Stop everything once the dashboard is up (for tests)."
+            False,
+            "--exit-when-ready",
+            help="Stop once the history is on the dashboard (for tests and scripts).",
         ),
     ) -> None:
         """Run broker, server, gateway and simulated devices on this machine.
 
-        Prints the dashboard address and an operator login token, then runs
-        until Ctrl-C. Everything lives under --data; logs are in its *.log files.
+        Prints the dashboard address and an operator login token first; the
+        history then fills the dashboard while you look, and live devices keep
+        answering until Ctrl-C. Everything lives under --data, logs in *.log.
         """
         days = parse_duration_days(history)
+        if broker not in ("embedded", "mosquitto"):
+            raise typer.BadParameter("--broker is 'embedded' or 'mosquitto'")
         if fresh and data.exists():
             shutil.rmtree(data)
         data.mkdir(parents=True, exist_ok=True)
-        demo_run = Demo(data.resolve())
+        run = Demo(data.resolve())
         stopping = threading.Event()
-
-        def on_signal(signum: int, _frame: object) -> None:
-            stopping.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: stopping.set())
         try:
-            _start(demo_run, days, devices, port, host, broker, seed)
-            if not exit_when_ready:
-                while not stopping.wait(1.0):
-                    for child in demo_run.children:
-                        if not child.alive():
-                            raise ProcessError(f"{child.name} stopped:\n{child.tail()}")
+            server, operator = _start_site(run, port, host, broker)
+            _banner(str(server.url), operator, run.workdir)
+            if days > 0:
+                _send_history(run, str(server.url), operator, days, seed, stopping)
+            if exit_when_ready or stopping.is_set():
+                return
+            if devices:
+                assert run.broker is not None
+                live_devices(run, run.broker.address, devices, seed, "demo-live")
+                say(f"{devices} live devices answering prompts; stop with Ctrl-C")
+            while not stopping.wait(1.0):
+                for child in run.children:
+                    if not child.alive():
+                        raise ProcessError(f"{child.name} stopped:\n{child.tail()}")
         except (ProcessError, BrokerError) as err:
             say(f"error: {err}")
-            say(f"logs are in {demo_run.workdir}")
+            say(f"logs are in {run.workdir}")
             raise typer.Exit(1) from None
         finally:
-            demo_run.stop()
+            run.stop()
 
 
-def _start(
-    demo: Demo, days: int, devices: int, port: int, host: str, broker_kind: str, seed: int
-) -> None:
+def _start_site(demo: Demo, port: int, host: str, broker_kind: str) -> tuple[Child, str]:
+    """Broker, tokens, server, gateway; returns the server and the operator token."""
     work = demo.workdir
     say(f"data folder: {work}")
     if broker_kind == "mosquitto":
         demo.broker = start_mosquitto(work / "mosquitto")
-    elif broker_kind == "embedded":
-        demo.broker = start_amqtt(work / "broker")
     else:
-        raise typer.BadParameter("--broker is 'embedded' or 'mosquitto'")
+        demo.broker = start_amqtt(work / "broker")
     say(f"broker ({demo.broker.kind}) on {demo.broker.address}")
-
     db = f"sqlite:///{work / 'server.db'}"
     operator = create_token(db, "operator", "demo-operator")
     gateway_token = create_token(db, "gateway", "demo-gateway")
@@ -161,58 +176,66 @@ def _start(
     server = start_server(db, work / "server.log", port=port, host=host)
     demo.children.append(server)
     say("starting gateway ...")
-    gateway = start_gateway(
-        str(server.url),
-        gateway_token,
-        demo.broker.address,
-        work / "gateway.db",
-        work / "gateway.log",
+    demo.children.append(
+        start_gateway(
+            str(server.url),
+            gateway_token,
+            demo.broker.address,
+            work / "gateway.db",
+            work / "gateway.log",
+            extra=("--metrics-port", "0"),
+        )
     )
-    demo.children.append(gateway)
+    return server, operator
 
-    if days > 0:
-        scenarios = work / "history"
-        steps = write_scenarios(scenarios, days, seed)
-        say(
-            f"sending {days} days of history ({steps} device steps) through the real firmware,"
-            " broker and gateway ..."
-        )
-        started = time.monotonic()
-        summary = run_sim(
-            [
-                "--broker",
-                demo.broker.address,
-                "--scenario",
-                str(scenarios),
-                "--state",
-                str(work / "history-devices"),
-            ],
-            stderr=sys.stderr,
-        )
-        say(
-            f"history sent: {summary.get('events')} events, {summary.get('answered')} answers in"
-            f" {time.monotonic() - started:.0f}s; waiting for the gateway to deliver them ..."
-        )
-        wait_delivered(str(server.url), operator, int(summary.get("shown", 0)))
-    if devices:
-        live_devices(demo, demo.broker.address, devices, seed, "demo-live")
-        say(f"{devices} live devices answering prompts")
 
+def _banner(url: str, operator: str, work: Path) -> None:
     typer.echo("")
-    typer.echo(f"  Dashboard:  {server.url}/")
+    typer.echo(f"  Dashboard:  {url}/")
     typer.echo(f"  Login token (operator): {operator}")
-    typer.echo(f"  API:        {server.url}/docs")
+    typer.echo(f"  API docs:   {url}/docs")
     typer.echo(f"  Logs:       {work}/*.log")
-    typer.echo("  Stop with Ctrl-C.")
-    typer.echo("", nl=True)
+    typer.echo("")
     sys.stdout.flush()
 
 
-def wait_delivered(url: str, token: str, shown: int, timeout: float = 300.0) -> None:
+def _send_history(
+    demo: Demo, url: str, operator: str, days: int, seed: int, stopping: threading.Event
+) -> None:
+    """The story through the real firmware, broker and gateway, with progress."""
+    assert demo.broker is not None
+    work = demo.workdir
+    steps = write_scenarios(work / "history", days, seed)
+    say(
+        f"sending {days} days of history ({steps} device steps) through the real firmware,"
+        " broker and gateway; the dashboard fills in as it arrives ..."
+    )
+    started = time.monotonic()
+    summary = run_sim(
+        [
+            "--broker",
+            demo.broker.address,
+            "--scenario",
+            str(work / "history"),
+            "--state",
+            str(work / "history-devices"),
+        ],
+        stderr=sys.stderr,
+    )
+    say(
+        f"devices sent {summary.get('events')} events ({summary.get('answered')} answers) in"
+        f" {time.monotonic() - started:.0f}s"
+    )
+    wait_delivered(url, operator, int(summary.get("shown", 0)), stopping)
+
+
+def wait_delivered(
+    url: str, token: str, shown: int, stopping: threading.Event, timeout: float = 300.0
+) -> None:
     """Poll the server until it has every prompt the simulator showed (progress on stderr)."""
     deadline = time.monotonic() + timeout
     last = -1
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping.is_set():
         response = httpx.get(
             f"{url}/api/v1/nps", headers={"Authorization": f"Bearer {token}"}, timeout=10
         )
@@ -223,7 +246,7 @@ def wait_delivered(url: str, token: str, shown: int, timeout: float = 300.0) -> 
         if have != last:
             say(f"server has {have}/{shown} prompts")
             last = have
-        time.sleep(1.0)
+        stopping.wait(1.0)
     say(f"warning: server has {last}/{shown} prompts after {timeout:.0f}s; continuing")
 
 
