@@ -454,7 +454,13 @@ def _step_lines(
 
 
 def run_device(
-    plan: Plan, folder: Path, micropython: str, code: Path, tally: Tally, stall_s: float = 60.0
+    plan: Plan,
+    folder: Path,
+    micropython: str,
+    code: Path,
+    tally: Tally,
+    stall_s: float = 60.0,
+    heapsize: str = HEAPSIZE,
 ) -> None:
     """Run one device through all parts of its plan, restarting it after each reboot.
 
@@ -468,7 +474,9 @@ def run_device(
             cfg["fw"] = sim.pop("fw", cfg["fw"])
             cfg["sim"] = dict(cfg["sim"], **sim)
         (folder / "config.json").write_text(json.dumps(cfg, indent=1))
-        proc = DeviceProcess(folder, code, micropython, on_line=tally.feed, keep_lines=False)
+        proc = DeviceProcess(
+            folder, code, micropython, heapsize=heapsize, on_line=tally.feed, keep_lines=False
+        )
         proc.send(*lines)
         proc.close_input()
         tally.last_line = time.monotonic()
@@ -491,7 +499,11 @@ def run_device(
 
 
 def run_plans(
-    plans: list[Plan], state: Path, progress: bool = True, stall_s: float = 60.0
+    plans: list[Plan],
+    state: Path,
+    progress: bool = True,
+    stall_s: float = 60.0,
+    heapsize: str = HEAPSIZE,
 ) -> list[Tally]:
     micropython = tool("micropython")
     code = cached_firmware()
@@ -500,7 +512,7 @@ def run_plans(
 
     def work(plan: Plan, tally: Tally) -> None:
         try:
-            run_device(plan, state / plan.device, micropython, code, tally, stall_s)
+            run_device(plan, state / plan.device, micropython, code, tally, stall_s, heapsize)
         except SimError as err:
             errors.append(str(err))
         if progress:
@@ -600,6 +612,14 @@ def register(app: typer.Typer) -> None:
                 envvar="NPS_EDGE_STALL_TIMEOUT",
             ),
         ] = 60.0,
+        heapsize: Annotated[
+            str,
+            typer.Option(
+                help="MicroPython heap per device: 64k is the tight test size, an ESP32"
+                " without PSRAM gives MicroPython about 90-110k.",
+                envvar="NPS_EDGE_HEAPSIZE",
+            ),
+        ] = HEAPSIZE,
     ) -> None:
         address = parse_broker(broker)
         started = time.monotonic()
@@ -626,7 +646,7 @@ def register(app: typer.Typer) -> None:
                 ]
             check_broker(address)
             for folder in _state_dir(state):
-                tallies = run_plans(plans, folder, stall_s=stall_timeout)
+                tallies = run_plans(plans, folder, stall_s=stall_timeout, heapsize=heapsize)
         except SimError as err:
             typer.echo(f"nps-edge sim: {err}", err=True)
             raise typer.Exit(1) from None
