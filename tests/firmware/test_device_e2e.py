@@ -4,6 +4,7 @@ Mosquitto: taps in, events out, every event checked against the contract models.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -163,3 +164,22 @@ def test_bad_config_stops_the_boot_with_a_clear_message(devices, text, message) 
     assert message in fatal[0]
     assert message in dev.log_tail()
     assert (dev.folder / "fatal.fb").stat().st_size == 128 * 64 // 8  # shown on screen
+
+
+@pytest.mark.slow
+def test_real_clock_prompt_times_out_on_its_own(devices, config, mqtt_broker, subscriber) -> None:
+    """With the real clock nobody drives time: the loop wakes up for the deadline itself."""
+    cfg = config(mqtt_broker, sim={"clock": "real"}, timeouts={"prompt_s": 1})
+    dev = devices.start(devices.folder("d", cfg))
+    dev.wait_for("screen idle")
+    before = time.time()
+    dev.send("trigger cycle_complete tx-real")
+    saved = dev.wait_for("saved f ", timeout=10)
+    assert saved[0].endswith("timeout -")
+    events = subscriber.wait_for(lambda evs: any(e["type"] == "feedback" for e in evs))
+    fb = [e for e in events if e["type"] == "feedback"][0]
+    assert fb["outcome"] == "timeout" and fb["trigger"] == {
+        "kind": "cycle_complete",
+        "ref": "tx-real",
+    }
+    assert before + 0.9 <= fb["ts"] <= time.time() + 0.1  # shown, then one second without input
