@@ -183,3 +183,16 @@ def test_real_clock_prompt_times_out_on_its_own(devices, config, mqtt_broker, su
         "ref": "tx-real",
     }
     assert before + 0.9 <= fb["ts"] <= time.time() + 0.1  # shown, then one second without input
+
+
+@pytest.mark.slow
+def test_ts_is_null_until_the_clock_is_set(devices, config, mqtt_broker, subscriber) -> None:
+    """No NTP yet: ts null, and boot/up_ms let the server rebuild the time."""
+    dev = devices.start(devices.folder("d", config(mqtt_broker)))  # scripted clock, not set
+    dev.send("press", "turn 1", "turn 5", "press")  # 10, before any time is known
+    dev.send(f"at {T0}", "telemetry")  # now the clock is set
+    events = subscriber.wait_for(lambda evs: len(evs) >= 3)
+    by_seq = {e["seq"]: e for e in events}
+    assert by_seq[1]["ts"] is None and by_seq[1]["type"] == "telemetry"
+    assert by_seq[2]["ts"] is None and by_seq[2]["score"] == 10
+    assert by_seq[3]["ts"] == T0 / 1000 and by_seq[3]["boot"] == 0
