@@ -60,7 +60,8 @@ class App:
         self.shown = None
         self.last_telemetry = 0
         self.poller = select.poll()
-        self.polled = None
+        self.polled = None  # the MQTT socket registered in poller
+        self.polled_input = board.stream  # the board's input registered in poller
         if board.stream is not None:
             self.poller.register(board.stream, select.POLLIN)
 
@@ -185,6 +186,9 @@ class App:
 
     def wait(self):
         """Sleep until input, socket activity or the next deadline (bounded)."""
+        if self.board.stream is not self.polled_input:
+            self.poller.unregister(self.polled_input)  # input ended: no busy wake-ups on it
+            self.polled_input = None
         sock = self.client.sock
         if sock is not self.polled:
             if self.polled is not None:
