@@ -129,4 +129,25 @@ def register(app: typer.Typer) -> None:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
             typer.echo(f"  dead letter {stamp} {source} {what}: {reason}")
 
+    @group.command(
+        help="Put the events the server rejected (dead letters from the server) back in the"
+        " queue, after the server was fixed; safe while the gateway runs."
+    )
+    def requeue(
+        store: Annotated[Path | None, typer.Option(help="SQLite store file.")] = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        settings = _settings({"store": store}, config)
+        if not settings.store.exists():
+            typer.echo(f"error: no gateway store at {settings.store}", err=True)
+            raise typer.Exit(1)
+        try:
+            db = Store(settings.store, settings.limits, synchronous=settings.synchronous)
+            n = db.requeue_server_dead_letters()
+            db.close()
+        except StoreError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"requeued {n} events")
+
     app.add_typer(group, name="gateway")

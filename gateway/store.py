@@ -232,13 +232,17 @@ class Store:
             return sum(len(e.body) for e in events)
         # Some were already stored (redelivered after a crash): the new rows are the
         # `inserted` highest seqs of this transaction.
-        (added,) = self.conn.execute(
-            "SELECT total(length(body)) FROM (SELECT body FROM events ORDER BY seq DESC LIMIT ?)",
-            (inserted,),
-        ).fetchone()
         result.committed = inserted
         result.duplicates = len(events) - inserted
-        return int(added)
+        return self._newest_bytes(inserted)
+
+    def _newest_bytes(self, n: int) -> int:
+        """Bytes of the n newest events (those this transaction inserted)."""
+        (total,) = self.conn.execute(
+            "SELECT total(length(body)) FROM (SELECT body FROM events ORDER BY seq DESC LIMIT ?)",
+            (n,),
+        ).fetchone()
+        return int(total)
 
     def _enforce_limits(self) -> dict[str, int]:
         """Drop by the documented policy until the store is within its limits."""
@@ -297,6 +301,37 @@ class Store:
             )
             self._bump({"dropped:dead_letter_overflow": excess, "dead_letter_rows": -excess})
         return excess
+
+    def requeue_server_dead_letters(self) -> int:
+        """Put the events the server rejected back in the queue (after a server-side fix).
+
+        They go to the tail, in their original order and with their original
+        `rx_ts`; edge dead letters are invalid payloads and stay where they are.
+        """
+        with self._transaction():
+            before = self.conn.total_changes
+            self.conn.execute(
+                "INSERT OR IGNORE INTO events(id, device, kind, rx_ts, body)"
+                " SELECT event_id, json_extract(payload, '$.device'),"
+                " json_extract(payload, '$.type'), json_extract(payload, '$.rx_ts'), payload"
+                " FROM dead_letters"
+                " WHERE source = 'server' AND json_valid(payload) ORDER BY seq"
+            )
+            inserted = self.conn.total_changes - before
+            removed = self.conn.execute(
+                "DELETE FROM dead_letters WHERE source = 'server' AND json_valid(payload)"
+            ).rowcount
+            self._bump(
+                {
+                    "requeued": inserted,
+                    "dead_letter_rows": -removed,
+                    "dead_letters:server": -removed,
+                    "duplicates_received": removed - inserted,
+                    "depth": inserted,
+                    "bytes": self._newest_bytes(inserted),
+                }
+            )
+        return inserted
 
     # -- forwarding --------------------------------------------------------
 

@@ -39,7 +39,7 @@ def test_every_gateway_command_has_help():
     group = typer.main.get_command(app())
     gateway = group.commands["gateway"]  # type: ignore[attr-defined]
     assert gateway.help
-    assert set(gateway.commands) == {"status"}
+    assert set(gateway.commands) == {"status", "requeue"}
     for name, command in gateway.commands.items():
         assert command.help, f"gateway {name} has no help text"
     for param in gateway.params:
@@ -79,3 +79,17 @@ def test_status_of_a_missing_store_is_a_clean_error(tmp_path):
     result = runner.invoke(app(), ["gateway", "status", "--store", str(tmp_path / "none.db")])
     assert result.exit_code == 1
     assert "no gateway store" in result.output
+
+
+def test_requeue_command(tmp_path):
+    path = tmp_path / "g.db"
+    store = Store(path)
+    body = b'{"id":"nps-a1b2c3:1","device":"nps-a1b2c3","type":"feedback","rx_ts":5.0}'
+    store.put([Event("nps-a1b2c3:1", "nps-a1b2c3", "feedback", 5.0, body)])
+    store.done(store.peek(1), {0: "server said no"})
+    store.close()
+    result = runner.invoke(app(), ["gateway", "requeue", "--store", str(path)])
+    assert result.exit_code == 0 and "requeued 1 events" in result.output
+    again = Store(path, readonly=True)
+    assert again.ids() == ["nps-a1b2c3:1"]
+    again.close()

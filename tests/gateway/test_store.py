@@ -151,3 +151,21 @@ def test_bad_store_files_give_clean_errors(tmp_path):
         Store(junk)
     with pytest.raises(StoreError, match="synchronous"):
         Store(tmp_path / "x.db", synchronous="OFF")
+
+
+def test_server_dead_letters_can_be_requeued_in_order(open_store):
+    store = open_store()
+    body = b'{"id":"nps-a1b2c3:%d","device":"nps-a1b2c3","type":"feedback","rx_ts":5.0}'
+    store.put(
+        [Event(f"nps-a1b2c3:{i}", "nps-a1b2c3", "feedback", 5.0, body % i) for i in (1, 2, 3)]
+    )
+    store.done(store.peek(3), {0: "no", 2: "nope"})
+    store.put([Rejected("t", b"junk", "payload is not JSON", 6.0)])
+    assert store.stats().dead_letters == 3
+    assert store.requeue_server_dead_letters() == 2
+    assert store.ids() == ["nps-a1b2c3:1", "nps-a1b2c3:3"]
+    assert store.peek(1)[0].body == body % 1
+    stats = store.stats()
+    assert (stats.depth, stats.bytes, stats.dead_letters) == (2, len(body % 1) * 2, 1)
+    assert accounted(store) == 3  # each event counted once, wherever it is now
+    assert [d[1] for d in store.dead_letters()] == ["edge"]
