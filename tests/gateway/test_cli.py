@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 from typer.testing import CliRunner
@@ -93,3 +94,11 @@ def test_requeue_command(tmp_path):
     again = Store(path, readonly=True)
     assert again.ids() == ["nps-a1b2c3:1"]
     again.close()
+
+
+def test_the_shipped_example_config_loads(monkeypatch):
+    monkeypatch.delenv("NPS_EDGE_TOKEN", raising=False)
+    shipped = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "gateway.toml"
+    s = load_settings({}, shipped)
+    assert (s.synchronous, s.max_events, s.metrics_port) == ("FULL", 1_000_000, 9108)
+    assert s.store == Path("/var/lib/nps-edge/gateway.db") and s.token is None
