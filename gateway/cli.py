@@ -11,7 +11,8 @@ import typer
 from pydantic import ValidationError
 
 from gateway.config import GatewaySettings, load_settings
-from gateway.store import Store, StoreError
+from gateway.database import StoreError
+from gateway.store import Store
 
 ConfigOpt = Annotated[
     Path | None,

@@ -6,8 +6,9 @@ import sqlite3
 
 import pytest
 
+from gateway.database import StoreError
 from gateway.policy import Event, Limits, Presence, Rejected
-from gateway.store import Store, StoreError
+from gateway.store import Store
 
 
 def ev(seq: int, kind: str = "feedback", size: int = 100, rx: float = 1795000000.0) -> Event:
