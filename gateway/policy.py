@@ -145,9 +145,17 @@ def over_limit(depth: int, nbytes: int, limits: Limits) -> bool:
     return depth > limits.max_events or nbytes > limits.max_bytes
 
 
-def expiry_cutoff(now: float, limits: Limits) -> float:
-    """Events received before this instant are past the TTL."""
-    return now - limits.ttl_s
+# A box without a real-time clock starts in 1970 until NTP answers: receipt
+# times before this instant (2020-01-01) say "clock not set", not "old".
+CLOCK_SET_AFTER = 1_577_836_800.0
+
+
+def expiry_window(now: float, limits: Limits) -> tuple[float, float] | None:
+    """Events with CLOCK_SET_AFTER <= rx_ts < cutoff are past the TTL; None while
+    this clock itself is not set (nothing can be judged old then)."""
+    if now < CLOCK_SET_AFTER:
+        return None
+    return CLOCK_SET_AFTER, now - limits.ttl_s
 
 
 # The ingest body around the events: {"gateway":"...","events":[...]}

@@ -27,7 +27,7 @@ from gateway.policy import (
     Limits,
     Presence,
     Rejected,
-    expiry_cutoff,
+    expiry_window,
     over_limit,
 )
 
@@ -191,14 +191,16 @@ class Store:
         return dropped
 
     def expire(self) -> int:
-        """Drop events older than the TTL (counted as `expired`)."""
-        cutoff = expiry_cutoff(self.clock(), self.limits)
+        """Drop events older than the TTL (counted as `expired`); events received
+        while the gateway's clock was not set are never judged old."""
+        window = expiry_window(self.clock(), self.limits)
         oldest = self.conn.execute("SELECT rx_ts FROM events ORDER BY seq LIMIT 1").fetchone()
-        if oldest is None or oldest[0] >= cutoff:
+        if window is None or oldest is None or oldest[0] >= window[1]:
             return 0
         with self._transaction():
             sizes = self.conn.execute(
-                "DELETE FROM events WHERE rx_ts < ? RETURNING length(body)", (cutoff,)
+                "DELETE FROM events WHERE rx_ts >= ? AND rx_ts < ? RETURNING length(body)",
+                window,
             ).fetchall()
             self._bump(
                 {

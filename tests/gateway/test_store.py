@@ -170,3 +170,13 @@ def test_server_dead_letters_can_be_requeued_in_order(open_store):
     assert (stats.depth, stats.bytes, stats.dead_letters) == (2, len(body % 1) * 2, 1)
     assert accounted(store) == 3  # each event counted once, wherever it is now
     assert [d[1] for d in store.dead_letters()] == ["edge"]
+
+
+def test_ttl_ignores_events_received_before_the_clock_was_set(open_store, clock):
+    store = open_store(Limits(ttl_s=3600))
+    store.put([ev(1, rx=12.0), ev(2, rx=clock.now - 7200)])  # booted in 1970, then NTP
+    assert store.expire() == 1
+    assert store.ids() == ["nps-a1b2c3:1"]
+    clock.now = 100.0  # and while the gateway's own clock is not set, nothing expires
+    store.put([ev(3, rx=50.0)])
+    assert store.expire() == 0
