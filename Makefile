@@ -8,13 +8,25 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint system-deps venv clean bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard package.json)
 	@echo "==> creating virtual environment in $(VENV)"
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "==> python3 -m venv needs Debian's python3-venv: installing it"; \
+	  rm -rf $(VENV); SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv; \
+	  $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --upgrade pip
 	@echo "==> installing nps-edge and its development tools (a minute on first run)"
 	$(BIN)/pip install --quiet -e '.[dev]'
-	@if [ -f package.json ]; then echo "==> installing dashboard assets (npm)"; npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; fi
+	@if [ -f package.json ]; then \
+	  if ! command -v npm >/dev/null 2>&1; then \
+	    echo "==> installing npm (Debian package) for the dashboard's chart library"; \
+	    SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm; \
+	  fi; \
+	  echo "==> installing dashboard assets (npm)"; \
+	  npm ci --silent --no-audit --no-fund || npm install --silent --no-audit --no-fund; \
+	fi
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -32,7 +44,7 @@ system-deps:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/nps-edge demo
+	$(BIN)/nps-edge demo $(DEMO_ARGS)
 
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import ssl
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -91,6 +92,25 @@ def with_settings(base: dict[str, Any], settings: dict[str, Any]) -> dict[str, A
     return config
 
 
+PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
+
+
+def read_ca(path: Path) -> str:
+    """The broker's CA certificate for `broker.ca`: one PEM certificate, checked here
+    because the device only finds out at its first TLS handshake."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigInvalid(f"cannot read the CA certificate {path}: {err}") from err
+    if text.count(PEM_BEGIN) != 1:
+        raise ConfigInvalid(f"{path} must hold exactly one PEM certificate ({PEM_BEGIN})")
+    try:
+        ssl.create_default_context(cadata=text)
+    except ssl.SSLError as err:
+        raise ConfigInvalid(f"{path} is not a usable certificate: {err}") from err
+    return text
+
+
 def read_file(path: Path) -> dict[str, Any]:
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
@@ -108,6 +128,8 @@ def validate(config: dict[str, Any], device_dir: Path = DEVICE_DIR) -> dict[str,
     for dotted in FIELD_REQUIRED:
         if get_path(config, dotted) in (None, ""):
             raise ConfigInvalid(f"{dotted} is required on a field device")
+    if get_path(config, "broker.ca") and get_path(config, "broker.tls") is not True:
+        raise ConfigInvalid("broker.ca is set but broker.tls is not: add --tls")
     rules = device_rules(device_dir)
     try:
         merged: dict[str, Any] = rules.parse(json.dumps(config), PLACEHOLDER_ID)
@@ -123,9 +145,12 @@ def render(config: dict[str, Any]) -> str:
 
 
 def masked(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to print: passwords replaced by asterisks."""
+    """A copy safe and short to print: passwords as asterisks, the CA certificate by size."""
     shown = json.loads(json.dumps(config))
     for dotted in SECRETS:
         if get_path(shown, dotted):
             set_path(shown, dotted, "********")
+    ca = get_path(shown, "broker.ca")
+    if ca:
+        set_path(shown, "broker.ca", f"<PEM certificate, {len(ca)} bytes>")
     return shown

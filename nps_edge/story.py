@@ -10,8 +10,9 @@ The story an operator should find on the dashboard:
 - firmware `release_fw` rolls out mid-period to part of the fleet; it hurts
   Wi-Fi (RSSI about 20 dB lower, more connection errors, more reboots),
   more prompts time out, and scores drop;
-- at `service_site` detractors cluster on prompts after service visits
-  (trigger kind `service_visit`, reasons "staff" and "wait_time");
+- at `service_site` machines need a technician three times as often, and
+  detractors cluster on prompts after service visits (trigger kind
+  `service_visit`, reasons "staff" and "wait_time");
 - an evening rush (17-19 h UTC) costs a little everywhere, which the
   hour-by-weekday heat map shows.
 """
@@ -106,7 +107,7 @@ def _fleet(story: Story, rng: random.Random) -> list[_Device]:
                 site=site,
                 mood=SITE_MOOD[site_index % len(SITE_MOOD)] + rng.gauss(0, 0.15),
                 rssi=rng.randint(-68, -50),
-                battery_mv=rng.randint(3700, 4150),
+                battery_mv=rng.randint(3750, 4150),
                 fw=story.base_fw,
                 updated_at=rollout if index in updated else None,
             )
@@ -147,22 +148,23 @@ def _health_steps(story: Story, dev: _Device, rng: random.Random) -> list[dict[s
     base_rssi, battery = dev.rssi, dev.battery_mv
     first_day = math.floor(story.start / DAY)
     for day in range(first_day, math.ceil(story.end / DAY)):
+        if dev.updated_at is not None and day == math.floor(dev.updated_at / DAY):
+            # The update lands in the small hours: new firmware, a reboot, weaker Wi-Fi.
+            rssi = base_rssi - 20 + rng.randint(-2, 2)
+            steps.append(_set(dev.updated_at, story, dev, True, rssi, battery))
+            steps.append({"at": round(dev.updated_at + 5.0, 1), "action": "reboot"})
         night = day * DAY + 3 * HOUR + rng.uniform(0, HOUR)
         released = dev.updated_at is not None and night >= dev.updated_at
-        battery -= rng.randint(15, 45)
-        if battery < 3450:
+        battery -= rng.randint(10, 35)
+        if battery < 3550:
             battery = rng.randint(4050, 4180)  # someone charged it
         rssi = base_rssi + rng.randint(-3, 3) - (20 if released else 0)
         steps.append(_set(night, story, dev, released, rssi, battery))
-        crash_rate = 0.5 if released else 0.08
+        crash_rate = 0.5 if released else 0.03
         if rng.random() < crash_rate:
             steps.append(
                 {"at": round(day * DAY + rng.uniform(8, 21) * HOUR, 1), "action": "reboot"}
             )
-    if dev.updated_at is not None:
-        rssi = base_rssi - 20 + rng.randint(-2, 2)
-        steps.append(_set(dev.updated_at, story, dev, True, rssi, battery))
-        steps.append({"at": round(dev.updated_at + 5.0, 1), "action": "reboot"})
     return steps
 
 
@@ -183,7 +185,9 @@ def _prompt_steps(story: Story, dev: _Device, rng: random.Random) -> list[dict[s
         count = max(0, round(rng.gauss(expected, math.sqrt(expected))))
         hours = rng.choices(range(24), weights=HOUR_WEIGHTS, k=count)
         times = sorted(day * DAY + h * HOUR + rng.uniform(0, HOUR) for h in hours)
-        for _ in range(_poisson(rng, story.service_visits_per_day)):
+        # The troubled site's machines need a technician three times as often.
+        visits_per_day = story.service_visits_per_day * (3 if dev.site == story.service_site else 1)
+        for _ in range(_poisson(rng, visits_per_day)):
             visits.append(day * DAY + rng.uniform(8, 18) * HOUR)
         for at in times:
             tx += 1
@@ -226,7 +230,7 @@ def _prompt(
         mood -= 1.4
     if int(at % DAY // HOUR) in RUSH_HOURS:
         mood -= 0.6
-    after_visit = any(0 <= at - v < 2 * HOUR for v in visits)
+    after_visit = any(0 <= at - v < HOUR for v in visits)
     if dev.site == story.service_site and kind == "service_visit":
         mood -= 4.5
     elif dev.site == story.service_site and after_visit:
@@ -301,9 +305,9 @@ def scenario_events(
         if action == "telemetry":
             weak = rssi < -75
             errors["wifi_reconnect"] += (
-                rng.choice((0, 1, 1, 2)) if weak else int(rng.random() < 0.05)
+                rng.choice((0, 1, 1, 2)) if weak else int(rng.random() < 0.004)
             )
-            errors["mqtt_timeout"] += int(rng.random() < (0.4 if weak else 0.02))
+            errors["mqtt_timeout"] += int(rng.random() < (0.4 if weak else 0.002))
             heap = 61_000 - rng.randint(0, 9_000)
             event.update(
                 type="telemetry",

@@ -16,10 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nps_edge.protocol import IngestRequest, PresenceRequest
 from server import db
-from server.api import devices, feedback, ingest, nps, ops
+from server.api import alerts, devices, feedback, ingest, nps, ops, session, stream
 from server.dashboard import router as dashboard_router
 from server.events import Bus
 from server.settings import Settings
+from server.watch import OfflineWatch
+from server.webhooks import WebhookSender
 
 log = logging.getLogger("nps_edge.server")
 
@@ -77,9 +79,22 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     engine = engine or db.make_engine(settings.db)
     db.upgrade(engine)
 
+    sender = WebhookSender(
+        engine, urls=settings.webhook_urls, secret=settings.webhook_secret,
+        attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
+    )  # fmt: skip
+    bus = Bus(webhook=sender.enqueue)
+    watch = OfflineWatch(engine, bus, settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        sender.start()
+        watch.start()
+        try:
+            yield
+        finally:
+            watch.stop()
+            sender.stop()
 
     app = FastAPI(
         title="nps-edge server",
@@ -89,9 +104,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.events = Bus()
+    app.state.events = bus
+    app.state.webhooks = sender
     _install_errors(app)
-    for module in (ingest, nps, devices, feedback, ops):
+    for module in (ingest, session, nps, devices, feedback, alerts, stream, ops):
         app.include_router(module.router)
     app.include_router(dashboard_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -19,7 +19,6 @@ from outbox import Outbox, OutboxError
 from screens import Screens
 
 KINDS = {"f": "feedback", "t": "telemetry"}
-ACK_SAVE_EVERY_MS = 30000
 # Collect after this many bytes allocated: a 64 KB heap must keep room for a
 # 2 KB payload in one piece, so garbage never piles up.
 GC_EVERY_BYTES = 4096
@@ -60,7 +59,6 @@ class App:
         self.draining = False
         self.shown = None
         self.last_telemetry = 0
-        self.last_save = 0
         self.poller = select.poll()
         self.polled = None
         if board.stream is not None:
@@ -166,9 +164,6 @@ class App:
             if item is None:
                 break
             client.publish(self.topics[item[0]], item[2], False, (item[0], item[1]))
-        if self.outbox.dirty and now - self.last_save >= ACK_SAVE_EVERY_MS:
-            self.outbox.save()
-            self.last_save = now
         if machine.changed or self.shown != client.state:
             self.render()
         free = gc.mem_free()
@@ -203,6 +198,8 @@ class App:
             timeout = max(0, min(timeout, deadline - self.clock.ms()))
         if self.client.state != mqtt.UP:
             timeout = min(timeout, 100)
+        if self.board.more:
+            timeout = 0
         self.poller.poll(timeout)
 
     def run(self):

@@ -98,11 +98,13 @@ def check(cfg, default_device_id):
     if cfg["device_id"] is None:
         cfg["device_id"] = default_device_id
     dev = cfg["device_id"]
+    if dev is None:
+        raise ConfigError("device_id is not set and this board has no default")
     if not _is_name(dev, 3):
-        raise ConfigError("device_id must match [a-z0-9][a-z0-9-]{2,63}, got %r" % (dev,))
+        raise ConfigError("device_id %r: use a-z, 0-9 and -, 3 to 64 long" % (dev,))
     site = cfg["site"]
     if not _is_name(site, 1):
-        raise ConfigError("site must match [a-z0-9][a-z0-9-]{0,63}, got %r" % (site,))
+        raise ConfigError("site %r: use a-z, 0-9 and -, 1 to 64 long" % (site,))
     if not isinstance(cfg["broker"]["tls"], bool):
         raise ConfigError("broker.tls must be true or false")
     for name in ("broker.username", "broker.password", "broker.ca", "wifi.ssid",

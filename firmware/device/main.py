@@ -28,7 +28,7 @@ def main():
     try:
         cfg = config.load(board.root + "config.json", board.default_device_id)
     except config.ConfigError as err:
-        board.fatal("config.json", str(err))  # shown on screen and console; does not return
+        board.fatal("Bad config.json", str(err))  # shown on screen and console; does not return
         return
     # The checker is needed once per boot: give its code's heap back to the application.
     del config
@@ -37,7 +37,10 @@ def main():
     board.configure(cfg)
     import app
 
-    app.App(board, cfg).run()
+    application = app.App(board, cfg)
+    del cfg  # what the application keeps of it, it holds itself
+    gc.collect()
+    application.run()
 
 
 main()

@@ -37,15 +37,12 @@ def open_socket(host, port, tls, ca=None):
             sock.close()
             raise
     if tls:
-        import ssl
-
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        if ca:
-            ctx.load_verify_locations(cadata=ca)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        else:
-            ctx.verify_mode = ssl.CERT_NONE
-        sock = ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        try:
+            import mqtt_tls  # only TLS devices pay for this code
+        except ImportError:
+            sock.close()
+            raise OSError("TLS is not available in this firmware build")
+        sock = mqtt_tls.wrap(sock, host, ca)
     return sock
 
 
@@ -118,6 +115,10 @@ class Client:
             self.drop("mqtt_drop", "socket error %s" % (err.args[0] if err.args else err))
         except codec.ProtocolError as err:
             self.drop("mqtt_protocol", str(err))
+        except ValueError as err:
+            # MicroPython's ssl reports handshake failures (a certificate that does
+            # not verify) as ValueError from the socket's read or write.
+            self.drop("mqtt_tls", "TLS: %s" % err)
 
     def start(self, now):
         s = self.s
@@ -128,6 +129,11 @@ class Client:
             return
         try:
             self.sock = self.opener(s["host"], s["port"], s["tls"], s["ca"])
+        except MemoryError:
+            # A TLS context needs a large block; the prompt keeps running, retry later.
+            self.count("mqtt_no_memory")
+            self.retry_later(now)
+            return
         except OSError as err:
             self.count("mqtt_connect_fail")
             self.log("mqtt: connect to %s:%d failed: %s" % (s["host"], s["port"], err))

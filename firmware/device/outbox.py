@@ -6,8 +6,8 @@ they hold. A record is one line `<seq> <crc32 hex> <json>\\n`; a line torn by
 a power cut fails its CRC and is skipped, and appending resumes in a new
 segment. `ack.json` keeps, per queue, the highest seq the broker confirmed
 with everything before it; it is rewritten only before a wholly confirmed
-segment is deleted, or every few seconds, so a reboot may re-send a few
-confirmed events: harmless, they keep their id. When the outbox is full the
+segment is deleted and at a clean shutdown, so after a power cut the device
+may re-send up to a segment of confirmed events: harmless, they keep their id. When the outbox is full the
 oldest telemetry segment goes first, feedback only when no telemetry is left,
 and the loss is counted.
 """
@@ -35,6 +35,34 @@ def decode(line):
     if binascii.crc32(payload) != crc:
         return None
     return seq, payload
+
+
+class Lines:
+    """Reads a segment line by line in 512-byte chunks (a file's readline reads byte by byte)."""
+
+    def __init__(self, path, offset=0):
+        self.f = open(path, "rb")
+        if offset:
+            self.f.seek(offset)
+        self.buf = b""
+
+    def readline(self):
+        """The next line with its newline; a torn tail without it; b"" at the end."""
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line = self.buf[:i + 1]
+                self.buf = self.buf[i + 1:]
+                return line
+            data = self.f.read(512)
+            if not data:
+                line = self.buf
+                self.buf = b""
+                return line
+            self.buf = self.buf + data if self.buf else data
+
+    def close(self):
+        self.f.close()
 
 
 class OutboxError(OSError):
@@ -65,17 +93,21 @@ class Queue:
         names = sorted(int(n) for n in persist.listdir(self.path) if n.isdigit())
         for first in names:
             seg = [first, first, 0]
-            with open(self.file(first), "rb") as f:
-                for line in f:
-                    seg[2] += len(line)
-                    rec = decode(line)
-                    self.torn = rec is None
-                    if rec is None:
-                        outbox.corrupt += 1
-                        continue
-                    seg[1] = rec[0]
-                    if rec[0] > self.acked:
-                        outbox.depth += 1
+            f = Lines(self.file(first))
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                seg[2] += len(line)
+                rec = decode(line)
+                self.torn = rec is None
+                if rec is None:
+                    outbox.corrupt += 1
+                    continue
+                seg[1] = rec[0]
+                if rec[0] > self.acked:
+                    outbox.depth += 1
+            f.close()
             self.segs.append(seg)
         if self.segs:
             self.cursor = [self.segs[0][0], 0]
@@ -93,10 +125,8 @@ class Queue:
         if self.writer is None:
             self.writer = open(self.file(seg[0]), "ab")
         try:
-            # One record, one flush: one flash program per event.
-            self.writer.write(head)
-            self.writer.write(payload)
-            self.writer.write(b"\n")
+            # One record, one write, one flush: one flash program per event.
+            self.writer.write(head + payload + "\n")
             self.writer.flush()
         except OSError:
             self.torn = True
@@ -116,8 +146,7 @@ class Queue:
         while self.cached is None and self.cursor is not None:
             cur = self.cursor
             if self.reader is None:
-                self.reader = open(self.file(cur[0]), "rb")
-                self.reader.seek(cur[1])
+                self.reader = Lines(self.file(cur[0]), cur[1])
             line = self.reader.readline()
             newest = self.segs[-1][0] == cur[0]
             if not line or (newest and line[-1:] != b"\n" and not self.torn):
@@ -160,11 +189,15 @@ class Queue:
         """Delete segment `first`; with unread=True count its unconfirmed records as lost."""
         lost = 0
         if unread:
-            with open(self.file(first), "rb") as f:
-                for line in f:
-                    rec = decode(line)
-                    if rec is not None and rec[0] > self.acked and rec[0] not in self.early:
-                        lost += 1
+            f = Lines(self.file(first))
+            while True:
+                line = f.readline()
+                if not line:
+                    break
+                rec = decode(line)
+                if rec is not None and rec[0] > self.acked and rec[0] not in self.early:
+                    lost += 1
+            f.close()
         seg = self.segs.pop(0)
         if unread:
             # Nothing of this queue up to the segment's end is left to send or confirm.

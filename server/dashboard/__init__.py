@@ -1,26 +1,33 @@
 """The operator dashboard: pages and assets served by the server itself (no CDN).
 
 Every page is the same HTML shell (`static/index.html`); the browser-side
-modules in `static/` pick the view from the path, ask `GET /api/v1/session`
-first and go to `/login` without a session, so no data reaches a page
-without an operator token. Charts come from chart.js, installed from npm by
+modules in `static/` pick the view from the path and load their data from
+the API. A page asked for without a valid session cookie is redirected to
+`/login?next=...` here, and the API refuses data without one, so neither a
+page nor data is shown without an operator token. Charts come from chart.js, installed from npm by
 the project's install step (`npm ci`, run by `make venv`) and served here
 from `node_modules`; a missing install gets a page saying how to fix it.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import os
+import time
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from server.api.deps import COOKIE, SessionDep
+from server.tokens import find_session
 
 STATIC = Path(__file__).resolve().parent / "static"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_JS = Path("chart.js") / "dist" / "chart.umd.min.js"
-PAGES = ("/", "/drivers", "/fleet", "/fleet/{device}", "/alerts", "/login")
+PAGES = ("/", "/drivers", "/fleet", "/fleet/{device}", "/alerts")
 
 # The shell runs only our own scripts; chart.js styles canvases inline.
 SECURITY_HEADERS = {
@@ -54,15 +61,41 @@ def _missing_assets_page(path: Path) -> HTMLResponse:
     return HTMLResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
 
 
-def _shell(device: str | None = None) -> Response:
+@functools.cache
+def shell_html() -> str:
+    """index.html with a modulepreload link per module: one round of requests, not a chain."""
+    links = "".join(
+        f'  <link rel="modulepreload" href="/ui/{path.relative_to(STATIC).as_posix()}">\n'
+        for path in sorted(STATIC.rglob("*.js"))
+        if path.name != "app.js"
+    )
+    marker = "  <!-- modulepreload: the server lists every module here, so they load at once -->\n"
+    return (STATIC / "index.html").read_text(encoding="utf-8").replace(marker, links)
+
+
+def _shell() -> Response:
     chart = node_modules() / CHART_JS
     if not chart.is_file():
         return _missing_assets_page(chart)
-    return FileResponse(STATIC / "index.html", media_type="text/html", headers=SECURITY_HEADERS)
+    return HTMLResponse(shell_html(), headers=SECURITY_HEADERS)
 
 
-for _page in PAGES:
-    router.add_api_route(_page, _shell, methods=["GET"], response_class=HTMLResponse)
+def _page(request: Request, session: SessionDep) -> Response:
+    """A dashboard page: the shell for a logged-in operator, else the way to log in."""
+    sid = request.cookies.get(COOKIE)
+    if not sid or find_session(session, sid=sid, now=time.time()) is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    return _shell()
+
+
+for _path in PAGES:
+    router.add_api_route(_path, _page, methods=["GET"], response_class=HTMLResponse)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page() -> Response:
+    return _shell()
 
 
 @router.get("/ui/vendor/chart.js")

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import CHROMIUM_ARGS, ROOT
-from tests.dashboard.conftest import LiveServer
+from tests.dashboard.conftest import LOST_SEQS, LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -95,6 +95,8 @@ def wait_for_overview(page: Page) -> None:
     expect(page.get_by_test_id("nps")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#heat table, #heat .unavailable")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("#trend canvas, #trend .unavailable")).to_be_visible(timeout=WAIT_MS)
+    for panel in ("#latest", "#sites", "#triggers", "#headline"):
+        expect(page.locator(panel)).not_to_have_attribute("aria-busy", "true", timeout=WAIT_MS)
 
 
 def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
@@ -107,11 +109,10 @@ def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
     assert context.request.get(f"{live_server.base}/api/v1/nps").status == 401
     expect(page.locator("#top")).to_be_hidden()
 
+    page.screenshot(path=shots / "login.png")
     page.get_by_label("Operator token").fill("not-a-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not accepted", timeout=WAIT_MS)
-    page.get_by_label("Operator token").fill("")
-    page.screenshot(path=shots / "login.png")
 
     page.get_by_label("Operator token").fill(live_server.operator_token)
     page.get_by_role("button", name="Sign in").click()
@@ -123,14 +124,26 @@ def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
     expect_nps(page, api["nps"])
     text = page.get_by_test_id("nps").inner_text().replace("\u2212", "-")
     assert abs(float(text) - api["nps"]) <= 0.05, (text, api["nps"])  # shown to one decimal
+
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{live_server.base}/login", timeout=WAIT_MS)
+    assert context.request.get(f"{live_server.base}/api/v1/nps").status == 401
+    page.goto(f"{live_server.base}/alerts")
+    page.wait_for_url(re.compile(r"/login\?next=%2Falerts"), timeout=WAIT_MS)
     context.close()
 
 
 def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     page: Page, live_server: LiveServer, shots: Path
 ) -> None:
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{live_server.base}/")
     wait_for_overview(page)
+    api_calls = [u for u in requests if "/api/v1/" in u and "/api/v1/stream" not in u]
+    assert len(api_calls) <= 9, api_calls  # a handful of aggregated calls
+    assert not [u for u in api_calls if "/export" in u or "limit=1000" in u]
+    assert all(u.startswith(live_server.base) for u in requests), "no CDN, nothing external"
     query = page_query(page)
     fleet = live_server.api("/nps", **query)
     expect_nps(page, fleet["nps"])
@@ -140,7 +153,7 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     assert page.locator("#sites tbody th a").all_inner_texts() == ranked
     page.screenshot(path=shots / "overview.png", full_page=True)
 
-    page.get_by_label("Site").select_option("store-3")
+    page.locator("#filters").get_by_label("Site").select_option("store-3")
     page.wait_for_url(re.compile(r"[?&]site=store-3"), timeout=WAIT_MS)
     expect(page.locator("#headline .figure-value").first).to_be_visible(timeout=WAIT_MS)
     wait_for_overview(page)
@@ -150,7 +163,7 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     expect_nps(page, filtered["nps"])
     page.reload()  # the filter survives a reload: it lives in the URL
     wait_for_overview(page)
-    assert page.get_by_label("Site").input_value() == "store-3"
+    assert page.locator("#filters").get_by_label("Site").input_value() == "store-3"
     expect_nps(page, filtered["nps"])
 
 
@@ -176,16 +189,23 @@ def test_fleet_table_filters_sorts_and_opens_a_device(
     rows = page.locator("#device-table tbody tr")
     expect(rows).to_have_count(len(devices), timeout=WAIT_MS)
     page.screenshot(path=shots / "fleet.png", full_page=True)
+    lossy = live_server.lossy_device  # conftest dropped a few of its events
+    gap = [LOST_SEQS[0], LOST_SEQS[-1]]
+    assert live_server.api(f"/devices/{lossy}/gaps")["missing"] == [gap]
+    expect(page.locator(f"tr[data-device='{lossy}']")).to_contain_text(f"{len(LOST_SEQS)} lost")
 
     page.get_by_role("button", name="NPS", exact=True).click()  # numbers sort high first
     best = max((d for d in devices if d["nps"] is not None), key=lambda d: d["nps"])
     expect(rows.first).to_have_attribute("data-device", best["device"])
     expect(page.locator("th[aria-sort=descending]")).to_contain_text("NPS")
 
-    page.get_by_label("Find").fill("store-3")
+    page.get_by_role("searchbox", name="Find").fill("store-3")
     page.wait_for_url(re.compile(r"[?&]q=store-3"), timeout=WAIT_MS)
     expect(rows).to_have_count(sum(d["site"] == "store-3" for d in devices))
 
+    release = live_server.story.release_fw  # the device page shows what the release did
+    page.get_by_role("searchbox", name="Find").fill(release)
+    expect(rows).to_have_count(sum(d["fw"] == release for d in devices))
     target = rows.first.get_attribute("data-device")
     rows.first.get_by_role("link").click()
     page.wait_for_url(re.compile(f"/fleet/{target}"), timeout=WAIT_MS)

@@ -26,10 +26,18 @@ def firmware_code(tmp_path_factory: pytest.TempPathFactory, micropython_bin: str
 class Subscriber:
     """A paho client on the test broker collecting everything under the topic root."""
 
-    def __init__(self, broker: Broker, topic: str = "nps/v1/#") -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        topic: str = "nps/v1/#",
+        client_id: str = "test-sub",
+        clean_session: bool = True,
+    ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._changed = threading.Condition()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-sub")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+        )
         self.client.on_message = self._on_message
         self.client.connect(broker.host, broker.port)
         self.client.subscribe(topic, qos=1)
@@ -39,6 +47,15 @@ class Subscriber:
         with self._changed:
             self.messages.append((msg.topic, msg.payload, msg.retain))
             self._changed.notify_all()
+
+    def wait_messages(self, n: int, timeout: float = 10.0) -> list[tuple[str, bytes, bool]]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.messages) < n:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{len(self.messages)} of {n} messages after {timeout}s")
+                self._changed.wait(0.2)
+            return list(self.messages)
 
     def events(self) -> list[dict[str, Any]]:
         """Every feedback and telemetry payload, validated against the contract models."""
@@ -68,8 +85,25 @@ class Subscriber:
                 self._changed.wait(0.2)
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def make_subscriber() -> Iterator[Callable[..., Subscriber]]:
+    """Extra subscribers (own client id), closed at the end of the test."""
+    made: list[Subscriber] = []
+
+    def make(
+        broker: Broker, topic: str = "nps/v1/#", client_id: str = "test-sub-2", clean: bool = True
+    ) -> Subscriber:
+        sub = Subscriber(broker, topic, client_id, clean)
+        made.append(sub)
+        return sub
+
+    yield make
+    for sub in made:
+        sub.close()
 
 
 @pytest.fixture
@@ -96,8 +130,8 @@ class Devices:
         (folder / "config.json").write_text(text)
         return folder
 
-    def start(self, folder: Path) -> DeviceProcess:
-        proc = DeviceProcess(folder, self.code, self.micropython)
+    def start(self, folder: Path, heapsize: str = "64k") -> DeviceProcess:
+        proc = DeviceProcess(folder, self.code, self.micropython, heapsize=heapsize)
         self.started.append(proc)
         return proc
 

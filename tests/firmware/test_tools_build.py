@@ -148,8 +148,9 @@ def test_cli_shows_progress_per_file_and_the_bundle(device_dir: Path, tmp_path: 
         app, ["firmware", "build", "--source", str(device_dir), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "[1/6] app.mpy" in result.stderr
-    assert "[6/6] version.mpy" in result.stderr
+    assert "[1/7] app.mpy" in result.stderr
+    assert "[6/7] version.mpy" in result.stderr
+    assert "[7/7] board.txt" in result.stderr
     assert "built firmware 1.4.2 for esp32_oled_encoder (xtensawin): 7 files" in result.stdout
     assert (tmp_path / "b.tar.gz").exists()
 
@@ -163,3 +164,20 @@ def test_cli_syntax_error_exits_non_zero_with_file_and_line(
     )
     assert result.exit_code == 1
     assert "error: app.py, line 1: SyntaxError: invalid syntax" in result.stderr
+
+
+def test_same_sources_and_source_date_epoch_give_the_same_archive(
+    device_dir: Path, tmp_path: Path
+) -> None:
+    archives = []
+    for attempt in ("one", "two"):
+        out = tmp_path / attempt / "bundle"
+        result = CliRunner().invoke(
+            app,
+            ["firmware", "build", "--source", str(device_dir), "--out", str(out)],
+            env={"SOURCE_DATE_EPOCH": "1764201600"},
+        )
+        assert result.exit_code == 0, result.output
+        archives.append(out.with_name("bundle.tar.gz").read_bytes())
+    assert archives[0] == archives[1]
+    assert bundle.Manifest.load(tmp_path / "one/bundle").built_at == "2025-11-27T00:00:00Z"

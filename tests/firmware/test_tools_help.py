@@ -46,3 +46,16 @@ def test_firmware_options_have_help(name: str, command: Any) -> None:
     result = CliRunner().invoke(app, [*name.split()[1:], "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+# Per-run switches, not settings: no environment variable on purpose.
+# --reason repeats and its labels hold spaces, which an environment variable would split.
+NOT_SETTINGS = {"help", "dry_run", "check_only", "save", "reason"}
+
+
+@pytest.mark.parametrize(("name", "command"), FIRMWARE, ids=[name for name, _ in FIRMWARE])
+def test_firmware_settings_read_an_environment_variable(name: str, command: Any) -> None:
+    options = [p for p in command.params if p.param_type_name == "option"]
+    without = [p.name for p in options if p.name not in NOT_SETTINGS and not p.envvar]
+    assert not without, f"`{name}` settings without NPS_EDGE_* variable: {without}"
+    assert all(str(p.envvar).startswith("NPS_EDGE_") for p in options if p.envvar)

@@ -73,7 +73,10 @@ def test_flash_runs_erase_write_then_copies_main_last(
         *ESPTOOL, "--chip", "esp32", "--port", PORT, "--baud", "460800",
         "write-flash", "--compress", "0x1000", str(image),
     ]  # fmt: skip
-    assert ran[2] == [*MPREMOTE, "exec", install.make_dirs_code(["boards", "lib"])]
+    assert ran[2] == [*MPREMOTE, "sleep", "2", "exec", install.REMOVE_CODE]
+    assert ran[3] == [*MPREMOTE, "reset"]
+    mkdirs = install.make_dirs_code(["boards", "lib"])
+    assert ran[4] == [*MPREMOTE, "sleep", "2", "exec", mkdirs]
     copies = [argv[5:] for argv in ran if argv[5:7] == ["fs", "cp"]]
     assert copies == [
         ["fs", "cp", "--force", str(out / name), f":{name}"]
@@ -149,7 +152,8 @@ def test_verify_reports_each_file_ok(
     (board.root / "outbox.dat").write_bytes(bytes(300))  # the firmware's data: not a module
     result = invoke(board, "verify", "--port", PORT, "--bundle", str(out))
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    first, *lines = result.stdout.splitlines()
+    assert first == "device on /dev/ttyUSB0: MicroPython 1.29.0, loads .mpy v6"
     assert [line.split()[:2] for line in lines[: len(manifest.files)]] == [
         ["ok", f.path] for f in manifest.files
     ]
@@ -216,3 +220,70 @@ def test_missing_bundle_says_how_to_make_one(tmp_path: Path) -> None:
     result = invoke(Failing(), "verify", "--port", PORT, "--bundle", str(tmp_path / "nothing"))
     assert result.exit_code == 2
     assert "build one with `nps-edge firmware build`" in result.stderr
+
+
+class Unplugged(st.LocalDevice):
+    """A board pulled off the cable after `copies` files."""
+
+    copies = 2
+
+    def _copy(self, local: Path, remote: str) -> st.Result:
+        if self.copies == 0:
+            return st.Result(1, stderr="mpremote: failed to access /dev/ttyUSB0")
+        self.copies -= 1
+        return super()._copy(local, remote)
+
+
+def test_an_update_replaces_old_code_and_keeps_data(
+    built: tuple[Path, bundle.Manifest], board: st.LocalDevice
+) -> None:
+    out, _ = built
+    (board.root / "lib").mkdir()
+    (board.root / "lib/codec.py").write_text("OLD = 1\n")  # would shadow lib/codec.mpy
+    (board.root / "retired.mpy").write_bytes(b"M\x06")
+    (board.root / "config.json").write_text('{"site": "s1"}')
+    (board.root / "ob").mkdir()
+    (board.root / "ob/0001").write_bytes(b"queued answers")
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert result.exit_code == 0, result.output
+    assert not (board.root / "lib/codec.py").exists()
+    assert not (board.root / "retired.mpy").exists()
+    assert (board.root / "config.json").read_text() == '{"site": "s1"}'
+    assert (board.root / "ob/0001").read_bytes() == b"queued answers"
+    assert "6 ok, 0 wrong, 0 extra" in result.stdout
+
+
+def test_an_update_cut_short_leaves_no_application_to_start(
+    built: tuple[Path, bundle.Manifest], tmp_path: Path, micropython_bin: str
+) -> None:
+    out, _ = built
+    board = Unplugged(tmp_path / "running", micropython_bin)
+    board.root.mkdir()
+    (board.root / "main.py").write_text("import old_app\n")  # a board running older firmware
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert result.exit_code == 1
+    assert "error: copying boards/esp32_oled_encoder.mpy failed" in result.stderr
+    assert not (board.root / "main.py").exists()
+
+
+def test_flash_refuses_a_bundle_changed_after_the_build(
+    built: tuple[Path, bundle.Manifest], board: st.LocalDevice
+) -> None:
+    out, _ = built
+    (out / "lib/codec.mpy").write_bytes(b"M\x06edited by hand")
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert result.exit_code == 2
+    assert "lib/codec.mpy is not the file manifest.json lists" in result.stderr
+    assert board.ran == []
+    (out / "lib/codec.mpy").unlink()
+    result = invoke(board, "flash", "--port", PORT, "--bundle", str(out))
+    assert "lib/codec.mpy is missing from the bundle: run build again" in result.stderr
+
+
+def test_the_subprocess_runner_runs_and_captures(tmp_path: Path) -> None:
+    runner = st.SubprocessRunner()
+    code = "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"
+    assert runner.run([sys.executable, "-c", code], capture=True) == st.Result(3, "out\n", "err\n")
+    assert runner.run([sys.executable, "-c", "pass"]) == st.Result(0)
+    with pytest.raises(st.ToolError, match="cannot run"):
+        runner.run([str(tmp_path / "no-such-tool")])

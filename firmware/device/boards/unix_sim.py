@@ -71,6 +71,7 @@ class Board:
     max_wait_ms = 1000
     default_device_id = None
     reset_cause = "power_on"
+    more = False  # input left over from the last events() call
 
     def __init__(self):
         self.display = Display()
@@ -103,30 +104,27 @@ class Board:
         return self.rssi, self.battery, None
 
     def events(self):
-        """Input events since the last call (prompt.py's tuples plus app commands)."""
+        """Input events since the last call (prompt.py's tuples plus app commands).
+
+        `set` and `dump` act on the board itself, so they wait until the events
+        before them were handled: a batch ends just before one of them.
+        """
         got = []
-        if self.stream is None:
-            return got
-        p = select.poll()
-        p.register(self.stream, select.POLLIN)
-        if not p.poll(0):
-            return got
-        buf = self.stream.buffer
-        if self.chunked:
-            n = buf.readinto(self.rbuf)  # one small buffer for the whole run
-            if n is None:
+        self.more = False
+        if self.stream is not None:
+            p = select.poll()
+            p.register(self.stream, select.POLLIN)
+            if p.poll(0):
+                self.read()
+        while True:
+            end = self.pending.find(b"\n")
+            if end < 0:
                 return got
-            data = bytes(self.rbuf[:n])
-        else:
-            data = buf.readline()
-        if not data:
-            self.stream = None  # stdin closed: deliver what is queued, then stop
-            got.append(("drain",))
-            return got
-        lines = (self.pending + data).split(b"\n")
-        self.pending = lines.pop()
-        for line in lines:
-            w = line.decode().split()
+            w = self.pending[:end].decode().split()
+            if w and w[0] in ("set", "dump") and got:
+                self.more = True
+                return got  # a barrier: handle what came before first
+            self.pending = self.pending[end + 1:]
             if not w:
                 continue
             cmd = w[0]
@@ -136,6 +134,8 @@ class Board:
                 got.append((cmd, int(w[1])))
             elif cmd == "set" and w[1] == "fw":
                 got.append(("fw", w[2]))
+                self.more = True
+                return got
             elif cmd == "set" and w[1] == "rssi":
                 self.rssi = int(w[2])
             elif cmd == "set":
@@ -144,11 +144,27 @@ class Board:
                 with open(w[1], "wb") as f:
                     f.write(self.display.buffer)
                 out("dumped " + w[1])
+                self.more = True
+                return got
             elif cmd == "quit":
                 sys.exit(0)
             else:
                 got.append((cmd,))  # press, long, telemetry, drain, reboot; others counted
-        return got
+
+    def read(self):
+        buf = self.stream.buffer
+        if self.chunked:
+            n = buf.readinto(self.rbuf)  # one small buffer for the whole run
+            if n is None:
+                return
+            data = bytes(self.rbuf[:n])
+        else:
+            data = buf.readline()
+        if data:
+            self.pending += data
+        else:
+            self.stream = None  # stdin closed: deliver what is queued, then stop
+            self.pending += b"drain\n"
 
     def feed(self):
         """Feed the watchdog (none in the simulator)."""

@@ -41,8 +41,8 @@ export async function api(path, { query, method = "GET", body, redirect = true }
   const response = await fetch(url, init);
   if (response.status === 401 && redirect) {
     toLogin();
-    throw new ApiError(401, path, "not logged in");
+    throw new ApiError(401, `/api/v1${path}`, "not logged in");
   }
-  if (!response.ok) throw new ApiError(response.status, path, await detailOf(response));
+  if (!response.ok) throw new ApiError(response.status, `/api/v1${path}`, await detailOf(response));
   return response.status === 204 ? null : response.json();
 }

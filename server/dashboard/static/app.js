@@ -1,6 +1,6 @@
 // The dashboard shell: session gate, page routing, the filter bar and the live stream.
 
-import { api } from "./api.js";
+import { ApiError, api } from "./api.js";
 import * as filters from "./filters.js";
 import { escape, time } from "./format.js";
 import * as alertsPage from "./pages/alerts.js";
@@ -58,16 +58,19 @@ function fillSelect(select, values, current) {
   select.value = current || "";
 }
 
-async function syncFilterBar(page) {
+function syncFilterBar(page) {
   const form = document.getElementById("filters");
   form.hidden = !page.usesFilters;
   if (!page.usesFilters) return;
   const current = filters.current();
-  const options = await loadOptions();
   form.elements.range.value = current.range;
-  fillSelect(form.elements.site, options.sites, current.site);
-  fillSelect(form.elements.fw, options.fw, current.fw);
-  fillSelect(form.elements.trigger, options.triggers, current.trigger);
+  const fill = (options) => {
+    fillSelect(form.elements.site, options.sites, current.site);
+    fillSelect(form.elements.fw, options.fw, current.fw);
+    fillSelect(form.elements.trigger, options.triggers, current.trigger);
+  };
+  fill(state.options || {});
+  if (!state.options) loadOptions().then(fill); // the pickers fill in when /filters answers
   const query = filters.apiQuery(current);
   const since = query.from ? `since ${time(Number(query.from))}` : "all time";
   document.getElementById("scope").textContent = `Showing ${since}`;
@@ -144,33 +147,53 @@ async function ensureSession() {
   return state.session;
 }
 
+function sessionProblem(main, err) {
+  if (err instanceof ApiError && err.status === 401) return; // on the way to /login
+  main.innerHTML = `<h1>Cannot check your session</h1><p class="error" role="alert">${escape(
+    err instanceof ApiError && err.unavailable
+      ? `This server does not offer ${err.path} (HTTP ${err.status}), so the dashboard cannot log you in.`
+      : String(err.detail || err),
+  )}</p>`;
+}
+
+let renders = 0; // a newer navigation makes an older, still loading render give up
+
 async function render() {
+  const mine = ++renders;
   const [page, params] = route(location.pathname);
   const main = document.getElementById("main");
   state.cleanup?.();
   state.cleanup = null;
   state.page = null;
+  document.body.classList.remove("pending");
   if (!page) {
     main.innerHTML = `<h1>Not found</h1><p>No page at <code>${escape(location.pathname)}</code>. <a href="/" data-nav>Overview</a></p>`;
     return;
   }
   const top = document.getElementById("top");
+  // The server only serves these pages with a valid session; checking it again here
+  // (for the name in the header) runs alongside the page's own calls, not before them.
+  const session = page.isPublic ? null : ensureSession().catch((err) => err);
+  top.hidden = Boolean(page.isPublic);
   if (page.isPublic) {
-    top.hidden = true;
     document.getElementById("filters").hidden = true;
   } else {
-    await ensureSession();
-    top.hidden = false;
     openStream();
     refreshAlertBadge();
     markNav(page);
-    await syncFilterBar(page);
+    syncFilterBar(page);
   }
-  document.body.classList.remove("pending");
   document.body.dataset.page = page.name;
   main.replaceChildren();
   state.page = page;
-  state.cleanup = (await page.render(main, { params, filters: filters.current(), navigate, session: state.session })) || null;
+  const cleanup = await page.render(main, { params, filters: filters.current(), navigate });
+  if (mine !== renders) {
+    cleanup?.();
+    return;
+  }
+  state.cleanup = cleanup || null;
+  const checked = await session;
+  if (checked instanceof Error && mine === renders) sessionProblem(main, checked);
 }
 
 function onClick(event) {

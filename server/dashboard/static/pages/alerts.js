@@ -1,7 +1,7 @@
 // Alerts inbox: detractor and threshold alerts; acknowledge, assign, comment, close.
 
 import { api, ApiError } from "../api.js";
-import { ago, html, humanize, isoTime, time } from "../format.js";
+import { CATEGORY_LABEL, ago, category, count, html, humanize, interval, isoTime, nps, time } from "../format.js";
 import { panel, setTitle } from "../ui.js";
 
 export const name = "alerts";
@@ -17,11 +17,27 @@ const KIND = { detractor: "Detractor", site_nps: "Site NPS below threshold", off
 
 let onLive = null;
 
-function detailText(detail) {
+/** The alert's detail in one line of words (server/alerts.py fills it per kind). */
+function detailText(kind, detail) {
   if (!detail || typeof detail !== "object") return "";
+  const parts = [];
+  if (kind === "detractor") {
+    const h = detail.health || {};
+    if (detail.score !== undefined) parts.push(`score ${detail.score} (${CATEGORY_LABEL[category(detail.score)]})`);
+    if (detail.reason) parts.push(`reason: ${humanize(detail.reason)}`);
+    if (detail.trigger?.kind) parts.push(`after ${humanize(detail.trigger.kind)}${detail.trigger.ref ? ` ${detail.trigger.ref}` : ""}`);
+    if (h.fw) parts.push(`fw ${h.fw}`);
+    if (h.rssi_band) parts.push(`Wi-Fi ${h.rssi_band}${h.rssi !== null && h.rssi !== undefined ? ` (${h.rssi} dBm)` : ""}`);
+    if (h.battery_band) parts.push(`battery ${h.battery_band}`);
+    if (h.health) parts.push(`health ${h.health}`);
+    return parts.join(" · ");
+  }
+  if (kind === "site_nps" && detail.nps !== undefined) {
+    return `NPS ${nps(detail.nps)} (${interval(detail.ci95)}) over the last ${detail.last_n ?? detail.n} answers; threshold ${nps(detail.threshold)}`;
+  }
   return Object.entries(detail)
-    .filter(([, v]) => v !== null && v !== undefined && typeof v !== "object")
-    .map(([k, v]) => `${humanize(k)}: ${v}`)
+    .filter(([k, v]) => v !== null && v !== undefined && typeof v !== "object" && k !== "ts")
+    .map(([k, v]) => `${humanize(k)}: ${typeof v === "number" ? count(v) : v}`)
     .join(" · ");
 }
 
@@ -39,7 +55,7 @@ function alertItem(a) {
       ${a.device ? html` · device <a href="/fleet/${encodeURIComponent(a.device)}">${a.device}</a>` : ""}
       · raised <time datetime="${isoTime(a.created_at)}" title="${time(a.created_at)}">${ago(a.created_at)}</time>
       · ${a.assignee ? html`assigned to <strong>${a.assignee}</strong>` : "unassigned"}</p>
-    ${detailText(a.detail) ? html`<p class="muted">${detailText(a.detail)}</p>` : ""}
+    ${detailText(a.kind, a.detail) ? html`<p class="detail">${detailText(a.kind, a.detail)}</p>` : ""}
     ${comments.length ? html`<ul class="comments" aria-label="Comments">${comments}</ul>` : ""}
     ${closed ? "" : html`<div class="row">
       ${a.status === "open" ? html`<button type="button" class="primary" data-action="ack">Acknowledge</button>` : ""}
@@ -65,20 +81,33 @@ async function act(id, action, form) {
 
 const DONE = { ack: "acknowledged", assign: "assigned", comment: "commented", close: "closed" };
 
-export async function render(main) {
+export async function render(main, { navigate }) {
   setTitle("Alerts");
-  const status = new URLSearchParams(location.search).get("status") || "open";
+  const params = new URLSearchParams(location.search);
+  const status = params.get("status") || "open";
+  const kind = params.get("kind") || "";
+  const link = (changes) => {
+    const next = new URLSearchParams({ status, kind, ...changes });
+    for (const [key, value] of [...next]) if (!value) next.delete(key);
+    return `/alerts?${next}`;
+  };
   main.innerHTML = html`<div class="page-head"><h1>Alerts</h1></div>
-    <nav class="tabs" aria-label="Alert status" id="alert-tabs"></nav>
+    <p class="muted">A detractor answer opens an alert, and so do a site's NPS falling below its threshold,
+      a device going silent and a low battery. Newest first, 100 at a time.</p>
+    <div class="toolbar"><nav class="tabs" aria-label="Alert status" id="alert-tabs"></nav>
+      <label class="field">Kind <select id="alert-kind">
+        <option value="">All kinds</option>
+        ${Object.entries(KIND).map(([key, label]) => html`<option value="${key}" ${key === kind ? "selected" : ""}>${label}</option>`)}
+      </select></label></div>
     <p id="alert-message" role="status" class="muted"></p>
     <section id="inbox"></section>`.text;
   const section = main.querySelector("#inbox");
   const message = main.querySelector("#alert-message");
-  const load = () => api("/alerts", { query: { status, limit: 100 } });
+  const load = () => api("/alerts", { query: { status, limit: 100, ...(kind ? { kind } : {}) } });
   const draw = (body, data) => {
     main.querySelector("#alert-tabs").innerHTML = STATUSES.map(
       ([key, label]) =>
-        html`<a href="/alerts?status=${key}" ${key === status ? html`aria-current="page"` : ""}>${label}${
+        html`<a href="${link({ status: key })}" ${key === status ? html`aria-current="page"` : ""}>${label}${
           key !== "all" && data.counts ? ` (${data.counts[key] ?? 0})` : ""
         }</a>`.text,
     ).join("");
@@ -107,6 +136,7 @@ export async function render(main) {
     if (button) handle(event, button.dataset.action, null);
   });
   section.addEventListener("submit", (event) => handle(event, event.target.dataset.action, event.target));
+  main.querySelector("#alert-kind").addEventListener("change", (event) => navigate(link({ kind: event.target.value })));
   await refresh();
   onLive = () => refresh();
   return () => {

@@ -105,7 +105,7 @@ export async function render(main, { filters: current, navigate }) {
       const head = COLUMNS.map(([col, label, kind]) => {
         const sorted = key === col ? (state.sort.startsWith("-") ? "descending" : "ascending") : "none";
         return html`<th scope="col" class="${kind === "num" ? "num" : ""}" aria-sort="${sorted}">
-          <button type="button" class="sort" data-col="${col}">${label}</button></th>`;
+          <button type="button" class="sort" data-col="${col}">${label}<span class="arrow" aria-hidden="true"></span></button></th>`;
       });
       body.innerHTML = html`<div class="table-wrap"><table id="device-table">
         <caption class="sr-only">Devices; column headers sort the table</caption>

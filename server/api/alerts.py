@@ -1,0 +1,114 @@
+"""`/api/v1/alerts`: the close-the-loop workflow, and the webhook delivery log (operator)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from server.api.deps import OperatorDep, SessionDep
+from server.events import Bus
+from server.models.alerts import KINDS, AlertPublic
+from server.schemas import Message
+from server.workflow import deliveries, get_alert, list_alerts, update_alert
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "bad or missing operator token"},
+    404: {"model": Message, "description": "no such alert"},
+    422: {"model": Message, "description": "a bad parameter or body"},
+}
+AlertId = Annotated[int, Path(ge=1, le=2**62, examples=[1])]
+Kind = Literal["detractor", "site_nps", "offline", "battery"]
+assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
+
+
+class Assign(BaseModel):
+    assignee: str = Field(min_length=1, max_length=128, examples=["alice"])
+
+
+class Comment(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, examples=["Called the store manager."])
+
+
+class Close(BaseModel):
+    note: str | None = Field(default=None, max_length=4000, examples=["Door sensor replaced."])
+
+
+def _found(alert: AlertPublic | None, alert_id: int) -> AlertPublic:
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    return alert
+
+
+def _tell(request: Request, alert: AlertPublic) -> AlertPublic:
+    bus: Bus = request.app.state.events
+    bus.publish("alert", alert.model_dump())
+    return alert
+
+
+@router.get("/alerts", responses=ERRORS, summary="Alerts, newest first, with counts per status")
+def alerts(
+    session: SessionDep,
+    caller: OperatorDep,
+    status: Literal["open", "acknowledged", "closed", "all"] = "open",
+    kind: Kind | None = None,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return list_alerts(session, status=status, kind=kind, site=site, limit=limit)
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertPublic, responses=ERRORS, summary="One alert")
+def alert(alert_id: AlertId, session: SessionDep, caller: OperatorDep) -> AlertPublic:
+    return _found(get_alert(session, alert_id=alert_id), alert_id)
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=AlertPublic, responses=ERRORS)
+def ack(
+    alert_id: AlertId, request: Request, session: SessionDep, caller: OperatorDep
+) -> AlertPublic:
+    out = update_alert(session, alert_id=alert_id, status="acknowledged")
+    return _tell(request, _found(out, alert_id))
+
+
+@router.post("/alerts/{alert_id}/assign", response_model=AlertPublic, responses=ERRORS)
+def assign(
+    alert_id: AlertId, body: Assign, request: Request, session: SessionDep, caller: OperatorDep
+) -> AlertPublic:
+    out = update_alert(session, alert_id=alert_id, assignee=body.assignee)
+    return _tell(request, _found(out, alert_id))
+
+
+@router.post("/alerts/{alert_id}/comment", response_model=AlertPublic, responses=ERRORS)
+def comment(
+    alert_id: AlertId, body: Comment, request: Request, session: SessionDep, caller: OperatorDep
+) -> AlertPublic:
+    out = update_alert(session, alert_id=alert_id, comment=(caller.name, body.text))
+    return _tell(request, _found(out, alert_id))
+
+
+@router.post("/alerts/{alert_id}/close", response_model=AlertPublic, responses=ERRORS)
+def close(
+    alert_id: AlertId,
+    request: Request,
+    session: SessionDep,
+    caller: OperatorDep,
+    body: Close | None = None,
+) -> AlertPublic:
+    note = body.note if body is not None else None
+    out = update_alert(
+        session, alert_id=alert_id, status="closed",
+        comment=(caller.name, note) if note else None,
+    )  # fmt: skip
+    return _tell(request, _found(out, alert_id))
+
+
+@router.get(
+    "/webhooks/deliveries", responses=ERRORS, summary="Webhook delivery attempts, newest first"
+)
+def webhook_deliveries(
+    session: SessionDep, caller: OperatorDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    return {"items": deliveries(session, limit=limit)}

@@ -1,0 +1,51 @@
+"""The periodic threshold check that no ingest triggers: devices gone offline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from server.alerts import check_offline
+from server.db import write_session
+from server.events import Bus
+from server.settings import Settings
+
+log = logging.getLogger("nps_edge.server.watch")
+
+
+def check_once(engine: Engine, bus: Bus, settings: Settings, now: float | None = None) -> int:
+    with write_session(engine) as session:
+        opened = check_offline(session, settings=settings, now=time.time() if now is None else now)
+        session.commit()
+    bus.published([], opened)
+    return len(opened)
+
+
+class OfflineWatch:
+    def __init__(self, engine: Engine, bus: Bus, settings: Settings) -> None:
+        self.engine, self.bus, self.settings = engine, bus, settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="offline-watch", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.alert_check_interval_s):
+            try:
+                check_once(self.engine, self.bus, self.settings)
+            except SQLAlchemyError:
+                log.exception("offline check failed; retrying next interval")

@@ -1,0 +1,84 @@
+"""The alert workflow: list, read, acknowledge, assign, comment, close (keyword-only CRUD)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from server.models import Alert, AlertComment, WebhookDelivery
+from server.models.alerts import STATUSES, AlertPublic, CommentPublic
+from server.sql import table_of
+
+A = table_of(Alert).c
+C = table_of(AlertComment).c
+W = table_of(WebhookDelivery).c
+
+
+def _public(session: Session, alerts: list[Alert]) -> list[AlertPublic]:
+    ids = [a.id for a in alerts]
+    comments: dict[int, list[CommentPublic]] = defaultdict(list)
+    if ids:
+        for c in session.execute(
+            select(AlertComment).where(C.alert_id.in_(ids)).order_by(C.at, C.id)
+        ).scalars():
+            comments[c.alert_id].append(CommentPublic(author=c.author, text=c.text, at=c.at))
+    return [AlertPublic(**a.model_dump(), comments=comments.get(a.id or 0, [])) for a in alerts]
+
+
+def list_alerts(
+    session: Session,
+    *,
+    status: str = "open",
+    kind: str | None = None,
+    site: str | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    stmt = select(Alert).order_by(A.id.desc()).limit(limit)
+    count = select(A.status, func.count()).group_by(A.status)
+    if status != "all":
+        stmt = stmt.where(A.status == status)
+    for col, value in ((A.kind, kind), (A.site, site)):
+        if value is not None:
+            stmt = stmt.where(col == value)
+            count = count.where(col == value)
+    counts = dict.fromkeys(STATUSES, 0) | {s: n for s, n in session.execute(count)}
+    return {"items": _public(session, list(session.execute(stmt).scalars())), "counts": counts}
+
+
+def get_alert(session: Session, *, alert_id: int) -> AlertPublic | None:
+    alert = session.get(Alert, alert_id)
+    return None if alert is None else _public(session, [alert])[0]
+
+
+def update_alert(
+    session: Session,
+    *,
+    alert_id: int,
+    status: str | None = None,
+    assignee: str | None = None,
+    comment: tuple[str, str] | None = None,
+) -> AlertPublic | None:
+    """Apply one workflow step; a comment is (author, text)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return None
+    now = time.time()
+    if status is not None:
+        alert.status = status
+    if assignee is not None:
+        alert.assignee = assignee
+    if comment is not None:
+        session.add(AlertComment(alert_id=alert_id, author=comment[0], text=comment[1], at=now))
+    alert.updated_at = now
+    session.add(alert)
+    session.commit()
+    return _public(session, [alert])[0]
+
+
+def deliveries(session: Session, *, limit: int = 100) -> list[dict[str, Any]]:
+    rows = session.execute(select(WebhookDelivery).order_by(W.id.desc()).limit(limit)).scalars()
+    return [r.model_dump() for r in rows]

@@ -1,0 +1,154 @@
+"""Closing the loop: detractor and threshold alerts, the workflow, webhooks, the stream."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from server.app import create_app
+from server.events import Bus
+from server.settings import Settings
+from server.tokens import create_token
+from server.watch import check_once
+from server.webhooks import HEADER, sign
+from tests.server.factory import T0, Api, feedback, telemetry
+from tests.server.live import Receiver, serve, wait_for
+
+
+def test_every_detractor_opens_an_alert_with_trigger_reason_and_health(api: Api) -> None:
+    api.ingest(
+        [
+            feedback(seq=1, score=6, reason="slow", kind="service_visit", rssi=-80),
+            feedback(seq=2, score=7),
+            feedback(seq=3, score=0),
+        ]
+    )
+    out = api.get("/api/v1/alerts")
+    assert out["counts"] == {"open": 2, "acknowledged": 0, "closed": 0}
+    newest, oldest = out["items"]
+    assert (oldest["kind"], oldest["feedback_id"]) == ("detractor", "nps-aaa111:1")
+    assert oldest["detail"]["trigger"] == {"kind": "service_visit", "ref": None}
+    assert oldest["detail"]["reason"] == "slow"
+    assert oldest["detail"]["health"]["rssi_band"] == "weak"
+    assert oldest["detail"]["health"]["health"] == "degraded"
+    assert newest["feedback_id"] == "nps-aaa111:3"
+
+
+def test_workflow_ack_assign_comment_close(api: Api) -> None:
+    api.ingest([feedback(seq=1, score=2)])
+    [alert] = api.get("/api/v1/alerts")["items"]
+    aid = alert["id"]
+    assert api.post(f"/api/v1/alerts/{aid}/ack")["status"] == "acknowledged"
+    assert api.post(f"/api/v1/alerts/{aid}/assign", {"assignee": "bob"})["assignee"] == "bob"
+    commented = api.post(f"/api/v1/alerts/{aid}/comment", {"text": "called the site"})
+    assert [(c["author"], c["text"]) for c in commented["comments"]] == [
+        ("alice", "called the site")
+    ]
+    closed = api.post(f"/api/v1/alerts/{aid}/close", {"note": "fixed"})
+    assert closed["status"] == "closed" and len(closed["comments"]) == 2
+    assert api.get("/api/v1/alerts", status="closed")["items"][0]["id"] == aid
+    assert api.get("/api/v1/alerts")["counts"] == {"open": 0, "acknowledged": 0, "closed": 1}
+    r = api.client.post(
+        "/api/v1/alerts/999999/ack", headers={"Authorization": f"Bearer {api.tokens['operator']}"}
+    )
+    assert r.status_code == 404 and "999999" in r.json()["detail"]
+
+
+def test_threshold_alerts_site_nps_and_battery(api: Api) -> None:
+    # settings fixture: site NPS below -50 over the last 5 answers opens one alert.
+    api.ingest(
+        [feedback(seq=i, score=8) for i in range(1, 5)] + [telemetry(seq=9, battery_mv=3100)]
+    )
+    assert api.get("/api/v1/alerts", kind="site_nps")["items"] == []
+    api.ingest([feedback(seq=i, score=1) for i in range(10, 14)])
+    [site] = api.get("/api/v1/alerts", kind="site_nps")["items"]
+    assert site["site"] == "store-1" and site["detail"]["nps"] == -80.0
+    api.ingest([feedback(seq=20, score=0)])
+    assert len(api.get("/api/v1/alerts", kind="site_nps")["items"]) == 1  # one at a time
+    [battery] = api.get("/api/v1/alerts", kind="battery")["items"]
+    assert battery["device"] == "nps-aaa111" and battery["detail"]["battery_mv"] == 3100
+
+
+def test_offline_longer_than_threshold_opens_one_alert(
+    api: Api, engine: Engine, settings: Settings
+) -> None:
+    api.ingest([feedback(seq=1, ts=T0, rx_ts=T0)])
+    bus = Bus()
+    assert check_once(engine, bus, settings, now=T0 + settings.offline_alert_s - 1) == 0
+    assert check_once(engine, bus, settings, now=T0 + settings.offline_alert_s + 60) == 1
+    assert check_once(engine, bus, settings, now=T0 + settings.offline_alert_s + 120) == 0
+    [alert] = api.get("/api/v1/alerts", kind="offline")["items"]
+    assert alert["device"] == "nps-aaa111"
+
+
+def test_session_cookie_login_and_logout(api: Api) -> None:
+    c = api.client
+    assert c.post("/api/v1/session", json={"token": api.tokens["gateway"]}).status_code == 401
+    r = c.post("/api/v1/session", json={"token": api.tokens["operator"]})
+    assert r.status_code == 200 and "httponly" in r.headers["set-cookie"].lower()
+    assert c.get("/api/v1/session").json() == {"name": "alice", "role": "operator"}
+    assert c.get("/api/v1/nps").status_code == 200
+    c.delete("/api/v1/session")
+    c.cookies.clear()
+    assert c.get("/api/v1/session").status_code == 401
+
+
+@pytest.mark.slow
+def test_webhook_signed_retried_and_logged(db_url: str, engine: Engine) -> None:
+    with Receiver(fail_first=2) as hook:
+        settings = Settings(
+            db=db_url, webhook_urls=[hook.url], webhook_secret="s3cret", webhook_backoff_s=0.01
+        )
+        app = create_app(settings, engine=engine)
+        with Session(engine) as s:
+            gw = create_token(s, name="gw", role="gateway")
+            op = create_token(s, name="op", role="operator")
+        with TestClient(app) as client:
+            client.post(
+                "/api/v1/ingest", json={"gateway": "gw", "events": [feedback(seq=1, score=3)]},
+                headers={"Authorization": f"Bearer {gw}"},
+            )  # fmt: skip
+            wait_for(lambda: len(hook.requests) == 3, what="three webhook attempts")
+            headers, body = hook.requests[-1]
+            assert headers[HEADER] == sign(body, "s3cret")
+            assert json.loads(body)["feedback_id"] == "nps-aaa111:1"
+
+            def logged() -> list[dict[str, object]]:
+                return client.get(  # type: ignore[no-any-return]
+                    "/api/v1/webhooks/deliveries", headers={"Authorization": f"Bearer {op}"}
+                ).json()["items"]
+
+            wait_for(lambda: len(logged()) == 3, what="three logged attempts")
+            log = logged()
+            assert [(d["attempt"], d["status_code"], d["delivered"]) for d in reversed(log)] == [
+                (1, 503, False), (2, 503, False), (3, 204, True),
+            ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_stream_sends_new_feedback_and_alerts(app: object, tokens: dict[str, str]) -> None:
+    with serve(app) as base:  # type: ignore[arg-type]
+        op = {"Authorization": f"Bearer {tokens['operator']}"}
+        with httpx.stream("GET", f"{base}/api/v1/stream", headers=op, timeout=10) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            lines = resp.iter_lines()
+            assert next(lines) == ": connected"
+            batch = {"gateway": "gw", "events": [feedback(seq=1, score=4)]}
+            gw = {"Authorization": f"Bearer {tokens['gateway']}"}
+            httpx.post(f"{base}/api/v1/ingest", json=batch, headers=gw)
+            events = []
+            for line in lines:
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    events.append((kind, json.loads(line.removeprefix("data: "))))
+                    if len(events) == 2:
+                        break
+        assert [k for k, _ in events] == ["feedback", "alert"]
+        assert events[0][1]["id"] == "nps-aaa111:1" and events[0][1]["category"] == "detractor"
+        assert events[1][1]["kind"] == "detractor"
