@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from gateway import logs
-        from gateway.service import run_until_signalled
+        from gateway.service import ConfigError, run_until_signalled
 
         flags = {
             "server": server,
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
         try:
             if not run_until_signalled(settings):
                 raise typer.Exit(1)
-        except StoreError as err:
+        except (StoreError, ConfigError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -102,3 +105,24 @@ def test_the_shipped_example_config_loads(monkeypatch):
     s = load_settings({}, shipped)
     assert (s.synchronous, s.max_events, s.metrics_port) == ("FULL", 1_000_000, 9108)
     assert s.store == Path("/var/lib/nps-edge/gateway.db") and s.token is None
+
+
+@pytest.fixture
+def keep_logging():
+    """`nps-edge gateway` configures the nps_edge loggers; give them back afterwards."""
+    logger = logging.getLogger("nps_edge")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def test_a_busy_metrics_port_is_a_clean_error(tmp_path, keep_logging):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["gateway", "--server", "http://127.0.0.1:9", "--token", "t", "--store"]
+        args += [str(tmp_path / "g.db"), "--metrics-port", str(port), "--broker", "127.0.0.1:9"]
+        result = runner.invoke(app(), args, env={"NPS_EDGE_METRICS_HOST": "127.0.0.1"})
+    assert result.exit_code == 1, result.output
+    assert f"cannot serve /metrics on port {port}" in result.output
