@@ -11,7 +11,8 @@ import typer
 from pydantic import ValidationError
 
 from gateway.config import GatewaySettings, load_settings
-from gateway.store import Store, StoreError
+from gateway.database import StoreError
+from gateway.store import Store
 
 ConfigOpt = Annotated[
     Path | None,
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         from gateway import logs
-        from gateway.service import run_until_signalled
+        from gateway.service import ConfigError, run_until_signalled
 
         flags = {
             "server": server,
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
         try:
             if not run_until_signalled(settings):
                 raise typer.Exit(1)
-        except StoreError as err:
+        except (StoreError, ConfigError) as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(1) from None
 
@@ -128,5 +129,26 @@ def register(app: typer.Typer) -> None:
         for at, source, what, reason in recent:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
             typer.echo(f"  dead letter {stamp} {source} {what}: {reason}")
+
+    @group.command(
+        help="Put the events the server rejected (dead letters from the server) back in the"
+        " queue, after the server was fixed; safe while the gateway runs."
+    )
+    def requeue(
+        store: Annotated[Path | None, typer.Option(help="SQLite store file.")] = None,
+        config: ConfigOpt = None,
+    ) -> None:
+        settings = _settings({"store": store}, config)
+        if not settings.store.exists():
+            typer.echo(f"error: no gateway store at {settings.store}", err=True)
+            raise typer.Exit(1)
+        try:
+            db = Store(settings.store, settings.limits, synchronous=settings.synchronous)
+            n = db.requeue_server_dead_letters()
+            db.close()
+        except StoreError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"requeued {n} events")
 
     app.add_typer(group, name="gateway")

@@ -67,7 +67,6 @@ class Forwarder:
         max_events: int = MAX_BATCH_EVENTS,
         max_bytes: int = MAX_BODY_BYTES,
         wait: Callable[[float], bool] | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.client = client
@@ -78,7 +77,6 @@ class Forwarder:
         self.max_bytes = max_bytes
         self.limit = max_events  # lowered by 413 answers, raised again by successes
         self.wait = wait or (lambda s: threading.Event().wait(s))
-        self.clock = clock
         self.halted: str | None = None
         self.presence_supported = True
 

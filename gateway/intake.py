@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.logs import log_event
 from gateway.metrics import Metrics
@@ -25,8 +25,9 @@ from gateway.store import Store
 log = logging.getLogger("nps_edge.gateway.intake")
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
+    """One received message; a tuple because the MQTT thread makes one per message."""
+
     mid: int
     qos: int
     topic: str

@@ -11,19 +11,23 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from nps_edge.protocol import (
     MAX_BATCH_EVENTS,
     MAX_BODY_BYTES,
+    MAX_PAYLOAD_BYTES,
+    FeedbackEvent,
     IngestResult,
     InvalidEvent,
     StatusPayload,
+    TelemetryEvent,
     decode_payload,
     describe,
     parse_event,
     parse_topic,
 )
+from nps_edge.protocol import Event as EventModel
 
 # Drop reasons, as counted in the store and in /metrics.
 EXPIRED = "expired"
@@ -87,35 +91,52 @@ def admit(topic: str, payload: bytes, rx_ts: float, root: str) -> Admitted:
     try:
         device, kind = parse_topic(topic, root)
         if kind == "status":
-            if not payload:
-                return None
-            try:
-                status = StatusPayload.model_validate(decode_payload(payload), strict=True)
-            except ValidationError as err:
-                raise InvalidEvent(f"status: {describe(err)}") from None
-            return Presence(device, status.online, status.fw, status.boot, rx_ts)
+            return _presence(device, payload, rx_ts)
         if kind not in ("feedback", "telemetry"):
             raise InvalidEvent(f"topic kind {kind!r} does not carry events")
-        obj = decode_payload(payload)
-        event = parse_event(obj)
+        event = _validate(payload)
         if event.device != device:
             raise InvalidEvent(f"device {event.device!r} does not match topic device {device!r}")
         if event.type != kind:
             raise InvalidEvent(f"type {event.type!r} sent on the {kind!r} topic")
     except InvalidEvent as err:
         return Rejected(topic, payload, str(err), rx_ts)
-    return Event(event.id, device, kind, rx_ts, with_rx_ts(payload, obj, rx_ts))
+    return Event(event.id, device, kind, rx_ts, with_rx_ts(payload, rx_ts))
 
 
-def with_rx_ts(payload: bytes, obj: dict, rx_ts: float) -> bytes:
+_EVENT_FROM_JSON: TypeAdapter[FeedbackEvent | TelemetryEvent] = TypeAdapter(EventModel)
+
+
+def _validate(payload: bytes) -> FeedbackEvent | TelemetryEvent:
+    """Parse and validate in one pass (pydantic-core); on failure the two-step path
+    (`decode_payload`, `parse_event`) finds the specific reason to report."""
+    if len(payload) <= MAX_PAYLOAD_BYTES:
+        try:
+            return _EVENT_FROM_JSON.validate_json(payload)
+        except ValidationError:
+            pass
+    return parse_event(decode_payload(payload))
+
+
+def _presence(device: str, payload: bytes, rx_ts: float) -> Presence | None:
+    if not payload:
+        return None
+    try:
+        status = StatusPayload.model_validate(decode_payload(payload), strict=True)
+    except ValidationError as err:
+        raise InvalidEvent(f"status: {describe(err)}") from None
+    return Presence(device, status.online, status.fw, status.boot, rx_ts)
+
+
+def with_rx_ts(payload: bytes, rx_ts: float) -> bytes:
     """The event as forwarded: the device's own bytes plus `rx_ts`.
 
-    The payload decoded to a non-empty JSON object, so it ends with `}` after
-    JSON whitespace; splicing the field in saves re-encoding every event. A
-    device that sent its own `rx_ts` gets it replaced by re-encoding.
+    The payload is a valid event, a JSON object, so it ends with `}` after JSON
+    whitespace; splicing the field in saves re-encoding every event. A payload
+    that mentions `rx_ts` (a device sending its own) is re-encoded with ours.
     """
-    if "rx_ts" in obj:
-        obj = obj | {"rx_ts": rx_ts}
+    if b'"rx_ts"' in payload:
+        obj = json.loads(payload) | {"rx_ts": rx_ts}
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
     return payload.rstrip(b" \t\r\n")[:-1] + b',"rx_ts":' + repr(rx_ts).encode() + b"}"
 
@@ -124,9 +145,17 @@ def over_limit(depth: int, nbytes: int, limits: Limits) -> bool:
     return depth > limits.max_events or nbytes > limits.max_bytes
 
 
-def expiry_cutoff(now: float, limits: Limits) -> float:
-    """Events received before this instant are past the TTL."""
-    return now - limits.ttl_s
+# A box without a real-time clock starts in 1970 until NTP answers: receipt
+# times before this instant (2020-01-01) say "clock not set", not "old".
+CLOCK_SET_AFTER = 1_577_836_800.0
+
+
+def expiry_window(now: float, limits: Limits) -> tuple[float, float] | None:
+    """Events with CLOCK_SET_AFTER <= rx_ts < cutoff are past the TTL; None while
+    this clock itself is not set (nothing can be judged old then)."""
+    if now < CLOCK_SET_AFTER:
+        return None
+    return CLOCK_SET_AFTER, now - limits.ttl_s
 
 
 # The ingest body around the events: {"gateway":"...","events":[...]}

@@ -67,6 +67,8 @@ class Receiver:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_connect_fail = self._on_connect_fail
+        self._failed_connects = 0
         self.subscribed = threading.Event()
 
     def start(self) -> None:
@@ -97,6 +99,7 @@ class Receiver:
             log_event(log, logging.ERROR, "broker refused connection", reason=str(reason))
             return
         self._generation += 1
+        self._failed_connects = 0
         self.connected.set()
         self.metrics.broker_connected.set(1)
         client.subscribe([(f"{self.root}/+/{kind}", 1) for kind in KINDS])
@@ -107,6 +110,18 @@ class Receiver:
             broker=f"{self.host}:{self.port}",
             session_present=bool(flags.session_present),
         )
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        """paho retries by itself (1 s to 15 s apart): log the first two, then every sixth."""
+        self._failed_connects += 1
+        if self._failed_connects in (1, 2) or self._failed_connects % 6 == 0:
+            log_event(
+                log,
+                logging.WARNING,
+                "cannot reach the broker, retrying",
+                broker=f"{self.host}:{self.port}",
+                attempts=self._failed_connects,
+            )
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any

@@ -26,10 +26,14 @@ from gateway.store import Stats, Store
 log = logging.getLogger("nps_edge.gateway")
 
 
+class ConfigError(ValueError):
+    """A setting the gateway cannot run with; the message says which and why."""
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings, client: httpx.Client | None = None) -> None:
         if not settings.server or not settings.token:
-            raise ValueError("the gateway needs --server and --token (or NPS_EDGE_SERVER/TOKEN)")
+            raise ConfigError("the gateway needs --server and --token (or NPS_EDGE_SERVER/TOKEN)")
         self.settings = settings
         self.stop_event = threading.Event()
         self.committed = threading.Event()
@@ -74,7 +78,12 @@ class Gateway:
     def run(self) -> None:
         s = self.settings
         if s.metrics_port:
-            self._stop_metrics = self.metrics.serve(s.metrics_port, s.metrics_host)
+            try:
+                self._stop_metrics = self.metrics.serve(s.metrics_port, s.metrics_host)
+            except OSError as err:
+                raise ConfigError(
+                    f"cannot serve /metrics on port {s.metrics_port}: {err}"
+                ) from None
         stats = self.intake_store.stats()
         self.metrics.observe_store(stats)
         log_event(

@@ -1,4 +1,4 @@
-"""The durable queue: SQLite in WAL mode, the only module of the gateway that speaks SQL.
+"""The durable queue: what the store does (the SQLite plumbing is in database.py).
 
 The contract follows ThingsBoard gateway's storage: `put` a batch, `peek` the
 oldest events, `done` once the server has confirmed them; nothing is deleted
@@ -14,13 +14,12 @@ receiver writes.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.database import Transaction, connect, write_lock
 from gateway.policy import (
     DROP_ORDER,
     EXPIRED,
@@ -28,52 +27,9 @@ from gateway.policy import (
     Limits,
     Presence,
     Rejected,
-    expiry_cutoff,
+    expiry_window,
     over_limit,
 )
-
-SYNCHRONOUS = ("FULL", "NORMAL")
-
-# Named, ordered migrations; `PRAGMA user_version` says how many have run.
-MIGRATIONS: tuple[tuple[str, str], ...] = (
-    (
-        "create queue, dead letters, presence, counters, state",
-        """
-        CREATE TABLE events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            device TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            rx_ts REAL NOT NULL,
-            body BLOB NOT NULL
-        );
-        CREATE INDEX events_telemetry ON events(seq) WHERE kind = 'telemetry';
-        CREATE TABLE dead_letters (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            at REAL NOT NULL,
-            source TEXT NOT NULL,
-            topic TEXT,
-            event_id TEXT,
-            reason TEXT NOT NULL,
-            payload BLOB NOT NULL
-        );
-        CREATE TABLE presence (
-            device TEXT PRIMARY KEY,
-            online INTEGER NOT NULL,
-            fw TEXT,
-            boot INTEGER,
-            rx_ts REAL NOT NULL,
-            pending INTEGER NOT NULL
-        );
-        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        """,
-    ),
-)
-
-
-class StoreError(RuntimeError):
-    """The store file cannot be opened or is not a gateway store."""
 
 
 @dataclass(frozen=True)
@@ -129,49 +85,14 @@ class Store:
         clock: Callable[[], float] = time.time,
         readonly: bool = False,
     ) -> None:
-        if synchronous.upper() not in SYNCHRONOUS:
-            raise StoreError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
         self.path = Path(path)
         self.limits = limits or Limits()
         self.clock = clock
-        self._lock = _write_lock(self.path)
-        try:
-            if readonly:
-                if not self.path.exists():
-                    raise StoreError(f"no gateway store at {self.path}")
-                uri = f"file:{self.path}?mode=ro"
-                self.conn = sqlite3.connect(
-                    uri, uri=True, isolation_level=None, timeout=30, check_same_thread=False
-                )
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.conn = sqlite3.connect(
-                    self.path, isolation_level=None, timeout=30, check_same_thread=False
-                )
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
-                self._migrate()
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"cannot open gateway store {self.path}: {err}") from None
+        self._lock = write_lock(self.path)
+        self.conn = connect(self.path, synchronous=synchronous, readonly=readonly)
 
     def close(self) -> None:
         self.conn.close()
-
-    def _migrate(self) -> None:
-        (version,) = self.conn.execute("PRAGMA user_version").fetchone()
-        if version > len(MIGRATIONS):
-            raise StoreError(f"{self.path} is from a newer gateway (schema {version})")
-        for number, (_name, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version={number}")
-                self.conn.execute("COMMIT")
-            except sqlite3.DatabaseError:
-                self.conn.execute("ROLLBACK")
-                raise
 
     # -- writing -----------------------------------------------------------
 
@@ -182,8 +103,8 @@ class Store:
             [(k, v) for k, v in counts.items() if v],
         )
 
-    def _transaction(self, write: bool = True) -> _Tx:
-        return _Tx(self.conn, self._lock if write else None)
+    def _transaction(self, write: bool = True) -> Transaction:
+        return Transaction(self.conn, self._lock if write else None)
 
     def put(self, items: Sequence[Event | Presence | Rejected]) -> PutResult:
         """Commit a batch of received messages in one transaction, then apply the limits."""
@@ -232,13 +153,17 @@ class Store:
             return sum(len(e.body) for e in events)
         # Some were already stored (redelivered after a crash): the new rows are the
         # `inserted` highest seqs of this transaction.
-        (added,) = self.conn.execute(
-            "SELECT total(length(body)) FROM (SELECT body FROM events ORDER BY seq DESC LIMIT ?)",
-            (inserted,),
-        ).fetchone()
         result.committed = inserted
         result.duplicates = len(events) - inserted
-        return int(added)
+        return self._newest_bytes(inserted)
+
+    def _newest_bytes(self, n: int) -> int:
+        """Bytes of the n newest events (those this transaction inserted)."""
+        (total,) = self.conn.execute(
+            "SELECT total(length(body)) FROM (SELECT body FROM events ORDER BY seq DESC LIMIT ?)",
+            (n,),
+        ).fetchone()
+        return int(total)
 
     def _enforce_limits(self) -> dict[str, int]:
         """Drop by the documented policy until the store is within its limits."""
@@ -266,14 +191,16 @@ class Store:
         return dropped
 
     def expire(self) -> int:
-        """Drop events older than the TTL (counted as `expired`)."""
-        cutoff = expiry_cutoff(self.clock(), self.limits)
+        """Drop events older than the TTL (counted as `expired`); events received
+        while the gateway's clock was not set are never judged old."""
+        window = expiry_window(self.clock(), self.limits)
         oldest = self.conn.execute("SELECT rx_ts FROM events ORDER BY seq LIMIT 1").fetchone()
-        if oldest is None or oldest[0] >= cutoff:
+        if window is None or oldest is None or oldest[0] >= window[1]:
             return 0
         with self._transaction():
             sizes = self.conn.execute(
-                "DELETE FROM events WHERE rx_ts < ? RETURNING length(body)", (cutoff,)
+                "DELETE FROM events WHERE rx_ts >= ? AND rx_ts < ? RETURNING length(body)",
+                window,
             ).fetchall()
             self._bump(
                 {
@@ -297,6 +224,37 @@ class Store:
             )
             self._bump({"dropped:dead_letter_overflow": excess, "dead_letter_rows": -excess})
         return excess
+
+    def requeue_server_dead_letters(self) -> int:
+        """Put the events the server rejected back in the queue (after a server-side fix).
+
+        They go to the tail, in their original order and with their original
+        `rx_ts`; edge dead letters are invalid payloads and stay where they are.
+        """
+        with self._transaction():
+            before = self.conn.total_changes
+            self.conn.execute(
+                "INSERT OR IGNORE INTO events(id, device, kind, rx_ts, body)"
+                " SELECT event_id, json_extract(payload, '$.device'),"
+                " json_extract(payload, '$.type'), json_extract(payload, '$.rx_ts'), payload"
+                " FROM dead_letters"
+                " WHERE source = 'server' AND json_valid(payload) ORDER BY seq"
+            )
+            inserted = self.conn.total_changes - before
+            removed = self.conn.execute(
+                "DELETE FROM dead_letters WHERE source = 'server' AND json_valid(payload)"
+            ).rowcount
+            self._bump(
+                {
+                    "requeued": inserted,
+                    "dead_letter_rows": -removed,
+                    "dead_letters:server": -removed,
+                    "duplicates_received": removed - inserted,
+                    "depth": inserted,
+                    "bytes": self._newest_bytes(inserted),
+                }
+            )
+        return inserted
 
     # -- forwarding --------------------------------------------------------
 
@@ -410,40 +368,3 @@ class Store:
 
     def ids(self) -> list[str]:
         return [i for (i,) in self.conn.execute("SELECT id FROM events ORDER BY seq")]
-
-
-# One writer lock per store file in this process: the intake and the forwarder
-# take turns without SQLite's busy handler, which sleeps in growing steps
-# instead of waking when the other transaction ends.
-_WRITE_LOCKS: dict[Path, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def _write_lock(path: Path) -> threading.Lock:
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(path.resolve(), threading.Lock())
-
-
-class _Tx:
-    """BEGIN IMMEDIATE (or deferred for reads) ... COMMIT, ROLLBACK on error."""
-
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock | None) -> None:
-        self.conn = conn
-        self.lock = lock
-
-    def __enter__(self) -> None:
-        if self.lock:
-            self.lock.acquire()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE" if self.lock else "BEGIN")
-        except BaseException:
-            if self.lock:
-                self.lock.release()
-            raise
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            if self.lock:
-                self.lock.release()

@@ -186,7 +186,7 @@ def run_gateway(tmp_path: Any) -> Iterator[Callable[..., Gateway]]:
     """Start an in-process gateway (real broker, injected HTTP client) in a thread."""
     running: list[tuple[Gateway, threading.Thread]] = []
 
-    def start(broker: str, client: httpx.Client, **overrides: Any) -> Gateway:
+    def start(broker: str, client: httpx.Client, wait: bool = True, **overrides: Any) -> Gateway:
         values: dict[str, Any] = {
             "server": "http://server.test",
             "token": "good",
@@ -200,7 +200,8 @@ def run_gateway(tmp_path: Any) -> Iterator[Callable[..., Gateway]]:
         gw = Gateway(settings, client=client)
         thread = threading.Thread(target=gw.run, name="gateway")
         thread.start()
-        wait_until(gw.receiver.connected.is_set, timeout=20, what="gateway connected")
+        if wait:
+            wait_until(gw.receiver.subscribed.is_set, timeout=20, what="gateway subscribed")
         running.append((gw, thread))
         return gw
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
+from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -39,7 +43,7 @@ def test_every_gateway_command_has_help():
     group = typer.main.get_command(app())
     gateway = group.commands["gateway"]  # type: ignore[attr-defined]
     assert gateway.help
-    assert set(gateway.commands) == {"status"}
+    assert set(gateway.commands) == {"status", "requeue"}
     for name, command in gateway.commands.items():
         assert command.help, f"gateway {name} has no help text"
     for param in gateway.params:
@@ -79,3 +83,46 @@ def test_status_of_a_missing_store_is_a_clean_error(tmp_path):
     result = runner.invoke(app(), ["gateway", "status", "--store", str(tmp_path / "none.db")])
     assert result.exit_code == 1
     assert "no gateway store" in result.output
+
+
+def test_requeue_command(tmp_path):
+    path = tmp_path / "g.db"
+    store = Store(path)
+    body = b'{"id":"nps-a1b2c3:1","device":"nps-a1b2c3","type":"feedback","rx_ts":5.0}'
+    store.put([Event("nps-a1b2c3:1", "nps-a1b2c3", "feedback", 5.0, body)])
+    store.done(store.peek(1), {0: "server said no"})
+    store.close()
+    result = runner.invoke(app(), ["gateway", "requeue", "--store", str(path)])
+    assert result.exit_code == 0 and "requeued 1 events" in result.output
+    again = Store(path, readonly=True)
+    assert again.ids() == ["nps-a1b2c3:1"]
+    again.close()
+
+
+def test_the_shipped_example_config_loads(monkeypatch):
+    monkeypatch.delenv("NPS_EDGE_TOKEN", raising=False)
+    shipped = Path(__file__).resolve().parents[2] / "docs" / "deploy" / "gateway.toml"
+    s = load_settings({}, shipped)
+    assert (s.synchronous, s.max_events, s.metrics_port) == ("FULL", 1_000_000, 9108)
+    assert s.store == Path("/var/lib/nps-edge/gateway.db") and s.token is None
+
+
+@pytest.fixture
+def keep_logging():
+    """`nps-edge gateway` configures the nps_edge loggers; give them back afterwards."""
+    logger = logging.getLogger("nps_edge")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def test_a_busy_metrics_port_is_a_clean_error(tmp_path, keep_logging):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["gateway", "--server", "http://127.0.0.1:9", "--token", "t", "--store"]
+        args += [str(tmp_path / "g.db"), "--metrics-port", str(port), "--broker", "127.0.0.1:9"]
+        result = runner.invoke(app(), args, env={"NPS_EDGE_METRICS_HOST": "127.0.0.1"})
+    assert result.exit_code == 1, result.output
+    assert f"cannot serve /metrics on port {port}" in result.output

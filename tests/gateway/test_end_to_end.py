@@ -142,6 +142,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
     for kill_at in (1000, 2500):
         wait_until(lambda k=kill_at: counters(gw).get("received", 0) >= k, what=f"{kill_at} in")
         gw.kill()  # SIGKILL: no chance to flush anything
+        assert counters(gw)["received"] < len(messages)  # mid-stream
         gw.start()
     sender.join()
     publisher.close()
@@ -164,18 +165,37 @@ def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_br
     publisher.publish(backlog)
     wait_until(lambda: counters(gw).get("depth") == len(backlog), what="the store to hold it all")
     server.start()
-    sent_ids = [json.loads(p)["id"] for _, p in backlog]
+    live = stream(devices, 20, start=221)  # keeps coming while the backlog drains
+    sender = threading.Thread(target=publisher.publish, args=(live,))
+    sender.start()
+    sent_ids = [json.loads(p)["id"] for _, p in backlog + live]
     samples = 0
     store = Store(gw.store, readonly=True)
     while (ids := store.ids()) and samples < 10_000:
-        samples += 1  # oldest first: what is left is always a tail of what was sent
-        assert ids == sent_ids[len(sent_ids) - len(ids) :]
+        samples += 1  # oldest first: what is stored is always one run of what was sent
+        start = sent_ids.index(ids[0])
+        assert ids == sent_ids[start : start + len(ids)]
     store.close()
+    sender.join()
     wait_until(lambda: counters(gw).get("depth") == 0, what="drained")
     assert samples > 1
-    wait_until(lambda: all_arrived(server, devices, 220), what="all at the server")
-    assert_server_has_exactly(server, devices, 220)
+    wait_until(lambda: all_arrived(server, devices, 240), what="all at the server")
+    assert_server_has_exactly(server, devices, 240)
     publisher.close()
+
+
+def test_wrong_token_stops_forwarding_loudly_and_keeps_everything(server, gateway, mqtt_broker):
+    gw = gateway(server.url, "not-a-token")
+    gw.start()
+    devices = fleet("tok", 2)
+    publisher = Publisher(mqtt_broker.address)
+    publisher.publish(stream(devices, 10))
+    publisher.close()
+    status = wait_until(lambda: (s := gw.status())["halted"] and s, what="halted")
+    assert "401" in status["halted"]
+    wait_until(lambda: gw.status()["depth"] == 20, what="all 20 kept")
+    assert "FORWARDING STOPPED" in gw.log.read_text()
+    assert gw.proc is not None and gw.proc.poll() is None  # still receiving
 
 
 def test_full_store_drops_oldest_telemetry_first_and_counts_add_up(gateway, mqtt_broker):
@@ -253,9 +273,17 @@ def test_bad_payloads_are_dead_lettered_and_good_ones_around_them_arrive(
     publisher.close()
     wait_until(lambda: all_arrived(server, devices, 100), what="the good events")
     assert_server_has_exactly(server, devices, 100)
+    # presence: the retained status and its last-will form reach the server
+    status_topic = f"nps/v1/{devices[0]}/status"
+    publisher = Publisher(mqtt_broker.address)
+    publisher.publish([(status_topic, b'{"online": false}')], retain=True)
+    publisher.close()
+    wait_until(
+        lambda: server.get(f"/api/v1/devices/{devices[0]}")["online"] is False, what="offline"
+    )
     status = wait_until(lambda: (s := gw.status())["depth"] == 0 and s, what="drained")
     assert status["dead_letters"] == {"rows": 5, "edge": 5, "server": 0}
-    assert status["received"] == 305 and status["forwarded"] == 300
+    assert status["received"] == 306 and status["forwarded"] == 300  # 305 events + 1 status
     store = Store(gw.store, readonly=True)
     reasons = " | ".join(d[3] for d in store.dead_letters(5))
     store.close()

@@ -161,3 +161,18 @@ def test_sigterm_finishes_the_batch_in_hand(mqtt_broker, run_gateway, fake_serve
     stats = gw.stats()
     assert stats.depth + stats.counters["forwarded"] == 2  # the answered batch was deleted
     assert {e["seq"] for e in fake_server.received} >= {1}
+
+
+def test_gateway_started_before_its_broker_connects_when_it_comes(
+    run_gateway, fake_server, make, tmp_path
+):
+    port = free_port()
+    gw = run_gateway(f"127.0.0.1:{port}", fake_server.client(), wait=False)
+    broker = start_mosquitto(tmp_path / "late-broker", port=port)
+    try:
+        make.wait_until(gw.receiver.subscribed.is_set, what="connected to the late broker")
+        topic = "nps/v1/nps-a1b2c3/feedback"
+        make.publish(broker.address, [(topic, make.payload(make.feedback(seq=1)))])
+        make.wait_until(lambda: len(fake_server.received) == 1, what="delivered")
+    finally:
+        broker.stop()

@@ -6,9 +6,11 @@ import json
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.policy import Backoff, Event, Presence, Rejected, admit, batch_size, envelope, outcome
-from nps_edge.protocol import IngestRequest, IngestResult, parse_event
+from nps_edge.protocol import IngestRequest, IngestResult, InvalidEvent, parse_event
 
 ROOT = "nps/v1"
 T = "nps/v1/nps-a1b2c3/feedback"
@@ -116,3 +118,42 @@ def test_rx_ts_is_spliced_into_the_devices_bytes(make):
     assert body.startswith(raw.rstrip()[:-1])  # the device's bytes, untouched
     sent_own = admit(T, make.payload(make.feedback(seq=4, rx_ts=1)), 7.0, ROOT).body
     assert json.loads(sent_own)["rx_ts"] == 7.0 and sent_own.count(b"rx_ts") == 1
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # `make` is stateless
+)
+@given(
+    kind=st.sampled_from(["feedback", "telemetry"]),
+    key=st.sampled_from(
+        ["v", "id", "seq", "boot", "up_ms", "ts", "fw", "type", "outcome", "score", "trigger",
+         "answer_ms", "ctx", "battery_mv", "rssi", "errors", "reset_cause", "site", "extra"]
+    ),
+    value=JSON_VALUES,
+)  # fmt: skip
+def test_the_one_pass_validation_agrees_with_parse_event(make, kind, key, value):
+    event = (make.feedback if kind == "feedback" else make.telemetry)(seq=5)
+    event[key] = value
+    raw = json.dumps(event).encode()
+    try:
+        parse_event(json.loads(raw))
+        expected = True
+    except InvalidEvent:
+        expected = False
+    judged = admit(f"nps/v1/nps-a1b2c3/{kind}", raw, 1.0, ROOT)
+    if expected and event.get("type") == kind:
+        assert isinstance(judged, Event)
+    else:
+        assert isinstance(judged, Rejected)

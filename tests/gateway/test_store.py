@@ -6,8 +6,9 @@ import sqlite3
 
 import pytest
 
+from gateway.database import StoreError
 from gateway.policy import Event, Limits, Presence, Rejected
-from gateway.store import Store, StoreError
+from gateway.store import Store
 
 
 def ev(seq: int, kind: str = "feedback", size: int = 100, rx: float = 1795000000.0) -> Event:
@@ -151,3 +152,31 @@ def test_bad_store_files_give_clean_errors(tmp_path):
         Store(junk)
     with pytest.raises(StoreError, match="synchronous"):
         Store(tmp_path / "x.db", synchronous="OFF")
+
+
+def test_server_dead_letters_can_be_requeued_in_order(open_store):
+    store = open_store()
+    body = b'{"id":"nps-a1b2c3:%d","device":"nps-a1b2c3","type":"feedback","rx_ts":5.0}'
+    store.put(
+        [Event(f"nps-a1b2c3:{i}", "nps-a1b2c3", "feedback", 5.0, body % i) for i in (1, 2, 3)]
+    )
+    store.done(store.peek(3), {0: "no", 2: "nope"})
+    store.put([Rejected("t", b"junk", "payload is not JSON", 6.0)])
+    assert store.stats().dead_letters == 3
+    assert store.requeue_server_dead_letters() == 2
+    assert store.ids() == ["nps-a1b2c3:1", "nps-a1b2c3:3"]
+    assert store.peek(1)[0].body == body % 1
+    stats = store.stats()
+    assert (stats.depth, stats.bytes, stats.dead_letters) == (2, len(body % 1) * 2, 1)
+    assert accounted(store) == 3  # each event counted once, wherever it is now
+    assert [d[1] for d in store.dead_letters()] == ["edge"]
+
+
+def test_ttl_ignores_events_received_before_the_clock_was_set(open_store, clock):
+    store = open_store(Limits(ttl_s=3600))
+    store.put([ev(1, rx=12.0), ev(2, rx=clock.now - 7200)])  # booted in 1970, then NTP
+    assert store.expire() == 1
+    assert store.ids() == ["nps-a1b2c3:1"]
+    clock.now = 100.0  # and while the gateway's own clock is not set, nothing expires
+    store.put([ev(3, rx=50.0)])
+    assert store.expire() == 0
