@@ -22,7 +22,14 @@ from typing import Annotated, Any
 
 import typer
 
-from firmware.sim_device import REBOOT_EXIT, DeviceProcess, SimError, cached_firmware, tool
+from firmware.sim_device import (
+    HEAPSIZE,
+    REBOOT_EXIT,
+    DeviceProcess,
+    SimError,
+    cached_firmware,
+    tool,
+)
 from firmware.sim_plans import Plan, device_id, random_plan, scenario_plan
 from nps_edge.protocol import TOPIC_ROOT
 

@@ -223,6 +223,8 @@ def _send_history(
             str(work / "history"),
             "--state",
             str(work / "history-devices"),
+            "--heapsize",
+            DEVICE_HEAP,
         ],
         stderr=sys.stderr,
     )
