@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from tests.conftest import CHROMIUM_ARGS, ROOT
+from tests.conftest import CHROMIUM_ARGS, ROOT, missing
 from tests.dashboard.conftest import LOST_SEQS, LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -257,3 +257,46 @@ def test_a_new_answer_appears_without_reload(page: Page, live_server: LiveServer
     expect(row).to_be_visible(timeout=WAIT_MS)
     expect(row).to_contain_text("10 Promoter")
     assert page.evaluate("window.__marker") == 1
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def test_pages_pass_axe_accessibility_checks(browser: Browser, live_server: LiveServer) -> None:
+    """axe-core (npm, dev dependency) on every page: no serious or critical WCAG A/AA issue."""
+    if not AXE.is_file():
+        missing("node_modules/axe-core", "run `npm ci` at the repository root (make venv does)")
+    # axe is injected as an inline script, which the pages' CSP rightly forbids: bypass it here.
+    context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{live_server.base}/login")
+    expect(page.get_by_label("Operator token")).to_be_visible(timeout=WAIT_MS)
+    found = {"/login": _axe(page)}
+    login(page, live_server)
+    device = live_server.lossy_device
+    ready = {
+        "/": "#heat table",
+        "/drivers": "[data-feature=fw] table",
+        "/fleet": "#device-table",
+        f"/fleet/{device}": "#telemetry canvas",
+        "/alerts": "#inbox .alerts",
+    }
+    for path, selector in ready.items():
+        page.goto(f"{live_server.base}{path}")
+        expect(page.locator(selector).first).to_be_visible(timeout=WAIT_MS)
+        found[path] = _axe(page)
+    context.close()
+    bad = {path: v for path, v in found.items() if v}
+    assert not bad, bad
+
+
+def _axe(page: Page) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']});
+          return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(' ')}`);
+        }"""
+    )
+    return list(result)
