@@ -166,6 +166,16 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     assert page.locator("#filters").get_by_label("Site").input_value() == "store-3"
     expect_nps(page, filtered["nps"])
 
+    page.locator("#filters").get_by_label("Time range").select_option("24h")
+    page.wait_for_url(re.compile(r"[?&]range=24h"), timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name="NPS by hour", exact=True)).to_be_visible(
+        timeout=WAIT_MS
+    )
+    wait_for_overview(page)
+    query = page_query(page)
+    assert time.time() - 86400 - 120 <= float(query["from"]) <= time.time() - 86400
+    expect_nps(page, live_server.api("/nps", **query)["nps"])
+
 
 def test_health_drivers_mark_the_bad_release(
     page: Page, live_server: LiveServer, shots: Path
@@ -231,31 +241,50 @@ def test_acknowledge_an_alert(page: Page, live_server: LiveServer, shots: Path) 
     expect(page.locator(f"[data-alert='{open_alerts[0]['id']}']")).to_have_count(0)
 
 
-def test_a_new_answer_appears_without_reload(page: Page, live_server: LiveServer) -> None:
-    page.goto(f"{live_server.base}/")
-    wait_for_overview(page)
-    expect(page.locator("#live-status")).to_have_text("Live", timeout=WAIT_MS)
-    template = next(e for e in reversed(live_server.events) if e["type"] == "feedback")
+def fresh_answer(server: LiveServer, score: int) -> dict[str, Any]:
+    """A new answer from the story's last-seen device, with the next seq and now as ts."""
+    template = next(e for e in reversed(server.events) if e["type"] == "feedback")
     device = template["device"]
-    seq = live_server.next_seq[device]
-    live_server.next_seq[device] = seq + 1
+    seq = server.next_seq[device]
+    server.next_seq[device] = seq + 1
     now = time.time()
-    event = {
+    return {
         **template,
         "id": f"{device}:{seq}",
         "seq": seq,
         "ts": now,
         "rx_ts": now + 0.2,
         "outcome": "answered",
-        "score": 10,
-        "reason": None,
+        "score": score,
+        "reason": "staff" if score <= 6 else None,
         "answer_ms": 1800,
     }
+
+
+def test_new_answers_and_alerts_appear_without_reload(page: Page, live_server: LiveServer) -> None:
+    page.goto(f"{live_server.base}/")
+    wait_for_overview(page)
+    expect(page.locator("#live-status")).to_have_text("Live", timeout=WAIT_MS)
     page.evaluate("window.__marker = 1")  # gone if the page reloads
-    assert live_server.ingest([event])["accepted"] == 1
-    row = page.locator(f"#live-feed li[data-id='{device}:{seq}']")
+    badge = page.locator("#alert-badge")
+    expect(badge).to_have_text(re.compile(r"^\d+$"), timeout=WAIT_MS)
+    open_before = live_server.api("/alerts", status="open", limit=1)["counts"]["open"]
+    assert badge.inner_text() == str(open_before)
+
+    promoter, detractor = fresh_answer(live_server, 10), fresh_answer(live_server, 2)
+    assert live_server.ingest([promoter])["accepted"] == 1
+    row = page.locator(f"#live-feed li[data-id='{promoter['id']}']")
     expect(row).to_be_visible(timeout=WAIT_MS)
     expect(row).to_contain_text("10 Promoter")
+    expect(page.get_by_text("live: 1 new since this page opened")).to_be_visible()
+
+    assert live_server.ingest([detractor])["accepted"] == 1  # opens a detractor alert
+    expect(page.locator(f"#live-feed li[data-id='{detractor['id']}']")).to_contain_text(
+        "2 Detractor", timeout=WAIT_MS
+    )
+    open_after = live_server.api("/alerts", status="open", limit=1)["counts"]["open"]
+    assert open_after > open_before  # ingest opened it (maybe a site alert too)
+    expect(badge).to_have_text(str(open_after), timeout=WAIT_MS)
     assert page.evaluate("window.__marker") == 1
 
 
@@ -294,7 +323,8 @@ def _axe(page: Page) -> list[str]:
     page.add_script_tag(path=str(AXE))
     result = page.evaluate(
         """async () => {
-          const r = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'best-practice']});
+          const r = await axe.run(document, {
+            runOnly: ['wcag2a', 'wcag2aa', 'best-practice'], resultTypes: ['violations']});
           return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
             .map(v => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(' ')}`);
         }"""
