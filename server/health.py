@@ -4,9 +4,10 @@ Rules (docs/server.md):
 - rssi_band: strong >= -60 dBm, ok >= -75, weak below, none without a reading.
 - battery_band: good >= 3700 mV, low >= 3400, critical below, none without one
   (mains powered or unknown).
-- health: faulty with >= 10 errors or >= 3 reboots in the previous 24 h, a
-  critical battery, or >= 120 min offline; degraded with any error, any reboot,
-  >= 10 min offline, weak Wi-Fi or a low battery; healthy otherwise.
+- health: faulty with >= 10 errors or >= 4 boots started in the previous 24 h,
+  a critical battery, or >= 120 min offline; degraded with any error, >= 2 boots
+  started (one start a day is an ordinary restart), >= 10 min offline, weak
+  Wi-Fi or a low battery; healthy otherwise.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ def battery_band(mv: float | None) -> str:
 def health_state(
     *, errors: int, reboots: int, offline_min: float, rssi_band: str, battery_band: str
 ) -> str:
-    if errors >= 10 or reboots >= 3 or battery_band == "critical" or offline_min >= 120:
+    if errors >= 10 or reboots >= 4 or battery_band == "critical" or offline_min >= 120:
         return "faulty"
     if (
         errors >= 1
-        or reboots >= 1
+        or reboots >= 2
         or offline_min >= 10
         or rssi_band == "weak"
         or battery_band == "low"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,6 @@ from server import health, rollups, timebase
 from server.db import write_session
 from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
 from server.models import (
-    Alert,
     BootRecord,
     DeadLetter,
     Device,
@@ -46,6 +45,7 @@ from server.sql import case_when, greater, insert_new, lesser, table_of, upsert
 
 Forwarded = ForwardedFeedback | ForwardedTelemetry
 BOOT = table_of(BootRecord).c
+FeedbackRow = dict[str, Any]  # a feedback table row
 
 # Unix seconds accepted for `ts` and `rx_ts`: 1970 up to 2100.
 TIME_MAX = 4102444800.0
@@ -106,8 +106,8 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
-    feedback: list[Feedback] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
+    feedback: list[FeedbackRow] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def rejections(self) -> list[Rejection]:
         return [Rejection(index=r.index, id=r.id, error=r.error) for r in self.rejected]
@@ -183,14 +183,14 @@ def _timed(ev: Forwarded) -> timebase.Timed:
 
 def _store(
     session: Session, fresh: list[Forwarded], gateway: str, settings: Settings, now: float
-) -> tuple[list[Feedback], list[Alert]]:
+) -> tuple[list[FeedbackRow], list[dict[str, Any]]]:
     times = _time_events(session, fresh)
     telemetry = [ev for ev in fresh if isinstance(ev, ForwardedTelemetry)]
     feedback = [ev for ev in fresh if isinstance(ev, ForwardedFeedback)]
     _store_telemetry(session, telemetry, times)
     rows = _join_feedback(session, feedback, times, gateway, settings)
     if rows:
-        session.execute(table_of(Feedback).insert(), [r.model_dump() for r in rows])
+        session.execute(table_of(Feedback).insert(), rows)
         _roll_up(session, rows)
     _upsert_devices(session, fresh, rows, times, gateway)
     alerts = alerting.on_ingest(
@@ -271,7 +271,14 @@ def _histories(
         return out
     lookback = health.DAY_S
 
+    lo_all = min(lo for lo, _ in spans.values())
+    hi_all = max(hi for _, hi in spans.values())
+    devices = sorted(spans)
+
     def within(col_dev: Any, col_t: Any, back: float) -> Any:
+        """Rows of these devices in their spans (one range when the batch is recent)."""
+        if hi_all - lo_all <= 2 * health.DAY_S:
+            return and_(col_dev.in_(devices), col_t >= lo_all - back, col_t <= hi_all)
         return or_(
             *(and_(col_dev == d, col_t >= lo - back, col_t <= hi) for d, (lo, hi) in spans.items())
         )
@@ -314,14 +321,14 @@ def _join_feedback(
     times: dict[str, tuple[float, str]],
     gateway: str,
     settings: Settings,
-) -> list[Feedback]:
+) -> list[FeedbackRow]:
     spans: dict[str, tuple[float, float]] = {}
     for ev in events:
         t = times[ev.id][0]
         lo, hi = spans.get(ev.device, (t, t))
         spans[ev.device] = (min(lo, t), max(hi, t))
     histories = _histories(session, spans, settings.join_window_s)
-    rows = []
+    rows: list[FeedbackRow] = []
     for ev in events:
         t, source = times[ev.id]
         j = health.join(
@@ -332,7 +339,7 @@ def _join_feedback(
             window_s=settings.join_window_s,
         )
         rows.append(
-            Feedback(
+            dict(
                 id=ev.id, device=ev.device, site=ev.site, seq=ev.seq, boot=ev.boot, up_ms=ev.up_ms,
                 t=t, ts=ev.ts, time_source=source, rx_ts=ev.rx_ts, fw=ev.fw, outcome=ev.outcome,
                 score=ev.score, category=None if ev.score is None else category(ev.score),
@@ -346,21 +353,21 @@ def _join_feedback(
     return rows
 
 
-def fact(row: Feedback) -> rollups.Fact:
-    """A stored feedback row as the rollups count it (also used by the benchmark loader)."""
+def fact(row: Mapping[str, Any]) -> rollups.Fact:
+    """A feedback row as the rollups count it (also used by the benchmark's check)."""
     return rollups.Fact(
-        row.t,
-        row.category,
+        row["t"],
+        row["category"],
         {
-            "site": row.site,
-            "device": row.device,
-            "prompt": row.prompt,
-            "trigger": row.trigger_kind,
-            "fw": row.fw,
-            "reason": row.reason if row.reason is not None else rollups.NONE,
-            "rssi_band": row.rssi_band,
-            "battery_band": row.battery_band,
-            "health": row.health,
+            "site": row["site"],
+            "device": row["device"],
+            "prompt": row["prompt"],
+            "trigger": row["trigger_kind"],
+            "fw": row["fw"],
+            "reason": row["reason"] if row["reason"] is not None else rollups.NONE,
+            "rssi_band": row["rssi_band"],
+            "battery_band": row["battery_band"],
+            "health": row["health"],
         },
     )
 
@@ -378,14 +385,14 @@ def roll_up(session: Session, facts: Sequence[rollups.Fact]) -> None:
         )
 
 
-def _roll_up(session: Session, rows: list[Feedback]) -> None:
+def _roll_up(session: Session, rows: list[FeedbackRow]) -> None:
     roll_up(session, [fact(r) for r in rows])
 
 
 def _upsert_devices(
     session: Session,
     fresh: list[Forwarded],
-    feedback: list[Feedback],
+    feedback: list[FeedbackRow],
     times: dict[str, tuple[float, str]],
     gateway: str,
 ) -> None:
@@ -409,10 +416,10 @@ def _upsert_devices(
         if (rssi is not None or mv is not None) and (d["health_t"] is None or t >= d["health_t"]):
             d.update(health_t=t, rssi=rssi, battery_mv=mv)
     for row in feedback:
-        d = per[row.device]
+        d = per[row["device"]]
         d["shown"] += 1
-        if row.category is not None:
-            d[row.category + "s"] += 1
+        if row["category"] is not None:
+            d[row["category"] + "s"] += 1
     for d in per.values():
         if d["health_t"] is None:
             d["health_t"] = -1.0

@@ -29,15 +29,19 @@ class OfflineWatch:
     def __init__(self, engine: Engine, bus: Bus, settings: Settings) -> None:
         self.engine, self.bus, self.settings = engine, bus, settings
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="offline-watch", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="offline-watch", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None:
             self._thread.join(timeout=10)
+            self._thread = None
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.alert_check_interval_s):

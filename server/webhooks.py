@@ -56,18 +56,21 @@ class WebhookSender:
         self.client = client or httpx.Client(timeout=10.0)
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        if self.urls:
+        """Start delivering (again, after a stop: an app may run its lifespan more than once)."""
+        if self.urls and self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._queue.put(None)
-        if self._thread.is_alive():
+        if self._thread is not None:
+            self._queue.put(None)
             self._thread.join(timeout=10)
-        self.client.close()
+            self._thread = None
 
     def enqueue(self, alert: dict[str, Any]) -> None:
         if self.urls:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from server.analytics import GROUP_BY, Filters, figures, sort_groups
 from server.api.deps import FiltersDep, OperatorDep, SessionDep
@@ -98,7 +98,7 @@ def drivers(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str
 @router.get("/filters", responses=ERRORS, summary="Values for the filter pickers")
 def filter_values(session: SessionDep, caller: OperatorDep) -> dict[str, list[str]]:
     def values(col: Any) -> list[str]:
-        return sorted(v for (v,) in session.execute(select(distinct(col))) if v is not None)
+        return sorted(v for (v,) in session.execute(select(col).distinct()) if v is not None)
 
     mix = ROLLUP_TABLES[("mix", DAY)].c  # small: no scan of raw feedback
     return {

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-T0 = 1_795_000_000.0  # 2026-11-18T09:46:40Z
+T0 = 1_795_000_000.0  # Wednesday 2026-11-18T11:06:40Z
 
 
 class Api:

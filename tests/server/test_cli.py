@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session
+
+from server.db import make_engine, upgrade
+from server.tokens import create_token
+from tests.server.factory import feedback
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _wait_up(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "server did not come up"
+        time.sleep(0.05)
 
 
 def _token(bin_: str, db: str, role: str) -> str:
@@ -47,29 +65,20 @@ def test_every_server_command_has_help(nps_edge_bin: str) -> None:
 @pytest.mark.slow
 def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'nps.db'}"
-    gw, op = (
-        _token(nps_edge_bin, db, "gateway").strip(),
-        _token(nps_edge_bin, db, "operator").strip(),
-    )
+    engine = make_engine(db)  # tokens through the library: the command is tested above
+    upgrade(engine)
+    with Session(engine) as session:
+        gw = create_token(session, name="gw", role="gateway")
+        op = create_token(session, name="op", role="operator")
+    engine.dispose()
     port = _free_port()
-    env = {**os.environ, "NPS_EDGE_LOG": "warning"}
     proc = subprocess.Popen(
         [nps_edge_bin, "server", "--db", db, "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"),
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.05)
-        from tests.server.factory import feedback
-
+        _wait_up(base)
         r = httpx.post(
             f"{base}/api/v1/ingest", json={"gateway": "gw", "events": [feedback(seq=1, score=10)]},
             headers={"Authorization": f"Bearer {gw}"},
@@ -80,3 +89,50 @@ def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_same_batch_to_several_workers_at_once_is_stored_once(
+    nps_edge_bin: str, postgres_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    with Session(engine) as session:
+        gw = create_token(session, name="gw", role="gateway")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [nps_edge_bin, "server", "--db", postgres_url, "--port", str(port), "--workers", "3"],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    batch = [feedback(seq=i, score=i % 11) for i in range(1, 301)]
+    batch += [feedback("nps-bbb222", i, i % 7) for i in range(1, 201)]
+    try:
+        _wait_up(base)
+        headers = {"Authorization": f"Bearer {gw}"}
+        senders = 6
+        start = threading.Barrier(senders)
+
+        def send(_: int) -> dict[str, int]:
+            with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+                start.wait()
+                r = client.post("/api/v1/ingest", json={"gateway": "gw", "events": batch})
+                assert r.status_code == 200, r.text
+                return r.json()  # type: ignore[no-any-return]
+
+        with ThreadPoolExecutor(senders) as pool:
+            answers = list(pool.map(send, range(senders)))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert sum(a["accepted"] for a in answers) == len(batch)
+    assert sum(a["duplicates"] for a in answers) == len(batch) * (senders - 1)
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT count(*), count(DISTINCT id) FROM feedback").one()
+        shown = conn.exec_driver_sql("SELECT sum(shown) FROM rollup_fleet_day").scalar_one()
+        received = conn.exec_driver_sql("SELECT sum(received) FROM device").scalar_one()
+    engine.dispose()
+    assert tuple(stored) == (len(batch), len(batch))
+    assert shown == received == len(batch)
