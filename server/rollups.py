@@ -111,7 +111,7 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[i
         for grain in GRAINS:
             acc: dict[tuple, list[int]] = {}
             for key, counts in finest.items():
-                hour: int = key[-1]
+                hour = int(key[-1])
                 k = (*(key[i] for i in pick), hour // grain * grain)
                 c = acc.get(k)
                 if c is None:
