@@ -110,9 +110,9 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[i
         pick = [DIMS.index(d) for d in dims]
         for grain in GRAINS:
             acc: dict[tuple, list[int]] = {}
-            for key, counts in finest.items():
-                hour = int(key[-1])
-                k = (*(key[i] for i in pick), hour // grain * grain)
+            for fine, counts in finest.items():
+                hour: int = fine[-1]
+                k = (*(fine[i] for i in pick), hour // grain * grain)
                 c = acc.get(k)
                 if c is None:
                     acc[k] = counts.copy()
