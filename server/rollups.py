@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
@@ -94,7 +95,7 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[i
     One pass over the facts into the finest table (every dimension, by hour);
     every other table is summed from those keys, which are far fewer than facts.
     """
-    finest: dict[tuple, list[int]] = {}
+    finest: dict[tuple[Any, ...], list[int]] = {}
     for f in facts:
         key = (*(f.dims[d] for d in DIMS), math.floor(f.t / HOUR) * HOUR)
         c = finest.get(key)
@@ -109,8 +110,9 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[i
         pick = [DIMS.index(d) for d in dims]
         for grain in GRAINS:
             acc: dict[tuple, list[int]] = {}
-            for key, counts in finest.items():
-                k = (*(key[i] for i in pick), key[-1] // grain * grain)
+            for fine, counts in finest.items():
+                hour: int = fine[-1]
+                k = (*(fine[i] for i in pick), hour // grain * grain)
                 c = acc.get(k)
                 if c is None:
                     acc[k] = counts.copy()
