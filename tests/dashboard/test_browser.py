@@ -152,6 +152,11 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     ranked = [g["key"] for g in sorted(sites, key=lambda g: -(g["nps"] or -999))]
     assert page.locator("#sites tbody th a").all_inner_texts() == ranked
     page.screenshot(path=shots / "overview.png", full_page=True)
+    export = page.get_by_role("link", name="Export CSV").get_attribute("href") or ""
+    assert export.startswith("/api/v1/export?") and f"from={query['from']}" in export
+    csv = page.request.get(f"{live_server.base}{export}")  # the session cookie is enough
+    assert csv.ok and csv.text().splitlines()[0].startswith("id,")
+    assert len(csv.text().splitlines()) == fleet["shown"] + 1  # every prompt shown, one header
 
     page.locator("#filters").get_by_label("Site").select_option("store-3")
     page.wait_for_url(re.compile(r"[?&]site=store-3"), timeout=WAIT_MS)
@@ -204,6 +209,10 @@ def test_fleet_table_filters_sorts_and_opens_a_device(
     assert live_server.api(f"/devices/{lossy}/gaps")["missing"] == [gap]
     expect(page.locator(f"tr[data-device='{lossy}']")).to_contain_text(f"{len(LOST_SEQS)} lost")
 
+    battery = page.get_by_role("button", name="Battery", exact=True)
+    battery.focus()
+    page.keyboard.press("Enter")  # sorting works from the keyboard
+    expect(page.locator("th[aria-sort=descending]")).to_contain_text("Battery")
     page.get_by_role("button", name="NPS", exact=True).click()  # numbers sort high first
     best = max((d for d in devices if d["nps"] is not None), key=lambda d: d["nps"])
     expect(rows.first).to_have_attribute("data-device", best["device"])
