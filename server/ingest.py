@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -137,9 +137,19 @@ def _time_events(session: Session, fresh: list[Forwarded]) -> dict[str, tuple[fl
             for d, b in keys
         ],
         ("device", "boot"),
-        lambda c, x: {"start": x.start, "exact": x.exact, "anchor_up_ms": x.anchor_up_ms},
+        _better_anchor,
     )  # fmt: skip
     return {ev.id: timebase.event_time(_timed(ev), anchors[(ev.device, ev.boot)]) for ev in fresh}
+
+
+def _better_anchor(c: Any, x: Any) -> dict[str, Any]:
+    """timebase.merge in SQL, so a concurrent writer never replaces a better anchor."""
+    better = or_(
+        and_(x.exact, ~c.exact),
+        and_(x.exact, c.exact, x.anchor_up_ms >= c.anchor_up_ms),
+        and_(~x.exact, ~c.exact, x.start < c.start),
+    )
+    return {k: case_when(better, x[k], c[k]) for k in ("start", "exact", "anchor_up_ms")}
 
 
 def _store_telemetry(
