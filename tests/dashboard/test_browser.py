@@ -235,19 +235,42 @@ def test_fleet_table_filters_sorts_and_opens_a_device(
     page.screenshot(path=shots / "device.png", full_page=True)
 
 
-def test_acknowledge_an_alert(page: Page, live_server: LiveServer, shots: Path) -> None:
+def test_alerts_acknowledge_assign_comment_close(
+    page: Page, live_server: LiveServer, shots: Path
+) -> None:
     open_alerts = live_server.api("/alerts", status="open")["items"]
-    assert open_alerts, "the story's detractors should have raised alerts"
+    assert len(open_alerts) >= 2, "the story's detractors should have raised alerts"
+    first, second = (a["id"] for a in open_alerts[:2])
     page.goto(f"{live_server.base}/alerts")
-    first = page.locator(f"[data-alert='{open_alerts[0]['id']}']")
-    expect(first).to_be_visible(timeout=WAIT_MS)
+    card = page.locator(f"[data-alert='{first}']")
+    expect(card).to_be_visible(timeout=WAIT_MS)
     page.screenshot(path=shots / "alerts.png", full_page=False)
-    first.get_by_role("button", name="Acknowledge").click()
-    expect(page.get_by_role("status").filter(has_text="acknowledged")).to_be_visible(
-        timeout=WAIT_MS
-    )
-    assert live_server.api(f"/alerts/{open_alerts[0]['id']}")["status"] == "acknowledged"
-    expect(page.locator(f"[data-alert='{open_alerts[0]['id']}']")).to_have_count(0)
+    message = page.locator("#alert-message")
+
+    card.get_by_role("button", name="Acknowledge").click()
+    expect(message).to_have_text(f"Alert {first} acknowledged.", timeout=WAIT_MS)
+    assert live_server.api(f"/alerts/{first}")["status"] == "acknowledged"
+    expect(card).to_have_count(0)  # the open inbox no longer lists it
+
+    card = page.locator(f"[data-alert='{second}']")
+    card.get_by_text("Assign, comment or close").click()
+    card.get_by_label("Assign to").fill("maria")
+    card.get_by_role("button", name="Assign").click()
+    expect(message).to_have_text(f"Alert {second} assigned.", timeout=WAIT_MS)
+    expect(card).to_contain_text("assigned to maria")
+    card.get_by_text("Assign, comment or close").click()  # the list was redrawn, closed again
+    card.get_by_label("Comment").fill("Called the site: technician left early")
+    card.get_by_role("button", name="Add comment").click()
+    expect(message).to_have_text(f"Alert {second} commented.", timeout=WAIT_MS)
+    expect(card).to_contain_text("Called the site: technician left early")
+    card.get_by_text("Assign, comment or close").click()
+    card.get_by_label("Closing note").fill("Retrained the staff")
+    card.get_by_role("button", name="Close alert").click()
+    expect(message).to_have_text(f"Alert {second} closed.", timeout=WAIT_MS)
+    alert = live_server.api(f"/alerts/{second}")
+    assert (alert["status"], alert["assignee"]) == ("closed", "maria")
+    assert alert["comments"][0]["text"] == "Called the site: technician left early"
+    assert alert["comments"][0]["author"] == "ops"  # the operator token's name
 
 
 def fresh_answer(server: LiveServer, score: int) -> dict[str, Any]:
