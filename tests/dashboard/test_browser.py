@@ -69,9 +69,11 @@ def page(context: BrowserContext) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
+    # A failed request (a 404 from a wrong path, a 500) shows as a console error.
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     yield page
     page.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not errors, f"errors in the page: {errors}"
 
 
 def page_query(page: Page) -> dict[str, str]:
