@@ -322,6 +322,26 @@ def test_new_answers_and_alerts_appear_without_reload(page: Page, live_server: L
     assert page.evaluate("window.__marker") == 1
 
 
+@pytest.mark.parametrize("width", [820, 1280])  # a tablet held upright, a laptop
+def test_pages_fit_tablet_and_laptop_widths(
+    page: Page, live_server: LiveServer, width: int
+) -> None:
+    """No page scrolls sideways: wide tables and the heat map scroll inside their card."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    ready = {
+        "/": "#heat table",
+        "/drivers": "[data-feature=health] table",
+        "/fleet": "#device-table",
+        f"/fleet/{live_server.lossy_device}": "#telemetry canvas",
+        "/alerts": "#inbox .alerts",
+    }
+    for path, selector in ready.items():
+        page.goto(f"{live_server.base}{path}")
+        expect(page.locator(selector).first).to_be_visible(timeout=WAIT_MS)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than a {width}px screen"
+
+
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
