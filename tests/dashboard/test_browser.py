@@ -319,6 +319,9 @@ def test_new_answers_and_alerts_appear_without_reload(page: Page, live_server: L
     open_after = live_server.api("/alerts", status="open", limit=1)["counts"]["open"]
     assert open_after > open_before  # ingest opened it (maybe a site alert too)
     expect(badge).to_have_text(str(open_after), timeout=WAIT_MS)
+    now_api = live_server.api("/nps", **page_query(page))
+    expect_nps(page, now_api["nps"])  # the headline refreshes itself after live answers
+    expect(page.locator("#headline")).to_contain_text(f"n = {now_api['n']:,}")
     assert page.evaluate("window.__marker") == 1
 
 
