@@ -173,6 +173,14 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     assert page.locator("#filters").get_by_label("Site").input_value() == "store-3"
     expect_nps(page, filtered["nps"])
 
+    page.locator("#triggers").get_by_role(
+        "link", name="service visit"
+    ).click()  # table links filter
+    page.wait_for_url(re.compile(r"[?&]trigger=service_visit"), timeout=WAIT_MS)
+    wait_for_overview(page)
+    assert page_query(page)["site"] == "store-3"  # the other filters stay
+    expect_nps(page, live_server.api("/nps", **page_query(page))["nps"])
+
     page.locator("#filters").get_by_label("Time range").select_option("24h")
     page.wait_for_url(re.compile(r"[?&]range=24h"), timeout=WAIT_MS)
     expect(page.get_by_role("heading", name="NPS by hour", exact=True)).to_be_visible(
