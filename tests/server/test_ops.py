@@ -33,3 +33,23 @@ def test_errors_are_json_with_a_message(api: Api) -> None:
     r = c.put("/api/v1/nps", headers=op)
     assert r.status_code == 405 and "PUT" in r.json()["detail"]
     assert "no such endpoint" in c.get("/api/v2/nps").json()["detail"]
+
+
+def test_an_unreachable_database_is_503_so_gateways_retry(api: Api) -> None:
+    from server.db import make_engine
+    from tests.server.live import free_port
+
+    app = api.client.app
+    good = app.state.engine  # type: ignore[attr-defined]
+    app.state.engine = make_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")  # type: ignore[attr-defined]
+    try:
+        r = api.client.post(
+            "/api/v1/ingest",
+            json={"gateway": "gw", "events": [feedback(seq=1)]},
+            headers={"Authorization": f"Bearer {api.tokens['gateway']}"},
+        )
+        assert r.status_code == 503 and "retry" in r.json()["detail"]
+        assert api.client.get("/healthz").status_code == 503
+    finally:
+        app.state.engine.dispose()  # type: ignore[attr-defined]
+        app.state.engine = good  # type: ignore[attr-defined]
