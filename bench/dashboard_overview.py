@@ -1,9 +1,11 @@
 """How long the overview takes to be complete in Chromium, against its API calls alone.
 
     .venv/bin/python -m bench.dashboard_overview [--days 30] [--devices-per-site 5] [--runs 7]
+    .venv/bin/python -m bench.dashboard_overview --bulk 1000000     # N answers, /?range=all
 
 Starts `nps-edge server` on a temp SQLite file, posts the demo story through
-`/api/v1/ingest`, logs in with Debian's Chromium and loads `/` `--runs` times,
+`/api/v1/ingest` (or bulk-loads N answers over a year as bench.server_load does),
+logs in with Debian's Chromium and loads the overview `--runs` times,
 timing from navigation start until every panel has its data and charts
 (performance.now() in the page). The reference, measured in the same run, is
 the same API calls made from Python in parallel (what the page cannot go
@@ -16,7 +18,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,12 +27,14 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import sync_playwright
+from sqlmodel import Session
 
-from nps_edge.broker import free_port
+from bench import server_load
 from nps_edge.story import Story, generate, scenario_events
+from server.db import make_engine, upgrade
+from server.tokens import create_token
 from tests.conftest import CHROMIUM_ARGS  # the flags the browser tests use
 
-ROOT = Path(__file__).resolve().parent.parent
 READY = """() => {
   const panels = [...document.querySelectorAll('main section.panel')];
   const ready = panels.length >= 6 && panels.every(p => !p.hasAttribute('aria-busy'))
@@ -40,13 +43,8 @@ READY = """() => {
 }"""
 
 
-def nps_edge(*args: str) -> str:
-    exe = Path(sys.executable).parent / "nps-edge"
-    out = subprocess.run([str(exe), *args], capture_output=True, text=True, check=True)
-    return out.stdout.strip()
-
-
-def seed(base: str, gateway: str, story: Story) -> int:
+def seed_story(base: str, gateway: str, story: Story) -> int:
+    """The demo story through the real ingest endpoint."""
     events = sorted(
         (e for s in generate(story) for e in scenario_events(s)), key=lambda e: e["rx_ts"]
     )
@@ -57,6 +55,22 @@ def seed(base: str, gateway: str, story: Story) -> int:
                 "/api/v1/ingest", json=body, headers={"Authorization": f"Bearer {gateway}"}
             ).raise_for_status()
     return len(events)
+
+
+def bulk(url: str, answers: int) -> int:
+    """`answers` feedback rows over 1,000 devices and a year, loaded the way the server
+    benchmark loads them (bulk insert, rollups built in SQL; see bench/server_load.py)."""
+    engine = make_engine(url)
+    upgrade(engine)
+    fleet = server_load.Fleet(1000, 7)
+    span = 365 * server_load.DAY
+    start = server_load.YEAR_END - span
+    loaded = server_load.bulk_load(engine, server_load.events(answers, fleet, 7, start, span))
+    server_load.build_rollups(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+    return loaded
 
 
 def api_only(base: str, operator: str, query: dict[str, str]) -> float:
@@ -85,76 +99,78 @@ def api_only(base: str, operator: str, query: dict[str, str]) -> float:
     return elapsed * 1000
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--days", type=int, default=30)
-    ap.add_argument("--sites", type=int, default=4)
-    ap.add_argument("--devices-per-site", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=7)
-    args = ap.parse_args(argv)
+def time_overview(base: str, operator: str, path: str, runs: int) -> tuple[list, list]:
+    """Milliseconds to a complete overview in Chromium, and to its API calls alone."""
     chromium = shutil.which("chromium")
     if chromium is None:
         sys.exit("chromium is not installed: apt-get install -y chromium")
+    page_ms: list[float] = []
+    ref_ms: list[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(f"{base}/login")
+        page.fill("#token", operator)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/")
+        for _ in range(runs):
+            page.goto(f"{base}{path}")
+            page_ms.append(page.wait_for_function(READY, timeout=120_000).json_value())
+            query = dict(httpx.QueryParams(page.locator("main").get_attribute("data-query")))
+            ref_ms.append(api_only(base, operator, query))
+        browser.close()
+    return page_ms, ref_ms
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=30, help="story length")
+    ap.add_argument("--sites", type=int, default=4)
+    ap.add_argument("--devices-per-site", type=int, default=5)
+    ap.add_argument("--bulk", type=int, default=0, help="instead of the story: N answers")
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{tmp}/bench.db"
-        operator = nps_edge("token", "create", "--db", db, "--role", "operator", "--name", "b")
-        gateway = nps_edge("token", "create", "--db", db, "--role", "gateway", "--name", "gw")
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        exe = str(Path(sys.executable).parent / "nps-edge")
-        with open(Path(tmp) / "server.log", "wb") as log:
-            server = subprocess.Popen(
-                [exe, "server", "--db", db, "--port", str(port)], stdout=log, stderr=log
-            )
+        url = f"sqlite:///{tmp}/bench.db"
+        t0 = time.perf_counter()
+        loaded = bulk(url, args.bulk) if args.bulk else 0
+        engine = make_engine(url)
+        upgrade(engine)
+        with Session(engine) as session:
+            operator = create_token(session, name="bench-op", role="operator")
+            gateway = create_token(session, name="bench-gw", role="gateway")
+        engine.dispose()
+        server, base = server_load.start_server(url, 1, Path(tmp) / "server.log")
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(f"{base}/api/v1/nps", timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        sys.exit("the server did not start")
-                    time.sleep(0.2)
-            story = Story(
-                end=time.time() - 60,
-                days=args.days,
-                sites=args.sites,
-                devices_per_site=args.devices_per_site,
-            )
-            t0 = time.perf_counter()
-            events = seed(base, gateway, story)
-            ingest_s = time.perf_counter() - t0
+            if not args.bulk:
+                story = Story(
+                    end=time.time() - 60,
+                    days=args.days,
+                    sites=args.sites,
+                    devices_per_site=args.devices_per_site,
+                )
+                loaded = seed_story(base, gateway, story)
+            load_s = time.perf_counter() - t0
+            # The story covers the default 30 days; the bulk year is shown whole.
+            path = "/?range=all" if args.bulk else "/"
             answered = httpx.get(
-                f"{base}/api/v1/nps", headers={"Authorization": f"Bearer {operator}"}
+                f"{base}/api/v1/nps",
+                params={} if args.bulk else {"from": str(int(time.time() - 30 * 86400))},
+                headers={"Authorization": f"Bearer {operator}"},
+                timeout=120,
             ).json()["n"]
-            page_ms, ref_ms = [], []
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1366, "height": 900})
-                page.goto(f"{base}/login")
-                page.fill("#token", operator)
-                page.click("button[type=submit]")
-                page.wait_for_url(f"{base}/")
-                page.wait_for_function(READY, timeout=60_000)
-                for _ in range(args.runs):
-                    page.goto(f"{base}/")
-                    page_ms.append(page.wait_for_function(READY, timeout=60_000).json_value())
-                    query = dict(
-                        httpx.QueryParams(page.locator("main").get_attribute("data-query"))
-                    )
-                    ref_ms.append(api_only(base, operator, query))
-                browser.close()
+            page_ms, ref_ms = time_overview(base, operator, path, args.runs)
         finally:
             server.terminate()
-            server.wait(10)
+            server.wait(30)
     page_med, ref_med = statistics.median(page_ms), statistics.median(ref_ms)
     print(
         json.dumps(
             {
-                "events": events,
-                "answered": answered,
-                "ingest_s": round(ingest_s, 1),
+                "data": f"bulk {args.bulk}" if args.bulk else f"story {args.days} days",
+                "events_loaded": loaded,
+                "answers_on_overview": answered,
+                "load_s": round(load_s, 1),
                 "overview_ms_median": round(page_med),
                 "overview_ms_max": round(max(page_ms)),
                 "api_only_ms_median": round(ref_med),

@@ -308,18 +308,21 @@ def scenario_events(
                 rng.choice((0, 1, 1, 2)) if weak else int(rng.random() < 0.004)
             )
             errors["mqtt_timeout"] += int(rng.random() < (0.4 if weak else 0.002))
-            heap = 61_000 - rng.randint(0, 9_000)
+            outbox = rng.randint(0, 6) if weak else int(rng.random() < 0.03)
+            # The heap fragments slowly with uptime and holds the events waiting to be sent.
+            hours_up = (at - booted_at) / HOUR
+            heap = int(61_000 - min(9_000, 12 * hours_up) - 700 * outbox + rng.gauss(0, 300))
             event.update(
                 type="telemetry",
                 battery_mv=battery,
                 rssi=rssi,
                 heap_free=heap,
-                heap_min=heap - rng.randint(2_000, 8_000),
+                heap_min=heap - rng.randint(2_000, 4_000),
                 uptime_s=int(at - booted_at),
                 temp_c=round(
                     36.0 + 4.0 * math.sin(2 * math.pi * (at % DAY) / DAY) + rng.gauss(0, 0.4), 1
                 ),
-                outbox_depth=rng.randint(0, 6) if weak else int(rng.random() < 0.03),
+                outbox_depth=outbox,
                 reset_cause=reset_cause,
                 errors=dict(errors),
             )

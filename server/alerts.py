@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from nps_edge.protocol import ForwardedTelemetry
@@ -28,59 +28,53 @@ def _has_active(session: Session, *, kind: str, site: str | None, device: str | 
     return session.execute(stmt.limit(1)).first() is not None
 
 
-def _open(session: Session, now: float, **fields: Any) -> Alert:
-    alert = Alert(created_at=now, updated_at=now, **fields)
-    session.add(alert)
-    return alert
+def _new(now: float, **fields: Any) -> dict[str, Any]:
+    base = {"status": "open", "site": None, "device": None, "feedback_id": None, "assignee": None}
+    return base | fields | {"created_at": now, "updated_at": now}
 
 
-def health_detail(row: Feedback) -> dict[str, Any]:
-    return {
-        "rssi": row.rssi,
-        "battery_mv": row.battery_mv,
-        "rssi_band": row.rssi_band,
-        "battery_band": row.battery_band,
-        "health": row.health,
-        "errors_24h": row.errors_24h,
-        "reboots_24h": row.reboots_24h,
-        "offline_min_24h": row.offline_min_24h,
-        "fw": row.fw,
-    }
+def _insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Store new alerts in one statement; the alert JSON of each, with its id."""
+    if not alerts:
+        return []
+    stmt = insert(table_of(Alert)).returning(A.id, sort_by_parameter_order=True)
+    ids = session.execute(stmt, alerts).scalars().all()
+    return [{"id": i, **a, "comments": []} for i, a in zip(ids, alerts, strict=True)]
+
+
+HEALTH_FIELDS = ("rssi", "battery_mv", "rssi_band", "battery_band", "health", "errors_24h",
+                 "reboots_24h", "offline_min_24h", "fw")  # fmt: skip
+
+
+def _detractor(row: Mapping[str, Any], now: float) -> dict[str, Any]:
+    return _new(
+        now,
+        kind="detractor",
+        site=row["site"],
+        device=row["device"],
+        feedback_id=row["id"],
+        title="Score {score} at {site} ({device}) after {trigger_kind}".format(**row),
+        detail={
+            "score": row["score"],
+            "ts": row["t"],
+            "prompt": row["prompt"],
+            "trigger": {"kind": row["trigger_kind"], "ref": row["trigger_ref"]},
+            "reason": row["reason"],
+            "health": {k: row[k] for k in HEALTH_FIELDS},
+        },
+    )
 
 
 def on_ingest(
     session: Session,
     *,
-    feedback: Sequence[Feedback],
+    feedback: Sequence[Mapping[str, Any]],
     telemetry: Sequence[ForwardedTelemetry],
     settings: Settings,
     now: float,
-) -> list[Alert]:
+) -> list[dict[str, Any]]:
     """Alerts opened by a batch: detractors, low batteries, sites whose rolling NPS fell."""
-    opened = []
-    for row in feedback:
-        if row.category == "detractor":
-            opened.append(
-                _open(
-                    session,
-                    now,
-                    kind="detractor",
-                    site=row.site,
-                    device=row.device,
-                    feedback_id=row.id,
-                    title=(
-                        f"Score {row.score} at {row.site} ({row.device}) after {row.trigger_kind}"
-                    ),
-                    detail={
-                        "score": row.score,
-                        "ts": row.t,
-                        "prompt": row.prompt,
-                        "trigger": {"kind": row.trigger_kind, "ref": row.trigger_ref},
-                        "reason": row.reason,
-                        "health": health_detail(row),
-                    },
-                )
-            )
+    opened = [_detractor(row, now) for row in feedback if row["category"] == "detractor"]
     low = {
         ev.device: ev
         for ev in telemetry
@@ -89,21 +83,22 @@ def on_ingest(
     for device, ev in sorted(low.items()):
         if not _has_active(session, kind="battery", site=None, device=device):
             opened.append(
-                _open(
-                    session, now, kind="battery", site=ev.site, device=device,
+                _new(
+                    now, kind="battery", site=ev.site, device=device,
                     title=f"Battery low on {device}: {ev.battery_mv:.0f} mV",
                     detail={"battery_mv": ev.battery_mv, "threshold_mv": settings.battery_low_mv},
                 )
             )  # fmt: skip
-    for site in sorted({r.site for r in feedback if r.category is not None}):
+    for site in sorted({r["site"] for r in feedback if r["category"] is not None}):
         alert = _check_site(session, site, settings, now)
         if alert is not None:
             opened.append(alert)
-    session.flush()
-    return opened
+    return _insert(session, opened)
 
 
-def _check_site(session: Session, site: str, settings: Settings, now: float) -> Alert | None:
+def _check_site(
+    session: Session, site: str, settings: Settings, now: float
+) -> dict[str, Any] | None:
     last_n = settings.site_nps_last_n
     cats = (
         session.execute(
@@ -125,15 +120,15 @@ def _check_site(session: Session, site: str, settings: Settings, now: float) -> 
         session, kind="site_nps", site=site, device=None
     ):
         return None
-    return _open(
-        session, now, kind="site_nps", site=site,
+    return _new(
+        now, kind="site_nps", site=site,
         title=f"NPS of {site} is {value:.1f} over its last {last_n} answers"
         f" (threshold {settings.site_nps_threshold:g})",
         detail={**figures, "last_n": last_n, "threshold": settings.site_nps_threshold},
     )  # fmt: skip
 
 
-def check_offline(session: Session, *, settings: Settings, now: float) -> list[Alert]:
+def check_offline(session: Session, *, settings: Settings, now: float) -> list[dict[str, Any]]:
     """Open an alert for each device offline (or silent) longer than `offline_alert_s`."""
     limit = now - settings.offline_alert_s
     opened = []
@@ -145,12 +140,11 @@ def check_offline(session: Session, *, settings: Settings, now: float) -> list[A
         if offline and not _has_active(session, kind="offline", site=None, device=dev.id):
             minutes = (now - (since or dev.last_seen)) / 60
             opened.append(
-                _open(
-                    session, now, kind="offline", site=dev.site, device=dev.id,
+                _new(
+                    now, kind="offline", site=dev.site, device=dev.id,
                     title=f"{dev.id} at {dev.site} offline for {minutes:.0f} min",
                     detail={"since": since, "minutes": round(minutes, 1),
                             "threshold_s": settings.offline_alert_s},
                 )
             )  # fmt: skip
-    session.flush()
-    return opened
+    return _insert(session, opened)

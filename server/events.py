@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.models import Alert, Feedback
 from server.models.events import FeedbackPublic
 
 QUEUE_MAX = 1000
 
 
-def alert_json(alert: Alert, comments: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    return {**alert.model_dump(), "comments": list(comments)}
+ITEM_FIELDS = tuple(FeedbackPublic.model_fields)
+
+
+def feedback_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored feedback row as the read API and the stream show it."""
+    return {k: row["t"] if k == "ts" else row[k] for k in ITEM_FIELDS}
 
 
 @dataclass
@@ -46,15 +49,18 @@ class Bus:
         for loop, queue in subs:
             loop.call_soon_threadsafe(_offer, queue, (kind, data))
 
-    def published(self, feedback: Sequence[Feedback], alerts: Sequence[Alert]) -> None:
+    def published(
+        self, feedback: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]]
+    ) -> None:
         """After a commit: tell subscribers about new feedback and alerts, send webhooks."""
-        for row in feedback:
-            self.publish("feedback", FeedbackPublic.of(row).model_dump())
-        for alert in alerts:
-            data = alert_json(alert)
-            self.publish("alert", data)
-            if self.webhook is not None:
-                self.webhook(data)
+        if self._subs:
+            for row in feedback:
+                self.publish("feedback", feedback_item(row))
+            for alert in alerts:
+                self.publish("alert", alert)
+        if self.webhook is not None:
+            for alert in alerts:
+                self.webhook(alert)
 
 
 def _offer(

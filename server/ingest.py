@@ -8,9 +8,8 @@ route answers plus what happened (new feedback and alerts to publish).
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,84 +20,27 @@ from sqlmodel import Session
 from nps_edge.protocol import (
     ForwardedFeedback,
     ForwardedTelemetry,
-    InvalidEvent,
     Rejection,
-    parse_event,
 )
 from server import alerts as alerting
-from server import health, rollups, timebase
+from server import rollups, timebase
 from server.db import write_session
+from server.join import FeedbackRow, join_feedback
 from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
 from server.models import (
-    Alert,
     BootRecord,
     DeadLetter,
     Device,
     EventRecord,
     Feedback,
-    Presence,
     Telemetry,
 )
-from server.nps import category
 from server.rollup_tables import ROLLUP_TABLES
 from server.settings import Settings
 from server.sql import case_when, greater, insert_new, lesser, table_of, upsert
+from server.validation import Forwarded, Rejected, reason_class, validate
 
-Forwarded = ForwardedFeedback | ForwardedTelemetry
 BOOT = table_of(BootRecord).c
-
-# Unix seconds accepted for `ts` and `rx_ts`: 1970 up to 2100.
-TIME_MAX = 4102444800.0
-KNOWN_FIELDS = {
-    "v", "id", "device", "site", "seq", "boot", "up_ms", "ts", "fw", "type", "rx_ts",
-    "outcome", "score", "prompt", "trigger", "reason", "answer_ms", "ctx",
-    "battery_mv", "rssi", "heap_free", "heap_min", "uptime_s", "temp_c",
-    "outbox_depth", "reset_cause", "errors",
-}  # fmt: skip
-_WORD = re.compile(r"[a-z_]+")
-
-
-def reason_class(error: str) -> str:
-    """A bounded label for the rejection counter: the field at fault, else 'shape'."""
-    head = error.split(":", 1)[0].split(".", 1)[0].strip()
-    if head in KNOWN_FIELDS:
-        return head
-    for word in _WORD.findall(error[:40]):
-        if word in KNOWN_FIELDS:
-            return word
-    return "shape"
-
-
-INT_MAX = 2**53  # integers beyond this cannot be stored or compared exactly
-
-
-def check_ranges(ev: Forwarded) -> None:
-    """What the contract leaves open but storage needs: plausible times, bounded integers."""
-    for name in ("ts", "rx_ts"):
-        value = getattr(ev, name)
-        if value is not None and not 0 <= value < TIME_MAX:
-            raise InvalidEvent(f"{name}: must be unix seconds between 0 and {TIME_MAX:.0f}")
-    ints: dict[str, int | None] = {"seq": ev.seq, "boot": ev.boot, "up_ms": ev.up_ms}
-    if isinstance(ev, ForwardedFeedback):
-        ints |= {
-            "answer_ms": ev.answer_ms,
-            "ctx.rssi": ev.ctx.rssi,
-            "ctx.battery_mv": ev.ctx.battery_mv,
-        }
-    else:
-        ints |= {f"errors.{k}": v for k, v in ev.errors.items()}
-        ints["errors (sum)"] = sum(ev.errors.values())
-    for name, value in ints.items():
-        if value is not None and abs(value) > INT_MAX:
-            raise InvalidEvent(f"{name}: must be at most 2^53 in magnitude")
-
-
-@dataclass
-class Rejected:
-    index: int
-    id: str | None
-    error: str
-    payload: Any
 
 
 @dataclass
@@ -106,34 +48,11 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
-    feedback: list[Feedback] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
+    feedback: list[FeedbackRow] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def rejections(self) -> list[Rejection]:
         return [Rejection(index=r.index, id=r.id, error=r.error) for r in self.rejected]
-
-
-def validate(events: Sequence[Any]) -> tuple[list[Forwarded], list[Rejected], int]:
-    """Good events (first of each id), rejections, and in-batch repeats."""
-    good: list[Forwarded] = []
-    bad: list[Rejected] = []
-    seen: set[str] = set()
-    repeats = 0
-    for i, obj in enumerate(events):
-        try:
-            ev = parse_event(obj, forwarded=True)
-            assert isinstance(ev, ForwardedFeedback | ForwardedTelemetry)
-            check_ranges(ev)
-        except InvalidEvent as err:
-            raw_id = obj.get("id") if isinstance(obj, dict) else None
-            bad.append(Rejected(i, raw_id if isinstance(raw_id, str) else None, str(err), obj))
-            continue
-        if ev.id in seen:
-            repeats += 1
-            continue
-        seen.add(ev.id)
-        good.append(ev)
-    return good, bad, repeats
 
 
 def ingest_batch(
@@ -183,14 +102,14 @@ def _timed(ev: Forwarded) -> timebase.Timed:
 
 def _store(
     session: Session, fresh: list[Forwarded], gateway: str, settings: Settings, now: float
-) -> tuple[list[Feedback], list[Alert]]:
+) -> tuple[list[FeedbackRow], list[dict[str, Any]]]:
     times = _time_events(session, fresh)
     telemetry = [ev for ev in fresh if isinstance(ev, ForwardedTelemetry)]
     feedback = [ev for ev in fresh if isinstance(ev, ForwardedFeedback)]
     _store_telemetry(session, telemetry, times)
-    rows = _join_feedback(session, feedback, times, gateway, settings)
+    rows = join_feedback(session, feedback, times, gateway, settings)
     if rows:
-        session.execute(table_of(Feedback).insert(), [r.model_dump() for r in rows])
+        session.execute(table_of(Feedback).insert(), rows)
         _roll_up(session, rows)
     _upsert_devices(session, fresh, rows, times, gateway)
     alerts = alerting.on_ingest(
@@ -218,9 +137,19 @@ def _time_events(session: Session, fresh: list[Forwarded]) -> dict[str, tuple[fl
             for d, b in keys
         ],
         ("device", "boot"),
-        lambda c, x: {"start": x.start, "exact": x.exact, "anchor_up_ms": x.anchor_up_ms},
+        _better_anchor,
     )  # fmt: skip
     return {ev.id: timebase.event_time(_timed(ev), anchors[(ev.device, ev.boot)]) for ev in fresh}
+
+
+def _better_anchor(c: Any, x: Any) -> dict[str, Any]:
+    """timebase.merge in SQL, so a concurrent writer never replaces a better anchor."""
+    better = or_(
+        and_(x.exact, ~c.exact),
+        and_(x.exact, c.exact, x.anchor_up_ms >= c.anchor_up_ms),
+        and_(~x.exact, ~c.exact, x.start < c.start),
+    )
+    return {k: case_when(better, x[k], c[k]) for k in ("start", "exact", "anchor_up_ms")}
 
 
 def _store_telemetry(
@@ -262,105 +191,21 @@ def _store_telemetry(
     )
 
 
-def _histories(
-    session: Session, spans: dict[str, tuple[float, float]], window_s: float
-) -> dict[str, health.DeviceHistory]:
-    """Each device's telemetry, error increments, boots and presence around its span."""
-    out = {d: health.DeviceHistory([], [], [], []) for d in spans}
-    if not spans:
-        return out
-    lookback = health.DAY_S
-
-    def within(col_dev: Any, col_t: Any, back: float) -> Any:
-        return or_(
-            *(and_(col_dev == d, col_t >= lo - back, col_t <= hi) for d, (lo, hi) in spans.items())
-        )
-
-    T = table_of(Telemetry).c
-    for dev, t, tid, rssi, mv in session.execute(
-        select(T.device, T.t, T.id, T.rssi, T.battery_mv)
-        .where(within(T.device, T.t, window_s))
-        .order_by(T.t)
-    ):
-        out[dev].samples.append(health.Sample(t, tid, rssi, mv))
-    for dev, t, delta in session.execute(
-        select(T.device, T.t, T.errors_delta)
-        .where(within(T.device, T.t, lookback), T.errors_delta > 0)
-        .order_by(T.t)
-    ):
-        out[dev].errors.append((t, delta))
-    B = BOOT
-    for dev, start, boot in session.execute(
-        select(B.device, B.start, B.boot)
-        .where(within(B.device, B.start, lookback))
-        .order_by(B.start)
-    ):
-        out[dev].boot_starts.append((start, boot))
-    P = table_of(Presence).c
-    for dev, at, online in session.execute(
-        select(P.device, P.rx_ts, P.online)
-        .where(within(P.device, P.rx_ts, 2 * lookback))
-        .order_by(P.rx_ts, P.id)
-    ):
-        out[dev].presence.append((at, online))
-    for h in out.values():
-        h.__post_init__()
-    return out
-
-
-def _join_feedback(
-    session: Session,
-    events: list[ForwardedFeedback],
-    times: dict[str, tuple[float, str]],
-    gateway: str,
-    settings: Settings,
-) -> list[Feedback]:
-    spans: dict[str, tuple[float, float]] = {}
-    for ev in events:
-        t = times[ev.id][0]
-        lo, hi = spans.get(ev.device, (t, t))
-        spans[ev.device] = (min(lo, t), max(hi, t))
-    histories = _histories(session, spans, settings.join_window_s)
-    rows = []
-    for ev in events:
-        t, source = times[ev.id]
-        j = health.join(
-            t,
-            histories[ev.device],
-            ctx_rssi=ev.ctx.rssi,
-            ctx_battery_mv=ev.ctx.battery_mv,
-            window_s=settings.join_window_s,
-        )
-        rows.append(
-            Feedback(
-                id=ev.id, device=ev.device, site=ev.site, seq=ev.seq, boot=ev.boot, up_ms=ev.up_ms,
-                t=t, ts=ev.ts, time_source=source, rx_ts=ev.rx_ts, fw=ev.fw, outcome=ev.outcome,
-                score=ev.score, category=None if ev.score is None else category(ev.score),
-                prompt=ev.prompt, trigger_kind=ev.trigger.kind, trigger_ref=ev.trigger.ref,
-                reason=ev.reason, answer_ms=ev.answer_ms, rssi=j.rssi, battery_mv=j.battery_mv,
-                telemetry_id=j.telemetry_id, errors_24h=j.errors_24h, reboots_24h=j.reboots_24h,
-                offline_min_24h=j.offline_min_24h, rssi_band=j.rssi_band,
-                battery_band=j.battery_band, health=j.health, gateway=gateway,
-            )
-        )  # fmt: skip
-    return rows
-
-
-def fact(row: Feedback) -> rollups.Fact:
-    """A stored feedback row as the rollups count it (also used by the benchmark loader)."""
+def fact(row: Mapping[str, Any]) -> rollups.Fact:
+    """A feedback row as the rollups count it (also used by the benchmark's check)."""
     return rollups.Fact(
-        row.t,
-        row.category,
+        row["t"],
+        row["category"],
         {
-            "site": row.site,
-            "device": row.device,
-            "prompt": row.prompt,
-            "trigger": row.trigger_kind,
-            "fw": row.fw,
-            "reason": row.reason if row.reason is not None else rollups.NONE,
-            "rssi_band": row.rssi_band,
-            "battery_band": row.battery_band,
-            "health": row.health,
+            "site": row["site"],
+            "device": row["device"],
+            "prompt": row["prompt"],
+            "trigger": row["trigger_kind"],
+            "fw": row["fw"],
+            "reason": row["reason"] if row["reason"] is not None else rollups.NONE,
+            "rssi_band": row["rssi_band"],
+            "battery_band": row["battery_band"],
+            "health": row["health"],
         },
     )
 
@@ -378,14 +223,14 @@ def roll_up(session: Session, facts: Sequence[rollups.Fact]) -> None:
         )
 
 
-def _roll_up(session: Session, rows: list[Feedback]) -> None:
+def _roll_up(session: Session, rows: list[FeedbackRow]) -> None:
     roll_up(session, [fact(r) for r in rows])
 
 
 def _upsert_devices(
     session: Session,
     fresh: list[Forwarded],
-    feedback: list[Feedback],
+    feedback: list[FeedbackRow],
     times: dict[str, tuple[float, str]],
     gateway: str,
 ) -> None:
@@ -409,10 +254,10 @@ def _upsert_devices(
         if (rssi is not None or mv is not None) and (d["health_t"] is None or t >= d["health_t"]):
             d.update(health_t=t, rssi=rssi, battery_mv=mv)
     for row in feedback:
-        d = per[row.device]
+        d = per[row["device"]]
         d["shown"] += 1
-        if row.category is not None:
-            d[row.category + "s"] += 1
+        if row["category"] is not None:
+            d[row["category"] + "s"] += 1
     for d in per.values():
         if d["health_t"] is None:
             d["health_t"] = -1.0

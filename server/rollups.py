@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
@@ -85,24 +86,39 @@ def bucket_of(t: float, grain: int) -> int:
     return int(math.floor(t / grain)) * grain
 
 
+_SLOT = {"promoter": 0, "passive": 1, "detractor": 2}
+
+
 def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[int]]]:
-    """Per rollup table, per key (dims in table order + bucket), the count increments."""
+    """Per rollup table, per key (dims in table order + bucket), the count increments.
+
+    One pass over the facts into the finest table (every dimension, by hour);
+    every other table is summed from those keys, which are far fewer than facts.
+    """
+    finest: dict[tuple[Any, ...], list[int]] = {}
+    for f in facts:
+        key = (*(f.dims[d] for d in DIMS), math.floor(f.t / HOUR) * HOUR)
+        c = finest.get(key)
+        if c is None:
+            c = finest[key] = [0, 0, 0, 0]
+        slot = _SLOT.get(f.category or "")
+        if slot is not None:
+            c[slot] += 1
+        c[3] += 1
     out: dict[tuple[str, int], dict[tuple, list[int]]] = {}
     for name, dims in CUBOIDS:
+        pick = [DIMS.index(d) for d in dims]
         for grain in GRAINS:
             acc: dict[tuple, list[int]] = {}
-            for f in facts:
-                key = (*(f.dims[d] for d in dims), bucket_of(f.t, grain))
-                c = acc.get(key)
+            for fine, counts in finest.items():
+                hour: int = fine[-1]
+                k = (*(fine[i] for i in pick), hour // grain * grain)
+                c = acc.get(k)
                 if c is None:
-                    c = acc[key] = [0, 0, 0, 0]
-                if f.category == "promoter":
-                    c[0] += 1
-                elif f.category == "passive":
-                    c[1] += 1
-                elif f.category == "detractor":
-                    c[2] += 1
-                c[3] += 1
+                    acc[k] = counts.copy()
+                else:
+                    for n in range(4):
+                        c[n] += counts[n]
             out[(name, grain)] = acc
     return out
 

@@ -104,3 +104,24 @@ class Message(BaseModel):
     """Every error: a clear message."""
 
     detail: Any = Field(examples=["unknown or revoked token"])
+
+
+def example(value: Any) -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI 200 response with an example, for endpoints answering plain JSON objects."""
+    return {200: {"content": {"application/json": {"example": value}}}}
+
+
+FEEDBACK_ITEM_EXAMPLE: dict[str, Any] = {
+    "id": "nps-a1b2c3:42", "device": "nps-a1b2c3", "site": "store-12", "ts": 1795000000.5,
+    "outcome": "answered", "score": 4, "category": "detractor", "prompt": "nps",
+    "trigger_kind": "cycle_complete", "trigger_ref": "tx-991", "reason": "slow",
+    "answer_ms": 2300, "fw": "1.0.0", "rssi": -81, "battery_mv": 3910,
+    "rssi_band": "weak", "battery_band": "good", "health": "degraded",
+}  # fmt: skip
+ALERT_EXAMPLE: dict[str, Any] = {
+    "id": 7, "kind": "detractor", "status": "open", "site": "store-12", "device": "nps-a1b2c3",
+    "feedback_id": "nps-a1b2c3:42",
+    "title": "Score 4 at store-12 (nps-a1b2c3) after cycle_complete",
+    "detail": {"score": 4, "reason": "slow", "trigger": {"kind": "cycle_complete", "ref": None}},
+    "assignee": None, "created_at": 1795000001.0, "updated_at": 1795000001.0, "comments": [],
+}  # fmt: skip

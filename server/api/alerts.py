@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from server.api.deps import OperatorDep, SessionDep
 from server.events import Bus
 from server.models.alerts import KINDS, AlertPublic
-from server.schemas import Message
+from server.schemas import ALERT_EXAMPLE, Message, example
 from server.workflow import deliveries, get_alert, list_alerts, update_alert
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -48,7 +48,12 @@ def _tell(request: Request, alert: AlertPublic) -> AlertPublic:
     return alert
 
 
-@router.get("/alerts", responses=ERRORS, summary="Alerts, newest first, with counts per status")
+@router.get(
+    "/alerts",
+    responses=ERRORS
+    | example({"items": [ALERT_EXAMPLE], "counts": {"open": 1, "acknowledged": 0, "closed": 0}}),
+    summary="Alerts, newest first, with counts per status",
+)
 def alerts(
     session: SessionDep,
     caller: OperatorDep,

@@ -17,7 +17,7 @@ from server.analytics import RAW_COLUMN, Filters
 from server.api.deps import FiltersDep, OperatorDep, SessionDep
 from server.models import Feedback
 from server.models.events import FeedbackPublic
-from server.schemas import Message
+from server.schemas import FEEDBACK_ITEM_EXAMPLE, Message, example
 from server.sql import table_of
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
@@ -45,7 +45,11 @@ def matching(f: Filters) -> Select[Any]:
     return stmt
 
 
-@router.get("/feedback", responses=ERRORS, summary="Feedback with its joined health, newest first")
+@router.get(
+    "/feedback",
+    responses=ERRORS | example({"items": [FEEDBACK_ITEM_EXAMPLE]}),
+    summary="Feedback with its joined health, newest first",
+)
 def list_feedback(
     session: SessionDep,
     caller: OperatorDep,

@@ -14,7 +14,7 @@ from server.models import Device
 from server.nps import Tally, compare
 from server.rollup_tables import ROLLUP_TABLES
 from server.rollups import DAY
-from server.schemas import Figures, Group, Message, NpsAnswer
+from server.schemas import FIGURES_EXAMPLE, Figures, Group, Message, NpsAnswer, example
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -52,7 +52,12 @@ def get_nps(
     return answer(session, f, group_by)
 
 
-@router.get("/heatmap", responses=ERRORS, summary="NPS by weekday and hour of day (UTC)")
+@router.get(
+    "/heatmap",
+    responses=ERRORS
+    | example({"cells": [{"weekday": 0, "hour": 9, "n": 12, "nps": 25.0, "shown": 20}]}),
+    summary="NPS by weekday and hour of day (UTC)",
+)
 def heatmap(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str, Any]:
     _, tallies = figures(session, f, "heat")
     cells = []
@@ -67,7 +72,31 @@ DRIVERS = ("rssi_band", "battery_band", "health", "fw")
 ORDER = {"rssi_band": RSSI_BANDS, "battery_band": BATTERY_BANDS, "health": HEALTH_STATES}
 
 
-@router.get("/drivers", responses=ERRORS, summary="Does device health explain NPS?")
+@router.get(
+    "/drivers",
+    responses=ERRORS
+    | example(
+        {
+            "features": [
+                {
+                    "feature": "rssi_band",
+                    "groups": [{"key": "strong", **FIGURES_EXAMPLE}],
+                    "comparisons": [
+                        {
+                            "a": "weak",
+                            "b": "strong",
+                            "diff": -31.2,
+                            "z": -3.9,
+                            "p": 0.0001,
+                            "significant": True,
+                        }
+                    ],
+                }
+            ]
+        }
+    ),
+    summary="Does device health explain NPS?",
+)
 def drivers(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str, Any]:
     """Per health feature, NPS per group, and each group against the largest group of
     that feature: two-sample z-test on the NPS difference (docs/server.md)."""
@@ -95,7 +124,20 @@ def drivers(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str
     return {"features": features}
 
 
-@router.get("/filters", responses=ERRORS, summary="Values for the filter pickers")
+@router.get(
+    "/filters",
+    responses=ERRORS
+    | example(
+        {
+            "sites": ["store-12"],
+            "fw": ["1.0.0"],
+            "triggers": ["cycle_complete"],
+            "devices": ["nps-a1b2c3"],
+            "prompts": ["nps"],
+        }
+    ),
+    summary="Values for the filter pickers",
+)
 def filter_values(session: SessionDep, caller: OperatorDep) -> dict[str, list[str]]:
     def values(col: Any) -> list[str]:
         return sorted(v for (v,) in session.execute(select(col).distinct()) if v is not None)

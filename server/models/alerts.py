@@ -48,6 +48,8 @@ class CommentPublic(SQLModel):
 
 
 class AlertPublic(SQLModel):
+    """An alert as the API shows it (docs/protocol.md part 2)."""
+
     id: int
     kind: str
     status: str

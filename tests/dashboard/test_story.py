@@ -174,3 +174,15 @@ def test_events_follow_set_steps_and_offsets() -> None:
     assert telemetry["boot"] == 8 and telemetry["up_ms"] == 90_000
     assert (telemetry["fw"], telemetry["rssi"], telemetry["battery_mv"]) == ("1.5.0", -82, 3600)
     assert telemetry["reset_cause"] == "soft_reset"
+
+
+def test_the_fleet_view_tells_the_story(events: list[dict[str, Any]]) -> None:
+    """What docs/dashboard.md promises the overview shows, on the fleet as a whole."""
+    by_site = {s: nps_of(feedback(events, site=s)) for s in ("store-1", "store-2", "store-4")}
+    assert nps_of(feedback(events, site=STORY.service_site)) < min(by_site.values())
+    kinds = {"cycle_complete", "walkup", "service_visit"}
+    by_kind = {k: nps_of([e for e in feedback(events) if e["trigger"]["kind"] == k]) for k in kinds}
+    assert by_kind["service_visit"] < 0 < min(by_kind["cycle_complete"], by_kind["walkup"])
+    rush = [e for e in feedback(events) if 17 <= e["ts"] % DAY // 3600 <= 19]
+    calm = [e for e in feedback(events) if not 17 <= e["ts"] % DAY // 3600 <= 19]
+    assert nps_of(rush) < nps_of(calm)

@@ -183,3 +183,27 @@ def test_time_rebuilt_from_boot_anchor_and_rx_ts(api: Api) -> None:
     assert items["nps-aaa111:2"] == pytest.approx(T0 + 7210.0)
     assert items["nps-aaa111:3"] == pytest.approx(T0 + 20_000 - 0.0)
     assert items["nps-aaa111:4"] == pytest.approx(T0 + 23_600)
+
+
+def test_a_worse_anchor_never_replaces_a_better_one_in_sql(api: Api, engine: Engine) -> None:
+    """The boot upsert applies timebase.merge in SQL, for writers racing on one boot."""
+    from server.ingest import _better_anchor
+    from server.models import BootRecord
+    from server.sql import table_of, upsert
+
+    api.ingest([feedback(seq=1, boot=4, up_ms=5_000, ts=T0)])  # exact: start = T0 - 5
+    row = {"device": "nps-aaa111", "boot": 4, "errors_max": 0}
+    with Session(engine) as s:
+        for worse in (
+            {"start": T0 - 100.0, "exact": False, "anchor_up_ms": 0},  # an estimate
+            {"start": T0 - 50.0, "exact": True, "anchor_up_ms": 1_000},  # an older clock
+        ):
+            upsert(s, table_of(BootRecord), [row | worse], ("device", "boot"), _better_anchor)
+        s.commit()
+        boot = s.get(BootRecord, ("nps-aaa111", 4))
+        assert boot is not None and (boot.start, boot.exact) == (T0 - 5.0, True)
+        newer = {"start": T0 - 7.0, "exact": True, "anchor_up_ms": 9_000}
+        upsert(s, table_of(BootRecord), [row | newer], ("device", "boot"), _better_anchor)
+        s.commit()
+        s.refresh(boot)
+        assert boot.start == T0 - 7.0

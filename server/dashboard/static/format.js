@@ -37,7 +37,7 @@ export const MINUS = "\u2212";
 /** NPS as shown everywhere: signed, one decimal, a real minus sign. */
 export function nps(value) {
   if (value === null || value === undefined) return DASH;
-  const rounded = Math.round(value * 10) / 10;
+  const rounded = (Math.sign(value) * Math.round(Math.abs(value) * 10)) / 10; // half away from 0
   const text = Math.abs(rounded).toFixed(1);
   if (rounded > 0) return `+${text}`;
   if (rounded < 0) return `${MINUS}${text}`;

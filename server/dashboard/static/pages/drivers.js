@@ -90,7 +90,7 @@ export async function render(main, { filters: current }) {
   main.innerHTML = html`<div class="page-head"><h1>Health drivers</h1></div>
     <p class="muted">What in the device hurts loyalty: each group is compared with its feature's largest group
       (two-proportion test on NPS, 5% level). ▼ marks a group significantly below it.</p>
-    <div class="grid two" id="features"><section id="drivers-load" class="span-3"></section></div>`.text;
+    <div class="grid features" id="features"><section id="drivers-load" class="span-3"></section></div>`.text;
   const grid = main.querySelector("#features");
   await panel(grid.querySelector("#drivers-load"), "Loading drivers", () => api("/drivers", { query }), (_body, data) => {
     grid.replaceChildren();

@@ -69,7 +69,7 @@ function readState() {
   return { q: params.get("q") || "", status: params.get("status") || "", sort: params.get("sort") || "device" };
 }
 
-function writeState(state, navigate) {
+function writeState(state) {
   const params = new URLSearchParams(location.search);
   for (const [key, value] of Object.entries(state)) {
     if (value && !(key === "sort" && value === "device")) params.set(key, value);
@@ -79,7 +79,7 @@ function writeState(state, navigate) {
   history.replaceState(null, "", `${location.pathname}${qs ? `?${qs}` : ""}`);
 }
 
-export async function render(main, { filters: current, navigate }) {
+export async function render(main, { filters: current }) {
   setTitle("Fleet");
   const query = filters.apiQuery(current);
   main.dataset.query = new URLSearchParams(query).toString();
@@ -122,14 +122,14 @@ export async function render(main, { filters: current, navigate }) {
       const numeric = COLUMNS.find((c) => c[0] === col)[2] !== "text";
       const currentKey = state.sort.replace(/^-/, "");
       state.sort = currentKey === col ? (state.sort.startsWith("-") ? col : `-${col}`) : numeric ? `-${col}` : col;
-      writeState(state, navigate);
+      writeState(state);
       draw();
       body.querySelector(`button.sort[data-col="${col}"]`).focus();
     });
     controls.addEventListener("input", () => {
       state.q = controls.elements.q.value.trim();
       state.status = controls.elements.status.value;
-      writeState(state, navigate);
+      writeState(state);
       draw();
     });
     controls.addEventListener("submit", (e) => e.preventDefault());

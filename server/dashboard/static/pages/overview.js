@@ -144,6 +144,7 @@ export async function render(main, { filters: current }) {
   const period = current.range === "24h" ? "hour" : "day";
   main.dataset.query = new URLSearchParams(query).toString();
   const link = (key) => filters.search({ ...current, site: key });
+  const triggerLink = (key) => filters.search({ ...current, trigger: key });
   const exportLink = `/api/v1/export?${new URLSearchParams({ ...query, format: "csv" })}`;
   main.innerHTML = html`<div class="page-head"><h1>Overview</h1>
       <a class="button" href="${exportLink}" download>Export CSV</a></div>
@@ -163,7 +164,12 @@ export async function render(main, { filters: current }) {
     panel($("headline"), "At a glance", () => totalsOnce, headline),
     panel($("trend"), `NPS by ${period}`, () => totalsOnce, (b, t) => trend(b, t, period)),
     panel($("triggers"), "NPS by trigger kind", () => api("/nps", { query: { ...query, group_by: "trigger" } }), (b, d) =>
-      groupTable(b, [...d.groups].sort((a, b2) => b2.n - a.n), { caption: "NPS by trigger kind", keyLabel: "Trigger", compact: true }),
+      groupTable(b, [...d.groups].sort((a, b2) => b2.n - a.n), {
+        caption: "NPS by trigger kind",
+        keyLabel: "Trigger",
+        link: triggerLink,
+        compact: true,
+      }),
     ),
     panel($("sites"), "Sites ranked by NPS", () => api("/nps", { query: { ...query, group_by: "site" } }), (b, d) =>
       groupTable(b, [...d.groups].sort((a, b2) => (b2.nps ?? -999) - (a.nps ?? -999)), {

@@ -1,0 +1,109 @@
+"""The health join at ingest: each feedback row with its device's health as of its time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session
+
+from nps_edge.protocol import ForwardedFeedback
+from server import health
+from server.models import BootRecord, Presence, Telemetry
+from server.nps import category
+from server.settings import Settings
+from server.sql import table_of
+
+BOOT = table_of(BootRecord).c
+FeedbackRow = dict[str, Any]  # a feedback table row
+
+
+def histories(
+    session: Session, spans: dict[str, tuple[float, float]], window_s: float
+) -> dict[str, health.DeviceHistory]:
+    """Each device's telemetry, error increments, boots and presence around its span."""
+    out = {d: health.DeviceHistory([], [], [], []) for d in spans}
+    if not spans:
+        return out
+    lookback = health.DAY_S
+
+    lo_all = min(lo for lo, _ in spans.values())
+    hi_all = max(hi for _, hi in spans.values())
+    devices = sorted(spans)
+
+    def within(col_dev: Any, col_t: Any, back: float) -> Any:
+        """Rows of these devices in their spans (one range when the batch is recent)."""
+        if hi_all - lo_all <= 2 * health.DAY_S:
+            return and_(col_dev.in_(devices), col_t >= lo_all - back, col_t <= hi_all)
+        return or_(
+            *(and_(col_dev == d, col_t >= lo - back, col_t <= hi) for d, (lo, hi) in spans.items())
+        )
+
+    T = table_of(Telemetry).c
+    for dev, t, tid, rssi, mv in session.execute(
+        select(T.device, T.t, T.id, T.rssi, T.battery_mv)
+        .where(within(T.device, T.t, window_s))
+        .order_by(T.t)
+    ):
+        out[dev].samples.append(health.Sample(t, tid, rssi, mv))
+    for dev, t, delta in session.execute(
+        select(T.device, T.t, T.errors_delta)
+        .where(within(T.device, T.t, lookback), T.errors_delta > 0)
+        .order_by(T.t)
+    ):
+        out[dev].errors.append((t, delta))
+    B = BOOT
+    for dev, start, boot in session.execute(
+        select(B.device, B.start, B.boot)
+        .where(within(B.device, B.start, lookback))
+        .order_by(B.start)
+    ):
+        out[dev].boot_starts.append((start, boot))
+    P = table_of(Presence).c
+    for dev, at, online in session.execute(
+        select(P.device, P.rx_ts, P.online)
+        .where(within(P.device, P.rx_ts, 2 * lookback))
+        .order_by(P.rx_ts, P.id)
+    ):
+        out[dev].presence.append((at, online))
+    for h in out.values():
+        h.__post_init__()
+    return out
+
+
+def join_feedback(
+    session: Session,
+    events: list[ForwardedFeedback],
+    times: dict[str, tuple[float, str]],
+    gateway: str,
+    settings: Settings,
+) -> list[FeedbackRow]:
+    spans: dict[str, tuple[float, float]] = {}
+    for ev in events:
+        t = times[ev.id][0]
+        lo, hi = spans.get(ev.device, (t, t))
+        spans[ev.device] = (min(lo, t), max(hi, t))
+    found = histories(session, spans, settings.join_window_s)
+    rows: list[FeedbackRow] = []
+    for ev in events:
+        t, source = times[ev.id]
+        j = health.join(
+            t,
+            found[ev.device],
+            ctx_rssi=ev.ctx.rssi,
+            ctx_battery_mv=ev.ctx.battery_mv,
+            window_s=settings.join_window_s,
+        )
+        rows.append(
+            dict(
+                id=ev.id, device=ev.device, site=ev.site, seq=ev.seq, boot=ev.boot, up_ms=ev.up_ms,
+                t=t, ts=ev.ts, time_source=source, rx_ts=ev.rx_ts, fw=ev.fw, outcome=ev.outcome,
+                score=ev.score, category=None if ev.score is None else category(ev.score),
+                prompt=ev.prompt, trigger_kind=ev.trigger.kind, trigger_ref=ev.trigger.ref,
+                reason=ev.reason, answer_ms=ev.answer_ms, rssi=j.rssi, battery_mv=j.battery_mv,
+                telemetry_id=j.telemetry_id, errors_24h=j.errors_24h, reboots_24h=j.reboots_24h,
+                offline_min_24h=j.offline_min_24h, rssi_band=j.rssi_band,
+                battery_band=j.battery_band, health=j.health, gateway=gateway,
+            )
+        )  # fmt: skip
+    return rows

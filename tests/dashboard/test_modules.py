@@ -1,0 +1,84 @@
+"""The dashboard's pure browser modules run under Node: same rules as the Python side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from server.dashboard import STATIC
+from server.nps import category
+from tests.conftest import missing
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """Node.js, which `npm ci` needs anyway."""
+    if not shutil.which("node"):
+        missing("Node.js", "apt-get install -y nodejs")
+    return "node"
+
+
+def run_module(node: str, script: str) -> Any:
+    """Evaluate `script` (an ES module body that prints JSON) with the static dir's modules."""
+    out = subprocess.run(
+        [node, "--input-type=module", "-e", script],
+        cwd=STATIC,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def test_categories_and_figures_match_the_server(node: str) -> None:
+    got = run_module(
+        node,
+        """import { category, nps, interval, percent } from "./format.js";
+        console.log(JSON.stringify({
+          cats: [...Array(11).keys()].map(category),
+          nps: [nps(21.36), nps(-7.25), nps(0), nps(null), nps(0.04)],
+          interval: interval([-13.9, 28.6]), percent: percent(0.629)}));""",
+    )
+    assert got["cats"] == [category(s) for s in range(11)]
+    assert got["nps"] == ["+21.4", "\u22127.3", "0.0", "\u2014", "0.0"]
+    assert got["interval"] == "\u221213.9 to +28.6"
+    assert got["percent"] == "63%"
+
+
+def test_time_ranges_round_down_and_filters_make_urls(node: str) -> None:
+    now = 1_795_000_000 + 1234.5
+    got = run_module(
+        node,
+        f"""import {{ apiQuery, search }} from "./filters.js";
+        console.log(JSON.stringify({{
+          d30: apiQuery({{range: "30d", site: "store-3"}}, {now}),
+          h24: apiQuery({{range: "24h", trigger: "walkup"}}, {now}),
+          all: apiQuery({{range: "all", fw: "1.5.0"}}, {now}),
+          url: search({{range: "30d", site: "store-3"}}, {{sort: "-nps"}}),
+          url7: search({{range: "7d"}})}}));""",
+    )
+    assert got["d30"] == {"from": str(int((now - 30 * 86400) // 3600 * 3600)), "site": "store-3"}
+    assert got["h24"] == {"from": str(int((now - 86400) // 60 * 60)), "trigger": "walkup"}
+    assert got["all"] == {"fw": "1.5.0"}
+    assert got["url"] == "?site=store-3&sort=-nps"  # the default range stays out of the URL
+    assert got["url7"] == "?range=7d"
+
+
+def test_html_escapes_every_value(node: str) -> None:
+    got = run_module(
+        node,
+        """import { html, raw } from "./format.js";
+        const evil = '<img src=x onerror="alert(1)">';
+        console.log(JSON.stringify({
+          plain: html`<td>${evil}</td>`.text,
+          list: html`<ul>${[1, 2].map((i) => html`<li>${i}&${evil}</li>`)}</ul>`.text,
+          trusted: html`<p>${raw("<b>ok</b>")}</p>`.text}));""",
+    )
+    assert "<img" not in got["plain"] and "&#60;img" in got["plain"]
+    assert got["list"].count("<li>") == 2 and "<img" not in got["list"]
+    assert got["trusted"] == "<p><b>ok</b></p>"
