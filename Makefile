@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint system-deps venv clean bench
 
-$(STAMP): pyproject.toml $(wildcard package.json)
+$(STAMP): pyproject.toml $(wildcard package.json package-lock.json)
 	@echo "==> creating virtual environment in $(VENV)"
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  echo "==> python3 -m venv needs Debian's python3-venv: installing it"; \
