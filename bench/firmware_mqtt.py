@@ -29,7 +29,7 @@ from nps_edge.broker import Broker, start_mosquitto
 
 HERE = Path(__file__).resolve().parent / "micropython"
 PAYLOAD = json.dumps({"v": 1, "pad": "x" * 330}).encode()
-HEAP = 64 * 1024
+HEAP = 64768  # what `-X heapsize=64k` gives: gc.mem_free() + gc.mem_alloc()
 
 
 def micropython_json(script: str, *args: Any, code: Path) -> dict[str, Any]:
@@ -91,7 +91,17 @@ def firmware_run(broker: Broker, code: Path, work: Path, events: int) -> dict[st
     (folder / "config.json").write_text(json.dumps(cfg))
     trace = work / "strace.txt"
     strace = shutil.which("strace")
-    dev = DeviceProcess(folder, code)
+    binary = tool("micropython")
+    if strace:
+        # Trace the device from its first instruction, so every flash file is seen opened.
+        wrapper = work / "traced-micropython"
+        wrapper.write_text(
+            f"#!/bin/sh\nexec {strace} -f -e trace=openat,write,fsync,rename "
+            f'-o {trace} {binary} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        binary = str(wrapper)
+    dev = DeviceProcess(folder, code, binary)
     dev.wait_for("screen idle")
     t0 = 1793000000000
     # One full prompt (score 3, a reason), then telemetry while the answer is in flight.
@@ -103,52 +113,68 @@ def firmware_run(broker: Broker, code: Path, work: Path, events: int) -> dict[st
     )
     dev.wait_for("acked t 3")
     tm = json.loads([ln for ln in dev.lines if ln.startswith("acked t 3")][0].split(" ", 3)[3])
-    flash: dict[str, Any] = {}
-    if strace:
-        pid = dev.proc.pid
-        tracer = subprocess.Popen(
-            [
-                strace,
-                "-f",
-                "-p",
-                str(pid),
-                "-e",
-                "trace=openat,write,fsync,rename,close",
-                "-o",
-                str(trace),
-            ],
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(1.0)  # strace attaches
-        lines: list[str] = []
-        for i in range(events):
-            t = t0 + (i + 2) * 60000
-            lines += [
-                f"at {t}",
-                f"trigger cycle_complete tx-{i + 2}",
-                *answer_lines(9, None, t + 2000),
-            ]
-        dev.send(*lines)
-        dev.wait_for("acked f ", count=events + 1, timeout=120)
-        tracer.terminate()
-        tracer.wait()
-        flash = flash_writes(trace.read_text(), events)
+    confirm = confirm_to_puback(dev, t0 + 10 * 60000, 50)
+    marker = work / "flash-start.fb"  # its open in the trace marks where counting starts
+    acked_before = len([ln for ln in dev.lines if ln.startswith("acked f ")])
+    lines: list[str] = [f"dump {marker}"]
+    for i in range(events):
+        t = t0 + (i + 100) * 60000
+        lines += [f"at {t}", f"trigger cycle_complete tx-{i}", *answer_lines(9, None, t + 2000)]
+    dev.send(*lines)
+    dev.wait_for("acked f ", count=acked_before + events, timeout=120)
     dev.close_input()
     dev.wait()
-    return {"heap_free_after_prompt": tm["heap_free"], "heap_min": tm["heap_min"], **flash}
+    flash: dict[str, Any] = {}
+    if strace:  # strace writes its file in full only once the device has exited
+        flash = flash_writes(trace.read_text().splitlines(), str(marker), events)
+    return {
+        "heap_free_after_prompt": tm["heap_free"],
+        "heap_min": tm["heap_min"],
+        **confirm,
+        **flash,
+    }
 
 
-def flash_writes(trace: str, events: int) -> dict[str, Any]:
+def confirm_to_puback(dev: DeviceProcess, start_ms: int, n: int) -> dict[str, float]:
+    """From writing the confirming press to the device's stdin until its `acked` line arrives.
+
+    It includes the flash write (fsync) and both pipes, so it is an upper bound of what the
+    person's press costs until the broker has the event.
+    """
+    took = []
+    for i in range(n):
+        t = start_ms + i * 60000
+        before = len([ln for ln in dev.lines if ln.startswith("acked f ")])
+        sync = dev.folder / "sync.fb"
+        picked = (f"at {t + 2000}", "turn 1", "turn 4", f"dump {sync}")
+        dev.send(f"at {t}", f"trigger cycle_complete c-{i}", *picked)
+        dev.wait_for("dumped ", count=i + 1)  # the score is picked and drawn
+        started = time.perf_counter()
+        dev.send("press")
+        dev.wait_for("acked f ", count=before + 1)
+        took.append(time.perf_counter() - started)
+    took.sort()
+    return {
+        "confirm_to_puback_median_ms": 1000 * took[n // 2],
+        "confirm_to_puback_p95_ms": 1000 * took[int(n * 0.95)],
+    }
+
+
+def flash_writes(trace: list[str], marker: str, events: int) -> dict[str, Any]:
     """Sum write() bytes to flash files (outbox segments, ack.json, boot.json) per event."""
     fds: dict[tuple[str, int], str] = {}
     written = 0
     appends = 0
     syncs = 0
     renames = 0
-    for line in trace.splitlines():
+    counting = False
+    for line in trace:
         pid = line.split()[0]
         if m := re.search(r'openat\(AT_FDCWD, "([^"]+)".*= (\d+)$', line):
             fds[(pid, int(m.group(2)))] = m.group(1)
+            counting = counting or m.group(1) == marker
+        if not counting:
+            continue  # before the measured events: only learn which fd is which file
         elif m := re.search(r"write\((\d+), .*= (\d+)$", line):
             path = fds.get((pid, int(m.group(1))), "")
             if path.startswith("ob/") or path.endswith(".json") or path.endswith(".tmp"):
@@ -221,6 +247,11 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"  whole firmware after a full prompt, event in flight: {used} B live of {HEAP} "
         f"(heap_free {fw['heap_free_after_prompt']}, heap_min {fw['heap_min']})"
+    )
+    print(
+        f"confirm (press) -> PUBACK, whole firmware, flash write included: median "
+        f"{fw['confirm_to_puback_median_ms']:.2f} ms, p95 {fw['confirm_to_puback_p95_ms']:.2f} ms"
+        f" (naive client alone: {naive['median_ms']:.1f} ms)"
     )
     if "flash_bytes_per_event" in fw:
         print(

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -166,8 +167,10 @@ class Tally:
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     saved: int = 0
     log: list[str] = field(default_factory=list)
+    last_line: float = field(default_factory=time.monotonic)
 
     def feed(self, line: str) -> None:
+        self.last_line = time.monotonic()
         if line.startswith("acked "):
             _, _, _, payload = line.split(" ", 3)
             try:
@@ -450,8 +453,13 @@ def _step_lines(
 # -- running -----------------------------------------------------------------
 
 
-def run_device(plan: Plan, folder: Path, micropython: str, code: Path, tally: Tally) -> None:
-    """Run one device through all parts of its plan, restarting it after each reboot."""
+def run_device(
+    plan: Plan, folder: Path, micropython: str, code: Path, tally: Tally, stall_s: float = 60.0
+) -> None:
+    """Run one device through all parts of its plan, restarting it after each reboot.
+
+    A device that reports nothing for stall_s (its broker never acknowledges) is stopped.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for index, lines in enumerate(plan.parts):
         cfg = dict(plan.config)
@@ -463,7 +471,17 @@ def run_device(plan: Plan, folder: Path, micropython: str, code: Path, tally: Ta
         proc = DeviceProcess(folder, code, micropython, on_line=tally.feed, keep_lines=False)
         proc.send(*lines)
         proc.close_input()
-        code_ = proc.wait(timeout=None)
+        tally.last_line = time.monotonic()
+        while proc.proc.poll() is None:
+            if time.monotonic() - tally.last_line > stall_s:
+                proc.kill()
+                host, port = plan.config["broker"]["host"], plan.config["broker"]["port"]
+                raise SimError(
+                    f"{plan.device}: nothing acknowledged for {stall_s:.0f}s; "
+                    f"is the broker at {host}:{port} up?"
+                )
+            time.sleep(0.2)
+        code_ = proc.wait()
         last = index == len(plan.parts) - 1
         if code_ == REBOOT_EXIT and not last:
             continue
@@ -472,7 +490,9 @@ def run_device(plan: Plan, folder: Path, micropython: str, code: Path, tally: Ta
             raise SimError(f"{plan.device} exited with code {code_}:\n{tail}")
 
 
-def run_plans(plans: list[Plan], state: Path, progress: bool = True) -> list[Tally]:
+def run_plans(
+    plans: list[Plan], state: Path, progress: bool = True, stall_s: float = 60.0
+) -> list[Tally]:
     micropython = tool("micropython")
     code = cached_firmware()
     tallies = [Tally() for _ in plans]
@@ -480,7 +500,7 @@ def run_plans(plans: list[Plan], state: Path, progress: bool = True) -> list[Tal
 
     def work(plan: Plan, tally: Tally) -> None:
         try:
-            run_device(plan, state / plan.device, micropython, code, tally)
+            run_device(plan, state / plan.device, micropython, code, tally, stall_s)
         except SimError as err:
             errors.append(str(err))
         if progress:
@@ -501,6 +521,15 @@ def run_plans(plans: list[Plan], state: Path, progress: bool = True) -> list[Tal
     if errors:
         raise SimError("\n".join(errors))
     return tallies
+
+
+def check_broker(address: tuple[str, int]) -> None:
+    """Fail early and clearly when nothing listens at the broker address."""
+    try:
+        with socket.create_connection(address, timeout=5):
+            pass
+    except OSError as err:
+        raise SimError(f"cannot reach the broker at {address[0]}:{address[1]}: {err}") from None
 
 
 def parse_broker(value: str) -> tuple[str, int]:
@@ -563,10 +592,19 @@ def register(app: typer.Typer) -> None:
                 envvar="NPS_EDGE_SCENARIO",
             ),
         ] = None,
+        stall_timeout: Annotated[
+            float,
+            typer.Option(
+                min=1,
+                help="Stop a device that reports nothing for this many seconds.",
+                envvar="NPS_EDGE_STALL_TIMEOUT",
+            ),
+        ] = 60.0,
     ) -> None:
         address = parse_broker(broker)
         started = time.monotonic()
         try:
+            check_broker(address)
             if scenario is not None:
                 files = sorted(scenario.glob("*.json"))
                 if not files:
@@ -588,7 +626,7 @@ def register(app: typer.Typer) -> None:
                     for i in range(devices)
                 ]
             for folder in _state_dir(state):
-                tallies = run_plans(plans, folder)
+                tallies = run_plans(plans, folder, stall_s=stall_timeout)
         except SimError as err:
             typer.echo(f"nps-edge sim: {err}", err=True)
             raise typer.Exit(1) from None

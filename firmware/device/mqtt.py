@@ -7,7 +7,6 @@ reports each PUBACK through on_ack(tag, packet) so the outbox deletes only
 what the broker confirmed. Section numbers: MQTT 3.1.1 specification.
 """
 
-import binascii
 import errno
 import socket
 import time
@@ -39,23 +38,11 @@ def open_socket(host, port, tls, ca=None):
             raise
     if tls:
         try:
-            import ssl
+            import mqtt_tls  # only TLS devices pay for this code
         except ImportError:
             sock.close()
             raise OSError("TLS is not available in this firmware build")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        if ca:
-            try:
-                # config holds PEM text; MicroPython's mbedTLS binding takes DER.
-                body = "".join(ln for ln in ca.split("\n") if ln and ln[0] != "-")
-                ctx.load_verify_locations(cadata=binascii.a2b_base64(body))
-            except ValueError as err:
-                sock.close()
-                raise OSError("broker.ca is not a usable certificate: %s" % err)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        else:
-            ctx.verify_mode = ssl.CERT_NONE
-        sock = ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        sock = mqtt_tls.wrap(sock, host, ca)
     return sock
 
 

@@ -175,9 +175,12 @@ class Board:
             lines = self.uart_buf.split(b"\n")
             self.uart_buf = lines.pop()[-200:]
             for line in lines:
-                ev = trigger_line(line.decode(), self.cfg["trigger"]["uart_prefix"])
-                if ev is not None:
-                    got.append(ev)
+                try:
+                    ev = trigger_line(line.decode(), self.cfg["trigger"]["uart_prefix"])
+                except UnicodeError:
+                    ev = None
+                # A line that is not a trigger is reported (the app counts input_unknown).
+                got.append(ev or ("bad_uart_line",))
         return got
 
     def feed(self):

@@ -185,3 +185,61 @@ def test_refused_connack_drops_and_counts():
     socks[0].inbox = b"\x20\x02\x00\x05"  # not authorized
     c.poll()
     assert c.state == mqtt.OFFLINE and c.errors["mqtt_refused"] == 1
+
+
+def connected(settings=None):
+    c, socks, acks = client()
+    if settings:
+        c.s = dict(SETTINGS, **settings)
+    c.poll()
+    c.poll()
+    socks[0].inbox = b"\x20\x02\x00\x00"
+    c.poll()
+    assert c.state == mqtt.UP
+    return c, socks, acks
+
+
+def test_keepalive_sends_pingreq_then_drops_without_pingresp():
+    import time
+
+    c, socks, _ = connected({"keepalive_s": 5})
+    c.last_tx = time.ticks_add(time.ticks_ms(), -5000)  # nothing sent for a keepalive
+    c.poll()
+    assert socks[0].writes[-1] == codec.PINGREQ_PACKET and c.pinging
+    socks[0].inbox = b"\xd0\x00"  # PINGRESP
+    c.poll()
+    assert not c.pinging
+    c.last_tx = time.ticks_add(time.ticks_ms(), -5000)
+    c.poll()
+    c.since = time.ticks_add(time.ticks_ms(), -6000)  # and no answer this time
+    c.poll()
+    assert c.state == mqtt.OFFLINE and c.errors["mqtt_timeout"] == 1
+
+
+def test_missing_puback_reconnects_and_resends():
+    import time
+
+    c, socks, acks = connected()
+    pid = c.publish("t", b"x", tag=("f", 1))
+    c.inflight[pid][2] = time.ticks_add(time.ticks_ms(), -11000)  # ack_timeout_s is 10
+    c.poll()
+    assert c.state == mqtt.OFFLINE and c.errors["mqtt_timeout"] == 1 and pid in c.inflight
+
+
+def test_backoff_grows_with_jitter_and_caps():
+    import time
+
+    delays = []
+    for r in (0.0, 0.999):
+        c, _, _ = client()
+        c.s = dict(SETTINGS, backoff_min_s=1, backoff_max_s=8)
+        c.rand = lambda r=r: r
+        got = []
+        for _ in range(6):
+            now = time.ticks_ms()
+            c.retry_later(now)
+            got.append(time.ticks_diff(c.next_try, now))
+        delays.append(got)
+    low, high = delays
+    assert low == [500, 1000, 2000, 4000, 4000, 4000], low  # x0.5 jitter, capped at 8 s
+    assert high[0] >= 1498 and high[-1] <= 12000 and high[-1] >= 11990, high
