@@ -604,7 +604,6 @@ def register(app: typer.Typer) -> None:
         address = parse_broker(broker)
         started = time.monotonic()
         try:
-            check_broker(address)
             if scenario is not None:
                 files = sorted(scenario.glob("*.json"))
                 if not files:
@@ -625,6 +624,7 @@ def register(app: typer.Typer) -> None:
                     )
                     for i in range(devices)
                 ]
+            check_broker(address)
             for folder in _state_dir(state):
                 tallies = run_plans(plans, folder, stall_s=stall_timeout)
         except SimError as err:

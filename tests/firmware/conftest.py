@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -156,3 +157,19 @@ def config_for(broker: Broker, device: str = "nps-a1b2c3", **extra: Any) -> dict
 @pytest.fixture
 def config() -> Callable[..., dict[str, Any]]:
     return config_for
+
+
+@pytest.fixture
+def run_sim(nps_edge_bin: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Runs `nps-edge sim ARGS...` to the end and returns what it printed."""
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [nps_edge_bin, "sim", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run

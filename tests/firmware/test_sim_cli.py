@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -12,27 +11,19 @@ from nps_edge.broker import Broker
 
 @pytest.mark.slow
 def test_sim_one_device_one_response_publishes_a_valid_feedback(
-    nps_edge_bin: str, micropython_bin: str, mqtt_broker: Broker, subscriber
+    run_sim, micropython_bin: str, mqtt_broker: Broker, subscriber
 ) -> None:
-    done = subprocess.run(
-        [
-            nps_edge_bin,
-            "sim",
-            "--broker",
-            mqtt_broker.address,
-            "--devices",
-            "1",
-            "--responses",
-            "1",
-            "--seed",
-            "7",
-            "--site",
-            "store-9",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_sim(
+        "--broker",
+        mqtt_broker.address,
+        "--devices",
+        "1",
+        "--responses",
+        "1",
+        "--seed",
+        "7",
+        "--site",
+        "store-9",
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -54,13 +45,11 @@ def test_sim_one_device_one_response_publishes_a_valid_feedback(
 
 @pytest.mark.slow
 def test_sim_options_and_state_kept_between_runs(
-    nps_edge_bin: str, micropython_bin: str, mqtt_broker: Broker, make_subscriber, tmp_path
+    run_sim, micropython_bin: str, mqtt_broker: Broker, make_subscriber, tmp_path
 ) -> None:
     sub = make_subscriber(mqtt_broker, "acme/nps/#", client_id="acme")
     sub.wait_for(lambda _: True)
     command = [
-        nps_edge_bin,
-        "sim",
         "--broker",
         mqtt_broker.address,
         "--devices",
@@ -78,7 +67,7 @@ def test_sim_options_and_state_kept_between_runs(
     ]
     summaries = []
     for _ in range(2):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        done = run_sim(*command)
         assert done.returncode == 0, done.stderr
         assert "sim: " in done.stderr  # progress on stderr, the summary alone on stdout
         summaries.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -94,45 +83,26 @@ def test_sim_options_and_state_kept_between_runs(
     assert sorted((tmp_path / "flash").iterdir())  # per-device flash folders stayed
 
 
-def test_sim_says_clearly_when_the_broker_is_not_there(nps_edge_bin: str) -> None:
+def test_sim_says_clearly_when_the_broker_is_not_there(run_sim) -> None:
     from nps_edge.broker import free_port
 
     port = free_port()
-    done = subprocess.run(
-        [nps_edge_bin, "sim", "--broker", f"127.0.0.1:{port}", "--devices", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_sim("--broker", f"127.0.0.1:{port}", "--devices", "1")
     assert done.returncode == 1
     assert f"cannot reach the broker at 127.0.0.1:{port}" in done.stderr
     assert done.stdout == ""
 
 
 @pytest.mark.slow
-def test_sim_stops_a_device_whose_broker_never_answers(nps_edge_bin: str, tmp_path) -> None:
+def test_sim_stops_a_device_whose_broker_never_answers(run_sim, tmp_path) -> None:
     import socket
 
     with socket.socket() as silent:  # accepts TCP, never speaks MQTT
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        done = subprocess.run(
-            [
-                nps_edge_bin,
-                "sim",
-                "--broker",
-                f"127.0.0.1:{port}",
-                "--stall-timeout",
-                "2",
-                "--state",
-                str(tmp_path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        done = run_sim(
+            "--broker", f"127.0.0.1:{port}", "--stall-timeout", "2", "--state", str(tmp_path)
         )
     assert done.returncode == 1
     assert "nothing acknowledged for 2s; is the broker at 127.0.0.1:" in done.stderr

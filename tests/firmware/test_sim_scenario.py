@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -72,28 +71,20 @@ DEVICE_B = {
 
 @pytest.mark.slow
 def test_scenario_files_drive_devices_through_their_history(
-    nps_edge_bin: str, micropython_bin: str, mqtt_broker: Broker, subscriber, tmp_path: Path
+    run_sim, micropython_bin: str, mqtt_broker: Broker, subscriber, tmp_path: Path
 ) -> None:
     scenario = tmp_path / "scenario"
     scenario.mkdir()
     (scenario / "a.json").write_text(json.dumps(DEVICE_A))
     (scenario / "b.json").write_text(json.dumps(DEVICE_B))
     (scenario / "notes.txt").write_text("not a scenario file")
-    done = subprocess.run(
-        [
-            nps_edge_bin,
-            "sim",
-            "--broker",
-            mqtt_broker.address,
-            "--scenario",
-            str(scenario),
-            "--state",
-            str(tmp_path / "state"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_sim(
+        "--broker",
+        mqtt_broker.address,
+        "--scenario",
+        str(scenario),
+        "--state",
+        str(tmp_path / "state"),
     )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -147,14 +138,8 @@ def test_scenario_files_drive_devices_through_their_history(
     assert sorted(e["reason"] or "" for e in b) == ["", "", "", "dirty", "dirty"]
 
 
-def test_bad_scenario_file_is_reported(nps_edge_bin: str, tmp_path: Path) -> None:
+def test_bad_scenario_file_is_reported(run_sim, tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"device": "nps-000001", "steps": []}')
-    done = subprocess.run(
-        [nps_edge_bin, "sim", "--broker", "127.0.0.1:1", "--scenario", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_sim("--broker", "127.0.0.1:1", "--scenario", str(tmp_path))
     assert done.returncode == 1
     assert "x.json: not a scenario file" in done.stderr
