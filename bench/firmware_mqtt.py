@@ -24,7 +24,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from firmware.sim import DeviceProcess, answer_lines, cached_firmware, device_config, tool
+from firmware.sim_device import DeviceProcess, cached_firmware, tool
+from firmware.sim_plans import answer_lines, device_config
 from nps_edge.broker import Broker, start_mosquitto
 
 HERE = Path(__file__).resolve().parent / "micropython"

@@ -60,7 +60,8 @@ class App:
         self.shown = None
         self.last_telemetry = 0
         self.poller = select.poll()
-        self.polled = None
+        self.polled = None  # the MQTT socket registered in poller
+        self.polled_input = board.stream  # the board's input registered in poller
         if board.stream is not None:
             self.poller.register(board.stream, select.POLLIN)
 
@@ -164,7 +165,7 @@ class App:
             if item is None:
                 break
             client.publish(self.topics[item[0]], item[2], False, (item[0], item[1]))
-        if machine.changed or self.shown != client.state:
+        if machine.changed or self.shown != self.status():
             self.render()
         free = gc.mem_free()
         if free < self.heap_min:
@@ -172,14 +173,22 @@ class App:
         board.feed()
         return not (self.draining and not client.inflight and self.outbox.depth <= 0)
 
+    def status(self):
+        """What the idle screen's status line shows: the link, and the backlog."""
+        idle = self.machine.state == pm.IDLE
+        return self.client.state, self.outbox.depth if idle else None
+
     def render(self):
         self.machine.changed = False
-        self.shown = self.client.state
-        self.screens.render(self.machine, self.shown == mqtt.UP, self.outbox.depth)
+        self.shown = self.status()
+        self.screens.render(self.machine, self.client.state == mqtt.UP, self.outbox.depth)
         self.board.report("screen", self.machine.state, 0, "-")
 
     def wait(self):
         """Sleep until input, socket activity or the next deadline (bounded)."""
+        if self.board.stream is not self.polled_input:
+            self.poller.unregister(self.polled_input)  # input ended: no busy wake-ups on it
+            self.polled_input = None
         sock = self.client.sock
         if sock is not self.polled:
             if self.polled is not None:

@@ -128,7 +128,7 @@ def parse(text, default_device_id):
     try:
         given = json.loads(text)
     except ValueError as err:
-        raise ConfigError("config.json is not valid JSON (%s)" % err)
+        raise ConfigError("config.json is not valid JSON (%s)" % err) from None
     return check(_merge(DEFAULTS, given, ""), default_device_id)
 
 
@@ -137,5 +137,5 @@ def load(path, default_device_id):
         with open(path) as f:
             text = f.read()
     except OSError:
-        raise ConfigError("%s not found: provision the device first" % path)
+        raise ConfigError("%s not found: provision the device first" % path) from None
     return parse(text, default_device_id)

@@ -41,7 +41,7 @@ def open_socket(host, port, tls, ca=None):
             import mqtt_tls  # only TLS devices pay for this code
         except ImportError:
             sock.close()
-            raise OSError("TLS is not available in this firmware build")
+            raise OSError("TLS is not available in this firmware build") from None
         sock = mqtt_tls.wrap(sock, host, ca)
     return sock
 

@@ -17,7 +17,7 @@ def wrap(sock, host, ca):
             ctx.load_verify_locations(cadata=binascii.a2b_base64(body))
         except ValueError as err:
             sock.close()
-            raise OSError("broker.ca is not a usable certificate: %s" % err)
+            raise OSError("broker.ca is not a usable certificate: %s" % err) from None
         ctx.verify_mode = ssl.CERT_REQUIRED
     else:
         ctx.verify_mode = ssl.CERT_NONE

@@ -259,7 +259,7 @@ class Outbox:
         try:
             self.queues[kind].append(seq, head, payload, self.segment_bytes)
         except OSError as err:
-            raise OutboxError("outbox write failed: %s" % err)
+            raise OutboxError("outbox write failed: %s" % err) from None
         self.nbytes += size
         self.depth += 1
         return seq

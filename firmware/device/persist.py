@@ -39,10 +39,3 @@ def listdir(path):
         return os.listdir(path)
     except OSError:
         return []
-
-
-def size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return 0

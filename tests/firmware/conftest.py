@@ -13,7 +13,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from firmware.sim import DeviceProcess, compile_firmware, device_config
+from firmware.sim_device import DeviceProcess, compile_firmware
+from firmware.sim_plans import device_config
 from nps_edge.broker import Broker
 from nps_edge.protocol import parse_event
 

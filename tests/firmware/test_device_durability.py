@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from firmware.sim import answer_lines
+from firmware.sim_plans import answer_lines
 from nps_edge.broker import free_port, start_mosquitto
 
 T0 = 1793000000000
@@ -86,7 +86,7 @@ def test_prompt_stays_responsive_while_the_broker_is_down_and_the_backlog_drains
         started = time.monotonic()
         dev.send(*prompts(1, T0 + (i + 2) * 60000, rng))
         dev.wait_for("saved f ", count=i + 2, timeout=5)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 3.0  # no network wait (ack timeout is 10 s)
     assert len([ln for ln in dev.lines if ln.startswith("acked f ")]) == 1
     time.sleep(0.5)  # the broker stays away for a while (device keeps retrying)
     assert dev.proc.poll() is None

@@ -4,6 +4,7 @@ Mosquitto: taps in, events out, every event checked against the contract models.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -163,3 +164,35 @@ def test_bad_config_stops_the_boot_with_a_clear_message(devices, text, message) 
     assert message in fatal[0]
     assert message in dev.log_tail()
     assert (dev.folder / "fatal.fb").stat().st_size == 128 * 64 // 8  # shown on screen
+
+
+@pytest.mark.slow
+def test_real_clock_prompt_times_out_on_its_own(devices, config, mqtt_broker, subscriber) -> None:
+    """With the real clock nobody drives time: the loop wakes up for the deadline itself."""
+    cfg = config(mqtt_broker, sim={"clock": "real"}, timeouts={"prompt_s": 1})
+    dev = devices.start(devices.folder("d", cfg))
+    dev.wait_for("screen idle")
+    before = time.time()
+    dev.send("trigger cycle_complete tx-real")
+    saved = dev.wait_for("saved f ", timeout=10)
+    assert saved[0].endswith("timeout -")
+    events = subscriber.wait_for(lambda evs: any(e["type"] == "feedback" for e in evs))
+    fb = [e for e in events if e["type"] == "feedback"][0]
+    assert fb["outcome"] == "timeout" and fb["trigger"] == {
+        "kind": "cycle_complete",
+        "ref": "tx-real",
+    }
+    assert before + 0.9 <= fb["ts"] <= time.time() + 0.1  # shown, then one second without input
+
+
+@pytest.mark.slow
+def test_ts_is_null_until_the_clock_is_set(devices, config, mqtt_broker, subscriber) -> None:
+    """No NTP yet: ts null, and boot/up_ms let the server rebuild the time."""
+    dev = devices.start(devices.folder("d", config(mqtt_broker)))  # scripted clock, not set
+    dev.send("press", "turn 1", "turn 5", "press")  # 10, before any time is known
+    dev.send(f"at {T0}", "telemetry")  # now the clock is set
+    events = subscriber.wait_for(lambda evs: len(evs) >= 3)
+    by_seq = {e["seq"]: e for e in events}
+    assert by_seq[1]["ts"] is None and by_seq[1]["type"] == "telemetry"
+    assert by_seq[2]["ts"] is None and by_seq[2]["score"] == 10
+    assert by_seq[3]["ts"] == T0 / 1000 and by_seq[3]["boot"] == 0

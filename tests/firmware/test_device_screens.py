@@ -45,7 +45,8 @@ def check_or_write(name: str, buffer: bytes) -> None:
         SCREENS.mkdir(parents=True, exist_ok=True)
         image.save(path, optimize=True)
     with Image.open(path) as committed:
-        assert committed.convert("RGB").tobytes() == image.tobytes(), (
+        same = committed.convert("RGB").tobytes() == image.tobytes()  # no 400 KB diff on failure
+        assert same, (
             f"{path} differs from what the firmware draws now; "
             "rerun with NPS_EDGE_UPDATE_SCREENS=1 and commit the PNGs if the change is intended"
         )
@@ -64,7 +65,7 @@ def test_screens_prompt_picking_reason_thanks(devices, config, mqtt_broker, tmp_
         sim={"start_ms": T0},
     )
     dev = devices.start(devices.folder("d", cfg))
-    dev.wait_for("screen idle")
+    dev.wait_for("acked t 1")  # online, the boot telemetry delivered: the idle screen is settled
     steps = [
         ("idle", []),
         ("prompt", [f"at {T0 + 1000}", "trigger cycle_complete tx-1"]),

@@ -76,6 +76,8 @@ class Board:
     def __init__(self):
         self.display = Display()
         self.stream = sys.stdin
+        self.poller = select.poll()  # one for the whole run: events() is called every loop turn
+        self.poller.register(self.stream, select.POLLIN)
         self.chunked = False
         self.pending = b""
         self.rbuf = bytearray(256)
@@ -111,11 +113,8 @@ class Board:
         """
         got = []
         self.more = False
-        if self.stream is not None:
-            p = select.poll()
-            p.register(self.stream, select.POLLIN)
-            if p.poll(0):
-                self.read()
+        if self.stream is not None and self.poller.poll(0):
+            self.read()
         while True:
             end = self.pending.find(b"\n")
             if end < 0:
@@ -163,6 +162,7 @@ class Board:
         if data:
             self.pending += data
         else:
+            self.poller.unregister(self.stream)
             self.stream = None  # stdin closed: deliver what is queued, then stop
             self.pending += b"drain\n"
 

@@ -1,0 +1,184 @@
+"""A simulated device's firmware process: compiling the firmware, running and driving it.
+
+`nps-edge sim` and the tests both use DeviceProcess; input and report lines are
+described in docs/firmware.md (Simulator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+DEVICE_DIR = Path(__file__).resolve().parent / "device"
+HEAPSIZE = "64k"
+REBOOT_EXIT = 3
+
+
+class SimError(RuntimeError):
+    """The simulation could not run; the message says why."""
+
+
+def tool(name: str) -> str:
+    """A binary installed next to this Python (the venv), else on PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise SimError(f"{name} not found: pip install -e '.[dev]' installs it")
+    return found
+
+
+MPY_FLAGS = ["-X", "no-source-lines"]
+
+
+def compile_firmware(dest: Path, source: Path = DEVICE_DIR) -> Path:
+    """mpy-cross every device module into dest (as the ESP32 build does); returns dest.
+
+    Compiled code is what the device runs: compiling .py on a 64 KB heap
+    would not fit beside the application.
+    """
+    mpy_cross = tool("mpy-cross")
+
+    def one(src: Path) -> str | None:
+        out = dest / src.relative_to(source).with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [mpy_cross, *MPY_FLAGS, "-o", str(out), str(src)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return f"{src.name}: {done.stderr.strip()}" if done.returncode else None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        errors = [e for e in pool.map(one, sorted(source.rglob("*.py"))) if e]
+    if errors:
+        raise SimError("mpy-cross failed on " + "; ".join(errors))
+    return dest
+
+
+def cached_firmware(source: Path = DEVICE_DIR) -> Path:
+    """The compiled firmware, reused across runs while the sources stay the same."""
+    digest = hashlib.sha256(" ".join(MPY_FLAGS).encode())
+    for src in sorted(source.rglob("*.py")):
+        digest.update(str(src.relative_to(source)).encode() + b"\0" + src.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = base / "nps-edge" / "firmware" / digest.hexdigest()[:16]
+    if (root / "main.mpy").exists():
+        return root
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        root = Path(tempfile.mkdtemp(prefix="nps-fw-")) / root.name  # no writable cache
+    work = Path(tempfile.mkdtemp(prefix=root.name, dir=root.parent))
+    compile_firmware(work, source)
+    try:
+        work.rename(root)
+    except OSError:  # another run finished first: same bytes
+        shutil.rmtree(work, ignore_errors=True)
+    return root
+
+
+class DeviceProcess:
+    """One firmware process: input lines to its stdin, report lines from its stdout.
+
+    The simulator and the tests both drive devices through this class.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        code: Path,
+        micropython: str | None = None,
+        on_line: Callable[[str], None] | None = None,
+        keep_lines: bool = True,
+        heapsize: str = HEAPSIZE,
+    ) -> None:
+        self.folder = folder
+        self.on_line = on_line
+        self.keep_lines = keep_lines
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        read_end, self._stdin = os.pipe()
+        os.set_blocking(read_end, False)  # the board reads stdin in chunks ("stream")
+        with open(folder / "device.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [micropython or tool("micropython"), "-X", f"heapsize={heapsize}", "-m", "main"],
+                cwd=folder,
+                # .frozen: the port's own frozen modules (ssl, ...) stay importable.
+                env=dict(os.environ, MICROPYPATH=f"{code}:.frozen"),
+                stdin=read_end,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        os.close(read_end)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if self.on_line is not None:
+                self.on_line(line)
+            with self._changed:
+                if self.keep_lines:
+                    self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def send(self, *lines: str) -> None:
+        """Write input lines (docs/firmware.md); ignored once the device has exited."""
+        view = memoryview(("\n".join(lines) + "\n").encode())
+        try:
+            while view:
+                view = view[os.write(self._stdin, view) :]
+        except (BrokenPipeError, OSError):
+            pass
+
+    def close_input(self) -> None:
+        """End of input: the device sends what it holds, then exits."""
+        if self._stdin >= 0:
+            os.close(self._stdin)
+            self._stdin = -1
+
+    def wait_for(self, prefix: str, count: int = 1, timeout: float = 15.0) -> list[str]:
+        """Poll (bounded) until `count` report lines start with prefix; returns them."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [ln for ln in self.lines if ln.startswith(prefix)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise SimError(
+                        f"{self.folder.name}: {len(found)} of {count} lines {prefix!r} "
+                        f"after {timeout}s; log tail: {self.log_tail()}"
+                    )
+                self._changed.wait(min(left, 0.5))
+
+    def log_tail(self, n: int = 800) -> str:
+        return (self.folder / "device.log").read_text(errors="replace")[-n:]
+
+    def kill(self) -> None:
+        """SIGKILL: a power cut as far as the firmware can tell."""
+        self.proc.kill()
+        self.wait()
+
+    def wait(self, timeout: float | None = 60.0) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        self.close_input()
+        return code
