@@ -43,7 +43,7 @@ def boot_heap(out: Path, workdir: Path) -> int:
         done = subprocess.run(
             [micropython(), "-X", "heapsize=64k", "main.py"],
             cwd=device,
-            env={**os.environ, "MICROPYPATH": str(device)},
+            env={**os.environ, "MICROPYPATH": f"{device}:.frozen"},
             input="quit\n",  # stop once booted (closing stdin would wait to drain)
             capture_output=True,
             text=True,

@@ -9,7 +9,8 @@ silenced per module; modules the board imports are followed silently; only the b
 files are reported, with `check_untyped_defs` since MicroPython code carries no hints
 (and without `var-annotated`, which only asks for those hints, and without strict None
 checks: board code sets hardware members to None in __init__ and fills them in
-configure(), an order mypy cannot see without annotations). What is checked is what the
+configure(), an order mypy cannot see without annotations; nor does it count errors about
+the board's own lists, typed by their first append). What is checked is what the
 stubs know: names, arguments and types of machine/network/esp32 calls. `explicit_package_bases`
 names `boards/esp32_x.py` as module `boards.esp32_x`, as the device imports it.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -113,6 +115,28 @@ def board_files(device_dir: Path = DEVICE_DIR) -> list[Path]:
     return sorted((device_dir / BOARDS).glob("esp32_*.py"))
 
 
+# In unannotated code mypy types `got = []` by its first append and then flags a later
+# append of another shape: inference about the board's own lists, not about the hardware.
+_OWN_LIST = re.compile(r': error: Argument \d+ to "\w+" of "(list|dict|set)" has incompatible type')
+
+
+def without_own_list_errors(
+    done: subprocess.CompletedProcess[str],
+) -> subprocess.CompletedProcess[str]:
+    """mypy's result with the errors about the board's own empty-literal lists left out."""
+    if done.returncode != 1:
+        return done  # 0: clean; 2: mypy could not run, report as it is
+    lines = [line for line in done.stdout.splitlines() if not _OWN_LIST.search(line)]
+    errors = sum(": error: " in line for line in lines)
+    kept = [line for line in lines if not line.startswith(("Found ", "Success: "))]
+    ignored = done.stdout.count("\n") - len(lines)
+    summary = f"Found {errors} error{'s' * (errors > 1)}" if errors else "Success: no issues found"
+    kept.append(f"{summary} ({ignored} about the board's own lists not counted)")
+    return subprocess.CompletedProcess(
+        done.args, int(errors > 0), "\n".join(kept) + "\n", done.stderr
+    )
+
+
 def check(
     files: list[Path], device_dir: Path = DEVICE_DIR, *, cache: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -122,7 +146,9 @@ def check(
     with tempfile.TemporaryDirectory(prefix="nps-stubcheck-") as workdir:
         config = write_config(Path(workdir), device_dir, cache)
         argv = [sys.executable, "-m", "mypy", "--config-file", str(config), *map(str, files)]
-        return subprocess.run(argv, capture_output=True, text=True, check=False)
+        return without_own_list_errors(
+            subprocess.run(argv, capture_output=True, text=True, check=False)
+        )
 
 
 def main() -> int:

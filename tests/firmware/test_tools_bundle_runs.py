@@ -51,7 +51,10 @@ def run(
     return subprocess.run(
         [micropython, "-X", "heapsize=64k", *args],
         cwd=device,
-        env={**os.environ, "MICROPYPATH": str(device)},  # the bundle and nothing else
+        env={
+            **os.environ,
+            "MICROPYPATH": f"{device}:.frozen",
+        },  # the bundle, then built-ins, as on an ESP32
         input=stdin,
         capture_output=True,
         text=True,

@@ -53,3 +53,16 @@ def test_every_screen_shown_exists() -> None:
     assert {"screens/thank-you.png", "screens/error.png"} <= set(images)
     for image in images:
         assert (ROOT / "docs" / image).is_file(), image
+
+
+def test_wiring_and_watchdog_match_the_board_files() -> None:
+    boards = ROOT / "firmware" / "device" / "boards"
+    for board in ("esp32_oled_encoder", "esp32_buttons"):
+        source = (boards / f"{board}.py").read_text()
+        pins = re.findall(r"^(?:PIN_\w+|UART_RX|UART_TX) = (\d+)", source, re.M)
+        assert pins, board
+        for pin in pins:
+            assert f"GPIO{pin}" in GUIDE, f"{board}: GPIO{pin} is not in the wiring table"
+    watchdog = re.search(r"WDT\(timeout=(\d+)\)", (boards / "esp32_oled_encoder.py").read_text())
+    assert watchdog is not None
+    assert f"{int(watchdog.group(1)) // 1000}-second hardware watchdog" in GUIDE

@@ -43,7 +43,7 @@ def test_build_flash_provision_verify_then_boot(
     done = subprocess.run(
         [micropython_bin, "-X", "heapsize=64k", "main.py"],
         cwd=board.root,
-        env={**os.environ, "MICROPYPATH": str(board.root)},
+        env={**os.environ, "MICROPYPATH": f"{board.root}:.frozen"},
         input="",  # stdin closed: send what is queued, then stop
         capture_output=True,
         text=True,

@@ -79,7 +79,7 @@ def test_the_device_code_accepts_what_was_written(
     done = subprocess.run(
         [micropython_bin, "-X", "heapsize=64k", "-c", code],
         cwd=board.root,
-        env={**os.environ, "MICROPYPATH": str(bundle.DEVICE_DIR)},
+        env={**os.environ, "MICROPYPATH": f"{bundle.DEVICE_DIR}:.frozen"},
         capture_output=True,
         text=True,
         timeout=30,
