@@ -36,8 +36,10 @@ GRAINS = {HOUR: "hour", DAY: "day"}
 # Ordered smallest first; the first cuboid that covers a query's dimensions serves it.
 # The first dimension leads the primary key (then the bucket) so that filtering on it
 # is a range scan.
+SINGLE = ("rssi_band", "battery_band", "health", "fw", "trigger", "reason")
 CUBOIDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fleet", ()),
+    *((f"by_{d}", (d,)) for d in SINGLE),  # fleet-wide splits: drivers, trends by trigger
     ("site", ("site",)),
     ("device", ("device", "site")),
     ("mix", ("prompt", "trigger", "fw", "rssi_band", "battery_band", "health")),

@@ -21,7 +21,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(condition: Any, timeout: float = 10.0, what: str = "condition") -> None:
+def wait_for(condition: Any, timeout: float = 30.0, what: str = "condition") -> None:
     """Poll `condition` until true, failing after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
