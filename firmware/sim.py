@@ -30,7 +30,7 @@ from firmware.sim_device import (
     cached_firmware,
     tool,
 )
-from firmware.sim_plans import Plan, device_id, random_plan, scenario_plan
+from firmware.sim_plans import PAUSE, Plan, device_id, random_plan, scenario_plan
 from nps_edge.protocol import TOPIC_ROOT
 
 
@@ -88,10 +88,12 @@ def run_device(
     tally: Tally,
     stall_s: float = 60.0,
     heapsize: str = HEAPSIZE,
+    pace_s: float = 0.0,
 ) -> None:
     """Run one device through all parts of its plan, restarting it after each reboot.
 
     A device that reports nothing for stall_s (its broker never acknowledges) is stopped.
+    With pace_s, a paced plan's prompts are fed one at a time, pace_s apart on average.
     """
     folder.mkdir(parents=True, exist_ok=True)
     for index, lines in enumerate(plan.parts):
@@ -104,7 +106,10 @@ def run_device(
         proc = DeviceProcess(
             folder, code, micropython, heapsize=heapsize, on_line=tally.feed, keep_lines=False
         )
-        proc.send(*lines)
+        if pace_s:
+            feed_paced(proc, lines, pace_s, tally, random.Random(plan.device))
+        else:
+            proc.send(*lines)
         proc.close_input()
         tally.last_line = time.monotonic()
         while proc.proc.poll() is None:
@@ -125,12 +130,35 @@ def run_device(
             raise SimError(f"{plan.device} exited with code {code_}:\n{tail}")
 
 
+def feed_paced(
+    proc: DeviceProcess, lines: list[str], pace_s: float, tally: Tally, rng: random.Random
+) -> None:
+    """Send a paced plan prompt by prompt in real time, 1 to 2 x pace_s apart.
+
+    Keep pace_s above the device's cool-down (min_answer_interval_s + thanks_s,
+    13 s by default), or the next prompt's answer is refused as spam.
+    """
+    group: list[str] = []
+    for line in [*lines, PAUSE]:
+        if line != PAUSE:
+            group.append(line)
+            continue
+        proc.send(*group)
+        group = []
+        tally.last_line = deadline = time.monotonic() + pace_s * rng.uniform(1.0, 2.0)
+        while time.monotonic() < deadline:
+            if proc.proc.poll() is not None:
+                return
+            time.sleep(0.2)
+
+
 def run_plans(
     plans: list[Plan],
     state: Path,
     progress: bool = True,
     stall_s: float = 60.0,
     heapsize: str = HEAPSIZE,
+    pace_s: float = 0.0,
 ) -> list[Tally]:
     micropython = tool("micropython")
     code = cached_firmware()
@@ -139,7 +167,9 @@ def run_plans(
 
     def work(plan: Plan, tally: Tally) -> None:
         try:
-            run_device(plan, state / plan.device, micropython, code, tally, stall_s, heapsize)
+            run_device(
+                plan, state / plan.device, micropython, code, tally, stall_s, heapsize, pace_s
+            )
         except SimError as err:
             errors.append(str(err))
         if progress:
@@ -247,10 +277,22 @@ def register(app: typer.Typer) -> None:
                 envvar="NPS_EDGE_HEAPSIZE",
             ),
         ] = HEAPSIZE,
+        pace: Annotated[
+            float,
+            typer.Option(
+                min=0,
+                help="Real time instead of fast-forward: one prompt per device every PACE to"
+                " 2 x PACE seconds; keep it above the device's 13 s cool-down (0: as fast as"
+                " possible, on a scripted clock).",
+                envvar="NPS_EDGE_PACE",
+            ),
+        ] = 0.0,
     ) -> None:
         address = parse_broker(broker)
         started = time.monotonic()
         try:
+            if scenario is not None and pace:
+                raise SimError("--pace is for generated devices; a scenario has its own times")
             if scenario is not None:
                 files = sorted(scenario.glob("*.json"))
                 if not files:
@@ -268,12 +310,15 @@ def register(app: typer.Typer) -> None:
                         now_ms,
                         topic_root=topic_root,
                         fw=fw,
+                        paced=pace > 0,
                     )
                     for i in range(devices)
                 ]
             check_broker(address)
             for folder in _state_dir(state):
-                tallies = run_plans(plans, folder, stall_s=stall_timeout, heapsize=heapsize)
+                tallies = run_plans(
+                    plans, folder, stall_s=stall_timeout, heapsize=heapsize, pace_s=pace
+                )
         except SimError as err:
             typer.echo(f"nps-edge sim: {err}", err=True)
             raise typer.Exit(1) from None

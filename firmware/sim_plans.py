@@ -57,6 +57,10 @@ def device_config(
     return cfg
 
 
+# Host-only marker between prompts in a paced plan; never sent to the device.
+PAUSE = "#pause"
+
+
 def answer_lines(score: int, reason_index: int | None, at_ms: int) -> list[str]:
     """Encoder input that picks score (the first detent selects 5) and a reason or skips it."""
     lines = [f"at {at_ms}", "turn 1"]
@@ -100,13 +104,20 @@ def random_plan(
     *,
     topic_root: str = TOPIC_ROOT,
     fw: str | None = None,
+    paced: bool = False,
 ) -> Plan:
-    """Prompts after transactions until `responses` were answered; some time out, some dismissed."""
-    sim = {
+    """Prompts after transactions until `responses` were answered; some time out, some dismissed.
+
+    paced: the device runs on the real clock and the host feeds one prompt at a
+    time (`PAUSE` separates them, see sim.run_device); `at` lines are then ignored.
+    """
+    sim: dict[str, Any] = {
         "rssi": rng.randint(-85, -45),
         "battery_mv": rng.randint(3500, 4150),
         "start_ms": start_ms,
     }
+    if paced:
+        sim["clock"] = "real"
     cfg = device_config(device, site, broker, topic_root=topic_root, fw=fw, sim=sim)
     lines: list[str] = []
     t = start_ms
@@ -114,6 +125,8 @@ def random_plan(
     n = 0
     while answered < responses:
         n += 1
+        if paced and n > 1:
+            lines.append(PAUSE)
         t += rng.randint(60, 600) * 1000
         kind = rng.choice(["cycle_complete", "cycle_complete", "service_visit", "walkup"])
         lines += [f"at {t}", trigger_line(kind, None if kind == "walkup" else f"tx-{n}")]
@@ -129,6 +142,8 @@ def random_plan(
             t += rng.randint(1500, 9000)
             lines += answer_lines(score, None if reason == len(DEFAULT_REASONS) else reason, t)
             answered += 1
+    if paced:  # on the real clock an `at` line would set the wall clock, not wait
+        lines = [line for line in lines if not line.startswith("at ")]
     lines.append("drain")
     return Plan(device, cfg, [lines])
 

@@ -36,6 +36,8 @@ from nps_edge.processes import (
 # The demo's devices get an ESP32's real MicroPython heap (no PSRAM: about
 # 90-110 KB free); the firmware tests run at the tighter 64k (docs/firmware.md).
 DEVICE_HEAP = "96k"
+# Each live device shows a prompt every 15 to 30 s of real time.
+LIVE_PACE_S = 15.0
 DURATION = re.compile(r"^(\d+)\s*d?$")
 
 
@@ -94,7 +96,7 @@ def live_devices(demo: Demo, broker: str, devices: int, seed: int, site: str) ->
     """Keep a few simulated devices answering prompts while the demo runs."""
     args = ["sim", "--broker", broker, "--devices", str(devices), "--responses", "1000000"]
     args += ["--seed", str(seed), "--site", site, "--state", str(demo.workdir / "live")]
-    args += ["--heapsize", DEVICE_HEAP]
+    args += ["--heapsize", DEVICE_HEAP, "--pace", str(LIVE_PACE_S)]
     demo.children.append(spawn("live devices", args, demo.workdir / "sim-live.log"))
 
 

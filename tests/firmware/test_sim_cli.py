@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -108,3 +109,30 @@ def test_sim_stops_a_device_whose_broker_never_answers(run_sim, tmp_path) -> Non
     assert "nothing acknowledged for 2s; is the broker at 127.0.0.1:" in done.stderr
     saved = list(tmp_path.glob("nps-*/ob/f/*"))
     assert saved  # the answers are safe on the device's flash, waiting for a broker
+
+
+@pytest.mark.slow
+def test_paced_devices_run_on_the_real_clock(
+    run_sim, micropython_bin: str, mqtt_broker: Broker, subscriber
+) -> None:
+    """--pace: the real clock, so an answer's ts is now, not a fast-forwarded future."""
+    before = time.time()
+    done = run_sim(
+        "--broker",
+        mqtt_broker.address,
+        "--devices",
+        "1",
+        "--responses",
+        "2",
+        "--pace",
+        "14",
+        "--seed",
+        "5",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["answered"] == 2
+    events = subscriber.wait_for(lambda evs: len(evs) >= summary["events"])
+    stamps = sorted(e["ts"] for e in events if e["type"] == "feedback")
+    assert before - 1 <= stamps[0] and stamps[-1] <= time.time() + 1
+    assert stamps[-1] - stamps[0] >= 14  # one pace apart at least
