@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import time
@@ -96,9 +95,6 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
 def live_server(
     nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    if importlib.util.find_spec("server.app") is None:
-        # A build of the dashboard branch before the server issue was merged into it.
-        pytest.skip("the server (server/app.py) has not landed in this build")
     tmp = tmp_path_factory.mktemp("dashboard-server")
     db = f"sqlite:///{tmp}/x.db"
     port = free_port()

@@ -32,10 +32,6 @@ from nps_edge.processes import (
 )
 
 
-class NotAvailable(RuntimeError):
-    """A part of the system this proof needs has not landed in this checkout."""
-
-
 @dataclass
 class ServerProcess:
     """`nps-edge server` on SQLite with a gateway and an operator token."""
@@ -60,13 +56,8 @@ class ServerProcess:
 
     def create_tokens(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            self.gateway_token = create_token(self.db, "gateway", "gw")
-            self.operator_token = create_token(self.db, "operator", "op")
-        except ProcessError as err:
-            if "not yet available" in str(err) or "No such option" in str(err):
-                raise NotAvailable(str(err)) from None
-            raise
+        self.gateway_token = create_token(self.db, "gateway", "gw")
+        self.operator_token = create_token(self.db, "operator", "op")
 
     def start(self) -> None:
         if not self.gateway_token:
