@@ -18,7 +18,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-DEVICE_DIR = Path(__file__).resolve().parent / "device"
+from firmware.bundle import (
+    DEFAULT_ARCH,
+    DEVICE_DIR,
+    BuildError,
+    mpy_cross_binary,
+    mpy_cross_flags,
+)
+
 HEAPSIZE = "64k"
 REBOOT_EXIT = 3
 
@@ -38,7 +45,9 @@ def tool(name: str) -> str:
     return found
 
 
-MPY_FLAGS = ["-X", "no-source-lines"]
+# Exactly the ESP32 build's flags (firmware/bundle.py): the simulator runs the
+# bytecode that ships; it is plain bytecode, so the x64 unix port loads it.
+MPY_FLAGS = mpy_cross_flags(DEFAULT_ARCH, source_lines=False)
 
 
 def compile_firmware(dest: Path, source: Path = DEVICE_DIR) -> Path:
@@ -47,7 +56,10 @@ def compile_firmware(dest: Path, source: Path = DEVICE_DIR) -> Path:
     Compiled code is what the device runs: compiling .py on a 64 KB heap
     would not fit beside the application.
     """
-    mpy_cross = tool("mpy-cross")
+    try:
+        mpy_cross = mpy_cross_binary()
+    except BuildError as err:
+        raise SimError(str(err)) from None
 
     def one(src: Path) -> str | None:
         out = dest / src.relative_to(source).with_suffix(".mpy")
