@@ -50,6 +50,20 @@ def wait_for_port(
     raise BrokerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, then SIGKILL when it has not ended after timeout (0: SIGKILL at once)."""
+    if proc.poll() is None:
+        if timeout > 0:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                return int(proc.wait(timeout))
+            except subprocess.TimeoutExpired:
+                pass
+        proc.kill()
+        proc.wait()
+    return int(proc.returncode)
+
+
 @dataclass
 class Broker:
     """A running broker child process."""
@@ -67,18 +81,10 @@ class Broker:
         return f"{self.host}:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, 0)
 
 
 def mosquitto_binary() -> str | None:
