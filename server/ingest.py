@@ -37,7 +37,7 @@ from server.models import (
 )
 from server.rollup_tables import ROLLUP_TABLES
 from server.settings import Settings
-from server.sql import case_when, greater, insert_new, lesser, table_of, upsert
+from server.sql import add_counts, case_when, greater, insert_new, lesser, table_of, upsert
 from server.validation import Forwarded, Rejected, reason_class, validate
 
 BOOT = table_of(BootRecord).c
@@ -212,14 +212,11 @@ def fact(row: Mapping[str, Any]) -> rollups.Fact:
 
 def roll_up(session: Session, facts: Sequence[rollups.Fact]) -> None:
     """Add facts to every rollup table (the single code path for ingest and bulk loads)."""
+    cuboids = dict(rollups.CUBOIDS)
     for (name, grain), acc in rollups.aggregate(facts).items():
-        dims = dict(rollups.CUBOIDS)[name]
-        upsert(
-            session,
-            ROLLUP_TABLES[(name, grain)],
-            rollups.rows(dims, acc),
-            (*dims, "bucket"),
-            lambda c, x: {k: c[k] + x[k] for k in rollups.COUNTS},
+        rows = [(*key, *acc[key]) for key in sorted(acc)]  # one lock order for all writers
+        add_counts(
+            session, ROLLUP_TABLES[(name, grain)], (*cuboids[name], "bucket"), rollups.COUNTS, rows
         )
 
 

@@ -125,17 +125,6 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[i
     return out
 
 
-def rows(dims: tuple[str, ...], acc: dict[tuple, list[int]]) -> list[dict[str, object]]:
-    """Upsert parameter rows, sorted by key so concurrent writers lock in the same order."""
-    out = []
-    for key in sorted(acc):
-        row: dict[str, object] = dict(zip(dims, key[:-1], strict=True))
-        row["bucket"] = key[-1]
-        row.update(zip(COUNTS, acc[key], strict=True))
-        out.append(row)
-    return out
-
-
 def plan(
     lo: float | None, hi: float | None, grains: Sequence[int]
 ) -> list[tuple[int | None, float | None, float | None]]:

@@ -52,6 +52,33 @@ def upsert(
     session.execute(stmt, list(rows))
 
 
+def add_counts(
+    session: Session,
+    table: Table,
+    key: Sequence[str],
+    counts: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET count = count + excluded.count, for each count.
+
+    `rows` are tuples (key values, then counts). Sent as one driver-level
+    executemany of a fixed SQL text (the same on both databases): no per-row
+    statement compilation, which dominates the cost of a batch's rollups.
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cols = [*key, *counts]
+    name = table.name
+    sql = (
+        f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = {name}.{c} + excluded.{c}" for c in counts)
+    )
+    conn.exec_driver_sql(sql, [tuple(r) for r in rows])
+
+
 def greater(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
     """max(a, b) on both databases (SQLite has no GREATEST)."""
     return case((a > b, a), else_=b)
