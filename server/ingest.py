@@ -37,7 +37,16 @@ from server.models import (
 )
 from server.rollup_tables import ROLLUP_TABLES
 from server.settings import Settings
-from server.sql import add_counts, case_when, greater, insert_new, lesser, table_of, upsert
+from server.sql import (
+    add_counts,
+    case_when,
+    greater,
+    insert_new,
+    insert_rows,
+    lesser,
+    table_of,
+    upsert,
+)
 from server.validation import Forwarded, Rejected, reason_class, validate
 
 BOOT = table_of(BootRecord).c
@@ -109,7 +118,7 @@ def _store(
     _store_telemetry(session, telemetry, times)
     rows = join_feedback(session, feedback, times, gateway, settings)
     if rows:
-        session.execute(table_of(Feedback).insert(), rows)
+        insert_rows(session, table_of(Feedback), rows)
         _roll_up(session, rows)
     _upsert_devices(session, fresh, rows, times, gateway)
     alerts = alerting.on_ingest(
@@ -181,7 +190,7 @@ def _store_telemetry(
              "outbox_depth": ev.outbox_depth, "reset_cause": ev.reset_cause, "errors": ev.errors,
              "errors_total": total, "errors_delta": delta}
         )  # fmt: skip
-    session.execute(table_of(Telemetry).insert(), rows)
+    insert_rows(session, table_of(Telemetry), rows)
     upsert(
         session,
         table_of(BootRecord),
