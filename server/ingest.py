@@ -117,13 +117,14 @@ def _store(
     feedback = [ev for ev in fresh if isinstance(ev, ForwardedFeedback)]
     _store_telemetry(session, telemetry, times)
     rows = join_feedback(session, feedback, times, gateway, settings)
-    if rows:
-        insert_rows(session, table_of(Feedback), rows)
-        _roll_up(session, rows)
+    insert_rows(session, table_of(Feedback), rows)
     _upsert_devices(session, fresh, rows, times, gateway)
     alerts = alerting.on_ingest(
         session, feedback=rows, telemetry=telemetry, settings=settings, now=now
     )
+    # Last: every writer updates the same fleet-wide rollup rows, whose locks
+    # are held until commit (PostgreSQL), so they are taken as late as possible.
+    _roll_up(session, rows)
     return rows, alerts
 
 
