@@ -12,7 +12,7 @@ from nps_edge.protocol import ForwardedTelemetry
 from server.models import Alert, Device, Feedback
 from server.nps import Tally
 from server.settings import Settings
-from server.sql import bulk_write, table_of
+from server.sql import as_tuples, bulk_write, table_of
 
 ACTIVE = ("open", "acknowledged")
 A = table_of(Alert).c
@@ -41,9 +41,7 @@ def _insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, An
     """
     if not alerts:
         return []
-    columns = list(alerts[0])
-    rows = [tuple(a[c] for c in columns) for a in alerts]
-    ids = sorted(bulk_write(session, table_of(Alert), columns, rows, returning="id"))
+    ids = sorted(bulk_write(session, table_of(Alert), *as_tuples(alerts), returning="id"))
     return [{"id": i, **a, "comments": []} for i, a in zip(ids, alerts, strict=True)]
 
 

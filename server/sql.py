@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, Integer, Table, case
@@ -17,11 +18,17 @@ def _insert(session: Session, table: Table) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+def as_tuples(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Dicts with the same keys (at least two) as (columns, one tuple per row)."""
+    columns = list(rows[0]) if rows else []
+    if len(columns) < 2:
+        return columns, [tuple(r[c] for c in columns) for r in rows]
+    return columns, list(map(itemgetter(*columns), rows))
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Plain INSERT of rows (dicts with the same keys) in one round trip."""
-    if rows:
-        columns = list(rows[0])
-        bulk_write(session, table, columns, [tuple(r[c] for c in columns) for r in rows])
+    bulk_write(session, table, *as_tuples(rows))
 
 
 def insert_new(
@@ -35,8 +42,7 @@ def insert_new(
     """
     if not rows:
         return set()
-    columns = list(rows[0])
-    tuples = [tuple(r[c] for c in columns) for r in rows]
+    columns, tuples = as_tuples(rows)
     return set(
         bulk_write(
             session, table, columns, tuples, conflict="ON CONFLICT DO NOTHING", returning=key
