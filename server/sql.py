@@ -143,9 +143,9 @@ def bulk_write(
         sql, params = _pg_select(table, columns, rows)
         result = conn.exec_driver_sql(f"{head} {sql}{tail}", params)
         return list(result.scalars()) if returning else []
-    jsons = {i for i, n in enumerate(columns) if isinstance(table.c[n].type, JSON)}
-    if jsons:
-        rows = [tuple(json.dumps(v) if i in jsons else v for i, v in enumerate(r)) for r in rows]
+    for i, name in enumerate(columns):
+        if isinstance(table.c[name].type, JSON):
+            rows = [(*r[:i], json.dumps(r[i]), *r[i + 1 :]) for r in rows]
     one = "(" + ", ".join(["?"] * len(columns)) + ")"
     if not returning:
         conn.exec_driver_sql(f"{head} VALUES {one}{tail}", list(rows))
