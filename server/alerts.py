@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from nps_edge.protocol import ForwardedTelemetry
 from server.models import Alert, Device, Feedback
 from server.nps import Tally
 from server.settings import Settings
-from server.sql import table_of
+from server.sql import as_tuples, bulk_write, table_of
 
 ACTIVE = ("open", "acknowledged")
 A = table_of(Alert).c
@@ -34,11 +34,14 @@ def _new(now: float, **fields: Any) -> dict[str, Any]:
 
 
 def _insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store new alerts in one statement; the alert JSON of each, with its id."""
+    """Store new alerts in one statement; the alert JSON of each, with its id.
+
+    Ids come from the sequence row by row in insertion order, so sorted they
+    pair with the alerts in order.
+    """
     if not alerts:
         return []
-    stmt = insert(table_of(Alert)).returning(A.id, sort_by_parameter_order=True)
-    ids = session.execute(stmt, alerts).scalars().all()
+    ids = sorted(bulk_write(session, table_of(Alert), *as_tuples(alerts), returning="id"))
     return [{"id": i, **a, "comments": []} for i, a in zip(ids, alerts, strict=True)]
 
 
@@ -80,8 +83,14 @@ def on_ingest(
         for ev in telemetry
         if ev.battery_mv is not None and ev.battery_mv < settings.battery_low_mv
     }
+    active: set[str | None] = set()  # devices with an active battery alert already
+    if low:
+        stmt = select(A.device).where(
+            A.kind == "battery", A.status.in_(ACTIVE), A.device.in_(sorted(low))
+        )
+        active = set(session.execute(stmt).scalars())
     for device, ev in sorted(low.items()):
-        if not _has_active(session, kind="battery", site=None, device=device):
+        if device not in active:
             opened.append(
                 _new(
                     now, kind="battery", site=ev.site, device=device,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -124,5 +125,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
 
 def app_from_env() -> FastAPI:
-    """Factory for uvicorn workers: settings from `NPS_EDGE_*` (the CLI sets them)."""
-    return create_app(Settings())
+    """Factory for uvicorn workers: settings from `NPS_EDGE_*` (the CLI sets them).
+
+    Everything built so far lives as long as the process: `gc.freeze()` takes it
+    out of the collector's sight, so the full collections that ingest's many
+    short-lived objects trigger do not rescan it (about a fifth of a batch's time).
+    """
+    app = create_app(Settings())
+    gc.freeze()
+    return app

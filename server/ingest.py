@@ -37,7 +37,16 @@ from server.models import (
 )
 from server.rollup_tables import ROLLUP_TABLES
 from server.settings import Settings
-from server.sql import case_when, greater, insert_new, lesser, table_of, upsert
+from server.sql import (
+    add_counts,
+    case_when,
+    greater,
+    insert_new,
+    insert_rows,
+    lesser,
+    table_of,
+    upsert,
+)
 from server.validation import Forwarded, Rejected, reason_class, validate
 
 BOOT = table_of(BootRecord).c
@@ -108,13 +117,14 @@ def _store(
     feedback = [ev for ev in fresh if isinstance(ev, ForwardedFeedback)]
     _store_telemetry(session, telemetry, times)
     rows = join_feedback(session, feedback, times, gateway, settings)
-    if rows:
-        session.execute(table_of(Feedback).insert(), rows)
-        _roll_up(session, rows)
+    insert_rows(session, table_of(Feedback), rows)
     _upsert_devices(session, fresh, rows, times, gateway)
     alerts = alerting.on_ingest(
         session, feedback=rows, telemetry=telemetry, settings=settings, now=now
     )
+    # Last: every writer updates the same fleet-wide rollup rows, whose locks
+    # are held until commit (PostgreSQL), so they are taken as late as possible.
+    _roll_up(session, rows)
     return rows, alerts
 
 
@@ -181,7 +191,7 @@ def _store_telemetry(
              "outbox_depth": ev.outbox_depth, "reset_cause": ev.reset_cause, "errors": ev.errors,
              "errors_total": total, "errors_delta": delta}
         )  # fmt: skip
-    session.execute(table_of(Telemetry).insert(), rows)
+    insert_rows(session, table_of(Telemetry), rows)
     upsert(
         session,
         table_of(BootRecord),
@@ -212,14 +222,11 @@ def fact(row: Mapping[str, Any]) -> rollups.Fact:
 
 def roll_up(session: Session, facts: Sequence[rollups.Fact]) -> None:
     """Add facts to every rollup table (the single code path for ingest and bulk loads)."""
+    cuboids = dict(rollups.CUBOIDS)
     for (name, grain), acc in rollups.aggregate(facts).items():
-        dims = dict(rollups.CUBOIDS)[name]
-        upsert(
-            session,
-            ROLLUP_TABLES[(name, grain)],
-            rollups.rows(dims, acc),
-            (*dims, "bucket"),
-            lambda c, x: {k: c[k] + x[k] for k in rollups.COUNTS},
+        rows = [(*key, *acc[key]) for key in sorted(acc)]  # one lock order for all writers
+        add_counts(
+            session, ROLLUP_TABLES[(name, grain)], (*cuboids[name], "bucket"), rollups.COUNTS, rows
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
@@ -110,30 +111,25 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[i
     out: dict[tuple[str, int], dict[tuple, list[int]]] = {}
     for name, dims in CUBOIDS:
         pick = [DIMS.index(d) for d in dims]
-        for grain in GRAINS:
-            acc: dict[tuple, list[int]] = {}
-            for fine, counts in finest.items():
-                hour: int = fine[-1]
-                k = (*(fine[i] for i in pick), hour // grain * grain)
-                c = acc.get(k)
-                if c is None:
-                    acc[k] = counts.copy()
-                else:
-                    for n in range(4):
-                        c[n] += counts[n]
-            out[(name, grain)] = acc
+        keys = map(itemgetter(*pick, -1), finest) if pick else ((f[-1],) for f in finest)
+        hours = _sum_into({}, keys, finest)
+        out[(name, HOUR)] = hours
+        out[(name, DAY)] = _sum_into({}, ((*k[:-1], k[-1] // DAY * DAY) for k in hours), hours)
     return out
 
 
-def rows(dims: tuple[str, ...], acc: dict[tuple, list[int]]) -> list[dict[str, object]]:
-    """Upsert parameter rows, sorted by key so concurrent writers lock in the same order."""
-    out = []
-    for key in sorted(acc):
-        row: dict[str, object] = dict(zip(dims, key[:-1], strict=True))
-        row["bucket"] = key[-1]
-        row.update(zip(COUNTS, acc[key], strict=True))
-        out.append(row)
-    return out
+def _sum_into(
+    acc: dict[tuple, list[int]], keys: Iterable[tuple], source: dict[tuple, list[int]]
+) -> dict[tuple, list[int]]:
+    """acc[key] += source[its source key], for keys produced in source's order."""
+    for k, counts in zip(keys, source.values(), strict=True):
+        c = acc.get(k)
+        if c is None:
+            acc[k] = counts.copy()
+        else:
+            for n in range(4):
+                c[n] += counts[n]
+    return acc
 
 
 def plan(
