@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -68,6 +69,33 @@ def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = No
     )
     out.close()
     return Child(name, proc, log)
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 60.0, what: str = "it", interval: float = 0.05
+) -> Any:
+    """Poll predicate() (bounded) until it is truthy and return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise ProcessError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def gateway_status(store: Path) -> dict[str, Any]:
+    """`nps-edge gateway status --store PATH --json`, decoded."""
+    done = subprocess.run(
+        [*nps_edge_command(), "gateway", "status", "--store", str(store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        raise ProcessError(f"gateway status failed: {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def create_token(db: str, role: str, name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,14 @@ import httpx
 import pytest
 
 from nps_edge.broker import Broker
-from nps_edge.processes import Child, create_token, start_gateway, start_server
+from nps_edge.processes import (
+    Child,
+    ProcessError,
+    create_token,
+    start_gateway,
+    start_server,
+    wait_until,
+)
 
 
 @dataclass
@@ -43,13 +49,11 @@ class Site:
 
     def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
         """Poll check() until true (bounded); on timeout show the parts' logs."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.1)
-        logs = "\n".join(f"--- {c.name}\n{c.tail()}" for c in (self.server, self.gateway))
-        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        try:
+            wait_until(check, timeout, what, interval=0.1)
+        except ProcessError as err:
+            logs = "\n".join(f"--- {c.name}\n{c.tail()}" for c in (self.server, self.gateway))
+            raise AssertionError(f"{err}\n{logs}") from None
 
 
 @pytest.fixture

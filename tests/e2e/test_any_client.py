@@ -14,6 +14,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from nps_edge.processes import gateway_status
+
 pytestmark = pytest.mark.slow
 
 DEVICE = "kiosk-hand-01"
@@ -102,8 +104,8 @@ def test_hand_written_events_and_malformed_ones(site) -> None:
     assert gaps["max_seq"] == 6 and gaps["missing"] == [[4, 5]]
 
     # The four bad payloads are counted with their reasons, at the edge or by the server.
-    site.wait_for(lambda: gateway_status(site)["dead_letters"]["rows"] == 4, "4 dead letters")
-    status = gateway_status(site)
+    site.wait_for(lambda: gateway_status(site.store)["dead_letters"]["rows"] == 4, "4 dead letters")
+    status = gateway_status(site.store)
     assert status["depth"] == 0 and status["forwarded"] == 4
     text = subprocess.run(
         [site.nps_edge, "gateway", "status", "--store", str(site.store)],
@@ -113,13 +115,3 @@ def test_hand_written_events_and_malformed_ones(site) -> None:
     ).stdout
     for reason in ("not JSON", "score", "another-device"):
         assert reason in text, (reason, text)
-
-
-def gateway_status(site) -> dict:
-    done = subprocess.run(
-        [site.nps_edge, "gateway", "status", "--store", str(site.store), "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout)

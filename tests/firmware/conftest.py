@@ -13,6 +13,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from firmware import serial_tools as st
 from firmware.sim_device import DeviceProcess, compile_firmware
 from firmware.sim_plans import device_config
 from nps_edge.broker import Broker
@@ -174,3 +175,11 @@ def run_sim(nps_edge_bin: str) -> Callable[..., subprocess.CompletedProcess[str]
         )
 
     return run
+
+
+@pytest.fixture
+def board(tmp_path: Path, micropython_bin: str) -> st.LocalDevice:
+    """A stand-in board for the field tools: a folder run by the real micropython."""
+    root = tmp_path / "board"
+    root.mkdir()
+    return st.LocalDevice(root, micropython_bin)

@@ -33,13 +33,6 @@ FIELD = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def board(tmp_path: Path, micropython_bin: str) -> st.LocalDevice:
-    root = tmp_path / "board"
-    root.mkdir()
-    return st.LocalDevice(root, micropython_bin)
-
-
 def invoke(runner: st.Runner, *args: str) -> Result:
     app = typer.Typer()
     app.add_typer(cli.firmware_app(lambda dry_run: runner), name="firmware")

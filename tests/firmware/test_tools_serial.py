@@ -46,13 +46,6 @@ def built(tmp_path: Path) -> tuple[Path, bundle.Manifest]:
     return out, manifest
 
 
-@pytest.fixture
-def board(tmp_path: Path, micropython_bin: str) -> st.LocalDevice:
-    root = tmp_path / "board"
-    root.mkdir()
-    return st.LocalDevice(root, micropython_bin)
-
-
 def invoke(runner: st.Runner, *args: str) -> Result:
     app = typer.Typer()
     app.add_typer(cli.firmware_app(lambda dry_run: runner), name="firmware")

@@ -16,8 +16,9 @@ from gateway.metrics import Metrics
 from gateway.policy import Limits
 from gateway.service import Gateway
 from gateway.store import Store
+from nps_edge.processes import wait_until
 from nps_edge.protocol import IngestRequest, InvalidEvent, PresenceRequest, parse_event
-from tests.gateway.processes import Publisher, wait_until
+from tests.gateway.processes import Publisher
 
 
 def common(device: str, seq: int, kind: str) -> dict:

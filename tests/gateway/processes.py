@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from nps_edge.broker import free_port
 from nps_edge.processes import (
     Child,
-    ProcessError,
     create_token,
-    nps_edge_command,
+    gateway_status,
     start_gateway,
     start_server,
 )
@@ -120,27 +118,7 @@ class GatewayProcess:
             self.child.stop(timeout=30)
 
     def status(self) -> dict[str, Any]:
-        done = subprocess.run(
-            [*nps_edge_command(), "gateway", "status", "--store", str(self.store), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if done.returncode != 0:
-            raise ProcessError(f"gateway status failed: {done.stderr}")
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "it") -> Any:
-    """Poll (bounded) until predicate() is truthy; return its value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return gateway_status(self.store)
 
 
 class Publisher:

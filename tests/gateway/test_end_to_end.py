@@ -11,12 +11,8 @@ import pytest
 
 from gateway.store import Store
 from nps_edge.broker import free_port
-from tests.gateway.processes import (
-    GatewayProcess,
-    Publisher,
-    ServerProcess,
-    wait_until,
-)
+from nps_edge.processes import wait_until
+from tests.gateway.processes import GatewayProcess, Publisher, ServerProcess
 
 pytestmark = pytest.mark.slow
 

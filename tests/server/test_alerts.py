@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from nps_edge.processes import wait_until
 from server.app import create_app
 from server.events import Bus
 from server.settings import Settings
@@ -17,7 +18,7 @@ from server.tokens import create_token
 from server.watch import check_once
 from server.webhooks import HEADER, sign
 from tests.server.factory import T0, Api, feedback, telemetry
-from tests.server.live import Receiver, serve, wait_for
+from tests.server.live import Receiver, serve
 
 
 def test_every_detractor_opens_an_alert_with_trigger_reason_and_health(api: Api) -> None:
@@ -113,7 +114,9 @@ def test_webhook_signed_retried_and_logged(db_url: str, engine: Engine) -> None:
                 "/api/v1/ingest", json={"gateway": "gw", "events": [feedback(seq=1, score=3)]},
                 headers={"Authorization": f"Bearer {gw}"},
             )  # fmt: skip
-            wait_for(lambda: len(hook.requests) == 3, what="three webhook attempts")
+            wait_until(
+                lambda: len(hook.requests) == 3, what="three webhook attempts", interval=0.01
+            )
             headers, body = hook.requests[-1]
             assert headers[HEADER] == sign(body, "s3cret")
             assert json.loads(body)["feedback_id"] == "nps-aaa111:1"
@@ -123,7 +126,7 @@ def test_webhook_signed_retried_and_logged(db_url: str, engine: Engine) -> None:
                     "/api/v1/webhooks/deliveries", headers={"Authorization": f"Bearer {op}"}
                 ).json()["items"]
 
-            wait_for(lambda: len(logged()) == 3, what="three logged attempts")
+            wait_until(lambda: len(logged()) == 3, what="three logged attempts", interval=0.01)
             log = logged()
             assert [(d["attempt"], d["status_code"], d["delivered"]) for d in reversed(log)] == [
                 (1, 503, False), (2, 503, False), (3, 204, True),

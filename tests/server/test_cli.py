@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,27 +12,22 @@ import httpx
 import pytest
 from sqlmodel import Session
 
+from nps_edge.broker import free_port
+from nps_edge.processes import wait_until
 from server.db import make_engine, upgrade
 from server.tokens import create_token
 from tests.server.factory import feedback
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _wait_up(base: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server did not come up"
-        time.sleep(0.05)
+    wait_until(lambda: _healthy(base), what="the server's /healthz")
 
 
 def _token(bin_: str, db: str, role: str) -> str:
@@ -71,7 +64,7 @@ def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path)
         gw = create_token(session, name="gw", role="gateway")
         op = create_token(session, name="op", role="operator")
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [nps_edge_bin, "server", "--db", db, "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"),
@@ -100,7 +93,7 @@ def test_same_batch_to_several_workers_at_once_is_stored_once(
     upgrade(engine)
     with Session(engine) as session:
         gw = create_token(session, name="gw", role="gateway")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [nps_edge_bin, "server", "--db", postgres_url, "--port", str(port), "--workers", "3"],
         stdout=subprocess.DEVNULL,
