@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -259,8 +260,6 @@ def wait_delivered(
 
 
 def _port_free(host: str, port: int) -> bool:
-    import socket
-
     with socket.socket() as s:
         try:
             s.bind((host, port))

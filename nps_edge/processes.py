@@ -111,26 +111,35 @@ def create_token(db: str, role: str, name: str) -> str:
     return done.stdout.strip()
 
 
-def wait_http(child: Child, url: str, timeout: float = 60.0) -> None:
-    """Poll url until it answers 200 (bounded); fail early if the child died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_child(child: Child, ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ready() until true (bounded); fail early, with the child's log, if it died."""
+
+    def check() -> bool:
         if not child.alive():
             raise ProcessError(f"{child.name} exited ({child.proc.returncode}):\n{child.tail()}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise ProcessError(f"{child.name} did not answer {url} in {timeout:.0f}s:\n{child.tail()}")
+        return ready()
+
+    try:
+        wait_until(check, timeout, what, interval=0.05)
+    except ProcessError as err:
+        if child.alive():  # timed out: say what the child logged
+            raise ProcessError(f"{child.name}: {err}:\n{child.tail()}") from None
+        raise
+
+
+def answers(url: str) -> bool:
+    """True when url answers 200."""
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def start_server(db: str, log: Path, port: int | None = None, host: str = "127.0.0.1") -> Child:
     port = port or free_port(host)
     child = spawn("server", ["server", "--db", db, "--host", host, "--port", str(port)], log)
     child.url = f"http://{host}:{port}"
-    wait_http(child, f"{child.url}/healthz")
+    wait_child(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz")
     return child
 
 
@@ -142,13 +151,7 @@ def start_gateway(
     args += ["--store", str(store), *extra]
     before = subscriptions(log)
     child = spawn("gateway", args, log)
-    deadline = time.monotonic() + 60.0
-    while subscriptions(log) <= before:
-        if not child.alive():
-            raise ProcessError(f"gateway exited ({child.proc.returncode}):\n{child.tail()}")
-        if time.monotonic() > deadline:
-            raise ProcessError(f"gateway did not subscribe within 60s:\n{child.tail()}")
-        time.sleep(0.05)
+    wait_child(child, lambda: subscriptions(log) > before, "its subscription on the broker")
     return child
 
 

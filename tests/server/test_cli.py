@@ -13,21 +13,14 @@ import pytest
 from sqlmodel import Session
 
 from nps_edge.broker import free_port
-from nps_edge.processes import wait_until
+from nps_edge.processes import answers, wait_until
 from server.db import make_engine, upgrade
 from server.tokens import create_token
 from tests.server.factory import feedback
 
 
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def _wait_up(base: str) -> None:
-    wait_until(lambda: _healthy(base), what="the server's /healthz")
+    wait_until(lambda: answers(f"{base}/healthz"), what="the server's /healthz")
 
 
 def _token(bin_: str, db: str, role: str) -> str:
