@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from server.sql import forget_stages
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 WRITE = {"nps_write": True}
 
@@ -26,7 +28,9 @@ def make_engine(url: str) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        event.listen(engine, "rollback", forget_stages)
+        return engine
     database = parsed.database or ""
     memory = database in ("", ":memory:")
     if not memory:

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, tuple_
@@ -50,6 +51,7 @@ from server.sql import (
 from server.validation import Forwarded, Rejected, reason_class, validate
 
 BOOT = table_of(BootRecord).c
+LEDGER = ("id", "device", "seq", "type", "rx_ts", "gateway")
 
 
 @dataclass
@@ -76,12 +78,8 @@ def ingest_batch(
     good, bad, repeats = validate(events)
     out = Outcome(rejected=bad, duplicates=repeats)
     with write_session(engine) as session:
-        ledger = [
-            {"id": ev.id, "device": ev.device, "seq": ev.seq, "type": ev.type,
-             "rx_ts": ev.rx_ts, "gateway": gateway}
-            for ev in sorted(good, key=lambda e: e.id)
-        ]  # fmt: skip
-        new_ids = insert_new(session, table_of(EventRecord), ledger, "id")
+        ledger = sorted((ev.id, ev.device, ev.seq, ev.type, ev.rx_ts, gateway) for ev in good)
+        new_ids = insert_new(session, table_of(EventRecord), LEDGER, ledger, "id")
         fresh = [ev for ev in good if ev.id in new_ids]
         out.duplicates += len(good) - len(fresh)
         out.accepted = len(fresh)
@@ -103,10 +101,6 @@ def ingest_batch(
     for r in bad:
         EVENTS_REJECTED.labels(reason=reason_class(r.error)).inc()
     return out
-
-
-def _timed(ev: Forwarded) -> timebase.Timed:
-    return timebase.Timed(ev.device, ev.boot, ev.up_ms, ev.ts, ev.rx_ts)
 
 
 def _store(
@@ -137,7 +131,7 @@ def _time_events(session: Session, fresh: list[Forwarded]) -> dict[str, tuple[fl
             select(BootRecord).where(tuple_(BOOT.device, BOOT.boot).in_(keys))
         ).scalars()
     }
-    anchors = timebase.anchors((_timed(ev) for ev in fresh), known)
+    anchors = timebase.anchors(fresh, known)
     upsert(
         session,
         table_of(BootRecord),
@@ -149,7 +143,7 @@ def _time_events(session: Session, fresh: list[Forwarded]) -> dict[str, tuple[fl
         ("device", "boot"),
         _better_anchor,
     )  # fmt: skip
-    return {ev.id: timebase.event_time(_timed(ev), anchors[(ev.device, ev.boot)]) for ev in fresh}
+    return {ev.id: timebase.event_time(ev, anchors[(ev.device, ev.boot)]) for ev in fresh}
 
 
 def _better_anchor(c: Any, x: Any) -> dict[str, Any]:
@@ -201,23 +195,19 @@ def _store_telemetry(
     )
 
 
+_DIMS = itemgetter(
+    "site", "device", "prompt", "trigger_kind", "fw", "reason", "rssi_band", "battery_band",
+    "health",
+)  # fmt: skip
+assert rollups.DIMS[5] == "reason"
+
+
 def fact(row: Mapping[str, Any]) -> rollups.Fact:
     """A feedback row as the rollups count it (also used by the benchmark's check)."""
-    return rollups.Fact(
-        row["t"],
-        row["category"],
-        {
-            "site": row["site"],
-            "device": row["device"],
-            "prompt": row["prompt"],
-            "trigger": row["trigger_kind"],
-            "fw": row["fw"],
-            "reason": row["reason"] if row["reason"] is not None else rollups.NONE,
-            "rssi_band": row["rssi_band"],
-            "battery_band": row["battery_band"],
-            "health": row["health"],
-        },
-    )
+    dims = _DIMS(row)
+    if dims[5] is None:
+        dims = (*dims[:5], rollups.NONE, *dims[6:])
+    return rollups.Fact(row["t"], row["category"], dims)
 
 
 def roll_up(session: Session, facts: Sequence[rollups.Fact]) -> None:

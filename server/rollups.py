@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
@@ -76,13 +75,12 @@ def choose(dims: Iterable[str]) -> tuple[str, tuple[str, ...]]:
     raise ValueError(f"no cuboid covers {sorted(needed)}")
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     """One feedback event as the rollups see it."""
 
     t: float
     category: str | None  # None: shown, not answered
-    dims: dict[str, str]
+    dims: tuple[str, ...]  # values in DIMS order
 
 
 def bucket_of(t: float, grain: int) -> int:
@@ -99,14 +97,13 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[i
     every other table is summed from those keys, which are far fewer than facts.
     """
     finest: dict[tuple[Any, ...], list[int]] = {}
-    for f in facts:
-        key = (*(f.dims[d] for d in DIMS), math.floor(f.t / HOUR) * HOUR)
+    for t, cat, dims in facts:
+        key = (*dims, math.floor(t / HOUR) * HOUR)
         c = finest.get(key)
         if c is None:
             c = finest[key] = [0, 0, 0, 0]
-        slot = _SLOT.get(f.category or "")
-        if slot is not None:
-            c[slot] += 1
+        if cat is not None:
+            c[_SLOT[cat]] += 1
         c[3] += 1
     out: dict[tuple[str, int], dict[tuple, list[int]]] = {}
     for name, dims in CUBOIDS:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Integer, Table, case
+from sqlalchemy import JSON, Table, case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -32,21 +32,20 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 def insert_new(
-    session: Session, table: Table, rows: Sequence[dict[str, Any]], key: str
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    key: str,
 ) -> set[Any]:
-    """INSERT ... ON CONFLICT DO NOTHING; the keys of the rows that were new.
+    """INSERT ... ON CONFLICT DO NOTHING of tuples; the `key` values of the rows that were new.
 
     A concurrent transaction inserting the same key makes this one wait for it
     and then skip the row (PostgreSQL) or waits on the write lock (SQLite), so a
     key is stored once whoever sends it.
     """
-    if not rows:
-        return set()
-    columns, tuples = as_tuples(rows)
     return set(
-        bulk_write(
-            session, table, columns, tuples, conflict="ON CONFLICT DO NOTHING", returning=key
-        )
+        bulk_write(session, table, columns, rows, conflict="ON CONFLICT DO NOTHING", returning=key)
     )
 
 
@@ -67,53 +66,59 @@ def upsert(
     session.execute(stmt, list(rows))
 
 
-def _pg_array(col: Any, values: list[Any]) -> tuple[str, list[Any]]:
-    """(SQL type of the array parameter, values) for one column sent to unnest()."""
-    kind = col.type
-    if isinstance(kind, JSON):
-        return "text[]", [None if v is None else json.dumps(v) for v in values]
-    if isinstance(kind, Boolean):
-        return "boolean[]", [None if v is None else bool(v) for v in values]
-    if isinstance(kind, Integer):  # BigInteger too
-        return "bigint[]", [None if v is None else int(v) for v in values]
-    if isinstance(kind, Float):
-        return "float8[]", [None if v is None else float(v) for v in values]
-    return "text[]", [None if v is None else str(v) for v in values]
+def _json_text(value: Any) -> str | None:
+    """A JSON column's value as text (the common empty object without the encoder)."""
+    if value is None:
+        return None
+    if value == {}:
+        return "{}"
+    return json.dumps(value)
 
 
-def _pg_select(
+def _with_json_text(
     table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> tuple[str, tuple[Any, ...]]:
-    """The SELECT feeding a PostgreSQL bulk INSERT, and its parameters.
-
-    All rows as one JSON document read by json_populate_recordset (typed by the
-    table itself); unnest() of one array per column when a float is not finite
-    (JSON has no NaN), whose Python-side array dumping is slower.
-    """
-    cols = ", ".join(_q(c) for c in columns)
-    try:
-        doc = json.dumps([dict(zip(columns, r, strict=True)) for r in rows], allow_nan=False)
-    except ValueError:
-        pass
-    else:
-        return f"SELECT {cols} FROM json_populate_recordset(NULL::{_q(table.name)}, %s::json)", (
-            doc,
-        )
-    params, arrays, picks = [], [], []
+) -> Sequence[Sequence[Any]]:
     for i, name in enumerate(columns):
-        col = table.c[name]
-        sql_type, values = _pg_array(col, [r[i] for r in rows])
-        params.append(values)
-        arrays.append(f"%s::{sql_type}")
-        picks.append(f"c{i}::json" if isinstance(col.type, JSON) else f"c{i}")
-    alias = ", ".join(f"c{i}" for i in range(len(columns)))
-    return f"SELECT {', '.join(picks)} FROM unnest({', '.join(arrays)}) AS u({alias})", tuple(
-        params
-    )
+        if isinstance(table.c[name].type, JSON):
+            rows = [(*r[:i], _json_text(r[i]), *r[i + 1 :]) for r in rows]
+    return rows
 
 
 def _q(name: str) -> str:
     return f'"{name}"'
+
+
+def _pg_stage(conn: Any, table: Table) -> str:
+    """This connection's temporary staging table for `table` (made once per connection).
+
+    Emptied at every commit (ON COMMIT DELETE ROWS) and by the statement that reads it.
+    """
+    stage = f"_stage_{table.name}"
+    made = conn.info.setdefault(STAGES, set())
+    if stage not in made:
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_q(stage)} ON COMMIT DELETE ROWS"
+            f" AS SELECT * FROM {_q(table.name)} WITH NO DATA"
+        )
+        made.add(stage)
+    return stage
+
+
+STAGES = "nps_stages"
+
+
+def forget_stages(conn: Any) -> None:
+    """After a rollback: staging tables made in that transaction are gone."""
+    conn.info.pop(STAGES, None)
+
+
+def _pg_copy(conn: Any, target: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """COPY rows into `target`: PostgreSQL's fastest way in, 2-3x INSERT ... SELECT."""
+    cols = ", ".join(_q(c) for c in columns)
+    with conn.connection.driver_connection.cursor() as cur:
+        with cur.copy(f"COPY {_q(target)} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def bulk_write(
@@ -128,24 +133,29 @@ def bulk_write(
     """INSERT rows (tuples in `columns` order) in one round trip, skipping per-row compilation.
 
     `conflict` is an ON CONFLICT clause in the syntax both databases share
-    (`excluded."c"`, `"table"."c"`). PostgreSQL gets one INSERT ... SELECT FROM
-    json_populate_recordset or unnest; SQLite a driver-level executemany, or
-    multi-row VALUES when `returning` names a column to return (values of the
-    rows actually written).
+    (`excluded."c"`, `"table"."c"`). PostgreSQL gets COPY, straight into the
+    table for a plain insert, else into a staging table moved by one INSERT ...
+    SELECT with the clause; SQLite a driver-level executemany, or multi-row
+    VALUES when `returning` names a column to return (values of the rows
+    actually written, in the order given).
     """
     if not rows:
         return []
     conn = session.connection()
-    head = f"INSERT INTO {_q(table.name)} ({', '.join(_q(c) for c in columns)})"
+    rows = _with_json_text(table, columns, rows)
+    cols = ", ".join(_q(c) for c in columns)
+    head = f"INSERT INTO {_q(table.name)} ({cols})"
     tail = f" {conflict}" if conflict else ""
     tail += f" RETURNING {_q(returning)}" if returning else ""
     if conn.dialect.name == "postgresql":
-        sql, params = _pg_select(table, columns, rows)
-        result = conn.exec_driver_sql(f"{head} {sql}{tail}", params)
+        if not tail:
+            _pg_copy(conn, table.name, columns, rows)
+            return []
+        stage = _pg_stage(conn, table)
+        _pg_copy(conn, stage, columns, rows)
+        moved = f"WITH moved AS (DELETE FROM {_q(stage)} RETURNING {cols})"
+        result = conn.exec_driver_sql(f"{moved} {head} SELECT {cols} FROM moved{tail}")
         return list(result.scalars()) if returning else []
-    for i, name in enumerate(columns):
-        if isinstance(table.c[name].type, JSON):
-            rows = [(*r[:i], json.dumps(r[i]), *r[i + 1 :]) for r in rows]
     one = "(" + ", ".join(["?"] * len(columns)) + ")"
     if not returning:
         conn.exec_driver_sql(f"{head} VALUES {one}{tail}", list(rows))

@@ -13,25 +13,28 @@ Rule (docs/server.md): events of one device and one boot share a boot start.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class Anchor:
+class Anchor(NamedTuple):
     start: float
     exact: bool
     up_ms: int = 0  # of the event an exact anchor came from
 
 
-@dataclass(frozen=True)
-class Timed:
-    """What the rule needs of an event."""
+class Timed(Protocol):
+    """What the rule needs of an event (a forwarded event has all of it)."""
 
-    device: str
-    boot: int
-    up_ms: int
-    ts: float | None
-    rx_ts: float
+    @property
+    def device(self) -> str: ...
+    @property
+    def boot(self) -> int: ...
+    @property
+    def up_ms(self) -> int: ...
+    @property
+    def ts(self) -> float | None: ...
+    @property
+    def rx_ts(self) -> float: ...
 
 
 def merge(old: Anchor | None, new: Anchor) -> Anchor:
