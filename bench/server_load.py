@@ -34,8 +34,8 @@ from sqlmodel import Session
 
 from server import health, rollups
 from server.db import make_engine, upgrade
-from server.ingest import fact
 from server.nps import category
+from server.prepare import fact
 from server.rollup_tables import ROLLUP_TABLES
 from server.tokens import create_token
 

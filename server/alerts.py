@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import select
@@ -33,7 +34,7 @@ def _new(now: float, **fields: Any) -> dict[str, Any]:
     return base | fields | {"created_at": now, "updated_at": now}
 
 
-def _insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Store new alerts in one statement; the alert JSON of each, with its id.
 
     Ids come from the sequence row by row in insertion order, so sorted they
@@ -76,7 +77,8 @@ def on_ingest(
     settings: Settings,
     now: float,
 ) -> list[dict[str, Any]]:
-    """Alerts opened by a batch: detractors, low batteries, sites whose rolling NPS fell."""
+    """Alerts a batch opens (stored by `insert`): detractors, low batteries, sites whose
+    rolling NPS fell. `feedback` is the batch's rows, not stored yet."""
     opened = [_detractor(row, now) for row in feedback if row["category"] == "detractor"]
     low = {
         ev.device: ev
@@ -98,27 +100,35 @@ def on_ingest(
                     detail={"battery_mv": ev.battery_mv, "threshold_mv": settings.battery_low_mv},
                 )
             )  # fmt: skip
-    for site in sorted({r["site"] for r in feedback if r["category"] is not None}):
-        alert = _check_site(session, site, settings, now)
+    answered: dict[str, list[tuple[float, str]]] = {}
+    for r in feedback:
+        if r["category"] is not None:
+            answered.setdefault(r["site"], []).append((r["t"], r["category"]))
+    for site in sorted(answered):
+        alert = _check_site(session, site, answered[site], settings, now)
         if alert is not None:
             opened.append(alert)
-    return _insert(session, opened)
+    return opened
 
 
 def _check_site(
-    session: Session, site: str, settings: Settings, now: float
+    session: Session,
+    site: str,
+    batch: list[tuple[float, str]],
+    settings: Settings,
+    now: float,
 ) -> dict[str, Any] | None:
+    """A site NPS alert if the site's last N answers, stored and `batch` ((t, category)),
+    are under the threshold and none is active."""
     last_n = settings.site_nps_last_n
-    cats = (
-        session.execute(
-            select(F.category)
-            .where(F.site == site, F.category.is_not(None))
-            .order_by(F.t.desc())
-            .limit(last_n)
-        )
-        .scalars()
-        .all()
-    )
+    stored = session.execute(
+        select(F.t, F.category)
+        .where(F.site == site, F.category.is_not(None))
+        .order_by(F.t.desc())
+        .limit(last_n)
+    ).all()
+    latest = sorted([*batch, *((t, c) for t, c in stored)], key=itemgetter(0), reverse=True)
+    cats = [c for _, c in latest[:last_n]]
     if len(cats) < last_n:
         return None
     tally = Tally(cats.count("promoter"), cats.count("passive"), cats.count("detractor"), len(cats))
@@ -156,4 +166,4 @@ def check_offline(session: Session, *, settings: Settings, now: float) -> list[d
                             "threshold_s": settings.offline_alert_s},
                 )
             )  # fmt: skip
-    return _insert(session, opened)
+    return insert(session, opened)

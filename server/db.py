@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +65,33 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def write_session(engine: Engine) -> Session:
-    """A session for a transaction that writes (IMMEDIATE on SQLite)."""
-    return Session(engine.execution_options(**WRITE), expire_on_commit=False)
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session for a transaction that writes (IMMEDIATE on SQLite).
+
+    On a SQLite file, writers of every process first queue on an OS file lock:
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so a waiting
+    writer would oversleep a lock released after a few milliseconds.
+    """
+    with (
+        _writer_turn(engine),
+        Session(engine.execution_options(**WRITE), expire_on_commit=False) as s,
+    ):
+        yield s
+
+
+@contextmanager
+def _writer_turn(engine: Engine) -> Iterator[None]:
+    database = engine.url.database or ""
+    if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
+        yield
+        return
+    with open(f"{database}-writer.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def alembic_config(engine: Engine) -> Config:

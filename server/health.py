@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DAY_S = 86400.0
 RSSI_BANDS = ("strong", "ok", "weak", "none")
@@ -57,8 +58,7 @@ def health_state(
     return "healthy"
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """A telemetry reading, as the join uses it."""
 
     t: float
@@ -67,8 +67,7 @@ class Sample:
     battery_mv: float | None
 
 
-@dataclass(frozen=True)
-class Joined:
+class Joined(NamedTuple):
     telemetry_id: str | None
     rssi: float | None
     battery_mv: float | None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -19,9 +21,19 @@ FeedbackRow = dict[str, Any]  # a feedback table row
 
 
 def histories(
-    session: Session, spans: dict[str, tuple[float, float]], window_s: float
+    session: Session,
+    spans: dict[str, tuple[float, float]],
+    window_s: float,
+    *,
+    batch_telemetry: Sequence[Mapping[str, Any]] = (),
+    batch_boots: Mapping[tuple[str, int], float] | None = None,
 ) -> dict[str, health.DeviceHistory]:
-    """Each device's telemetry, error increments, boots and presence around its span."""
+    """Each device's telemetry, error increments, boots and presence around its span.
+
+    The batch being ingested is not stored yet: its telemetry rows and boot starts
+    ((device, boot) -> start, replacing the stored start) are taken from it.
+    """
+    batch_boots = batch_boots or {}
     out = {d: health.DeviceHistory([], [], [], []) for d in spans}
     if not spans:
         return out
@@ -66,7 +78,22 @@ def histories(
         .order_by(P.rx_ts, P.id)
     ):
         out[dev].presence.append((at, online))
+    for row in batch_telemetry:
+        h = out.get(row["device"])
+        if h is None:
+            continue
+        h.samples.append(health.Sample(row["t"], row["id"], row["rssi"], row["battery_mv"]))
+        if row["errors_delta"] > 0:
+            h.errors.append((row["t"], row["errors_delta"]))
+    for (dev, boot), start in batch_boots.items():
+        h = out.get(dev)
+        if h is not None:
+            h.boot_starts = [(at, b) for at, b in h.boot_starts if b != boot] + [(start, boot)]
     for h in out.values():
+        if batch_telemetry or batch_boots:
+            h.samples.sort(key=attrgetter("t"))
+            h.errors.sort(key=itemgetter(0))
+            h.boot_starts.sort(key=itemgetter(0))
         h.__post_init__()
     return out
 
@@ -77,13 +104,19 @@ def join_feedback(
     times: dict[str, tuple[float, str]],
     gateway: str,
     settings: Settings,
+    *,
+    batch_telemetry: Sequence[Mapping[str, Any]] = (),
+    batch_boots: Mapping[tuple[str, int], float] | None = None,
 ) -> list[FeedbackRow]:
     spans: dict[str, tuple[float, float]] = {}
     for ev in events:
         t = times[ev.id][0]
         lo, hi = spans.get(ev.device, (t, t))
         spans[ev.device] = (min(lo, t), max(hi, t))
-    found = histories(session, spans, settings.join_window_s)
+    found = histories(
+        session, spans, settings.join_window_s,
+        batch_telemetry=batch_telemetry, batch_boots=batch_boots,
+    )  # fmt: skip
     rows: list[FeedbackRow] = []
     for ev in events:
         t, source = times[ev.id]

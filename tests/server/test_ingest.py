@@ -187,7 +187,7 @@ def test_time_rebuilt_from_boot_anchor_and_rx_ts(api: Api) -> None:
 
 def test_a_worse_anchor_never_replaces_a_better_one_in_sql(api: Api, engine: Engine) -> None:
     """The boot upsert applies timebase.merge in SQL, for writers racing on one boot."""
-    from server.ingest import _better_anchor
+    from server.ingest import _merge_boot
     from server.models import BootRecord
     from server.sql import table_of, upsert
 
@@ -198,12 +198,76 @@ def test_a_worse_anchor_never_replaces_a_better_one_in_sql(api: Api, engine: Eng
             {"start": T0 - 100.0, "exact": False, "anchor_up_ms": 0},  # an estimate
             {"start": T0 - 50.0, "exact": True, "anchor_up_ms": 1_000},  # an older clock
         ):
-            upsert(s, table_of(BootRecord), [row | worse], ("device", "boot"), _better_anchor)
+            upsert(s, table_of(BootRecord), [row | worse], ("device", "boot"), _merge_boot)
         s.commit()
         boot = s.get(BootRecord, ("nps-aaa111", 4))
         assert boot is not None and (boot.start, boot.exact) == (T0 - 5.0, True)
         newer = {"start": T0 - 7.0, "exact": True, "anchor_up_ms": 9_000}
-        upsert(s, table_of(BootRecord), [row | newer], ("device", "boot"), _better_anchor)
+        upsert(s, table_of(BootRecord), [row | newer], ("device", "boot"), _merge_boot)
         s.commit()
         s.refresh(boot)
         assert boot.start == T0 - 7.0
+
+
+def _history(device: str, site: str) -> list[dict[str, Any]]:
+    """Telemetry with errors, three boots (one without a clock) and answers between them.
+
+    Clocks agree with uptimes (boot 3 starts at T0 + 299.5), so no later anchor moves
+    an earlier event's time, which would make batching matter by the time rule.
+    """
+    kw: dict[str, Any] = {"device": device, "site": site}
+    quiet = {"rssi": None, "battery_mv": None}  # ctx empty: the join fills it from telemetry
+    return [
+        telemetry(seq=1, ts=T0, rssi=-80, battery_mv=3300, errors={"i2c": 1}, **kw),
+        feedback(seq=2, score=9, up_ms=61_000, ts=T0 + 60, **quiet, **kw),
+        telemetry(seq=3, boot=2, up_ms=1000, ts=T0 + 120, rssi=-82, errors={"i2c": 2}, **kw),
+        feedback(seq=4, score=3, boot=2, up_ms=61_000, ts=T0 + 180, **quiet, **kw),
+        telemetry(seq=5, boot=3, up_ms=500, ts=None, rx_ts=T0 + 300, errors={"i2c": 5}, **kw),
+        feedback(seq=6, score=5, boot=3, up_ms=2000, ts=None, rx_ts=T0 + 302, **quiet, **kw),
+        feedback(seq=7, score=1, boot=3, up_ms=100_500, ts=T0 + 400, rssi=-50, **kw),
+        *(feedback(seq=s, score=s - 8, boot=3, up_ms=s * 60_000 - 299_500, ts=T0 + 60 * s, **kw)
+          for s in (8, 9, 10)),
+    ]  # fmt: skip
+
+
+def test_health_join_and_alerts_do_not_depend_on_batching(api: Api, engine: Engine) -> None:
+    """A device's history sent as one batch or one event at a time is stored alike: the
+    batch's own telemetry and boots take part in its joins, its answers in the site check."""
+    api.ingest(_history("nps-one111", "site-one"))
+    for event in _history("nps-each11", "site-each"):
+        api.ingest([event])
+
+    def rows(device: str) -> list[dict[str, Any]]:
+        with Session(engine) as s:
+            found = s.exec(select(Feedback).where(Feedback.device == device)).scalars()
+            # time_source says "boot" where the batch held a clocked event of that boot
+            out = [f.model_dump(exclude={"device", "site", "id", "time_source"}) for f in found]
+        for r in out:
+            r["telemetry_id"] = (r["telemetry_id"] or "").rpartition(":")[2]
+        return sorted(out, key=lambda r: r["seq"])
+
+    one, each = rows("nps-one111"), rows("nps-each11")
+    assert one == each
+    by_seq = {r["seq"]: r for r in one}
+    assert (by_seq[2]["rssi_band"], by_seq[2]["battery_band"], by_seq[2]["errors_24h"]) == (
+        "weak", "critical", 1,
+    )  # fmt: skip
+    assert (by_seq[4]["telemetry_id"], by_seq[4]["errors_24h"], by_seq[4]["reboots_24h"]) == (
+        "3", 3, 2,
+    )  # fmt: skip
+    assert by_seq[6]["t"] == pytest.approx(T0 + 301.5)
+    assert (by_seq[6]["errors_24h"], by_seq[6]["reboots_24h"]) == (8, 3)
+    assert by_seq[7]["rssi_band"] == "strong"  # the event's own reading wins
+
+    alerts = api.get("/api/v1/alerts", limit=100)["items"]
+    kinds = {
+        site: sorted(a["kind"] for a in alerts if a["site"] == site)
+        for site in ("site-one", "site-each")
+    }
+    assert kinds["site-one"] == kinds["site-each"]
+    assert kinds["site-one"].count("site_nps") == 1 and kinds["site-one"].count("battery") == 1
+    for group in ("health", "rssi_band", "battery_band"):
+        figures = [
+            api.get("/api/v1/nps", group_by=group, site=s) for s in ("site-one", "site-each")
+        ]
+        assert figures[0]["groups"] == figures[1]["groups"]
