@@ -57,6 +57,8 @@ BoundedCount = Annotated[NonNegInt, Field(le=INT_MAX)]
 
 
 class StoredCtx(Ctx):
+    """Health at answer time, within what an integer column holds."""
+
     rssi: BoundedInt | None = None
     battery_mv: BoundedInt | None = None
 
