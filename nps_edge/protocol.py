@@ -9,18 +9,20 @@ exception that takes its neighbours down.
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
+    StrictFloat,
     StrictInt,
+    StrictStr,
     TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -40,17 +42,9 @@ OUTCOMES = ("answered", "timeout", "dismissed")
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 SiteId = Annotated[str, Field(pattern=SITE_PATTERN)]
 NonNegInt = Annotated[StrictInt, Field(ge=0)]
-
-
-def _number(value: Any) -> float | int | None:
-    """Accept int or float (not bool, not str, not NaN/inf) or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be a number or null")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
+Seq = Annotated[StrictInt, Field(ge=1)]
+Number = Annotated[StrictFloat, AllowInfNan(False)]
+"""An int or a finite float, read as float; never a bool, a string, NaN or infinity."""
 
 
 class _Model(BaseModel):
@@ -59,15 +53,8 @@ class _Model(BaseModel):
 
 
 class Trigger(_Model):
-    kind: Annotated[str, Field(min_length=1, max_length=64)]
-    ref: Annotated[str, Field(max_length=128)] | None = None
-
-    @field_validator("kind", "ref", mode="before")
-    @classmethod
-    def _strict_str(cls, v: Any) -> Any:
-        if v is not None and not isinstance(v, str):
-            raise ValueError("must be a string")
-        return v
+    kind: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    ref: Annotated[StrictStr, Field(max_length=128)] | None = None
 
 
 class Ctx(_Model):
@@ -77,26 +64,14 @@ class Ctx(_Model):
 
 class EventBase(_Model):
     v: Literal[1]
-    id: Annotated[str, Field(min_length=5, max_length=96)]
-    device: DeviceId
-    site: SiteId
-    seq: Annotated[StrictInt, Field(ge=1)]
+    id: Annotated[StrictStr, Field(min_length=5, max_length=96)]
+    device: Annotated[DeviceId, Strict()]
+    site: Annotated[SiteId, Strict()]
+    seq: Seq
     boot: NonNegInt
     up_ms: NonNegInt
-    ts: float | None = None
-    fw: Annotated[str, Field(min_length=1, max_length=64)]
-
-    @field_validator("ts", mode="before")
-    @classmethod
-    def _ts_number(cls, v: Any) -> Any:
-        return _number(v)
-
-    @field_validator("id", "device", "site", "fw", mode="before")
-    @classmethod
-    def _strict_str(cls, v: Any) -> Any:
-        if not isinstance(v, str):
-            raise ValueError("must be a string")
-        return v
+    ts: Number | None = None
+    fw: Annotated[StrictStr, Field(min_length=1, max_length=64)]
 
     @model_validator(mode="after")
     def _id_matches(self) -> EventBase:
@@ -126,29 +101,15 @@ class FeedbackEvent(EventBase):
 
 class TelemetryEvent(EventBase):
     type: Literal["telemetry"]
-    battery_mv: float | None = None
-    rssi: float | None = None
-    heap_free: float | None = None
-    heap_min: float | None = None
-    uptime_s: float | None = None
-    temp_c: float | None = None
-    outbox_depth: float | None = None
+    battery_mv: Number | None = None
+    rssi: Number | None = None
+    heap_free: Number | None = None
+    heap_min: Number | None = None
+    uptime_s: Number | None = None
+    temp_c: Number | None = None
+    outbox_depth: Number | None = None
     reset_cause: Annotated[str, Field(max_length=64)] | None = None
     errors: dict[str, StrictInt] = Field(default_factory=dict)
-
-    @field_validator(
-        "battery_mv",
-        "rssi",
-        "heap_free",
-        "heap_min",
-        "uptime_s",
-        "temp_c",
-        "outbox_depth",
-        mode="before",
-    )
-    @classmethod
-    def _numbers(cls, v: Any) -> Any:
-        return _number(v)
 
 
 Event = Annotated[FeedbackEvent | TelemetryEvent, Field(discriminator="type")]
@@ -156,14 +117,7 @@ _EVENT = TypeAdapter(Event)
 
 
 class ForwardedMixin(_Model):
-    rx_ts: float
-
-    @field_validator("rx_ts", mode="before")
-    @classmethod
-    def _rx_number(cls, v: Any) -> Any:
-        if v is None:
-            raise ValueError("rx_ts is required")
-        return _number(v)
+    rx_ts: Number
 
 
 class ForwardedFeedback(FeedbackEvent, ForwardedMixin):

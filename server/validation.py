@@ -5,9 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from nps_edge.protocol import ForwardedFeedback, ForwardedTelemetry, InvalidEvent, parse_event
+from pydantic import BaseModel, Field, StrictInt, TypeAdapter, ValidationError, field_validator
+
+from nps_edge.protocol import (
+    Ctx,
+    ForwardedFeedback,
+    ForwardedTelemetry,
+    InvalidEvent,
+    NonNegInt,
+    Number,
+    Seq,
+    parse_event,
+)
 
 Forwarded = ForwardedFeedback | ForwardedTelemetry
 
@@ -34,27 +45,79 @@ def reason_class(error: str) -> str:
 
 
 INT_MAX = 2**53  # integers beyond this cannot be stored or compared exactly
+TIME_RULE = f"must be unix seconds between 0 and {TIME_MAX:.0f}"
+INT_RULE = "must be at most 2^53 in magnitude"
+TIME_FIELDS = ("ts", "rx_ts")
+
+UnixTime = Annotated[Number, Field(ge=0, lt=TIME_MAX)]
+BoundedInt = Annotated[StrictInt, Field(ge=-INT_MAX, le=INT_MAX)]
+# A second `ge` would replace the contract's lower bound, so the contract's
+# non-negative integers get only the upper one.
+BoundedCount = Annotated[NonNegInt, Field(le=INT_MAX)]
 
 
-def check_ranges(ev: Forwarded) -> None:
-    """What the contract leaves open but storage needs: plausible times, bounded integers."""
-    for name in ("ts", "rx_ts"):
-        value = getattr(ev, name)
-        if value is not None and not 0 <= value < TIME_MAX:
-            raise InvalidEvent(f"{name}: must be unix seconds between 0 and {TIME_MAX:.0f}")
-    ints: dict[str, int | None] = {"seq": ev.seq, "boot": ev.boot, "up_ms": ev.up_ms}
-    if isinstance(ev, ForwardedFeedback):
-        ints |= {
-            "answer_ms": ev.answer_ms,
-            "ctx.rssi": ev.ctx.rssi,
-            "ctx.battery_mv": ev.ctx.battery_mv,
-        }
-    else:
-        ints |= {f"errors.{k}": v for k, v in ev.errors.items()}
-        ints["errors (sum)"] = sum(ev.errors.values())
-    for name, value in ints.items():
-        if value is not None and abs(value) > INT_MAX:
-            raise InvalidEvent(f"{name}: must be at most 2^53 in magnitude")
+class StoredCtx(Ctx):
+    """Health at answer time, within what an integer column holds."""
+
+    rssi: BoundedInt | None = None
+    battery_mv: BoundedInt | None = None
+
+
+class StorageBounds(BaseModel):
+    """What the contract leaves open but storage needs: plausible times, bounded integers.
+
+    Listed before a forwarded model in the bases, these fields replace the contract's
+    with the same types narrowed, so the contract's rules still hold."""
+
+    seq: Annotated[Seq, Field(le=INT_MAX)]
+    boot: BoundedCount
+    up_ms: BoundedCount
+    ts: UnixTime | None = None
+    rx_ts: UnixTime
+
+
+class StoredFeedback(StorageBounds, ForwardedFeedback):
+    answer_ms: BoundedCount | None = None
+    ctx: StoredCtx = Field(default_factory=StoredCtx)
+
+
+class StoredTelemetry(StorageBounds, ForwardedTelemetry):
+    errors: dict[str, BoundedInt] = Field(default_factory=dict)
+
+    @field_validator("errors")
+    @classmethod
+    def _sum_bounded(cls, errors: dict[str, int]) -> dict[str, int]:
+        if errors and abs(sum(errors.values())) > INT_MAX:
+            raise ValueError(f"sum {INT_RULE}")
+        return errors
+
+
+_STORED = TypeAdapter(
+    Annotated[StoredFeedback | StoredTelemetry, Field(discriminator="type")]
+).validator
+
+
+def _storage_reason(err: ValidationError) -> str:
+    """Every error of an event the contract accepts is a storage bound; say which."""
+    reasons = []
+    for e in err.errors(include_url=False):
+        field = ".".join(str(p) for p in e["loc"][1:])
+        if e["type"] == "value_error":
+            rule = e["msg"].removeprefix("Value error, ")
+        else:
+            rule = TIME_RULE if e["loc"][-1] in TIME_FIELDS else INT_RULE
+        reasons.append(f"{field}: {rule}")
+    return "; ".join(reasons)
+
+
+def judge(obj: Any) -> Forwarded:
+    """One forwarded event as storage takes it, or InvalidEvent naming the field at fault:
+    the contract's reason when the contract rejects it, else the storage bound."""
+    try:
+        return _STORED.validate_python(obj)
+    except ValidationError as err:
+        parse_event(obj, forwarded=True)
+        raise InvalidEvent(_storage_reason(err)) from None
 
 
 @dataclass
@@ -73,9 +136,7 @@ def validate(events: Sequence[Any]) -> tuple[list[Forwarded], list[Rejected], in
     repeats = 0
     for i, obj in enumerate(events):
         try:
-            ev = parse_event(obj, forwarded=True)
-            assert isinstance(ev, ForwardedFeedback | ForwardedTelemetry)
-            check_ranges(ev)
+            ev = judge(obj)
         except InvalidEvent as err:
             raw_id = obj.get("id") if isinstance(obj, dict) else None
             bad.append(Rejected(i, raw_id if isinstance(raw_id, str) else None, str(err), obj))

@@ -1,0 +1,48 @@
+"""The server's decisions: the contract's, plus the storage bounds written out in plain Python."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+
+from server.validation import validate
+from tests.common.test_protocol_rules import (
+    FIELDS,
+    contract_accepts,
+    mutated,
+    mutations,
+    names_the_fault,
+)
+
+TIME_MAX = 4102444800  # 2100-01-01
+INT_MAX = 2**53
+
+
+def storage_accepts(event: dict[str, Any]) -> bool:
+    """Times between 1970 and 2100, integers at most 2^53 in magnitude (also the errors' sum)."""
+    times = [event.get("ts"), event["rx_ts"]]
+    integers = [event["seq"], event["boot"], event["up_ms"]]
+    if event["type"] == "feedback":
+        ctx = event.get("ctx", {})
+        integers += [event.get("answer_ms"), ctx.get("rssi"), ctx.get("battery_mv")]
+    else:
+        counts = list(event.get("errors", {}).values())
+        integers += [*counts, sum(counts)]
+    return all(t is None or 0 <= float(t) < TIME_MAX for t in times) and all(
+        n is None or abs(n) <= INT_MAX for n in integers
+    )
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(mutation=mutations)
+def test_server_decides_as_contract_and_storage(mutation: tuple[dict[str, Any], Any, bool]) -> None:
+    valid, value, id_follows = mutation
+    events = [mutated(valid, field, value, id_follows=id_follows) for field in FIELDS]
+    good, bad, repeats = validate(events)
+    for i, event in enumerate(events):
+        expected = contract_accepts(event, forwarded=True) and storage_accepts(event)
+        assert (i not in {r.index for r in bad}) == expected, (FIELDS[i], value)
+    for rejected in bad:
+        assert names_the_fault(rejected.error, FIELDS[rejected.index]), rejected.error
+    assert len(good) + repeats == len(events) - len(bad)
