@@ -41,6 +41,7 @@ def make_engine(url: str) -> Engine:
     if memory:
         kwargs["poolclass"] = StaticPool
     engine = create_engine(url, **kwargs)
+    event.listen(engine, "rollback", forget_stages)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:

@@ -26,17 +26,17 @@ from server.db import write_session
 from server.join import FeedbackRow
 from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
 from server.models import BootRecord, DeadLetter, Device, EventRecord, Feedback, Telemetry
-from server.prepare import Counts, Prepared, prepare
+from server.prepare import Prepared, prepare
 from server.rollup_tables import ROLLUP_TABLES
 from server.settings import Settings
 from server.sql import (
-    add_counts,
     case_when,
     greater,
     insert_new,
     insert_rows,
     lesser,
     table_of,
+    through_stage,
     upsert,
 )
 from server.validation import Forwarded, Rejected, reason_class, validate
@@ -113,7 +113,7 @@ def _write(session: Session, plan: Prepared) -> list[dict[str, Any]]:
     alerts = alerting.insert(session, plan.alerts)
     # Last: every writer updates the same fleet-wide rollup rows, whose locks
     # are held until commit (PostgreSQL), so they are taken as late as possible.
-    roll_up(session, plan.rollups)
+    roll_up(session, plan.counts)
     return alerts
 
 
@@ -146,11 +146,16 @@ def _merge_device(c: Any, x: Any) -> dict[str, Any]:
     )
 
 
-def roll_up(session: Session, counts: Counts) -> None:
-    """Add `rollups.aggregate` output to every rollup table (ingest and bulk loads)."""
-    cuboids = dict(rollups.CUBOIDS)
-    for (name, grain), acc in counts.items():
-        rows = [(*key, *acc[key]) for key in sorted(acc)]  # one lock order for all writers
-        add_counts(
-            session, ROLLUP_TABLES[(name, grain)], (*cuboids[name], "bucket"), rollups.COUNTS, rows
-        )
+STAGE_TYPES = {**dict.fromkeys(rollups.DIMS, "TEXT"), "hour": "BIGINT"}
+
+
+def roll_up(session: Session, counts: rollups.Finest) -> None:
+    """Add finest-grain counts to every rollup table, summed in SQL (`rollups.rollup_sql`)."""
+    columns = [(c, STAGE_TYPES.get(c, "INTEGER")) for c in rollups.STAGE_COLUMNS]
+    through_stage(
+        session,
+        "_stage_rollup",
+        columns,
+        [(*key, *c) for key, c in counts.items()],
+        lambda source: [rollups.rollup_sql(source, name, grain) for name, grain in ROLLUP_TABLES],
+    )

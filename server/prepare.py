@@ -28,7 +28,6 @@ from server.validation import Forwarded
 
 BOOT = table_of(BootRecord).c
 Times = dict[str, tuple[float, str]]  # event id -> (time, source)
-Counts = dict[tuple[str, int], dict[tuple[Any, ...], list[int]]]  # rollups.aggregate's shape
 
 
 @dataclass
@@ -40,7 +39,7 @@ class Prepared:
     feedback: list[FeedbackRow]
     devices: list[dict[str, Any]]
     alerts: list[dict[str, Any]]  # not stored yet: no id
-    rollups: Counts
+    counts: rollups.Finest  # rollup increments at the finest grain
 
 
 def prepare(
@@ -87,7 +86,7 @@ def prepare(
         alerts=alerting.on_ingest(
             session, feedback=feedback, telemetry=telemetry_events, settings=settings, now=now
         ),
-        rollups=rollups.aggregate([fact(r) for r in feedback]),
+        counts=rollups.finest(fact(r) for r in feedback),
     )
 
 

@@ -90,26 +90,58 @@ def bucket_of(t: float, grain: int) -> int:
 _SLOT = {"promoter": 0, "passive": 1, "detractor": 2}
 
 
-def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], dict[tuple, list[int]]]:
-    """Per rollup table, per key (dims in table order + bucket), the count increments.
+Finest = dict[tuple[Any, ...], list[int]]  # (*DIMS values, hour) -> COUNTS
+STAGE_COLUMNS = (*DIMS, "hour", *COUNTS)  # a Finest row as ingest stages it for `rollup_sql`
 
-    One pass over the facts into the finest table (every dimension, by hour);
-    every other table is summed from those keys, which are far fewer than facts.
-    """
-    finest: dict[tuple[Any, ...], list[int]] = {}
+
+def finest(facts: Iterable[Fact]) -> Finest:
+    """Counts per every dimension and hour: the grain every rollup table is summed from."""
+    out: Finest = {}
     for t, cat, dims in facts:
         key = (*dims, math.floor(t / HOUR) * HOUR)
-        c = finest.get(key)
+        c = out.get(key)
         if c is None:
-            c = finest[key] = [0, 0, 0, 0]
+            c = out[key] = [0, 0, 0, 0]
         if cat is not None:
             c[_SLOT[cat]] += 1
         c[3] += 1
-    out: dict[tuple[str, int], dict[tuple, list[int]]] = {}
+    return out
+
+
+def rollup_sql(source: str, name: str, grain: int) -> str:
+    """SQL adding `source`'s rows (STAGE_COLUMNS) into one rollup table, in key order.
+
+    The same text on SQLite and PostgreSQL; key order is one lock order for every
+    concurrent writer. (`WHERE true` keeps SQLite from reading ON CONFLICT as a join.)
+    """
+    dims = [_q(d) for d in dict(CUBOIDS)[name]]
+    table = _q(table_name(name, grain))
+    keys = ", ".join([*dims, "hour" if grain == HOUR else f"hour / {DAY} * {DAY}"])
+    adds = ", ".join(f"{_q(c)} = {table}.{_q(c)} + excluded.{_q(c)}" for c in COUNTS)
+    return (
+        f"INSERT INTO {table} ({', '.join([*dims, 'bucket', *map(_q, COUNTS)])})"
+        f" SELECT {keys}, {', '.join(f'SUM({_q(c)})' for c in COUNTS)} FROM {source} WHERE true"
+        f" GROUP BY {keys} ORDER BY {keys}"
+        f" ON CONFLICT ({', '.join([*dims, 'bucket'])}) DO UPDATE SET {adds}"
+    )
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], Finest]:
+    """Per rollup table, per key (dims in table order + bucket), the count increments.
+
+    What `rollup_sql` adds, computed in Python: the reference the benchmark's and the
+    tests' checks compare the stored tables with.
+    """
+    base = finest(facts)
+    out: dict[tuple[str, int], Finest] = {}
     for name, dims in CUBOIDS:
         pick = [DIMS.index(d) for d in dims]
-        keys = map(itemgetter(*pick, -1), finest) if pick else ((f[-1],) for f in finest)
-        hours = _sum_into({}, keys, finest)
+        keys = map(itemgetter(*pick, -1), base) if pick else ((f[-1],) for f in base)
+        hours = _sum_into({}, keys, base)
         out[(name, HOUR)] = hours
         out[(name, DAY)] = _sum_into({}, ((*k[:-1], k[-1] // DAY * DAY) for k in hours), hours)
     return out

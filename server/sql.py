@@ -173,23 +173,43 @@ def bulk_write(
 SQLITE_MAX_PARAMS = 32000  # SQLite allows 32,766 host parameters per statement (3.32+)
 
 
-def add_counts(
+def through_stage(
     session: Session,
-    table: Table,
-    key: Sequence[str],
-    counts: Sequence[str],
+    name: str,
+    columns: Sequence[tuple[str, str]],
     rows: Sequence[Sequence[Any]],
+    statements: Callable[[str], Sequence[str]],
 ) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET count = count + excluded.count, for each count.
+    """Put rows into this connection's temporary table `name` ((column, SQL type) pairs),
+    run `statements(source)` that read them from `source`, and leave the table empty.
 
-    `rows` are tuples (key values, then counts), one per key.
+    PostgreSQL gets COPY and then every statement as one (data-modifying WITH
+    queries, run in the order given), so a batch's rollups cost one round trip.
     """
-    name = _q(table.name)
-    adds = ", ".join(f"{_q(c)} = {name}.{_q(c)} + excluded.{_q(c)}" for c in counts)
-    keys = ", ".join(_q(k) for k in key)
-    bulk_write(
-        session, table, [*key, *counts], rows, conflict=f"ON CONFLICT ({keys}) DO UPDATE SET {adds}"
+    if not rows:
+        return
+    conn = session.connection()
+    made = conn.info.setdefault(STAGES, set())
+    pg = conn.dialect.name == "postgresql"
+    if name not in made:
+        cols = ", ".join(f"{_q(c)} {kind}" for c, kind in columns)
+        keep = " ON COMMIT DELETE ROWS" if pg else ""
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_q(name)} ({cols}){keep}")
+        made.add(name)
+    names = [c for c, _ in columns]
+    if pg:
+        _pg_copy(conn, name, names, rows)
+        parts = [f"s{i} AS ({sql})" for i, sql in enumerate(statements("staged"))]
+        staged = f"staged AS (DELETE FROM {_q(name)} RETURNING *)"
+        conn.exec_driver_sql(f"WITH {', '.join([staged, *parts])} SELECT 1")
+        return
+    marks = ", ".join(["?"] * len(names))
+    conn.exec_driver_sql(
+        f"INSERT INTO {_q(name)} ({', '.join(map(_q, names))}) VALUES ({marks})", list(rows)
     )
+    for sql in statements(_q(name)):
+        conn.exec_driver_sql(sql)
+    conn.exec_driver_sql(f"DELETE FROM {_q(name)}")
 
 
 def greater(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
