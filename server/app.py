@@ -131,9 +131,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 # and promotes them all; 50,000 lets most batches finish between collections
 # (measured: server CPU per batch 75 -> 61 ms, docs/benchmarks.md).
 GC_THRESHOLDS = (50_000, 20, 100)
-# Batches a worker stores at once: one being prepared while another writes; more
-# only share the GIL (measured: 20 concurrent gateways on 2 workers 11.9k -> 15k/s).
-INGEST_SLOTS = 2
+# Batches a worker stores at once. Ingest is CPU-bound Python: a second batch in
+# the same process only takes turns at the GIL, at a cost (measured with 6
+# gateways on 2 workers, SQLite: 1 slot 24.9k events/s and 61 ms CPU per batch,
+# 2 slots 16.9k and 81 ms); parallelism comes from worker processes.
+INGEST_SLOTS = 1
 
 
 def app_from_env() -> FastAPI:
