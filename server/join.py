@@ -56,27 +56,27 @@ def histories(
         select(T.device, T.t, T.id, T.rssi, T.battery_mv)
         .where(within(T.device, T.t, window_s))
         .order_by(T.t)
-    ):
+    ).all():
         out[dev].samples.append(health.Sample(t, tid, rssi, mv))
     for dev, t, delta in session.execute(
         select(T.device, T.t, T.errors_delta)
         .where(within(T.device, T.t, lookback), T.errors_delta > 0)
         .order_by(T.t)
-    ):
+    ).all():
         out[dev].errors.append((t, delta))
     B = BOOT
     for dev, start, boot in session.execute(
         select(B.device, B.start, B.boot)
         .where(within(B.device, B.start, lookback))
         .order_by(B.start)
-    ):
+    ).all():
         out[dev].boot_starts.append((start, boot))
     P = table_of(Presence).c
     for dev, at, online in session.execute(
         select(P.device, P.rx_ts, P.online)
         .where(within(P.device, P.rx_ts, 2 * lookback))
         .order_by(P.rx_ts, P.id)
-    ):
+    ).all():
         out[dev].presence.append((at, online))
     for row in batch_telemetry:
         h = out.get(row["device"])

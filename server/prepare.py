@@ -57,7 +57,7 @@ def prepare(
         select(
             BOOT.device, BOOT.boot, BOOT.start, BOOT.exact, BOOT.anchor_up_ms, BOOT.errors_max
         ).where(tuple_(BOOT.device, BOOT.boot).in_(keys))
-    ):
+    ).all():
         known[(d, b)] = timebase.Anchor(start, exact, up_ms)
         high[(d, b)] = errors_max
     anchors = timebase.anchors(events, known)

@@ -155,7 +155,7 @@ def bulk_write(
         _pg_copy(conn, stage, columns, rows)
         moved = f"WITH moved AS (DELETE FROM {_q(stage)} RETURNING {cols})"
         result = conn.exec_driver_sql(f"{moved} {head} SELECT {cols} FROM moved{tail}")
-        return list(result.scalars()) if returning else []
+        return result.scalars().all() if returning else []  # fetchall: not row by row
     one = "(" + ", ".join(["?"] * len(columns)) + ")"
     if not returning:
         conn.exec_driver_sql(f"{head} VALUES {one}{tail}", list(rows))
@@ -166,7 +166,7 @@ def bulk_write(
         chunk = rows[start : start + step]
         flat = tuple(v for r in chunk for v in r)
         sql = f"{head} VALUES {', '.join([one] * len(chunk))}{tail}"
-        out.extend(conn.exec_driver_sql(sql, flat).scalars())
+        out.extend(conn.exec_driver_sql(sql, flat).scalars().all())
     return out
 
 
