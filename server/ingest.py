@@ -1,10 +1,10 @@
 """Ingest: judge each event alone, store each id once, time it, join health, roll up, alert.
 
 `ingest_batch` is the one call behind `POST /api/v1/ingest`. It works out the
-batch's rows from a read snapshot first (`server.prepare`), then writes them
-in one transaction (all of a batch's good events, or none) that starts with
-the ledger, and returns what the route answers plus what happened (new
-feedback and alerts to publish).
+batch's rows (`server.prepare`; on SQLite from a read snapshot, before the write
+lock), then writes them in one transaction (all of a batch's good events, or
+none) that starts with the ledger, and returns what the route answers plus what
+happened (new feedback and alerts to publish).
 """
 
 from __future__ import annotations
@@ -68,14 +68,17 @@ def ingest_batch(
     good, bad, repeats = validate(events)
     out = Outcome(rejected=bad, duplicates=repeats)
     plan = None
-    if good:
+    # SQLite has one writer at a time: work the batch out before taking its lock.
+    # PostgreSQL locks rows only as they are written, so the batch is worked out
+    # inside the transaction, after the ledger, saving a transaction.
+    if good and engine.dialect.name == "sqlite":
         with Session(engine) as snapshot:
             plan = prepare(snapshot, good, gateway=gateway, settings=settings, now=now)
     with write_session(engine) as session:
         fresh = _new_events(session, good, gateway)
         out.duplicates += len(good) - len(fresh)
         out.accepted = len(fresh)
-        if len(fresh) < len(good):  # events sent before: work out the new ones again, alone
+        if plan is None or len(fresh) < len(good):  # not prepared, or some sent before
             plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
         if fresh and plan is not None:
             out.feedback, out.alerts = plan.feedback, _write(session, plan)
