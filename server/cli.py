@@ -26,7 +26,12 @@ def register(app: typer.Typer) -> None:
         ] = None,
         port: Annotated[int | None, typer.Option(help="port (env NPS_EDGE_PORT)")] = None,
         workers: Annotated[
-            int | None, typer.Option(help="worker processes (env NPS_EDGE_WORKERS)")
+            int | None,
+            typer.Option(
+                help="worker processes, each storing one batch at a time; one per CPU core for"
+                " ingest throughput (the live stream shows what its own worker stored)"
+                " (env NPS_EDGE_WORKERS)"
+            ),
         ] = None,
     ) -> None:
         import uvicorn
