@@ -8,7 +8,8 @@ The raw rows are bulk-loaded (executemany / COPY) and the rollups are built in S
 them; a sample day is then checked against `server.rollups.aggregate`, the Python
 reference the tests hold ingest's SQL (`rollups.rollup_sql`) to, so the loaded rollups
 are the ones ingest would have written. Ingest is timed after a warm-up, in three rounds
-of `--ingest-batches` batches; the median round is reported. Each figure
+of `--ingest-batches` batches, each followed by its reference (a bare INSERT of as many
+feedback rows); the round with the median ratio is reported. Each figure
 comes with a reference measured in the same run: the same NPS computed by scanning raw
 feedback, and a bare INSERT of the same rows for the ingest rate.
 """
@@ -416,16 +417,19 @@ def time_ingest(base: str, gw: str, batches: list[list[dict[str, Any]]], senders
 
 
 def bare_insert_rate(engine: Engine, n: int, seed: int) -> float:
-    """Reference: the same number of feedback rows by plain INSERT, 1,000 per transaction."""
+    """Reference: `n` feedback rows by plain INSERT into a copy of the table, 1,000 per
+    transaction (run between ingest rounds, so both see the machine in the same state)."""
     fleet = Fleet(1000, seed + 99)
     rows = list(events(n, fleet, seed + 99, YEAR_END + 10 * DAY, DAY))
-    rows = [(f"ref-{r[0]}", *r[1:]) for r in rows]
+    rows = [(f"ref{seed}-{r[0]}", *r[1:]) for r in rows]
     cols = ", ".join(COLUMNS)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("CREATE TABLE bench_ref (LIKE feedback INCLUDING ALL)"))
+            conn.execute(text("CREATE TABLE IF NOT EXISTS bench_ref (LIKE feedback INCLUDING ALL)"))
         else:
-            conn.execute(text("CREATE TABLE bench_ref AS SELECT * FROM feedback WHERE 0"))
+            conn.execute(
+                text("CREATE TABLE IF NOT EXISTS bench_ref AS SELECT * FROM feedback WHERE 0")
+            )
     stmt = text(f"INSERT INTO bench_ref ({cols}) VALUES ({', '.join(':' + c for c in COLUMNS)})")
     dicts = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
     t0 = time.perf_counter()
@@ -507,18 +511,20 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             n = args.ingest_batches
             batches = ingest_batches(fleet, WARM_UP + ROUNDS * n, args.seed + 1)
             time_ingest(base, gw, batches[:WARM_UP], args.senders)  # each worker's first batches
-            rates = sorted(
-                time_ingest(
-                    base, gw, batches[WARM_UP + r * n : WARM_UP + (r + 1) * n], args.senders
+            rounds = []  # (ingest events/s, bare INSERT rows/s), alternated
+            for r in range(ROUNDS):
+                part = batches[WARM_UP + r * n : WARM_UP + (r + 1) * n]
+                rounds.append(
+                    (
+                        time_ingest(base, gw, part, args.senders),
+                        bare_insert_rate(engine, n * 700, args.seed + r),
+                    )
                 )
-                for r in range(ROUNDS)
-            )
-            ingest_rate = rates[ROUNDS // 2]
         finally:
             proc.terminate()
             proc.wait(timeout=60)
         scan = min(raw_scan_ms(engine) for _ in range(2))
-        bare = bare_insert_rate(engine, args.ingest_batches * 700, args.seed)
+        ingest_rate, bare = sorted(rounds, key=lambda x: x[0] / x[1])[ROUNDS // 2]
         engine.dispose()
         return {
             "db": kind,
@@ -529,9 +535,11 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "latency_ms": latency,
             "raw_scan_fleet_ms": round(scan, 1),
             "ingest_events_per_s": round(ingest_rate),
-            "ingest_rounds_events_per_s": [round(r) for r in rates],
             "bare_insert_rows_per_s": round(bare),
             "ingest_vs_bare": round(ingest_rate / bare, 3),
+            "rounds": [
+                {"ingest": round(i), "bare": round(b), "ratio": round(i / b, 3)} for i, b in rounds
+            ],
         }
     finally:
         if drop is not None:
