@@ -102,14 +102,20 @@ class DeviceHistory:
         return s if t - s.t <= window_s else None
 
     def errors_in(self, lo: float, hi: float) -> int:
+        if not self.errors:
+            return 0
         return sum(n for at, n in self.errors if lo < at <= hi)
 
     def reboots_in(self, lo: float, hi: float) -> int:
         """Boots started in (lo, hi], the first boot of a device (boot 0) not counted."""
+        if not self.boot_starts:
+            return 0
         return sum(1 for at, boot in self.boot_starts if lo < at <= hi and boot > 0)
 
     def offline_minutes(self, lo: float, hi: float) -> float:
         """Minutes in (lo, hi] during which presence said offline (online before any report)."""
+        if not self.presence:
+            return 0.0
         total = 0.0
         online = True
         since = lo
@@ -150,16 +156,8 @@ def join(
     reboots = history.reboots_in(lo, t)
     offline = history.offline_minutes(lo, t)
     rb, bb = rssi_band(rssi), battery_band(battery)
-    return Joined(
-        telemetry_id=sample.id if sample else None,
-        rssi=rssi,
-        battery_mv=battery,
-        errors_24h=errors,
-        reboots_24h=reboots,
-        offline_min_24h=round(offline, 3),
-        rssi_band=rb,
-        battery_band=bb,
-        health=health_state(
-            errors=errors, reboots=reboots, offline_min=offline, rssi_band=rb, battery_band=bb
-        ),
+    state = health_state(
+        errors=errors, reboots=reboots, offline_min=offline, rssi_band=rb, battery_band=bb
     )
+    telemetry_id = sample.id if sample else None
+    return Joined(telemetry_id, rssi, battery, errors, reboots, round(offline, 3), rb, bb, state)

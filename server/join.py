@@ -118,25 +118,23 @@ def join_feedback(
         batch_telemetry=batch_telemetry, batch_boots=batch_boots,
     )  # fmt: skip
     rows: list[FeedbackRow] = []
+    window_s = settings.join_window_s
     for ev in events:
         t, source = times[ev.id]
+        ctx, trigger, score = ev.ctx, ev.trigger, ev.score
         j = health.join(
-            t,
-            found[ev.device],
-            ctx_rssi=ev.ctx.rssi,
-            ctx_battery_mv=ev.ctx.battery_mv,
-            window_s=settings.join_window_s,
+            t, found[ev.device], ctx_rssi=ctx.rssi, ctx_battery_mv=ctx.battery_mv, window_s=window_s
         )
         rows.append(
-            dict(
-                id=ev.id, device=ev.device, site=ev.site, seq=ev.seq, boot=ev.boot, up_ms=ev.up_ms,
-                t=t, ts=ev.ts, time_source=source, rx_ts=ev.rx_ts, fw=ev.fw, outcome=ev.outcome,
-                score=ev.score, category=None if ev.score is None else category(ev.score),
-                prompt=ev.prompt, trigger_kind=ev.trigger.kind, trigger_ref=ev.trigger.ref,
-                reason=ev.reason, answer_ms=ev.answer_ms, rssi=j.rssi, battery_mv=j.battery_mv,
-                telemetry_id=j.telemetry_id, errors_24h=j.errors_24h, reboots_24h=j.reboots_24h,
-                offline_min_24h=j.offline_min_24h, rssi_band=j.rssi_band,
-                battery_band=j.battery_band, health=j.health, gateway=gateway,
-            )
+            {"id": ev.id, "device": ev.device, "site": ev.site, "seq": ev.seq, "boot": ev.boot,
+             "up_ms": ev.up_ms, "t": t, "ts": ev.ts, "time_source": source, "rx_ts": ev.rx_ts,
+             "fw": ev.fw, "outcome": ev.outcome, "score": score,
+             "category": None if score is None else category(score), "prompt": ev.prompt,
+             "trigger_kind": trigger.kind, "trigger_ref": trigger.ref, "reason": ev.reason,
+             "answer_ms": ev.answer_ms, "rssi": j.rssi, "battery_mv": j.battery_mv,
+             "telemetry_id": j.telemetry_id, "errors_24h": j.errors_24h,
+             "reboots_24h": j.reboots_24h, "offline_min_24h": j.offline_min_24h,
+             "rssi_band": j.rssi_band, "battery_band": j.battery_band, "health": j.health,
+             "gateway": gateway}
         )  # fmt: skip
     return rows

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -119,29 +119,31 @@ def device_rows(
 ) -> list[dict[str, Any]]:
     """Per device: what the batch says of it, merged into its row by `server.ingest`."""
     per: dict[str, dict[str, Any]] = {}
-    for ev in sorted(events, key=lambda e: e.seq):
+    for ev in sorted(events, key=attrgetter("seq")):
+        rx = ev.rx_ts
         d = per.get(ev.device)
         if d is None:
             d = per[ev.device] = {
-                "id": ev.device, "first_seen": ev.rx_ts, "last_seen": ev.rx_ts, "received": 0,
+                "id": ev.device, "first_seen": rx, "last_seen": rx, "received": 0,
                 "promoters": 0, "passives": 0, "detractors": 0, "shown": 0,
                 "health_t": None, "battery_mv": None, "rssi": None,
             }  # fmt: skip
         d["site"], d["fw"], d["gateway"], d["boot"], d["max_seq"] = (
             ev.site, ev.fw, gateway, ev.boot, ev.seq
         )  # fmt: skip
-        if ev.rx_ts < d["first_seen"]:
-            d["first_seen"] = ev.rx_ts
-        if ev.rx_ts > d["last_seen"]:
-            d["last_seen"] = ev.rx_ts
+        if rx < d["first_seen"]:
+            d["first_seen"] = rx
+        elif rx > d["last_seen"]:
+            d["last_seen"] = rx
         d["received"] += 1
         if isinstance(ev, ForwardedTelemetry):
             rssi, mv = ev.rssi, ev.battery_mv
         else:
             rssi, mv = ev.ctx.rssi, ev.ctx.battery_mv
-        t = times[ev.id][0]
-        if (rssi is not None or mv is not None) and (d["health_t"] is None or t >= d["health_t"]):
-            d["health_t"], d["rssi"], d["battery_mv"] = t, rssi, mv
+        if rssi is not None or mv is not None:
+            t = times[ev.id][0]
+            if d["health_t"] is None or t >= d["health_t"]:
+                d["health_t"], d["rssi"], d["battery_mv"] = t, rssi, mv
     for row in feedback:
         d = per[row["device"]]
         d["shown"] += 1

@@ -56,14 +56,27 @@ def upsert(
     key: Sequence[str],
     updates: Callable[[Any, Any], dict[str, Any]],
 ) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET updates(table.c, excluded)."""
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET updates(table.c, excluded), one statement.
+
+    The clause is built and compiled once per table, dialect and `updates` (building
+    SQLAlchemy expressions for every batch cost more than writing the rows).
+    """
     if not rows:
         return
-    stmt = _insert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(key), set_=updates(table.c, stmt.excluded)
-    )
-    session.execute(stmt, list(rows))
+    dialect = session.get_bind().dialect
+    cache_key = (table.name, dialect.name, tuple(key), updates)
+    clause = _CONFLICT_CLAUSES.get(cache_key)
+    if clause is None:
+        stmt = _insert(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key), set_=updates(table.c, stmt.excluded)
+        )
+        sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        clause = _CONFLICT_CLAUSES[cache_key] = sql[sql.index("ON CONFLICT") :]
+    bulk_write(session, table, *as_tuples(rows), conflict=clause)
+
+
+_CONFLICT_CLAUSES: dict[tuple[Any, ...], str] = {}
 
 
 def _json_text(value: Any) -> str | None:
@@ -112,10 +125,15 @@ def forget_stages(conn: Any) -> None:
     conn.info.pop(STAGES, None)
 
 
+def _driver(conn: Any) -> Any:
+    """The driver's own connection under a SQLAlchemy one: same session, same transaction."""
+    return conn.connection.driver_connection
+
+
 def _pg_copy(conn: Any, target: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """COPY rows into `target`: PostgreSQL's fastest way in, 2-3x INSERT ... SELECT."""
     cols = ", ".join(_q(c) for c in columns)
-    with conn.connection.driver_connection.cursor() as cur:
+    with _driver(conn).cursor() as cur:
         with cur.copy(f"COPY {_q(target)} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -129,7 +147,7 @@ def bulk_write(
     *,
     conflict: str = "",
     returning: str | None = None,
-) -> list[Any]:
+) -> Sequence[Any]:
     """INSERT rows (tuples in `columns` order) in one round trip, skipping per-row compilation.
 
     `conflict` is an ON CONFLICT clause in the syntax both databases share
@@ -204,12 +222,16 @@ def through_stage(
         conn.exec_driver_sql(f"WITH {', '.join([staged, *parts])} SELECT 1")
         return
     marks = ", ".join(["?"] * len(names))
-    conn.exec_driver_sql(
-        f"INSERT INTO {_q(name)} ({', '.join(map(_q, names))}) VALUES ({marks})", list(rows)
-    )
-    for sql in statements(_q(name)):
-        conn.exec_driver_sql(sql)
-    conn.exec_driver_sql(f"DELETE FROM {_q(name)}")
+    cur = _driver(conn).cursor()
+    try:
+        cur.executemany(
+            f"INSERT INTO {_q(name)} ({', '.join(map(_q, names))}) VALUES ({marks})", rows
+        )
+        for sql in statements(_q(name)):
+            cur.execute(sql)
+        cur.execute(f"DELETE FROM {_q(name)}")
+    finally:
+        cur.close()
 
 
 def greater(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
