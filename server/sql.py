@@ -102,19 +102,22 @@ def _q(name: str) -> str:
 
 
 def _pg_stage(conn: Any, table: Table) -> str:
-    """This connection's temporary staging table for `table` (made once per connection).
-
-    Emptied at every commit (ON COMMIT DELETE ROWS) and by the statement that reads it.
-    """
+    """This connection's staging table for `table`: its columns, none of its constraints."""
     stage = f"_stage_{table.name}"
-    made = conn.info.setdefault(STAGES, set())
-    if stage not in made:
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_q(stage)} ON COMMIT DELETE ROWS"
-            f" AS SELECT * FROM {_q(table.name)} WITH NO DATA"
-        )
-        made.add(stage)
+    _temp_table(conn, stage, f"AS SELECT * FROM {_q(table.name)} WITH NO DATA")
     return stage
+
+
+def _temp_table(conn: Any, name: str, definition: str) -> None:
+    """Make this connection's temporary table `name` once (PostgreSQL empties it at
+    every commit; the statements that read it also empty it)."""
+    made = conn.info.setdefault(STAGES, set())
+    if name not in made:
+        keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
+        # ON COMMIT goes after a column list but before AS SELECT
+        body = f"{definition}{keep}" if definition.startswith("(") else f"{keep} {definition}"
+        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_q(name)} {body}")
+        made.add(name)
 
 
 STAGES = "nps_stages"
@@ -207,15 +210,9 @@ def through_stage(
     if not rows:
         return
     conn = session.connection()
-    made = conn.info.setdefault(STAGES, set())
-    pg = conn.dialect.name == "postgresql"
-    if name not in made:
-        cols = ", ".join(f"{_q(c)} {kind}" for c, kind in columns)
-        keep = " ON COMMIT DELETE ROWS" if pg else ""
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_q(name)} ({cols}){keep}")
-        made.add(name)
+    _temp_table(conn, name, "(" + ", ".join(f"{_q(c)} {kind}" for c, kind in columns) + ")")
     names = [c for c, _ in columns]
-    if pg:
+    if conn.dialect.name == "postgresql":
         _pg_copy(conn, name, names, rows)
         parts = [f"s{i} AS ({sql})" for i, sql in enumerate(statements("staged"))]
         staged = f"staged AS (DELETE FROM {_q(name)} RETURNING *)"
