@@ -27,7 +27,6 @@ TIME_GROUPS = ("hour", "day", "week", "weekday")
 DIM_GROUPS = ("site", "device", "fw", "trigger", "reason", "rssi_band", "battery_band", "health")
 GROUP_BY = TIME_GROUPS + DIM_GROUPS
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-RAW_COLUMN = {"trigger": "trigger_kind"}
 
 
 @dataclass(frozen=True)
@@ -138,10 +137,10 @@ def _raw(
     T = table_of(Feedback).c
     col: Any = None
     if group in DIM_GROUPS:
-        col = T[RAW_COLUMN.get(group or "", group or "")]
+        col = T[rollups.RAW_COLUMN.get(group or "", group or "")]
     stmt = select(T.t, T.category, *([col] if col is not None else []))
     for k, v in f.dims().items():
-        stmt = stmt.where(T[RAW_COLUMN.get(k, k)] == v)
+        stmt = stmt.where(T[rollups.RAW_COLUMN.get(k, k)] == v)
     if a is not None:
         stmt = stmt.where(T.t >= a)
     if b is not None:

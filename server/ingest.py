@@ -78,9 +78,9 @@ def ingest_batch(
         fresh = _new_events(session, good, gateway)
         out.duplicates += len(good) - len(fresh)
         out.accepted = len(fresh)
-        if plan is None or len(fresh) < len(good):  # not prepared, or some sent before
-            plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
-        if fresh and plan is not None:
+        if fresh:
+            if plan is None or len(fresh) < len(good):  # not prepared, or some sent before
+                plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
             out.feedback, out.alerts = plan.feedback, _write(session, plan)
         if bad:
             session.execute(
@@ -149,16 +149,12 @@ def _merge_device(c: Any, x: Any) -> dict[str, Any]:
     )
 
 
-STAGE_TYPES = {**dict.fromkeys(rollups.DIMS, "TEXT"), "hour": "BIGINT"}
-
-
 def roll_up(session: Session, counts: rollups.Finest) -> None:
     """Add finest-grain counts to every rollup table, summed in SQL (`rollups.rollup_sql`)."""
-    columns = [(c, STAGE_TYPES.get(c, "INTEGER")) for c in rollups.STAGE_COLUMNS]
     through_stage(
         session,
         "_stage_rollup",
-        columns,
+        rollups.STAGE_COLUMNS,
         [(*key, *c) for key, c in counts.items()],
         lambda source: [rollups.rollup_sql(source, name, grain) for name, grain in ROLLUP_TABLES],
     )

@@ -1,10 +1,11 @@
-"""A batch's writes, worked out before the write lock is taken (docs/server.md).
+"""A batch's writes, worked out before any is made (docs/server.md).
 
 Everything ingest stores besides the ledger (event times, telemetry with its
 error increments, the health join, device rows, alerts, rollup increments) is
-computed here from one read snapshot plus the batch itself, so the write
-transaction only writes. On SQLite this keeps the one writer's lock for
-milliseconds of inserts instead of the whole batch's work.
+computed here from what is stored plus the batch itself, so that writing is
+only writing. On SQLite it runs on a read snapshot before the one writer's
+lock is taken, which keeps the lock for milliseconds of inserts instead of the
+whole batch's work; on PostgreSQL inside the write transaction.
 """
 
 from __future__ import annotations
@@ -155,16 +156,13 @@ def device_rows(
     return [per[k] for k in sorted(per)]
 
 
-_DIMS = itemgetter(
-    "site", "device", "prompt", "trigger_kind", "fw", "reason", "rssi_band", "battery_band",
-    "health",
-)  # fmt: skip
-assert rollups.DIMS[5] == "reason"
+_DIMS = itemgetter(*(rollups.RAW_COLUMN.get(d, d) for d in rollups.DIMS))
+_REASON = rollups.DIMS.index("reason")  # the one dimension that may be null
 
 
 def fact(row: Mapping[str, Any]) -> rollups.Fact:
     """A feedback row as the rollups count it (also used by the benchmark's check)."""
     dims = _DIMS(row)
-    if dims[5] is None:
-        dims = (*dims[:5], rollups.NONE, *dims[6:])
+    if dims[_REASON] is None:
+        dims = (*dims[:_REASON], rollups.NONE, *dims[_REASON + 1 :])
     return rollups.Fact(row["t"], row["category"], dims)

@@ -28,6 +28,7 @@ DIMS = (
     "battery_band",
     "health",
 )
+RAW_COLUMN = {"trigger": "trigger_kind"}  # a dimension's feedback column, where named apart
 COUNTS = ("promoters", "passives", "detractors", "shown")
 HOUR = 3600
 DAY = 86400
@@ -91,7 +92,12 @@ _SLOT = {"promoter": 0, "passive": 1, "detractor": 2}
 
 
 Finest = dict[tuple[Any, ...], list[int]]  # (*DIMS values, hour) -> COUNTS
-STAGE_COLUMNS = (*DIMS, "hour", *COUNTS)  # a Finest row as ingest stages it for `rollup_sql`
+# A Finest row as ingest stages it for `rollup_sql`: (column, SQL type).
+STAGE_COLUMNS = (
+    *((d, "TEXT") for d in DIMS),
+    ("hour", "BIGINT"),
+    *((c, "INTEGER") for c in COUNTS),
+)
 
 
 def finest(facts: Iterable[Fact]) -> Finest:

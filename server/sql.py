@@ -104,20 +104,31 @@ def _q(name: str) -> str:
 def _pg_stage(conn: Any, table: Table) -> str:
     """This connection's staging table for `table`: its columns, none of its constraints."""
     stage = f"_stage_{table.name}"
-    _temp_table(conn, stage, f"AS SELECT * FROM {_q(table.name)} WITH NO DATA")
+    _make_once(
+        conn,
+        stage,
+        f"CREATE TEMP TABLE IF NOT EXISTS {_q(stage)} ON COMMIT DELETE ROWS"
+        f" AS SELECT * FROM {_q(table.name)} WITH NO DATA",
+    )
     return stage
 
 
-def _temp_table(conn: Any, name: str, definition: str) -> None:
-    """Make this connection's temporary table `name` once (PostgreSQL empties it at
-    every commit; the statements that read it also empty it)."""
+def _make_once(conn: Any, name: str, ddl: str) -> None:
+    """Run `ddl` making this connection's temporary table `name`, once per connection."""
     made = conn.info.setdefault(STAGES, set())
     if name not in made:
-        keep = " ON COMMIT DELETE ROWS" if conn.dialect.name == "postgresql" else ""
-        # ON COMMIT goes after a column list but before AS SELECT
-        body = f"{definition}{keep}" if definition.startswith("(") else f"{keep} {definition}"
-        conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {_q(name)} {body}")
+        conn.exec_driver_sql(ddl)
         made.add(name)
+
+
+def _pg_staged(
+    conn: Any, stage: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], then: str
+) -> Any:
+    """COPY rows into `stage`, then one statement `WITH staged AS (<its rows, emptying
+    it>) <then>`, where `then` (more WITH queries, or the query) reads `staged`."""
+    _pg_copy(conn, stage, columns, rows)
+    cols = ", ".join(_q(c) for c in columns)
+    return conn.exec_driver_sql(f"WITH staged AS (DELETE FROM {_q(stage)} RETURNING {cols}) {then}")
 
 
 STAGES = "nps_stages"
@@ -172,10 +183,8 @@ def bulk_write(
         if not tail:
             _pg_copy(conn, table.name, columns, rows)
             return []
-        stage = _pg_stage(conn, table)
-        _pg_copy(conn, stage, columns, rows)
-        moved = f"WITH moved AS (DELETE FROM {_q(stage)} RETURNING {cols})"
-        result = conn.exec_driver_sql(f"{moved} {head} SELECT {cols} FROM moved{tail}")
+        then = f"{head} SELECT {cols} FROM staged{tail}"
+        result = _pg_staged(conn, _pg_stage(conn, table), columns, rows, then)
         return result.scalars().all() if returning else []  # fetchall: not row by row
     one = "(" + ", ".join(["?"] * len(columns)) + ")"
     if not returning:
@@ -210,13 +219,14 @@ def through_stage(
     if not rows:
         return
     conn = session.connection()
-    _temp_table(conn, name, "(" + ", ".join(f"{_q(c)} {kind}" for c, kind in columns) + ")")
+    pg = conn.dialect.name == "postgresql"
+    typed = ", ".join(f"{_q(c)} {kind}" for c, kind in columns)
+    keep = " ON COMMIT DELETE ROWS" if pg else ""
+    _make_once(conn, name, f"CREATE TEMP TABLE IF NOT EXISTS {_q(name)} ({typed}){keep}")
     names = [c for c, _ in columns]
-    if conn.dialect.name == "postgresql":
-        _pg_copy(conn, name, names, rows)
-        parts = [f"s{i} AS ({sql})" for i, sql in enumerate(statements("staged"))]
-        staged = f"staged AS (DELETE FROM {_q(name)} RETURNING *)"
-        conn.exec_driver_sql(f"WITH {', '.join([staged, *parts])} SELECT 1")
+    if pg:
+        parts = "".join(f", s{i} AS ({sql})" for i, sql in enumerate(statements("staged")))
+        _pg_staged(conn, name, names, rows, f"{parts} SELECT 1")
         return
     marks = ", ".join(["?"] * len(names))
     cur = _driver(conn).cursor()

@@ -13,7 +13,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, select
 from sqlmodel import Session
 
-from server.analytics import RAW_COLUMN, Filters
+from server import rollups
+from server.analytics import Filters
 from server.api.deps import FiltersDep, OperatorDep, SessionDep
 from server.models import Feedback
 from server.models.events import FeedbackPublic
@@ -37,7 +38,7 @@ F = table_of(Feedback).c
 def matching(f: Filters) -> Select[Any]:
     stmt = select(Feedback)
     for k, v in f.dims().items():
-        stmt = stmt.where(F[RAW_COLUMN.get(k, k)] == v)
+        stmt = stmt.where(F[rollups.RAW_COLUMN.get(k, k)] == v)
     if f.lo is not None:
         stmt = stmt.where(F.t >= f.lo)
     if f.hi is not None:
