@@ -172,7 +172,7 @@ def events(n: int, fleet: Fleet, seed: int, start: float, span: float) -> Iterat
 
 
 def bulk_load(engine: Engine, rows: Iterator[tuple[Any, ...]], chunk: int = 50_000) -> int:
-    """Raw rows into `feedback` and the `event` ledger (COPY on PostgreSQL, else executemany)."""
+    """Raw rows into `feedback` (COPY on PostgreSQL, else executemany)."""
     total = 0
     raw = engine.raw_connection()
     try:
@@ -187,21 +187,11 @@ def bulk_load(engine: Engine, rows: Iterator[tuple[Any, ...]], chunk: int = 50_0
                 with cur.copy(f"COPY feedback ({', '.join(COLUMNS)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
                     for row in batch:
                         copy.write_row(row)
-                with cur.copy(
-                    "COPY event (id, device, seq, type, rx_ts, gateway) FROM STDIN"
-                ) as copy:  # type: ignore[attr-defined]
-                    for row in batch:
-                        copy.write_row((row[0], row[1], row[3], "feedback", row[9], "bench"))
             else:
                 cur.execute("BEGIN")
                 marks = ", ".join("?" * len(COLUMNS))
                 cur.executemany(
                     f"INSERT INTO feedback ({', '.join(COLUMNS)}) VALUES ({marks})", batch
-                )
-                cur.executemany(
-                    "INSERT INTO event (id, device, seq, type, rx_ts, gateway)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [(r[0], r[1], r[3], "feedback", r[9], "bench") for r in batch],
                 )
                 cur.execute("COMMIT")
             raw.commit()

@@ -31,7 +31,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-        event.listen(engine, "rollback", forget_stages)
+        _forget_stages_on_rollback(engine)
         return engine
     database = parsed.database or ""
     memory = database in ("", ":memory:")
@@ -41,7 +41,7 @@ def make_engine(url: str) -> Engine:
     if memory:
         kwargs["poolclass"] = StaticPool
     engine = create_engine(url, **kwargs)
-    event.listen(engine, "rollback", forget_stages)
+    _forget_stages_on_rollback(engine)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -60,6 +60,11 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _forget_stages_on_rollback(engine: Engine) -> None:
+    for name in ("rollback", "rollback_savepoint"):
+        event.listen(engine, name, forget_stages)
 
 
 def is_postgres(engine: Engine) -> bool:

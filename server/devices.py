@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from nps_edge.protocol import PresenceRequest
 from server.db import write_session
-from server.models import Device, EventRecord, Presence
+from server.models import Device, Feedback, Presence, Telemetry
 from server.nps import nps
 from server.schemas import DeviceDetail, DeviceRow, Gaps
 from server.settings import Settings
 from server.sql import table_of
 
 D = table_of(Device).c
-E = table_of(EventRecord).c
 
 
 def is_online(dev: Device, *, settings: Settings, now: float) -> bool:
@@ -58,13 +57,17 @@ def device_detail(session: Session, *, device: str, settings: Settings) -> Devic
 
 
 def gaps(session: Session, *, device: str) -> Gaps | None:
-    """Seqs never received, as inclusive ranges, from the ledger (one pass, in SQL order)."""
+    """Seqs never received, as inclusive ranges, from the stored events' seqs
+    (feedback and telemetry, each read by its device index; one pass in SQL order)."""
     dev = session.get(Device, device)
     if dev is None:
         return None
-    nxt = func.lead(E.seq).over(order_by=E.seq)
-    sub = select(E.seq.label("seq"), nxt.label("nxt")).where(E.device == device).subquery()
-    first = session.execute(select(func.min(E.seq)).where(E.device == device)).scalar_one()
+    seqs = union_all(
+        *(select(t.c.seq).where(t.c.device == device) for t in map(table_of, (Feedback, Telemetry)))
+    ).subquery()
+    nxt = func.lead(seqs.c.seq).over(order_by=seqs.c.seq)
+    sub = select(seqs.c.seq.label("seq"), nxt.label("nxt")).subquery()
+    first = session.execute(select(func.min(seqs.c.seq))).scalar_one()
     missing: list[tuple[int, int]] = []
     if first is not None and first > 1:
         missing.append((1, first - 1))

@@ -3,8 +3,14 @@
 `ingest_batch` is the one call behind `POST /api/v1/ingest`. It works out the
 batch's rows (`server.prepare`; on SQLite from a read snapshot, before the write
 lock), then writes them in one transaction (all of a batch's good events, or
-none) that starts with the ledger, and returns what the route answers plus what
-happened (new feedback and alerts to publish).
+none) that starts with the feedback and telemetry rows, whose primary key is
+the event id, and returns what the route answers plus what happened (new
+feedback and alerts to publish).
+
+An id is stored once per event type. The batch is worked out as if every event
+were new (the usual case); if any id is already stored, the rows are taken
+back (a savepoint), and the batch is worked out again for the events whose
+ids are not, until that holds.
 """
 
 from __future__ import annotations
@@ -13,35 +19,33 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from nps_edge.protocol import Rejection
+from nps_edge.protocol import ForwardedFeedback, ForwardedTelemetry, Rejection
 from server import alerts as alerting
 from server import rollups
 from server.db import write_session
 from server.join import FeedbackRow
 from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
-from server.models import BootRecord, DeadLetter, Device, EventRecord, Feedback, Telemetry
+from server.models import BootRecord, DeadLetter, Device, Feedback, Telemetry
 from server.prepare import Prepared, prepare
 from server.rollup_tables import ROLLUP_TABLES
 from server.settings import Settings
 from server.sql import (
     case_when,
     greater,
-    insert_new,
-    insert_rows,
+    insert_all_new,
     lesser,
     table_of,
     through_stage,
     upsert,
 )
 from server.validation import Forwarded, Rejected, reason_class, validate
-
-LEDGER = ("id", "device", "seq", "type", "rx_ts", "gateway")
 
 
 @dataclass
@@ -69,18 +73,22 @@ def ingest_batch(
     out = Outcome(rejected=bad, duplicates=repeats)
     plan = None
     # SQLite has one writer at a time: work the batch out before taking its lock.
-    # PostgreSQL locks rows only as they are written, so the batch is worked out
-    # inside the transaction, after the ledger, saving a transaction.
+    # PostgreSQL locks rows only as they are written, so there the batch is
+    # worked out inside the transaction, saving one.
     if good and engine.dialect.name == "sqlite":
         with Session(engine) as snapshot:
             plan = prepare(snapshot, good, gateway=gateway, settings=settings, now=now)
     with write_session(engine) as session:
-        fresh = _new_events(session, good, gateway)
+        fresh = good
+        while fresh:
+            if plan is None:
+                plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
+            if _store_events(session, plan):
+                break
+            fresh, plan = _not_stored(session, fresh), None  # some were sent before
         out.duplicates += len(good) - len(fresh)
         out.accepted = len(fresh)
-        if fresh:
-            if plan is None or len(fresh) < len(good):  # not prepared, or some sent before
-                plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
+        if fresh and plan is not None:
             out.feedback, out.alerts = plan.feedback, _write(session, plan)
         if bad:
             session.execute(
@@ -100,18 +108,33 @@ def ingest_batch(
     return out
 
 
-def _new_events(session: Session, good: list[Forwarded], gateway: str) -> list[Forwarded]:
-    """Record the batch in the ledger; the events whose id it did not hold yet."""
-    ledger = sorted((ev.id, ev.device, ev.seq, ev.type, ev.rx_ts, gateway) for ev in good)
-    new_ids = insert_new(session, table_of(EventRecord), LEDGER, ledger, "id")
-    return [ev for ev in good if ev.id in new_ids]
+def _store_events(session: Session, plan: Prepared) -> bool:
+    """Insert the batch's telemetry and feedback rows, in id order; False, with neither
+    stored, when an id was already (`sql.insert_all_new`)."""
+    by_id = itemgetter("id")
+    return insert_all_new(
+        session,
+        [
+            (table_of(Telemetry), sorted(plan.telemetry, key=by_id)),
+            (table_of(Feedback), sorted(plan.feedback, key=by_id)),
+        ],
+    )
+
+
+def _not_stored(session: Session, events: list[Forwarded]) -> list[Forwarded]:
+    """The events whose id their type's table does not hold."""
+    stored: set[str] = set()
+    for model, kind in ((Feedback, ForwardedFeedback), (Telemetry, ForwardedTelemetry)):
+        ids = [ev.id for ev in events if isinstance(ev, kind)]
+        if ids:
+            key = table_of(model).c.id
+            stored.update(session.execute(select(key).where(key.in_(ids))).scalars())
+    return [ev for ev in events if ev.id not in stored]
 
 
 def _write(session: Session, plan: Prepared) -> list[dict[str, Any]]:
-    """Store a prepared batch; the alerts it opened, with their ids."""
+    """Store the rest of a prepared batch; the alerts it opened, with their ids."""
     upsert(session, table_of(BootRecord), plan.boots, ("device", "boot"), _merge_boot)
-    insert_rows(session, table_of(Telemetry), plan.telemetry)
-    insert_rows(session, table_of(Feedback), plan.feedback)
     upsert(session, table_of(Device), plan.devices, ("id",), _merge_device)
     alerts = alerting.insert(session, plan.alerts)
     # Last: every writer updates the same fleet-wide rollup rows, whose locks

@@ -1,6 +1,6 @@
 """A batch's writes, worked out before any is made (docs/server.md).
 
-Everything ingest stores besides the ledger (event times, telemetry with its
+Everything ingest stores (event times, telemetry with its
 error increments, the health join, device rows, alerts, rollup increments) is
 computed here from what is stored plus the batch itself, so that writing is
 only writing. On SQLite it runs on a read snapshot before the one writer's

@@ -7,8 +7,10 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
+from psycopg.errors import UniqueViolation
 from sqlalchemy import JSON, Table, case
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -31,22 +33,30 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     bulk_write(session, table, *as_tuples(rows))
 
 
-def insert_new(
-    session: Session,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    key: str,
-) -> set[Any]:
-    """INSERT ... ON CONFLICT DO NOTHING of tuples; the `key` values of the rows that were new.
+def insert_all_new(
+    session: Session, writes: Sequence[tuple[Table, Sequence[dict[str, Any]]]]
+) -> bool:
+    """Plain INSERTs of rows whose primary keys should all be new, under one savepoint:
+    True when they were, else False with none of them written.
 
-    A concurrent transaction inserting the same key makes this one wait for it
-    and then skip the row (PostgreSQL) or waits on the write lock (SQLite), so a
-    key is stored once whoever sends it.
+    A key held by a concurrent transaction makes this wait for it: if that one
+    commits, this returns False. Rows should come in key order, which makes the
+    same order of waiting for every writer (no deadlock between two of them).
     """
-    return set(
-        bulk_write(session, table, columns, rows, conflict="ON CONFLICT DO NOTHING", returning=key)
-    )
+    try:
+        with session.begin_nested():
+            for table, rows in writes:
+                insert_rows(session, table, rows)
+    except UniqueViolation:  # PostgreSQL's COPY
+        return False
+    except IntegrityError as err:  # SQLite: only a taken key, anything else is a fault
+        if getattr(err.orig, "sqlite_errorname", "") not in _SQLITE_KEY_TAKEN:
+            raise
+        return False
+    return True
+
+
+_SQLITE_KEY_TAKEN = ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE")
 
 
 def upsert(
@@ -134,8 +144,8 @@ def _pg_staged(
 STAGES = "nps_stages"
 
 
-def forget_stages(conn: Any) -> None:
-    """After a rollback: staging tables made in that transaction are gone."""
+def forget_stages(conn: Any, *_: Any) -> None:
+    """After a rollback (of a transaction or a savepoint): staging tables made in it are gone."""
     conn.info.pop(STAGES, None)
 
 

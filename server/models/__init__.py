@@ -3,7 +3,7 @@
 from server.models.alerts import Alert, AlertComment, WebhookDelivery
 from server.models.auth import LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
-from server.models.events import DeadLetter, EventRecord, Feedback, Telemetry
+from server.models.events import DeadLetter, Feedback, Telemetry
 
 __all__ = [
     "Alert",
@@ -11,7 +11,6 @@ __all__ = [
     "BootRecord",
     "DeadLetter",
     "Device",
-    "EventRecord",
     "Feedback",
     "LoginSession",
     "Presence",

@@ -1,4 +1,8 @@
-"""Stored events: the idempotency ledger, feedback with joined health, telemetry, dead letters."""
+"""Stored events: feedback with joined health, telemetry, dead letters.
+
+A feedback or telemetry row's primary key is its event `id`, the idempotency key:
+ingest stores an id once per type (server/ingest.py).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,6 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
-
-
-class EventRecord(SQLModel, table=True):
-    """One row per accepted event id: the idempotency key and the seq ledger for gaps."""
-
-    __tablename__ = "event"
-    __table_args__ = (Index("ix_event_device_seq", "device", "seq"),)
-
-    id: str = Field(primary_key=True, max_length=96)
-    device: str = Field(max_length=64)
-    seq: int = Field(sa_type=BigInteger)
-    type: str = Field(max_length=16)
-    rx_ts: float
-    gateway: str = Field(max_length=64)
 
 
 class EventFields(SQLModel):

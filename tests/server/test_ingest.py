@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.errors import NotNullViolation
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nps_edge.protocol import MAX_BODY_BYTES
+from server.db import write_session
 from server.models import DeadLetter, Feedback, Telemetry
+from server.sql import insert_all_new, table_of
 from tests.server.factory import T0, Api, feedback, telemetry
 
 # (mutation, field the error must name): one per rule of the contract.
@@ -110,6 +114,30 @@ def test_resending_a_batch_returns_duplicates_and_counts_once(api: Api, engine: 
     with Session(engine) as s:
         assert s.execute(select(func.count()).select_from(Feedback)).scalar_one() == 21
         assert s.execute(select(func.count()).select_from(Telemetry)).scalar_one() == 1
+
+
+def _telemetry_row(seq: int, **change: Any) -> dict[str, Any]:
+    return {
+        "id": f"d1:{seq}", "device": "d1", "site": "s", "seq": seq, "boot": 1, "up_ms": seq,
+        "rx_ts": T0, "fw": "1.0", "t": T0, "errors": {}, "errors_total": 0, "errors_delta": 0,
+    } | change  # fmt: skip
+
+
+def test_insert_all_new_writes_all_or_nothing_and_only_a_taken_key_is_a_duplicate(
+    engine: Engine,
+) -> None:
+    table = table_of(Telemetry)
+    with write_session(engine) as s:
+        assert insert_all_new(s, [(table, [_telemetry_row(1), _telemetry_row(2)])])
+        # One taken key: neither row of the call stays, the first call's rows do.
+        assert not insert_all_new(s, [(table, [_telemetry_row(2), _telemetry_row(3)])])
+        # Any other fault is not a duplicate: it is raised.
+        with pytest.raises((IntegrityError, NotNullViolation)):
+            insert_all_new(s, [(table, [_telemetry_row(4, site=None)])])
+        s.commit()
+    with Session(engine) as s:
+        stored = s.execute(select(table.c.seq).order_by(table.c.seq)).scalars().all()
+    assert stored == [1, 2]
 
 
 def test_a_batch_mixing_good_bad_and_duplicate_events(api: Api) -> None:

@@ -19,7 +19,8 @@ def test_upgrade_then_downgrade_leaves_nothing(kind: str, request: pytest.Fixtur
     engine = make_engine(url)
     upgrade(engine)
     tables = set(inspect(engine).get_table_names())
-    assert {"feedback", "telemetry", "event", "device", "alert", "rollup_fleet_day"} <= tables
+    assert {"feedback", "telemetry", "device", "alert", "rollup_fleet_day"} <= tables
+    assert "event" not in tables  # the ledger went in 0003
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == [], f"models and migrations differ: {diff}"
@@ -54,4 +55,39 @@ def test_0002_fills_the_single_dimension_rollups_from_existing_counts(sqlite_url
         fw = conn.exec_driver_sql("SELECT fw, shown FROM rollup_by_fw_day").all()
     assert [tuple(r) for r in rows] == [("faulty", 0, 1, 4, 5), ("healthy", 3, 1, 1, 6)]
     assert [tuple(r) for r in fw] == [("1.0", 11)]
+    engine.dispose()
+
+
+def test_0003_down_rebuilds_the_ledger_from_stored_events(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    envelope = "device, site, seq, boot, up_ms, rx_ts, fw"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO device (id, site, fw, gateway, boot, first_seen, last_seen, max_seq,"
+            " received, promoters, passives, detractors, shown) VALUES"
+            " ('d1', 's', '1.0', 'gw-2', 1, 0, 0, 3, 2, 0, 0, 1, 1)"
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO feedback (id, {envelope}, t, time_source, outcome, score, category,"
+            " prompt, trigger_kind, errors_24h, reboots_24h, offline_min_24h, rssi_band,"
+            " battery_band, health, gateway) VALUES ('d1:1', 'd1', 's', 1, 1, 5, 10.5, '1.0',"
+            " 10.5, 'ts', 'answered', 3, 'detractor', 'nps', 'walkup', 0, 0, 0, 'ok', 'ok',"
+            " 'healthy', 'gw-1')"
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO telemetry (id, {envelope}, t, errors, errors_total, errors_delta)"
+            " VALUES ('d1:3', 'd1', 's', 3, 1, 9, 11.5, '1.0', 11.5, '{}', 0, 0)"
+        )
+    downgrade(engine, "0002")
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT id, device, seq, type, rx_ts, gateway FROM event ORDER BY seq"
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("d1:1", "d1", 1, "feedback", 10.5, "gw-1"),
+        ("d1:3", "d1", 3, "telemetry", 11.5, "gw-2"),
+    ]
+    upgrade(engine)
+    assert "event" not in inspect(engine).get_table_names()
     engine.dispose()
