@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlmodel import Session
 
 from nps_edge.protocol import ForwardedFeedback, ForwardedTelemetry
@@ -54,11 +54,19 @@ def prepare(
     keys = sorted({(ev.device, ev.boot) for ev in events})
     known: dict[tuple[str, int], timebase.Anchor] = {}
     high: dict[tuple[str, int], int] = {}
+    # Two lists rather than a list of pairs: both are index conditions on the
+    # (device, boot) key; pairs PostgreSQL plans as a scan of one boot number.
+    wanted = set(keys)
     for d, b, start, exact, up_ms, errors_max in session.execute(
         select(
             BOOT.device, BOOT.boot, BOOT.start, BOOT.exact, BOOT.anchor_up_ms, BOOT.errors_max
-        ).where(tuple_(BOOT.device, BOOT.boot).in_(keys))
+        ).where(
+            BOOT.device.in_(sorted({d for d, _ in keys})),
+            BOOT.boot.in_(sorted({b for _, b in keys})),
+        )
     ).all():
+        if (d, b) not in wanted:
+            continue
         known[(d, b)] = timebase.Anchor(start, exact, up_ms)
         high[(d, b)] = errors_max
     anchors = timebase.anchors(events, known)
