@@ -64,8 +64,19 @@ def build_tables(metadata: MetaData) -> dict[tuple[str, int], Table]:
             bucket = Column("bucket", BigInteger, primary_key=True, autoincrement=False)
             cols = key[:1] + [bucket] + key[1:]
             counts = [Column(c, Integer, nullable=False, server_default="0") for c in COUNTS]
-            tables[(name, grain)] = Table(table_name(name, grain), metadata, *cols, *counts)
+            tables[(name, grain)] = Table(
+                table_name(name, grain), metadata, *cols, *counts,
+                postgresql_with={"fillfactor": FILLFACTOR},
+            )  # fmt: skip
     return tables
+
+
+# PostgreSQL: a rollup row is updated many times while its hour or day is current.
+# Room left on each page lets an update stay on the row's page without a new entry
+# in the wide key index (a HOT update). Measured at 200,000 stored, 1,000-event
+# batches: HOT updates of the `full` tables 14-19 % at 100, about 70 % at 70;
+# WAL per batch 1.36 -> 1.08 MB; the rollup statement 12.9 -> 11.4 ms.
+FILLFACTOR = 70
 
 
 def choose(dims: Iterable[str]) -> tuple[str, tuple[str, ...]]:

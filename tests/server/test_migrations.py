@@ -91,3 +91,24 @@ def test_0003_down_rebuilds_the_ledger_from_stored_events(sqlite_url: str) -> No
     upgrade(engine)
     assert "event" not in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_0004_leaves_room_on_rollup_pages_on_postgres(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+
+    def options() -> set[tuple[str, object]]:
+        with engine.connect() as conn:
+            return {
+                (name, tuple(opts or ()))
+                for name, opts in conn.exec_driver_sql(
+                    "SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'rollup_%%'"
+                    " AND relkind = 'r'"
+                )
+            }
+
+    got = options()
+    assert len(got) == 26 and {opts for _, opts in got} == {("fillfactor=70",)}
+    downgrade(engine, "0003")
+    assert {opts for _, opts in options()} == {()}
+    engine.dispose()
