@@ -11,7 +11,10 @@ are the ones ingest would have written. Ingest is timed after a warm-up, in thre
 of `--ingest-batches` batches, each followed by its reference (a bare INSERT of as many
 feedback rows); the round with the median ratio is reported. Each figure
 comes with a reference measured in the same run: the same NPS computed by scanning raw
-feedback, and a bare INSERT of the same rows for the ingest rate.
+feedback, and a bare INSERT of the same rows for the ingest rate. Each round also
+reports the CPU time per batch of the server's processes and (PostgreSQL) of every
+postgres process, from /proc: a measure that the machine's speed moves far less than
+events/s.
 """
 
 from __future__ import annotations
@@ -406,6 +409,37 @@ def time_ingest(base: str, gw: str, batches: list[list[dict[str, Any]]], senders
     return accepted / elapsed
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time (user + system) so far of the server's processes and of every
+    PostgreSQL process on the machine, read from /proc (Linux)."""
+    procs: dict[int, tuple[str, int, float]] = {}  # pid -> (name, parent, cpu s)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone since listed
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        procs[int(entry.name)] = (name, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+
+    def in_server(pid: int) -> bool:
+        while pid > 1 and pid in procs:
+            if pid == server_pid:
+                return True
+            pid = procs[pid][1]
+        return False
+
+    return {
+        "server": sum(c for pid, (_, _, c) in procs.items() if in_server(pid)),
+        "postgres": sum(c for name, _, c in procs.values() if name == "postgres"),
+    }
+
+
 def bare_insert_rate(engine: Engine, n: int, seed: int) -> float:
     """Reference: `n` feedback rows by plain INSERT into a copy of the table, 1,000 per
     transaction (run between ingest rounds, so both see the machine in the same state)."""
@@ -501,20 +535,19 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             n = args.ingest_batches
             batches = ingest_batches(fleet, WARM_UP + ROUNDS * n, args.seed + 1)
             time_ingest(base, gw, batches[:WARM_UP], args.senders)  # each worker's first batches
-            rounds = []  # (ingest events/s, bare INSERT rows/s), alternated
+            rounds = []  # (ingest events/s, bare INSERT rows/s, CPU ms per batch), alternated
             for r in range(ROUNDS):
                 part = batches[WARM_UP + r * n : WARM_UP + (r + 1) * n]
-                rounds.append(
-                    (
-                        time_ingest(base, gw, part, args.senders),
-                        bare_insert_rate(engine, n * 700, args.seed + r),
-                    )
-                )
+                before = cpu_seconds(proc.pid)
+                rate = time_ingest(base, gw, part, args.senders)
+                after = cpu_seconds(proc.pid)
+                cpu = {k: round((after[k] - before[k]) * 1000 / n, 1) for k in after}
+                rounds.append((rate, bare_insert_rate(engine, n * 700, args.seed + r), cpu))
         finally:
             proc.terminate()
             proc.wait(timeout=60)
         scan = min(raw_scan_ms(engine) for _ in range(2))
-        ingest_rate, bare = sorted(rounds, key=lambda x: x[0] / x[1])[ROUNDS // 2]
+        ingest_rate, bare, _ = sorted(rounds, key=lambda x: x[0] / x[1])[ROUNDS // 2]
         engine.dispose()
         return {
             "db": kind,
@@ -528,8 +561,14 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "bare_insert_rows_per_s": round(bare),
             "ingest_vs_bare": round(ingest_rate / bare, 3),
             "rounds": [
-                {"ingest": round(i), "bare": round(b), "ratio": round(i / b, 3)} for i, b in rounds
-            ],
+                {
+                    "ingest": round(i),
+                    "bare": round(b),
+                    "ratio": round(i / b, 3),
+                    "cpu_ms_per_batch": cpu if kind == "postgres" else {"server": cpu["server"]},
+                }
+                for i, b, cpu in rounds
+            ],  # fmt: skip
         }
     finally:
         if drop is not None:
