@@ -85,7 +85,10 @@ def ingest_batch(
                 plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
             if _store_events(session, plan):
                 break
-            fresh, plan = _not_stored(session, fresh), None  # some were sent before
+            unseen = _not_stored(session, fresh)  # some were sent before
+            if len(unseen) == len(fresh):  # a taken key that is not an event id: a fault
+                raise RuntimeError("ingest: a row's key was taken, yet no event id is stored")
+            fresh, plan = unseen, None
         out.duplicates += len(good) - len(fresh)
         out.accepted = len(fresh)
         if fresh and plan is not None:

@@ -14,8 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nps_edge.protocol import MAX_BODY_BYTES
+from server import ingest
 from server.db import write_session
 from server.models import DeadLetter, Feedback, Telemetry
+from server.settings import Settings
 from server.sql import insert_all_new, table_of
 from tests.server.factory import T0, Api, feedback, telemetry
 
@@ -138,6 +140,14 @@ def test_insert_all_new_writes_all_or_nothing_and_only_a_taken_key_is_a_duplicat
     with Session(engine) as s:
         stored = s.execute(select(table.c.seq).order_by(table.c.seq)).scalars().all()
     assert stored == [1, 2]
+
+
+def test_a_taken_key_that_no_stored_id_explains_is_raised_not_retried_forever(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "_store_events", lambda session, plan: False)
+    with pytest.raises(RuntimeError, match="no event id is stored"):
+        ingest.ingest_batch(engine, gateway="gw-1", events=[feedback(seq=1)], settings=settings)
 
 
 def test_a_batch_mixing_good_bad_and_duplicate_events(api: Api) -> None:
