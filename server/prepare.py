@@ -1,11 +1,12 @@
 """A batch's writes, worked out before any is made (docs/server.md).
 
-Everything ingest stores (event times, telemetry with its
-error increments, the health join, device rows, alerts, rollup increments) is
-computed here from what is stored plus the batch itself, so that writing is
-only writing. On SQLite it runs on a read snapshot before the one writer's
-lock is taken, which keeps the lock for milliseconds of inserts instead of the
-whole batch's work; on PostgreSQL inside the write transaction.
+Everything ingest stores (event times, telemetry with its error increments, the
+health join, device rows, alerts, rollup increments) is computed here from what
+is stored plus the batch itself, so that writing is only writing. On SQLite it
+runs on a read snapshot before the one writer's lock is taken, which keeps the
+lock for milliseconds of inserts instead of the whole batch's work; on
+PostgreSQL inside the write transaction. Either way it assumes every event is
+new; `server.ingest` works the batch out again if some were stored before.
 """
 
 from __future__ import annotations
