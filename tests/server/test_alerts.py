@@ -75,6 +75,22 @@ def test_threshold_alerts_site_nps_and_battery(api: Api) -> None:
     assert battery["device"] == "nps-aaa111" and battery["detail"]["battery_mv"] == 3100
 
 
+def test_a_battery_alert_opens_again_only_once_the_last_one_is_closed(api: Api) -> None:
+    def battery_alerts() -> list[tuple[int, str]]:
+        items = api.get("/api/v1/alerts", kind="battery", status="all")["items"]
+        return sorted((a["detail"]["battery_mv"], a["status"]) for a in items)
+
+    api.ingest([telemetry(seq=1, battery_mv=3100)])
+    api.ingest([telemetry(seq=2, battery_mv=3050)])  # still low: the open one stands
+    [first] = api.get("/api/v1/alerts", kind="battery")["items"]
+    api.post(f"/api/v1/alerts/{first['id']}/ack")
+    api.ingest([telemetry(seq=3, battery_mv=3000)])  # acknowledged is still active
+    assert battery_alerts() == [(3100, "acknowledged")]
+    api.post(f"/api/v1/alerts/{first['id']}/close", {"note": "battery replaced"})
+    api.ingest([telemetry(seq=4, battery_mv=2990)])
+    assert battery_alerts() == [(2990, "open"), (3100, "closed")]
+
+
 def test_offline_longer_than_threshold_opens_one_alert(
     api: Api, engine: Engine, settings: Settings
 ) -> None:
