@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -58,23 +58,30 @@ def device_detail(session: Session, *, device: str, settings: Settings) -> Devic
 
 def gaps(session: Session, *, device: str) -> Gaps | None:
     """Seqs never received, as inclusive ranges, from the stored events' seqs
-    (feedback and telemetry, each read by its device index; one pass in SQL order)."""
+    (feedback and telemetry, each read by its device index) in one pass: each seq
+    with the next one and the first, keeping the first and those before a gap."""
     dev = session.get(Device, device)
     if dev is None:
         return None
     seqs = union_all(
         *(select(t.c.seq).where(t.c.device == device) for t in map(table_of, (Feedback, Telemetry)))
     ).subquery()
-    nxt = func.lead(seqs.c.seq).over(order_by=seqs.c.seq)
-    sub = select(seqs.c.seq.label("seq"), nxt.label("nxt")).subquery()
-    first = session.execute(select(func.min(seqs.c.seq))).scalar_one()
+    sub = select(
+        seqs.c.seq,
+        func.lead(seqs.c.seq).over(order_by=seqs.c.seq).label("nxt"),
+        func.min(seqs.c.seq).over().label("first"),
+    ).subquery()
+    rows = session.execute(
+        select(sub.c.seq, sub.c.nxt, sub.c.first)
+        .where(or_(sub.c.nxt > sub.c.seq + 1, sub.c.seq == sub.c.first))
+        .order_by(sub.c.seq)
+    ).all()
     missing: list[tuple[int, int]] = []
-    if first is not None and first > 1:
-        missing.append((1, first - 1))
-    for seq, after in session.execute(
-        select(sub.c.seq, sub.c.nxt).where(sub.c.nxt > sub.c.seq + 1).order_by(sub.c.seq)
-    ):
-        missing.append((seq + 1, after - 1))
+    if rows and rows[0].first > 1:
+        missing.append((1, rows[0].first - 1))
+    for seq, after, _ in rows:
+        if after is not None and after > seq + 1:
+            missing.append((seq + 1, after - 1))
     return Gaps(device=device, max_seq=dev.max_seq, received=dev.received, missing=missing)
 
 

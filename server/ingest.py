@@ -79,19 +79,12 @@ def ingest_batch(
         with Session(engine) as snapshot:
             plan = prepare(snapshot, good, gateway=gateway, settings=settings, now=now)
     with write_session(engine) as session:
-        fresh = good
-        while fresh:
-            if plan is None:
-                plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
-            if _store_events(session, plan):
-                break
-            unseen = _not_stored(session, fresh)  # some were sent before
-            if len(unseen) == len(fresh):  # a taken key that is not an event id: a fault
-                raise RuntimeError("ingest: a row's key was taken, yet no event id is stored")
-            fresh, plan = unseen, None
+        fresh, plan = _store_new_events(
+            session, good, plan, gateway=gateway, settings=settings, now=now
+        )
         out.duplicates += len(good) - len(fresh)
         out.accepted = len(fresh)
-        if fresh and plan is not None:
+        if plan is not None:
             out.feedback, out.alerts = plan.feedback, _write(session, plan)
         if bad:
             session.execute(
@@ -109,6 +102,31 @@ def ingest_batch(
     for r in bad:
         EVENTS_REJECTED.labels(reason=reason_class(r.error)).inc()
     return out
+
+
+def _store_new_events(
+    session: Session,
+    events: list[Forwarded],
+    plan: Prepared | None,
+    *,
+    gateway: str,
+    settings: Settings,
+    now: float,
+) -> tuple[list[Forwarded], Prepared | None]:
+    """Store the telemetry and feedback rows of the events not stored before; those
+    events and their plan (None when there are none). `plan`, worked out for all
+    of `events`, is used when all are new."""
+    fresh = events
+    while fresh:
+        if plan is None:
+            plan = prepare(session, fresh, gateway=gateway, settings=settings, now=now)
+        if _store_events(session, plan):
+            return fresh, plan
+        unseen = _not_stored(session, fresh)  # some were sent before
+        if len(unseen) == len(fresh):  # a taken key that is not an event id: a fault
+            raise RuntimeError("ingest: a row's key was taken, yet no event id is stored")
+        fresh, plan = unseen, None
+    return [], None
 
 
 def _store_events(session: Session, plan: Prepared) -> bool:
