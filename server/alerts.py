@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from nps_edge.protocol import ForwardedTelemetry
@@ -20,19 +21,56 @@ A = table_of(Alert).c
 F = table_of(Feedback).c
 
 
-# The threshold checks below read a kind's alerts by the (kind, site, device, status)
-# index and test the status here, not in SQL: given `status IN (...)`, PostgreSQL
-# also read the status index, which holds every open detractor alert, and so grew
-# with them (measured at 50,000 open: 4.0 ms per batch instead of 0.13).
+# A threshold alert (every kind but a detractor's) is open at most once per scope:
+# a site for its NPS, a device for its battery or its silence. Each check proposes
+# one; `insert` drops those whose scope has an active alert, under a lock per scope
+# so that two server workers (or a worker and its offline watch) cannot both open
+# one. Active alerts are read by the (kind, site, device, status) index and their
+# status tested here, not in SQL: given `status IN (...)`, PostgreSQL also read the
+# status index, which holds every open detractor alert, and so grew with them
+# (measured at 50,000 open: 4.0 ms per batch instead of 0.13).
+SCOPE = {"site_nps": "site", "battery": "device", "offline": "device"}
 
 
-def _has_active(session: Session, *, kind: str, site: str | None, device: str | None) -> bool:
-    stmt = select(A.status).where(A.kind == kind)
-    if site is not None:
-        stmt = stmt.where(A.site == site)
-    if device is not None:
-        stmt = stmt.where(A.device == device)
-    return any(status in ACTIVE for status in session.execute(stmt).scalars())
+def _scope(alert: Mapping[str, Any]) -> tuple[str, str]:
+    return alert["kind"], alert[SCOPE[alert["kind"]]]
+
+
+def _not_yet_active(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`alerts` less the threshold ones whose scope has an active alert, the first
+    of each scope kept. Holds each proposed scope's lock until commit: PostgreSQL
+    takes a transaction-level advisory lock; a SQLite writer holds the database's."""
+    scopes = sorted({_scope(a) for a in alerts if a["kind"] in SCOPE})
+    if not scopes:
+        return alerts
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement, in one order for every writer (no deadlock between two).
+        locks = sorted({_lock_key(kind, key) for kind, key in scopes})
+        session.execute(_LOCK, {"keys": locks})
+    taken: set[tuple[str, str]] = set()
+    for kind in sorted({k for k, _ in scopes}):
+        col = A[SCOPE[kind]]
+        keys = sorted(key for k, key in scopes if k == kind)
+        rows = session.execute(select(col, A.status).where(A.kind == kind, col.in_(keys)))
+        taken.update((kind, key) for key, status in rows if status in ACTIVE)
+    kept = []
+    for a in alerts:
+        if a["kind"] in SCOPE:
+            scope = _scope(a)
+            if scope in taken:
+                continue
+            taken.add(scope)
+        kept.append(a)
+    return kept
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+
+
+def _lock_key(kind: str, key: str) -> int:
+    """A scope's advisory lock number (a signed 64-bit integer, stable across processes)."""
+    digest = hashlib.blake2b(f"nps-edge alert {kind} {key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _new(now: float, **fields: Any) -> dict[str, Any]:
@@ -41,11 +79,13 @@ def _new(now: float, **fields: Any) -> dict[str, Any]:
 
 
 def insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Store new alerts in one statement; the alert JSON of each, with its id.
+    """Store new alerts in one statement, less the threshold ones already active
+    (`_not_yet_active`); the alert JSON of each stored, with its id.
 
     Ids come from the sequence row by row in insertion order, so sorted they
     pair with the alerts in order.
     """
+    alerts = _not_yet_active(session, alerts)
     if not alerts:
         return []
     ids = sorted(bulk_write(session, table_of(Alert), *as_tuples(alerts), returning="id"))
@@ -83,27 +123,23 @@ def on_ingest(
     settings: Settings,
     now: float,
 ) -> list[dict[str, Any]]:
-    """Alerts a batch opens (stored by `insert`): detractors, low batteries, sites whose
-    rolling NPS fell. `feedback` is the batch's rows, not stored yet."""
+    """Alerts a batch proposes: detractors, low batteries, sites whose rolling NPS fell.
+    `feedback` is the batch's rows, not stored yet. `insert` opens those of a
+    threshold whose scope has no active alert."""
     opened = [_detractor(row, now) for row in feedback if row["category"] == "detractor"]
     low = {
         ev.device: ev
         for ev in telemetry
         if ev.battery_mv is not None and ev.battery_mv < settings.battery_low_mv
     }
-    active: set[str | None] = set()  # devices with an active battery alert already
-    if low:
-        stmt = select(A.device, A.status).where(A.kind == "battery", A.device.in_(sorted(low)))
-        active = {device for device, status in session.execute(stmt) if status in ACTIVE}
     for device, ev in sorted(low.items()):
-        if device not in active:
-            opened.append(
-                _new(
-                    now, kind="battery", site=ev.site, device=device,
-                    title=f"Battery low on {device}: {ev.battery_mv:.0f} mV",
-                    detail={"battery_mv": ev.battery_mv, "threshold_mv": settings.battery_low_mv},
-                )
-            )  # fmt: skip
+        opened.append(
+            _new(
+                now, kind="battery", site=ev.site, device=device,
+                title=f"Battery low on {device}: {ev.battery_mv:.0f} mV",
+                detail={"battery_mv": ev.battery_mv, "threshold_mv": settings.battery_low_mv},
+            )
+        )  # fmt: skip
     answered: dict[str, list[tuple[float, str]]] = {}
     for r in feedback:
         if r["category"] is not None:
@@ -123,7 +159,7 @@ def _check_site(
     now: float,
 ) -> dict[str, Any] | None:
     """A site NPS alert if the site's last N answers, stored and `batch` ((t, category)),
-    are under the threshold and none is active."""
+    are under the threshold."""
     last_n = settings.site_nps_last_n
     # Written so that only the (site, t) index gives this order, however long ago
     # the site last answered. With `site = :site ORDER BY t`, PostgreSQL may walk
@@ -144,9 +180,7 @@ def _check_site(
     figures = tally.summary()
     value = figures["nps"]
     assert isinstance(value, float)
-    if value >= settings.site_nps_threshold or _has_active(
-        session, kind="site_nps", site=site, device=None
-    ):
+    if value >= settings.site_nps_threshold:
         return None
     return _new(
         now, kind="site_nps", site=site,
@@ -165,7 +199,7 @@ def check_offline(session: Session, *, settings: Settings, now: float) -> list[d
         offline = (dev.online is False and since is not None and since < limit) or (
             dev.online is None and dev.last_seen < limit
         )
-        if offline and not _has_active(session, kind="offline", site=None, device=dev.id):
+        if offline:
             minutes = (now - (since or dev.last_seen)) / 60
             opened.append(
                 _new(

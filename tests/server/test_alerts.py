@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from typing import Any
 
 import httpx
 import pytest
@@ -11,10 +13,15 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from nps_edge.processes import wait_until
+from server import alerts as alerting
+from server.alerts import check_offline
 from server.app import create_app
+from server.db import write_session
 from server.events import Bus
+from server.prepare import prepare
 from server.settings import Settings
 from server.tokens import create_token
+from server.validation import validate
 from server.watch import check_once
 from server.webhooks import HEADER, sign
 from tests.server.factory import T0, Api, feedback, telemetry
@@ -101,6 +108,57 @@ def test_offline_longer_than_threshold_opens_one_alert(
     assert check_once(engine, bus, settings, now=T0 + settings.offline_alert_s + 120) == 0
     [alert] = api.get("/api/v1/alerts", kind="offline")["items"]
     assert alert["device"] == "nps-aaa111"
+
+
+def test_a_batch_worked_out_before_another_stored_its_alert_does_not_open_it_again(
+    api: Api, engine: Engine, settings: Settings
+) -> None:
+    """A SQLite worker works its batch out before its write turn: meanwhile another
+    worker may open the same threshold alert. Its write then opens none."""
+    good, _, _ = validate([telemetry(seq=1, battery_mv=3000)])
+    with Session(engine) as snapshot:
+        plan = prepare(snapshot, good, gateway="gw-1", settings=settings, now=T0)
+    assert [a["kind"] for a in plan.alerts] == ["battery"]
+    api.ingest([telemetry(seq=2, battery_mv=2990)])  # the other worker
+    with write_session(engine) as session:
+        assert alerting.insert(session, plan.alerts) == []
+        session.commit()
+    [battery] = api.get("/api/v1/alerts", kind="battery")["items"]
+    assert battery["detail"]["battery_mv"] == 2990
+
+
+def test_two_writers_open_one_threshold_alert_per_scope(
+    api: Api, engine: Engine, settings: Settings
+) -> None:
+    """Two workers' offline watches at once: the second waits for the first to commit,
+    then sees its alert active and opens none."""
+    api.ingest([feedback(seq=1, ts=T0, rx_ts=T0)])
+    now = T0 + settings.offline_alert_s + 60
+    first_holds, second_done = threading.Event(), threading.Event()
+    got: dict[str, Any] = {}
+
+    def first() -> None:
+        with write_session(engine) as session:
+            got["first"] = check_offline(session, settings=settings, now=now)
+            first_holds.set()
+            got["second_waited"] = not second_done.wait(0.5)  # this one not committed yet
+            session.commit()
+
+    def second() -> None:
+        first_holds.wait(10)
+        with write_session(engine) as session:
+            got["second"] = check_offline(session, settings=settings, now=now + 1)
+            session.commit()
+        second_done.set()
+
+    threads = [threading.Thread(target=f) for f in (first, second)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(20)
+    assert [a["device"] for a in got["first"]] == ["nps-aaa111"]
+    assert got["second_waited"] and got["second"] == []
+    assert len(api.get("/api/v1/alerts", kind="offline")["items"]) == 1
 
 
 def test_session_cookie_login_and_logout(api: Api) -> None:
