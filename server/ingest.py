@@ -7,10 +7,11 @@ none) that starts with the feedback and telemetry rows, whose primary key is
 the event id, and returns what the route answers plus what happened (new
 feedback and alerts to publish).
 
-An id is stored once per event type. The batch is worked out as if every event
-were new (the usual case); if any id is already stored, the rows are taken
-back (a savepoint), and the batch is worked out again for the events whose
-ids are not, until that holds.
+An id is stored once per event type. A batch that looks resent (its first or
+last event is stored) first loses its stored events. The rest is worked out
+as if every event were new (the usual case); if any id is already stored, the
+rows are taken back (a savepoint), and the batch is worked out again for the
+events whose ids are not, until that holds.
 """
 
 from __future__ import annotations
@@ -71,16 +72,21 @@ def ingest_batch(
     now = time.time() if now is None else now
     good, bad, repeats = validate(events)
     out = Outcome(rejected=bad, duplicates=repeats)
+    todo = good
     plan = None
     # SQLite has one writer at a time: work the batch out before taking its lock.
     # PostgreSQL locks rows only as they are written, so there the batch is
     # worked out inside the transaction, saving one.
     if good and engine.dialect.name == "sqlite":
         with Session(engine) as snapshot:
-            plan = prepare(snapshot, good, gateway=gateway, settings=settings, now=now)
+            todo = _unless_resent(snapshot, good)
+            if todo:
+                plan = prepare(snapshot, todo, gateway=gateway, settings=settings, now=now)
     with write_session(engine) as session:
+        if plan is None:
+            todo = _unless_resent(session, todo)
         fresh, plan = _store_new_events(
-            session, good, plan, gateway=gateway, settings=settings, now=now
+            session, todo, plan, gateway=gateway, settings=settings, now=now
         )
         out.duplicates += len(good) - len(fresh)
         out.accepted = len(fresh)
@@ -127,6 +133,18 @@ def _store_new_events(
             raise RuntimeError("ingest: a row's key was taken, yet no event id is stored")
         fresh, plan = unseen, None
     return [], None
+
+
+def _unless_resent(session: Session, events: list[Forwarded]) -> list[Forwarded]:
+    """`events`, less those stored before when the batch looks resent (its first or
+    last event is stored): a gateway resends a batch whose answer it missed, and
+    the stored events then cost one lookup instead of working the batch out."""
+    if not events:
+        return events
+    ends = [events[0], events[-1]] if len(events) > 1 else events
+    if len(_not_stored(session, ends)) == len(ends):
+        return events
+    return _not_stored(session, events)
 
 
 def _store_events(session: Session, plan: Prepared) -> bool:

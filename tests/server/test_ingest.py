@@ -118,6 +118,26 @@ def test_resending_a_batch_returns_duplicates_and_counts_once(api: Api, engine: 
         assert s.execute(select(func.count()).select_from(Telemetry)).scalar_one() == 1
 
 
+def test_a_resent_batch_is_not_worked_out_again(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway resends a batch whose answer it missed: the stored events are found by
+    one lookup, and only the events that are new are worked out."""
+    worked_out: list[list[str]] = []
+    real = ingest.prepare
+
+    def counting(session: Any, events: list[Any], **kw: Any) -> Any:
+        worked_out.append([ev.id for ev in events])
+        return real(session, events, **kw)
+
+    monkeypatch.setattr(ingest, "prepare", counting)
+    batch = [feedback(seq=i, score=i % 11) for i in range(1, 11)] + [telemetry(seq=11)]
+    assert api.ingest(batch)["accepted"] == 11
+    assert api.ingest(batch) == {"accepted": 0, "duplicates": 11, "rejected": []}
+    grown = [*batch, feedback(seq=12, score=3)]  # resent with one more event
+    assert api.ingest(grown) == {"accepted": 1, "duplicates": 11, "rejected": []}
+    assert worked_out == [[ev["id"] for ev in batch], ["nps-aaa111:12"]]
+    assert api.get("/api/v1/nps")["shown"] == 11
+
+
 def _telemetry_row(seq: int, **change: Any) -> dict[str, Any]:
     return {
         "id": f"d1:{seq}", "device": "d1", "site": "s", "seq": seq, "boot": 1, "up_ms": seq,
