@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +19,7 @@ from nps_edge.broker import free_port
 from nps_edge.processes import answers, wait_until
 from server.db import make_engine, upgrade
 from server.tokens import create_token
-from tests.server.factory import feedback
+from tests.server.factory import feedback, telemetry
 
 
 def _wait_up(base: str) -> None:
@@ -77,44 +80,58 @@ def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path)
         proc.wait(timeout=30)
 
 
+@contextmanager
+def _workers(bin_: str, db: str, log: Path, n: int) -> Iterator[tuple[str, str]]:
+    """`nps-edge server --workers n` on `db`: its base URL and a gateway token."""
+    engine = make_engine(db)
+    upgrade(engine)
+    with Session(engine) as session:
+        gw = create_token(session, name="gw", role="gateway")
+    engine.dispose()
+    port = free_port()
+    proc = subprocess.Popen(
+        [bin_, "server", "--db", db, "--port", str(port), "--workers", str(n)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base)
+        yield base, gw
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _send_at_once(base: str, gw: str, batches: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
+    """Each batch from its own sender, all released at the same moment."""
+    start = threading.Barrier(len(batches))
+
+    def send(batch: list[dict[str, Any]]) -> dict[str, int]:
+        headers = {"Authorization": f"Bearer {gw}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            start.wait()
+            r = client.post("/api/v1/ingest", json={"gateway": "gw", "events": batch})
+            assert r.status_code == 200, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(len(batches)) as pool:
+        return list(pool.map(send, batches))
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_same_batch_to_several_workers_at_once_is_stored_once(
     nps_edge_bin: str, postgres_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    with Session(engine) as session:
-        gw = create_token(session, name="gw", role="gateway")
-    port = free_port()
-    proc = subprocess.Popen(
-        [nps_edge_bin, "server", "--db", postgres_url, "--port", str(port), "--workers", "3"],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("wb"),
-    )
-    base = f"http://127.0.0.1:{port}"
     batch = [feedback(seq=i, score=i % 11) for i in range(1, 301)]
     batch += [feedback("nps-bbb222", i, i % 7) for i in range(1, 201)]
-    try:
-        _wait_up(base)
-        headers = {"Authorization": f"Bearer {gw}"}
-        senders = 6
-        start = threading.Barrier(senders)
-
-        def send(_: int) -> dict[str, int]:
-            with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-                start.wait()
-                r = client.post("/api/v1/ingest", json={"gateway": "gw", "events": batch})
-                assert r.status_code == 200, r.text
-                return r.json()  # type: ignore[no-any-return]
-
-        with ThreadPoolExecutor(senders) as pool:
-            answers = list(pool.map(send, range(senders)))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    senders = 6
+    with _workers(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as (base, gw):
+        answers = _send_at_once(base, gw, [batch] * senders)
     assert sum(a["accepted"] for a in answers) == len(batch)
     assert sum(a["duplicates"] for a in answers) == len(batch) * (senders - 1)
+    engine = make_engine(postgres_url)
     with engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT count(*), count(DISTINCT id) FROM feedback").one()
         shown = conn.exec_driver_sql("SELECT sum(shown) FROM rollup_fleet_day").scalar_one()
@@ -122,3 +139,27 @@ def test_same_batch_to_several_workers_at_once_is_stored_once(
     engine.dispose()
     assert tuple(stored) == (len(batch), len(batch))
     assert shown == received == len(batch)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_several_workers_open_one_threshold_alert_per_site_and_device(
+    nps_edge_bin: str, postgres_url: str, tmp_path: Path
+) -> None:
+    """Six gateways of one site at once, each batch taking the site's NPS under its
+    threshold and reporting the same device's battery low: one alert of each."""
+    batches = [
+        [feedback(f"nps-{g}{d:05d}", 1, score=0) for d in range(500)]
+        + [telemetry("nps-bat001", 10 + g, battery_mv=3000)]
+        for g in range(6)
+    ]
+    with _workers(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as (base, gw):
+        answers = _send_at_once(base, gw, batches)
+    assert [a["accepted"] for a in answers] == [501] * 6
+    engine = make_engine(postgres_url)
+    with engine.connect() as conn:
+        opened = conn.exec_driver_sql(
+            "SELECT kind, count(*) FROM alert WHERE kind <> 'detractor' GROUP BY kind"
+        ).all()
+    engine.dispose()
+    assert sorted(opened) == [("battery", 1), ("site_nps", 1)]
