@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -141,10 +141,18 @@ def _unless_resent(session: Session, events: list[Forwarded]) -> list[Forwarded]
     the stored events then cost one lookup instead of working the batch out."""
     if not events:
         return events
-    ends = [events[0], events[-1]] if len(events) > 1 else events
-    if len(_not_stored(session, ends)) == len(ends):
+    ends = {"first": events[0].id, "last": events[-1].id}
+    if session.execute(_EITHER_STORED, ends).first() is None:
         return events
     return _not_stored(session, events)
+
+
+# Both tables for both ids: one cheap statement (an id stored as the other type
+# only sends the batch on to the exact check by type).
+_EITHER_STORED = text(
+    "SELECT 1 FROM feedback WHERE id IN (:first, :last)"
+    " UNION ALL SELECT 1 FROM telemetry WHERE id IN (:first, :last)"
+)
 
 
 def _store_events(session: Session, plan: Prepared) -> bool:
