@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from server import db
 from server.api import alerts, devices, feedback, ingest, nps, ops, session, stream
 from server.dashboard import router as dashboard_router
 from server.events import Bus
+from server.relay import Relay
 from server.settings import Settings
 from server.watch import OfflineWatch
 from server.webhooks import WebhookSender
@@ -94,7 +96,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         engine, urls=settings.webhook_urls, secret=settings.webhook_secret,
         attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
     )  # fmt: skip
-    bus = Bus(webhook=sender.enqueue)
+    relay = Relay(Path(settings.relay_dir)) if settings.relay_dir else None
+    bus = Bus(webhook=sender.enqueue, relay=relay)
     watch = OfflineWatch(engine, bus, settings)
 
     @asynccontextmanager
@@ -106,6 +109,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         finally:
             watch.stop()
             sender.stop()
+            if relay is not None:
+                relay.close()
 
     app = FastAPI(
         title="nps-edge server",

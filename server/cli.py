@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Annotated
 
 import typer
@@ -29,8 +30,7 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option(
                 help="worker processes, each storing one batch at a time; one per CPU core for"
-                " ingest throughput (the live stream shows what its own worker stored)"
-                " (env NPS_EDGE_WORKERS)"
+                " ingest throughput (env NPS_EDGE_WORKERS)"
             ),
         ] = None,
     ) -> None:
@@ -52,14 +52,17 @@ def register(app: typer.Typer) -> None:
                 f"nps-edge server: cannot open the database {settings.db!r}: {err}", err=True
             )
             raise typer.Exit(1) from None
-        uvicorn.run(
-            "server.app:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level="info",
-        )
+        with tempfile.TemporaryDirectory(prefix="nps-edge-relay-") as relay:
+            if settings.workers > 1:  # each worker's live stream shows every worker's events
+                os.environ["NPS_EDGE_RELAY_DIR"] = relay
+            uvicorn.run(
+                "server.app:app_from_env",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                log_level="info",
+            )
 
     token = typer.Typer(help="Create gateway and operator tokens.", no_args_is_help=True)
 

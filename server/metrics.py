@@ -14,3 +14,7 @@ INGEST_SECONDS = Histogram("nps_edge_ingest_seconds", "Time to ingest one batch"
 WEBHOOK_DELIVERIES = Counter(
     "nps_edge_webhook_deliveries_total", "Webhook delivery attempts", ["result"]
 )
+RELAY_DROPPED = Counter(
+    "nps_edge_stream_relay_dropped_total",
+    "Live-stream datagrams to another worker dropped (its queue full)",
+)

@@ -15,6 +15,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    relay_dir: str | None = Field(
+        default=None,
+        description="where workers find each other's live streams (set by `nps-edge server`)",
+    )
 
     # Health join (docs/server.md).
     join_window_s: float = Field(

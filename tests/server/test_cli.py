@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -16,7 +17,7 @@ import pytest
 from sqlmodel import Session
 
 from nps_edge.broker import free_port
-from nps_edge.processes import answers, wait_until
+from nps_edge.processes import ProcessError, answers, wait_until
 from server.db import make_engine, upgrade
 from server.tokens import create_token
 from tests.server.factory import feedback, telemetry
@@ -80,13 +81,18 @@ def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path)
         proc.wait(timeout=30)
 
 
+_OPERATORS: dict[str, str] = {}
+
+
 @contextmanager
 def _workers(bin_: str, db: str, log: Path, n: int) -> Iterator[tuple[str, str]]:
-    """`nps-edge server --workers n` on `db`: its base URL and a gateway token."""
+    """`nps-edge server --workers n` on `db`: its base URL and a gateway token (an
+    operator token is in the same database: `_operator`)."""
     engine = make_engine(db)
     upgrade(engine)
     with Session(engine) as session:
         gw = create_token(session, name="gw", role="gateway")
+        _OPERATORS[db] = create_token(session, name="op", role="operator")
     engine.dispose()
     port = free_port()
     proc = subprocess.Popen(
@@ -163,3 +169,38 @@ def test_several_workers_open_one_threshold_alert_per_site_and_device(
         ).all()
     engine.dispose()
     assert sorted(opened) == [("battery", 1), ("site_nps", 1)]
+
+
+@pytest.mark.slow
+def test_the_live_stream_shows_what_every_worker_stores(nps_edge_bin: str, tmp_path: Path) -> None:
+    """A dashboard's stream is held by one of two workers; the batches go to whichever
+    worker accepts them (`Connection: close`). The stream shows every one."""
+    db = f"sqlite:///{tmp_path / 'nps.db'}"
+    sent = [feedback(f"nps-s{i:05d}", 1, score=9) for i in range(24)]
+    seen: list[str] = []
+    with _workers(nps_edge_bin, db, tmp_path / "server.log", 2) as (base, gw):
+        op = {"Authorization": f"Bearer {_OPERATORS[db]}"}
+        with httpx.stream("GET", f"{base}/api/v1/stream", headers=op, timeout=30) as resp:
+            lines = resp.iter_lines()
+            assert next(lines) == ": connected"
+
+            def read() -> None:
+                for line in lines:
+                    if line.startswith("data: "):
+                        seen.append(json.loads(line.removeprefix("data: "))["id"])
+                        if len(seen) == len(sent):
+                            return
+
+            threading.Thread(target=read, daemon=True).start()
+            for event in sent:  # one batch each, one connection each, in turn
+                r = httpx.post(
+                    f"{base}/api/v1/ingest",
+                    json={"gateway": "gw", "events": [event]},
+                    headers={"Authorization": f"Bearer {gw}"},
+                )
+                assert r.json()["accepted"] == 1
+            try:
+                wait_until(lambda: len(seen) >= len(sent), timeout=10, what="every event")
+            except ProcessError:
+                pass  # the assertion below says which are missing
+    assert sorted(seen) == sorted(e["id"] for e in sent)
