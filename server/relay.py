@@ -69,8 +69,14 @@ class Relay:
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        _forget(str(self.path))
-        sock.bind(str(self.path))
+        try:
+            _forget(str(self.path))
+            sock.bind(str(self.path))
+        except OSError as err:  # the stream still shows this worker's events
+            sock.close()
+            log.warning("relay: cannot listen on %s (%s): this stream shows only what its"
+                        " own worker stores", self.path, err)  # fmt: skip
+            return
         loop = asyncio.get_running_loop()
         loop.add_reader(sock.fileno(), self._receive, sock, deliver)
         self._in, self._loop = sock, loop

@@ -54,3 +54,13 @@ def test_a_listener_that_does_not_keep_up_loses_datagrams_counted(tmp_path: Path
         sender.send(sender.peers(), _items(1))
     slow.close()
     assert RELAY_DROPPED._value.get() > before
+
+
+def test_a_worker_that_cannot_listen_still_streams_its_own(tmp_path: Path) -> None:
+    relay = Relay(tmp_path / "gone", "a")  # its directory was removed
+
+    async def run() -> None:
+        relay.listen(lambda item: None)
+
+    asyncio.run(run())
+    assert relay.peers() == [] and not relay.path.exists()
