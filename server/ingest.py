@@ -150,8 +150,10 @@ def _unless_resent(session: Session, events: list[Forwarded]) -> list[Forwarded]
 # Both tables for both ids: one cheap statement (an id stored as the other type
 # only sends the batch on to the exact check by type).
 _EITHER_STORED = text(
-    "SELECT 1 FROM feedback WHERE id IN (:first, :last)"
-    " UNION ALL SELECT 1 FROM telemetry WHERE id IN (:first, :last)"
+    " UNION ALL ".join(
+        f'SELECT 1 FROM "{table_of(model).name}" WHERE id IN (:first, :last)'
+        for model in (Feedback, Telemetry)
+    )
 )
 
 
