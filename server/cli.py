@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import ExitStack
 from typing import Annotated
 
 import typer
@@ -52,8 +53,9 @@ def register(app: typer.Typer) -> None:
                 f"nps-edge server: cannot open the database {settings.db!r}: {err}", err=True
             )
             raise typer.Exit(1) from None
-        with tempfile.TemporaryDirectory(prefix="nps-edge-relay-") as relay:
+        with ExitStack() as stack:
             if settings.workers > 1:  # each worker's live stream shows every worker's events
+                relay = stack.enter_context(tempfile.TemporaryDirectory(prefix="nps-edge-relay-"))
                 os.environ["NPS_EDGE_RELAY_DIR"] = relay
             uvicorn.run(
                 "server.app:app_from_env",
