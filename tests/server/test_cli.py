@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -25,6 +25,36 @@ from tests.server.factory import feedback, telemetry
 
 def _wait_up(base: str) -> None:
     wait_until(lambda: answers(f"{base}/healthz"), what="the server's /healthz")
+
+
+class Served(NamedTuple):
+    base: str
+    gateway: str  # a gateway token
+    operator: str  # an operator token
+
+
+@contextmanager
+def _server(bin_: str, db: str, log: Path, workers: int = 1) -> Iterator[Served]:
+    """`nps-edge server --workers N` on `db`, with a gateway and an operator token."""
+    engine = make_engine(db)  # tokens through the library: the command is tested above
+    upgrade(engine)
+    with Session(engine) as session:
+        gw = create_token(session, name="gw", role="gateway")
+        op = create_token(session, name="op", role="operator")
+    engine.dispose()
+    port = free_port()
+    proc = subprocess.Popen(
+        [bin_, "server", "--db", db, "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base)
+        yield Served(base, gw, op)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def _token(bin_: str, db: str, role: str) -> str:
@@ -55,58 +85,17 @@ def test_every_server_command_has_help(nps_edge_bin: str) -> None:
 @pytest.mark.slow
 def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'nps.db'}"
-    engine = make_engine(db)  # tokens through the library: the command is tested above
-    upgrade(engine)
-    with Session(engine) as session:
-        gw = create_token(session, name="gw", role="gateway")
-        op = create_token(session, name="op", role="operator")
-    engine.dispose()
-    port = free_port()
-    proc = subprocess.Popen(
-        [nps_edge_bin, "server", "--db", db, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"),
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_up(base)
+    with _server(nps_edge_bin, db, tmp_path / "server.log") as srv:
         r = httpx.post(
-            f"{base}/api/v1/ingest", json={"gateway": "gw", "events": [feedback(seq=1, score=10)]},
-            headers={"Authorization": f"Bearer {gw}"},
-        )  # fmt: skip
+            f"{srv.base}/api/v1/ingest",
+            json={"gateway": "gw", "events": [feedback(seq=1, score=10)]},
+            headers={"Authorization": f"Bearer {srv.gateway}"},
+        )
         assert r.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
-        nps = httpx.get(f"{base}/api/v1/nps", headers={"Authorization": f"Bearer {op}"}).json()
+        nps = httpx.get(
+            f"{srv.base}/api/v1/nps", headers={"Authorization": f"Bearer {srv.operator}"}
+        ).json()
         assert (nps["n"], nps["nps"]) == (1, 100.0)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-_OPERATORS: dict[str, str] = {}
-
-
-@contextmanager
-def _workers(bin_: str, db: str, log: Path, n: int) -> Iterator[tuple[str, str]]:
-    """`nps-edge server --workers n` on `db`: its base URL and a gateway token (an
-    operator token is in the same database: `_operator`)."""
-    engine = make_engine(db)
-    upgrade(engine)
-    with Session(engine) as session:
-        gw = create_token(session, name="gw", role="gateway")
-        _OPERATORS[db] = create_token(session, name="op", role="operator")
-    engine.dispose()
-    port = free_port()
-    proc = subprocess.Popen(
-        [bin_, "server", "--db", db, "--port", str(port), "--workers", str(n)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base)
-        yield base, gw
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _send_at_once(base: str, gw: str, batches: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
@@ -133,8 +122,8 @@ def test_same_batch_to_several_workers_at_once_is_stored_once(
     batch = [feedback(seq=i, score=i % 11) for i in range(1, 301)]
     batch += [feedback("nps-bbb222", i, i % 7) for i in range(1, 201)]
     senders = 6
-    with _workers(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as (base, gw):
-        answers = _send_at_once(base, gw, [batch] * senders)
+    with _server(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as srv:
+        answers = _send_at_once(srv.base, srv.gateway, [batch] * senders)
     assert sum(a["accepted"] for a in answers) == len(batch)
     assert sum(a["duplicates"] for a in answers) == len(batch) * (senders - 1)
     engine = make_engine(postgres_url)
@@ -159,8 +148,8 @@ def test_several_workers_open_one_threshold_alert_per_site_and_device(
         + [telemetry("nps-bat001", 10 + g, battery_mv=3000)]
         for g in range(6)
     ]
-    with _workers(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as (base, gw):
-        answers = _send_at_once(base, gw, batches)
+    with _server(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as srv:
+        answers = _send_at_once(srv.base, srv.gateway, batches)
     assert [a["accepted"] for a in answers] == [501] * 6
     engine = make_engine(postgres_url)
     with engine.connect() as conn:
@@ -178,9 +167,9 @@ def test_the_live_stream_shows_what_every_worker_stores(nps_edge_bin: str, tmp_p
     db = f"sqlite:///{tmp_path / 'nps.db'}"
     sent = [feedback(f"nps-s{i:05d}", 1, score=9) for i in range(24)]
     seen: list[str] = []
-    with _workers(nps_edge_bin, db, tmp_path / "server.log", 2) as (base, gw):
-        op = {"Authorization": f"Bearer {_OPERATORS[db]}"}
-        with httpx.stream("GET", f"{base}/api/v1/stream", headers=op, timeout=30) as resp:
+    with _server(nps_edge_bin, db, tmp_path / "server.log", 2) as srv:
+        op = {"Authorization": f"Bearer {srv.operator}"}
+        with httpx.stream("GET", f"{srv.base}/api/v1/stream", headers=op, timeout=30) as resp:
             lines = resp.iter_lines()
             assert next(lines) == ": connected"
 
@@ -194,9 +183,9 @@ def test_the_live_stream_shows_what_every_worker_stores(nps_edge_bin: str, tmp_p
             threading.Thread(target=read, daemon=True).start()
             for event in sent:  # one batch each, one connection each, in turn
                 r = httpx.post(
-                    f"{base}/api/v1/ingest",
+                    f"{srv.base}/api/v1/ingest",
                     json={"gateway": "gw", "events": [event]},
-                    headers={"Authorization": f"Bearer {gw}"},
+                    headers={"Authorization": f"Bearer {srv.gateway}"},
                 )
                 assert r.json()["accepted"] == 1
             try:
