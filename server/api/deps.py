@@ -82,6 +82,7 @@ def _person(
             raise _unauthorized("session expired, logged out or revoked: log in again")
         if tok.role not in roles:
             raise HTTPException(403, f"a {tok.role} cannot do this; it needs {' or '.join(roles)}")
+        touch_token(request.app.state.engine, token=tok, now=time.time())
         return Caller(tok.name, tok.role, tok.site)
     return _by_token(request, session, creds, roles)
 
