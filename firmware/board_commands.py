@@ -7,6 +7,7 @@ They reach the board only through a `serial_tools.Runner`, chosen by a factory f
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -213,6 +214,14 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
                 envvar="NPS_EDGE_MQTT_PASSWORD",
             ),
         ] = None,
+        login: Annotated[
+            str | None,
+            typer.Option(
+                help="The device's broker login: the JSON line `nps-edge device add` printed, "
+                "in a file or `-` for stdin. Sets device id, site, username and password.",
+                envvar="NPS_EDGE_LOGIN",
+            ),
+        ] = None,
         prompt_text: Annotated[
             str | None,
             typer.Option(help="The question shown on the screen.", envvar="NPS_EDGE_PROMPT_TEXT"),
@@ -249,6 +258,7 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
             host, broker_port = prov.split_broker(broker) if broker else (None, None)
             ca_text = prov.read_ca(ca) if ca is not None else None
             reasons = prov.parse_reasons(reason) if reason else None
+            device_login = prov.read_login(login, sys.stdin) if login is not None else None
         except prov.ConfigInvalid as err:
             fail(f"config: {err}", 2)
         settings = {
@@ -266,6 +276,11 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
             "prompt.lang": language,
             "reasons": reasons,
         }
+        if device_login is not None:
+            try:
+                settings = prov.merge_login(settings, device_login)
+            except prov.ConfigInvalid as err:
+                fail(f"config: {err}", 2)
         values, text = config_from(config, settings)
         typer.echo(json.dumps(prov.masked(values), indent=1, sort_keys=True))
         if prov.get_path(values, "broker.tls") and not prov.get_path(values, "broker.ca"):
