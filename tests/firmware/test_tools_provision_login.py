@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,25 @@ def test_a_missing_login_file_is_named(board: st.LocalDevice, tmp_path: Path) ->
     result = invoke(board, "provision", "--port", PORT, *SITE, "--login", str(missing))
     assert result.exit_code == 2
     assert f"cannot read the login {missing}" in result.stderr
+
+
+def test_the_login_of_a_real_device_add_is_what_the_device_gets(
+    board: st.LocalDevice, tmp_path: Path, nps_edge_bin: str
+) -> None:
+    """Steps 1 and 4 of the field guide: `device add` piped into `provision --login -`."""
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    added = subprocess.run(
+        [nps_edge_bin, "device", "add", "--db", db, "--site", "store-042"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    login = json.loads(added.stdout)
+    result = invoke(board, "provision", "--port", PORT, *SITE, "--login", "-", stdin=added.stdout)
+    assert result.exit_code == 0, result.output
+    written = json.loads((board.root / "config.json").read_text())
+    assert written["device_id"] == login["device"] and written["site"] == "store-042"
+    assert written["broker"]["username"] == login["username"] == login["device"]
+    assert written["broker"]["password"] == login["password"]
+    assert login["password"] not in result.stdout + result.stderr
