@@ -24,6 +24,9 @@ DEVICE_CONFIG = "config.json"
 # Stands in for the MAC-derived id while checking a config that leaves device_id out.
 PLACEHOLDER_ID = "nps-000000"
 SECRETS = ("wifi.password", "broker.password")
+# Passwords come from the environment, a file or --login, never from argv (visible in ps).
+WIFI_PASSWORD_ENV = "NPS_EDGE_WIFI_PASSWORD"
+MQTT_PASSWORD_ENV = "NPS_EDGE_MQTT_PASSWORD"
 FIELD_REQUIRED = ("site", "wifi.ssid", "broker.host")
 
 

@@ -26,10 +26,12 @@ def login_line(**changes: str) -> str:
     return json.dumps({**LOGIN, "password": PASSWORD, **changes}) + "\n"
 
 
-def invoke(runner: st.Runner, *args: str, stdin: str | None = None) -> Result:
+def invoke(
+    runner: st.Runner, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> Result:
     app = typer.Typer()
     app.add_typer(cli.firmware_app(lambda dry_run: runner), name="firmware")
-    return CliRunner().invoke(app, ["firmware", *args], env={}, input=stdin)
+    return CliRunner().invoke(app, ["firmware", *args], env=env or {}, input=stdin)
 
 
 def never_shown(result: Result) -> None:
@@ -69,7 +71,6 @@ def test_login_file_with_a_private_laptop_copy(tmp_path: Path) -> None:
     ("args", "line", "message"),
     [
         (["--site", "store-7"], login_line(), "site is given as an option but the login has"),
-        (["--password", "other"], login_line(), "option but the login has the password"),
         ([], login_line(username="nps-ffffff"), "is for user 'nps-ffffff' but device 'nps-a1b2c3'"),
         ([], json.dumps(LOGIN), "has no password"),
         ([], "not json " + PASSWORD, "is not the JSON line of `nps-edge device add`"),
@@ -84,6 +85,17 @@ def test_a_wrong_login_is_refused_without_showing_it(
     assert message in result.stderr
     assert board.ran == []
     never_shown(result)
+
+
+def test_a_login_and_another_mqtt_password_disagree(board: st.LocalDevice) -> None:
+    env = {"NPS_EDGE_MQTT_PASSWORD": "another"}
+    args = ["provision", "--port", PORT, *SITE, "--login", "-"]
+    result = invoke(board, *args, stdin=login_line(), env=env)
+    assert result.exit_code == 2
+    assert "broker.password is given as an option but the login has the password" in result.stderr
+    assert board.ran == []
+    never_shown(result)
+    assert "another" not in result.stdout + result.stderr
 
 
 def test_a_missing_login_file_is_named(board: st.LocalDevice, tmp_path: Path) -> None:
