@@ -13,6 +13,7 @@ the logs; everything under --data is private to the user (umask 077, 0600/0700).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -93,6 +94,14 @@ def make_private(folder: Path) -> None:
         if path.is_symlink():
             continue
         path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def is_loopback(host: str) -> bool:
+    """True when host names this machine only; an unresolvable name counts as not."""
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
 
 
 def site_names() -> list[str]:
@@ -215,6 +224,11 @@ def _start_sites(demo: Demo, port: int, host: str, broker_kind: str) -> tuple[Ch
         new = free_port(host)
         say(f"port {port} is taken, using {new}")
         port = new
+    if not is_loopback(host):
+        say(
+            f"warning: the dashboard on {host} is reachable from the network over plain HTTP:"
+            " the login token travels in clear (put it behind HTTPS for anything but a demo)"
+        )
     say("starting server (SQLite) ...")
     server = start_server(db, work / "server.log", port=port, host=host)
     demo.children.append(server)
@@ -256,7 +270,7 @@ def _banner(url: str, operator: str, demo: Demo) -> None:
     typer.echo(f"  API docs:   {url}/docs")
     sites = ", ".join(f"{site} {b.address}" for site, b in demo.brokers.items())
     typer.echo(f"  Brokers:    {sites} (127.0.0.1 only)")
-    typer.echo(f"  Logs:       {demo.workdir}/*.log")
+    typer.echo(f"  Logs:       {demo.workdir}/*.log, {demo.workdir}/broker-*/")
     typer.echo("")
     sys.stdout.flush()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nps_edge.broker import free_port
-from nps_edge.demo import make_private
+from nps_edge.demo import is_loopback, make_private
 from nps_edge.processes import ProcessError, wait_until
 
 pytestmark = pytest.mark.slow
@@ -191,3 +191,8 @@ def test_an_earlier_runs_files_are_made_private(tmp_path: Path) -> None:
     assert stat.S_IMODE((data / "history").stat().st_mode) == 0o700
     assert stat.S_IMODE(old.stat().st_mode) == 0o600
     assert stat.S_IMODE((data / "history" / "nps-1.json").stat().st_mode) == 0o600
+
+
+def test_only_a_loopback_dashboard_goes_without_a_warning() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("no-such-host.invalid")
