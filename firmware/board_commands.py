@@ -7,6 +7,8 @@ They reach the board only through a `serial_tools.Runner`, chosen by a factory f
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -175,13 +177,6 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
         wifi_ssid: Annotated[
             str | None, typer.Option(help="Wi-Fi network name.", envvar="NPS_EDGE_WIFI_SSID")
         ] = None,
-        wifi_password: Annotated[
-            str | None,
-            typer.Option(
-                help="Wi-Fi password (prefer the environment variable).",
-                envvar="NPS_EDGE_WIFI_PASSWORD",
-            ),
-        ] = None,
         broker: Annotated[
             str | None,
             typer.Option(help="MQTT broker as HOST or HOST:PORT.", envvar="NPS_EDGE_BROKER"),
@@ -206,11 +201,12 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
             str | None,
             typer.Option(help="MQTT username for this device.", envvar="NPS_EDGE_MQTT_USERNAME"),
         ] = None,
-        password: Annotated[
+        login: Annotated[
             str | None,
             typer.Option(
-                help="MQTT password (prefer the environment variable).",
-                envvar="NPS_EDGE_MQTT_PASSWORD",
+                help="The device's broker login: the JSON line `nps-edge device add` printed, "
+                "in a file or `-` for stdin. Sets device id, site, username and password.",
+                envvar="NPS_EDGE_LOGIN",
             ),
         ] = None,
         prompt_text: Annotated[
@@ -243,12 +239,17 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
 
         Builds the config from --config and the options, checks it exactly as the
         firmware will at boot, copies it with mpremote, reads it back by SHA-256 and
-        resets the board so it starts with the new settings.
+        resets the board so it starts with the new settings. Passwords are never
+        options (every user sees a command line in ps): they come from --login,
+        --config or the environment, NPS_EDGE_WIFI_PASSWORD and NPS_EDGE_MQTT_PASSWORD.
         """
+        wifi_password = os.environ.get(prov.WIFI_PASSWORD_ENV) or None
+        password = os.environ.get(prov.MQTT_PASSWORD_ENV) or None
         try:
             host, broker_port = prov.split_broker(broker) if broker else (None, None)
             ca_text = prov.read_ca(ca) if ca is not None else None
             reasons = prov.parse_reasons(reason) if reason else None
+            device_login = prov.read_login(login, sys.stdin) if login is not None else None
         except prov.ConfigInvalid as err:
             fail(f"config: {err}", 2)
         settings = {
@@ -266,6 +267,11 @@ def add_board_commands(fw: typer.Typer, make_runner: RunnerFactory = default_run
             "prompt.lang": language,
             "reasons": reasons,
         }
+        if device_login is not None:
+            try:
+                settings = prov.merge_login(settings, device_login)
+            except prov.ConfigInvalid as err:
+                fail(f"config: {err}", 2)
         values, text = config_from(config, settings)
         typer.echo(json.dumps(prov.masked(values), indent=1, sort_keys=True))
         if prov.get_path(values, "broker.tls") and not prov.get_path(values, "broker.ca"):

@@ -109,6 +109,7 @@ def write_config(runner: st.Runner, port: str, text: str) -> None:
     """Copy config.json to the device, from a private temporary folder (it holds passwords)."""
     with tempfile.TemporaryDirectory(prefix="nps-edge-") as workdir:
         local = Path(workdir) / DEVICE_CONFIG
+        local.touch(mode=0o600)  # the folder is 0700 already; the file too holds passwords
         local.write_text(text, encoding="utf-8")
         st.check(runner.run(st.copy_to_device(port, local, DEVICE_CONFIG)), "writing config.json")
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import ssl
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from firmware.bundle import DEVICE_DIR
 
@@ -23,6 +24,9 @@ DEVICE_CONFIG = "config.json"
 # Stands in for the MAC-derived id while checking a config that leaves device_id out.
 PLACEHOLDER_ID = "nps-000000"
 SECRETS = ("wifi.password", "broker.password")
+# Passwords come from the environment, a file or --login, never from argv (visible in ps).
+WIFI_PASSWORD_ENV = "NPS_EDGE_WIFI_PASSWORD"
+MQTT_PASSWORD_ENV = "NPS_EDGE_MQTT_PASSWORD"
 FIELD_REQUIRED = ("site", "wifi.ssid", "broker.host")
 
 
@@ -109,6 +113,68 @@ def read_ca(path: Path) -> str:
     except ssl.SSLError as err:
         raise ConfigInvalid(f"{path} is not a usable certificate: {err}") from err
     return text
+
+
+@dataclass(frozen=True)
+class Login:
+    """A device's broker login, as `nps-edge device add` prints it (contract, December 2026)."""
+
+    device: str
+    site: str
+    username: str
+    password: str
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "device_id": self.device,
+            "site": self.site,
+            "broker.username": self.username,
+            "broker.password": self.password,
+        }
+
+
+LOGIN_FIELDS = ("device", "site", "username", "password")
+
+
+def read_login(source: str, stdin: IO[str]) -> Login:
+    """The JSON line of `nps-edge device add`, from a file or `-` (stdin).
+
+    Errors name the file and the field, never the password.
+    """
+    name = "stdin" if source == "-" else source
+    try:
+        text = stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigInvalid(f"cannot read the login {name}: {err.strerror}") from err
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        body = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ConfigInvalid(f"{name} is not the JSON line of `nps-edge device add`")
+    for key in LOGIN_FIELDS:
+        if not isinstance(body.get(key), str) or not body[key]:
+            raise ConfigInvalid(f"the login in {name} has no {key}")
+    login = Login(**{key: body[key] for key in LOGIN_FIELDS})
+    if login.username != login.device:
+        # Contract: username = device id = MQTT client id, so no device can take another's.
+        raise ConfigInvalid(
+            f"the login in {name} is for user {login.username!r} but device {login.device!r}"
+        )
+    return login
+
+
+def merge_login(settings: dict[str, Any], login: Login) -> dict[str, Any]:
+    """The options with the login's values; an option that says otherwise is an error."""
+    merged = dict(settings)
+    for dotted, value in login.settings().items():
+        given = settings.get(dotted)
+        if given is not None and given != value:
+            shown = "the password" if dotted.endswith("password") else repr(value)
+            raise ConfigInvalid(f"{dotted} is given as an option but the login has {shown}")
+        merged[dotted] = value
+    return merged
 
 
 def read_file(path: Path) -> dict[str, Any]:

@@ -1,15 +1,21 @@
 """`nps-edge demo`: the whole system on one machine with embedded defaults.
 
-The embedded amqtt broker, the server on SQLite, the gateway and simulated
-devices running the real firmware under the MicroPython unix port, each a
-child process started with the same commands an operator would use. With
-`--history` a month of plausible answers goes through that same pipeline
-first, so the dashboard has a story to tell on first sight.
+The server on SQLite and, for each of the story's three sites, its own broker
+(embedded amqtt, on 127.0.0.1 only) and its own gateway with a token bound to
+that site, as in the field; simulated devices run the real firmware under the
+MicroPython unix port. Each part is a child process started with the same
+commands an operator would use. With `--history` a month of plausible answers
+goes through that same pipeline first, so the dashboard has a story to tell.
+
+Secrets stay out of argv (the gateway token goes by environment) and out of
+the logs; everything under --data is private to the user (umask 077, 0600/0700).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import re
 import shutil
 import signal
@@ -17,8 +23,10 @@ import socket
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import typer
@@ -40,6 +48,13 @@ DEVICE_HEAP = "96k"
 # Each live device shows a prompt every 15 to 30 s of real time.
 LIVE_PACE_S = 15.0
 DURATION = re.compile(r"^(\d+)\s*d?$")
+# The story's sites (nps_edge.story): each gets its own broker, gateway and token.
+SITES = 3
+# Brokers listen here only: the demo's brokers take anonymous clients, so they must
+# not be reachable from the network (docs/security.md).
+BROKER_HOST = "127.0.0.1"
+# Files the demo writes hold tokens, answers and logs: readable by the user only.
+PRIVATE_UMASK = 0o077
 
 
 def parse_duration_days(text: str) -> int:
@@ -59,7 +74,7 @@ class Demo:
     """The running parts, stopped in reverse order of starting."""
 
     workdir: Path
-    broker: Broker | None = None
+    brokers: dict[str, Broker] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -67,30 +82,57 @@ class Demo:
             if child.alive():
                 say(f"stopping {child.name}")
                 child.stop()
-        if self.broker is not None:
-            say(f"stopping broker ({self.broker.kind})")
-            self.broker.stop()
+        for site, broker in reversed(self.brokers.items()):
+            say(f"stopping broker of {site} ({broker.kind})")
+            broker.stop()
 
 
-def write_scenarios(folder: Path, days: int, seed: int) -> int:
-    """The demo's story (nps_edge.story) as one scenario file per device."""
+def make_private(folder: Path) -> None:
+    """chmod what exists under folder (left by an earlier run): directories 0700, files 0600."""
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def is_loopback(host: str) -> bool:
+    """True when host names this machine only; an unresolvable name counts as not."""
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def site_names() -> list[str]:
     from nps_edge import story
 
-    folder.mkdir(parents=True, exist_ok=True)
+    return story.site_names(story.Story(end=0.0, sites=SITES))
+
+
+def write_scenarios(folder: Path, days: int, seed: int) -> dict[str, int]:
+    """The demo's story (nps_edge.story) as one scenario file per device, one folder per
+    site (each site's devices talk to their own broker); returns the steps per site."""
+    from nps_edge import story
+
     scenarios = story.generate(
         story.Story(
             end=time.time(),
             days=days,
             seed=seed,
-            sites=3,
+            sites=SITES,
             devices_per_site=4,
             prompts_per_day=14.0,
             telemetry_minutes=(60.0, 90.0),
         )
     )
+    steps: dict[str, int] = {}
     for scenario in scenarios:
-        (folder / f"{scenario['device']}.json").write_text(json.dumps(scenario))
-    return sum(len(s["steps"]) for s in scenarios)
+        site_folder = folder / scenario["site"]
+        site_folder.mkdir(parents=True, exist_ok=True)
+        (site_folder / f"{scenario['device']}.json").write_text(json.dumps(scenario))
+        steps[scenario["site"]] = steps.get(scenario["site"], 0) + len(scenario["steps"])
+    return steps
 
 
 def live_devices(demo: Demo, broker: str, devices: int, seed: int, site: str) -> None:
@@ -135,22 +177,25 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--broker is 'embedded' or 'mosquitto'")
         if fresh and data.exists():
             shutil.rmtree(data)
+        # Every file the demo and its children create is the user's alone (0600/0700).
+        previous_umask = os.umask(PRIVATE_UMASK)
         data.mkdir(parents=True, exist_ok=True)
+        make_private(data)
         run = Demo(data.resolve())
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         signal.signal(signal.SIGINT, lambda *_: stopping.set())
         try:
-            server, operator = _start_site(run, port, host, broker)
-            _banner(str(server.url), operator, run.workdir)
+            server, operator = _start_sites(run, port, host, broker)
+            _banner(str(server.url), operator, run)
             if days > 0:
                 _send_history(run, str(server.url), operator, days, seed, stopping)
             if exit_when_ready or stopping.is_set():
                 return
             if devices:
-                assert run.broker is not None
-                live_devices(run, run.broker.address, devices, seed, "demo-live")
-                say(f"{devices} live devices answering prompts; stop with Ctrl-C")
+                site, first = next(iter(run.brokers.items()))
+                live_devices(run, first.address, devices, seed, site)
+                say(f"{devices} live devices at {site} answering prompts; stop with Ctrl-C")
             while not stopping.wait(1.0):
                 for child in run.children:
                     if not child.alive():
@@ -161,47 +206,71 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
         finally:
             run.stop()
+            os.umask(previous_umask)
 
 
-def _start_site(demo: Demo, port: int, host: str, broker_kind: str) -> tuple[Child, str]:
-    """Broker, tokens, server, gateway; returns the server and the operator token."""
+def _start_sites(demo: Demo, port: int, host: str, broker_kind: str) -> tuple[Child, str]:
+    """The server, then per site a broker, a site-bound gateway token and a gateway.
+
+    One gateway per site, as in the field: a gateway token belongs to one site and the
+    server rejects another site's events through it, so a single gateway on one broker
+    could not carry three sites. Returns the server and the operator token.
+    """
     work = demo.workdir
-    say(f"data folder: {work}")
-    if broker_kind == "mosquitto":
-        demo.broker = start_mosquitto(work / "mosquitto")
-    else:
-        demo.broker = start_amqtt(work / "broker")
-    say(f"broker ({demo.broker.kind}) on {demo.broker.address}")
+    say(f"data folder: {work} (readable by you only)")
     db = f"sqlite:///{work / 'server.db'}"
     operator = create_token(db, "operator", "demo-operator")
-    gateway_token = create_token(db, "gateway", "demo-gateway")
     if not _port_free(host, port):
         new = free_port(host)
         say(f"port {port} is taken, using {new}")
         port = new
+    if not is_loopback(host):
+        say(
+            f"warning: the dashboard on {host} is reachable from the network over plain HTTP:"
+            " the login token travels in clear (put it behind HTTPS for anything but a demo)"
+        )
     say("starting server (SQLite) ...")
     server = start_server(db, work / "server.log", port=port, host=host)
     demo.children.append(server)
-    say("starting gateway ...")
-    demo.children.append(
-        start_gateway(
-            str(server.url),
-            gateway_token,
-            demo.broker.address,
-            work / "gateway.db",
-            work / "gateway.log",
-            extra=("--metrics-port", "0"),
+    for site in site_names():
+        broker = _start_broker(work / f"broker-{site}", broker_kind)
+        demo.brokers[site] = broker
+        say(
+            f"broker ({broker.kind}) of {site} on {broker.address}: listens on {BROKER_HOST}"
+            " only, not reachable from the network"
         )
-    )
+        gateway_id = f"gw-{site}"
+        token = create_token(db, "gateway", gateway_id, site=site)
+        say(f"starting gateway {gateway_id} (token bound to {site}, passed by environment) ...")
+        demo.children.append(
+            start_gateway(
+                str(server.url),
+                token,
+                broker.address,
+                work / f"gateway-{site}.db",
+                work / f"gateway-{site}.log",
+                extra=("--gateway-id", gateway_id, "--metrics-port", "0"),
+                name=f"gateway {site}",
+            )
+        )
     return server, operator
 
 
-def _banner(url: str, operator: str, work: Path) -> None:
+def _start_broker(folder: Path, kind: str) -> Broker:
+    if kind == "mosquitto":
+        return start_mosquitto(folder, host=BROKER_HOST)
+    return start_amqtt(folder, host=BROKER_HOST)
+
+
+def _banner(url: str, operator: str, demo: Demo) -> None:
+    """The login is for the person at the terminal: stdout only, never under --data."""
     typer.echo("")
     typer.echo(f"  Dashboard:  {url}/")
     typer.echo(f"  Login token (operator): {operator}")
     typer.echo(f"  API docs:   {url}/docs")
-    typer.echo(f"  Logs:       {work}/*.log")
+    sites = ", ".join(f"{site} {b.address}" for site, b in demo.brokers.items())
+    typer.echo(f"  Brokers:    {sites} (127.0.0.1 only)")
+    typer.echo(f"  Logs:       {demo.workdir}/*.log, {demo.workdir}/broker-*/")
     typer.echo("")
     sys.stdout.flush()
 
@@ -209,33 +278,38 @@ def _banner(url: str, operator: str, work: Path) -> None:
 def _send_history(
     demo: Demo, url: str, operator: str, days: int, seed: int, stopping: threading.Event
 ) -> None:
-    """The story through the real firmware, broker and gateway, with progress."""
-    assert demo.broker is not None
+    """The story through the real firmware, each site's broker and gateway, with progress."""
     work = demo.workdir
     steps = write_scenarios(work / "history", days, seed)
     say(
-        f"sending {days} days of history ({steps} device steps) through the real firmware,"
-        " broker and gateway; the dashboard fills in as it arrives ..."
+        f"sending {days} days of history ({sum(steps.values())} device steps at"
+        f" {len(steps)} sites) through the real firmware, brokers and gateways; the"
+        " dashboard fills in as it arrives ..."
     )
     started = time.monotonic()
-    summary = run_sim(
-        [
-            "--broker",
-            demo.broker.address,
-            "--scenario",
-            str(work / "history"),
-            "--state",
-            str(work / "history-devices"),
-            "--heapsize",
-            DEVICE_HEAP,
-        ],
-        stderr=sys.stderr,
-    )
-    say(
-        f"devices sent {summary.get('events')} events ({summary.get('answered')} answers) in"
-        f" {time.monotonic() - started:.0f}s"
-    )
-    wait_delivered(url, operator, int(summary.get("shown", 0)), stopping)
+
+    def one_site(site: str) -> dict[str, Any]:
+        return run_sim(
+            [
+                "--broker",
+                demo.brokers[site].address,
+                "--scenario",
+                str(work / "history" / site),
+                "--state",
+                str(work / "history-devices" / site),
+                "--heapsize",
+                DEVICE_HEAP,
+            ],
+            stderr=sys.stderr,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        summaries = list(pool.map(one_site, sorted(steps)))
+    events = sum(int(s.get("events", 0)) for s in summaries)
+    answered = sum(int(s.get("answered", 0)) for s in summaries)
+    shown = sum(int(s.get("shown", 0)) for s in summaries)
+    say(f"devices sent {events} events ({answered} answers) in {time.monotonic() - started:.0f}s")
+    wait_delivered(url, operator, shown, stopping)
 
 
 def wait_delivered(

@@ -21,6 +21,9 @@ import httpx
 
 from nps_edge.broker import free_port, terminate
 
+# The gateway reads its token from here (gateway/config.py: env prefix NPS_EDGE_).
+TOKEN_ENV = "NPS_EDGE_TOKEN"
+
 
 class ProcessError(RuntimeError):
     """A part failed to start or stopped; the message names it and its log."""
@@ -98,10 +101,16 @@ def gateway_status(store: Path) -> dict[str, Any]:
     return result
 
 
-def create_token(db: str, role: str, name: str) -> str:
-    """`nps-edge token create`: the token is the only thing on stdout."""
+def create_token(db: str, role: str, name: str, *, site: str | None = None) -> str:
+    """`nps-edge token create`: the token is the only thing on stdout (never in argv or a log).
+
+    `site` binds the token to one site (contract, December 2026: required for gateways).
+    """
+    args = ["token", "create", "--db", db, "--role", role, "--name", name]
+    if site is not None:
+        args += ["--site", site]
     done = subprocess.run(
-        nps_edge_command() + ["token", "create", "--db", db, "--role", role, "--name", name],
+        nps_edge_command() + args,
         capture_output=True,
         text=True,
         timeout=120,
@@ -144,13 +153,25 @@ def start_server(db: str, log: Path, port: int | None = None, host: str = "127.0
 
 
 def start_gateway(
-    server_url: str, token: str, broker: str, store: Path, log: Path, extra: tuple[str, ...] = ()
+    server_url: str,
+    token: str,
+    broker: str,
+    store: Path,
+    log: Path,
+    extra: tuple[str, ...] = (),
+    *,
+    name: str = "gateway",
 ) -> Child:
-    """Start the gateway and return once it has subscribed on the broker (bounded)."""
-    args = ["gateway", "--server", server_url, "--token", token, "--broker", broker]
+    """Start the gateway and return once it has subscribed on the broker (bounded).
+
+    The token goes in the environment (`NPS_EDGE_TOKEN`), never in argv: any local
+    user can read every process's command line (`ps`, /proc/PID/cmdline), while
+    /proc/PID/environ is readable only by the process's owner.
+    """
+    args = ["gateway", "--server", server_url, "--broker", broker]
     args += ["--store", str(store), *extra]
     before = subscriptions(log)
-    child = spawn("gateway", args, log)
+    child = spawn(name, args, log, env={TOKEN_ENV: token})
     wait_child(child, lambda: subscriptions(log) > before, "its subscription on the broker")
     return child
 

@@ -25,18 +25,18 @@ MPREMOTE = [sys.executable, "-m", "mpremote", "connect", PORT]
 FIELD = [
     "--site", "store-042",
     "--wifi-ssid", "shop-wifi",
-    "--wifi-password", "hunter22",
     "--broker", "gw.store-042.lan:8883",
     "--tls",
     "--username", "nps-a1b2c3",
-    "--password", "s3cret",
 ]  # fmt: skip
+# Passwords only ever come from the environment (or a file), never from argv.
+SECRETS = {"NPS_EDGE_WIFI_PASSWORD": "hunter22", "NPS_EDGE_MQTT_PASSWORD": "s3cret"}
 
 
 def invoke(runner: st.Runner, *args: str) -> Result:
     app = typer.Typer()
     app.add_typer(cli.firmware_app(lambda dry_run: runner), name="firmware")
-    return CliRunner().invoke(app, ["firmware", *args], env={})
+    return CliRunner().invoke(app, ["firmware", *args], env=SECRETS)
 
 
 def test_writes_exactly_the_given_settings(board: st.LocalDevice) -> None:
@@ -261,3 +261,11 @@ def test_the_mac_default_id_is_shown_so_the_device_can_be_labelled(
     assert result.stdout.endswith("device id: nps-a1b2c3 (from the MAC)\n")
     result = invoke(board, "provision", "--port", PORT, *FIELD, "--device-id", "kiosk-7")
     assert result.stdout.endswith("device id: kiosk-7\n")
+
+
+@pytest.mark.parametrize("option", ["--password", "--wifi-password"])
+def test_a_password_is_never_an_option(board: st.LocalDevice, option: str) -> None:
+    """A command line is readable by every user of the laptop (ps, /proc/PID/cmdline)."""
+    result = invoke(board, "provision", "--port", PORT, *FIELD, option, "s3cret")
+    assert result.exit_code == 2 and f"No such option: {option}" in result.stderr
+    assert board.ran == []
