@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from broker.certs import make_ca
+from broker.run import reload
 from server.db import make_engine, upgrade
 from tests.broker.site import Mqtt, Site, needs_mosquitto
 
@@ -111,8 +112,6 @@ def test_registry_login_over_tls_delivers_and_a_bad_password_keeps_events(
 def test_a_revoked_device_keeps_its_events_on_flash(devices, config, site: Site) -> None:
     site.revoke(DEVICE)
     site.configure()
-    from broker.run import reload
-
     reload(site.broker)  # type: ignore[arg-type]
     dev = devices.start(devices.folder("d", device_config(config, site)), TLS_HEAP)
     dev.send(f"at {T0 + 60000}", "press", "turn 1", "press", "long")
