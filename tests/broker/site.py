@@ -27,7 +27,7 @@ from sqlmodel import Session
 from broker.run import start_site_broker
 from nps_edge.broker import Broker, BrokerError, free_port, mosquitto_binary
 from server.db import make_engine
-from server.registry import add_device, revoke_device
+from server.registry import add_device
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -167,15 +167,14 @@ class Site:
         return password
 
     def revoke(self, device: str) -> None:
-        engine = make_engine(self.db)
-        with Session(engine) as session:
-            revoke_device(session, device_id=device)
-        engine.dispose()
+        """`nps-edge device revoke`, as an operator does it."""
+        done = self.cli("revoke", "--db", self.db, "--id", device, group="device")
+        assert done.returncode == 0, done.stderr
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """`nps-edge broker ...` in a child process, as an installer types it."""
+    def cli(self, *args: str, group: str = "broker") -> subprocess.CompletedProcess[str]:
+        """`nps-edge broker ...` (or another group) in a child process, as an installer types it."""
         return subprocess.run(
-            [sys.executable, "-m", "nps_edge.cli", "broker", *args],
+            [sys.executable, "-m", "nps_edge.cli", group, *args],
             capture_output=True,
             text=True,
             timeout=60,

@@ -9,6 +9,7 @@ negative PUBACK), so "never delivered" is shown by a later marker arriving alone
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import stat
@@ -139,9 +140,12 @@ def test_a_revoked_device_is_refused_after_config_and_sighup(site: Site) -> None
 
 def test_another_sites_device_has_no_login_here(site: Site) -> None:
     site.add("dev-y", site="site-y")
+    added = site.cli("add", "--db", site.db, "--site", site.name, "--id", "dev-c", group="device")
+    site.passwords["dev-c"] = json.loads(added.stdout)["password"]  # as `device add` shows it
     site.start()
     assert site.device("dev-y").answer().is_failure
     assert "dev-y" not in (site.out / "passwd").read_text()
+    site.device("dev-c").connected()
 
 
 def test_files_are_private_and_the_broker_runs_unprivileged(site: Site) -> None:
