@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pwd
 import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -131,3 +133,23 @@ def test_every_broker_command_has_help(site: Site) -> None:
         done = site.cli(command, "--help")
         assert done.returncode == 0
         assert function.__doc__ and function.__doc__[:40] in done.stdout
+
+
+def test_a_folder_the_broker_cannot_enter_is_named(site: Site, tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not _user_exists("mosquitto"):
+        pytest.skip("only root hands the files to the mosquitto user")
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    out = closed / "broker"
+    done = site.cli("config", "--db", site.db, "--site", "site-x", "--out", str(out))
+    assert done.returncode == 0
+    assert f"warning: {closed} is closed to user mosquitto" in done.stderr
+    assert "warning" not in site.configure().stderr  # the fixture's 0711 folder is open
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
