@@ -22,6 +22,7 @@ from gateway.metrics import Metrics
 from gateway.policy import (
     INTERNAL,
     THROTTLED,
+    Admitted,
     Event,
     Presence,
     Rejected,
@@ -71,6 +72,7 @@ class Intake:
         retry_s: float = 1.0,
         wait: Callable[[float], object] | None = None,
         throttle: Throttle | None = None,
+        judge: Callable[[str, bytes, float, str], Admitted] = admit,
     ) -> None:
         self.store = store
         self.ack = ack
@@ -84,6 +86,7 @@ class Intake:
         self.retry_s = retry_s
         self.wait = wait or (lambda s: time.sleep(s))
         self.throttle = throttle or Throttle()
+        self.judge = judge
         self._held: list[Message] = []
         self._next_maintenance = 0.0
 
@@ -150,7 +153,7 @@ class Intake:
                     )
                 return reject(m.topic, m.payload, THROTTLED, m.rx_ts, device)
         try:
-            judged = admit(m.topic, m.payload, m.rx_ts, self.root)
+            judged = self.judge(m.topic, m.payload, m.rx_ts, self.root)
         except Exception as err:  # noqa: BLE001
             # Last line of defence, by design: `admit` turns every failure it knows
             # (InvalidEvent, pydantic's ValidationError) into a Rejected, and the

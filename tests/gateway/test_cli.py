@@ -73,7 +73,7 @@ def test_status_reports_depth_age_forwarded_dropped_dead_letters(tmp_path):
     report = json.loads(result.output)
     assert report["depth"] == 2 and report["forwarded"] == 1
     assert 59 <= report["oldest_age_s"] < 120
-    assert report["dead_letters"] == {"rows": 1, "edge": 1, "server": 0}
+    assert report["dead_letters"] == {"rows": 1, "edge": 1, "server": 0, "throttled": 0}
     assert report["dropped"] == {}
     text = runner.invoke(app(), ["gateway", "status", "--store", str(path)])
     assert "depth: 2" in text.output and "payload is not JSON" in text.output
