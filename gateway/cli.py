@@ -147,6 +147,7 @@ def register(app: typer.Typer) -> None:
             },
             "throttled_devices": stats.throttled(),
             "implausible_ts": c.get("implausible_ts", 0),
+            "internal_errors": c.get("internal_errors", 0),
             "halted": stats.state.get("halted"),
         }
         if as_json:

@@ -58,11 +58,14 @@ class BrokerLogin:
 
 
 # CONNACK return codes 4 and 5 (section 3.2.2.3) and what the operator should do.
+# Mosquitto 2 answers a wrong password, or an unknown user, with 5.
+_CHECK_LOGIN = (
+    "check broker_username and broker_password (NPS_EDGE_BROKER_PASSWORD or the config"
+    " file) against the broker's password file"
+)
 REFUSED_HINTS = {
-    "Bad user name or password": "check broker_username and broker_password (NPS_EDGE_BROKER_*)"
-    " against the broker's password file",
-    "Not authorized": "the broker refuses this login: is it in the password file, and does the"
-    " ACL let it read nps/v1/+/feedback|telemetry|status?",
+    "Bad user name or password": _CHECK_LOGIN,
+    "Not authorized": _CHECK_LOGIN + " (Mosquitto 2 answers a wrong password with this code)",
 }
 
 

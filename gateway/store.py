@@ -24,6 +24,7 @@ from gateway.database import DEAD_LETTER_BYTES, Transaction, connect, write_lock
 from gateway.policy import (
     DROP_ORDER,
     EXPIRED,
+    INTERNAL,
     MAX_REASON_KEPT,
     THROTTLED,
     Event,
@@ -177,6 +178,7 @@ class Store:
                     ),
                     "presence": len(presence),
                     "implausible_ts": result.implausible_ts,
+                    "internal_errors": sum(r.reason.startswith(f"{INTERNAL}:") for r in rejected),
                     "depth": result.committed,
                     "bytes": added_bytes,
                 }

@@ -80,6 +80,7 @@ def test_an_unexpected_error_while_judging_is_a_dead_letter_not_a_dead_thread(
     (dead,) = store.dead_letters()
     assert dead[3] == "internal: KeyError"
     assert metrics.internal_errors.labels("KeyError")._value.get() == 1
+    assert store.stats().counters["internal_errors"] == 1
     logged = [r for r in caplog.records if "internal error" in r.getMessage()]
     assert len(logged) == 1 and len(logged[0].fields["topic"]) < MAX_TOPIC_KEPT + 32
 
