@@ -97,8 +97,8 @@ def register(app: typer.Typer) -> None:
         settings = _settings(flags, config)
         if not settings.server or not settings.token:
             typer.echo(
-                "error: --server and --token or --token-file are required"
-                " (or NPS_EDGE_SERVER, NPS_EDGE_TOKEN, NPS_EDGE_TOKEN_FILE)",
+                "error: --server and --token are required (or --token-file;"
+                " NPS_EDGE_SERVER, NPS_EDGE_TOKEN, NPS_EDGE_TOKEN_FILE)",
                 err=True,
             )
             raise typer.Exit(2)
