@@ -130,7 +130,8 @@ def render_gateway_toml(
 ) -> str:
     """The gateway's broker settings (GatewaySettings field names), for `--config FILE`."""
     name = gateway_username(site)
-    _check_path(ca) if ca is not None else None
+    if ca is not None:
+        _check_path(ca)
     lines = [
         "# Written by `nps-edge broker config`: this gateway's login to the site broker.",
         "# Keep it 0600; the password is kept when the command runs again.",

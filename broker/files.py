@@ -52,6 +52,9 @@ def write_private(path: Path, data: bytes, *, owner: Owner | None, mode: int = 0
             out.write(data)
             out.flush()
             os.fsync(fd)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         os.close(fd)
     os.replace(tmp, path)
