@@ -91,6 +91,13 @@ def default_port(tls: bool) -> int:
     return TLS_PORT if tls else PLAIN_PORT
 
 
+def check_device(login: Login, *, site: str) -> None:
+    """Raise the BrokerConfigError that would stop `render` for this device of site."""
+    _check_login(login, gateway=False)
+    if login.username == gateway_username(site):
+        raise NameClash(f"device {login.username!r} has the gateway's name")
+
+
 def render(
     *,
     site: str,

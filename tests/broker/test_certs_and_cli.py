@@ -112,20 +112,31 @@ def test_config_tls_without_certificates_says_how_to_make_them(site: Site) -> No
     assert f"nps-edge broker certs --site site-x --out {site.out}" in done.stderr
 
 
-def test_a_hostile_registry_row_changes_nothing(site: Site) -> None:
-    """A row written around the registry's checks (a newline in the user name) is refused."""
+def test_a_hostile_registry_row_is_left_out_and_named(site: Site) -> None:
+    """Rows written around the registry's checks (a newline in the user name, a bad hash, the
+    gateway's name) cannot reach the files, nor stop the other devices' changes."""
     good = site.configure()
     assert good.stdout == ""
     assert "mosquitto -c" in good.stderr and "kill -HUP" in good.stderr
-    before = {p.name: p.read_bytes() for p in site.out.iterdir() if p.is_file()}
+    acl = (site.out / "acl").read_text()
     with sqlite3.connect(site.root / "server.db") as db:
-        db.execute(
+        db.executemany(
             "INSERT INTO registered_device VALUES (?, ?, ?, ?, ?, NULL)",
-            ("dev-c", "site-x", "dev-c\nuser gw-site-x", mosquitto_hash("x"), 0.0),
+            [
+                ("dev-c", "site-x", "dev-c\nuser gw-site-x", mosquitto_hash("x"), 0.0),
+                ("dev-d", "site-x", "dev-d", "$7$101$a$b\ngw-site-x:$7$1$x$y", 0.0),
+                ("gw-site-x", "site-x", "gw-site-x", mosquitto_hash("x"), 0.0),
+            ],
         )
-    bad = site.cli("config", "--db", site.db, "--site", "site-x", "--out", str(site.out))
-    assert bad.returncode == 2 and "dev-c\\nuser gw-site-x" in bad.stderr
-    assert {p.name: p.read_bytes() for p in site.out.iterdir() if p.is_file()} == before
+    site.revoke("dev-a")
+    done = site.cli("config", "--db", site.db, "--site", "site-x", "--out", str(site.out))
+    assert done.returncode == 0, done.stderr
+    assert "warning: left out 'dev-c\\nuser gw-site-x'" in done.stderr
+    assert "warning: left out 'dev-d'" in done.stderr
+    assert "warning: left out 'gw-site-x': device 'gw-site-x' has the gateway's name" in done.stderr
+    passwd = (site.out / "passwd").read_text().splitlines()
+    assert [line.split(":")[0] for line in passwd] == ["gw-site-x", "dev-b"]  # dev-a revoked
+    assert (site.out / "acl").read_text() == acl
 
 
 def test_every_broker_command_has_help(site: Site) -> None:
