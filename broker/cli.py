@@ -97,6 +97,7 @@ def write_config(
     """Write the four files; returns the lines to tell the user (one per file, then how to run)."""
     from server.registry import mosquitto_hash
 
+    gateway_username(site)  # checks the site's pattern before anything is read or made
     out = out.expanduser().resolve()
     port = port or default_port(tls)
     tls_files = None

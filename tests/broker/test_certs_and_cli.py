@@ -164,3 +164,9 @@ def _user_exists(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def test_config_refuses_a_bad_site_before_anything_else(site: Site) -> None:
+    done = site.cli("config", "--db", site.db, "--site", "x\n", "--out", str(site.out), "--tls")
+    assert done.returncode == 2 and "site 'x\\n' does not match" in done.stderr
+    assert not site.out.exists()
