@@ -42,8 +42,30 @@ def register(app: typer.Typer) -> None:
     def gateway(
         ctx: typer.Context,
         server: Annotated[str | None, typer.Option(help="Server base URL.")] = None,
-        token: Annotated[str | None, typer.Option(help="Gateway token.")] = None,
+        token: Annotated[
+            str | None,
+            typer.Option(help="Gateway token (visible in ps: prefer --token-file or the env)."),
+        ] = None,
+        token_file: Annotated[
+            Path | None, typer.Option(help="File holding the gateway token.")
+        ] = None,
         broker: Annotated[str | None, typer.Option(help="MQTT broker HOST:PORT.")] = None,
+        broker_username: Annotated[
+            str | None,
+            typer.Option(
+                help="The gateway's broker login; the password only from"
+                " NPS_EDGE_BROKER_PASSWORD or the config file."
+            ),
+        ] = None,
+        broker_tls: Annotated[
+            bool | None,
+            typer.Option(
+                "--broker-tls/--no-broker-tls", help="MQTT over TLS, the certificate verified."
+            ),
+        ] = None,
+        broker_ca: Annotated[
+            Path | None, typer.Option(help="CA certificate (PEM) that signed the broker's.")
+        ] = None,
         store: Annotated[Path | None, typer.Option(help="SQLite store file.")] = None,
         gateway_id: Annotated[str | None, typer.Option(help="This gateway's name.")] = None,
         metrics_port: Annotated[
@@ -62,7 +84,11 @@ def register(app: typer.Typer) -> None:
         flags = {
             "server": server,
             "token": token,
+            "token_file": token_file,
             "broker": broker,
+            "broker_username": broker_username,
+            "broker_tls": broker_tls,
+            "broker_ca": broker_ca,
             "store": store,
             "gateway_id": gateway_id,
             "metrics_port": metrics_port,
@@ -71,7 +97,8 @@ def register(app: typer.Typer) -> None:
         settings = _settings(flags, config)
         if not settings.server or not settings.token:
             typer.echo(
-                "error: --server and --token are required (or NPS_EDGE_SERVER, NPS_EDGE_TOKEN)",
+                "error: --server and --token are required (or --token-file;"
+                " NPS_EDGE_SERVER, NPS_EDGE_TOKEN, NPS_EDGE_TOKEN_FILE)",
                 err=True,
             )
             raise typer.Exit(2)
@@ -116,7 +143,11 @@ def register(app: typer.Typer) -> None:
                 "rows": stats.dead_letters,
                 "edge": c.get("dead_letters:edge", 0),
                 "server": c.get("dead_letters:server", 0),
+                "throttled": c.get("dead_letters:throttled", 0),
             },
+            "throttled_devices": stats.throttled(),
+            "implausible_ts": c.get("implausible_ts", 0),
+            "internal_errors": c.get("internal_errors", 0),
             "halted": stats.state.get("halted"),
         }
         if as_json:
@@ -137,6 +168,17 @@ def register(app: typer.Typer) -> None:
     def requeue(
         store: Annotated[Path | None, typer.Option(help="SQLite store file.")] = None,
         config: ConfigOpt = None,
+        throttled: Annotated[
+            bool,
+            typer.Option(
+                "--throttled",
+                help="Instead: put back the throttled messages that are valid events"
+                " (a device's burst judged genuine).",
+            ),
+        ] = False,
+        device: Annotated[
+            str | None, typer.Option(help="With --throttled: only this device's.")
+        ] = None,
     ) -> None:
         settings = _settings({"store": store}, config)
         if not settings.store.exists():
@@ -144,7 +186,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         try:
             db = Store(settings.store, settings.limits, synchronous=settings.synchronous)
-            n = db.requeue_server_dead_letters()
+            if throttled:
+                n = db.requeue_throttled(settings.topic_root, device)
+            else:
+                n = db.requeue_server_dead_letters()
             db.close()
         except StoreError as err:
             typer.echo(f"error: {err}", err=True)

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,7 +33,20 @@ class GatewaySettings(BaseSettings):
     token: str | None = Field(
         None, description="gateway token (nps-edge token create --role gateway)"
     )
+    token_file: Path | None = Field(
+        None, description="file holding the gateway token, read when `token` is not given"
+    )
     broker: str = "127.0.0.1:1883"
+    broker_username: str | None = Field(None, description="the gateway's own broker login")
+    # Environment or TOML only, never a flag: a process's argv is readable in `ps`.
+    broker_password: SecretStr | None = None
+    broker_tls: bool = False
+    broker_ca: Path | None = Field(None, description="CA certificate of the broker (PEM)")
+    broker_cert: Path | None = Field(None, description="client certificate (PEM), optional")
+    broker_key: Path | None = Field(None, description="key of the client certificate (PEM)")
+    # Per-device token bucket (policy.Throttle explains the defaults).
+    rate_per_device: float = Field(1.0, gt=0, description="messages a second per device")
+    burst_per_device: float = Field(3000.0, ge=1, description="messages at once per device")
     store: Path = Path("nps-edge-gateway.db")
     gateway_id: str = Field(default_factory=default_gateway_id, min_length=1, max_length=64)
     client_id: str | None = None
@@ -54,6 +67,19 @@ class GatewaySettings(BaseSettings):
     @classmethod
     def _upper(cls, v: Any) -> Any:
         return v.upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> GatewaySettings:
+        if self.token is None and self.token_file is not None:
+            try:
+                self.token = self.token_file.read_text().strip() or None
+            except OSError as err:
+                raise ValueError(f"cannot read token_file {self.token_file}: {err}") from None
+            if self.token is None:
+                raise ValueError(f"token_file {self.token_file} is empty")
+        if (self.broker_cert is None) != (self.broker_key is None):
+            raise ValueError("broker_cert and broker_key go together")
+        return self
 
     @property
     def mqtt_client_id(self) -> str:

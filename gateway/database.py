@@ -5,11 +5,20 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from pathlib import Path
 
 SYNCHRONOUS = ("FULL", "NORMAL")
+# The bytes one dead letter counts toward `max_mb` (store.dead_letter_bytes says the same
+# in Python): what it names, its reason and its payload.
+DEAD_LETTER_BYTES = (
+    "length(CAST(COALESCE(topic, event_id, '') AS BLOB))"
+    " + length(CAST(reason AS BLOB)) + length(payload)"
+)
+# The store holds events and dead letters (customers' answers, raw payloads): owner only.
+FILE_MODE = 0o600
 
 # Named, ordered migrations; `PRAGMA user_version` says how many have run.
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -46,6 +55,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """,
     ),
+    (
+        "dead letters: original payload size and device; their bytes counted",
+        f"""
+        ALTER TABLE dead_letters ADD COLUMN size INTEGER;
+        ALTER TABLE dead_letters ADD COLUMN device TEXT;
+        UPDATE dead_letters SET size = length(payload);
+        INSERT INTO counters(name, value)
+            SELECT 'dead_letter_bytes', CAST(total({DEAD_LETTER_BYTES}) AS INTEGER)
+            FROM dead_letters WHERE true
+            ON CONFLICT(name) DO UPDATE SET value = excluded.value;
+        """,
+    ),
 )
 
 
@@ -69,13 +90,27 @@ def connect(path: Path, *, synchronous: str, readonly: bool) -> sqlite3.Connecti
                 check_same_thread=False,
             )
         path.parent.mkdir(parents=True, exist_ok=True)
+        private(path)
         conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
         migrate(conn, path)
         return conn
-    except sqlite3.DatabaseError as err:
+    except (sqlite3.DatabaseError, OSError) as err:
         raise StoreError(f"cannot open gateway store {path}: {err}") from None
+
+
+def private(path: Path) -> None:
+    """Create the store file 0600, or take group/other access away from an existing one
+    and its -wal/-shm. SQLite creates -wal and -shm with the main file's mode."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(FILE_MODE)
+        except FileNotFoundError:
+            continue
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:

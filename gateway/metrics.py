@@ -9,9 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from gateway.policy import THROTTLED
+
 if TYPE_CHECKING:
     from gateway.policy import Event, Presence, Rejected
     from gateway.store import PutResult, Stats
+
+
+def _throttled(item: object) -> bool:
+    return getattr(item, "reason", None) == THROTTLED
 
 
 class Metrics:
@@ -46,6 +52,30 @@ class Metrics:
             "Messages put in the dead-letter table: 'edge' = invalid at the gateway,"
             " 'server' = rejected by the server",
             ["source"],
+            registry=r,
+        )
+        self.throttled = Counter(
+            "nps_gateway_throttled",
+            "Messages over their device's rate, kept as dead letters (reason 'throttled')",
+            ["device"],
+            registry=r,
+        )
+        self.throttled_devices = Gauge(
+            "nps_gateway_throttled_devices",
+            "Devices whose last message was over their rate (flagged as flooding)",
+            registry=r,
+        )
+        self.internal_errors = Counter(
+            "nps_gateway_internal_errors",
+            "Messages whose judging raised an unexpected error, dead-lettered as"
+            " 'internal: <type>' (a bug to report)",
+            ["error"],
+            registry=r,
+        )
+        self.implausible_ts = Counter(
+            "nps_gateway_implausible_ts",
+            "Events forwarded whose ts is outside the plausible window (before 2020 or"
+            " more than a day ahead of receipt)",
             registry=r,
         )
         self.forward_latency = Histogram(
@@ -107,8 +137,18 @@ class Metrics:
             self.duplicates.labels("received").inc(result.duplicates)
         if result.dead_letters:
             self.dead_letters.labels("edge").inc(result.dead_letters)
+        if result.throttled:
+            self.dead_letters.labels("throttle").inc(result.throttled)
+            devices = Counter_(getattr(i, "device", None) for i in items if _throttled(i))
+            for device, n in devices.items():
+                self.throttled.labels(device or "").inc(n)
+        if result.implausible_ts:
+            self.implausible_ts.inc(result.implausible_ts)
         for reason, n in result.dropped.items():
             self.dropped.labels(reason).inc(n)
+
+    def flag_throttled(self, devices: int) -> None:
+        self.throttled_devices.set(devices)
 
     def observe_store(self, stats: Stats, now: float | None = None) -> None:
         self.queue_depth.set(stats.depth)

@@ -22,12 +22,24 @@ from nps_edge.protocol import (
     InvalidEvent,
     StatusPayload,
     TelemetryEvent,
+    check_size,
     decode_payload,
     describe,
     parse_event,
     parse_topic,
+    plausible_ts,
 )
 from nps_edge.protocol import Event as EventModel
+
+# Dead-letter reasons the gateway itself gives (besides the contract's own).
+THROTTLED = "throttled"
+INTERNAL = "internal"
+# What a dead letter keeps of a message, so that hostile sizes cannot fill the
+# disk or the log: MQTT allows 65,535-byte topics (3.1.1 section 1.5.3) and
+# 256 MB payloads; a contract topic is under 90 bytes, a payload at most 2,048.
+MAX_TOPIC_KEPT = 256
+MAX_PAYLOAD_KEPT = MAX_PAYLOAD_BYTES
+MAX_REASON_KEPT = 512
 
 # Drop reasons, as counted in the store and in /metrics.
 EXPIRED = "expired"
@@ -49,13 +61,17 @@ class Limits:
 
 @dataclass(frozen=True)
 class Event:
-    """An admitted event: `body` is the JSON the server receives (with `rx_ts`)."""
+    """An admitted event: `body` is the JSON the server receives (with `rx_ts`).
+
+    `implausible_ts`: its `ts` lies outside the plausible window (protocol.plausible_ts);
+    it is forwarded as sent and counted, because the contract allows a wrong clock."""
 
     id: str
     device: str
     kind: str
     rx_ts: float
     body: bytes
+    implausible_ts: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,12 +85,34 @@ class Presence:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A message that breaks the contract: kept as a dead letter with its reason."""
+    """A message kept as a dead letter with its reason, cut to the kept sizes
+    (`size` is the payload's length as received); build it with `reject`."""
 
     topic: str
     payload: bytes
     reason: str
     rx_ts: float
+    size: int = 0
+    device: str | None = None
+
+
+def cut_topic(topic: str) -> str:
+    """The topic cut to MAX_TOPIC_KEPT bytes of UTF-8 (on a character boundary)."""
+    raw = topic.encode("utf-8", "replace")
+    if len(raw) <= MAX_TOPIC_KEPT:
+        return topic
+    return raw[:MAX_TOPIC_KEPT].decode("utf-8", "ignore") + f"...({len(raw)} bytes)"
+
+
+def reject(
+    topic: str, payload: bytes, reason: str, rx_ts: float, device: str | None = None
+) -> Rejected:
+    """A dead letter of what can be kept: topic, payload and reason cut to bounds."""
+    if len(reason) > MAX_REASON_KEPT:
+        reason = reason[:MAX_REASON_KEPT] + "..."
+    return Rejected(
+        cut_topic(topic), payload[:MAX_PAYLOAD_KEPT], reason, rx_ts, len(payload), device
+    )
 
 
 Admitted = Event | Presence | Rejected | None
@@ -100,8 +138,9 @@ def admit(topic: str, payload: bytes, rx_ts: float, root: str) -> Admitted:
         if event.type != kind:
             raise InvalidEvent(f"type {event.type!r} sent on the {kind!r} topic")
     except InvalidEvent as err:
-        return Rejected(topic, payload, str(err), rx_ts)
-    return Event(event.id, device, kind, rx_ts, with_rx_ts(payload, rx_ts))
+        return reject(topic, payload, str(err), rx_ts)
+    implausible = not plausible_ts(event.ts, rx_ts)
+    return Event(event.id, device, kind, rx_ts, with_rx_ts(payload, rx_ts), implausible)
 
 
 _EVENT_FROM_JSON: TypeAdapter[FeedbackEvent | TelemetryEvent] = TypeAdapter(EventModel)
@@ -109,12 +148,13 @@ _EVENT_FROM_JSON: TypeAdapter[FeedbackEvent | TelemetryEvent] = TypeAdapter(Even
 
 def _validate(payload: bytes) -> FeedbackEvent | TelemetryEvent:
     """Parse and validate in one pass (pydantic-core); on failure the two-step path
-    (`decode_payload`, `parse_event`) finds the specific reason to report."""
-    if len(payload) <= MAX_PAYLOAD_BYTES:
-        try:
-            return _EVENT_FROM_JSON.validate_json(payload)
-        except ValidationError:
-            pass
+    (`decode_payload`, `parse_event`) finds the specific reason to report. Size and
+    nesting are checked first, before either parser sees the bytes."""
+    check_size(payload)
+    try:
+        return _EVENT_FROM_JSON.validate_json(payload)
+    except ValidationError:
+        pass
     return parse_event(decode_payload(payload))
 
 
@@ -139,6 +179,61 @@ def with_rx_ts(payload: bytes, rx_ts: float) -> bytes:
         obj = json.loads(payload) | {"rx_ts": rx_ts}
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
     return payload.rstrip(b" \t\r\n")[:-1] + b',"rx_ts":' + repr(rx_ts).encode() + b"}"
+
+
+def topic_device(topic: str, root: str) -> str | None:
+    """The device a topic names, or None when it is not one of ours (cheap: no JSON)."""
+    try:
+        return parse_topic(topic, root)[0]
+    except InvalidEvent:
+        return None
+
+
+class Throttle:
+    """A token bucket per device: `rate` messages a second, up to `burst` at once.
+
+    The defaults (docs/gateway.md, "Throttling") let a device send its whole
+    offline outbox at once: `outbox.max_kb` 1024 KB holds about 2,700 events
+    (docs/firmware.md), re-sent back to back with 4 in flight, plus up to one
+    segment (about 45) re-sent after a power cut and a status per connect:
+    under 3,000. A device asks about 290 prompts and 96 telemetry events a day
+    (0.005 a second); 1 a second is 200 times that and refills the burst in
+    50 minutes. Pure: time is passed in.
+    """
+
+    def __init__(self, rate: float = 1.0, burst: float = 3000.0, max_devices: int = 10_000):
+        self.rate = rate
+        self.burst = burst
+        self.max_devices = max_devices
+        self._buckets: dict[str, tuple[float, float]] = {}  # device -> (tokens, at)
+        self.limited: set[str] = set()  # devices whose last message was throttled
+
+    def take(self, device: str, now: float) -> bool:
+        """Spend one token of `device`'s bucket; False when it has none (throttled)."""
+        tokens, at = self._buckets.pop(device, (self.burst, now))
+        # A clock stepped back (NTP) refills nothing but does not freeze the bucket.
+        tokens = min(self.burst, tokens + max(0.0, now - at) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+            self.limited.discard(device)
+        else:
+            self.limited.add(device)
+        self._buckets[device] = (tokens, now)  # re-inserted last: dict order is recency
+        if len(self._buckets) > self.max_devices:
+            self._forget(now)
+        return allowed
+
+    def _forget(self, now: float) -> None:
+        """Drop buckets that have refilled (the same as no bucket), else the stalest."""
+        full = [
+            d for d, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.burst
+        ]
+        for device in full:
+            del self._buckets[device]
+        while len(self._buckets) > self.max_devices:
+            del self._buckets[next(iter(self._buckets))]
+        self.limited &= self._buckets.keys()
 
 
 def over_limit(depth: int, nbytes: int, limits: Limits) -> bool:

@@ -11,7 +11,11 @@ makes the redelivery harmless.
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -36,6 +40,53 @@ def parse_broker(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+@dataclass(frozen=True)
+class BrokerLogin:
+    """The gateway's own broker login (MQTT 3.1.1 section 3.1.3.4-5) and TLS settings.
+
+    `repr` leaves the password out, so logging this object cannot leak it."""
+
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"BrokerLogin(username={self.username!r}, tls={self.tls}, ca={self.ca})"
+
+
+# CONNACK return codes 4 and 5 (section 3.2.2.3) and what the operator should do.
+# Mosquitto 2 answers a wrong password, or an unknown user, with 5.
+_CHECK_LOGIN = (
+    "check broker_username and broker_password (NPS_EDGE_BROKER_PASSWORD or the config"
+    " file) against the broker's password file"
+)
+REFUSED_HINTS = {
+    "Bad user name or password": _CHECK_LOGIN,
+    "Not authorized": _CHECK_LOGIN + " (Mosquitto 2 answers a wrong password with this code)",
+}
+
+
+def tls_failure(host: str, port: int, login: BrokerLogin, timeout: float = 5.0) -> str | None:
+    """Why a TLS handshake with the broker fails (None if it succeeds or TCP is down):
+    paho's reconnect loop swallows the error, so the first failure is diagnosed here."""
+    context = ssl.create_default_context(cafile=str(login.ca) if login.ca else None)
+    if login.cert and login.key:
+        context.load_cert_chain(str(login.cert), str(login.key))
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host):
+                return None
+    except ssl.SSLCertVerificationError as err:
+        return f"broker certificate not trusted: {err.verify_message}"
+    except ssl.SSLError as err:
+        return f"TLS handshake failed: {err.reason or err}"
+    except OSError:
+        return None
+
+
 class Receiver:
     def __init__(
         self,
@@ -46,6 +97,7 @@ class Receiver:
         *,
         root: str,
         keepalive: int = 30,
+        login: BrokerLogin | None = None,
     ) -> None:
         self.host, self.port = parse_broker(broker)
         self.offer = offer
@@ -62,6 +114,21 @@ class Receiver:
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
+        self.login = login or BrokerLogin()
+        if self.login.username:
+            self.client.username_pw_set(self.login.username, self.login.password)
+        if self.login.tls:
+            # Verification always on: CERT_REQUIRED and the host name checked (paho's
+            # default, never tls_insecure_set); the broker's CA from broker_ca, else the
+            # system's trust store.
+            self.client.tls_set(
+                ca_certs=str(self.login.ca) if self.login.ca else None,
+                certfile=str(self.login.cert) if self.login.cert else None,
+                keyfile=str(self.login.key) if self.login.key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        self._refused: str | None = None
+        self.refused = threading.Event()
         self.client.reconnect_delay_set(min_delay=1, max_delay=15)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -96,8 +163,23 @@ class Receiver:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any
     ) -> None:
         if reason.is_failure:
-            log_event(log, logging.ERROR, "broker refused connection", reason=str(reason))
+            self.refused.set()
+            if str(reason) != self._refused:  # once, not on every retry
+                self._refused = str(reason)
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "broker refused the gateway's login",
+                    broker=f"{self.host}:{self.port}",
+                    username=self.login.username,
+                    reason=str(reason),
+                    what_to_do=REFUSED_HINTS.get(
+                        str(reason), "see the broker's log for why it refused"
+                    ),
+                )
             return
+        self._refused = None
+        self.refused.clear()
         self._generation += 1
         self._failed_connects = 0
         self.connected.set()
@@ -115,12 +197,22 @@ class Receiver:
         """paho retries by itself (1 s to 15 s apart): log the first two, then every sixth."""
         self._failed_connects += 1
         if self._failed_connects in (1, 2) or self._failed_connects % 6 == 0:
+            cause = tls_failure(self.host, self.port, self.login) if self.login.tls else None
             log_event(
                 log,
-                logging.WARNING,
-                "cannot reach the broker, retrying",
+                logging.ERROR if cause else logging.WARNING,
+                "cannot connect to the broker, retrying",
                 broker=f"{self.host}:{self.port}",
                 attempts=self._failed_connects,
+                **(
+                    {
+                        "tls": cause,
+                        "what_to_do": "broker_ca must be the CA that signed the"
+                        " broker's certificate, issued for the host name in `broker`",
+                    }
+                    if cause
+                    else {}
+                ),
             )
 
     def _on_subscribe(

@@ -19,8 +19,8 @@ from gateway.forwarder import Forwarder
 from gateway.intake import Intake
 from gateway.logs import log_event
 from gateway.metrics import Metrics
-from gateway.policy import Backoff
-from gateway.receiver import Receiver
+from gateway.policy import Backoff, Throttle
+from gateway.receiver import BrokerLogin, Receiver
 from gateway.store import Stats, Store
 
 log = logging.getLogger("nps_edge.gateway")
@@ -55,6 +55,7 @@ class Gateway:
             root=settings.topic_root,
             committed=self.committed,
             wait=self.stop_event.wait,
+            throttle=Throttle(settings.rate_per_device, settings.burst_per_device),
         )
         self.receiver = Receiver(
             settings.broker,
@@ -62,6 +63,18 @@ class Gateway:
             self.intake.offer,
             self.metrics,
             root=settings.topic_root,
+            login=BrokerLogin(
+                username=settings.broker_username,
+                password=(
+                    settings.broker_password.get_secret_value()
+                    if settings.broker_password
+                    else None
+                ),
+                tls=settings.broker_tls,
+                ca=settings.broker_ca,
+                cert=settings.broker_cert,
+                key=settings.broker_key,
+            ),
         )
         self.forwarder = Forwarder(
             self.forward_store,
@@ -92,6 +105,8 @@ class Gateway:
             "gateway starting",
             gateway=s.gateway_id,
             broker=s.broker,
+            broker_username=s.broker_username,
+            broker_tls=s.broker_tls,
             server=s.server,
             store=str(s.store),
             depth=stats.depth,

@@ -15,21 +15,38 @@ receiver writes.
 from __future__ import annotations
 
 import time
+from collections import Counter as Counter_
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.database import Transaction, connect, write_lock
+from gateway.database import DEAD_LETTER_BYTES, Transaction, connect, write_lock
 from gateway.policy import (
     DROP_ORDER,
     EXPIRED,
+    INTERNAL,
+    MAX_REASON_KEPT,
+    THROTTLED,
     Event,
     Limits,
     Presence,
     Rejected,
+    admit,
     expiry_window,
     over_limit,
 )
+
+DEAD_LETTER_OVERFLOW = "dead_letter_overflow"
+
+
+def dead_letter_bytes(what: str | None, reason: str, payload: bytes) -> int:
+    """What one dead letter counts toward `max_mb` (database.DEAD_LETTER_BYTES in SQL)."""
+    return len((what or "").encode()) + len(reason.encode()) + len(payload)
+
+
+def source_of(rejected: Rejected) -> str:
+    """`throttle` for a message over its device's rate, `edge` for one the gateway refused."""
+    return "throttle" if rejected.reason == THROTTLED else "edge"
 
 
 @dataclass(frozen=True)
@@ -44,8 +61,18 @@ class PutResult:
     committed: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    throttled: int = 0
     presence: int = 0
+    implausible_ts: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: PutResult) -> None:
+        """Sum another commit's result into this one (the intake's one-by-one path)."""
+        for name in ("committed", "duplicates", "dead_letters", "throttled", "presence"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.implausible_ts += other.implausible_ts
+        for reason, n in other.dropped.items():
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
 
 
 @dataclass
@@ -68,11 +95,14 @@ class Stats:
         return 0.0 if self.oldest_rx_ts is None else max(0.0, now - self.oldest_rx_ts)
 
     def dropped(self) -> dict[str, int]:
-        return {
-            k.removeprefix("dropped:"): v
-            for k, v in self.counters.items()
-            if k.startswith("dropped:")
-        }
+        return self._prefixed("dropped:")
+
+    def throttled(self) -> dict[str, int]:
+        """Device -> messages throttled since the store was created."""
+        return self._prefixed("throttled:")
+
+    def _prefixed(self, prefix: str) -> dict[str, int]:
+        return {k.removeprefix(prefix): v for k, v in self.counters.items() if k.startswith(prefix)}
 
 
 class Store:
@@ -111,13 +141,22 @@ class Store:
         events = [i for i in items if isinstance(i, Event)]
         rejected = [i for i in items if isinstance(i, Rejected)]
         presence = [i for i in items if isinstance(i, Presence)]
-        result = PutResult(presence=len(presence), dead_letters=len(rejected))
+        throttled = Counter_(r.device for r in rejected if source_of(r) == "throttle")
+        result = PutResult(
+            presence=len(presence),
+            dead_letters=len(rejected) - throttled.total(),
+            throttled=throttled.total(),
+            implausible_ts=sum(e.implausible_ts for e in events),
+        )
         with self._transaction():
             added_bytes = self._insert_events(events, result)
             self.conn.executemany(
-                "INSERT INTO dead_letters(at, source, topic, reason, payload)"
-                " VALUES (?, 'edge', ?, ?, ?)",
-                [(r.rx_ts, r.topic, r.reason, r.payload) for r in rejected],
+                "INSERT INTO dead_letters(at, source, topic, reason, payload, size, device)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.rx_ts, source_of(r), r.topic, r.reason, r.payload, r.size, r.device)
+                    for r in rejected
+                ],
             )
             self.conn.executemany(
                 "INSERT INTO presence(device, online, fw, boot, rx_ts, pending)"
@@ -131,12 +170,19 @@ class Store:
                     "received": len(items),
                     "committed": result.committed,
                     "duplicates_received": result.duplicates,
-                    "dead_letters:edge": len(rejected),
+                    "dead_letters:edge": result.dead_letters,
+                    "dead_letters:throttled": result.throttled,
                     "dead_letter_rows": len(rejected),
+                    "dead_letter_bytes": sum(
+                        dead_letter_bytes(r.topic, r.reason, r.payload) for r in rejected
+                    ),
                     "presence": len(presence),
+                    "implausible_ts": result.implausible_ts,
+                    "internal_errors": sum(r.reason.startswith(f"{INTERNAL}:") for r in rejected),
                     "depth": result.committed,
                     "bytes": added_bytes,
                 }
+                | {f"throttled:{d}": n for d, n in throttled.items()}
             )
             result.dropped = self._enforce_limits()
         return result
@@ -166,9 +212,23 @@ class Store:
         return int(total)
 
     def _enforce_limits(self) -> dict[str, int]:
-        """Drop by the documented policy until the store is within its limits."""
+        """Drop by the documented policy until the store is within its limits: dead
+        letters beyond `max_dead_letters`, then while over `max_mb` (events and dead
+        letters together) the oldest dead letters, then telemetry, then feedback."""
         dropped: dict[str, int] = {}
         depth, nbytes = self._size()
+        rows, dead_bytes = self._dead_letter_size()
+        excess = rows - self.limits.max_dead_letters
+        while rows and (excess > 0 or nbytes + dead_bytes > self.limits.max_bytes):
+            if excess <= 0:  # over the bytes: guess how many rows from their average size
+                average = max(dead_bytes // rows, 1)
+                excess = -(-(nbytes + dead_bytes - self.limits.max_bytes) // average)
+            n, freed = self._drop_dead_letters(excess)
+            rows -= n
+            dead_bytes -= freed
+            dropped[DEAD_LETTER_OVERFLOW] = dropped.get(DEAD_LETTER_OVERFLOW, 0) + n
+            excess = 0
+        nbytes += dead_bytes  # what is left for events under max_bytes
         for kind, reason in DROP_ORDER:
             while over_limit(depth, nbytes, self.limits):
                 excess = max(depth - self.limits.max_events, 0)
@@ -189,6 +249,26 @@ class Store:
                 self._bump({"depth": -len(sizes), "bytes": -freed})
         self._bump({f"dropped:{k}": v for k, v in dropped.items()})
         return dropped
+
+    def _drop_dead_letters(self, n: int) -> tuple[int, int]:
+        """Delete the n oldest dead letters; returns how many and the bytes they counted."""
+        sizes = self.conn.execute(
+            "DELETE FROM dead_letters WHERE seq IN"
+            f" (SELECT seq FROM dead_letters ORDER BY seq LIMIT ?) RETURNING {DEAD_LETTER_BYTES}",
+            (n,),
+        ).fetchall()
+        freed = sum(size for (size,) in sizes)
+        self._bump({"dead_letter_rows": -len(sizes), "dead_letter_bytes": -freed})
+        return len(sizes), freed
+
+    def _dead_letter_size(self) -> tuple[int, int]:
+        counters = dict(
+            self.conn.execute(
+                "SELECT name, value FROM counters"
+                " WHERE name IN ('dead_letter_rows', 'dead_letter_bytes')"
+            )
+        )
+        return counters.get("dead_letter_rows", 0), counters.get("dead_letter_bytes", 0)
 
     def expire(self) -> int:
         """Drop events older than the TTL (counted as `expired`); events received
@@ -212,18 +292,15 @@ class Store:
         return len(sizes)
 
     def trim_dead_letters(self) -> int:
-        """Keep at most `max_dead_letters`, dropping the oldest (counted)."""
+        """Keep at most `max_dead_letters`, dropping the oldest (counted); `put` and
+        `done` already do it, this catches a store opened with a lower limit."""
         excess = self.stats().dead_letters - self.limits.max_dead_letters
         if excess <= 0:
             return 0
         with self._transaction():
-            self.conn.execute(
-                "DELETE FROM dead_letters WHERE seq IN"
-                " (SELECT seq FROM dead_letters ORDER BY seq LIMIT ?)",
-                (excess,),
-            )
-            self._bump({"dropped:dead_letter_overflow": excess, "dead_letter_rows": -excess})
-        return excess
+            n, _ = self._drop_dead_letters(excess)
+            self._bump({f"dropped:{DEAD_LETTER_OVERFLOW}": n})
+        return n
 
     def requeue_server_dead_letters(self) -> int:
         """Put the events the server rejected back in the queue (after a server-side fix).
@@ -241,13 +318,16 @@ class Store:
                 " WHERE source = 'server' AND json_valid(payload) ORDER BY seq"
             )
             inserted = self.conn.total_changes - before
-            removed = self.conn.execute(
+            sizes = self.conn.execute(
                 "DELETE FROM dead_letters WHERE source = 'server' AND json_valid(payload)"
-            ).rowcount
+                f" RETURNING {DEAD_LETTER_BYTES}"
+            ).fetchall()
+            removed = len(sizes)
             self._bump(
                 {
                     "requeued": inserted,
                     "dead_letter_rows": -removed,
+                    "dead_letter_bytes": -sum(size for (size,) in sizes),
                     "dead_letters:server": -removed,
                     "duplicates_received": removed - inserted,
                     "depth": inserted,
@@ -255,6 +335,48 @@ class Store:
                 }
             )
         return inserted
+
+    def requeue_throttled(self, root: str, device: str | None = None) -> int:
+        """Put throttled messages that are valid events back in the queue (after the
+        operator judged the device's burst genuine), judged again as on receipt and
+        with their original `rx_ts`; the rest stay dead letters."""
+        with self._transaction():
+            rows = self.conn.execute(
+                "SELECT seq, topic, payload, at FROM dead_letters WHERE source = 'throttle'"
+                " AND (?1 IS NULL OR device = ?1) ORDER BY seq",
+                (device,),
+            ).fetchall()
+            events, seqs = [], []
+            for seq, topic, payload, at in rows:
+                judged = admit(topic, payload, at, root)
+                if isinstance(judged, Event):
+                    events.append(judged)
+                    seqs.append(seq)
+            result = PutResult()
+            added = self._insert_events(events, result)
+            freed = 0
+            for start in range(0, len(seqs), 500):  # under SQLite's 32,766 parameters
+                chunk = seqs[start : start + 500]
+                freed += sum(
+                    size
+                    for (size,) in self.conn.execute(
+                        f"DELETE FROM dead_letters WHERE seq IN ({','.join('?' * len(chunk))})"
+                        f" RETURNING {DEAD_LETTER_BYTES}",
+                        chunk,
+                    )
+                )
+            self._bump(
+                {
+                    "requeued": result.committed,
+                    "dead_letter_rows": -len(seqs),
+                    "dead_letter_bytes": -freed,
+                    "dead_letters:throttled": -len(seqs),
+                    "duplicates_received": result.duplicates,
+                    "depth": result.committed,
+                    "bytes": added,
+                }
+            )
+        return result.committed
 
     # -- forwarding --------------------------------------------------------
 
@@ -283,13 +405,13 @@ class Store:
                 )
             }
             dead = [
-                (self.clock(), r.id, f"server: {rejected[i]}", r.body)
+                (self.clock(), r.id, f"server: {rejected[i]}"[:MAX_REASON_KEPT], r.body)
                 for i, r in enumerate(rows)
                 if i in rejected and r.seq in deleted
             ]
             self.conn.executemany(
-                "INSERT INTO dead_letters(at, source, event_id, reason, payload)"
-                " VALUES (?, 'server', ?, ?, ?)",
+                "INSERT INTO dead_letters(at, source, event_id, reason, payload, size)"
+                " VALUES (?, 'server', ?, ?, ?, length(?4))",
                 dead,
             )
             result.dead_letters = len(dead)
@@ -300,6 +422,7 @@ class Store:
                     "duplicates_server": duplicates,
                     "dead_letters:server": len(dead),
                     "dead_letter_rows": len(dead),
+                    "dead_letter_bytes": sum(dead_letter_bytes(*d[1:]) for d in dead),
                     "depth": -len(deleted),
                     "bytes": -sum(deleted.values()),
                 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from broker import cli as broker_cli
 from firmware import cli as firmware_cli
 from gateway import cli as gateway_cli
 from nps_edge import demo as demo_cli
@@ -17,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for part in (server_cli, gateway_cli, firmware_cli, demo_cli):
+for part in (server_cli, gateway_cli, broker_cli, firmware_cli, demo_cli):
     part.register(app)
 
 

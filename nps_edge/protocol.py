@@ -32,6 +32,20 @@ MAX_PAYLOAD_BYTES = 2048
 MAX_BATCH_EVENTS = 1000
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
+# Bounds on every value of the contract (docs/protocol.md, "Bounds"): an integer
+# beyond 2^53 - 1 is not held exactly by a JSON number (RFC 8259 section 6) and
+# overflows SQLite's INTEGER at 2^63; nesting beyond MAX_DEPTH costs a recursive
+# parser its stack (a contract event nests 2 deep: event -> trigger/ctx/errors).
+MAX_INT = 2**53 - 1
+MAX_DEPTH = 8
+MAX_STR = 64  # names and codes: fw, reason, reset_cause, trigger kind, error names
+MAX_REF = 128  # trigger ref (a transaction id from the host machine)
+MAX_ERROR_NAMES = 64  # keys of telemetry `errors`
+# `ts` outside [TS_MIN, receipt + TS_AHEAD_S] is implausible: flagged and counted, not
+# rejected (the contract lets a device without a clock send a wrong ts).
+TS_MIN = 1_577_836_800.0  # 2020-01-01T00:00:00Z, before the first nps-edge device
+TS_AHEAD_S = 86_400.0
+
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,63}$"
 SITE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 _DEVICE_RE = re.compile(DEVICE_ID_PATTERN)
@@ -41,10 +55,13 @@ OUTCOMES = ("answered", "timeout", "dismissed")
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 SiteId = Annotated[str, Field(pattern=SITE_PATTERN)]
-NonNegInt = Annotated[StrictInt, Field(ge=0)]
-Seq = Annotated[StrictInt, Field(ge=1)]
-Number = Annotated[StrictFloat, AllowInfNan(False)]
-"""An int or a finite float, read as float; never a bool, a string, NaN or infinity."""
+Int = Annotated[StrictInt, Field(ge=-MAX_INT, le=MAX_INT)]
+NonNegInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
+Seq = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+Number = Annotated[StrictFloat, AllowInfNan(False), Field(ge=-MAX_INT, le=MAX_INT)]
+"""An int or a finite float within +-(2^53 - 1), read as float; never a bool, a string,
+NaN or infinity."""
+Name = Annotated[StrictStr, Field(max_length=MAX_STR)]
 
 
 class _Model(BaseModel):
@@ -53,13 +70,13 @@ class _Model(BaseModel):
 
 
 class Trigger(_Model):
-    kind: Annotated[StrictStr, Field(min_length=1, max_length=64)]
-    ref: Annotated[StrictStr, Field(max_length=128)] | None = None
+    kind: Annotated[StrictStr, Field(min_length=1, max_length=MAX_STR)]
+    ref: Annotated[StrictStr, Field(max_length=MAX_REF)] | None = None
 
 
 class Ctx(_Model):
-    rssi: StrictInt | None = None
-    battery_mv: StrictInt | None = None
+    rssi: Int | None = None
+    battery_mv: Int | None = None
 
 
 class EventBase(_Model):
@@ -71,7 +88,7 @@ class EventBase(_Model):
     boot: NonNegInt
     up_ms: NonNegInt
     ts: Number | None = None
-    fw: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    fw: Annotated[StrictStr, Field(min_length=1, max_length=MAX_STR)]
 
     @model_validator(mode="after")
     def _id_matches(self) -> EventBase:
@@ -86,7 +103,7 @@ class FeedbackEvent(EventBase):
     score: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
     prompt: Annotated[str, Field(min_length=1, max_length=32)] = "nps"
     trigger: Trigger = Field(default_factory=lambda: Trigger(kind="walkup"))
-    reason: Annotated[str, Field(max_length=64)] | None = None
+    reason: Annotated[str, Field(max_length=MAX_STR)] | None = None
     answer_ms: NonNegInt | None = None
     ctx: Ctx = Field(default_factory=Ctx)
 
@@ -108,8 +125,10 @@ class TelemetryEvent(EventBase):
     uptime_s: Number | None = None
     temp_c: Number | None = None
     outbox_depth: Number | None = None
-    reset_cause: Annotated[str, Field(max_length=64)] | None = None
-    errors: dict[str, StrictInt] = Field(default_factory=dict)
+    reset_cause: Annotated[str, Field(max_length=MAX_STR)] | None = None
+    errors: Annotated[dict[Name, Int], Field(max_length=MAX_ERROR_NAMES)] = Field(
+        default_factory=dict
+    )
 
 
 Event = Annotated[FeedbackEvent | TelemetryEvent, Field(discriminator="type")]
@@ -136,7 +155,7 @@ class StatusPayload(_Model):
     """Retained `nps/v1/{device}/status`; the last will is `{"online": false}`."""
 
     online: bool
-    fw: str | None = None
+    fw: Name | None = None
     boot: NonNegInt | None = None
 
 
@@ -197,9 +216,9 @@ class PresenceUpdate(BaseModel):
 
     device: DeviceId
     online: bool
-    fw: str | None = None
+    fw: Name | None = None
     boot: NonNegInt | None = None
-    rx_ts: float
+    rx_ts: Number
 
 
 class PresenceRequest(BaseModel):
@@ -241,33 +260,85 @@ def parse_event(obj: Any, *, forwarded: bool = False) -> FeedbackEvent | Telemet
         raise InvalidEvent(describe(err)) from None
 
 
-def decode_payload(payload: bytes) -> dict[str, Any]:
-    """Decode an MQTT payload into a JSON object, or raise InvalidEvent saying why."""
+def nesting_depth(data: bytes) -> int:
+    """The deepest `[`/`{` nesting of JSON text, brackets inside strings not counted.
+
+    A byte scan, run before any parser sees the text: Python's json module recurses
+    per level and raises RecursionError near 1,000 (`[` x 1000 is 1 KB).
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def check_size(payload: bytes) -> None:
+    """Raise InvalidEvent when the payload is over the contract's size or nesting bound."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidEvent(f"payload too large: {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    if (depth := nesting_depth(payload)) > MAX_DEPTH:
+        raise InvalidEvent(f"payload nested too deep: depth {depth} > {MAX_DEPTH}")
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    """Decode an MQTT payload into a JSON object, or raise InvalidEvent saying why."""
+    check_size(payload)
     try:
         obj = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidEvent("payload is not UTF-8") from None
     except json.JSONDecodeError as err:
         raise InvalidEvent(f"payload is not JSON: {err.msg} at char {err.pos}") from None
+    except ValueError as err:  # an integer literal past sys.get_int_max_str_digits()
+        raise InvalidEvent(f"payload is not usable JSON: {str(err)[:80]}") from None
     if not isinstance(obj, dict):
         raise InvalidEvent(f"payload must be a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def clip(text: str, limit: int = 80) -> str:
+    """`text` as a reason quotes it: repr, cut to `limit` characters with the length said."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} chars)"
 
 
 def parse_topic(topic: str, root: str = TOPIC_ROOT) -> tuple[str, str]:
     """`nps/v1/{device}/{kind}` -> (device, kind); InvalidEvent when it is not one of ours."""
     prefix = root.rstrip("/") + "/"
     if not topic.startswith(prefix):
-        raise InvalidEvent(f"topic {topic!r} is not under {root!r}")
+        raise InvalidEvent(f"topic {clip(topic)} is not under {root!r}")
     rest = topic[len(prefix) :].split("/")
     if len(rest) != 2 or rest[1] not in TOPIC_KINDS:
-        raise InvalidEvent(f"topic {topic!r} is not {root}/<device>/<{'|'.join(TOPIC_KINDS)}>")
+        raise InvalidEvent(f"topic {clip(topic)} is not {root}/<device>/<{'|'.join(TOPIC_KINDS)}>")
     device, kind = rest
     if not _DEVICE_RE.match(device):
-        raise InvalidEvent(f"topic device {device!r} is not a valid device_id")
+        raise InvalidEvent(f"topic device {clip(device)} is not a valid device_id")
     return device, kind
+
+
+def plausible_ts(ts: float | None, received: float) -> bool:
+    """Whether a device's `ts` lies in [TS_MIN, received + TS_AHEAD_S]; None (no clock)
+    is plausible. While the receiver's own clock is unset only the lower bound is judged."""
+    if ts is None:
+        return True
+    if ts < TS_MIN:
+        return False
+    return received < TS_MIN or ts <= received + TS_AHEAD_S
 
 
 def topic(device: str, kind: str, root: str = TOPIC_ROOT) -> str:

@@ -22,17 +22,18 @@ TELEMETRY_NUMBERS = (
     "battery_mv", "rssi", "heap_free", "heap_min", "uptime_s", "temp_c", "outbox_depth",
 )  # fmt: skip
 ABSENT = object()
+MAX = 2**53 - 1  # every number of the contract is within +-MAX (docs/protocol.md, Bounds)
 
 
 def is_int(x: Any) -> bool:
-    return type(x) is int
+    return type(x) is int and -MAX <= x <= MAX
 
 
 def is_number(x: Any) -> bool:
     if type(x) not in (int, float):
         return False
     try:
-        return math.isfinite(float(x))
+        return math.isfinite(float(x)) and -MAX <= x <= MAX
     except OverflowError:  # an int too large for a float
         return False
 
@@ -74,7 +75,11 @@ FEEDBACK_OPTIONAL = {
 }
 TELEMETRY_OPTIONAL = {name: optional(is_number) for name in TELEMETRY_NUMBERS} | {
     "reset_cause": optional(lambda x: is_text(x, 0, 64)),
-    "errors": lambda x: type(x) is dict and all(is_int(n) for n in x.values()),
+    "errors": lambda x: (
+        type(x) is dict
+        and len(x) <= 64
+        and all(is_text(k, 0, 64) and is_int(n) for k, n in x.items())
+    ),
 }
 
 
@@ -110,14 +115,14 @@ def texts(shortest: int, longest: int) -> st.SearchStrategy[str]:
 
 times = st.one_of(st.floats(0, 4.1e9), st.integers(0, 4_100_000_000))
 small_text = st.text(max_size=12)
-ints = st.integers(-(2**53), 2**53)
+ints = st.integers(-MAX, MAX)
 
 
 @st.composite
 def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     """Events the contract accepts, within the server's storage bounds too."""
     device = draw(st.from_regex(r"[a-z0-9][a-z0-9-]{2,12}", fullmatch=True))
-    seq = draw(st.integers(1, 2**53))
+    seq = draw(st.integers(1, MAX))
     event: dict[str, Any] = {
         "v": 1,
         "id": f"{device}:{seq}",
@@ -143,7 +148,7 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
             "ctx": {"rssi": draw(st.none() | ints), "battery_mv": draw(st.none() | ints)},
         }
     else:
-        numbers = st.none() | st.floats(allow_nan=False, allow_infinity=False) | ints
+        numbers = st.none() | st.floats(-MAX, MAX) | ints
         event |= {name: draw(numbers) for name in TELEMETRY_NUMBERS}
         event |= {
             "type": "telemetry",
@@ -157,14 +162,19 @@ WRONG_VALUES = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(),
-    st.sampled_from([0, -1, 11, 2**53, 2**53 + 1, -(2**53) - 1, 2**64, 10**400, -(10**400)]),
+    st.sampled_from(
+        [0, -1, 11, MAX, -MAX, 2**53, 2**53 + 1, -(2**53) - 1, 2**63, 2**64, 10**400, -(10**400)]
+    ),
     st.floats(),
     st.sampled_from([math.nan, math.inf, -math.inf, 7.0, -0.0, 1e300, 4102444800.0]),
     small_text,
     st.sampled_from([4, 5, 32, 33, 64, 65, 96, 97, 128, 129]).map(lambda n: "x" * n),
     st.sampled_from(["", "7", "answered", "timeout", "feedback", "telemetry", "nps-abc"]),
     st.lists(st.integers(), max_size=2),
-    st.sampled_from([{}, {"kind": "walkup"}, {"kind": 5}, {"wifi": 1.5}, {"a": 2**53}]),
+    st.sampled_from(
+        [{}, {"kind": "walkup"}, {"kind": 5}, {"wifi": 1.5}, {"a": 2**53}, {"x" * 65: 1}]
+    ),
+    st.sampled_from([float(MAX), float(2**53), -float(2**53), 1e16]),
 )
 FIELDS = [
     *COMMON, *COMMON_OPTIONAL, "type", "rx_ts", *FEEDBACK, *FEEDBACK_OPTIONAL,

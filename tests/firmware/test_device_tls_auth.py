@@ -1,26 +1,34 @@
-"""TLS with the broker's certificate checked, and per-device user name and password, against a
-Mosquitto that requires both.
+"""The real firmware through the locked-down site broker: TLS with the site CA checked and its
+registry login, against Mosquitto run from `nps-edge broker certs` + `broker config --tls`.
 
-A TLS session needs about 17 KB beside the firmware; on the 64-bit unix port the firmware's
-own code takes most of a 64 KB heap (docs/firmware.md, Heap), so these run with 128 KB.
+The device's events are seen by a subscriber holding the gateway's login, so they passed the
+ACL, not only the broker's PUBACK (Mosquitto acknowledges a refused publish too).
+Heap (docs/firmware.md, Heap): on the 64-bit unix port these pass from 68k up with the
+site's EC P-256 certificates (66k and 64k: MemoryError once the TLS session is up; an RSA 2048
+CA needed 72k); TLS_HEAP keeps 4 KB above that.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import os
 import shutil
-import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nps_edge.broker import Broker, BrokerError, free_port, mosquitto_binary, wait_for_port
+from broker.certs import make_ca
+from broker.run import reload
+from server.db import make_engine, upgrade
+from tests.broker.site import Mqtt, Site, needs_mosquitto
 
 T0 = 1793000000000
-TLS_HEAP = "128k"
+TLS_HEAP = "72k"
+DEVICE = "nps-a1b2c3"
+SITE = "store-1"  # the site of tests/firmware/conftest.py's config_for
 
 
 def wait_log(dev, text: str, timeout: float = 15.0) -> None:
@@ -31,105 +39,49 @@ def wait_log(dev, text: str, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def run(*cmd: str, cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def self_signed_ca(folder: Path, name: str, cn: str) -> None:
-    """folder/name.key and folder/name.crt: a CA certificate made with openssl."""
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.crt",
-        "-days",
-        "30",
-        "-subj",
-        f"/CN={cn}",
-        cwd=folder,
-    )
-
-
 @pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, str]]:
-    """Mosquitto on a free port: TLS only, no anonymous clients, user dev1 / s3cret."""
-    mosquitto = mosquitto_binary()
-    openssl = shutil.which("openssl")
-    passwd = shutil.which("mosquitto_passwd")
-    if not (mosquitto and openssl and passwd):
-        message = "mosquitto, mosquitto_passwd and openssl are needed: apt-get install them"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    d = tmp_path / "tls"
-    d.mkdir()
-    self_signed_ca(d, "ca", "nps-test-ca")
-    run(
-        openssl,
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-        cwd=d,
+def site() -> Iterator[Site]:
+    """Site store-1 with DEVICE registered, its TLS broker started from the generated files."""
+    needs_mosquitto()
+    root = Path(tempfile.mkdtemp(prefix="nps-fw-tls-"))
+    root.chmod(0o711)  # the broker, once it is the `mosquitto` user, must reach its files
+    db = f"sqlite:///{root / 'server.db'}"
+    engine = make_engine(db)
+    upgrade(engine)
+    engine.dispose()
+    s = Site(root, name=SITE, db=db)
+    s.add(DEVICE)
+    s.make_certs()
+    s.start("--tls", "--certs", str(s.certs))
+    yield s
+    s.close()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def gateway_reader(site: Site) -> Mqtt:
+    gateway = site.gateway(ca=site.certs / "ca.crt").connected()
+    gateway.subscribe("nps/v1/+/feedback", "nps/v1/+/telemetry", "nps/v1/+/status")
+    return gateway
+
+
+def device_config(config, site: Site, **broker: object) -> dict:
+    cfg = config(site.broker, DEVICE, sim={"start_ms": T0})
+    cfg["broker"].update(
+        tls=True,
+        ca=(site.certs / "ca.crt").read_text(),
+        username=DEVICE,
+        password=site.passwords[DEVICE],
     )
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run(
-        openssl,
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "30",
-        "-extfile",
-        "ext.cnf",
-        cwd=d,
-    )
-    run(passwd, "-c", "-b", "pw", "dev1", "s3cret", cwd=d)
-    port = free_port()
-    (d / "m.conf").write_text(
-        # As root, stay root: the files live in the test's private temp folder.
-        f"user root\nlistener {port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\n"
-        f"keyfile {d}/server.key\nallow_anonymous false\npassword_file {d}/pw\n"
-        f"log_dest file {d}/mosquitto.log\n"
-    )
-    proc = subprocess.Popen([mosquitto, "-c", str(d / "m.conf")], stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port("127.0.0.1", port, proc=proc)
-    except BrokerError as err:
-        proc.kill()
-        pytest.fail(f"TLS mosquitto did not start: {err}: {(d / 'mosquitto.log').read_text()}")
-    broker = Broker("mosquitto", "127.0.0.1", port, proc, d)
-    yield broker, (d / "ca.crt").read_text()
-    broker.stop()
+    cfg["broker"].update(broker)
+    return cfg
 
 
 @pytest.mark.slow
-def test_tls_with_credentials_delivers_and_bad_password_keeps_events(
-    devices, config, tls_broker
+def test_registry_login_over_tls_delivers_and_a_bad_password_keeps_events(
+    devices, config, site: Site
 ) -> None:
-    broker, ca = tls_broker
-    cfg = config(broker, sim={"start_ms": T0})
-    cfg["broker"].update(tls=True, ca=ca, username="dev1", password="wrong")
+    gateway = gateway_reader(site)
+    cfg = device_config(config, site, password="wrong")
     folder = devices.folder("d", cfg)
     dev = devices.start(folder, TLS_HEAP)
     dev.send(f"at {T0 + 60000}", "press", "turn 1", "turn 4", "press")
@@ -140,8 +92,7 @@ def test_tls_with_credentials_delivers_and_bad_password_keeps_events(
     dev.kill()
     assert not [ln for ln in dev.lines if ln.startswith("acked ")]
 
-    cfg["broker"]["password"] = "s3cret"
-    (folder / "config.json").write_text(json.dumps(cfg))
+    (folder / "config.json").write_text(json.dumps(device_config(config, site)))
     dev = devices.start(folder, TLS_HEAP)
     acked = dev.wait_for("acked ", count=4)  # 2 old + 1 boot telemetry + the refused one's
     events = {int(ln.split()[2]): json.loads(ln.split(" ", 3)[3]) for ln in acked}
@@ -149,18 +100,31 @@ def test_tls_with_credentials_delivers_and_bad_password_keeps_events(
     assert events[3]["errors"]["mqtt_refused"] >= 1
     wait_log(dev, "connected to 127.0.0.1")
 
+    def seen() -> dict[str, str]:
+        return {json.loads(p).get("id", t): t for t, p in list(gateway.messages)}
+
+    gateway.wait(lambda: "nps-a1b2c3:2" in seen(), "the answer did not reach the gateway", 20)
+    assert seen()["nps-a1b2c3:2"] == "nps/v1/nps-a1b2c3/feedback"
+    assert json.loads(dict(gateway.messages)["nps/v1/nps-a1b2c3/status"])["online"] is True
+
 
 @pytest.mark.slow
-def test_tls_refuses_a_broker_signed_by_another_ca(devices, config, tls_broker) -> None:
-    broker, _ = tls_broker
-    other = broker.workdir / "other"  # type: ignore[operator]
-    other.mkdir()
-    self_signed_ca(other, "o", "someone-else")
-    cfg = config(broker, sim={"start_ms": T0})
-    cfg["broker"].update(
-        tls=True, ca=(other / "o.crt").read_text(), username="dev1", password="s3cret"
-    )
-    dev = devices.start(devices.folder("d", cfg), TLS_HEAP)
+def test_a_revoked_device_keeps_its_events_on_flash(devices, config, site: Site) -> None:
+    site.revoke(DEVICE)
+    site.configure()
+    reload(site.broker)  # type: ignore[arg-type]
+    dev = devices.start(devices.folder("d", device_config(config, site)), TLS_HEAP)
+    dev.send(f"at {T0 + 60000}", "press", "turn 1", "press", "long")
+    dev.wait_for("saved f 2")
+    wait_log(dev, "CONNACK refused, return code 5")
+    dev.kill()
+    assert not [ln for ln in dev.lines if ln.startswith("acked ")]
+
+
+@pytest.mark.slow
+def test_tls_refuses_a_broker_signed_by_another_ca(devices, config, site: Site) -> None:
+    other = make_ca("someone-else", now=dt.datetime.now(dt.UTC)).cert.decode()
+    dev = devices.start(devices.folder("d", device_config(config, site, ca=other)), TLS_HEAP)
     dev.send(f"at {T0 + 60000}", "press", "turn 1", "press", "long")  # 5, no reason
     dev.wait_for("saved f 2")
     dev.send("telemetry")
@@ -168,4 +132,3 @@ def test_tls_refuses_a_broker_signed_by_another_ca(devices, config, tls_broker) 
     wait_log(dev, "The certificate is not correctly signed by the trusted CA")
     dev.kill()
     assert not [ln for ln in dev.lines if ln.startswith("acked ")]
-    wait_log(dev, "The certificate is not correctly signed by the trusted CA")

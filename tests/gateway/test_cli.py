@@ -73,7 +73,7 @@ def test_status_reports_depth_age_forwarded_dropped_dead_letters(tmp_path):
     report = json.loads(result.output)
     assert report["depth"] == 2 and report["forwarded"] == 1
     assert 59 <= report["oldest_age_s"] < 120
-    assert report["dead_letters"] == {"rows": 1, "edge": 1, "server": 0}
+    assert report["dead_letters"] == {"rows": 1, "edge": 1, "server": 0, "throttled": 0}
     assert report["dropped"] == {}
     text = runner.invoke(app(), ["gateway", "status", "--store", str(path)])
     assert "depth: 2" in text.output and "payload is not JSON" in text.output
@@ -126,3 +126,37 @@ def test_a_busy_metrics_port_is_a_clean_error(tmp_path, keep_logging):
         result = runner.invoke(app(), args, env={"NPS_EDGE_METRICS_HOST": "127.0.0.1"})
     assert result.exit_code == 1, result.output
     assert f"cannot serve /metrics on port {port}" in result.output
+
+
+def test_broker_login_and_token_file_from_the_config_file(tmp_path, monkeypatch):
+    for name in ("TOKEN", "BROKER_PASSWORD", "BROKER_USERNAME"):
+        monkeypatch.delenv(f"NPS_EDGE_{name}", raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text("npsg_secret\n")
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        'broker_username = "gw-site1"\nbroker_password = "pw-from-file"\n'
+        f'broker_tls = true\nbroker_ca = "{tmp_path / "ca.crt"}"\ntoken_file = "{token_file}"\n'
+        "rate_per_device = 2.5\nburst_per_device = 100\n"
+    )
+    s = load_settings({}, config)
+    assert (s.broker_username, s.broker_tls, s.token) == ("gw-site1", True, "npsg_secret")
+    assert s.broker_password is not None and s.broker_password.get_secret_value() == "pw-from-file"
+    assert "pw-from-file" not in repr(s) and "pw-from-file" not in str(s.model_dump())
+    assert (s.rate_per_device, s.burst_per_device) == (2.5, 100)
+    monkeypatch.setenv("NPS_EDGE_BROKER_PASSWORD", "pw-from-env")
+    assert load_settings({}, config).broker_password.get_secret_value() == "pw-from-env"
+
+
+def test_the_broker_password_is_never_a_flag(tmp_path):
+    result = runner.invoke(app(), ["gateway", "--broker-password", "x", "--store", "g.db"])
+    assert result.exit_code == 2 and "No such option" in result.output
+    help_text = runner.invoke(app(), ["gateway", "--help"]).output
+    assert "--broker-username" in help_text and "--broker-tls" in help_text
+    assert "--token-file" in help_text and "--broker-ca" in help_text
+
+
+def test_an_unreadable_token_file_is_a_clean_error(tmp_path):
+    args = ["gateway", "--server", "http://x", "--token-file", str(tmp_path / "none")]
+    result = runner.invoke(app(), args)
+    assert result.exit_code == 2 and "token_file" in result.output

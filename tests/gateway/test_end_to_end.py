@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 
 import httpx
 import pytest
 
+from gateway.policy import Rejected, admit
 from gateway.store import Store
 from nps_edge.broker import free_port
 from nps_edge.processes import wait_until
@@ -273,7 +275,7 @@ def test_bad_payloads_are_dead_lettered_and_good_ones_around_them_arrive(
         lambda: server.get(f"/api/v1/devices/{devices[0]}")["online"] is False, what="offline"
     )
     status = wait_until(lambda: (s := gw.status())["depth"] == 0 and s, what="drained")
-    assert status["dead_letters"] == {"rows": 5, "edge": 5, "server": 0}
+    assert status["dead_letters"] == {"rows": 5, "edge": 5, "server": 0, "throttled": 0}
     assert status["received"] == 306 and status["forwarded"] == 300  # 305 events + 1 status
     store = Store(gw.store, readonly=True)
     reasons = " | ".join(d[3] for d in store.dead_letters(5))
@@ -281,3 +283,61 @@ def test_bad_payloads_are_dead_lettered_and_good_ones_around_them_arrive(
     for expected in ("not JSON", "score: Input should be less than or equal to 10", "score:",
                      "does not match topic", "too large"):  # fmt: skip
         assert expected in reasons
+
+
+def hostile_corpus(device: str, rng: random.Random, n: int = 200) -> list[tuple[str, bytes]]:
+    """Issue 12's poison, then `n` near-valid mutations of a real event (seeded)."""
+    topic = f"nps/v1/{device}/feedback"
+    corpus = [
+        (f"nps/v1/{device}/status", b'{"online": true, "boot": 9223372036854775808}'),
+        (f"nps/v1/{device}/status", b"[" * 1000),
+        (topic, b"[" * 1000),
+        (topic, b'{"v": 1, "seq": NaN}'),
+        (topic, json.dumps(event(device, 1, "feedback", boot=2**63)).encode()),
+        (topic, json.dumps(event(device, 2, "feedback", ctx={"rssi": -(10**30)})).encode()),
+        (topic, json.dumps(event(device, 3, "feedback", fw="x" * 5000)).encode()),
+    ]
+    corpus += [(f"nps/v1/{'y' * 60_000}{i}/feedback", b"{}") for i in range(50)]
+    text = json.dumps(event(device, 4, "feedback"))
+    for _ in range(n):
+        at = rng.randrange(len(text))
+        junk = rng.choice(["[" * 999, "NaN", "1e999", '"', "\\", "9" * 700, "\xff", "}", ""])
+        corpus.append((topic, (text[:at] + junk + text[at + rng.randrange(3) :]).encode()))
+    return corpus
+
+
+def test_hostile_corpus_leaves_the_gateway_running_and_good_events_exactly_once(
+    server, gateway, mqtt_broker
+):
+    gw = gateway(server.url, server.gateway_token)
+    gw.start()
+    devices = fleet("hos", 3)
+    corpus = hostile_corpus("nps-hos-bad", random.Random(12))
+    good = stream(devices, 40)
+    mixed = list(good)
+    for i, bad in enumerate(corpus):  # the poison among the good, and before most of them
+        mixed.insert(min(i, len(mixed)), bad)
+    publisher = Publisher(mqtt_broker.address)
+    publisher.publish(corpus[:1], retain=True)  # redelivered at every start
+    publisher.publish(mixed)
+    wait_until(lambda: all_arrived(server, devices, 40), what="the good events")
+    assert gw.proc is not None and gw.proc.poll() is None  # still running
+    gw.stop()
+    assert gw.proc.returncode == 0
+    gw.start()  # the retained poison again: the old gateway died here on every start
+    more = stream(devices, 10, start=41)
+    publisher.publish(more)
+    publisher.close()
+    wait_until(lambda: all_arrived(server, devices, 50), what="events after the restart")
+    assert_server_has_exactly(server, devices, 50)
+    status = wait_until(lambda: (s := gw.status())["depth"] == 0 and s, what="drained")
+    bad_received = status["received"] - len(good) - len(more)
+    assert bad_received == len(corpus) + 2  # the retained status also at both starts
+    # every bad message counted with its reason (a mutation may leave a valid event)
+    judged = [admit(t, p, 1795000000.0, "nps/v1") for t, p in corpus]
+    dead = sum(isinstance(j, Rejected) for j in judged)
+    assert dead > len(corpus) // 2
+    assert status["dead_letters"]["edge"] == dead + 2
+    assert status["internal_errors"] == 0
+    assert gw.proc.poll() is None
+    assert gw.log.stat().st_size < 2_000_000  # 50 topics of 60 KB logged cut to 256 bytes

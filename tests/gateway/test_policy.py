@@ -61,7 +61,9 @@ def test_bad_messages_are_rejected_with_a_reason(make, topic, raw, reason):
     judged = admit(topic, raw, 5.0, ROOT)
     assert isinstance(judged, Rejected)
     assert reason in judged.reason
-    assert (judged.topic, judged.payload, judged.rx_ts) == (topic, raw, 5.0)
+    # kept as received, cut to the first 2,048 bytes; `size` says how long it was
+    assert (judged.topic, judged.payload, judged.rx_ts) == (topic, raw[:2048], 5.0)
+    assert judged.size == len(raw)
 
 
 def test_status_becomes_presence_and_cleared_retained_is_ignored():

@@ -113,10 +113,12 @@ def test_ttl_expires_old_events(open_store, clock):
 
 def test_dead_letters_are_bounded_and_counted(open_store):
     store = open_store(Limits(max_dead_letters=3))
-    store.put([Rejected("t", b"p", f"r{i}", float(i)) for i in range(5)])
-    assert store.trim_dead_letters() == 2
+    result = store.put([Rejected("t", b"p", f"r{i}", float(i)) for i in range(5)])
+    assert result.dropped == {"dead_letter_overflow": 2}  # in the commit, not later
+    assert store.trim_dead_letters() == 0
     assert [d[3] for d in store.dead_letters()] == ["r4", "r3", "r2"]
     assert store.stats().dropped() == {"dead_letter_overflow": 2}
+    assert store.stats().counters["dead_letter_bytes"] == 3 * len("tr2p")
 
 
 def test_done_after_a_drop_counts_each_event_once(open_store):

@@ -1,0 +1,269 @@
+"""The gateway's own broker login and TLS, against a real Mosquitto configured here with
+a password file (mosquitto_passwd), an ACL and a TLS listener (a CA made in the test).
+
+Who can reach it: anyone on the site's network can open a TCP connection to the
+broker; these tests make the attacks of issue 12 on the gateway's side of it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import logging
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion
+
+from nps_edge.broker import free_port, mosquitto_binary, terminate, wait_for_port
+from nps_edge.processes import wait_until
+
+GATEWAY_USER, GATEWAY_PASSWORD = "gw-site1", "gw-secret-4d2f9a"
+DEVICE_USER, DEVICE_PASSWORD = "nps-a1b2c3", "dev-secret-77e1"
+
+
+@dataclass
+class SecureBroker:
+    address: str
+    workdir: Path
+    proc: subprocess.Popen
+    ca: Path | None = None
+
+
+def make_ca(workdir: Path, name: str) -> tuple[Path, ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )  # fmt: skip
+        .sign(key, hashes.SHA256())
+    )
+    path = workdir / f"{name}.crt"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path, key, cert
+
+
+def make_server_cert(
+    workdir: Path, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
+) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    crt, pem = workdir / "server.crt", workdir / "server.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pem.chmod(0o600)
+    return crt, pem
+
+
+def start_secure_broker(workdir: Path, tls: bool) -> SecureBroker:
+    binary = mosquitto_binary()
+    passwd_tool = shutil.which("mosquitto_passwd")
+    if binary is None or passwd_tool is None:
+        pytest.skip("mosquitto and mosquitto_passwd are needed: apt-get install mosquitto")
+    workdir.mkdir(parents=True, exist_ok=True)
+    passwd = workdir / "passwd"
+    passwd.touch(mode=0o600)
+    for user, password in ((GATEWAY_USER, GATEWAY_PASSWORD), (DEVICE_USER, DEVICE_PASSWORD)):
+        subprocess.run([passwd_tool, "-b", str(passwd), user, password], check=True)
+    acl = workdir / "acl"
+    acl.write_text(
+        f"user {GATEWAY_USER}\n"
+        + "".join(f"topic read nps/v1/+/{k}\n" for k in ("feedback", "telemetry", "status"))
+        + "topic write nps/v1/+/cmd\n\n"
+        + "pattern write nps/v1/%u/feedback\npattern write nps/v1/%u/telemetry\n"
+        + "pattern write nps/v1/%u/status\npattern read nps/v1/%u/cmd\n"
+    )
+    port = free_port()
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous false",
+        f"password_file {passwd}",
+        f"acl_file {acl}",
+        "persistence false",
+        f"log_dest file {workdir}/mosquitto.log",
+        "log_type all",
+        "user root",
+    ]
+    ca = None
+    if tls:
+        ca, ca_key, ca_cert = make_ca(workdir, "site-ca")
+        crt, key = make_server_cert(workdir, ca_key, ca_cert)
+        lines += [f"cafile {ca}", f"certfile {crt}", f"keyfile {key}"]
+    conf = workdir / "mosquitto.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
+    wait_for_port("127.0.0.1", port, proc=proc)
+    return SecureBroker(f"127.0.0.1:{port}", workdir, proc, ca)
+
+
+@pytest.fixture
+def plain_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    broker = start_secure_broker(tmp_path_factory.mktemp("auth-broker"), tls=False)
+    yield broker
+    terminate(broker.proc, 10)
+
+
+@pytest.fixture
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    broker = start_secure_broker(tmp_path_factory.mktemp("tls-broker"), tls=True)
+    yield broker
+    terminate(broker.proc, 10)
+
+
+def device_publish(
+    broker: SecureBroker, messages: list[tuple[str, bytes]], ca: Path | None = None
+) -> None:
+    """Publish as the registered device (its own login; client id = username)."""
+    host, port = broker.address.rsplit(":", 1)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=DEVICE_USER)
+    client.username_pw_set(DEVICE_USER, DEVICE_PASSWORD)
+    if ca:
+        client.tls_set(ca_certs=str(ca))
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        for topic, payload in messages:
+            info = client.publish(topic, payload, qos=1)
+            info.wait_for_publish(timeout=30)
+            assert info.is_published()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def gateway_log(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(
+        f"{r.getMessage()} {json.dumps(getattr(r, 'fields', {}), default=str)}"
+        for r in caplog.records
+    )
+
+
+def test_gateway_with_its_login_receives(plain_broker, run_gateway, fake_server, make, monkeypatch):
+    monkeypatch.setenv("NPS_EDGE_BROKER_PASSWORD", GATEWAY_PASSWORD)  # env, never a flag
+    run_gateway(plain_broker.address, fake_server.client(), broker_username=GATEWAY_USER)
+    device_publish(
+        plain_broker,
+        [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=s))) for s in (1, 2)],
+    )
+    wait_until(lambda: len(fake_server.received) == 2, timeout=20, what="events via login")
+
+
+def test_anonymous_and_wrong_password_are_refused_and_said_once(
+    plain_broker, run_gateway, fake_server, caplog
+):
+    caplog.set_level(logging.INFO, logger="nps_edge")
+    gw = run_gateway(
+        plain_broker.address,
+        fake_server.client(),
+        wait=False,
+        broker_username=GATEWAY_USER,
+        broker_password="wrong-password-31337",
+    )
+    wait_until(gw.receiver.refused.is_set, timeout=20, what="the broker's refusal")
+    # paho retries (1 s, then longer): wait for a second refusal in the broker's log
+    log = plain_broker.workdir / "mosquitto.log"
+    wait_until(lambda: log.read_text().count("not authorised") >= 2, timeout=30, what="retry")
+    text = gateway_log(caplog)
+    assert text.count("broker refused the gateway's login") == 1
+    assert "check broker_username and broker_password" in text
+    assert "wrong-password-31337" not in text and "good" not in text  # no secret logged
+    assert not gw.receiver.subscribed.is_set()
+
+    anonymous = run_gateway(plain_broker.address, fake_server.client(), wait=False)
+    wait_until(anonymous.receiver.refused.is_set, timeout=20, what="anonymous refused")
+    assert not anonymous.receiver.subscribed.is_set()
+
+
+def test_gateway_over_tls_verifies_the_broker(tls_broker, run_gateway, fake_server, make):
+    gw = run_gateway(
+        tls_broker.address,
+        fake_server.client(),
+        broker_username=GATEWAY_USER,
+        broker_password=GATEWAY_PASSWORD,
+        broker_tls=True,
+        broker_ca=tls_broker.ca,
+    )
+    assert gw.receiver.connected.is_set()
+    device_publish(
+        tls_broker,
+        [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=1)))],
+        ca=tls_broker.ca,
+    )
+    wait_until(lambda: len(fake_server.received) == 1, timeout=20, what="the event over TLS")
+
+
+def test_gateway_refuses_a_broker_not_signed_by_its_ca(
+    tls_broker, run_gateway, fake_server, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO, logger="nps_edge")
+    other_ca, _, _ = make_ca(tmp_path, f"other-{uuid.uuid4().hex[:6]}")
+    gw = run_gateway(
+        tls_broker.address,
+        fake_server.client(),
+        wait=False,
+        broker_username=GATEWAY_USER,
+        broker_password=GATEWAY_PASSWORD,
+        broker_tls=True,
+        broker_ca=other_ca,
+    )
+    wait_until(
+        lambda: "broker certificate not trusted" in gateway_log(caplog),
+        timeout=30,
+        what="the TLS refusal logged",
+    )
+    assert not gw.receiver.connected.is_set()
+    assert GATEWAY_PASSWORD not in gateway_log(caplog)
