@@ -6,16 +6,18 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from nps_edge.broker import free_port
 from nps_edge.story import Story, generate, scenario_events
-from tests.conftest import ROOT
+from tests.conftest import CHROMIUM_ARGS, ROOT
 
 BATCH = 1000
 LOST_SEQS = range(200, 204)
@@ -91,15 +93,17 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     pytest.fail(f"nps-edge server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def live_server(
-    nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("dashboard-server")
+@contextmanager
+def running_server(
+    nps_edge_bin: str, tmp: Path, **settings: str
+) -> Iterator[tuple[str, str, Path]]:
+    """`nps-edge server` on a free port with a temp SQLite database: (base URL, db, log).
+    `settings` become `NPS_EDGE_<NAME>` variables."""
     db = f"sqlite:///{tmp}/x.db"
     port = free_port()
     log = tmp / "server.log"
     env = {**os.environ, "NPS_EDGE_NODE_MODULES": str(ROOT / "node_modules")}
+    env.update({f"NPS_EDGE_{k.upper()}": v for k, v in settings.items()})
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [nps_edge_bin, "server", "--db", db, "--host", "127.0.0.1", "--port", str(port)],
@@ -110,6 +114,22 @@ def live_server(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc, log)  # the server migrated the database before listening
+        yield base, db, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("dashboard-server")
+    with running_server(nps_edge_bin, tmp) as (base, db, log):
         operator, gateway = _tokens(nps_edge_bin, db, ("operator", "ops"), ("gateway", "gw-test"))
         story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
         scenarios = generate(story)
@@ -124,10 +144,16 @@ def live_server(
         for e in events:
             server.next_seq[e["device"]] = max(server.next_seq.get(e["device"], 0), e["seq"] + 1)
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import CHROMIUM_ARGS, ROOT, missing
+from tests.conftest import ROOT, missing
 from tests.dashboard.conftest import LOST_SEQS, LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -31,19 +31,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get("NPS_EDGE_SCREENSHOTS") == "1":
         return ROOT / "docs" / "screenshots"
     return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
 
 
 def login(page: Page, server: LiveServer) -> None:

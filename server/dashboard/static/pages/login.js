@@ -2,15 +2,14 @@
 
 import { api, ApiError } from "../api.js";
 import { html } from "../format.js";
+import { safeNext } from "../redirect.js";
 import { setTitle } from "../ui.js";
 
 export const name = "login";
 export const isPublic = true;
 
 function nextUrl() {
-  const next = new URLSearchParams(location.search).get("next") || "/";
-  // Only same-site paths: never bounce to another origin after login.
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/login") ? next : "/";
+  return safeNext(new URLSearchParams(location.search).get("next"), location.origin);
 }
 
 export async function render(main) {
