@@ -1,9 +1,10 @@
 """Tables and their public shapes, one module per entity family."""
 
 from server.models.alerts import Alert, AlertComment, WebhookDelivery
-from server.models.auth import LoginSession, Token
+from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
+from server.models.registry import RegisteredDevice
 
 __all__ = [
     "Alert",
@@ -12,8 +13,10 @@ __all__ = [
     "DeadLetter",
     "Device",
     "Feedback",
+    "LoginFailure",
     "LoginSession",
     "Presence",
+    "RegisteredDevice",
     "Telemetry",
     "Token",
     "WebhookDelivery",

@@ -112,3 +112,26 @@ def test_0004_leaves_room_on_rollup_pages_on_postgres(postgres_url: str) -> None
     downgrade(engine, "0003")
     assert {opts for _, opts in options()} == {()}
     engine.dispose()
+
+
+def test_0005_keeps_revoked_tokens_revoked_both_ways(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO token (name, role, token_hash, created_at, revoked) VALUES"
+            " ('old', 'gateway', 'h1', 100.0, 1), ('live', 'operator', 'h2', 200.0, 0)"
+        )
+    upgrade(engine)
+    with engine.begin() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT name, site, revoked_at, last_used_at FROM token ORDER BY name"
+        ).all()
+        assert [tuple(r) for r in rows] == [("live", None, None, None), ("old", None, 100.0, None)]
+        conn.exec_driver_sql("UPDATE token SET revoked_at = 300.0 WHERE name = 'live'")
+    downgrade(engine, "0004")
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT name, revoked FROM token ORDER BY name").all()
+    assert [tuple(r) for r in rows] == [("live", 1), ("old", 1)]
+    assert "registered_device" not in inspect(engine).get_table_names()
+    engine.dispose()
