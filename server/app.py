@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nps_edge.protocol import IngestRequest, PresenceRequest
 from server import db
 from server.api import alerts, devices, feedback, ingest, nps, ops, session, stream
-from server.api.login_limit import MemoryLimiter
+from server.api.login_limit import TableLimiter
 from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
 from server.events import Bus
@@ -125,8 +125,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.events = bus
     app.state.ingest_slots = threading.BoundedSemaphore(INGEST_SLOTS)
     app.state.webhooks = sender
-    app.state.login_limiter = MemoryLimiter(
-        max_failures=settings.login_max_failures, window_s=settings.login_window_s
+    app.state.login_limiter = TableLimiter(
+        engine, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
     app.add_middleware(OriginCheck, settings=settings)  # CSRF: server/api/origin.py
     _install_errors(app)

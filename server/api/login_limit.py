@@ -1,22 +1,27 @@
 """The dashboard login's rate limit: so many failed logins per client address in a
 sliding window, then 429 with Retry-After until the oldest failure leaves the window.
 
-`LoginLimiter` is what the login route needs; `MemoryLimiter` keeps the failures in
-this process (tests, a single worker).
+`LoginLimiter` is what the login route needs; `TableLimiter` keeps the failures in
+the database, shared by every server worker.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
-import threading
-from collections import deque
 from typing import Protocol
+
+from sqlalchemy import Engine, delete, select
+from sqlmodel import Session
+
+from server.db import write_session
+from server.models import LoginFailure
+from server.sql import table_of
 
 # Where a client holds a whole IPv6 /64 (RFC 4291 section 2.5.4: the usual subnet
 # size), counting per address would give it 2^64 fresh starts.
 IPV6_PREFIX = 64
-MAX_KEYS = 100_000  # bounds the memory an address-hopping attacker can take
+FAILURE = table_of(LoginFailure).c
 
 
 def limit_key(address: str) -> str:
@@ -50,39 +55,34 @@ def retry_after(wait_s: float) -> str:
     return str(max(1, math.ceil(wait_s)))
 
 
-class MemoryLimiter:
-    """Failures in this process's memory; thread-safe (sync routes run in a pool)."""
+class TableLimiter:
+    """Failures in the `login_failure` table, so every server worker sees the same count."""
 
-    def __init__(self, *, max_failures: int, window_s: float) -> None:
+    def __init__(self, engine: Engine, *, max_failures: int, window_s: float) -> None:
+        self.engine = engine
         self.max_failures = max_failures
         self.window_s = window_s
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.get(key, deque())
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        return times
 
     def wait_s(self, key: str, *, now: float) -> float:
-        with self._lock:
-            times = self._recent(key, now)
-            if len(times) < self.max_failures:
-                return 0.0
-            return times[-self.max_failures] + self.window_s - now
+        with Session(self.engine) as session:
+            recent = (
+                session.execute(
+                    select(FAILURE.at)
+                    .where(FAILURE.key == key[:128], FAILURE.at > now - self.window_s)
+                    .order_by(FAILURE.at.desc())
+                    .limit(self.max_failures)
+                )
+                .scalars()
+                .all()
+            )
+        if len(recent) < self.max_failures:
+            return 0.0
+        return recent[-1] + self.window_s - now
 
     def failed(self, key: str, *, now: float) -> None:
-        with self._lock:
-            times = self._recent(key, now)
-            times.append(now)
-            self._failures[key] = times
-            if len(self._failures) > MAX_KEYS:
-                self._forget(now)
-
-    def _forget(self, now: float) -> None:
-        """Drop keys with no failure in the window, then the stalest until under the bound."""
-        for key in [k for k, t in self._failures.items() if not self._recent(k, now)]:
-            del self._failures[key]
-        while len(self._failures) > MAX_KEYS:
-            del self._failures[min(self._failures, key=lambda k: self._failures[k][-1])]
+        """Record it, and drop every failure that has left the window (the table stays
+        as small as the failures of the last `window_s`)."""
+        with write_session(self.engine) as session:
+            session.add(LoginFailure(key=key[:128], at=now))
+            session.execute(delete(LoginFailure).where(FAILURE.at <= now - self.window_s))
+            session.commit()

@@ -10,12 +10,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from sqlalchemy import select
 from sqlmodel import Session
 
 from server.api.deps import COOKIE
-from server.api.login_limit import MAX_KEYS, MemoryLimiter, limit_key
+from server.api.login_limit import TableLimiter, limit_key
 from server.app import create_app
 from server.db import make_engine
+from server.models import LoginFailure
 from server.settings import Settings
 from server.tokens import create_token
 from tests.server.factory import feedback
@@ -238,8 +240,14 @@ def test_the_eleventh_failed_login_gets_429_and_another_address_still_logs_in(
     assert counted("nps_edge_login_throttled_total") - throttled_before == 3
 
 
-def test_the_limiter_slides_its_window() -> None:
-    limiter = MemoryLimiter(max_failures=3, window_s=300)
+@pytest.fixture
+def limiter(db_url: str) -> Iterator[TableLimiter]:
+    engine = make_engine(db_url)
+    yield TableLimiter(engine, max_failures=3, window_s=300)
+    engine.dispose()
+
+
+def test_the_limiter_slides_its_window(limiter: TableLimiter) -> None:
     for t in (0.0, 100.0, 200.0):
         assert limiter.wait_s("a", now=t) == 0
         limiter.failed("a", now=t)
@@ -250,13 +258,23 @@ def test_the_limiter_slides_its_window() -> None:
     assert limiter.wait_s("a", now=301.0) == pytest.approx(99.0)
 
 
-def test_the_limiter_forgets_stale_addresses_to_bound_its_memory() -> None:
-    limiter = MemoryLimiter(max_failures=2, window_s=10)
-    for i in range(MAX_KEYS):
-        limiter.failed(f"k{i}", now=0.0)
-    limiter.failed("late", now=20.0)  # past the bound: the stale ones go
-    assert limiter.wait_s("late", now=20.0) == 0
-    assert len(limiter._failures) == 1
+def test_the_failures_table_keeps_only_the_window(limiter: TableLimiter) -> None:
+    for i in range(50):
+        limiter.failed(f"10.0.0.{i}", now=float(i))
+    limiter.failed("late", now=1000.0)
+    with Session(limiter.engine) as session:
+        assert session.execute(select(LoginFailure.key)).scalars().all() == ["late"]
+
+
+def test_workers_share_the_count(db_url: str) -> None:
+    """Two apps on one database (two server workers): failures at one block the other."""
+    engines = [make_engine(db_url) for _ in range(2)]
+    one, two = (TableLimiter(e, max_failures=2, window_s=300) for e in engines)
+    one.failed("192.0.2.1", now=10.0)
+    two.failed("192.0.2.1", now=11.0)
+    assert one.wait_s("192.0.2.1", now=12.0) == two.wait_s("192.0.2.1", now=12.0) == 298.0
+    for e in engines:
+        e.dispose()
 
 
 def test_an_ipv6_client_is_counted_by_its_64() -> None:
