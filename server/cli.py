@@ -1,13 +1,24 @@
-"""`nps-edge server` and `nps-edge token create`."""
+"""`nps-edge server`, `nps-edge token create|list|revoke`, `nps-edge device add|list|revoke`.
+
+Library errors become one clear line on stderr: exit 2 for input the caller can
+correct (a bad role, site or id, a duplicate, an unknown name), 1 when the
+database cannot be opened or written.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from server.settings import DEFAULT_DB, Settings
 
@@ -17,81 +28,214 @@ DbOption = Annotated[
         "--db", help=f"SQLAlchemy URL (default {DEFAULT_DB}; env NPS_EDGE_DB)", show_default=False
     ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="one JSON object per line")]
+
+
+def server(
+    db: DbOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (env NPS_EDGE_HOST)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="port (env NPS_EDGE_PORT)")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="worker processes, each storing one batch at a time; one per CPU core for"
+            " ingest throughput (env NPS_EDGE_WORKERS)"
+        ),
+    ] = None,
+) -> None:
+    """Run the API and the dashboard."""
+    import uvicorn
+
+    from server.db import make_engine, upgrade
+
+    for name, value in (("DB", db), ("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"NPS_EDGE_{name}"] = str(value)
+    settings = Settings()
+    try:
+        engine = make_engine(settings.db)
+        upgrade(engine)  # once, before any worker starts
+        engine.dispose()
+    except SQLAlchemyError as err:
+        typer.echo(f"nps-edge server: cannot open the database {settings.db!r}: {err}", err=True)
+        raise typer.Exit(1) from None
+    with ExitStack() as stack:
+        if settings.workers > 1:  # each worker's live stream shows every worker's events
+            relay = stack.enter_context(tempfile.TemporaryDirectory(prefix="nps-edge-relay-"))
+            os.environ["NPS_EDGE_RELAY_DIR"] = relay
+        uvicorn.run(
+            "server.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level="info",
+        )
+
+
+@contextmanager
+def _database(command: str, db: str | None) -> Iterator[Session]:
+    """A session on the migrated database; library errors turned into exit codes."""
+    from server.db import make_engine, upgrade
+
+    url = db or Settings().db
+    try:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            with Session(engine, expire_on_commit=False) as session:
+                yield session
+        finally:
+            engine.dispose()
+    except ValueError as err:  # the registry's and the tokens' named errors
+        typer.echo(f"nps-edge {command}: {err}", err=True)
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as err:
+        shown = make_url(url).render_as_string(hide_password=True)
+        typer.echo(f"nps-edge {command}: cannot use the database {shown!r}: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _when(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def token_create(
+    role: Annotated[str, typer.Option(help="gateway, viewer, operator or admin")],
+    name: Annotated[
+        str, typer.Option(help="who or what holds it; a gateway's token name is its gateway id")
+    ],
+    site: Annotated[
+        str | None,
+        typer.Option(help="required for a gateway (its site); limits a person to one site"),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Print a new token, and nothing else, on stdout."""
+    from server.tokens import create_token
+
+    with _database("token create", db) as session:
+        secret = create_token(session, name=name, role=role, site=site)
+    typer.echo(secret)
+
+
+def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every token's name, role, site, creation, last use and revocation; never the secret."""
+    from server.models.auth import TokenPublic
+    from server.tokens import list_tokens
+
+    with _database("token list", db) as session:
+        rows = [TokenPublic.model_validate(t, from_attributes=True) for t in list_tokens(session)]
+    if as_json:
+        for r in rows:
+            typer.echo(r.model_dump_json())
+        return
+    _table(
+        [["NAME", "ROLE", "SITE", "CREATED", "LAST USED", "REVOKED"]]
+        + [
+            [
+                r.name,
+                r.role,
+                r.site or "-",
+                _when(r.created_at),
+                _when(r.last_used_at),
+                _when(r.revoked_at),
+            ]
+            for r in rows
+        ]  # fmt: skip
+    )
+
+
+def token_revoke(
+    name: Annotated[str, typer.Option(help="the token's name, as `token list` shows it")],
+    db: DbOption = None,
+) -> None:
+    """Revoke the live tokens of that name; refused from the next request on."""
+    from server.tokens import revoke_token
+
+    with _database("token revoke", db) as session:
+        n = len(revoke_token(session, name=name))
+    typer.echo(f"revoked {n} token{'s' if n != 1 else ''} named {name!r}", err=True)
+
+
+def device_add(
+    site: Annotated[str, typer.Option(help="the site the device belongs to")],
+    device_id: Annotated[
+        str | None, typer.Option("--id", help="device id (default nps- and 6 random hex digits)")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Register a device; print one JSON line with its broker login, shown only this once."""
+    from server.registry import add_device
+
+    with _database("device add", db) as session:
+        row, password = add_device(session, site=site, device_id=device_id)
+    line = {"device": row.device, "site": row.site, "username": row.username, "password": password}
+    typer.echo(json.dumps(line))
+
+
+def device_list(
+    db: DbOption = None,
+    site: Annotated[str | None, typer.Option(help="only this site's devices")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The registered devices (revoked ones too); never the password hash."""
+    from server.models.registry import RegisteredDevicePublic
+    from server.registry import list_devices
+
+    with _database("device list", db) as session:
+        rows = [
+            RegisteredDevicePublic.model_validate(d, from_attributes=True)
+            for d in list_devices(session, site=site)
+        ]
+    if as_json:
+        for r in rows:
+            typer.echo(r.model_dump_json())
+        return
+    _table(
+        [["DEVICE", "SITE", "USERNAME", "CREATED", "REVOKED"]]
+        + [[r.device, r.site, r.username, _when(r.created_at), _when(r.revoked_at)] for r in rows]
+    )
+
+
+def device_revoke(
+    device_id: Annotated[str, typer.Option("--id", help="the device to revoke")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a device: its events are rejected at once; the broker refuses it once its
+    config is written again (`nps-edge broker config`) and reloaded."""
+    from server.registry import revoke_device
+
+    with _database("device revoke", db) as session:
+        row = revoke_device(session, device_id=device_id)
+    typer.echo(f"revoked {row.device} (site {row.site})", err=True)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(help="Run the API and the dashboard.")
-    def server(
-        db: DbOption = None,
-        host: Annotated[
-            str | None, typer.Option(help="address to listen on (env NPS_EDGE_HOST)")
-        ] = None,
-        port: Annotated[int | None, typer.Option(help="port (env NPS_EDGE_PORT)")] = None,
-        workers: Annotated[
-            int | None,
-            typer.Option(
-                help="worker processes, each storing one batch at a time; one per CPU core for"
-                " ingest throughput (env NPS_EDGE_WORKERS)"
-            ),
-        ] = None,
-    ) -> None:
-        import uvicorn
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from server.db import make_engine, upgrade
-
-        for name, value in (("DB", db), ("HOST", host), ("PORT", port), ("WORKERS", workers)):
-            if value is not None:
-                os.environ[f"NPS_EDGE_{name}"] = str(value)
-        settings = Settings()
-        try:
-            engine = make_engine(settings.db)
-            upgrade(engine)  # once, before any worker starts
-            engine.dispose()
-        except SQLAlchemyError as err:
-            typer.echo(
-                f"nps-edge server: cannot open the database {settings.db!r}: {err}", err=True
-            )
-            raise typer.Exit(1) from None
-        with ExitStack() as stack:
-            if settings.workers > 1:  # each worker's live stream shows every worker's events
-                relay = stack.enter_context(tempfile.TemporaryDirectory(prefix="nps-edge-relay-"))
-                os.environ["NPS_EDGE_RELAY_DIR"] = relay
-            uvicorn.run(
-                "server.app:app_from_env",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=settings.workers,
-                log_level="info",
-            )
-
-    token = typer.Typer(help="Create gateway and operator tokens.", no_args_is_help=True)
-
-    @token.command("create", help="Print a new token, and nothing else, on stdout.")
-    def create(
-        role: Annotated[str, typer.Option(help="gateway or operator")],
-        name: Annotated[str, typer.Option(help="who or what holds it (shown in the audit trail)")],
-        db: DbOption = None,
-    ) -> None:
-        from sqlalchemy.exc import SQLAlchemyError
-        from sqlmodel import Session
-
-        from server.db import make_engine, upgrade
-        from server.tokens import create_token
-
-        url = db or Settings().db
-        try:
-            engine = make_engine(url)
-            upgrade(engine)
-            with Session(engine) as session:
-                secret = create_token(session, name=name, role=role)
-        except ValueError as err:
-            typer.echo(f"nps-edge token create: {err}", err=True)
-            raise typer.Exit(2) from None
-        except SQLAlchemyError as err:
-            typer.echo(f"nps-edge token create: cannot open the database {url!r}: {err}", err=True)
-            raise typer.Exit(1) from None
-        typer.echo(secret)
-
+    app.command(help="Run the API and the dashboard.")(server)
+    token = typer.Typer(help="Gateway and people's tokens.", no_args_is_help=True)
+    token.command("create", help="Print a new token, and nothing else, on stdout.")(token_create)
+    token.command("list", help="List tokens: name, role, site, created, last used, revoked.")(
+        token_list
+    )
+    token.command("revoke", help="Revoke a token by name; effective on the next request.")(
+        token_revoke
+    )
     app.add_typer(token, name="token")
+    device = typer.Typer(help="The device registry.", no_args_is_help=True)
+    device.command("add", help="Register a device; prints one JSON line with its login.")(
+        device_add
+    )
+    device.command("list", help="List registered devices.")(device_list)
+    device.command("revoke", help="Revoke a registered device.")(device_revoke)
+    app.add_typer(device, name="device")

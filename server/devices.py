@@ -6,15 +6,18 @@ import time
 
 from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from nps_edge.protocol import PresenceRequest
+from server import binding
 from server.db import write_session
+from server.metrics import PRESENCE_IGNORED
 from server.models import Device, Feedback, Presence, Telemetry
 from server.nps import nps
 from server.schemas import DeviceDetail, DeviceRow, Gaps
 from server.settings import Settings
 from server.sql import table_of
+from server.validation import reason_class
 
 D = table_of(Device).c
 
@@ -85,24 +88,59 @@ def gaps(session: Session, *, device: str) -> Gaps | None:
     return Gaps(device=device, max_seq=dev.max_seq, received=dev.received, missing=missing)
 
 
-def record_presence(engine: Engine, *, request: PresenceRequest) -> int:
-    """Store presence reports; a device's current state is its newest report."""
+class PresenceIgnored(SQLModel):
+    """A presence update another site's gateway sent, ignored (`server.binding`)."""
+
+    index: int
+    device: str
+    error: str
+
+
+class PresenceResult(SQLModel):
+    accepted: int
+    ignored: list[PresenceIgnored] = []
+
+
+def record_presence(
+    engine: Engine, *, request: PresenceRequest, site: str | None
+) -> PresenceResult:
+    """Store presence reports; a device's current state is its newest report.
+
+    An update for a device that `site`'s gateway may not speak for (registered to
+    or first seen through another site, or revoked) is ignored and counted; one
+    for a device not bound yet is stored, and binds nothing (events bind).
+    `site` None: a trusted in-process caller, nothing is checked.
+    """
     if not request.updates:
-        return 0
+        return PresenceResult(accepted=0)
+    ignored: list[PresenceIgnored] = []
     with write_session(engine) as session:
-        session.execute(
-            table_of(Presence).insert(),
-            [
-                {"device": u.device, "online": u.online, "fw": u.fw, "boot": u.boot,
-                 "rx_ts": u.rx_ts, "gateway": request.gateway}
-                for u in request.updates
-            ],
-        )  # fmt: skip
-        for u in sorted(request.updates, key=lambda u: (u.device, u.rx_ts)):
+        updates = list(enumerate(request.updates))
+        if site is not None:
+            known = binding.lookup(session, (u.device for u in request.updates))
+            kept = []
+            for i, u in updates:
+                reason = binding.refusal(u.device, None, site=site, known=known)
+                if reason is None:
+                    kept.append((i, u))
+                else:
+                    ignored.append(PresenceIgnored(index=i, device=u.device, error=reason))
+                    PRESENCE_IGNORED.labels(reason=reason_class(reason)).inc()
+            updates = kept
+        if updates:
+            session.execute(
+                table_of(Presence).insert(),
+                [
+                    {"device": u.device, "online": u.online, "fw": u.fw, "boot": u.boot,
+                     "rx_ts": u.rx_ts, "gateway": request.gateway}
+                    for _, u in updates
+                ],
+            )  # fmt: skip
+        for _, u in sorted(updates, key=lambda iu: (iu[1].device, iu[1].rx_ts)):
             dev = session.get(Device, u.device)
             if dev is not None and (dev.presence_ts is None or u.rx_ts >= dev.presence_ts):
                 dev.online, dev.presence_ts = u.online, u.rx_ts
                 if u.fw:
                     dev.fw = u.fw
         session.commit()
-    return len(request.updates)
+    return PresenceResult(accepted=len(updates), ignored=ignored)

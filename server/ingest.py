@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, text
@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from nps_edge.protocol import ForwardedFeedback, ForwardedTelemetry, Rejection
 from server import alerts as alerting
-from server import rollups
+from server import binding, rollups
 from server.db import write_session
 from server.join import FeedbackRow
 from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
@@ -67,24 +67,36 @@ def ingest_batch(
     gateway: str,
     events: Sequence[Any],
     settings: Settings,
+    site: str | None,
     now: float | None = None,
 ) -> Outcome:
+    """`site` is the gateway token's site: events another site's gateway owns are
+    rejected (`server.binding`). None only for trusted in-process callers (benchmarks)."""
     now = time.time() if now is None else now
     good, bad, repeats = validate(events)
     out = Outcome(rejected=bad, duplicates=repeats)
     todo = good
     plan = None
+    unbound: set[str] = set()
     # SQLite has one writer at a time: work the batch out before taking its lock.
     # PostgreSQL locks rows only as they are written, so there the batch is
     # worked out inside the transaction, saving one.
     if good and engine.dialect.name == "sqlite":
         with Session(engine) as snapshot:
-            todo = _unless_resent(snapshot, good)
+            todo, unbound = _bound_to(snapshot, good, events, bad, site=site)
+            todo = _unless_resent(snapshot, todo)
             if todo:
                 plan = prepare(snapshot, todo, gateway=gateway, settings=settings, now=now)
     with write_session(engine) as session:
         if plan is None:
+            todo, _ = _bound_to(session, todo, events, bad, site=site)
             todo = _unless_resent(session, todo)
+        elif unbound:
+            # A device first seen in this batch may have been bound by another
+            # site's batch since the snapshot: check those again under the lock.
+            kept, _ = _bound_to(session, todo, events, bad, site=site, only=unbound)
+            if len(kept) != len(todo):
+                todo, plan = kept, None
         fresh, plan = _store_new_events(
             session, todo, plan, gateway=gateway, settings=settings, now=now
         )
@@ -108,6 +120,44 @@ def ingest_batch(
     for r in bad:
         EVENTS_REJECTED.labels(reason=reason_class(r.error)).inc()
     return out
+
+
+def _bound_to(
+    session: Session,
+    events: list[Forwarded],
+    raw: Sequence[Any],
+    bad: list[Rejected],
+    *,
+    site: str | None,
+    only: set[str] | None = None,
+) -> tuple[list[Forwarded], set[str]]:
+    """The events `site`'s gateway may deliver (`server.binding`), and the devices of
+    those that nothing binds yet; the others are added to `bad` with their reason.
+    `only` limits the check to those devices. One query for the whole batch."""
+    if site is None or not events:
+        return events, set()
+    devices = {ev.device for ev in events} if only is None else only
+    known = binding.lookup(session, devices)
+    kept: list[Forwarded] = []
+    refused: dict[str, str] = {}
+    for ev in events:
+        reason = None
+        if ev.device in devices:
+            reason = binding.refusal(ev.device, ev.site, site=site, known=known)
+        if reason is None:
+            kept.append(ev)
+        else:
+            refused[ev.id] = reason
+    if refused:
+        # Good events keep no batch index: find each refused id's first place in the body.
+        for i, obj in enumerate(raw):
+            if not isinstance(obj, dict):
+                continue
+            reason = refused.pop(obj.get("id"), None)  # type: ignore[arg-type]
+            if reason is not None:
+                bad.append(Rejected(i, obj["id"], reason, obj))
+        bad.sort(key=attrgetter("index"))
+    return kept, {d for d in devices if not known.bound(d)}
 
 
 def _store_new_events(

@@ -9,6 +9,11 @@ EVENTS_DUPLICATE = Counter("nps_edge_ingest_duplicates_total", "Events already s
 EVENTS_REJECTED = Counter(
     "nps_edge_ingest_rejected_total", "Events rejected, by the field at fault", ["reason"]
 )
+PRESENCE_IGNORED = Counter(
+    "nps_edge_presence_ignored_total",
+    "Presence updates ignored: another site's gateway sent them (issue 12)",
+    ["reason"],
+)
 REQUESTS_REFUSED = Counter("nps_edge_requests_refused_total", "Whole requests refused", ["status"])
 INGEST_SECONDS = Histogram("nps_edge_ingest_seconds", "Time to ingest one batch")
 WEBHOOK_DELIVERIES = Counter(

@@ -14,10 +14,10 @@ from sqlmodel import Session
 
 from server.analytics import Filters
 from server.settings import Settings
-from server.tokens import find_session, find_token
+from server.tokens import find_token, session_token, touch_token
 
 COOKIE = "nps_session"
-bearer = HTTPBearer(auto_error=False, description="A gateway or operator token")
+bearer = HTTPBearer(auto_error=False, description="A gateway, viewer, operator or admin token")
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -37,41 +37,75 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 @dataclass(frozen=True)
 class Caller:
+    """Who is calling: a token's name and role, and the site it is limited to (None: all)."""
+
     name: str
     role: str
+    site: str | None = None
 
 
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _by_token(session: Session, creds: HTTPAuthorizationCredentials | None, role: str) -> Caller:
+def _by_token(
+    request: Request, session: Session, creds: HTTPAuthorizationCredentials | None,
+    roles: tuple[str, ...],
+) -> Caller:  # fmt: skip
     if creds is None:
-        raise _unauthorized(f"missing token: send 'Authorization: Bearer <{role} token>'")
+        raise _unauthorized(f"missing token: send 'Authorization: Bearer <{roles[0]} token>'")
     tok = find_token(session, token=creds.credentials)
     if tok is None:
         raise _unauthorized("unknown or revoked token")
-    if tok.role != role:
-        raise _unauthorized(f"a {tok.role} token cannot be used here; this needs a {role} token")
-    return Caller(tok.name, tok.role)
+    if tok.role not in roles:
+        raise _unauthorized(
+            f"a {tok.role} token cannot be used here; this needs a {' or '.join(roles)} token"
+        )
+    if tok.role == "gateway" and tok.site is None:
+        raise _unauthorized(
+            f"gateway token {tok.name!r} has no site (made before tokens were bound to sites):"
+            " re-create it with 'nps-edge token create --role gateway --site SITE --name NAME'"
+        )
+    touch_token(request.app.state.engine, token=tok, now=time.time())
+    return Caller(tok.name, tok.role, tok.site)
 
 
-def gateway_caller(session: SessionDep, creds: Credentials) -> Caller:
-    return _by_token(session, creds, "gateway")
+def _person(
+    request: Request, session: Session, creds: HTTPAuthorizationCredentials | None,
+    roles: tuple[str, ...],
+) -> Caller:  # fmt: skip
+    """A person by bearer token, or by the dashboard's session cookie when no token is sent."""
+    sid = request.cookies.get(COOKIE)
+    if creds is None and sid:
+        tok = session_token(session, sid=sid, now=time.time())
+        if tok is None:
+            raise _unauthorized("session expired, logged out or revoked: log in again")
+        if tok.role not in roles:
+            raise HTTPException(403, f"a {tok.role} cannot do this; it needs {' or '.join(roles)}")
+        return Caller(tok.name, tok.role, tok.site)
+    return _by_token(request, session, creds, roles)
+
+
+def gateway_caller(request: Request, session: SessionDep, creds: Credentials) -> Caller:
+    return _by_token(request, session, creds, ("gateway",))
+
+
+def viewer_caller(request: Request, session: SessionDep, creds: Credentials) -> Caller:
+    return _person(request, session, creds, ("viewer", "operator", "admin"))
 
 
 def operator_caller(request: Request, session: SessionDep, creds: Credentials) -> Caller:
-    sid = request.cookies.get(COOKIE)
-    if creds is None and sid:
-        row = find_session(session, sid=sid, now=time.time())
-        if row is None:
-            raise _unauthorized("session expired or logged out: log in again")
-        return Caller(row.name, "operator")
-    return _by_token(session, creds, "operator")
+    return _person(request, session, creds, ("operator", "admin"))
+
+
+def admin_caller(request: Request, session: SessionDep, creds: Credentials) -> Caller:
+    return _person(request, session, creds, ("admin",))
 
 
 GatewayDep = Annotated[Caller, Depends(gateway_caller)]
+ViewerDep = Annotated[Caller, Depends(viewer_caller)]
 OperatorDep = Annotated[Caller, Depends(operator_caller)]
+AdminDep = Annotated[Caller, Depends(admin_caller)]
 
 
 def parse_time(name: str, value: str | None) -> float | None:

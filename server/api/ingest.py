@@ -19,8 +19,8 @@ from nps_edge.protocol import (
     PresenceRequest,
     describe,
 )
-from server.api.deps import GatewayDep
-from server.devices import record_presence
+from server.api.deps import Caller, GatewayDep
+from server.devices import PresenceResult, record_presence
 from server.ingest import ingest_batch
 from server.metrics import INGEST_SECONDS, REQUESTS_REFUSED
 from server.schemas import Message
@@ -28,7 +28,8 @@ from server.schemas import Message
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "bad or missing gateway token"},
+    401: {"model": Message, "description": "bad, revoked or missing gateway token"},
+    403: {"model": Message, "description": "the body's gateway is not the token's name"},
     413: {"model": Message, "description": "body over 2 MiB or more than 1000 events"},
     422: {"model": Message, "description": "a body that is not this shape"},
 }
@@ -71,6 +72,17 @@ def _shape(model: type[Any], raw: Any) -> Any:
         raise HTTPException(422, f"body is not {model.__name__}: {describe(err)}") from None
 
 
+def _same_gateway(caller: Caller, gateway: str) -> None:
+    """A gateway speaks only under its own token's name (issue 12)."""
+    if gateway != caller.name:
+        REQUESTS_REFUSED.labels(status="403").inc()
+        raise HTTPException(
+            403,
+            f"body names gateway {gateway[:64]!r}, but this token belongs to gateway"
+            f" {caller.name!r}: send the token's name, or use that gateway's token",
+        )
+
+
 def _ingest_in_turn(slots: threading.BoundedSemaphore, engine: Any, **kw: Any) -> Any:
     """ingest_batch once one of the worker's ingest slots is free (server.app.INGEST_SLOTS)."""
     with slots:
@@ -95,11 +107,12 @@ async def ingest(request: Request, response: Response, caller: GatewayDep) -> In
                 413, f"{len(raw['events'])} events; at most {MAX_BATCH_EVENTS} per batch"
             )
     body = _shape(IngestRequest, raw)
+    _same_gateway(caller, body.gateway)
     app = request.app
     with INGEST_SECONDS.time():
         out = await run_in_threadpool(
             _ingest_in_turn, app.state.ingest_slots, app.state.engine, gateway=body.gateway,
-            events=body.events, settings=app.state.settings,
+            events=body.events, settings=app.state.settings, site=caller.site,
         )  # fmt: skip
     app.state.events.published(out.feedback, out.alerts)
     # The gateway's next batch comes on a new connection, which goes to whichever
@@ -112,12 +125,16 @@ async def ingest(request: Request, response: Response, caller: GatewayDep) -> In
 
 @router.post(
     "/presence",
+    response_model=PresenceResult,
     responses=ERRORS,
     summary="Device presence from the retained status topic and the last will",
     openapi_extra=json_body("PresenceRequest"),
 )
-async def presence(request: Request, caller: GatewayDep) -> dict[str, int]:
+async def presence(request: Request, caller: GatewayDep) -> PresenceResult:
+    """Updates for devices of another site are ignored, each with its reason."""
     raw = await read_json(request)
     body = _shape(PresenceRequest, raw)
-    n = await run_in_threadpool(record_presence, request.app.state.engine, request=body)
-    return {"accepted": n}
+    _same_gateway(caller, body.gateway)
+    return await run_in_threadpool(
+        record_presence, request.app.state.engine, request=body, site=caller.site
+    )

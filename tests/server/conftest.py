@@ -98,14 +98,19 @@ def app(settings: Settings, engine: Engine) -> FastAPI:
 
 @pytest.fixture
 def tokens(app: FastAPI, engine: Engine) -> dict[str, str]:
+    """A gateway token (gateway `gw-1` of site `store-1`, the factory's defaults), an operator's."""
     with Session(engine) as session:
         return {
-            "gateway": create_token(session, name="gw-test", role="gateway"),
+            "gateway": create_token(session, name="gw-1", role="gateway", site="store-1"),
             "operator": create_token(session, name="alice", role="operator"),
         }
 
 
 @pytest.fixture
-def api(app: FastAPI, tokens: dict[str, str]) -> Iterator[Api]:
+def api(app: FastAPI, engine: Engine, tokens: dict[str, str]) -> Iterator[Api]:
+    def mint(gateway: str, site: str) -> str:
+        with Session(engine) as session:
+            return create_token(session, name=gateway, role="gateway", site=site)
+
     with TestClient(app) as client:
-        yield Api(client, tokens)
+        yield Api(client, tokens, mint)

@@ -2,25 +2,65 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
+
+from nps_edge.protocol import SITE_PATTERN
 
 T0 = 1_795_000_000.0  # Wednesday 2026-11-18T11:06:40Z
 
 
 class Api:
-    """A test client that knows the tokens."""
+    """A test client that knows the tokens; `mint(gateway, site)` makes a gateway token
+    for a gateway or site other than `tokens["gateway"]`'s (`gw-1` of `store-1`)."""
 
-    def __init__(self, client: TestClient, tokens: dict[str, str]) -> None:
+    def __init__(
+        self,
+        client: TestClient,
+        tokens: dict[str, str],
+        mint: Callable[[str, str], str] | None = None,
+    ) -> None:
         self.client = client
         self.tokens = tokens
+        self.mint = mint
+        self.gateways: dict[tuple[str, str], str] = {("gw-1", "store-1"): tokens["gateway"]}
 
-    def ingest(self, events: list[Any], gateway: str = "gw-1") -> Any:
+    def gateway_token(self, gateway: str, site: str) -> str:
+        """The token of `gateway` at `site` (each gateway token belongs to one site)."""
+        if (gateway, site) not in self.gateways:
+            assert self.mint is not None, f"no token for gateway {gateway} of site {site}"
+            self.gateways[(gateway, site)] = self.mint(gateway, site)
+        return self.gateways[(gateway, site)]
+
+    def ingest(self, events: list[Any], gateway: str = "gw-1", site: str | None = None) -> Any:
+        """Post a batch as `gateway` of `site`; without `site`, as each event's own site's
+        gateway (a batch mixing sites goes as one batch per site, the answers merged)."""
+        if site is not None:
+            return self._post(events, gateway, site)
+        parts: dict[str, list[int]] = {}
+        for i, ev in enumerate(events):
+            claimed = ev.get("site") if isinstance(ev, dict) else None
+            valid = isinstance(claimed, str) and re.fullmatch(SITE_PATTERN, claimed)
+            parts.setdefault(claimed if valid else "store-1", []).append(i)  # type: ignore[arg-type]
+        if len(parts) <= 1:
+            return self._post(events, gateway, next(iter(parts), "store-1"))
+        out: dict[str, Any] = {"accepted": 0, "duplicates": 0, "rejected": []}
+        for part_site, where in parts.items():
+            got = self._post([events[i] for i in where], gateway, part_site)
+            out["accepted"] += got["accepted"]
+            out["duplicates"] += got["duplicates"]
+            out["rejected"] += [r | {"index": where[r["index"]]} for r in got["rejected"]]
+        out["rejected"].sort(key=lambda r: r["index"])
+        return out
+
+    def _post(self, events: list[Any], gateway: str, site: str) -> Any:
         r = self.client.post(
             "/api/v1/ingest",
             json={"gateway": gateway, "events": events},
-            headers={"Authorization": f"Bearer {self.tokens['gateway']}"},
+            headers={"Authorization": f"Bearer {self.gateway_token(gateway, site)}"},
         )
         assert r.status_code == 200, r.text
         return r.json()

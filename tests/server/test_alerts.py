@@ -181,11 +181,11 @@ def test_webhook_signed_retried_and_logged(db_url: str, engine: Engine) -> None:
         )
         app = create_app(settings, engine=engine)
         with Session(engine) as s:
-            gw = create_token(s, name="gw", role="gateway")
+            gw = create_token(s, name="gw-1", role="gateway", site="store-1")
             op = create_token(s, name="op", role="operator")
         with TestClient(app) as client:
             client.post(
-                "/api/v1/ingest", json={"gateway": "gw", "events": [feedback(seq=1, score=3)]},
+                "/api/v1/ingest", json={"gateway": "gw-1", "events": [feedback(seq=1, score=3)]},
                 headers={"Authorization": f"Bearer {gw}"},
             )  # fmt: skip
             wait_until(
@@ -215,7 +215,7 @@ def test_stream_sends_new_feedback_and_alerts(app: object, tokens: dict[str, str
             assert resp.headers["content-type"].startswith("text/event-stream")
             lines = resp.iter_lines()
             assert next(lines) == ": connected"
-            batch = {"gateway": "gw", "events": [feedback(seq=1, score=4)]}
+            batch = {"gateway": "gw-1", "events": [feedback(seq=1, score=4)]}
             gw = {"Authorization": f"Bearer {tokens['gateway']}"}
             httpx.post(f"{base}/api/v1/ingest", json=batch, headers=gw)
             events = []

@@ -39,7 +39,7 @@ def _server(bin_: str, db: str, log: Path, workers: int = 1) -> Iterator[Served]
     engine = make_engine(db)  # tokens through the library: the command is tested above
     upgrade(engine)
     with Session(engine) as session:
-        gw = create_token(session, name="gw", role="gateway")
+        gw = create_token(session, name="gw-1", role="gateway", site="store-1")
         op = create_token(session, name="op", role="operator")
     engine.dispose()
     port = free_port()
@@ -59,7 +59,8 @@ def _server(bin_: str, db: str, log: Path, workers: int = 1) -> Iterator[Served]
 
 def _token(bin_: str, db: str, role: str) -> str:
     out = subprocess.run(
-        [bin_, "token", "create", "--db", db, "--role", role, "--name", f"{role}-1"],
+        [bin_, "token", "create", "--db", db, "--role", role, "--name", f"{role}-1",
+         "--site", "store-1"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return out.stdout
@@ -70,7 +71,7 @@ def test_token_create_prints_only_the_token(nps_edge_bin: str, tmp_path: Path) -
     out = _token(nps_edge_bin, db, "gateway")
     assert re.fullmatch(r"npsg_[A-Za-z0-9_-]{40,}\n", out)
     bad = subprocess.run(
-        [nps_edge_bin, "token", "create", "--db", db, "--role", "admin", "--name", "x"],
+        [nps_edge_bin, "token", "create", "--db", db, "--role", "root", "--name", "x"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode != 0 and bad.stdout == "" and "role" in bad.stderr
@@ -88,7 +89,7 @@ def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path)
     with _server(nps_edge_bin, db, tmp_path / "server.log") as srv:
         r = httpx.post(
             f"{srv.base}/api/v1/ingest",
-            json={"gateway": "gw", "events": [feedback(seq=1, score=10)]},
+            json={"gateway": "gw-1", "events": [feedback(seq=1, score=10)]},
             headers={"Authorization": f"Bearer {srv.gateway}"},
         )
         assert r.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
@@ -106,7 +107,7 @@ def _send_at_once(base: str, gw: str, batches: list[list[dict[str, Any]]]) -> li
         headers = {"Authorization": f"Bearer {gw}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
             start.wait()
-            r = client.post("/api/v1/ingest", json={"gateway": "gw", "events": batch})
+            r = client.post("/api/v1/ingest", json={"gateway": "gw-1", "events": batch})
             assert r.status_code == 200, r.text
             return r.json()  # type: ignore[no-any-return]
 
@@ -184,7 +185,7 @@ def test_the_live_stream_shows_what_every_worker_stores(nps_edge_bin: str, tmp_p
             for event in sent:  # one batch each, one connection each, in turn
                 r = httpx.post(
                     f"{srv.base}/api/v1/ingest",
-                    json={"gateway": "gw", "events": [event]},
+                    json={"gateway": "gw-1", "events": [event]},
                     headers={"Authorization": f"Bearer {srv.gateway}"},
                 )
                 assert r.json()["accepted"] == 1

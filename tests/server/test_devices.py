@@ -70,5 +70,5 @@ def test_presence_sets_online_state(api: Api) -> None:
         ]},
         headers={"Authorization": f"Bearer {api.tokens['gateway']}"},
     )  # fmt: skip
-    assert r.json() == {"accepted": 2}
+    assert r.json() == {"accepted": 2, "ignored": []}
     assert api.get("/api/v1/devices")[0]["online"] is False

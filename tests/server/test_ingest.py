@@ -167,7 +167,9 @@ def test_a_taken_key_that_no_stored_id_explains_is_raised_not_retried_forever(
 ) -> None:
     monkeypatch.setattr(ingest, "_store_events", lambda session, plan: False)
     with pytest.raises(RuntimeError, match="no event id is stored"):
-        ingest.ingest_batch(engine, gateway="gw-1", events=[feedback(seq=1)], settings=settings)
+        ingest.ingest_batch(
+            engine, gateway="gw-1", events=[feedback(seq=1)], settings=settings, site="store-1"
+        )
 
 
 def test_a_batch_mixing_good_bad_and_duplicate_events(api: Api) -> None:
@@ -188,7 +190,7 @@ def _post(client: TestClient, body: bytes | str, token: str | None, **headers: s
 
 
 def test_missing_wrong_or_operator_token_is_401(api: Api) -> None:
-    body = json.dumps({"gateway": "gw", "events": [feedback()]})
+    body = json.dumps({"gateway": "gw-1", "events": [feedback()]})
     for token in (None, "npsg_not-a-real-token", api.tokens["operator"]):
         r = _post(api.client, body, token)
         assert r.status_code == 401
@@ -198,10 +200,10 @@ def test_missing_wrong_or_operator_token_is_401(api: Api) -> None:
 
 def test_too_large_is_413(api: Api) -> None:
     gw = api.tokens["gateway"]
-    big = json.dumps({"gateway": "gw", "events": [feedback(seq=1, pad="x" * MAX_BODY_BYTES)]})
+    big = json.dumps({"gateway": "gw-1", "events": [feedback(seq=1, pad="x" * MAX_BODY_BYTES)]})
     r = _post(api.client, big, gw)
     assert r.status_code == 413 and "2 MiB" in r.json()["detail"]
-    many = json.dumps({"gateway": "gw", "events": [feedback(seq=i) for i in range(1, 1002)]})
+    many = json.dumps({"gateway": "gw-1", "events": [feedback(seq=i) for i in range(1, 1002)]})
     r = _post(api.client, many, gw)
     assert r.status_code == 413 and "1000" in r.json()["detail"]
     assert api.get("/api/v1/nps")["shown"] == 0
@@ -213,7 +215,7 @@ def test_too_large_is_413(api: Api) -> None:
         ("{not json", "not JSON"),
         ("[]", "IngestRequest"),
         ('{"events": []}', "gateway"),
-        ('{"gateway": "gw", "events": {}}', "events"),
+        ('{"gateway": "gw-1", "events": {}}', "events"),
         ('{"gateway": "", "events": []}', "gateway"),
     ],
 )

@@ -45,7 +45,7 @@ def test_an_unreachable_database_is_503_so_gateways_retry(api: Api) -> None:
     try:
         r = api.client.post(
             "/api/v1/ingest",
-            json={"gateway": "gw", "events": [feedback(seq=1)]},
+            json={"gateway": "gw-1", "events": [feedback(seq=1)]},
             headers={"Authorization": f"Bearer {api.tokens['gateway']}"},
         )
         assert r.status_code == 503 and "retry" in r.json()["detail"]
