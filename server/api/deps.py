@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from server.analytics import Filters
 from server.settings import Settings
-from server.tokens import find_token, session_token, touch_token
+from server.tokens import PEOPLE, find_token, session_token, touch_token
 
 COOKIE = "nps_session"
 bearer = HTTPBearer(auto_error=False, description="A gateway, viewer, operator or admin token")
@@ -80,10 +80,14 @@ def _person(
         tok = session_token(session, sid=sid, now=time.time())
         if tok is None:
             raise _unauthorized("session expired, logged out or revoked: log in again")
-        if tok.role not in roles:
-            raise HTTPException(403, f"a {tok.role} cannot do this; it needs {' or '.join(roles)}")
-        return Caller(tok.name, tok.role, tok.site)
-    return _by_token(request, session, creds, roles)
+        touch_token(request.app.state.engine, token=tok, now=time.time())
+        caller = Caller(tok.name, tok.role, tok.site)
+    else:
+        caller = _by_token(request, session, creds, PEOPLE)
+    if caller.role not in roles:
+        # Known, but not allowed: 403 (RFC 9110 section 15.5.4), not 401.
+        raise HTTPException(403, f"a {caller.role} cannot do this; it needs {' or '.join(roles)}")
+    return caller
 
 
 def gateway_caller(request: Request, session: SessionDep, creds: Credentials) -> Caller:

@@ -7,17 +7,17 @@ cookie is Secure whenever the browser reached us over HTTPS (server/api/origin.p
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from server.api.deps import COOKIE, OperatorDep, SessionDep, SettingsDep
+from server.api.deps import COOKIE, SessionDep, SettingsDep, ViewerDep
 from server.api.login_limit import LoginLimiter, limit_key, retry_after
 from server.api.origin import client_address, request_scheme
 from server.metrics import LOGINS_FAILED, LOGINS_THROTTLED
 from server.schemas import Message
-from server.tokens import close_session, find_token, open_session
+from server.tokens import PEOPLE, close_session, find_token, open_session
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -31,7 +31,6 @@ LOGIN_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
         "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
     },
 }
-PEOPLE = ("operator",)
 
 
 class Login(BaseModel):
@@ -39,8 +38,11 @@ class Login(BaseModel):
 
 
 class Who(BaseModel):
+    """Who is logged in; the dashboard shows only what `role` may do, for `site` if set."""
+
     name: str = Field(examples=["alice"])
-    role: str = Field(examples=["operator"])
+    role: Literal["viewer", "operator", "admin"] = Field(examples=["operator"])
+    site: str | None = Field(description="the one site this person may see; null: all")
 
 
 @router.post(
@@ -74,12 +76,12 @@ def login(
         COOKIE, sid, max_age=settings.session_ttl_s, httponly=True, samesite="strict", path="/",
         secure=settings.cookie_secure or request_scheme(request, settings) == "https",
     )  # fmt: skip
-    return Who(name=tok.name, role=tok.role)
+    return Who(name=tok.name, role=tok.role, site=tok.site)  # type: ignore[arg-type]
 
 
 @router.get("", response_model=Who, responses=ERRORS, summary="Who is logged in")
-def whoami(caller: OperatorDep) -> Who:
-    return Who(name=caller.name, role=caller.role)
+def whoami(caller: ViewerDep) -> Who:
+    return Who(name=caller.name, role=caller.role, site=caller.site)  # type: ignore[arg-type]
 
 
 @router.delete("", summary="Log out: clears the cookie")

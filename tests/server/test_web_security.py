@@ -39,7 +39,7 @@ def app(tmp_path: Path) -> Iterator[FastAPI]:
 def tokens(app: FastAPI) -> dict[str, str]:
     with Session(app.state.engine) as session:
         return {
-            "gateway": create_token(session, name="gw-test", role="gateway"),
+            "gateway": create_token(session, name="gw-test", role="gateway", site="store-1"),
             "operator": create_token(session, name="alice", role="operator"),
         }
 
