@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
@@ -16,6 +16,7 @@ from nps_edge.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
 from server import registry
 from server.api.deps import AdminDep, SessionDep
 from server.api.scope import check_site, site_for
+from server.db import write_session
 from server.models.registry import RegisteredDevice, RegisteredDevicePublic
 from server.schemas import Message
 
@@ -73,15 +74,15 @@ def registered(
     responses=ERRORS | {409: {"model": Message, "description": "that id is already registered"}},
     summary="Register a device: answers its broker password, once",
 )
-def add(body: NewDevice, session: SessionDep, caller: AdminDep) -> Registered:
+def add(body: NewDevice, request: Request, caller: AdminDep) -> Registered:
     site = site_for(caller, body.site)
     assert site is not None  # site_for keeps an asked site
     try:
-        row, password = registry.add_device(session, site=site, device_id=body.device)
+        with write_session(request.app.state.engine) as session:
+            row, password = registry.add_device(session, site=site, device_id=body.device)
     except registry.DeviceExists as err:
         raise HTTPException(409, str(err)) from None
     except IntegrityError:  # registered by a concurrent request since the check
-        session.rollback()
         raise HTTPException(409, f"device {body.device} is already registered") from None
     except registry.RegistryError as err:
         raise HTTPException(422, str(err)) from None
@@ -94,9 +95,10 @@ def add(body: NewDevice, session: SessionDep, caller: AdminDep) -> Registered:
     responses=ERRORS | {404: {"model": Message, "description": "no such registered device"}},
     summary="Revoke a device's broker login (takes effect when the broker config is written again)",
 )
-def revoke(device: DeviceId, session: SessionDep, caller: AdminDep) -> RegisteredDevicePublic:
-    row = session.get(RegisteredDevice, device)
-    if row is None:
-        raise HTTPException(404, f"no registered device {device!r}")
-    check_site(caller, row.site, f"device {device} (site {row.site})")
-    return _public(registry.revoke_device(session, device_id=device))
+def revoke(device: DeviceId, request: Request, caller: AdminDep) -> RegisteredDevicePublic:
+    with write_session(request.app.state.engine) as session:
+        row = session.get(RegisteredDevice, device)
+        if row is None:
+            raise HTTPException(404, f"no registered device {device!r}")
+        check_site(caller, row.site, f"device {device} (site {row.site})")
+        return _public(registry.revoke_device(session, device_id=device))

@@ -55,7 +55,7 @@ def _sites(session: Session, gateways: set[str]) -> dict[str, str | None]:
     rows = session.execute(
         select(TOKEN.name, TOKEN.site).where(TOKEN.role == "gateway", TOKEN.name.in_(gateways))
     )
-    return dict(rows.tuples().all())
+    return {name: site for name, site in rows}
 
 
 @router.get(
