@@ -30,7 +30,7 @@ from playwright.sync_api import sync_playwright
 from sqlmodel import Session
 
 from bench import server_load
-from nps_edge.story import Story, generate, scenario_events
+from nps_edge.story import Story, generate, scenario_events, site_names
 from server.db import make_engine, upgrade
 from server.tokens import create_token
 from tests.conftest import CHROMIUM_ARGS  # the flags the browser tests use
@@ -43,17 +43,20 @@ READY = """() => {
 }"""
 
 
-def seed_story(base: str, gateway: str, story: Story) -> int:
-    """The demo story through the real ingest endpoint."""
+def seed_story(base: str, gateway: dict[str, str], story: Story) -> int:
+    """The demo story through the real ingest endpoint, each site's events with that
+    site's gateway token (`gateway`: site -> token)."""
     events = sorted(
         (e for s in generate(story) for e in scenario_events(s)), key=lambda e: e["rx_ts"]
     )
     with httpx.Client(base_url=base, timeout=120) as client:
-        for i in range(0, len(events), 1000):
-            body = {"gateway": "gw-bench", "events": events[i : i + 1000]}
-            client.post(
-                "/api/v1/ingest", json=body, headers={"Authorization": f"Bearer {gateway}"}
-            ).raise_for_status()
+        for site, token in gateway.items():
+            mine = [e for e in events if e["site"] == site]
+            for i in range(0, len(mine), 1000):
+                body = {"gateway": "gw-bench", "events": mine[i : i + 1000]}
+                client.post(
+                    "/api/v1/ingest", json=body, headers={"Authorization": f"Bearer {token}"}
+                ).raise_for_status()
     return len(events)
 
 
@@ -138,17 +141,20 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(engine)
         with Session(engine) as session:
             operator = create_token(session, name="bench-op", role="operator")
-            gateway = create_token(session, name="bench-gw", role="gateway")
+            story = Story(
+                end=time.time() - 60,
+                days=args.days,
+                sites=args.sites,
+                devices_per_site=args.devices_per_site,
+            )
+            gateway = {  # a gateway token belongs to one site (issue 12)
+                site: create_token(session, name="gw-bench", role="gateway", site=site)
+                for site in site_names(story)
+            }
         engine.dispose()
         server, base = server_load.start_server(url, 1, Path(tmp) / "server.log")
         try:
             if not args.bulk:
-                story = Story(
-                    end=time.time() - 60,
-                    days=args.days,
-                    sites=args.sites,
-                    devices_per_site=args.devices_per_site,
-                )
                 loaded = seed_story(base, gateway, story)
             load_s = time.perf_counter() - t0
             # The story covers the default 30 days; the bulk year is shown whole.

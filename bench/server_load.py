@@ -380,8 +380,14 @@ def ingest_batches(fleet: Fleet, batches: int, seed: int) -> list[list[dict[str,
     return out
 
 
-def time_ingest(base: str, gw: str, batches: list[list[dict[str, Any]]], senders: int) -> float:
-    bodies = [json.dumps({"gateway": "gw-bench", "events": b}).encode() for b in batches]
+def time_ingest(
+    base: str, gw: dict[str, str], batches: list[list[dict[str, Any]]], senders: int
+) -> float:
+    """Post the batches; each is one site's, sent with that site's gateway token (`gw`)."""
+    bodies = [
+        (gw[b[0]["site"]], json.dumps({"gateway": "gw-bench", "events": b}).encode())
+        for b in batches
+    ]
     lock = threading.Lock()
     queue = list(reversed(bodies))
 
@@ -390,14 +396,16 @@ def time_ingest(base: str, gw: str, batches: list[list[dict[str, Any]]], senders
         with httpx.Client(
             base_url=base,
             timeout=120,
-            headers={"Authorization": f"Bearer {gw}", "Content-Type": "application/json"},
+            headers={"Content-Type": "application/json"},
         ) as c:
             while True:
                 with lock:
                     if not queue:
                         return n
-                    body = queue.pop()
-                r = c.post("/api/v1/ingest", content=body)
+                    token, body = queue.pop()
+                r = c.post(
+                    "/api/v1/ingest", content=body, headers={"Authorization": f"Bearer {token}"}
+                )
                 r.raise_for_status()
                 n += r.json()["accepted"]
 
@@ -527,7 +535,11 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 raw.close()
         checked = verify(engine, (YEAR_END - span // 2) // DAY * DAY)
         with Session(engine) as s:
-            gw = create_token(s, name="bench-gw", role="gateway")
+            # A gateway token belongs to one site (issue 12): one per site, all named gw-bench.
+            gw = {
+                site: create_token(s, name="gw-bench", role="gateway", site=site)
+                for site in sorted(set(fleet.site))
+            }
             op = create_token(s, name="bench-op", role="operator")
         proc, base = start_server(url, args.workers, workdir / f"server-{kind}.log")
         try:

@@ -19,6 +19,10 @@ from nps_edge.processes import (
     start_server,
     wait_until,
 )
+from tests.conftest import gateway_token as gateway_token_for
+
+GATEWAY_ID = "e2e-gateway"  # the gateway's id is its token's name (issue 12)
+SITE = "e2e-site"  # the one site of this gateway and of every test's devices
 
 
 @dataclass
@@ -60,7 +64,7 @@ class Site:
 def site(mqtt_broker: Broker, tmp_path: Path, nps_edge_bin: str) -> Iterator[Site]:
     db = f"sqlite:///{tmp_path / 'server.db'}"
     operator = create_token(db, "operator", "e2e-operator")
-    gateway_token = create_token(db, "gateway", "e2e-gateway")
+    gateway_token = gateway_token_for(db, name=GATEWAY_ID, site=SITE)
     server = start_server(db, tmp_path / "server.log")
     store = tmp_path / "gateway.db"
     gateway = start_gateway(
@@ -69,7 +73,7 @@ def site(mqtt_broker: Broker, tmp_path: Path, nps_edge_bin: str) -> Iterator[Sit
         mqtt_broker.address,
         store,
         tmp_path / "gateway.log",
-        extra=("--metrics-port", "0"),
+        extra=("--metrics-port", "0", "--gateway-id", GATEWAY_ID),
     )
     site = Site(
         mqtt_broker, server, gateway, operator, gateway_token, store, tmp_path, nps_edge_bin

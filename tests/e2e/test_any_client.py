@@ -26,7 +26,7 @@ def event(seq: int, **over: object) -> dict:
         "v": 1,
         "id": f"{DEVICE}:{seq}",
         "device": DEVICE,
-        "site": "hand-site",
+        "site": "e2e-site",
         "seq": seq,
         "boot": 1,
         "up_ms": 1000 * seq,

@@ -28,6 +28,10 @@ from nps_edge.processes import (
     start_gateway,
     start_server,
 )
+from tests.conftest import gateway_token
+
+GATEWAY_ID = "gw-e2e"  # the gateways' name, and so their tokens' (issue 12)
+SITE = "e2e-site"
 
 
 @dataclass
@@ -37,8 +41,9 @@ class ServerProcess:
     workdir: Path
     port: int = field(default_factory=free_port)
     child: Child | None = None
-    gateway_token: str = ""
+    gateway_token: str = ""  # gateway GATEWAY_ID of site SITE
     operator_token: str = ""
+    site_tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def db(self) -> str:
@@ -54,8 +59,15 @@ class ServerProcess:
 
     def create_tokens(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.gateway_token = create_token(self.db, "gateway", "gw")
+        self.gateway_token = self.token_for(SITE)
         self.operator_token = create_token(self.db, "operator", "op")
+
+    def token_for(self, site: str) -> str:
+        """The token of gateway GATEWAY_ID at `site` (a gateway token belongs to one site)."""
+        if site not in self.site_tokens:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self.site_tokens[site] = gateway_token(self.db, name=GATEWAY_ID, site=site)
+        return self.site_tokens[site]
 
     def start(self) -> None:
         if not self.gateway_token:
@@ -102,7 +114,7 @@ class GatewayProcess:
         """Start; returns once it has (re)subscribed on the broker."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "gateway.toml"
-        values = {"client_id": self.client_id, "gateway_id": "gw-e2e"} | self.settings
+        values = {"client_id": self.client_id, "gateway_id": GATEWAY_ID} | self.settings
         config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
         extra = ("--metrics-port", str(self.metrics_port), "--config", str(config))
         self.child = start_gateway(

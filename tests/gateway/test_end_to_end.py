@@ -125,7 +125,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
     per_device = 500  # 5,000 events
     devices = fleet("kill")
     messages = stream(devices, per_device)
-    gw = gateway(server.url, server.gateway_token)
+    gw = gateway(server.url, server.token_for(devices[0][:-3]))
     gw.start()
     publisher = Publisher(mqtt_broker.address)
     sender = threading.Thread(target=publisher.publish, args=(messages,))
@@ -145,10 +145,10 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
 
 
 def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_broker):
-    gw = gateway(server.url, server.gateway_token, retry_max_s=1)
+    devices = fleet("out")
+    gw = gateway(server.url, server.token_for(devices[0][:-3]), retry_max_s=1)
     gw.start()
     publisher = Publisher(mqtt_broker.address)
-    devices = fleet("out")
     publisher.publish(stream(devices, 20))
     wait_until(lambda: all_arrived(server, devices, 20), what="first events")
     server.stop()
@@ -242,9 +242,9 @@ def stored_ids(gw: GatewayProcess) -> list[str]:
 def test_bad_payloads_are_dead_lettered_and_good_ones_around_them_arrive(
     server, gateway, mqtt_broker
 ):
-    gw = gateway(server.url, server.gateway_token)
-    gw.start()
     devices = fleet("bad", 3)
+    gw = gateway(server.url, server.token_for(devices[0][:-3]))
+    gw.start()
     good = stream(devices, 100)
     bad_device = "nps-junk001"
     topic = f"nps/v1/{bad_device}/feedback"

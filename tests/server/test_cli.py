@@ -78,9 +78,14 @@ def test_token_create_prints_only_the_token(nps_edge_bin: str, tmp_path: Path) -
 
 
 def test_every_server_command_has_help(nps_edge_bin: str) -> None:
-    for args in (["server", "--help"], ["token", "create", "--help"]):
-        out = subprocess.run([nps_edge_bin, *args], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0 and "--db" in out.stdout
+    for args in (
+        ["server"], ["token", "create"], ["token", "list"], ["token", "revoke"],
+        ["device", "add"], ["device", "list"], ["device", "revoke"],
+    ):  # fmt: skip
+        out = subprocess.run(
+            [nps_edge_bin, *args, "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0 and "--db" in out.stdout, args
 
 
 @pytest.mark.slow
