@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from nps_edge.broker import free_port
-from nps_edge.story import Story, generate, scenario_events
+from nps_edge.story import Story, generate, scenario_events, site_names
 from tests.conftest import CHROMIUM_ARGS, ROOT
 
 BATCH = 1000
@@ -30,7 +30,7 @@ TEST_STORY = dict(days=14, sites=4, devices_per_site=3, telemetry_minutes=(45.0,
 class LiveServer:
     base: str
     operator_token: str
-    gateway_token: str
+    gateway_tokens: dict[str, str]  # site -> the token of its gateway `gw-<site>`
     story: Story
     events: list[dict[str, Any]]
     log: Path
@@ -48,28 +48,35 @@ class LiveServer:
         return response.json()
 
     def ingest(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        response = httpx.post(
-            f"{self.base}/api/v1/ingest",
-            json={"gateway": "gw-test", "events": events},
-            headers={"Authorization": f"Bearer {self.gateway_token}"},
-            timeout=60,
-        )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        assert not result["rejected"], result["rejected"][:3]
-        return result
+        """Each site's events through that site's gateway (a gateway token has one site)."""
+        total: dict[str, Any] = {"accepted": 0, "duplicates": 0, "rejected": []}
+        for site in sorted({e["site"] for e in events}):
+            response = httpx.post(
+                f"{self.base}/api/v1/ingest",
+                json={"gateway": f"gw-{site}", "events": [e for e in events if e["site"] == site]},
+                headers={"Authorization": f"Bearer {self.gateway_tokens[site]}"},
+                timeout=60,
+            )
+            response.raise_for_status()
+            result = response.json()
+            assert not result["rejected"], result["rejected"][:3]
+            total["accepted"] += result["accepted"]
+            total["duplicates"] += result["duplicates"]
+        return total
 
 
-def _tokens(bin_: str, db: str, *wanted: tuple[str, str]) -> list[str]:
-    """`nps-edge token create` for each (role, name), run side by side on a migrated db."""
+def _tokens(bin_: str, db: str, *wanted: tuple[str, ...]) -> list[str]:
+    """`nps-edge token create` for each (role, name) or (role, name, site), run side by
+    side on a migrated db."""
     procs = [
         subprocess.Popen(
-            [bin_, "token", "create", "--db", db, "--role", role, "--name", name],
+            [bin_, "token", "create", "--db", db, "--role", role, "--name", name]
+            + (["--site", site[0]] if site else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for role, name in wanted
+        for role, name, *site in wanted
     ]
     tokens = []
     for proc in procs:
@@ -130,15 +137,21 @@ def live_server(
 ) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("dashboard-server")
     with running_server(nps_edge_bin, tmp) as (base, db, log):
-        operator, gateway = _tokens(nps_edge_bin, db, ("operator", "ops"), ("gateway", "gw-test"))
         story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
+        sites = site_names(story)
+        operator, *gateways = _tokens(
+            nps_edge_bin, db, ("operator", "ops"), *(("gateway", f"gw-{s}", s) for s in sites)
+        )
         scenarios = generate(story)
         events = [e for s in scenarios for e in scenario_events(s)]
         # One device lost a few events on the way: the fleet page must show the gap.
         lost = {f"{scenarios[0]['device']}:{seq}" for seq in LOST_SEQS}
         events = [e for e in events if e["id"] not in lost]
         events.sort(key=lambda e: e["rx_ts"])  # as a gateway would forward them
-        server = LiveServer(base, operator, gateway, story, events, log, scenarios[0]["device"])
+        server = LiveServer(
+            base, operator, dict(zip(sites, gateways, strict=True)), story, events, log,
+            scenarios[0]["device"],
+        )  # fmt: skip
         for i in range(0, len(events), BATCH):
             server.ingest(events[i : i + BATCH])
         for e in events:

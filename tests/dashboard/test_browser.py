@@ -35,7 +35,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def login(page: Page, server: LiveServer) -> None:
     page.goto(f"{server.base}/login")
-    page.get_by_label("Operator token").fill(server.operator_token)
+    page.get_by_label("Your token").fill(server.operator_token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{server.base}/", timeout=WAIT_MS)
 
@@ -99,11 +99,11 @@ def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
     expect(page.locator("#top")).to_be_hidden()
 
     page.screenshot(path=shots / "login.png")
-    page.get_by_label("Operator token").fill("not-a-token")
+    page.get_by_label("Your token").fill("not-a-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not accepted", timeout=WAIT_MS)
 
-    page.get_by_label("Operator token").fill(live_server.operator_token)
+    page.get_by_label("Your token").fill(live_server.operator_token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{live_server.base}/fleet?site=store-1", timeout=WAIT_MS)  # back where asked
     page.goto(f"{live_server.base}/")
@@ -351,7 +351,7 @@ def test_pages_pass_axe_accessibility_checks(browser: Browser, live_server: Live
     context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
     page = context.new_page()
     page.goto(f"{live_server.base}/login")
-    expect(page.get_by_label("Operator token")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_label("Your token")).to_be_visible(timeout=WAIT_MS)
     found = {"/login": _axe(page)}
     login(page, live_server)
     device = live_server.lossy_device

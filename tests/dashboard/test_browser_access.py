@@ -3,13 +3,14 @@ the login's redirect stays on the site, and another origin cannot make the brows
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Route
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from nps_edge.broker import free_port
 from tests.dashboard.conftest import _tokens, running_server
@@ -37,19 +38,32 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server with one open detractor alert and nothing else."""
+    """A server with one open detractor alert of store-1, one event store-2's gateway
+    was refused for (a store-1 device), and a token per person's role."""
     tmp = tmp_path_factory.mktemp("access-server")
     with running_server(nps_edge_bin, tmp) as (base, db, _log):
-        operator, gateway = _tokens(nps_edge_bin, db, ("operator", "ops"), ("gateway", "gw-test"))
+        wanted = {
+            "operator": ("operator", "ops"), "viewer": ("viewer", "vera"),
+            "admin": ("admin", "ada"),
+            "store-1": ("gateway", "gw-store-1", "store-1"),
+            "store-2": ("gateway", "gw-store-2", "store-2"),
+        }  # fmt: skip
+        tokens = dict(zip(wanted, _tokens(nps_edge_bin, db, *wanted.values()), strict=True))
         now = time.time() - 60
-        r = httpx.post(
-            f"{base}/api/v1/ingest",
-            json={"gateway": "gw-test", "events": [feedback(seq=1, score=0, ts=now)]},
-            headers={"Authorization": f"Bearer {gateway}"},
-            timeout=30,
-        )
-        assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
-        yield Server(base, {"operator": operator, "gateway": gateway})
+        answers = []
+        for seq, site in ((1, "store-1"), (2, "store-2")):  # the same device, nps-aaa111
+            event = feedback(seq=seq, score=0, ts=now, site=site)
+            r = httpx.post(
+                f"{base}/api/v1/ingest",
+                json={"gateway": f"gw-{site}", "events": [event]},
+                headers={"Authorization": f"Bearer {tokens[site]}"},
+                timeout=30,
+            )  # fmt: skip
+            assert r.status_code == 200, r.text
+            answers.append(r.json())
+        assert answers[0]["accepted"] == 1
+        assert answers[1]["rejected"][0]["error"].startswith("site:")  # first seen via store-1
+        yield Server(base, tokens)
 
 
 @pytest.fixture
@@ -74,8 +88,14 @@ def page(context: BrowserContext) -> Iterator[Page]:
 
 
 def sign_in(page: Page, token: str) -> None:
-    page.get_by_label("Operator token").fill(token)
+    page.get_by_label("Your token").fill(token)
     page.get_by_role("button", name="Sign in").click()
+
+
+def logged_in_as(page: Page, server: Server, role: str, at: str = "/") -> None:
+    page.goto(f"{server.base}/login?next={at}")
+    sign_in(page, server.tokens[role])
+    page.wait_for_url(f"{server.base}{at}", timeout=WAIT_MS)
 
 
 @pytest.mark.parametrize(
@@ -141,3 +161,69 @@ def test_another_origin_on_the_same_host_cannot_write_with_the_cookie(
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(f"{server.base}/login", timeout=WAIT_MS)
     assert context.request.get(f"{server.base}/api/v1/session").status == 401
+
+
+def test_a_viewer_reads_alerts_without_the_buttons_it_may_not_use(
+    page: Page, server: Server
+) -> None:
+    logged_in_as(page, server, "viewer", "/alerts?status=all")
+    expect(page.locator("#who")).to_have_text("Signed in as vera (viewer)", timeout=WAIT_MS)
+    expect(page.locator("li.alert").first).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator("#read-only")).to_contain_text("you can read alerts")
+    assert page.get_by_role("button", name="Acknowledge").count() == 0
+    assert page.locator("li.alert form").count() == 0
+    expect(page.get_by_role("link", name="Device registry")).to_be_hidden()
+    # Nor does the API let it (the page only hides what the server refuses).
+    [alert] = server.api("GET", "/alerts?status=all").json()["items"]
+    forged = page.evaluate(
+        """id => fetch(`/api/v1/alerts/${id}/ack`, {method: "POST"}).then(r => r.status)""",
+        alert["id"],
+    )
+    assert forged == 403
+    page.goto(f"{server.base}/registry")
+    expect(page.get_by_role("note")).to_contain_text("Only an admin", timeout=WAIT_MS)
+
+
+def test_the_fleet_page_shows_events_refused_across_sites(page: Page, server: Server) -> None:
+    logged_in_as(page, server, "viewer", "/fleet")
+    count = page.get_by_test_id("rejected-count")
+    expect(count).to_have_attribute("data-value", "1", timeout=WAIT_MS)
+    expect(count).to_contain_text("1 event was refused")
+    reasons = page.locator("ul.rejections li")
+    expect(reasons).to_have_count(1)
+    expect(reasons.first).to_contain_text("gw-store-2")
+    expect(reasons.first).to_contain_text("first seen through site store-1")
+
+
+def test_an_admin_registers_a_device_sees_its_password_once_and_revokes_it(
+    page: Page, server: Server
+) -> None:
+    logged_in_as(page, server, "admin")
+    page.get_by_role("link", name="Device registry").click()
+    page.wait_for_url(f"{server.base}/registry", timeout=WAIT_MS)
+    form = page.locator("#add-device")
+    form.get_by_label("Site").fill("store-2")
+    form.get_by_label("Device id").fill("nps-reg001")
+    page.get_by_role("button", name="Add device").click()
+    box = page.locator("#new-password")
+    expect(box).to_contain_text("shown this once", timeout=WAIT_MS)
+    password = page.get_by_label("Broker password of nps-reg001").input_value()
+    assert len(password) >= 32
+    page.get_by_role("button", name="Copy").click()
+    # Copied, or (no clipboard without HTTPS) told to copy the selected text.
+    expect(page.locator("#registry-message")).to_contain_text(re.compile(r"copied|copy it"))
+    row = page.locator("#registry-table tr[data-device=nps-reg001]")
+    expect(row.get_by_test_id("registry-status")).to_have_text("active", timeout=WAIT_MS)
+    listed = server.api("GET", "/registry/devices", role="admin").json()
+    assert [d["device"] for d in listed] == ["nps-reg001"] and password not in str(listed)
+
+    page.reload()  # the password is gone for good
+    expect(page.locator("#registry-table")).to_be_visible(timeout=WAIT_MS)
+    assert password not in page.content()
+
+    row = page.locator("#registry-table tr[data-device=nps-reg001]")
+    row.get_by_role("button", name="Revoke").click()
+    row.get_by_role("button", name="Confirm: revoke nps-reg001").click()
+    expect(row.get_by_test_id("registry-status")).to_contain_text("revoked", timeout=WAIT_MS)
+    [revoked] = server.api("GET", "/registry/devices", role="admin").json()
+    assert revoked["revoked_at"] is not None

@@ -103,3 +103,18 @@ def test_login_goes_back_only_to_a_path_on_this_site(node: str) -> None:
     )
     assert got["hostile"] == ["/"] * len(hostile)
     assert got["kept"] == kept
+
+
+def test_roles_match_the_server(node: str) -> None:
+    """The dashboard hides exactly what the server refuses (server/api/deps.py)."""
+    got = run_module(
+        node,
+        """import { mayAct, mayAdminister, describe } from "./roles.js";
+        const roles = ["viewer", "operator", "admin", "gateway"];
+        console.log(JSON.stringify({
+          act: roles.map(mayAct), admin: roles.map(mayAdminister),
+          who: describe({name: "olly", role: "operator", site: "store-1"})}));""",
+    )
+    assert got["act"] == [False, True, True, False]
+    assert got["admin"] == [False, False, True, False]
+    assert got["who"] == "olly (operator, site store-1)"
