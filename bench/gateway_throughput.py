@@ -325,7 +325,7 @@ def main() -> None:
             try:
                 results["gateway_server_FULL"] = through_gateway(
                     broker, stream, work / "gw-server", server.url,
-                    server.gateway_token, "FULL",
+                    server.token_for("bench"), "FULL",
                     store_delivered(work / "gw-server" / "gateway.db"),
                 )  # fmt: skip
             finally:

@@ -238,3 +238,13 @@ def test_a_first_sighting_is_checked_again_under_the_write_lock(
     ]
     dev = device(engine, "nps-race01")
     assert dev is not None and (dev.site, dev.max_seq) == (Y, 1)
+
+
+def test_a_dashboard_session_dies_with_its_revoked_token(api: Api, engine: Engine) -> None:
+    with Session(engine) as s:
+        token = create_token(s, name="olga", role="operator")
+    assert api.client.post("/api/v1/session", json={"token": token}).status_code == 200
+    assert api.client.get("/api/v1/session").status_code == 200  # by the cookie
+    with Session(engine) as s:
+        revoke_token(s, name="olga")
+    assert api.client.get("/api/v1/session").status_code == 401
