@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import select
+from sqlmodel import Session
 
 from nps_edge.protocol import DEVICE_ID_PATTERN
 from server.api.deps import Caller, SessionDep, SettingsDep, ViewerDep
@@ -29,7 +30,7 @@ def _unknown(device: str) -> HTTPException:
     return HTTPException(404, f"no device {device!r} has sent anything")
 
 
-def _visible(session: SessionDep, caller: Caller, device: str) -> None:
+def _visible(session: Session, caller: Caller, device: str) -> None:
     """404 for a device never heard from, 403 for another site's (site-limited callers)."""
     if caller.site is None:
         return
