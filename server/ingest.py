@@ -151,11 +151,10 @@ def _bound_to(
     if refused:
         # Good events keep no batch index: find each refused id's first place in the body.
         for i, obj in enumerate(raw):
-            if not isinstance(obj, dict):
-                continue
-            reason = refused.pop(obj.get("id"), None)  # type: ignore[arg-type]
+            key = obj.get("id") if isinstance(obj, dict) else None
+            reason = refused.pop(key, None) if isinstance(key, str) else None
             if reason is not None:
-                bad.append(Rejected(i, obj["id"], reason, obj))
+                bad.append(Rejected(i, key, reason, obj))
         bad.sort(key=attrgetter("index"))
     return kept, {d for d in devices if not known.bound(d)}
 

@@ -126,11 +126,18 @@ def test_an_unregistered_device_is_bound_to_the_first_gateways_site(
 
 
 def test_an_event_claiming_another_site_is_refused_even_for_a_new_device(api: Api) -> None:
-    out = api.ingest([feedback("nps-new002", 1, site=Y)], gateway="gw-1", site=X)
-    assert out["accepted"] == 0
-    assert out["rejected"][0]["error"] == (
-        "site: event says site store-2, not store-1 (this gateway's site)"
+    hostile: list[Any] = [{"id": [1]}, {"id": {"a": 1}}, 7, None]  # ids that are no keys
+    out = api.ingest(
+        [*hostile, feedback("nps-new002", 1, site=Y), feedback("nps-new003", 1, site=X)],
+        gateway="gw-1",
+        site=X,
     )
+    assert out["accepted"] == 1
+    assert [r["index"] for r in out["rejected"]] == [0, 1, 2, 3, 4]
+    assert out["rejected"][4] == {
+        "index": 4, "id": "nps-new002:1",
+        "error": "site: event says site store-2, not store-1 (this gateway's site)",
+    }  # fmt: skip
 
 
 def test_a_revoked_registered_device_is_refused(api: Api, engine: Engine) -> None:
