@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from nps_edge.broker import free_port
 from nps_edge.story import Story, generate, scenario_events, site_names
-from tests.conftest import CHROMIUM_ARGS, ROOT
+from tests.conftest import CHROMIUM_ARGS, ROOT, missing
 
 BATCH = 1000
 LOST_SEQS = range(200, 204)
@@ -170,3 +170,31 @@ def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
     yield browser
     browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """docs/screenshots/ with NPS_EDGE_SCREENSHOTS=1 (the committed ones come from that)."""
+    if os.environ.get("NPS_EDGE_SCREENSHOTS") == "1":
+        return ROOT / "docs" / "screenshots"
+    return tmp_path_factory.mktemp("screenshots")
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_findings(page: Page) -> list[str]:
+    """axe-core's serious and critical WCAG A/AA and best-practice findings on the page
+    (the page's context needs `bypass_csp=True`: axe is injected as a script)."""
+    if not AXE.is_file():
+        missing("node_modules/axe-core", "run `npm ci` at the repository root (make venv does)")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {
+            runOnly: ['wcag2a', 'wcag2aa', 'best-practice'], resultTypes: ['violations']});
+          return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(' ')}`);
+        }"""
+    )
+    return list(result)
