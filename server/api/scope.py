@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException
 
 from server.analytics import Filters
-from server.api.deps import Caller, FiltersDep, ViewerDep
+from server.api.deps import Caller, FiltersDep, SessionDep, ViewerDep
+from server.models import Device
 
 
 def _refused(caller: Caller, what: str) -> HTTPException:
@@ -35,7 +36,12 @@ def check_site(caller: Caller, site: str | None, what: str) -> None:
         raise _refused(caller, what)
 
 
-def scoped_filters(caller: ViewerDep, f: FiltersDep) -> Filters:
+def scoped_filters(caller: ViewerDep, f: FiltersDep, session: SessionDep) -> Filters:
+    """The filters with the caller's site forced; a `device` of another site is 403 too."""
+    if caller.site is not None and f.device is not None:
+        dev = session.get(Device, f.device)
+        if dev is not None:
+            check_site(caller, dev.site, f"device {f.device} (site {dev.site})")
     return dataclasses.replace(f, site=site_for(caller, f.site))
 
 
