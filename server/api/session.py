@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from server.api.deps import COOKIE, SessionDep, SettingsDep, ViewerDep
 from server.api.login_limit import LoginLimiter, limit_key, retry_after
 from server.api.origin import client_address, request_scheme
+from server.db import write_session
 from server.metrics import LOGINS_FAILED, LOGINS_THROTTLED
 from server.schemas import Message
 from server.tokens import PEOPLE, close_session, find_token, open_session
@@ -71,7 +72,8 @@ def login(
         limiter.failed(key, now=now)
         LOGINS_FAILED.labels("unknown" if tok is None else "role").inc()
         raise HTTPException(401, "not a valid token of a person (viewer, operator or admin)")
-    sid = open_session(session, token=tok, ttl_s=settings.session_ttl_s, now=now)
+    with write_session(request.app.state.engine) as writer:  # queued with other writers
+        sid = open_session(writer, token=tok, ttl_s=settings.session_ttl_s, now=now)
     response.set_cookie(
         COOKIE, sid, max_age=settings.session_ttl_s, httponly=True, samesite="strict", path="/",
         secure=settings.cookie_secure or request_scheme(request, settings) == "https",
