@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB = "sqlite:///./var/nps-edge.db"
@@ -57,3 +59,11 @@ class Settings(BaseSettings):
     login_window_s: float = Field(
         default=300.0, gt=0, description="the window of the login rate limit, seconds"
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Refuse at start what would otherwise fail on a request: each an IP or a network."""
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value

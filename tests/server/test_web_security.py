@@ -286,3 +286,9 @@ def test_an_ipv6_client_is_counted_by_its_64() -> None:
     assert limit_key("2001:db8:1:3::1") != limit_key("2001:db8:1:2::1")
     assert limit_key("::ffff:192.0.2.1") == "192.0.2.1"
     assert limit_key("192.0.2.1") == "192.0.2.1"
+
+
+def test_a_proxy_that_is_no_address_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="proxy.example"):
+        Settings(trusted_proxies=["proxy.example"])
+    assert Settings(trusted_proxies=["10.0.0.0/8", "::1"]).trusted_proxies == ["10.0.0.0/8", "::1"]
