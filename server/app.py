@@ -20,7 +20,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nps_edge.protocol import IngestRequest, PresenceRequest
 from server import db
-from server.api import alerts, devices, feedback, ingest, nps, ops, session, stream
+from server.api import (
+    alerts,
+    devices,
+    feedback,
+    ingest,
+    nps,
+    ops,
+    registry,
+    rejections,
+    session,
+    stream,
+)
+from server.api.login_limit import TableLimiter
+from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
 from server.events import Bus
 from server.relay import Relay
@@ -123,8 +136,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.events = bus
     app.state.ingest_slots = threading.BoundedSemaphore(INGEST_SLOTS)
     app.state.webhooks = sender
+    app.state.login_limiter = TableLimiter(
+        engine, max_failures=settings.login_max_failures, window_s=settings.login_window_s
+    )
+    app.add_middleware(OriginCheck, settings=settings)  # CSRF: server/api/origin.py
     _install_errors(app)
-    for module in (ingest, session, nps, devices, feedback, alerts, stream, ops):
+    for module in (
+        ingest, session, nps, devices, feedback, alerts, rejections, registry, stream, ops,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

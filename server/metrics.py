@@ -23,3 +23,13 @@ RELAY_DROPPED = Counter(
     "nps_edge_stream_relay_dropped_total",
     "Live-stream datagrams to another worker dropped (its queue full)",
 )
+REQUESTS_FORGED = Counter(
+    "nps_edge_requests_forged_total",
+    "Writes refused because their Origin or Referer is not this server (CSRF)",
+)
+LOGINS_FAILED = Counter(
+    "nps_edge_login_failures_total", "Dashboard logins refused, by reason", ["reason"]
+)
+LOGINS_THROTTLED = Counter(
+    "nps_edge_login_throttled_total", "Dashboard logins refused with 429 (too many failures)"
+)

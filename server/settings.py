@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ipaddress
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB = "sqlite:///./var/nps-edge.db"
@@ -42,4 +44,26 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = 1.0
 
     session_ttl_s: int = 7 * 24 * 3600
-    cookie_secure: bool = False
+    cookie_secure: bool = Field(
+        default=False,
+        description="always mark the session cookie Secure (it is anyway on a request over HTTPS)",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-Proto, -Host and"
+        " -For are believed (JSON list in NPS_EDGE_TRUSTED_PROXIES); empty: none",
+    )
+    login_max_failures: int = Field(
+        default=10, ge=1, description="failed logins per client address within the window"
+    )
+    login_window_s: float = Field(
+        default=300.0, gt=0, description="the window of the login rate limit, seconds"
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Refuse at start what would otherwise fail on a request: each an IP or a network."""
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value

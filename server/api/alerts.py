@@ -1,4 +1,6 @@
-"""`/api/v1/alerts`: the close-the-loop workflow, and the webhook delivery log (operator)."""
+"""`/api/v1/alerts`: the close-the-loop workflow (viewers read, operators act), and the
+webhook delivery log (admin: webhook URLs often hold a secret). A site-limited person
+sees and works only that site's alerts."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
-from server.api.deps import OperatorDep, SessionDep
+from server.api.deps import AdminDep, Caller, OperatorDep, SessionDep, ViewerDep
+from server.api.scope import check_site, site_for
 from server.events import Bus
 from server.models.alerts import KINDS, AlertPublic
 from server.schemas import ALERT_EXAMPLE, Message, example
@@ -15,7 +19,8 @@ from server.workflow import deliveries, get_alert, list_alerts, update_alert
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "bad or missing operator token"},
+    401: {"model": Message, "description": "bad or missing token"},
+    403: {"model": Message, "description": "the caller's role or site does not allow this"},
     404: {"model": Message, "description": "no such alert"},
     422: {"model": Message, "description": "a bad parameter or body"},
 }
@@ -42,6 +47,13 @@ def _found(alert: AlertPublic | None, alert_id: int) -> AlertPublic:
     return alert
 
 
+def _visible(session: Session, caller: Caller, alert_id: int) -> AlertPublic:
+    """The alert if `caller` may see it: 404 when there is none, 403 for another site's."""
+    alert = _found(get_alert(session, alert_id=alert_id), alert_id)
+    check_site(caller, alert.site, f"alert {alert_id} (site {alert.site})")
+    return alert
+
+
 def _tell(request: Request, alert: AlertPublic) -> AlertPublic:
     bus: Bus = request.app.state.events
     bus.publish("alert", alert.model_dump())
@@ -56,24 +68,25 @@ def _tell(request: Request, alert: AlertPublic) -> AlertPublic:
 )
 def alerts(
     session: SessionDep,
-    caller: OperatorDep,
+    caller: ViewerDep,
     status: Literal["open", "acknowledged", "closed", "all"] = "open",
     kind: Kind | None = None,
     site: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    return list_alerts(session, status=status, kind=kind, site=site, limit=limit)
+    return list_alerts(session, status=status, kind=kind, site=site_for(caller, site), limit=limit)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertPublic, responses=ERRORS, summary="One alert")
-def alert(alert_id: AlertId, session: SessionDep, caller: OperatorDep) -> AlertPublic:
-    return _found(get_alert(session, alert_id=alert_id), alert_id)
+def alert(alert_id: AlertId, session: SessionDep, caller: ViewerDep) -> AlertPublic:
+    return _visible(session, caller, alert_id)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertPublic, responses=ERRORS)
 def ack(
     alert_id: AlertId, request: Request, session: SessionDep, caller: OperatorDep
 ) -> AlertPublic:
+    _visible(session, caller, alert_id)
     out = update_alert(session, alert_id=alert_id, status="acknowledged")
     return _tell(request, _found(out, alert_id))
 
@@ -82,6 +95,7 @@ def ack(
 def assign(
     alert_id: AlertId, body: Assign, request: Request, session: SessionDep, caller: OperatorDep
 ) -> AlertPublic:
+    _visible(session, caller, alert_id)
     out = update_alert(session, alert_id=alert_id, assignee=body.assignee)
     return _tell(request, _found(out, alert_id))
 
@@ -90,6 +104,7 @@ def assign(
 def comment(
     alert_id: AlertId, body: Comment, request: Request, session: SessionDep, caller: OperatorDep
 ) -> AlertPublic:
+    _visible(session, caller, alert_id)
     out = update_alert(session, alert_id=alert_id, comment=(caller.name, body.text))
     return _tell(request, _found(out, alert_id))
 
@@ -102,6 +117,7 @@ def close(
     caller: OperatorDep,
     body: Close | None = None,
 ) -> AlertPublic:
+    _visible(session, caller, alert_id)
     note = body.note if body is not None else None
     out = update_alert(
         session, alert_id=alert_id, status="closed",
@@ -114,6 +130,8 @@ def close(
     "/webhooks/deliveries", responses=ERRORS, summary="Webhook delivery attempts, newest first"
 )
 def webhook_deliveries(
-    session: SessionDep, caller: OperatorDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    session: SessionDep, caller: AdminDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict[str, Any]:
+    """Fleet-wide: a site-limited admin is refused."""
+    check_site(caller, None, "the fleet-wide delivery log")
     return {"items": deliveries(session, limit=limit)}

@@ -13,8 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from server.analytics import Filters
+from server.models import Token
 from server.settings import Settings
-from server.tokens import find_token, session_token, touch_token
+from server.tokens import PEOPLE, find_token, session_token, touch_token
 
 COOKIE = "nps_session"
 bearer = HTTPBearer(auto_error=False, description="A gateway, viewer, operator or admin token")
@@ -48,6 +49,14 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
+def _touch(request: Request, session: Session, tok: Token) -> None:
+    """Record the token's use (on its own connection), then end this session's read
+    transaction: on SQLite a route that writes later would otherwise upgrade a
+    snapshot older than that write, which fails at once with "database is locked"."""
+    touch_token(request.app.state.engine, token=tok, now=time.time())
+    session.commit()
+
+
 def _by_token(
     request: Request, session: Session, creds: HTTPAuthorizationCredentials | None,
     roles: tuple[str, ...],
@@ -66,7 +75,7 @@ def _by_token(
             f"gateway token {tok.name!r} has no site (made before tokens were bound to sites):"
             " re-create it with 'nps-edge token create --role gateway --site SITE --name NAME'"
         )
-    touch_token(request.app.state.engine, token=tok, now=time.time())
+    _touch(request, session, tok)
     return Caller(tok.name, tok.role, tok.site)
 
 
@@ -80,11 +89,14 @@ def _person(
         tok = session_token(session, sid=sid, now=time.time())
         if tok is None:
             raise _unauthorized("session expired, logged out or revoked: log in again")
-        if tok.role not in roles:
-            raise HTTPException(403, f"a {tok.role} cannot do this; it needs {' or '.join(roles)}")
-        touch_token(request.app.state.engine, token=tok, now=time.time())
-        return Caller(tok.name, tok.role, tok.site)
-    return _by_token(request, session, creds, roles)
+        _touch(request, session, tok)
+        caller = Caller(tok.name, tok.role, tok.site)
+    else:
+        caller = _by_token(request, session, creds, PEOPLE)
+    if caller.role not in roles:
+        # Known, but not allowed: 403 (RFC 9110 section 15.5.4), not 401.
+        raise HTTPException(403, f"a {caller.role} cannot do this; it needs {' or '.join(roles)}")
+    return caller
 
 
 def gateway_caller(request: Request, session: SessionDep, creds: Credentials) -> Caller:

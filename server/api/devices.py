@@ -1,4 +1,5 @@
-"""`/api/v1/devices`: the fleet list, one device, its gaps and its telemetry (operator)."""
+"""`/api/v1/devices`: the fleet list, one device, its gaps and its telemetry (viewer;
+a site-limited person sees only that site's devices)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import select
+from sqlmodel import Session
 
 from nps_edge.protocol import DEVICE_ID_PATTERN
-from server.api.deps import OperatorDep, SessionDep, SettingsDep
+from server.api.deps import Caller, SessionDep, SettingsDep, ViewerDep
+from server.api.scope import check_site, site_for
 from server.devices import device_detail, gaps, list_devices
 from server.models import Device, Telemetry
 from server.schemas import DeviceDetail, DeviceRow, Gaps, Message
@@ -16,7 +19,8 @@ from server.sql import table_of
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "bad or missing operator token"},
+    401: {"model": Message, "description": "bad or missing token"},
+    403: {"model": Message, "description": "the caller is limited to another site"},
     404: {"model": Message, "description": "no such device"},
 }
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, examples=["nps-a1b2c3"])]
@@ -26,20 +30,31 @@ def _unknown(device: str) -> HTTPException:
     return HTTPException(404, f"no device {device!r} has sent anything")
 
 
+def _visible(session: Session, caller: Caller, device: str) -> None:
+    """404 for a device never heard from, 403 for another site's (site-limited callers)."""
+    if caller.site is None:
+        return
+    dev = session.get(Device, device)
+    if dev is None:
+        raise _unknown(device)
+    check_site(caller, dev.site, f"device {device} (site {dev.site})")
+
+
 @router.get("", response_model=list[DeviceRow], responses=ERRORS, summary="One row per device")
 def devices(
     session: SessionDep,
     settings: SettingsDep,
-    caller: OperatorDep,
+    caller: ViewerDep,
     site: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[DeviceRow]:
-    return list_devices(session, settings=settings, site=site)
+    return list_devices(session, settings=settings, site=site_for(caller, site))
 
 
 @router.get("/{device}", response_model=DeviceDetail, responses=ERRORS, summary="One device")
 def device(
-    device: DeviceId, session: SessionDep, settings: SettingsDep, caller: OperatorDep
+    device: DeviceId, session: SessionDep, settings: SettingsDep, caller: ViewerDep
 ) -> DeviceDetail:
+    _visible(session, caller, device)
     out = device_detail(session, device=device, settings=settings)
     if out is None:
         raise _unknown(device)
@@ -49,7 +64,8 @@ def device(
 @router.get(
     "/{device}/gaps", response_model=Gaps, responses=ERRORS, summary="Seqs that never arrived"
 )
-def device_gaps(device: DeviceId, session: SessionDep, caller: OperatorDep) -> Gaps:
+def device_gaps(device: DeviceId, session: SessionDep, caller: ViewerDep) -> Gaps:
+    _visible(session, caller, device)
     out = gaps(session, device=device)
     if out is None:
         raise _unknown(device)
@@ -62,9 +78,10 @@ def device_gaps(device: DeviceId, session: SessionDep, caller: OperatorDep) -> G
 def telemetry(
     device: DeviceId,
     session: SessionDep,
-    caller: OperatorDep,
+    caller: ViewerDep,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> dict[str, Any]:
+    _visible(session, caller, device)
     T = table_of(Telemetry).c
     cols = ("battery_mv", "rssi", "heap_free", "heap_min", "temp_c", "uptime_s", "outbox_depth")
     rows = session.execute(

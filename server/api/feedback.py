@@ -15,7 +15,8 @@ from sqlmodel import Session
 
 from server import rollups
 from server.analytics import Filters
-from server.api.deps import FiltersDep, OperatorDep, SessionDep
+from server.api.deps import SessionDep, ViewerDep
+from server.api.scope import ScopedFiltersDep
 from server.models import Feedback
 from server.models.events import FeedbackPublic
 from server.schemas import FEEDBACK_ITEM_EXAMPLE, Message, example
@@ -23,7 +24,8 @@ from server.sql import table_of
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "bad or missing operator token"},
+    401: {"model": Message, "description": "bad or missing token"},
+    403: {"model": Message, "description": "the caller is limited to another site"},
     404: {"model": Message, "description": "`before` names no stored feedback"},
     422: {"model": Message, "description": "a bad parameter"},
 }
@@ -53,8 +55,8 @@ def matching(f: Filters) -> Select[Any]:
 )
 def list_feedback(
     session: SessionDep,
-    caller: OperatorDep,
-    f: FiltersDep,
+    caller: ViewerDep,
+    f: ScopedFiltersDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     before: Annotated[
         str | None, Query(max_length=96, description="id of the last item of the previous page")
@@ -63,7 +65,7 @@ def list_feedback(
     stmt = matching(f)
     if before is not None:
         anchor = session.get(Feedback, before)
-        if anchor is None:
+        if anchor is None or (caller.site is not None and anchor.site != caller.site):
             raise HTTPException(404, f"before: no feedback {before!r}")
         stmt = stmt.where((F.t < anchor.t) | ((F.t == anchor.t) & (F.id < anchor.id)))
     stmt = stmt.order_by(F.t.desc(), F.id.desc()).limit(limit)
@@ -112,8 +114,8 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 )
 def export(
     request: Request,
-    caller: OperatorDep,
-    f: FiltersDep,
+    caller: ViewerDep,
+    f: ScopedFiltersDep,
     format: Annotated[
         Literal["csv", "json"], Query(description="csv with a header, or JSON lines")
     ] = "csv",

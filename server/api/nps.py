@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from server.analytics import GROUP_BY, Filters, figures, sort_groups
-from server.api.deps import FiltersDep, OperatorDep, SessionDep
+from server.api.deps import SessionDep, ViewerDep
+from server.api.scope import ScopedFiltersDep
 from server.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
 from server.models import Device
 from server.nps import Tally, compare
@@ -18,7 +19,8 @@ from server.schemas import FIGURES_EXAMPLE, Figures, Group, Message, NpsAnswer, 
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "bad or missing operator token"},
+    401: {"model": Message, "description": "bad or missing token"},
+    403: {"model": Message, "description": "the caller is limited to another site"},
     422: {"model": Message, "description": "a bad parameter"},
 }
 GroupBy = Literal[
@@ -43,8 +45,8 @@ def answer(session: SessionDep, f: Filters, group_by: str | None) -> NpsAnswer:
 )
 def get_nps(
     session: SessionDep,
-    caller: OperatorDep,
-    f: FiltersDep,
+    caller: ViewerDep,
+    f: ScopedFiltersDep,
     group_by: Annotated[GroupBy | None, Query(description="split the figures by this")] = None,
 ) -> NpsAnswer:
     """Each event counts once, at its time; `hour`, `day` and `week` keys are UTC
@@ -58,7 +60,7 @@ def get_nps(
     | example({"cells": [{"weekday": 0, "hour": 9, "n": 12, "nps": 25.0, "shown": 20}]}),
     summary="NPS by weekday and hour of day (UTC)",
 )
-def heatmap(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str, Any]:
+def heatmap(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> dict[str, Any]:
     _, tallies = figures(session, f, "heat")
     cells = []
     for wd in range(7):
@@ -97,7 +99,7 @@ ORDER = {"rssi_band": RSSI_BANDS, "battery_band": BATTERY_BANDS, "health": HEALT
     ),
     summary="Does device health explain NPS?",
 )
-def drivers(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str, Any]:
+def drivers(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> dict[str, Any]:
     """Per health feature, NPS per group, and each group against the largest group of
     that feature: two-sample z-test on the NPS difference (docs/server.md)."""
     features = []
@@ -138,15 +140,23 @@ def drivers(session: SessionDep, caller: OperatorDep, f: FiltersDep) -> dict[str
     ),
     summary="Values for the filter pickers",
 )
-def filter_values(session: SessionDep, caller: OperatorDep) -> dict[str, list[str]]:
-    def values(col: Any) -> list[str]:
-        return sorted(v for (v,) in session.execute(select(col).distinct()) if v is not None)
+def filter_values(session: SessionDep, caller: ViewerDep) -> dict[str, list[str]]:
+    """Only the caller's site's values when it is limited to one."""
+    site = caller.site
 
-    mix = ROLLUP_TABLES[("mix", DAY)].c  # small: no scan of raw feedback
+    def values(col: Any, site_col: Any) -> list[str]:
+        stmt = select(col).distinct()
+        if site is not None:
+            stmt = stmt.where(site_col == site)
+        return sorted(v for (v,) in session.execute(stmt) if v is not None)
+
+    # Small rollups: no scan of raw feedback. `slice` has the site, `mix` does not.
+    roll = ROLLUP_TABLES[("mix", DAY) if site is None else ("slice", DAY)].c
+    roll_site = roll.site if site is not None else None
     return {
-        "sites": values(Device.site),
-        "fw": values(mix.fw),
-        "triggers": values(mix.trigger),
-        "devices": values(Device.id),
-        "prompts": values(mix.prompt),
+        "sites": values(Device.site, Device.site),
+        "fw": values(roll.fw, roll_site),
+        "triggers": values(roll.trigger, roll_site),
+        "devices": values(Device.id, Device.site),
+        "prompts": values(roll.prompt, roll_site),
     }

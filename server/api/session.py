@@ -1,20 +1,36 @@
-"""`/api/v1/session`: dashboard login with an operator token, kept in an HttpOnly cookie."""
+"""`/api/v1/session`: dashboard login with a person's token, kept in an HttpOnly cookie.
+
+Failed logins are limited per client address (server/api/login_limit.py); the
+cookie is Secure whenever the browser reached us over HTTPS (server/api/origin.py).
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from server.api.deps import COOKIE, OperatorDep, SessionDep, SettingsDep
+from server.api.deps import COOKIE, SessionDep, SettingsDep, ViewerDep
+from server.api.login_limit import LoginLimiter, limit_key, retry_after
+from server.api.origin import client_address, request_scheme
+from server.db import write_session
+from server.metrics import LOGINS_FAILED, LOGINS_THROTTLED
 from server.schemas import Message
-from server.tokens import close_session, find_token, open_session
+from server.tokens import PEOPLE, close_session, find_token, open_session
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "not an operator token, or not logged in"}
+    401: {"model": Message, "description": "not a person's token, or not logged in"},
+}
+LOGIN_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
+    403: {"model": Message, "description": "posted from another site's page (CSRF)"},
+    429: {
+        "model": Message,
+        "description": "too many failed logins from this address: see Retry-After",
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -22,24 +38,52 @@ class Login(BaseModel):
     token: str = Field(min_length=1, max_length=256, examples=["npso_..."])
 
 
-@router.post("", responses=ERRORS, summary="Log in: sets the nps_session cookie")
+class Who(BaseModel):
+    """Who is logged in; the dashboard shows only what `role` may do, for `site` if set."""
+
+    name: str = Field(examples=["alice"])
+    role: Literal["viewer", "operator", "admin"] = Field(examples=["operator"])
+    site: str | None = Field(description="the one site this person may see; null: all")
+
+
+@router.post(
+    "",
+    response_model=Who,
+    responses=LOGIN_ERRORS,
+    summary="Log in: sets the nps_session cookie",
+)
 def login(
-    body: Login, response: Response, session: SessionDep, settings: SettingsDep
-) -> dict[str, str]:
+    body: Login, request: Request, response: Response, session: SessionDep, settings: SettingsDep
+) -> Who:
+    limiter: LoginLimiter = request.app.state.login_limiter
+    key = limit_key(client_address(request, settings))
+    now = time.time()
+    wait = limiter.wait_s(key, now=now)
+    if wait > 0:
+        LOGINS_THROTTLED.inc()
+        raise HTTPException(
+            429,
+            f"too many failed logins from {key} ({limiter.max_failures} in"
+            f" {limiter.window_s:g} s): try again in {retry_after(wait)} s",
+            headers={"Retry-After": retry_after(wait)},
+        )
     tok = find_token(session, token=body.token)
-    if tok is None or tok.role != "operator":
-        raise HTTPException(401, "not a valid operator token")
-    sid = open_session(session, token=tok, ttl_s=settings.session_ttl_s, now=time.time())
+    if tok is None or tok.role not in PEOPLE:
+        limiter.failed(key, now=now)
+        LOGINS_FAILED.labels("unknown" if tok is None else "role").inc()
+        raise HTTPException(401, "not a valid token of a person (viewer, operator or admin)")
+    with write_session(request.app.state.engine) as writer:  # queued with other writers
+        sid = open_session(writer, token=tok, ttl_s=settings.session_ttl_s, now=now)
     response.set_cookie(
-        COOKIE, sid, max_age=settings.session_ttl_s, httponly=True, samesite="strict",
-        secure=settings.cookie_secure, path="/",
+        COOKIE, sid, max_age=settings.session_ttl_s, httponly=True, samesite="strict", path="/",
+        secure=settings.cookie_secure or request_scheme(request, settings) == "https",
     )  # fmt: skip
-    return {"name": tok.name, "role": "operator"}
+    return Who(name=tok.name, role=tok.role, site=tok.site)  # type: ignore[arg-type]
 
 
-@router.get("", responses=ERRORS, summary="Who is logged in")
-def whoami(caller: OperatorDep) -> dict[str, str]:
-    return {"name": caller.name, "role": caller.role}
+@router.get("", response_model=Who, responses=ERRORS, summary="Who is logged in")
+def whoami(caller: ViewerDep) -> Who:
+    return Who(name=caller.name, role=caller.role, site=caller.site)  # type: ignore[arg-type]
 
 
 @router.delete("", summary="Log out: clears the cookie")
@@ -47,5 +91,5 @@ def logout(request: Request, response: Response, session: SessionDep) -> dict[st
     sid = request.cookies.get(COOKIE)
     if sid:
         close_session(session, sid=sid)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return {"ok": True}

@@ -4,7 +4,8 @@ Every page is the same HTML shell (`static/index.html`); the browser-side
 modules in `static/` pick the view from the path and load their data from
 the API. A page asked for without a valid session cookie is redirected to
 `/login?next=...` here, and the API refuses data without one, so neither a
-page nor data is shown without an operator token. Charts come from chart.js, installed from npm by
+page nor data is shown without a person's token (viewer, operator or admin;
+what each may do is decided by the API). Charts come from chart.js, installed from npm by
 the project's install step (`npm ci`, run by `make venv`) and served here
 from `node_modules`; a missing install gets a page saying how to fix it.
 """
@@ -27,7 +28,7 @@ from server.tokens import find_session
 STATIC = Path(__file__).resolve().parent / "static"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_JS = Path("chart.js") / "dist" / "chart.umd.min.js"
-PAGES = ("/", "/drivers", "/fleet", "/fleet/{device}", "/alerts")
+PAGES = ("/", "/drivers", "/fleet", "/fleet/{device}", "/alerts", "/registry")
 
 # The shell runs only our own scripts; chart.js styles canvases inline.
 SECURITY_HEADERS = {
@@ -81,7 +82,7 @@ def _shell() -> Response:
 
 
 def _page(request: Request, session: SessionDep) -> Response:
-    """A dashboard page: the shell for a logged-in operator, else the way to log in."""
+    """A dashboard page: the shell for a logged-in person, else the way to log in."""
     sid = request.cookies.get(COOKIE)
     if not sid or find_session(session, sid=sid, now=time.time()) is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -6,16 +6,18 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from nps_edge.broker import free_port
-from nps_edge.story import Story, generate, scenario_events
-from tests.conftest import ROOT
+from nps_edge.story import Story, generate, scenario_events, site_names
+from tests.conftest import CHROMIUM_ARGS, ROOT, missing
 
 BATCH = 1000
 LOST_SEQS = range(200, 204)
@@ -28,7 +30,7 @@ TEST_STORY = dict(days=14, sites=4, devices_per_site=3, telemetry_minutes=(45.0,
 class LiveServer:
     base: str
     operator_token: str
-    gateway_token: str
+    gateway_tokens: dict[str, str]  # site -> the token of its gateway `gw-<site>`
     story: Story
     events: list[dict[str, Any]]
     log: Path
@@ -46,28 +48,35 @@ class LiveServer:
         return response.json()
 
     def ingest(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        response = httpx.post(
-            f"{self.base}/api/v1/ingest",
-            json={"gateway": "gw-test", "events": events},
-            headers={"Authorization": f"Bearer {self.gateway_token}"},
-            timeout=60,
-        )
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        assert not result["rejected"], result["rejected"][:3]
-        return result
+        """Each site's events through that site's gateway (a gateway token has one site)."""
+        total: dict[str, Any] = {"accepted": 0, "duplicates": 0, "rejected": []}
+        for site in sorted({e["site"] for e in events}):
+            response = httpx.post(
+                f"{self.base}/api/v1/ingest",
+                json={"gateway": f"gw-{site}", "events": [e for e in events if e["site"] == site]},
+                headers={"Authorization": f"Bearer {self.gateway_tokens[site]}"},
+                timeout=60,
+            )
+            response.raise_for_status()
+            result = response.json()
+            assert not result["rejected"], result["rejected"][:3]
+            total["accepted"] += result["accepted"]
+            total["duplicates"] += result["duplicates"]
+        return total
 
 
-def _tokens(bin_: str, db: str, *wanted: tuple[str, str]) -> list[str]:
-    """`nps-edge token create` for each (role, name), run side by side on a migrated db."""
+def _tokens(bin_: str, db: str, *wanted: tuple[str, ...]) -> list[str]:
+    """`nps-edge token create` for each (role, name) or (role, name, site), run side by
+    side on a migrated db."""
     procs = [
         subprocess.Popen(
-            [bin_, "token", "create", "--db", db, "--role", role, "--name", name],
+            [bin_, "token", "create", "--db", db, "--role", role, "--name", name]
+            + (["--site", site[0]] if site else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for role, name in wanted
+        for role, name, *site in wanted
     ]
     tokens = []
     for proc in procs:
@@ -91,15 +100,17 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
     pytest.fail(f"nps-edge server not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def live_server(
-    nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("dashboard-server")
+@contextmanager
+def running_server(
+    nps_edge_bin: str, tmp: Path, **settings: str
+) -> Iterator[tuple[str, str, Path]]:
+    """`nps-edge server` on a free port with a temp SQLite database: (base URL, db, log).
+    `settings` become `NPS_EDGE_<NAME>` variables."""
     db = f"sqlite:///{tmp}/x.db"
     port = free_port()
     log = tmp / "server.log"
     env = {**os.environ, "NPS_EDGE_NODE_MODULES": str(ROOT / "node_modules")}
+    env.update({f"NPS_EDGE_{k.upper()}": v for k, v in settings.items()})
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [nps_edge_bin, "server", "--db", db, "--host", "127.0.0.1", "--port", str(port)],
@@ -110,20 +121,7 @@ def live_server(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc, log)  # the server migrated the database before listening
-        operator, gateway = _tokens(nps_edge_bin, db, ("operator", "ops"), ("gateway", "gw-test"))
-        story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
-        scenarios = generate(story)
-        events = [e for s in scenarios for e in scenario_events(s)]
-        # One device lost a few events on the way: the fleet page must show the gap.
-        lost = {f"{scenarios[0]['device']}:{seq}" for seq in LOST_SEQS}
-        events = [e for e in events if e["id"] not in lost]
-        events.sort(key=lambda e: e["rx_ts"])  # as a gateway would forward them
-        server = LiveServer(base, operator, gateway, story, events, log, scenarios[0]["device"])
-        for i in range(0, len(events), BATCH):
-            server.ingest(events[i : i + BATCH])
-        for e in events:
-            server.next_seq[e["device"]] = max(server.next_seq.get(e["device"], 0), e["seq"] + 1)
-        yield server
+        yield base, db, log
     finally:
         proc.terminate()
         try:
@@ -131,3 +129,72 @@ def live_server(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    tmp = tmp_path_factory.mktemp("dashboard-server")
+    with running_server(nps_edge_bin, tmp) as (base, db, log):
+        story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
+        sites = site_names(story)
+        operator, *gateways = _tokens(
+            nps_edge_bin, db, ("operator", "ops"), *(("gateway", f"gw-{s}", s) for s in sites)
+        )
+        scenarios = generate(story)
+        events = [e for s in scenarios for e in scenario_events(s)]
+        # One device lost a few events on the way: the fleet page must show the gap.
+        lost = {f"{scenarios[0]['device']}:{seq}" for seq in LOST_SEQS}
+        events = [e for e in events if e["id"] not in lost]
+        events.sort(key=lambda e: e["rx_ts"])  # as a gateway would forward them
+        server = LiveServer(
+            base, operator, dict(zip(sites, gateways, strict=True)), story, events, log,
+            scenarios[0]["device"],
+        )  # fmt: skip
+        for i in range(0, len(events), BATCH):
+            server.ingest(events[i : i + BATCH])
+        for e in events:
+            server.next_seq[e["device"]] = max(server.next_seq.get(e["device"], 0), e["seq"] + 1)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """docs/screenshots/ with NPS_EDGE_SCREENSHOTS=1 (the committed ones come from that)."""
+    if os.environ.get("NPS_EDGE_SCREENSHOTS") == "1":
+        return ROOT / "docs" / "screenshots"
+    return tmp_path_factory.mktemp("screenshots")
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_findings(page: Page) -> list[str]:
+    """axe-core's serious and critical WCAG A/AA and best-practice findings on the page
+    (the page's context needs `bypass_csp=True`: axe is injected as a script)."""
+    if not AXE.is_file():
+        missing("node_modules/axe-core", "run `npm ci` at the repository root (make venv does)")
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async () => {
+          const r = await axe.run(document, {
+            runOnly: ['wcag2a', 'wcag2aa', 'best-practice'], resultTypes: ['violations']});
+          return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(' ')}`);
+        }"""
+    )
+    return list(result)

@@ -6,7 +6,6 @@ Set NPS_EDGE_SCREENSHOTS=1 to write the screenshots to docs/screenshots/
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -15,10 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.conftest import CHROMIUM_ARGS, ROOT, missing
-from tests.dashboard.conftest import LOST_SEQS, LiveServer
+from tests.dashboard.conftest import LOST_SEQS, LiveServer, axe_findings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -26,29 +24,9 @@ VIEWPORT = {"width": 1366, "height": 900}
 WAIT_MS = 15_000
 
 
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("NPS_EDGE_SCREENSHOTS") == "1":
-        return ROOT / "docs" / "screenshots"
-    return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-
-
 def login(page: Page, server: LiveServer) -> None:
     page.goto(f"{server.base}/login")
-    page.get_by_label("Operator token").fill(server.operator_token)
+    page.get_by_label("Your token").fill(server.operator_token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{server.base}/", timeout=WAIT_MS)
 
@@ -112,11 +90,11 @@ def test_no_page_or_data_without_login_then_login_shows_the_fleet_nps(
     expect(page.locator("#top")).to_be_hidden()
 
     page.screenshot(path=shots / "login.png")
-    page.get_by_label("Operator token").fill("not-a-token")
+    page.get_by_label("Your token").fill("not-a-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not accepted", timeout=WAIT_MS)
 
-    page.get_by_label("Operator token").fill(live_server.operator_token)
+    page.get_by_label("Your token").fill(live_server.operator_token)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{live_server.base}/fleet?site=store-1", timeout=WAIT_MS)  # back where asked
     page.goto(f"{live_server.base}/")
@@ -353,19 +331,14 @@ def test_pages_fit_tablet_and_laptop_widths(
         assert overflow <= 0, f"{path} is {overflow}px wider than a {width}px screen"
 
 
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
 def test_pages_pass_axe_accessibility_checks(browser: Browser, live_server: LiveServer) -> None:
     """axe-core (npm, dev dependency) on every page: no serious or critical WCAG A/AA issue."""
-    if not AXE.is_file():
-        missing("node_modules/axe-core", "run `npm ci` at the repository root (make venv does)")
     # axe is injected as an inline script, which the pages' CSP rightly forbids: bypass it here.
     context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
     page = context.new_page()
     page.goto(f"{live_server.base}/login")
-    expect(page.get_by_label("Operator token")).to_be_visible(timeout=WAIT_MS)
-    found = {"/login": _axe(page)}
+    expect(page.get_by_label("Your token")).to_be_visible(timeout=WAIT_MS)
+    found = {"/login": axe_findings(page)}
     login(page, live_server)
     device = live_server.lossy_device
     ready = {
@@ -378,20 +351,7 @@ def test_pages_pass_axe_accessibility_checks(browser: Browser, live_server: Live
     for path, selector in ready.items():
         page.goto(f"{live_server.base}{path}")
         expect(page.locator(selector).first).to_be_visible(timeout=WAIT_MS)
-        found[path] = _axe(page)
+        found[path] = axe_findings(page)
     context.close()
     bad = {path: v for path, v in found.items() if v}
     assert not bad, bad
-
-
-def _axe(page: Page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        """async () => {
-          const r = await axe.run(document, {
-            runOnly: ['wcag2a', 'wcag2aa', 'best-practice'], resultTypes: ['violations']});
-          return r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
-            .map(v => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes[0].target.join(' ')}`);
-        }"""
-    )
-    return list(result)

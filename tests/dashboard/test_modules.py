@@ -82,3 +82,39 @@ def test_html_escapes_every_value(node: str) -> None:
     assert "<img" not in got["plain"] and "&#60;img" in got["plain"]
     assert got["list"].count("<li>") == 2 and "<img" not in got["list"]
     assert got["trusted"] == "<p><b>ok</b></p>"
+
+
+def test_login_goes_back_only_to_a_path_on_this_site(node: str) -> None:
+    """The open redirect of issue 12: `/login?next=/\\evil.example` went off-site."""
+    hostile = [
+        "/\\evil.example", "//evil.example", "\\\\evil.example", "/\\/evil.example",
+        "https://evil.example/", "javascript:alert(1)", "/\t/evil.example", "/\n/evil.example",
+        "/\u0000/evil.example", " //evil.example", "evil.example", "", None, "/login",
+        "/login?next=//evil.example", "/\u0085/evil.example",
+    ]  # fmt: skip
+    kept = ["/", "/fleet?site=store-1", "/alerts#top", "/fleet/nps-a1b2c3", "/%2F%2Fevil.example"]
+    got = run_module(
+        node,
+        f"""import {{ safeNext }} from "./redirect.js";
+        const origin = "http://127.0.0.1:8080";
+        console.log(JSON.stringify({{
+          hostile: {json.dumps(hostile)}.map((n) => safeNext(n, origin)),
+          kept: {json.dumps(kept)}.map((n) => safeNext(n, origin))}}));""",
+    )
+    assert got["hostile"] == ["/"] * len(hostile)
+    assert got["kept"] == kept
+
+
+def test_roles_match_the_server(node: str) -> None:
+    """The dashboard hides exactly what the server refuses (server/api/deps.py)."""
+    got = run_module(
+        node,
+        """import { mayAct, mayAdminister, describe } from "./roles.js";
+        const roles = ["viewer", "operator", "admin", "gateway"];
+        console.log(JSON.stringify({
+          act: roles.map(mayAct), admin: roles.map(mayAdminister),
+          who: describe({name: "olly", role: "operator", site: "store-1"})}));""",
+    )
+    assert got["act"] == [False, True, True, False]
+    assert got["admin"] == [False, False, True, False]
+    assert got["who"] == "olly (operator, site store-1)"

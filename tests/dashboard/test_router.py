@@ -46,7 +46,7 @@ def chart_installed() -> None:
         missing("node_modules/chart.js", "run `npm ci` at the repository root (make venv does)")
 
 
-PAGES = ["/", "/drivers", "/fleet", "/fleet/nps-00a1b2", "/alerts"]
+PAGES = ["/", "/drivers", "/fleet", "/fleet/nps-00a1b2", "/alerts", "/registry"]
 
 
 @pytest.mark.parametrize("path", [*PAGES, "/login"])

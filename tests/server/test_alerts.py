@@ -166,9 +166,9 @@ def test_session_cookie_login_and_logout(api: Api) -> None:
     assert c.post("/api/v1/session", json={"token": api.tokens["gateway"]}).status_code == 401
     r = c.post("/api/v1/session", json={"token": api.tokens["operator"]})
     assert r.status_code == 200 and "httponly" in r.headers["set-cookie"].lower()
-    assert c.get("/api/v1/session").json() == {"name": "alice", "role": "operator"}
+    assert c.get("/api/v1/session").json() == {"name": "alice", "role": "operator", "site": None}
     assert c.get("/api/v1/nps").status_code == 200
-    c.delete("/api/v1/session")
+    assert c.delete("/api/v1/session", headers={"Origin": "http://testserver"}).status_code == 200
     c.cookies.clear()
     assert c.get("/api/v1/session").status_code == 401
 
@@ -182,7 +182,7 @@ def test_webhook_signed_retried_and_logged(db_url: str, engine: Engine) -> None:
         app = create_app(settings, engine=engine)
         with Session(engine) as s:
             gw = create_token(s, name="gw-1", role="gateway", site="store-1")
-            op = create_token(s, name="op", role="operator")
+            op = create_token(s, name="op", role="admin")  # the log shows webhook URLs
         with TestClient(app) as client:
             client.post(
                 "/api/v1/ingest", json={"gateway": "gw-1", "events": [feedback(seq=1, score=3)]},

@@ -46,3 +46,14 @@ export async function api(path, { query, method = "GET", body, redirect = true }
   if (!response.ok) throw new ApiError(response.status, `/api/v1${path}`, await detailOf(response));
   return response.status === 204 ? null : response.json();
 }
+
+let who = null;
+
+/** Who is signed in, `{name, role, site}`: asked once per page load, shared by every page. */
+export function whoami() {
+  who ??= api("/session").catch((err) => {
+    who = null; // ask again next time
+    throw err;
+  });
+  return who;
+}

@@ -1,6 +1,6 @@
 // The dashboard shell: session gate, page routing, the filter bar and the live stream.
 
-import { ApiError, api } from "./api.js";
+import { ApiError, api, whoami } from "./api.js";
 import * as filters from "./filters.js";
 import { escape, time } from "./format.js";
 import * as alertsPage from "./pages/alerts.js";
@@ -9,6 +9,8 @@ import * as driversPage from "./pages/drivers.js";
 import * as fleetPage from "./pages/fleet.js";
 import * as loginPage from "./pages/login.js";
 import * as overviewPage from "./pages/overview.js";
+import * as registryPage from "./pages/registry.js";
+import { describe, mayAdminister } from "./roles.js";
 
 const ROUTES = [
   [/^\/$/, overviewPage],
@@ -16,6 +18,7 @@ const ROUTES = [
   [/^\/fleet$/, fleetPage],
   [/^\/fleet\/([^/]+)$/, devicePage],
   [/^\/alerts$/, alertsPage],
+  [/^\/registry$/, registryPage],
   [/^\/login$/, loginPage],
 ];
 
@@ -142,8 +145,10 @@ function openStream() {
 
 async function ensureSession() {
   if (state.session) return state.session;
-  state.session = await api("/session"); // 401 goes to /login
-  document.getElementById("who").textContent = state.session.name ? `Signed in as ${state.session.name}` : "";
+  state.session = await whoami(); // 401 goes to /login
+  document.getElementById("who").textContent = state.session.name ? `Signed in as ${describe(state.session)}` : "";
+  // Links to what this role cannot do are not shown (the server refuses them anyway).
+  for (const item of document.querySelectorAll("[data-role=admin]")) item.hidden = !mayAdminister(state.session.role);
   return state.session;
 }
 

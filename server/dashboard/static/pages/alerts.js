@@ -1,7 +1,8 @@
 // Alerts inbox: detractor and threshold alerts; acknowledge, assign, comment, close.
 
-import { api, ApiError } from "../api.js";
+import { api, ApiError, whoami } from "../api.js";
 import { CATEGORY_LABEL, ago, category, count, html, humanize, interval, isoTime, nps, time } from "../format.js";
+import { mayAct } from "../roles.js";
 import { panel, setTitle } from "../ui.js";
 
 export const name = "alerts";
@@ -41,8 +42,8 @@ function detailText(kind, detail) {
     .join(" · ");
 }
 
-function alertItem(a) {
-  const closed = a.status === "closed";
+function alertItem(a, acting) {
+  const readOnly = a.status === "closed" || !acting; // no buttons the server would refuse
   const comments = (a.comments || []).map(
     (c) => html`<li><strong>${c.author}</strong> <span class="muted">(${time(c.at)})</span>: ${c.text}</li>`,
   );
@@ -57,7 +58,7 @@ function alertItem(a) {
       · ${a.assignee ? html`assigned to <strong>${a.assignee}</strong>` : "unassigned"}</p>
     ${detailText(a.kind, a.detail) ? html`<p class="detail">${detailText(a.kind, a.detail)}</p>` : ""}
     ${comments.length ? html`<ul class="comments" aria-label="Comments">${comments}</ul>` : ""}
-    ${closed ? "" : html`<div class="row">
+    ${readOnly ? "" : html`<div class="row">
       ${a.status === "open" ? html`<button type="button" class="primary" data-action="ack">Acknowledge</button>` : ""}
     <details><summary>Assign, comment or close</summary><div class="actions">
       <form data-action="assign"><label class="field">Assign to
@@ -83,6 +84,8 @@ const DONE = { ack: "acknowledged", assign: "assigned", comment: "commented", cl
 
 export async function render(main, { navigate }) {
   setTitle("Alerts");
+  const who = await whoami().catch(() => ({ role: "viewer" }));
+  const acting = mayAct(who.role);
   const params = new URLSearchParams(location.search);
   const status = params.get("status") || "open";
   const kind = params.get("kind") || "";
@@ -94,6 +97,8 @@ export async function render(main, { navigate }) {
   main.innerHTML = html`<div class="page-head"><h1>Alerts</h1></div>
     <p class="muted">A detractor answer opens an alert, and so do a site's NPS falling below its threshold,
       a device going silent and a low battery. Newest first, 100 at a time.</p>
+    ${acting ? "" : html`<p class="note" id="read-only" role="note">You are signed in as a ${who.role}: you can read
+      alerts; an operator or an admin acknowledges, assigns, comments on and closes them.</p>`}
     <div class="toolbar"><nav class="tabs" aria-label="Alert status" id="alert-tabs"></nav>
       <label class="field">Kind <select id="alert-kind">
         <option value="">All kinds</option>
@@ -112,7 +117,7 @@ export async function render(main, { navigate }) {
         }</a>`.text,
     ).join("");
     body.innerHTML = data.items.length
-      ? html`<ul class="alerts">${data.items.map(alertItem)}</ul>`.text
+      ? html`<ul class="alerts">${data.items.map((a) => alertItem(a, acting))}</ul>`.text
       : html`<p class="muted">No ${status === "all" ? "" : status} alerts.</p>`.text;
   };
   const refresh = () => panel(section, `${STATUSES.find((s) => s[0] === status)?.[1] ?? "All"} alerts`, load, draw);

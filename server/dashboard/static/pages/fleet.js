@@ -79,6 +79,28 @@ function writeState(state) {
   history.replaceState(null, "", `${location.pathname}${qs ? `?${qs}` : ""}`);
 }
 
+const REJECTIONS_SHOWN = 5;
+
+function loadRejections() {
+  return api("/rejections", { query: { reason_class: "site", limit: REJECTIONS_SHOWN } });
+}
+
+/** Events a gateway delivered for another site's device (server/binding.py): refused, kept. */
+function drawRejections(body, data) {
+  const items = data.items.map(
+    (r) => html`<li><time datetime="${isoTime(r.received_at)}" title="${isoTime(r.received_at)}">${ago(r.received_at)}</time>
+      · gateway <strong>${r.gateway}</strong>${r.site ? html` (site ${r.site})` : ""}
+      ${r.event_id ? html` · event <code>${r.event_id}</code>` : ""}<br><span class="muted">${r.error}</span></li>`,
+  );
+  body.innerHTML = html`<p data-testid="rejected-count" data-value="${data.count}">${
+    data.count === 0
+      ? "No event was refused for crossing sites."
+      : html`<strong>${count(data.count)}</strong> ${data.count === 1 ? "event was" : "events were"} refused because a
+        gateway delivered a device of another site (a moved or copied device, or a forged one).
+        ${data.count > items.length ? html`The latest ${items.length}:` : ""}`
+  }</p>${items.length ? html`<ul class="rejections">${items}</ul>` : ""}`.text;
+}
+
 export async function render(main, { filters: current }) {
   setTitle("Fleet");
   const query = filters.apiQuery(current);
@@ -94,8 +116,11 @@ export async function render(main, { filters: current }) {
       </select></label>
       <span class="scope" id="fleet-count" role="status"></span>
     </form>
-    <section id="devices"></section>`.text;
+    <section id="devices"></section>
+    <section id="rejections"></section>`.text;
   const section = main.querySelector("#devices");
+  // Not awaited: the device table does not wait for it.
+  panel(main.querySelector("#rejections"), "Refused across sites", loadRejections, drawRejections);
   const controls = main.querySelector("#fleet-controls");
   await panel(section, "Devices", () => api("/devices", { query }), (body, data) => {
     const rows = Array.isArray(data) ? data : data.items || data.devices || [];

@@ -1,16 +1,16 @@
-// Login with an operator token: POST /api/v1/session sets an HttpOnly cookie.
+// Login with a person's token (viewer, operator or admin): POST /api/v1/session sets
+// an HttpOnly cookie. After it, only a path on this site is followed (redirect.js).
 
 import { api, ApiError } from "../api.js";
 import { html } from "../format.js";
+import { safeNext } from "../redirect.js";
 import { setTitle } from "../ui.js";
 
 export const name = "login";
 export const isPublic = true;
 
 function nextUrl() {
-  const next = new URLSearchParams(location.search).get("next") || "/";
-  // Only same-site paths: never bounce to another origin after login.
-  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/login") ? next : "/";
+  return safeNext(new URLSearchParams(location.search).get("next"), location.origin);
 }
 
 export async function render(main) {
@@ -24,10 +24,12 @@ export async function render(main) {
   }
   main.innerHTML = html`<section class="login">
     <h1>nps-edge</h1>
-    <p>Sign in with an operator token. Create one on the server with
-      <code>nps-edge token create --role operator --name you</code>.</p>
+    <p>Sign in with your token: a viewer reads, an operator also works the alerts, an admin
+      also manages the device registry. An admin creates one on the server with
+      <code>nps-edge token create --role operator --name you</code>
+      (<code>--site SITE</code> limits it to one site).</p>
     <form id="login-form" novalidate>
-      <label for="token">Operator token</label>
+      <label for="token">Your token</label>
       <input id="token" name="token" type="password" autocomplete="current-password" required
         aria-describedby="login-error" spellcheck="false">
       <p id="login-error" class="error" role="alert" hidden></p>
@@ -42,7 +44,7 @@ export async function render(main) {
     error.hidden = true;
     const token = form.token.value.trim();
     if (!token) {
-      error.textContent = "Enter your operator token.";
+      error.textContent = "Enter your token.";
       error.hidden = false;
       return;
     }
@@ -54,7 +56,9 @@ export async function render(main) {
       error.textContent =
         err instanceof ApiError && err.status === 401
           ? "That token was not accepted. Check it and try again."
-          : `Could not sign in: ${err instanceof ApiError ? err.detail : err}`;
+          : err instanceof ApiError && err.status === 429
+            ? `Too many failed sign-ins from this address. ${err.detail}`
+            : `Could not sign in: ${err instanceof ApiError ? err.detail : err}`;
       error.hidden = false;
       form.token.select();
     } finally {

@@ -1,0 +1,88 @@
+"""The dashboard login's rate limit: so many failed logins per client address in a
+sliding window, then 429 with Retry-After until the oldest failure leaves the window.
+
+`LoginLimiter` is what the login route needs; `TableLimiter` keeps the failures in
+the database, shared by every server worker.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from typing import Protocol
+
+from sqlalchemy import Engine, delete, select
+from sqlmodel import Session
+
+from server.db import write_session
+from server.models import LoginFailure
+from server.sql import table_of
+
+# Where a client holds a whole IPv6 /64 (RFC 4291 section 2.5.4: the usual subnet
+# size), counting per address would give it 2^64 fresh starts.
+IPV6_PREFIX = 64
+FAILURE = table_of(LoginFailure).c
+
+
+def limit_key(address: str) -> str:
+    """What the limit counts by: the IPv4 address, or the IPv6 address's /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:128]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False))
+    return str(ip)
+
+
+class LoginLimiter(Protocol):
+    max_failures: int
+    window_s: float
+
+    def wait_s(self, key: str, *, now: float) -> float:
+        """0 when `key` may try to log in now, else the seconds until it may."""
+        ...
+
+    def failed(self, key: str, *, now: float) -> None:
+        """Record one failed login of `key` at `now`."""
+        ...
+
+
+def retry_after(wait_s: float) -> str:
+    """A Retry-After value (RFC 9110 section 10.2.3: whole seconds), never 0."""
+    return str(max(1, math.ceil(wait_s)))
+
+
+class TableLimiter:
+    """Failures in the `login_failure` table, so every server worker sees the same count."""
+
+    def __init__(self, engine: Engine, *, max_failures: int, window_s: float) -> None:
+        self.engine = engine
+        self.max_failures = max_failures
+        self.window_s = window_s
+
+    def wait_s(self, key: str, *, now: float) -> float:
+        with Session(self.engine) as session:
+            recent = (
+                session.execute(
+                    select(FAILURE.at)
+                    .where(FAILURE.key == key[:128], FAILURE.at > now - self.window_s)
+                    .order_by(FAILURE.at.desc())
+                    .limit(self.max_failures)
+                )
+                .scalars()
+                .all()
+            )
+        if len(recent) < self.max_failures:
+            return 0.0
+        return recent[-1] + self.window_s - now
+
+    def failed(self, key: str, *, now: float) -> None:
+        """Record it, and drop every failure that has left the window (the table stays
+        as small as the failures of the last `window_s`)."""
+        with write_session(self.engine) as session:
+            session.add(LoginFailure(key=key[:128], at=now))
+            session.execute(delete(LoginFailure).where(FAILURE.at <= now - self.window_s))
+            session.commit()
