@@ -34,6 +34,8 @@ from gateway.policy import (
 )
 from gateway.store import PutResult, Store
 
+INVALID_TOPICS = "(invalid-topic)"  # the throttle's key for topics that name no device
+
 # What a single message may raise out of the store's insert although `admit`
 # accepted it (a value SQLite cannot bind); that message alone is dead-lettered.
 ITEM_ERRORS = (OverflowError, ValueError, TypeError, sqlite3.InterfaceError, sqlite3.IntegrityError)
@@ -143,15 +145,13 @@ class Intake:
 
     def _judge(self, m: Message) -> Event | Presence | Rejected | None:
         """Throttle, then judge one message; whatever happens it becomes an item."""
-        device = topic_device(m.topic, self.root)
-        if device is not None:
-            was_limited = device in self.throttle.limited
-            if not self.throttle.take(device, m.rx_ts):
-                if not was_limited:  # once per episode, not once per message of a flood
-                    log_event(
-                        log, logging.WARNING, "device over its rate: throttling", device=device
-                    )
-                return reject(m.topic, m.payload, THROTTLED, m.rx_ts, device)
+        # Topics that name no valid device share one bucket, so junk topics flood no more.
+        device = topic_device(m.topic, self.root) or INVALID_TOPICS
+        was_limited = device in self.throttle.limited
+        if not self.throttle.take(device, m.rx_ts):
+            if not was_limited:  # once per episode, not once per message of a flood
+                log_event(log, logging.WARNING, "device over its rate: throttling", device=device)
+            return reject(m.topic, m.payload, THROTTLED, m.rx_ts, device)
         try:
             judged = self.judge(m.topic, m.payload, m.rx_ts, self.root)
         except Exception as err:  # noqa: BLE001

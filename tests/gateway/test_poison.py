@@ -266,3 +266,12 @@ def test_admit_always_returns_an_item_and_never_raises(topic, payload):
         assert judged.reason and len(judged.payload) <= 2048
     if isinstance(judged, Event):
         assert json.loads(judged.body)["rx_ts"] == 1795000000.0
+
+
+def test_junk_topics_share_one_bucket(open_store, metrics):
+    store = open_store()
+    intake = Intake(store, lambda m: None, metrics, root=ROOT, throttle=Throttle(1.0, 5))
+    for i in range(20):
+        intake.offer(i, 1, f"nps/v1/BAD{i}/feedback", b"{}")
+    intake.drain()
+    assert store.stats().throttled() == {"(invalid-topic)": 15}
