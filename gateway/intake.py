@@ -199,10 +199,11 @@ class Intake:
             try:
                 one = self.store.put([item])
             except ITEM_ERRORS as err:
-                if isinstance(item, Rejected):
-                    raise  # a dead letter is text and bytes cut to size: a store bug
-                topic = f"{self.root}/{item.device}/{getattr(item, 'kind', 'status')}"
-                message = Message(0, 0, topic, getattr(item, "body", b""), item.rx_ts)
+                if isinstance(item, Rejected):  # keep only that it happened
+                    message = Message(0, 0, "(unstorable)", b"", item.rx_ts)
+                else:
+                    topic = f"{self.root}/{item.device}/{getattr(item, 'kind', 'status')}"
+                    message = Message(0, 0, topic, getattr(item, "body", b""), item.rx_ts)
                 one = self.store.put([self._internal(message, err)])
             total.add(one)
         return total

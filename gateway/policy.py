@@ -98,9 +98,9 @@ class Rejected:
 
 def cut_topic(topic: str) -> str:
     """The topic cut to MAX_TOPIC_KEPT bytes of UTF-8 (on a character boundary)."""
-    raw = topic.encode("utf-8", "replace")
+    raw = topic.encode("utf-8", "replace")  # a lone surrogate becomes "?": storable text
     if len(raw) <= MAX_TOPIC_KEPT:
-        return topic
+        return raw.decode("utf-8")
     return raw[:MAX_TOPIC_KEPT].decode("utf-8", "ignore") + f"...({len(raw)} bytes)"
 
 
