@@ -290,6 +290,11 @@ def check_size(payload: bytes) -> None:
     """Raise InvalidEvent when the payload is over the contract's size or nesting bound."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidEvent(f"payload too large: {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    # Fast path: fewer openers than the limit cannot nest past it (an event has 2-3);
+    # bytes.count runs in C; the scan in Python took 14 us for a 348-byte event, more
+    # than the gateway's whole `admit` of it (11.5 us), measured December 2026.
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return
     if (depth := nesting_depth(payload)) > MAX_DEPTH:
         raise InvalidEvent(f"payload nested too deep: depth {depth} > {MAX_DEPTH}")
 
