@@ -299,15 +299,23 @@ def check_size(payload: bytes) -> None:
         raise InvalidEvent(f"payload nested too deep: depth {depth} > {MAX_DEPTH}")
 
 
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259 section 6), though Python's parser takes
+    them; an unknown field holding one would make the forwarded body unparseable."""
+    raise InvalidEvent(f"payload is not JSON: {name} is not a JSON number")
+
+
 def decode_payload(payload: bytes) -> dict[str, Any]:
     """Decode an MQTT payload into a JSON object, or raise InvalidEvent saying why."""
     check_size(payload)
     try:
-        obj = json.loads(payload.decode("utf-8"))
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise InvalidEvent("payload is not UTF-8") from None
     except json.JSONDecodeError as err:
         raise InvalidEvent(f"payload is not JSON: {err.msg} at char {err.pos}") from None
+    except InvalidEvent:
+        raise
     except ValueError as err:  # an integer literal past sys.get_int_max_str_digits()
         raise InvalidEvent(f"payload is not usable JSON: {str(err)[:80]}") from None
     if not isinstance(obj, dict):
