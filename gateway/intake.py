@@ -193,7 +193,9 @@ class Intake:
         try:
             return self.store.put(items)
         except ITEM_ERRORS:
-            pass
+            return self._put_one_by_one(items)
+
+    def _put_one_by_one(self, items: list[Event | Presence | Rejected]) -> PutResult:
         total = PutResult()
         for item in items:
             try:
