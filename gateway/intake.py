@@ -34,6 +34,8 @@ from gateway.policy import (
 )
 from gateway.store import PutResult, Store
 
+INVALID_TOPICS = "(invalid-topic)"  # the throttle's key for topics that name no device
+
 # What a single message may raise out of the store's insert although `admit`
 # accepted it (a value SQLite cannot bind); that message alone is dead-lettered.
 ITEM_ERRORS = (OverflowError, ValueError, TypeError, sqlite3.InterfaceError, sqlite3.IntegrityError)
@@ -143,15 +145,13 @@ class Intake:
 
     def _judge(self, m: Message) -> Event | Presence | Rejected | None:
         """Throttle, then judge one message; whatever happens it becomes an item."""
-        device = topic_device(m.topic, self.root)
-        if device is not None:
-            was_limited = device in self.throttle.limited
-            if not self.throttle.take(device, m.rx_ts):
-                if not was_limited:  # once per episode, not once per message of a flood
-                    log_event(
-                        log, logging.WARNING, "device over its rate: throttling", device=device
-                    )
-                return reject(m.topic, m.payload, THROTTLED, m.rx_ts, device)
+        # Topics that name no valid device share one bucket, so junk topics flood no more.
+        device = topic_device(m.topic, self.root) or INVALID_TOPICS
+        was_limited = device in self.throttle.limited
+        if not self.throttle.take(device, m.rx_ts):
+            if not was_limited:  # once per episode, not once per message of a flood
+                log_event(log, logging.WARNING, "device over its rate: throttling", device=device)
+            return reject(m.topic, m.payload, THROTTLED, m.rx_ts, device)
         try:
             judged = self.judge(m.topic, m.payload, m.rx_ts, self.root)
         except Exception as err:  # noqa: BLE001
@@ -193,16 +193,19 @@ class Intake:
         try:
             return self.store.put(items)
         except ITEM_ERRORS:
-            pass
+            return self._put_one_by_one(items)
+
+    def _put_one_by_one(self, items: list[Event | Presence | Rejected]) -> PutResult:
         total = PutResult()
         for item in items:
             try:
                 one = self.store.put([item])
             except ITEM_ERRORS as err:
-                if isinstance(item, Rejected):
-                    raise  # a dead letter is text and bytes cut to size: a store bug
-                topic = f"{self.root}/{item.device}/{getattr(item, 'kind', 'status')}"
-                message = Message(0, 0, topic, getattr(item, "body", b""), item.rx_ts)
+                if isinstance(item, Rejected):  # keep only that it happened
+                    message = Message(0, 0, "(unstorable)", b"", item.rx_ts)
+                else:
+                    topic = f"{self.root}/{item.device}/{getattr(item, 'kind', 'status')}"
+                    message = Message(0, 0, topic, getattr(item, "body", b""), item.rx_ts)
                 one = self.store.put([self._internal(message, err)])
             total.add(one)
         return total

@@ -98,9 +98,9 @@ class Rejected:
 
 def cut_topic(topic: str) -> str:
     """The topic cut to MAX_TOPIC_KEPT bytes of UTF-8 (on a character boundary)."""
-    raw = topic.encode("utf-8", "replace")
+    raw = topic.encode("utf-8", "replace")  # a lone surrogate becomes "?": storable text
     if len(raw) <= MAX_TOPIC_KEPT:
-        return topic
+        return raw.decode("utf-8")
     return raw[:MAX_TOPIC_KEPT].decode("utf-8", "ignore") + f"...({len(raw)} bytes)"
 
 
@@ -151,10 +151,13 @@ def _validate(payload: bytes) -> FeedbackEvent | TelemetryEvent:
     (`decode_payload`, `parse_event`) finds the specific reason to report. Size and
     nesting are checked first, before either parser sees the bytes."""
     check_size(payload)
-    try:
-        return _EVENT_FROM_JSON.validate_json(payload)
-    except ValidationError:
-        pass
+    # pydantic-core's parser takes NaN and Infinity (not JSON, RFC 8259 section 6) where
+    # no field is checked, e.g. an unknown one: such payloads take the strict path.
+    if b"NaN" not in payload and b"Infinity" not in payload:
+        try:
+            return _EVENT_FROM_JSON.validate_json(payload)
+        except ValidationError:
+            pass
     return parse_event(decode_payload(payload))
 
 

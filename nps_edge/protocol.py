@@ -290,19 +290,32 @@ def check_size(payload: bytes) -> None:
     """Raise InvalidEvent when the payload is over the contract's size or nesting bound."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidEvent(f"payload too large: {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    # Fast path: fewer openers than the limit cannot nest past it (an event has 2-3);
+    # bytes.count runs in C; the scan in Python took 14 us for a 348-byte event, more
+    # than the gateway's whole `admit` of it (11.5 us), measured December 2026.
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return
     if (depth := nesting_depth(payload)) > MAX_DEPTH:
         raise InvalidEvent(f"payload nested too deep: depth {depth} > {MAX_DEPTH}")
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259 section 6), though Python's parser takes
+    them; an unknown field holding one would make the forwarded body unparseable."""
+    raise InvalidEvent(f"payload is not JSON: {name} is not a JSON number")
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:
     """Decode an MQTT payload into a JSON object, or raise InvalidEvent saying why."""
     check_size(payload)
     try:
-        obj = json.loads(payload.decode("utf-8"))
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise InvalidEvent("payload is not UTF-8") from None
     except json.JSONDecodeError as err:
         raise InvalidEvent(f"payload is not JSON: {err.msg} at char {err.pos}") from None
+    except InvalidEvent:
+        raise
     except ValueError as err:  # an integer literal past sys.get_int_max_str_digits()
         raise InvalidEvent(f"payload is not usable JSON: {str(err)[:80]}") from None
     if not isinstance(obj, dict):

@@ -152,3 +152,11 @@ def test_plausible_timestamp_window():
     assert not plausible_ts(4102444800.0, now)  # 2100
     assert plausible_ts(4102444800.0, 5.0)  # the receiver's clock unset: no upper bound
     assert not plausible_ts(5.0, 5.0)
+
+
+def test_nan_in_an_unknown_field_is_refused_so_the_forwarded_body_stays_json():
+    from gateway.policy import Rejected, admit
+
+    payload = json.dumps(feedback(extra=1.5)).replace("1.5", "NaN").encode()
+    judged = admit("nps/v1/nps-a1b2c3/feedback", payload, 1795000000.0, "nps/v1")
+    assert isinstance(judged, Rejected) and "NaN is not a JSON number" in judged.reason

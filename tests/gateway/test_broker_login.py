@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from nps_edge.broker import free_port, mosquitto_binary, terminate, wait_for_port
 from nps_edge.processes import wait_until
+from tests.gateway.processes import GatewayProcess
 
 GATEWAY_USER, GATEWAY_PASSWORD = "gw-site1", "gw-secret-4d2f9a"
 DEVICE_USER, DEVICE_PASSWORD = "nps-a1b2c3", "dev-secret-77e1"
@@ -267,3 +268,28 @@ def test_gateway_refuses_a_broker_not_signed_by_its_ca(
     )
     assert not gw.receiver.connected.is_set()
     assert GATEWAY_PASSWORD not in gateway_log(caplog)
+
+
+def test_the_gateway_process_logs_in_from_its_config_file_and_logs_no_secret(
+    plain_broker, tmp_path, make
+):
+    down = f"http://127.0.0.1:{free_port()}"  # no server: the events stay in the store
+    gw = GatewayProcess(
+        tmp_path / "gw",
+        plain_broker.address,
+        down,
+        "npsg_token_never_logged",
+        settings={"broker_username": GATEWAY_USER, "broker_password": GATEWAY_PASSWORD},
+    )
+    gw.start()  # returns once subscribed: the login from gateway.toml worked
+    try:
+        device_publish(
+            plain_broker,
+            [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=s))) for s in (1, 2)],
+        )
+        wait_until(lambda: gw.status()["depth"] == 2, timeout=30, what="both stored")
+    finally:
+        gw.stop()
+    log = gw.log.read_text()
+    assert '"broker_username": "gw-site1"' in log
+    assert GATEWAY_PASSWORD not in log and "npsg_token_never_logged" not in log

@@ -10,6 +10,7 @@ import stat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.database import MIGRATIONS
 from gateway.intake import Intake
 from gateway.policy import (
     MAX_TOPIC_KEPT,
@@ -266,3 +267,39 @@ def test_admit_always_returns_an_item_and_never_raises(topic, payload):
         assert judged.reason and len(judged.payload) <= 2048
     if isinstance(judged, Event):
         assert json.loads(judged.body)["rx_ts"] == 1795000000.0
+
+
+def test_a_topic_sqlite_cannot_encode_is_kept_as_text(open_store, metrics):
+    store = open_store()
+    intake = Intake(store, lambda m: None, metrics, root=ROOT)
+    intake.offer(1, 1, "nps/v1/\udcff/feedback", b"{}")  # a lone surrogate
+    assert intake.step(timeout=1) == 1
+    assert store.dead_letters()[0][2] == "nps/v1/?/feedback"
+
+
+def test_junk_topics_share_one_bucket(open_store, metrics):
+    store = open_store()
+    intake = Intake(store, lambda m: None, metrics, root=ROOT, throttle=Throttle(1.0, 5))
+    for i in range(20):
+        intake.offer(i, 1, f"nps/v1/BAD{i}/feedback", b"{}")
+    intake.drain()
+    assert store.stats().throttled() == {"(invalid-topic)": 15}
+
+
+def test_a_store_from_before_the_bounds_is_migrated_with_its_dead_letters_counted(tmp_path):
+    path = tmp_path / "v1.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0][1].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute(
+        "INSERT INTO dead_letters(at, source, topic, reason, payload)"
+        " VALUES (1.0, 'edge', 'nps/v1/x/feedback', 'bad', x'00112233')"
+    )
+    conn.execute("INSERT INTO counters VALUES ('dead_letter_rows', 1)")
+    conn.close()
+    store = Store(path)
+    assert store.stats().counters["dead_letter_bytes"] == len("nps/v1/x/feedback") + 3 + 4
+    assert store.conn.execute("SELECT size FROM dead_letters").fetchone() == (4,)
+    store.close()
