@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from server import db
 from server.api import alerts, devices, feedback, ingest, nps, ops, session, stream
 from server.dashboard import router as dashboard_router
 from server.events import Bus
+from server.metrics import REQUESTS_REFUSED
 from server.relay import Relay
 from server.settings import Settings
 from server.watch import OfflineWatch
@@ -63,12 +65,38 @@ def _install_errors(app: FastAPI) -> None:
             {"detail": "database unavailable, retry later"}, 503, headers={"Retry-After": "1"}
         )
 
+    async def malformed(request: Request, exc: Exception) -> JSONResponse:
+        """A request the parsers choked on is the sender's fault: 400 with the reason.
+        Raised anywhere else, the same exceptions are our bug and stay a 500."""
+        if not raised_parsing(exc):
+            return await crashed(request, exc)
+        REQUESTS_REFUSED.labels(status="400").inc()
+        log.warning("malformed %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return JSONResponse({"detail": f"malformed request ({reason})"}, 400)
+
+    for kind in (RecursionError, ValueError, OverflowError):
+        app.add_exception_handler(kind, malformed)
+
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
             {"detail": f"internal error ({type(exc).__name__}); see the server log"}, 500
         )
+
+
+# Modules that parse what a client sent (JSON, URLs, forms, headers, parameters).
+PARSERS = (
+    "/json/", "/urllib/parse.py", "/starlette/requests.py", "/starlette/formparsers.py",
+    "/starlette/datastructures.py", "/fastapi/dependencies/utils.py", "/multipart/",
+)  # fmt: skip
+
+
+def raised_parsing(exc: BaseException) -> bool:
+    """Whether `exc` was raised by a parser of the request (its innermost Python frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and any(p in frames[-1].filename for p in PARSERS)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

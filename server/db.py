@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,10 @@ def make_engine(url: str) -> Engine:
     database = parsed.database or ""
     memory = database in ("", ":memory:")
     if not memory:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            _owner_only(name, create=name == path)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if memory:
         kwargs["poolclass"] = StaticPool
@@ -60,6 +64,23 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _owner_only(path: Path, *, create: bool) -> None:
+    """Make `path` (answers, token hashes) readable by its owner only, creating it if
+    asked: SQLite gives the -wal and -shm files it creates the database file's mode.
+    A file someone else owns is left alone (chmod would fail; not ours to change)."""
+    flags = os.O_RDONLY | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        return
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _forget_stages_on_rollback(engine: Engine) -> None:
@@ -92,7 +113,7 @@ def _writer_turn(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
         yield
         return
-    with open(f"{database}-writer.lock", "a") as lock:
+    with open(os.open(f"{database}-writer.lock", os.O_WRONLY | os.O_CREAT, 0o600), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

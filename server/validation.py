@@ -10,12 +10,15 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StrictInt, TypeAdapter, ValidationError, field_validator
 
 from nps_edge.protocol import (
+    MAX_BATCH_EVENTS,
     Ctx,
     ForwardedFeedback,
     ForwardedTelemetry,
     InvalidEvent,
     NonNegInt,
     Number,
+    PresenceRequest,
+    PresenceUpdate,
     Seq,
     parse_event,
 )
@@ -44,9 +47,9 @@ def reason_class(error: str) -> str:
     return "shape"
 
 
-INT_MAX = 2**53  # integers beyond this cannot be stored or compared exactly
+INT_MAX = 2**53 - 1  # the largest integer a JSON number (a double) holds exactly
 TIME_RULE = f"must be unix seconds between 0 and {TIME_MAX:.0f}"
-INT_RULE = "must be at most 2^53 in magnitude"
+INT_RULE = "must be at most 2^53 - 1 in magnitude"
 TIME_FIELDS = ("ts", "rx_ts")
 
 UnixTime = Annotated[Number, Field(ge=0, lt=TIME_MAX)]
@@ -91,6 +94,24 @@ class StoredTelemetry(StorageBounds, ForwardedTelemetry):
             raise ValueError(f"sum {INT_RULE}")
         return errors
 
+
+class StoredPresenceUpdate(PresenceUpdate):
+    """A presence update as storage takes it: the contract leaves `boot` and `rx_ts` open."""
+
+    fw: Annotated[str, Field(max_length=64)] | None = None
+    boot: BoundedCount | None = None
+    rx_ts: UnixTime
+
+
+class StoredPresence(PresenceRequest):
+    # Narrowed on purpose: the same field, each update held to storage's bounds.
+    updates: Annotated[  # type: ignore[assignment]
+        list[StoredPresenceUpdate], Field(max_length=MAX_BATCH_EVENTS)
+    ]
+
+
+# Request models the server narrows to what storage takes (server.api.ingest._shape).
+NARROWED: dict[type[BaseModel], type[BaseModel]] = {PresenceRequest: StoredPresence}
 
 _STORED = TypeAdapter(
     Annotated[StoredFeedback | StoredTelemetry, Field(discriminator="type")]

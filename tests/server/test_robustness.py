@@ -1,0 +1,208 @@
+"""Hostile requests get a 4xx with a reason, never a 5xx; the database file is private.
+
+Each case here answered 500 on main (3cf5ecb), issue 12: whoever holds a
+gateway token (or, for `/ui`, anyone) could make the server fail a request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from server.db import make_engine, upgrade
+from tests.server.factory import T0, feedback
+
+DEEP = b"[" * 5000 + b"]" * 5000
+HUGE_INT = b"9" * 5000
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A client that shows the 500 a server error answers instead of raising it."""
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def _post(client: TestClient, token: str, path: str, body: bytes) -> Any:
+    return client.post(
+        path,
+        content=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+
+
+def _refused() -> float:
+    return sum(
+        s.value
+        for m in REGISTRY.collect()
+        if m.name == "nps_edge_requests_refused"
+        for s in m.samples
+        if s.name.endswith("_total")
+    )
+
+
+@pytest.mark.parametrize("path", ["/api/v1/ingest", "/api/v1/presence"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        b'{"gateway": "gw-1", "events": ' + DEEP + b"}",
+        b'{"gateway": "gw-1", "events": [], "x": ' + HUGE_INT + b"}",
+        b'{"gateway": "gw-1", "updates": [{"device": "nps-aaa111", "online": true, "boot": '
+        + HUGE_INT
+        + b', "rx_ts": 1}]}',
+    ],
+    ids=["deep", "deep-inside", "huge-int", "huge-int-in-update"],
+)
+def test_deep_or_huge_json_is_refused_with_a_reason(
+    client: TestClient, tokens: dict[str, str], path: str, body: bytes
+) -> None:
+    before = _refused()
+    r = _post(client, tokens["gateway"], path, body)
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["detail"]
+    assert _refused() == before + 1
+
+
+def test_nesting_within_the_limit_is_still_parsed(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """Brackets inside strings do not count: a reason full of `[` is an ordinary event."""
+    ev = feedback(seq=1, score=9, reason="[" * 30 + "{" * 30)
+    r = client.post(
+        "/api/v1/ingest",
+        json={"gateway": "gw-1", "events": [ev]},
+        headers={"Authorization": f"Bearer {tokens['gateway']}"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"boot": 2**63},
+        {"boot": 2**53},
+        {"rx_ts": math.nan},
+        {"rx_ts": math.inf},
+        {"rx_ts": -1e308},
+        {"fw": "x" * 10_000},
+    ],
+    ids=["boot-2^63", "boot-2^53", "rx_ts-nan", "rx_ts-inf", "rx_ts-negative", "fw-10k"],
+)
+def test_a_presence_update_out_of_bounds_is_refused(
+    client: TestClient, tokens: dict[str, str], update: dict[str, Any]
+) -> None:
+    """The contract leaves presence integers and times open; storage bounds them."""
+    body = {"device": "nps-aaa111", "online": True, "fw": "1.0.0", "boot": 1, "rx_ts": T0}
+    raw = json.dumps({"gateway": "gw-1", "updates": [body | update]}).encode()
+    r = _post(client, tokens["gateway"], "/api/v1/presence", raw)
+    assert r.status_code == 422, r.text
+    field = next(iter(update))
+    assert field in r.json()["detail"]
+
+
+def test_an_event_with_rx_ts_nan_is_rejected_alone(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    bad = json.dumps(feedback(seq=2)).replace('"rx_ts": ', '"rx_ts": NaN, "x": ')
+    raw = f'{{"gateway": "gw-1", "events": [{json.dumps(feedback(seq=1))}, {bad}]}}'.encode()
+    r = _post(client, tokens["gateway"], "/api/v1/ingest", raw)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["accepted"] == 1
+    [rejected] = out["rejected"]
+    assert rejected["index"] == 1 and rejected["error"].startswith("rx_ts")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/app.js%00.png",
+        "/ui/app.js%00",
+        "/ui/%00",
+        "/ui/" + "a" * 5000 + ".js",
+        "/ui/" + "a/" * 3000 + "b.js",
+        "/ui/..%2f..%2fpyproject.toml",
+        "/ui/%2e%2e/%2e%2e/pyproject.toml",
+        "/ui/app%0a.js",
+        "/ui/%5c..%5capp.js",
+    ],
+    ids=[
+        "nul-png",
+        "nul",
+        "only-nul",
+        "long-name",
+        "deep-path",
+        "dotdot",
+        "dotdot-encoded",
+        "newline",
+        "backslash",
+    ],  # fmt: skip
+)
+def test_static_route_refuses_bad_paths(client: TestClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code in (400, 404), (r.status_code, r.text[:200])
+    assert "detail" in r.json()
+
+
+def test_static_route_still_serves_assets(client: TestClient) -> None:
+    r = client.get("/ui/app.js")
+    assert r.status_code == 200
+    assert "javascript" in r.headers["content-type"]
+
+
+def test_the_sqlite_file_and_its_companions_are_private(tmp_path: Path) -> None:
+    """The database holds answers and token hashes: owner-only, whatever the umask."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "db" / "nps.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        with engine.begin() as conn:  # WAL and shared-memory files exist while connected
+            conn.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+            files = sorted(p.name for p in path.parent.iterdir())
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+        engine.dispose()
+    finally:
+        os.umask(old)
+    assert {"nps.db", "nps.db-wal", "nps.db-shm"} <= set(files)
+    assert modes == dict.fromkeys(files, 0o600), modes
+
+
+def test_an_existing_world_readable_sqlite_file_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "nps.db"
+    path.touch(mode=0o644)
+    os.chmod(path, 0o644)
+    make_engine(f"sqlite:///{path}").dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_parser_error_anywhere_answers_400_but_our_own_value_error_stays_500(
+    app: FastAPI,
+) -> None:
+    """The app-level net: narrow (innermost frame in a parser), not a hider of our bugs."""
+
+    @app.get("/test/parse")
+    def parse() -> Any:
+        return json.loads("[" * 100_000)
+
+    @app.get("/test/bug")
+    def bug() -> Any:
+        raise ValueError("our bug")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/test/parse")
+        assert r.status_code == 400 and "RecursionError" in r.json()["detail"]
+        r = c.get("/test/bug")
+        assert r.status_code == 500
