@@ -108,6 +108,22 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
+def writing(session: Session) -> Iterator[Session]:
+    """`session` (a request's) as a writer for its next transaction, as `write_session`.
+
+    A DEFERRED transaction that reads and then writes fails at once with "database
+    is locked" when another writer committed since its read: SQLite cannot upgrade a
+    stale snapshot and does not wait on the busy timeout for it (issue 12: 8 of 60
+    concurrent alert updates answered 503). So any read transaction the session
+    holds (the token lookup) ends first, and the next begins IMMEDIATE, in turn.
+    """
+    session.rollback()
+    with _writer_turn(session.get_bind()):
+        session.connection(execution_options=WRITE)
+        yield session
+
+
+@contextmanager
 def _writer_turn(engine: Engine) -> Iterator[None]:
     database = engine.url.database or ""
     if engine.dialect.name != "sqlite" or database in ("", ":memory:"):

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from server.db import writing
 from server.models import Alert, AlertComment, WebhookDelivery
 from server.models.alerts import STATUSES, AlertPublic, CommentPublic
 from server.sql import table_of
@@ -62,20 +63,23 @@ def update_alert(
     assignee: str | None = None,
     comment: tuple[str, str] | None = None,
 ) -> AlertPublic | None:
-    """Apply one workflow step; a comment is (author, text)."""
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        return None
-    now = time.time()
-    if status is not None:
-        alert.status = status
-    if assignee is not None:
-        alert.assignee = assignee
-    if comment is not None:
-        session.add(AlertComment(alert_id=alert_id, author=comment[0], text=comment[1], at=now))
-    alert.updated_at = now
-    session.add(alert)
-    session.commit()
+    """Apply one workflow step; a comment is (author, text). Concurrent steps queue
+    (`db.writing`) rather than fail."""
+    with writing(session):
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            session.rollback()
+            return None
+        now = time.time()
+        if status is not None:
+            alert.status = status
+        if assignee is not None:
+            alert.assignee = assignee
+        if comment is not None:
+            session.add(AlertComment(alert_id=alert_id, author=comment[0], text=comment[1], at=now))
+        alert.updated_at = now
+        session.add(alert)
+        session.commit()
     return _public(session, [alert])[0]
 
 
