@@ -118,7 +118,7 @@ def writing(session: Session) -> Iterator[Session]:
     holds (the token lookup) ends first, and the next begins IMMEDIATE, in turn.
     """
     session.rollback()
-    with _writer_turn(session.get_bind()):
+    with _writer_turn(session.get_bind().engine):
         session.connection(execution_options=WRITE)
         yield session
 
