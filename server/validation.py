@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +23,8 @@ from nps_edge.protocol import (
     Seq,
     parse_event,
 )
+from server.metrics import IMPLAUSIBLE_TS
+from server.timebase import plausible_rx_ts, plausible_ts
 
 Forwarded = ForwardedFeedback | ForwardedTelemetry
 
@@ -141,6 +144,16 @@ def judge(obj: Any) -> Forwarded:
         raise InvalidEvent(_storage_reason(err)) from None
 
 
+def _in_window(ev: Forwarded, now: float) -> Forwarded:
+    """`ev` with an implausible `rx_ts` replaced by `now`; counts what was implausible."""
+    if not plausible_rx_ts(ev.rx_ts, now):
+        IMPLAUSIBLE_TS.labels(field="rx_ts").inc()
+        ev = ev.model_copy(update={"rx_ts": now})
+    if ev.ts is not None and not plausible_ts(ev.ts, ev.rx_ts):
+        IMPLAUSIBLE_TS.labels(field="ts").inc()
+    return ev
+
+
 @dataclass
 class Rejected:
     index: int
@@ -149,8 +162,16 @@ class Rejected:
     payload: Any
 
 
-def validate(events: Sequence[Any]) -> tuple[list[Forwarded], list[Rejected], int]:
-    """Good events (first of each id), rejections, and in-batch repeats."""
+def validate(
+    events: Sequence[Any], *, now: float | None = None
+) -> tuple[list[Forwarded], list[Rejected], int]:
+    """Good events (first of each id), rejections, and in-batch repeats.
+
+    Times outside the plausible window are not refused (a device's or a gateway's
+    clock may be wrong) but counted: an implausible `rx_ts` becomes the server's
+    receipt time `now`; an implausible `ts` is kept as sent and ignored by the
+    timebase, which rebuilds the event's time (`timebase.plausible_ts`)."""
+    now = time.time() if now is None else now
     good: list[Forwarded] = []
     bad: list[Rejected] = []
     seen: set[str] = set()
@@ -166,5 +187,5 @@ def validate(events: Sequence[Any]) -> tuple[list[Forwarded], list[Rejected], in
             repeats += 1
             continue
         seen.add(ev.id)
-        good.append(ev)
+        good.append(_in_window(ev, now))
     return good, bad, repeats
