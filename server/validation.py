@@ -8,13 +8,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictInt, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nps_edge.protocol import (
     MAX_BATCH_EVENTS,
     Ctx,
     ForwardedFeedback,
     ForwardedTelemetry,
+    IngestRequest,
     InvalidEvent,
     NonNegInt,
     Number,
@@ -55,6 +64,10 @@ TIME_RULE = f"must be unix seconds between 0 and {TIME_MAX:.0f}"
 INT_RULE = "must be at most 2^53 - 1 in magnitude"
 TIME_FIELDS = ("ts", "rx_ts")
 
+# PostgreSQL text cannot hold NUL (psycopg.DataError, a 500 before issue 12), so
+# no text field may, on either database (one behaviour for both).
+NUL_RULE = "must not contain NUL"
+
 UnixTime = Annotated[Number, Field(ge=0, lt=TIME_MAX)]
 BoundedInt = Annotated[StrictInt, Field(ge=-INT_MAX, le=INT_MAX)]
 # A second `ge` would replace the contract's lower bound, so the contract's
@@ -82,9 +95,27 @@ class StorageBounds(BaseModel):
     rx_ts: UnixTime
 
 
+class NulInText(ValueError):
+    """Text holding NUL; a ValueError, so a model validator raising it is a validation
+    error, and the app answers it 422 where a route meets it (server.app)."""
+
+
+def no_nul(**texts: str | None) -> None:
+    """Raise NulInText naming the first of `texts` (field name -> value) holding NUL."""
+    for name, value in texts.items():
+        if value is not None and "\x00" in value:
+            raise NulInText(f"{name}: {NUL_RULE}")
+
+
 class StoredFeedback(StorageBounds, ForwardedFeedback):
     answer_ms: BoundedCount | None = None
     ctx: StoredCtx = Field(default_factory=StoredCtx)
+
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredFeedback:
+        no_nul(**{"fw": self.fw, "prompt": self.prompt, "reason": self.reason,
+                  "trigger.kind": self.trigger.kind, "trigger.ref": self.trigger.ref})  # fmt: skip
+        return self
 
 
 class StoredTelemetry(StorageBounds, ForwardedTelemetry):
@@ -95,7 +126,13 @@ class StoredTelemetry(StorageBounds, ForwardedTelemetry):
     def _sum_bounded(cls, errors: dict[str, int]) -> dict[str, int]:
         if errors and abs(sum(errors.values())) > INT_MAX:
             raise ValueError(f"sum {INT_RULE}")
+        no_nul(**{"key": next((k for k in errors if "\x00" in k), None)})
         return errors
+
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredTelemetry:
+        no_nul(fw=self.fw, reset_cause=self.reset_cause)
+        return self
 
 
 class StoredPresenceUpdate(PresenceUpdate):
@@ -105,6 +142,11 @@ class StoredPresenceUpdate(PresenceUpdate):
     boot: BoundedCount | None = None
     rx_ts: UnixTime
 
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredPresenceUpdate:
+        no_nul(fw=self.fw)
+        return self
+
 
 class StoredPresence(PresenceRequest):
     # Narrowed on purpose: the same field, each update held to storage's bounds.
@@ -112,9 +154,26 @@ class StoredPresence(PresenceRequest):
         list[StoredPresenceUpdate], Field(max_length=MAX_BATCH_EVENTS)
     ]
 
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredPresence:
+        no_nul(gateway=self.gateway)
+        return self
+
+
+class StoredIngest(IngestRequest):
+    """The batch's envelope as storage takes it (each event is judged alone later)."""
+
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredIngest:
+        no_nul(gateway=self.gateway)
+        return self
+
 
 # Request models the server narrows to what storage takes (server.api.ingest._shape).
-NARROWED: dict[type[BaseModel], type[BaseModel]] = {PresenceRequest: StoredPresence}
+NARROWED: dict[type[BaseModel], type[BaseModel]] = {
+    PresenceRequest: StoredPresence,
+    IngestRequest: StoredIngest,
+}
 
 _STORED = TypeAdapter(
     Annotated[StoredFeedback | StoredTelemetry, Field(discriminator="type")]
@@ -130,7 +189,7 @@ def _storage_reason(err: ValidationError) -> str:
             rule = e["msg"].removeprefix("Value error, ")
         else:
             rule = TIME_RULE if e["loc"][-1] in TIME_FIELDS else INT_RULE
-        reasons.append(f"{field}: {rule}")
+        reasons.append(f"{field}: {rule}" if field else rule)  # a model's rule names its field
     return "; ".join(reasons)
 
 

@@ -13,6 +13,7 @@ from server.db import writing
 from server.models import Alert, AlertComment, WebhookDelivery
 from server.models.alerts import STATUSES, AlertPublic, CommentPublic
 from server.sql import table_of
+from server.validation import no_nul
 
 A = table_of(Alert).c
 C = table_of(AlertComment).c
@@ -50,7 +51,14 @@ def list_alerts(
     return {"items": _public(session, list(session.execute(stmt).scalars())), "counts": counts}
 
 
+# `alert.id` is a 32-bit INTEGER on PostgreSQL, which refuses to compare it with a
+# larger number (DataError; fuzzing found `GET /api/v1/alerts/2952878389` a 500).
+ALERT_ID_MAX = 2**31 - 1
+
+
 def get_alert(session: Session, *, alert_id: int) -> AlertPublic | None:
+    if not 1 <= alert_id <= ALERT_ID_MAX:
+        return None
     alert = session.get(Alert, alert_id)
     return None if alert is None else _public(session, [alert])[0]
 
@@ -64,7 +72,10 @@ def update_alert(
     comment: tuple[str, str] | None = None,
 ) -> AlertPublic | None:
     """Apply one workflow step; a comment is (author, text). Concurrent steps queue
-    (`db.writing`) rather than fail."""
+    (`db.writing`) rather than fail. NulInText for text no database column holds."""
+    no_nul(assignee=assignee, comment=None if comment is None else comment[1])
+    if not 1 <= alert_id <= ALERT_ID_MAX:
+        return None
     with writing(session):
         alert = session.get(Alert, alert_id)
         if alert is None:

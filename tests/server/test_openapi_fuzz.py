@@ -27,6 +27,7 @@ from server.app import create_app
 from server.db import make_engine
 from server.settings import Settings
 from server.tokens import ROLES, create_token
+from tests.server.conftest import emptied
 from tests.server.factory import T0, feedback
 
 TOKENS: dict[str, str] = {}
@@ -47,9 +48,15 @@ def _token(session: Session, role: str) -> str:
     return create_token(session, name=f"fuzz-{role}", role=role, **site)
 
 
-@pytest.fixture(scope="module")
-def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'nps.db'}"
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def fuzzed_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FastAPI]:
+    """The app on a SQLite file, then on PostgreSQL (which refuses NUL in text)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'nps.db'}"
+    else:
+        url = emptied(request.getfixturevalue("postgres_shared"))
     engine = make_engine(url)
     app = create_app(Settings(db=url), engine=engine)
     with Session(engine) as session:

@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from sqlalchemy import Engine, text
 
 from server.db import make_engine, upgrade
 from tests.server.factory import T0, feedback
@@ -206,3 +207,109 @@ def test_a_parser_error_anywhere_answers_400_but_our_own_value_error_stays_500(
         assert r.status_code == 400 and "RecursionError" in r.json()["detail"]
         r = c.get("/test/bug")
         assert r.status_code == 500
+
+
+# PostgreSQL text cannot hold NUL (psycopg.DataError): each of these answered 500 there.
+@pytest.mark.parametrize(
+    "query",
+    ["site=%00", "site=a%00b&device=x", "fw=%00", "trigger=%00", "prompt=%00"],
+)
+def test_nul_in_a_query_is_refused(client: TestClient, tokens: dict[str, str], query: str) -> None:
+    for path in ("/api/v1/nps", "/api/v1/feedback", "/api/v1/alerts", "/api/v1/devices"):
+        r = client.get(f"{path}?{query}", headers={"Authorization": f"Bearer {tokens['operator']}"})
+        assert r.status_code == 400, (path, r.status_code, r.text)
+        assert "NUL" in r.json()["detail"]
+
+
+def test_an_event_with_nul_in_a_string_is_rejected_alone(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    events = [
+        feedback(seq=1),
+        feedback(seq=2, reason="slow\x00"),
+        feedback(seq=3, fw="1.0\x00"),
+        feedback(seq=4, kind="a\x00"),
+        feedback(seq=5, prompt="\x00"),
+    ]
+    r = client.post(
+        "/api/v1/ingest",
+        json={"gateway": "gw-1", "events": events},
+        headers={"Authorization": f"Bearer {tokens['gateway']}"},
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["accepted"] == 1
+    reasons = {x["index"]: x["error"] for x in out["rejected"]}
+    assert sorted(reasons) == [1, 2, 3, 4]
+    assert [reasons[i].split(":")[0] for i in (1, 2, 3, 4)] == [
+        "reason", "fw", "trigger.kind", "prompt",
+    ]  # fmt: skip
+    assert all("NUL" in e for e in reasons.values())
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/ingest", {"gateway": "gw\x00", "events": []}),
+        ("/api/v1/presence", {"gateway": "gw\x00", "updates": []}),
+        ("/api/v1/presence", {"gateway": "gw-1", "updates": [
+            {"device": "nps-aaa111", "online": True, "fw": "\x00", "rx_ts": T0}
+        ]}),
+    ],
+)  # fmt: skip
+def test_nul_in_a_batch_envelope_is_refused(
+    client: TestClient, tokens: dict[str, str], path: str, body: dict[str, Any]
+) -> None:
+    r = client.post(path, json=body, headers={"Authorization": f"Bearer {tokens['gateway']}"})
+    assert r.status_code == 422, r.text
+
+
+def test_nul_in_an_alert_step_is_refused(client: TestClient, tokens: dict[str, str]) -> None:
+    auth = {"Authorization": f"Bearer {tokens['operator']}"}
+    client.post(
+        "/api/v1/ingest",
+        json={"gateway": "gw-1", "events": [feedback(seq=1, score=0)]},
+        headers={"Authorization": f"Bearer {tokens['gateway']}"},
+    )
+    [alert] = client.get("/api/v1/alerts", headers=auth).json()["items"]
+    for step, body in (
+        ("assign", {"assignee": "bo\x00b"}),
+        ("comment", {"text": "\x00"}),
+        ("close", {"note": "x\x00"}),
+    ):
+        r = client.post(f"/api/v1/alerts/{alert['id']}/{step}", json=body, headers=auth)
+        assert r.status_code == 422, (step, r.status_code, r.text)
+        assert "NUL" in r.json()["detail"]
+
+
+def test_a_nul_that_reaches_postgresql_is_a_422_and_other_data_errors_stay_500(
+    app: FastAPI, engine: Engine
+) -> None:
+    """The net behind the checks: only PostgreSQL refuses NUL, so only it can show it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores NUL; the net is for PostgreSQL's DataError")
+
+    @app.get("/test/nul")
+    def store_nul() -> Any:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT CAST(:x AS text)"), {"x": "a\x00b"}).scalar()
+
+    @app.get("/test/overflow")
+    def overflow() -> Any:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT CAST(:x AS smallint)"), {"x": 10**6}).scalar()
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/test/nul")
+        assert r.status_code == 422 and "NUL" in r.json()["detail"]
+        assert c.get("/test/overflow").status_code == 500
+
+
+def test_an_alert_id_past_the_column_is_no_such_alert(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """`alert.id` is 32-bit on PostgreSQL; the API takes ids up to 2^62 (found by fuzzing)."""
+    auth = {"Authorization": f"Bearer {tokens['operator']}"}
+    for big in (2**31, 2952878389, 2**62):
+        assert client.get(f"/api/v1/alerts/{big}", headers=auth).status_code == 404
+        assert client.post(f"/api/v1/alerts/{big}/ack", headers=auth).status_code == 404
