@@ -143,8 +143,14 @@ class StoredPresenceUpdate(PresenceUpdate):
     rx_ts: UnixTime
 
     @model_validator(mode="after")
-    def _text_storable(self) -> StoredPresenceUpdate:
+    def _storable(self) -> StoredPresenceUpdate:
+        """NUL-free text, and a receipt time in the plausible window: a device's
+        newest report is its state, so one from 2099 would freeze it for good."""
         no_nul(fw=self.fw)
+        now = time.time()
+        if not plausible_rx_ts(self.rx_ts, now):
+            IMPLAUSIBLE_TS.labels(field="presence.rx_ts").inc()
+            self.rx_ts = now
         return self
 
 

@@ -83,3 +83,24 @@ def test_an_implausible_rx_ts_becomes_the_servers_receipt_time(api: Api, engine:
     assert start <= row.rx_ts <= time.time()
     assert (row.time_source, row.t) == ("rx", row.rx_ts)
     assert _counted(api.client, "rx_ts") == before + 1
+
+
+def test_a_presence_report_from_2099_does_not_freeze_the_device(api: Api) -> None:
+    """The newest report is the device's state: a far-future one would win forever."""
+    api.ingest([feedback(seq=1)])
+    before = _counted(api.client, "presence.rx_ts")
+
+    def report(online: bool, rx_ts: float) -> None:
+        r = api.client.post(
+            "/api/v1/presence",
+            json={"gateway": "gw-1", "updates": [
+                {"device": "nps-aaa111", "online": online, "rx_ts": rx_ts}
+            ]},
+            headers={"Authorization": f"Bearer {api.tokens['gateway']}"},
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+
+    report(False, Y2099)  # taken as received now
+    report(True, time.time() + 1)
+    assert api.get("/api/v1/devices")[0]["online"] is True
+    assert _counted(api.client, "presence.rx_ts") == before + 1
