@@ -134,12 +134,12 @@ def _attach_detractors(session: Session, alerts: list[dict[str, Any]]) -> list[d
     active = sorted(i for i, _, status in rows if status in ACTIVE)
     open_by_key: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     if active:
-        for i, device, detail in session.execute(
-            select(A.id, A.device, A.detail).where(A.id.in_(active)).order_by(A.id)
+        for i, device, feedback_id, detail in session.execute(
+            select(A.id, A.device, A.feedback_id, A.detail).where(A.id.in_(active)).order_by(A.id)
         ):
             key = (device, detail.get("trigger", {}).get("kind"))
-            if key in groups:
-                open_by_key[key] = (i, detail)  # the newest, if there were several
+            if key in groups:  # the newest, if there were several
+                open_by_key[key] = (i, _started(detail, feedback_id))
     kept = [a for a in alerts if a["kind"] != DETRACTOR]
     for key, group in groups.items():
         if key in open_by_key:
@@ -156,7 +156,7 @@ def _attach_detractors(session: Session, alerts: list[dict[str, Any]]) -> list[d
             )
         else:
             first = dict(group[0])
-            first["detail"] = _folded(_started(first["detail"], first), group[1:])
+            first["detail"] = _folded(_started(first["detail"], first["feedback_id"]), group[1:])
             if first["detail"]["count"] > 1:
                 first["title"] = _collapsed_title(key, first["detail"])
             kept.append(first)
@@ -167,36 +167,35 @@ def _answer_time(alert: Mapping[str, Any]) -> float:
     return alert["detail"]["ts"] if alert["kind"] == DETRACTOR else 0.0
 
 
-def _answer(alert: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": alert["feedback_id"],
-        "score": alert["detail"]["score"],
-        "ts": alert["detail"]["ts"],
-    }
+def _answer(feedback_id: str | None, detail: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": feedback_id, "score": detail.get("score"), "ts": detail.get("ts")}
 
 
-def _started(detail: dict[str, Any], alert: Mapping[str, Any]) -> dict[str, Any]:
-    """A detractor alert's detail as one answer's collapse: count 1, itself the latest."""
-    ts = detail["ts"]
-    return detail | {"count": 1, "first_ts": ts, "last_ts": ts, "latest": [_answer(alert)]}
+def _started(detail: dict[str, Any], feedback_id: str | None) -> dict[str, Any]:
+    """A detractor alert's detail with its collapse fields: as it is once it has
+    them, else (just proposed, or opened before the collapse) as its one answer."""
+    if "count" in detail:
+        return detail
+    ts = detail.get("ts")
+    return detail | {
+        "count": 1, "first_ts": ts, "last_ts": ts, "latest": [_answer(feedback_id, detail)],
+    }  # fmt: skip
 
 
 def _folded(detail: dict[str, Any], group: list[dict[str, Any]]) -> dict[str, Any]:
-    """`detail` with the answers of `group` attached (an alert from before the
-    collapse counts as its one answer)."""
-    if "count" not in detail:
-        first = {"feedback_id": None, "detail": detail}
-        detail = detail | {"count": 1, "first_ts": detail.get("ts"), "last_ts": detail.get("ts"),
-                           "latest": [_answer(first)]}  # fmt: skip
+    """`detail` (with its collapse fields) with the answers of `group` attached. A
+    gateway's backlog may bring older answers late: times and `latest` go by `ts`."""
     if not group:
         return detail
-    times = [t for t in (detail["first_ts"], *(a["detail"]["ts"] for a in group)) if t is not None]
-    latest = [*detail["latest"], *map(_answer, group)][-LATEST_ANSWERS:]
+    added = [_answer(a["feedback_id"], a["detail"]) for a in group]
+    times = [t for t in (detail["first_ts"], detail["last_ts"], *(a["ts"] for a in added))
+             if t is not None]  # fmt: skip
+    latest = sorted([*detail["latest"], *added], key=lambda a: a["ts"] or 0.0)
     return detail | {
         "count": detail["count"] + len(group),
         "first_ts": min(times, default=None),
         "last_ts": max(times, default=None),
-        "latest": latest,
+        "latest": latest[-LATEST_ANSWERS:],
     }
 
 

@@ -74,6 +74,7 @@ async def read_json(request: Request) -> Any:
 # A contract body nests 4 deep (body, events, event, ctx); past 1,000 the json
 # module's decoder (and encoder, for dead letters) raise RecursionError.
 MAX_DEPTH = 32
+_CHUNK = 4096  # brackets counted at a time: a deep body stops at its first chunk
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'[]{}"')))
 _STEP = [0] * 256
@@ -103,9 +104,6 @@ def nesting_depth(body: bytes, *, limit: int = MAX_DEPTH) -> int:
         if deepest > limit:
             break
     return deepest
-
-
-_CHUNK = 4096
 
 
 def _shape(model: type[Any], raw: Any) -> Any:

@@ -12,11 +12,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from nps_edge.processes import wait_until
 from server.app import create_app
 from server.ingest import ingest_batch
+from server.models import Alert
 from server.settings import Settings
 from server.tokens import create_token
 from tests.server.factory import T0, Api, feedback
@@ -129,3 +130,29 @@ def test_a_webhook_fires_for_the_first_detractor_only(db_url: str, engine: Engin
         ("nps-aaa111", "nps-aaa111:1"),
         ("nps-bbb222", "nps-bbb222:1"),
     ]
+
+
+def test_a_late_older_answer_keeps_times_and_latest_in_order(api: Api) -> None:
+    """A gateway's backlog: answers older than the alert's last arrive after it."""
+    api.ingest(_detractors("nps-aaa111", range(50, 53)))
+    api.ingest(_detractors("nps-aaa111", range(1, 3)))
+    [alert] = api.get("/api/v1/alerts", kind="detractor")["items"]
+    detail = alert["detail"]
+    assert detail["count"] == 5
+    assert (detail["first_ts"], detail["last_ts"]) == (T0 + 1, T0 + 52)
+    assert [a["id"] for a in detail["latest"]] == [f"nps-aaa111:{s}" for s in (1, 2, 50, 51, 52)]
+
+
+def test_an_alert_opened_before_the_collapse_counts_as_one(api: Api, engine: Engine) -> None:
+    """An upgrade meets active detractor alerts without `count`: each is one answer."""
+    api.ingest(_detractors("nps-aaa111", range(1, 2)))
+    with Session(engine) as s:  # as the code before this change stored it
+        alert = s.exec(select(Alert)).one()
+        alert.detail = {k: v for k, v in alert.detail.items()
+                        if k not in ("count", "first_ts", "last_ts", "latest")}  # fmt: skip
+        s.add(alert)
+        s.commit()
+    api.ingest(_detractors("nps-aaa111", range(2, 3)))
+    [got] = api.get("/api/v1/alerts", kind="detractor")["items"]
+    assert got["detail"]["count"] == 2
+    assert [a["id"] for a in got["detail"]["latest"]] == ["nps-aaa111:1", "nps-aaa111:2"]
