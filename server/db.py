@@ -114,10 +114,11 @@ def writing(session: Session) -> Iterator[Session]:
     A DEFERRED transaction that reads and then writes fails at once with "database
     is locked" when another writer committed since its read: SQLite cannot upgrade a
     stale snapshot and does not wait on the busy timeout for it (issue 12: 8 of 60
-    concurrent alert updates answered 503). So any read transaction the session
-    holds (the token lookup) ends first, and the next begins IMMEDIATE, in turn.
+    concurrent alert updates answered 503). So the transaction the session holds
+    (the token lookup's; committed, so nothing an earlier step wrote is lost) ends
+    first, and the next begins IMMEDIATE, in turn.
     """
-    session.rollback()
+    session.commit()
     with _writer_turn(session.get_bind().engine):
         session.connection(execution_options=WRITE)
         yield session
