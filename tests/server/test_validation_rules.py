@@ -20,7 +20,8 @@ INT_MAX = 2**53 - 1
 
 
 def storage_accepts(event: dict[str, Any]) -> bool:
-    """Times from 1970 to 2100, integers at most 2^53 - 1 in magnitude (also the errors' sum)."""
+    """Times from 1970 to 2100, integers at most 2^53 - 1 in magnitude (also the errors'
+    sum), no NUL in text (PostgreSQL cannot store it)."""
     times = [event.get("ts"), event["rx_ts"]]
     integers = [event["seq"], event["boot"], event["up_ms"]]
     if event["type"] == "feedback":
@@ -29,8 +30,16 @@ def storage_accepts(event: dict[str, Any]) -> bool:
     else:
         counts = list(event.get("errors", {}).values())
         integers += [*counts, sum(counts)]
-    return all(t is None or 0 <= float(t) < TIME_MAX for t in times) and all(
-        n is None or abs(n) <= INT_MAX for n in integers
+    texts = [event.get("fw")]
+    if event["type"] == "feedback":
+        trigger = event.get("trigger") or {}
+        texts += [event.get("reason"), event.get("prompt"), trigger.get("kind"), trigger.get("ref")]
+    else:
+        texts += [event.get("reset_cause"), *event.get("errors", {})]
+    return (
+        all(t is None or 0 <= float(t) < TIME_MAX for t in times)
+        and all(n is None or abs(n) <= INT_MAX for n in integers)
+        and not any(isinstance(t, str) and "\x00" in t for t in texts)
     )
 
 
