@@ -8,17 +8,18 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from nps_edge.protocol import ForwardedTelemetry
 from server.models import Alert, Device, Feedback
 from server.nps import Tally
 from server.settings import Settings
-from server.sql import as_tuples, bulk_write, table_of
+from server.sql import as_tuples, bulk_write, table_of, upsert
 
 ACTIVE = ("open", "acknowledged")
-A = table_of(Alert).c
+ALERT = table_of(Alert)
+A = ALERT.c
 F = table_of(Feedback).c
 
 
@@ -132,35 +133,38 @@ def _attach_detractors(session: Session, alerts: list[dict[str, Any]]) -> list[d
         )
     ).all()
     active = sorted(i for i, _, status in rows if status in ACTIVE)
-    open_by_key: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    open_by_key: dict[tuple[str, str], dict[str, Any]] = {}
     if active:
-        for i, device, feedback_id, detail in session.execute(
-            select(A.id, A.device, A.feedback_id, A.detail).where(A.id.in_(active)).order_by(A.id)
-        ):
-            key = (device, detail.get("trigger", {}).get("kind"))
+        stored = session.execute(select(ALERT).where(A.id.in_(active)).order_by(A.id))
+        for found in stored.mappings():
+            detail = found["detail"]
+            key = (found["device"], detail.get("trigger", {}).get("kind"))
             if key in groups:  # the newest, if there were several
-                open_by_key[key] = (i, _started(detail, feedback_id))
+                started = _started(detail, found["feedback_id"])
+                open_by_key[key] = {**found, "detail": started}
     kept = [a for a in alerts if a["kind"] != DETRACTOR]
+    attached = []
     for key, group in groups.items():
         if key in open_by_key:
-            alert_id, detail = open_by_key[key]
-            detail = _folded(detail, group)
-            session.execute(
-                update(table_of(Alert))
-                .where(A.id == alert_id)
-                .values(
-                    detail=detail,
-                    title=_collapsed_title(key, detail),
-                    updated_at=max(a["created_at"] for a in group),
-                )
-            )
+            row = open_by_key[key]
+            detail = _folded(row["detail"], group)
+            at = max(a["created_at"] for a in group)
+            attached.append(row | {"detail": detail, "title": _collapsed_title(key, detail),
+                                   "updated_at": at})  # fmt: skip
         else:
             first = dict(group[0])
             first["detail"] = _folded(_started(first["detail"], first["feedback_id"]), group[1:])
             if first["detail"]["count"] > 1:
                 first["title"] = _collapsed_title(key, first["detail"])
             kept.append(first)
+    # One statement for all (an UPDATE per alert cost PostgreSQL 10 ms per batch
+    # of 200), in id order like every multi-row write.
+    upsert(session, ALERT, sorted(attached, key=itemgetter("id")), ("id",), _attach)
     return kept
+
+
+def _attach(c: Any, x: Any) -> dict[str, Any]:
+    return {"detail": x.detail, "title": x.title, "updated_at": x.updated_at}
 
 
 def _answer_time(alert: Mapping[str, Any]) -> float:
