@@ -95,6 +95,12 @@ class StorageBounds(BaseModel):
     rx_ts: UnixTime
 
 
+def storable(text: str) -> str:
+    """`text` with each NUL replaced (U+FFFD): a rejection's id and reason quote what
+    was sent, and are stored (`dead_letter`) and answered as they are."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 class NulInText(ValueError):
     """Text holding NUL; a ValueError, so a model validator raising it is a validation
     error, and the app answers it 422 where a route meets it (server.app)."""
@@ -246,7 +252,8 @@ def validate(
             ev = judge(obj)
         except InvalidEvent as err:
             raw_id = obj.get("id") if isinstance(obj, dict) else None
-            bad.append(Rejected(i, raw_id if isinstance(raw_id, str) else None, str(err), obj))
+            raw_id = storable(raw_id) if isinstance(raw_id, str) else None
+            bad.append(Rejected(i, raw_id, storable(str(err)), obj))
             continue
         if ev.id in seen:
             repeats += 1

@@ -313,3 +313,19 @@ def test_an_alert_id_past_the_column_is_no_such_alert(
     for big in (2**31, 2952878389, 2**62):
         assert client.get(f"/api/v1/alerts/{big}", headers=auth).status_code == 404
         assert client.post(f"/api/v1/alerts/{big}/ack", headers=auth).status_code == 404
+
+
+def test_a_rejected_event_with_nul_in_its_id_is_dead_lettered(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """Its id and the reason quoting it go to `dead_letter` (text columns) NUL-free."""
+    bad = feedback(seq=2) | {"id": "nps-aaa111:\x002"}
+    r = client.post(
+        "/api/v1/ingest",
+        json={"gateway": "gw-1", "events": [feedback(seq=1), bad, {"id": "\x00", "v": "\x00"}]},
+        headers={"Authorization": f"Bearer {tokens['gateway']}"},
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["accepted"] == 1 and [x["index"] for x in out["rejected"]] == [1, 2]
+    assert not any("\x00" in (x["id"] or "") + x["error"] for x in out["rejected"])
