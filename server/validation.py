@@ -96,9 +96,12 @@ class StorageBounds(BaseModel):
 
 
 def storable(text: str) -> str:
-    """`text` with each NUL replaced (U+FFFD): a rejection's id and reason quote what
-    was sent, and are stored (`dead_letter`) and answered as they are."""
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    """`text` with each NUL and lone surrogate (which JSON's `\\ud800` can send and
+    UTF-8 cannot encode) replaced: a rejection's id and reason quote what was sent,
+    and are stored (`dead_letter`) and answered as they are."""
+    if text.isascii():
+        return text.replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
 class NulInText(ValueError):

@@ -329,3 +329,19 @@ def test_a_rejected_event_with_nul_in_its_id_is_dead_lettered(
     out = r.json()
     assert out["accepted"] == 1 and [x["index"] for x in out["rejected"]] == [1, 2]
     assert not any("\x00" in (x["id"] or "") + x["error"] for x in out["rejected"])
+
+
+def test_lone_surrogates_are_rejected_per_event_not_a_500(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """JSON can send `\\ud800`, which UTF-8 (SQLite, PostgreSQL, the answer) cannot encode."""
+    good = json.dumps(feedback(seq=1))
+    in_reason = json.dumps(feedback(seq=2, score=2, reason="SURR")).replace("SURR", "\\ud800")
+    in_id = json.dumps(feedback(seq=3)).replace('"nps-aaa111:3"', '"\\udfff"')
+    r = _post(
+        client, tokens["gateway"], "/api/v1/ingest",
+        f'{{"gateway": "gw-1", "events": [{good}, {in_reason}, {in_id}]}}'.encode(),
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["accepted"] == 1 and [x["index"] for x in out["rejected"]] == [1, 2]
