@@ -1,4 +1,5 @@
-"""Opening alerts: one per detractor answer, and thresholds (site NPS, offline, battery)."""
+"""Opening alerts: detractors (one open per device and trigger kind, later answers
+attached) and thresholds (site NPS, offline, battery)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from nps_edge.protocol import ForwardedTelemetry
 from server.models import Alert, Device, Feedback
 from server.nps import Tally
 from server.settings import Settings
-from server.sql import as_tuples, bulk_write, table_of
+from server.sql import as_tuples, bulk_write, table_of, upsert
 
 ACTIVE = ("open", "acknowledged")
-A = table_of(Alert).c
+ALERT = table_of(Alert)
+A = ALERT.c
 F = table_of(Feedback).c
 
 
@@ -36,17 +38,24 @@ def _scope(alert: Mapping[str, Any]) -> tuple[str, str]:
     return alert["kind"], alert[SCOPE[alert["kind"]]]
 
 
-def _not_yet_active(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`alerts` less the threshold ones whose scope has an active alert, the first
-    of each scope kept. Holds each proposed scope's lock until commit: PostgreSQL
-    takes a transaction-level advisory lock; a SQLite writer holds the database's."""
-    scopes = sorted({_scope(a) for a in alerts if a["kind"] in SCOPE})
-    if not scopes:
-        return alerts
-    if session.get_bind().dialect.name == "postgresql":
+def _lock_scopes(session: Session, alerts: list[dict[str, Any]]) -> None:
+    """Hold each proposed scope's lock (thresholds, and detractors per device and
+    trigger kind) until commit: PostgreSQL takes a transaction-level advisory lock;
+    a SQLite writer holds the database's."""
+    scopes = {_scope(a) for a in alerts if a["kind"] in SCOPE}
+    scopes |= {("detractor", " ".join(_detractor_key(a))) for a in alerts if a["kind"] == DETRACTOR}
+    if scopes and session.get_bind().dialect.name == "postgresql":
         # One statement, in one order for every writer (no deadlock between two).
         locks = sorted({_lock_key(kind, key) for kind, key in scopes})
         session.execute(_LOCK, {"keys": locks})
+
+
+def _not_yet_active(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`alerts` less the threshold ones whose scope has an active alert, the first
+    of each scope kept (under the scope's lock, `_lock_scopes`)."""
+    scopes = sorted({_scope(a) for a in alerts if a["kind"] in SCOPE})
+    if not scopes:
+        return alerts
     taken: set[tuple[str, str]] = set()
     for kind in sorted({k for k, _ in scopes}):
         col = A[SCOPE[kind]]
@@ -80,16 +89,123 @@ def _new(now: float, **fields: Any) -> dict[str, Any]:
 
 def insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Store new alerts in one statement, less the threshold ones already active
-    (`_not_yet_active`); the alert JSON of each stored, with its id.
+    (`_not_yet_active`) and the detractors attached to their device's open alert
+    (`_attach_detractors`); the alert JSON of each stored, with its id. Only these
+    are told (stream, webhooks): an attached answer notifies nobody again.
 
     Ids come from the sequence row by row in insertion order, so sorted they
     pair with the alerts in order.
     """
-    alerts = _not_yet_active(session, alerts)
+    _lock_scopes(session, alerts)
+    alerts = _attach_detractors(session, _not_yet_active(session, alerts))
     if not alerts:
         return []
     ids = sorted(bulk_write(session, table_of(Alert), *as_tuples(alerts), returning="id"))
     return [{"id": i, **a, "comments": []} for i, a in zip(ids, alerts, strict=True)]
+
+
+# A flood cannot bury the inbox (issue 12: 50,000 forged answers opened 50,000
+# alerts): a device's detractors collapse into one active alert per trigger kind,
+# which counts them and keeps the latest few; closing it lets the next one open.
+DETRACTOR = "detractor"
+LATEST_ANSWERS = 10
+
+
+def _detractor_key(alert: Mapping[str, Any]) -> tuple[str, str]:
+    return alert["device"], alert["detail"]["trigger"]["kind"]
+
+
+def _attach_detractors(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`alerts` with their detractors folded: into the device's active alert for the
+    trigger kind when there is one (updated here), else into the first of the batch."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for a in sorted(alerts, key=_answer_time):
+        if a["kind"] == DETRACTOR:
+            groups.setdefault(_detractor_key(a), []).append(a)
+    if not groups:
+        return alerts
+    # By the (kind, site, device, status) index; status tested here (see SCOPE).
+    rows = session.execute(
+        select(A.id, A.device, A.status).where(
+            A.kind == DETRACTOR,
+            A.site.in_(sorted({a["site"] for g in groups.values() for a in g})),
+            A.device.in_(sorted({device for device, _ in groups})),
+        )
+    ).all()
+    active = sorted(i for i, _, status in rows if status in ACTIVE)
+    open_by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    if active:
+        stored = session.execute(select(ALERT).where(A.id.in_(active)).order_by(A.id))
+        for found in stored.mappings():
+            detail = found["detail"]
+            key = (found["device"], detail.get("trigger", {}).get("kind"))
+            if key in groups:  # the newest, if there were several
+                started = _started(detail, found["feedback_id"])
+                open_by_key[key] = {**found, "detail": started}
+    kept = [a for a in alerts if a["kind"] != DETRACTOR]
+    attached = []
+    for key, group in groups.items():
+        if key in open_by_key:
+            row = open_by_key[key]
+            detail = _folded(row["detail"], group)
+            at = max(a["created_at"] for a in group)
+            attached.append(row | {"detail": detail, "title": _collapsed_title(key, detail),
+                                   "updated_at": at})  # fmt: skip
+        else:
+            first = dict(group[0])
+            first["detail"] = _folded(_started(first["detail"], first["feedback_id"]), group[1:])
+            if first["detail"]["count"] > 1:
+                first["title"] = _collapsed_title(key, first["detail"])
+            kept.append(first)
+    # One statement for all (an UPDATE per alert cost PostgreSQL 10 ms per batch
+    # of 200), in id order like every multi-row write.
+    upsert(session, ALERT, sorted(attached, key=itemgetter("id")), ("id",), _attach)
+    return kept
+
+
+def _attach(c: Any, x: Any) -> dict[str, Any]:
+    return {"detail": x.detail, "title": x.title, "updated_at": x.updated_at}
+
+
+def _answer_time(alert: Mapping[str, Any]) -> float:
+    return alert["detail"]["ts"] if alert["kind"] == DETRACTOR else 0.0
+
+
+def _answer(feedback_id: str | None, detail: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": feedback_id, "score": detail.get("score"), "ts": detail.get("ts")}
+
+
+def _started(detail: dict[str, Any], feedback_id: str | None) -> dict[str, Any]:
+    """A detractor alert's detail with its collapse fields: as it is once it has
+    them, else (just proposed, or opened before the collapse) as its one answer."""
+    if "count" in detail:
+        return detail
+    ts = detail.get("ts")
+    return detail | {
+        "count": 1, "first_ts": ts, "last_ts": ts, "latest": [_answer(feedback_id, detail)],
+    }  # fmt: skip
+
+
+def _folded(detail: dict[str, Any], group: list[dict[str, Any]]) -> dict[str, Any]:
+    """`detail` (with its collapse fields) with the answers of `group` attached. A
+    gateway's backlog may bring older answers late: times and `latest` go by `ts`."""
+    if not group:
+        return detail
+    added = [_answer(a["feedback_id"], a["detail"]) for a in group]
+    times = [t for t in (detail["first_ts"], detail["last_ts"], *(a["ts"] for a in added))
+             if t is not None]  # fmt: skip
+    latest = sorted([*detail["latest"], *added], key=lambda a: a["ts"] or 0.0)
+    return detail | {
+        "count": detail["count"] + len(group),
+        "first_ts": min(times, default=None),
+        "last_ts": max(times, default=None),
+        "latest": latest[-LATEST_ANSWERS:],
+    }
+
+
+def _collapsed_title(key: tuple[str, str], detail: Mapping[str, Any]) -> str:
+    device, trigger = key
+    return f"{detail['count']} detractors at {device} after {trigger}"
 
 
 HEALTH_FIELDS = ("rssi", "battery_mv", "rssi_band", "battery_band", "health", "errors_24h",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nps_edge.protocol import IngestRequest, PresenceRequest
 from server import db
@@ -36,8 +38,10 @@ from server.api.login_limit import TableLimiter
 from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
 from server.events import Bus
+from server.metrics import REQUESTS_REFUSED
 from server.relay import Relay
 from server.settings import Settings
+from server.validation import NulInText
 from server.watch import OfflineWatch
 from server.webhooks import WebhookSender
 
@@ -76,12 +80,71 @@ def _install_errors(app: FastAPI) -> None:
             {"detail": "database unavailable, retry later"}, 503, headers={"Retry-After": "1"}
         )
 
+    async def malformed(request: Request, exc: Exception) -> JSONResponse:
+        """A request the parsers choked on is the sender's fault: 400 with the reason.
+        Raised anywhere else, the same exceptions are our bug and stay a 500."""
+        if not raised_parsing(exc):
+            return await crashed(request, exc)
+        REQUESTS_REFUSED.labels(status="400").inc()
+        log.warning("malformed %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return JSONResponse({"detail": f"malformed request ({reason})"}, 400)
+
+    for kind in (RecursionError, ValueError, OverflowError):
+        app.add_exception_handler(kind, malformed)
+
+    @app.exception_handler(NulInText)
+    async def nul(request: Request, exc: NulInText) -> JSONResponse:
+        REQUESTS_REFUSED.labels(status="422").inc()
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> JSONResponse:
+        """Text with NUL, which PostgreSQL cannot store, that no check above refused:
+        the sender's fault (422). Any other data error is our bug (500)."""
+        if "NUL" not in str(exc.orig):
+            return await crashed(request, exc)
+        REQUESTS_REFUSED.labels(status="422").inc()
+        return JSONResponse({"detail": "text must not contain NUL (\\u0000)"}, 422)
+
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(
             {"detail": f"internal error ({type(exc).__name__}); see the server log"}, 500
         )
+
+
+# Modules that parse what a client sent (JSON, URLs, forms, headers, parameters).
+PARSERS = (
+    "/json/", "/urllib/parse.py", "/starlette/requests.py", "/starlette/formparsers.py",
+    "/starlette/datastructures.py", "/fastapi/dependencies/utils.py", "/multipart/",
+)  # fmt: skip
+
+
+class RefuseNulInUrl:
+    """ASGI middleware: a NUL in the path or the query is refused (400) before any
+    route sees it: PostgreSQL cannot compare text with NUL (on main `?site=%00`
+    answered 500 there), and no name of ours holds one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
+            REQUESTS_REFUSED.labels(status="400").inc()
+            response = JSONResponse({"detail": "NUL (%00) is not allowed in a URL"}, 400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def raised_parsing(exc: BaseException) -> bool:
+    """Whether `exc` was raised by a parser of the request (its innermost Python frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and any(p in frames[-1].filename for p in PARSERS)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -141,6 +204,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.add_middleware(OriginCheck, settings=settings)  # CSRF: server/api/origin.py
     _install_errors(app)
+    app.add_middleware(RefuseNulInUrl)
     for module in (
         ingest, session, nps, devices, feedback, alerts, rejections, registry, stream, ops,
     ):  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,10 @@ def make_engine(url: str) -> Engine:
     database = parsed.database or ""
     memory = database in ("", ":memory:")
     if not memory:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            _owner_only(name, create=name == path)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if memory:
         kwargs["poolclass"] = StaticPool
@@ -60,6 +64,23 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _owner_only(path: Path, *, create: bool) -> None:
+    """Make `path` (answers, token hashes) readable by its owner only, creating it if
+    asked: SQLite gives the -wal and -shm files it creates the database file's mode.
+    A file someone else owns is left alone (chmod would fail; not ours to change)."""
+    flags = os.O_RDONLY | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        return
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _forget_stages_on_rollback(engine: Engine) -> None:
@@ -87,12 +108,29 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
+def writing(session: Session) -> Iterator[Session]:
+    """`session` (a request's) as a writer for its next transaction, as `write_session`.
+
+    A DEFERRED transaction that reads and then writes fails at once with "database
+    is locked" when another writer committed since its read: SQLite cannot upgrade a
+    stale snapshot and does not wait on the busy timeout for it (issue 12: 8 of 60
+    concurrent alert updates answered 503). So the transaction the session holds
+    (the token lookup's; committed, so nothing an earlier step wrote is lost) ends
+    first, and the next begins IMMEDIATE, in turn.
+    """
+    session.commit()
+    with _writer_turn(session.get_bind().engine):
+        session.connection(execution_options=WRITE)
+        yield session
+
+
+@contextmanager
 def _writer_turn(engine: Engine) -> Iterator[None]:
     database = engine.url.database or ""
     if engine.dialect.name != "sqlite" or database in ("", ":memory:"):
         yield
         return
-    with open(f"{database}-writer.lock", "a") as lock:
+    with open(os.open(f"{database}-writer.lock", os.O_WRONLY | os.O_CREAT, 0o600), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -15,6 +15,11 @@ PRESENCE_IGNORED = Counter(
     ["reason"],
 )
 REQUESTS_REFUSED = Counter("nps_edge_requests_refused_total", "Whole requests refused", ["status"])
+IMPLAUSIBLE_TS = Counter(
+    "nps_edge_implausible_ts_total",
+    "Events whose time was outside the plausible window and was rebuilt (docs/server.md)",
+    ["field"],
+)
 INGEST_SECONDS = Histogram("nps_edge_ingest_seconds", "Time to ingest one batch")
 WEBHOOK_DELIVERIES = Counter(
     "nps_edge_webhook_deliveries_total", "Webhook delivery attempts", ["result"]

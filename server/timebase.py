@@ -8,12 +8,36 @@ Rule (docs/server.md): events of one device and one boot share a boot start.
   seen so far, across batches.
 - An event without `ts` is then at `start + up_ms/1000`. Times are fixed when the
   event is stored; a better anchor found later serves later events only.
+- A `ts` outside the plausible window (`plausible_ts`) is a clock gone wrong and
+  counts as unset: it anchors nothing and the event's time is rebuilt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
+
+# The plausible window (docs/server.md): nps-edge shipped in 2026, so no device
+# clock reads earlier than 2020 unless it was never set (1970) or drifted; a
+# clock may run ahead of the gateway's by a day at most (time zones, skew).
+TS_MIN = 1_577_836_800.0  # 2020-01-01T00:00:00Z
+AHEAD_S = 86_400.0
+
+
+def plausible_ts(ts: float, rx_ts: float) -> bool:
+    """Whether a device's `ts` is believable given when its gateway received it."""
+    return TS_MIN <= ts <= rx_ts + AHEAD_S
+
+
+def plausible_rx_ts(rx_ts: float, now: float) -> bool:
+    """Whether a gateway's `rx_ts` is believable given the server's clock."""
+    return TS_MIN <= rx_ts <= now + AHEAD_S
+
+
+def usable_ts(ev: Timed) -> float | None:
+    """The event's `ts` if it is set and plausible, else None (rebuild the time)."""
+    ts = ev.ts
+    return ts if ts is not None and plausible_ts(ts, ev.rx_ts) else None
 
 
 class Anchor(NamedTuple):
@@ -54,8 +78,9 @@ def anchors(
     out: dict[tuple[str, int], Anchor] = {}
     for ev in events:
         key = (ev.device, ev.boot)
-        if ev.ts is not None:
-            cand = Anchor(ev.ts - ev.up_ms / 1000.0, True, ev.up_ms)
+        ts = usable_ts(ev)
+        if ts is not None:
+            cand = Anchor(ts - ev.up_ms / 1000.0, True, ev.up_ms)
         else:
             cand = Anchor(ev.rx_ts - ev.up_ms / 1000.0, False)
         out[key] = merge(out.get(key, known.get(key)), cand)
@@ -64,6 +89,7 @@ def anchors(
 
 def event_time(ev: Timed, anchor: Anchor) -> tuple[float, str]:
     """(time, source): source is 'ts', 'boot' (exact anchor) or 'rx' (estimated)."""
-    if ev.ts is not None:
-        return ev.ts, "ts"
+    ts = usable_ts(ev)
+    if ts is not None:
+        return ts, "ts"
     return anchor.start + ev.up_ms / 1000.0, "boot" if anchor.exact else "rx"

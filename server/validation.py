@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictInt, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nps_edge.protocol import (
+    MAX_BATCH_EVENTS,
     Ctx,
     ForwardedFeedback,
     ForwardedTelemetry,
+    IngestRequest,
     InvalidEvent,
     NonNegInt,
     Number,
+    PresenceRequest,
+    PresenceUpdate,
     Seq,
     parse_event,
 )
+from server.metrics import IMPLAUSIBLE_TS
+from server.timebase import plausible_rx_ts, plausible_ts
 
 Forwarded = ForwardedFeedback | ForwardedTelemetry
 
@@ -44,10 +59,14 @@ def reason_class(error: str) -> str:
     return "shape"
 
 
-INT_MAX = 2**53  # integers beyond this cannot be stored or compared exactly
+INT_MAX = 2**53 - 1  # the largest integer a JSON number (a double) holds exactly
 TIME_RULE = f"must be unix seconds between 0 and {TIME_MAX:.0f}"
-INT_RULE = "must be at most 2^53 in magnitude"
+INT_RULE = "must be at most 2^53 - 1 in magnitude"
 TIME_FIELDS = ("ts", "rx_ts")
+
+# PostgreSQL text cannot hold NUL (psycopg.DataError, a 500 before issue 12), so
+# no text field may, on either database (one behaviour for both).
+NUL_RULE = "must not contain NUL"
 
 UnixTime = Annotated[Number, Field(ge=0, lt=TIME_MAX)]
 BoundedInt = Annotated[StrictInt, Field(ge=-INT_MAX, le=INT_MAX)]
@@ -76,9 +95,36 @@ class StorageBounds(BaseModel):
     rx_ts: UnixTime
 
 
+def storable(text: str) -> str:
+    """`text` with each NUL and lone surrogate (which JSON's `\\ud800` can send and
+    UTF-8 cannot encode) replaced: a rejection's id and reason quote what was sent,
+    and are stored (`dead_letter`) and answered as they are."""
+    if text.isascii():
+        return text.replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+class NulInText(ValueError):
+    """Text holding NUL; a ValueError, so a model validator raising it is a validation
+    error, and the app answers it 422 where a route meets it (server.app)."""
+
+
+def no_nul(**texts: str | None) -> None:
+    """Raise NulInText naming the first of `texts` (field name -> value) holding NUL."""
+    for name, value in texts.items():
+        if value is not None and "\x00" in value:
+            raise NulInText(f"{name}: {NUL_RULE}")
+
+
 class StoredFeedback(StorageBounds, ForwardedFeedback):
     answer_ms: BoundedCount | None = None
     ctx: StoredCtx = Field(default_factory=StoredCtx)
+
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredFeedback:
+        no_nul(**{"fw": self.fw, "prompt": self.prompt, "reason": self.reason,
+                  "trigger.kind": self.trigger.kind, "trigger.ref": self.trigger.ref})  # fmt: skip
+        return self
 
 
 class StoredTelemetry(StorageBounds, ForwardedTelemetry):
@@ -89,8 +135,60 @@ class StoredTelemetry(StorageBounds, ForwardedTelemetry):
     def _sum_bounded(cls, errors: dict[str, int]) -> dict[str, int]:
         if errors and abs(sum(errors.values())) > INT_MAX:
             raise ValueError(f"sum {INT_RULE}")
+        no_nul(**{"key": next((k for k in errors if "\x00" in k), None)})
         return errors
 
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredTelemetry:
+        no_nul(fw=self.fw, reset_cause=self.reset_cause)
+        return self
+
+
+class StoredPresenceUpdate(PresenceUpdate):
+    """A presence update as storage takes it: the contract leaves `boot` and `rx_ts` open."""
+
+    fw: Annotated[str, Field(max_length=64)] | None = None
+    boot: BoundedCount | None = None
+    rx_ts: UnixTime
+
+    @model_validator(mode="after")
+    def _storable(self) -> StoredPresenceUpdate:
+        """NUL-free text, and a receipt time in the plausible window: a device's
+        newest report is its state, so one from 2099 would freeze it for good."""
+        no_nul(fw=self.fw)
+        now = time.time()
+        if not plausible_rx_ts(self.rx_ts, now):
+            IMPLAUSIBLE_TS.labels(field="presence.rx_ts").inc()
+            self.rx_ts = now
+        return self
+
+
+class StoredPresence(PresenceRequest):
+    # Narrowed on purpose: the same field, each update held to storage's bounds.
+    updates: Annotated[  # type: ignore[assignment]
+        list[StoredPresenceUpdate], Field(max_length=MAX_BATCH_EVENTS)
+    ]
+
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredPresence:
+        no_nul(gateway=self.gateway)
+        return self
+
+
+class StoredIngest(IngestRequest):
+    """The batch's envelope as storage takes it (each event is judged alone later)."""
+
+    @model_validator(mode="after")
+    def _text_storable(self) -> StoredIngest:
+        no_nul(gateway=self.gateway)
+        return self
+
+
+# Request models the server narrows to what storage takes (server.api.ingest._shape).
+NARROWED: dict[type[BaseModel], type[BaseModel]] = {
+    PresenceRequest: StoredPresence,
+    IngestRequest: StoredIngest,
+}
 
 _STORED = TypeAdapter(
     Annotated[StoredFeedback | StoredTelemetry, Field(discriminator="type")]
@@ -106,7 +204,7 @@ def _storage_reason(err: ValidationError) -> str:
             rule = e["msg"].removeprefix("Value error, ")
         else:
             rule = TIME_RULE if e["loc"][-1] in TIME_FIELDS else INT_RULE
-        reasons.append(f"{field}: {rule}")
+        reasons.append(f"{field}: {rule}" if field else rule)  # a model's rule names its field
     return "; ".join(reasons)
 
 
@@ -120,6 +218,16 @@ def judge(obj: Any) -> Forwarded:
         raise InvalidEvent(_storage_reason(err)) from None
 
 
+def _in_window(ev: Forwarded, now: float) -> Forwarded:
+    """`ev` with an implausible `rx_ts` replaced by `now`; counts what was implausible."""
+    if not plausible_rx_ts(ev.rx_ts, now):
+        IMPLAUSIBLE_TS.labels(field="rx_ts").inc()
+        ev = ev.model_copy(update={"rx_ts": now})
+    if ev.ts is not None and not plausible_ts(ev.ts, ev.rx_ts):
+        IMPLAUSIBLE_TS.labels(field="ts").inc()
+    return ev
+
+
 @dataclass
 class Rejected:
     index: int
@@ -128,8 +236,16 @@ class Rejected:
     payload: Any
 
 
-def validate(events: Sequence[Any]) -> tuple[list[Forwarded], list[Rejected], int]:
-    """Good events (first of each id), rejections, and in-batch repeats."""
+def validate(
+    events: Sequence[Any], *, now: float | None = None
+) -> tuple[list[Forwarded], list[Rejected], int]:
+    """Good events (first of each id), rejections, and in-batch repeats.
+
+    Times outside the plausible window are not refused (a device's or a gateway's
+    clock may be wrong) but counted: an implausible `rx_ts` becomes the server's
+    receipt time `now`; an implausible `ts` is kept as sent and ignored by the
+    timebase, which rebuilds the event's time (`timebase.plausible_ts`)."""
+    now = time.time() if now is None else now
     good: list[Forwarded] = []
     bad: list[Rejected] = []
     seen: set[str] = set()
@@ -139,11 +255,12 @@ def validate(events: Sequence[Any]) -> tuple[list[Forwarded], list[Rejected], in
             ev = judge(obj)
         except InvalidEvent as err:
             raw_id = obj.get("id") if isinstance(obj, dict) else None
-            bad.append(Rejected(i, raw_id if isinstance(raw_id, str) else None, str(err), obj))
+            raw_id = storable(raw_id) if isinstance(raw_id, str) else None
+            bad.append(Rejected(i, raw_id, storable(str(err)), obj))
             continue
         if ev.id in seen:
             repeats += 1
             continue
         seen.add(ev.id)
-        good.append(ev)
+        good.append(_in_window(ev, now))
     return good, bad, repeats

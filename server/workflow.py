@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from server.db import writing
 from server.models import Alert, AlertComment, WebhookDelivery
 from server.models.alerts import STATUSES, AlertPublic, CommentPublic
 from server.sql import table_of
+from server.validation import no_nul
 
 A = table_of(Alert).c
 C = table_of(AlertComment).c
@@ -49,7 +51,14 @@ def list_alerts(
     return {"items": _public(session, list(session.execute(stmt).scalars())), "counts": counts}
 
 
+# `alert.id` is a 32-bit INTEGER on PostgreSQL, which refuses to compare it with a
+# larger number (DataError; fuzzing found `GET /api/v1/alerts/2952878389` a 500).
+ALERT_ID_MAX = 2**31 - 1
+
+
 def get_alert(session: Session, *, alert_id: int) -> AlertPublic | None:
+    if not 1 <= alert_id <= ALERT_ID_MAX:
+        return None
     alert = session.get(Alert, alert_id)
     return None if alert is None else _public(session, [alert])[0]
 
@@ -62,20 +71,26 @@ def update_alert(
     assignee: str | None = None,
     comment: tuple[str, str] | None = None,
 ) -> AlertPublic | None:
-    """Apply one workflow step; a comment is (author, text)."""
-    alert = session.get(Alert, alert_id)
-    if alert is None:
+    """Apply one workflow step; a comment is (author, text). Concurrent steps queue
+    (`db.writing`) rather than fail. NulInText for text no database column holds."""
+    no_nul(assignee=assignee, comment=None if comment is None else comment[1])
+    if not 1 <= alert_id <= ALERT_ID_MAX:
         return None
-    now = time.time()
-    if status is not None:
-        alert.status = status
-    if assignee is not None:
-        alert.assignee = assignee
-    if comment is not None:
-        session.add(AlertComment(alert_id=alert_id, author=comment[0], text=comment[1], at=now))
-    alert.updated_at = now
-    session.add(alert)
-    session.commit()
+    with writing(session):
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            session.rollback()
+            return None
+        now = time.time()
+        if status is not None:
+            alert.status = status
+        if assignee is not None:
+            alert.assignee = assignee
+        if comment is not None:
+            session.add(AlertComment(alert_id=alert_id, author=comment[0], text=comment[1], at=now))
+        alert.updated_at = now
+        session.add(alert)
+        session.commit()
     return _public(session, [alert])[0]
 
 

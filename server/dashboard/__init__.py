@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+import re
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -42,6 +43,8 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
+# What our asset names are made of; anything else (a NUL made open() raise) is a 404.
+ASSET_PATH = re.compile(r"[A-Za-z0-9_.-]{1,64}(?:/[A-Za-z0-9_.-]{1,64}){0,7}", re.ASCII)
 
 
 def node_modules() -> Path:
@@ -109,7 +112,10 @@ def chart_js() -> Response:
 
 @router.get("/ui/{path:path}")
 def asset(path: str) -> Response:
-    """Our own modules and styles; nothing outside `static/`."""
+    """Our own modules and styles; nothing outside `static/`. A path that could not
+    name one (NUL, control bytes, `..`, too long) is refused before touching the disk."""
+    if not ASSET_PATH.fullmatch(path) or ".." in path.split("/"):
+        raise HTTPException(404, f"no dashboard asset {path[:80]!r}")
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC) or not target.is_file() or target.name == "index.html":
         raise HTTPException(404, f"no dashboard asset {path!r}")

@@ -54,7 +54,8 @@ def postgres_shared() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _emptied(url: str) -> str:
+def emptied(url: str) -> str:
+    """`url`'s database with every table emptied (migrated tables kept)."""
     engine = make_engine(url)
     tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
     with engine.begin() as conn:  # DELETE: much faster than TRUNCATE on tiny tables
@@ -71,7 +72,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         path = tmp_path / "nps.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
-    return _emptied(request.getfixturevalue("postgres_shared"))
+    return emptied(request.getfixturevalue("postgres_shared"))
 
 
 @pytest.fixture

@@ -1,0 +1,72 @@
+"""Concurrent writers on SQLite queue instead of failing (issue 12: 8 of 60 got 503)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+from sqlmodel import Session
+
+from server.app import create_app
+from server.db import make_engine
+from server.settings import Settings
+from server.tokens import create_token
+from tests.server.factory import feedback
+from tests.server.live import serve
+
+THREADS, WRITES = 4, 15
+
+
+def test_four_alert_writers_on_a_sqlite_file_lose_nothing(tmp_path: Path) -> None:
+    """4 threads x 15 workflow steps (ack, assign, comment, close) through real HTTP."""
+    url = f"sqlite:///{tmp_path / 'nps.db'}"
+    engine = make_engine(url)
+    app = create_app(Settings(db=url), engine=engine)
+    with Session(engine) as session:
+        gateway = create_token(session, name="gw-1", role="gateway")
+        operator = create_token(session, name="alice", role="operator")
+    statuses: list[int] = []
+    with serve(app) as base:
+        r = httpx.post(
+            f"{base}/api/v1/ingest",
+            json={"gateway": "gw-1", "events": [
+                feedback(device=f"nps-{i:06x}", seq=1, score=1) for i in range(THREADS)
+            ]},
+            headers={"Authorization": f"Bearer {gateway}"},
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {operator}"}
+        ids = [a["id"] for a in httpx.get(f"{base}/api/v1/alerts", headers=auth).json()["items"]]
+        assert len(ids) == THREADS
+        start = threading.Barrier(THREADS)
+
+        def writer(n: int) -> None:
+            with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
+                start.wait()
+                for i in range(WRITES):
+                    aid = ids[(n + i) % len(ids)]
+                    step, body = [
+                        ("ack", None),
+                        ("assign", {"assignee": f"op-{n}"}),
+                        ("comment", {"text": f"writer {n} step {i}"}),
+                        ("close", {"note": f"closed by {n}"}),
+                    ][i % 4]
+                    statuses.append(
+                        client.post(f"/api/v1/alerts/{aid}/{step}", json=body).status_code
+                    )
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        comments = sum(
+            len(httpx.get(f"{base}/api/v1/alerts/{aid}", headers=auth).json()["comments"])
+            for aid in ids
+        )
+    engine.dispose()
+    assert statuses.count(200) == THREADS * WRITES, sorted(statuses)
+    # every comment step and every close note was stored
+    per_writer = sum(1 for i in range(WRITES) if i % 4 in (2, 3))
+    assert comments == THREADS * per_writer
