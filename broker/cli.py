@@ -218,8 +218,15 @@ def _fail(command: str, err: Exception, code: int) -> typer.Exit:
 
 
 def config(
-    site: Annotated[str, typer.Option(help="the site whose devices may connect")],
-    out: Annotated[Path, typer.Option(help="folder for mosquitto.conf, passwd, acl, gateway.toml")],
+    site: Annotated[
+        str, typer.Option(help="the site whose devices may connect", envvar="NPS_EDGE_SITE")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="folder for mosquitto.conf, passwd, acl, gateway.toml", envvar="NPS_EDGE_OUT"
+        ),
+    ],
     db: Annotated[
         str | None,
         typer.Option(help="SQLAlchemy URL of the server database (env NPS_EDGE_DB)"),
@@ -252,8 +259,13 @@ def config(
 
 
 def certs(
-    site: Annotated[str, typer.Option(help="the site (named in the CA)")],
-    out: Annotated[Path, typer.Option(help="folder for ca.crt, ca.key, server.crt, server.key")],
+    site: Annotated[str, typer.Option(help="the site (named in the CA)", envvar="NPS_EDGE_SITE")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="folder for ca.crt, ca.key, server.crt, server.key", envvar="NPS_EDGE_OUT"
+        ),
+    ],
     name: Annotated[
         list[str] | None,
         typer.Option(help="a host name or IP devices use for the broker (repeatable)"),

@@ -72,6 +72,9 @@ def server(
             port=settings.port,
             workers=settings.workers,
             log_level="info",
+            # Forwarded headers are believed only from settings.trusted_proxies
+            # (server/api/origin.py); uvicorn would believe 127.0.0.1 by default.
+            proxy_headers=False,
         )
 
 
@@ -111,13 +114,22 @@ def _table(rows: list[list[str]]) -> None:
 
 
 def token_create(
-    role: Annotated[str, typer.Option(help="gateway, viewer, operator or admin")],
+    role: Annotated[
+        str, typer.Option(help="gateway, viewer, operator or admin", envvar="NPS_EDGE_ROLE")
+    ],
     name: Annotated[
-        str, typer.Option(help="who or what holds it; a gateway's token name is its gateway id")
+        str,
+        typer.Option(
+            help="who or what holds it; a gateway's token name is its gateway id",
+            envvar="NPS_EDGE_NAME",
+        ),
     ],
     site: Annotated[
         str | None,
-        typer.Option(help="required for a gateway (its site); limits a person to one site"),
+        typer.Option(
+            help="required for a gateway (its site); limits a person to one site",
+            envvar="NPS_EDGE_SITE",
+        ),
     ] = None,
     db: DbOption = None,
 ) -> None:
@@ -157,7 +169,9 @@ def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 
 def token_revoke(
-    name: Annotated[str, typer.Option(help="the token's name, as `token list` shows it")],
+    name: Annotated[
+        str, typer.Option(help="the token's name, as `token list` shows it", envvar="NPS_EDGE_NAME")
+    ],
     db: DbOption = None,
 ) -> None:
     """Revoke the live tokens of that name; refused from the next request on."""
@@ -169,9 +183,16 @@ def token_revoke(
 
 
 def device_add(
-    site: Annotated[str, typer.Option(help="the site the device belongs to")],
+    site: Annotated[
+        str, typer.Option(help="the site the device belongs to", envvar="NPS_EDGE_SITE")
+    ],
     device_id: Annotated[
-        str | None, typer.Option("--id", help="device id (default nps- and 6 random hex digits)")
+        str | None,
+        typer.Option(
+            "--id",
+            help="device id (default nps- and 6 random hex digits)",
+            envvar="NPS_EDGE_DEVICE_ID",
+        ),
     ] = None,
     db: DbOption = None,
 ) -> None:
@@ -186,7 +207,9 @@ def device_add(
 
 def device_list(
     db: DbOption = None,
-    site: Annotated[str | None, typer.Option(help="only this site's devices")] = None,
+    site: Annotated[
+        str | None, typer.Option(help="only this site's devices", envvar="NPS_EDGE_SITE")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """The registered devices (revoked ones too); never the password hash."""
@@ -209,7 +232,9 @@ def device_list(
 
 
 def device_revoke(
-    device_id: Annotated[str, typer.Option("--id", help="the device to revoke")],
+    device_id: Annotated[
+        str, typer.Option("--id", help="the device to revoke", envvar="NPS_EDGE_DEVICE_ID")
+    ],
     db: DbOption = None,
 ) -> None:
     """Revoke a device: its events are rejected at once; the broker refuses it once its

@@ -73,8 +73,9 @@ def ingest_batch(
     """`site` is the gateway token's site: events another site's gateway owns are
     rejected (`server.binding`). None only for trusted in-process callers (benchmarks)."""
     now = time.time() if now is None else now
-    good, bad, repeats = validate(events)
+    good, bad, repeats = validate(events, now=now)
     out = Outcome(rejected=bad, duplicates=repeats)
+    judged_bad = len(bad)  # `_bound_to` adds the events another site owns to `bad`
     todo = good
     plan = None
     unbound: set[str] = set()
@@ -100,7 +101,7 @@ def ingest_batch(
         fresh, plan = _store_new_events(
             session, todo, plan, gateway=gateway, settings=settings, now=now
         )
-        out.duplicates += len(good) - len(fresh)
+        out.duplicates += len(good) - (len(bad) - judged_bad) - len(fresh)
         out.accepted = len(fresh)
         if plan is not None:
             out.feedback, out.alerts = plan.feedback, _write(session, plan)

@@ -67,7 +67,7 @@ def mosquitto_hash(
 
 def check_site(site: str) -> str:
     """The site, if it matches the contract's pattern; `BadSite` otherwise."""
-    if not SITE_RE.match(site):
+    if not SITE_RE.fullmatch(site):
         raise BadSite(f"site {site[:70]!r} does not match {SITE_PATTERN}")
     return site
 
@@ -79,7 +79,7 @@ def add_device(
     check_site(site)
     if device_id is None:
         device_id = "nps-" + secrets.token_hex(3)
-    elif not DEVICE_RE.match(device_id):
+    elif not DEVICE_RE.fullmatch(device_id):
         raise BadDeviceId(f"device id {device_id[:70]!r} does not match {DEVICE_ID_PATTERN}")
     if session.get(RegisteredDevice, device_id) is not None:
         raise DeviceExists(f"device {device_id} is already registered")

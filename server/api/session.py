@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from server.api.deps import COOKIE, SessionDep, SettingsDep, ViewerDep
 from server.api.login_limit import LoginLimiter, limit_key, retry_after
 from server.api.origin import client_address, request_scheme
-from server.db import write_session
+from server.db import write_session, writing
 from server.metrics import LOGINS_FAILED, LOGINS_THROTTLED
 from server.schemas import Message
 from server.tokens import PEOPLE, close_session, find_token, open_session
@@ -90,6 +90,7 @@ def whoami(caller: ViewerDep) -> Who:
 def logout(request: Request, response: Response, session: SessionDep) -> dict[str, bool]:
     sid = request.cookies.get(COOKIE)
     if sid:
-        close_session(session, sid=sid)
+        with writing(session):  # queued with other writers (server/db.py)
+            close_session(session, sid=sid)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return {"ok": True}

@@ -130,12 +130,25 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
     gw = gateway(server.url, server.token_for(devices[0][:-3]))
     gw.start()
     publisher = Publisher(mqtt_broker.address)
-    sender = threading.Thread(target=publisher.publish, args=(messages,))
+    # Three parts, each published once the kill before it happened: on a fast
+    # machine the whole stream could otherwise be in before the first kill.
+    kills = (1000, 2500)
+    parts = [messages[:1500], messages[1500:3000], messages[3000:]]
+    killed = [threading.Event() for _ in kills]
+
+    def send() -> None:
+        for i, part in enumerate(parts):
+            if i:
+                killed[i - 1].wait(timeout=120)
+            publisher.publish(part)
+
+    sender = threading.Thread(target=send)
     sender.start()
-    for kill_at in (1000, 2500):
+    for kill_at, done in zip(kills, killed, strict=True):
         wait_until(lambda k=kill_at: counters(gw).get("received", 0) >= k, what=f"{kill_at} in")
         gw.kill()  # SIGKILL: no chance to flush anything
         assert counters(gw)["received"] < len(messages)  # mid-stream
+        done.set()
         gw.start()
     sender.join()
     publisher.close()
@@ -309,9 +322,9 @@ def hostile_corpus(device: str, rng: random.Random, n: int = 200) -> list[tuple[
 def test_hostile_corpus_leaves_the_gateway_running_and_good_events_exactly_once(
     server, gateway, mqtt_broker
 ):
-    gw = gateway(server.url, server.gateway_token)
-    gw.start()
     devices = fleet("hos", 3)
+    gw = gateway(server.url, server.token_for(devices[0][:-3]))
+    gw.start()
     corpus = hostile_corpus("nps-hos-bad", random.Random(12))
     good = stream(devices, 40)
     mixed = list(good)

@@ -87,7 +87,7 @@ def test_two_writers_at_once_open_one_alert(engine: Engine, settings: Settings, 
             first = 1 + n * 50 + b * 10
             ingest_batch(
                 engine, gateway="gw-1", events=_detractors("nps-aaa111", range(first, first + 10)),
-                settings=settings, now=T0 + 2000,
+                settings=settings, site="store-1", now=T0 + 2000,
             )  # fmt: skip
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
@@ -105,7 +105,7 @@ def test_a_webhook_fires_for_the_first_detractor_only(db_url: str, engine: Engin
         settings = Settings(db=db_url, webhook_urls=[hook.url], webhook_backoff_s=0.01)
         app = create_app(settings, engine=engine)
         with Session(engine) as s:
-            gw = create_token(s, name="gw", role="gateway")
+            gw = create_token(s, name="gw", role="gateway", site="store-1")
         with TestClient(app) as client:
 
             def ingest(events: list[dict[str, Any]]) -> None:

@@ -24,7 +24,7 @@ def test_four_alert_writers_on_a_sqlite_file_lose_nothing(tmp_path: Path) -> Non
     engine = make_engine(url)
     app = create_app(Settings(db=url), engine=engine)
     with Session(engine) as session:
-        gateway = create_token(session, name="gw-1", role="gateway")
+        gateway = create_token(session, name="gw-1", role="gateway", site="store-1")
         operator = create_token(session, name="alice", role="operator")
     statuses: list[int] = []
     with serve(app) as base:
@@ -70,3 +70,33 @@ def test_four_alert_writers_on_a_sqlite_file_lose_nothing(tmp_path: Path) -> Non
     # every comment step and every close note was stored
     per_writer = sum(1 for i in range(WRITES) if i % 4 in (2, 3))
     assert comments == THREADS * per_writer
+
+
+def test_four_people_logging_in_and_out_at_once_all_get_in(tmp_path: Path) -> None:
+    """4 threads x 15 rounds of login, whoami, logout: each a write on a SQLite file."""
+    url = f"sqlite:///{tmp_path / 'nps.db'}"
+    engine = make_engine(url)
+    app = create_app(Settings(db=url), engine=engine)
+    with Session(engine) as session:
+        tokens = [create_token(session, name=f"op-{n}", role="operator") for n in range(THREADS)]
+    statuses: list[int] = []
+    with serve(app) as base:
+        start = threading.Barrier(THREADS)
+
+        def person(n: int) -> None:
+            origin = {"Origin": base}  # the dashboard's own page (CSRF check)
+            start.wait(timeout=30)
+            for _ in range(WRITES):
+                with httpx.Client(base_url=base, headers=origin, timeout=60) as client:
+                    login = client.post("/api/v1/session", json={"token": tokens[n]})
+                    whoami = client.get("/api/v1/session")
+                    logout = client.delete("/api/v1/session")
+                    statuses.extend([login.status_code, whoami.status_code, logout.status_code])
+
+        threads = [threading.Thread(target=person, args=(n,)) for n in range(THREADS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+    engine.dispose()
+    assert statuses.count(200) == THREADS * WRITES * 3, sorted(statuses)

@@ -65,6 +65,8 @@ def test_add_list_revoke(session: Session) -> None:
         ({"site": "Store 1"}, BadSite),
         ({"site": "s", "device_id": "NPS-1"}, BadDeviceId),
         ({"site": "s", "device_id": "ab"}, BadDeviceId),
+        ({"site": "s", "device_id": "abc\n"}, BadDeviceId),  # "$" matches before a newline
+        ({"site": "x\n"}, BadSite),
         ({"site": "s", "device_id": "nps-a00001"}, DeviceExists),
     ],
 )
