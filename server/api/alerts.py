@@ -24,7 +24,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "no such alert"},
     422: {"model": Message, "description": "a bad parameter or body"},
 }
-AlertId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
+AlertId = Annotated[int, Path(ge=1, le=2**62, examples=[1])]
 Kind = Literal["detractor", "site_nps", "offline", "battery"]
 assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
 
