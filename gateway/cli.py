@@ -49,6 +49,13 @@ def register(app: typer.Typer) -> None:
         token_file: Annotated[
             Path | None, typer.Option(help="File holding the gateway token.")
         ] = None,
+        server_ca: Annotated[
+            Path | None,
+            typer.Option(
+                help="CA bundle (PEM) that signed the server's HTTPS certificate"
+                " (default: httpx's certifi bundle); verification is always on."
+            ),
+        ] = None,
         broker: Annotated[str | None, typer.Option(help="MQTT broker HOST:PORT.")] = None,
         broker_username: Annotated[
             str | None,
@@ -85,6 +92,7 @@ def register(app: typer.Typer) -> None:
             "server": server,
             "token": token,
             "token_file": token_file,
+            "server_ca": server_ca,
             "broker": broker,
             "broker_username": broker_username,
             "broker_tls": broker_tls,

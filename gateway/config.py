@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -36,6 +38,13 @@ class GatewaySettings(BaseSettings):
     token_file: Path | None = Field(
         None, description="file holding the gateway token, read when `token` is not given"
     )
+    server_ca: Path | None = Field(
+        None,
+        description="CA bundle (PEM) to verify the server's HTTPS certificate against;"
+        " default: httpx's bundle (certifi)",
+    )
+    # Same private network only: the token crosses it in clear (docs/gateway.md).
+    allow_plain_http: bool = False
     broker: str = "127.0.0.1:1883"
     broker_username: str | None = Field(None, description="the gateway's own broker login")
     # Environment or TOML only, never a flag: a process's argv is readable in `ps`.
@@ -93,6 +102,20 @@ class GatewaySettings(BaseSettings):
             ttl_s=self.ttl_days * 86400.0,
             max_dead_letters=self.max_dead_letters,
         )
+
+
+def token_in_clear(server: str) -> bool:
+    """True for an `http://` URL to a host other than this one (127.0.0.0/8, ::1, localhost)."""
+    url = httpx.URL(server)
+    if url.scheme != "http":
+        return False
+    host = url.host.rstrip(".").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 def load_settings(flags: dict[str, Any], config_file: Path | None = None) -> GatewaySettings:

@@ -10,13 +10,17 @@ with the server's reason; transport errors and 5xx (and 429) -> retry the same
 batch after an exponential backoff with jitter; 413 -> halve the batch;
 422 -> halve, and a single event the server cannot parse becomes a dead letter;
 401, 403 and other 4xx -> stop forwarding with a loud error (a configuration
-error, not a reason for a retry storm); receiving and storing go on.
+error, not a reason for a retry storm); receiving and storing go on. A server
+certificate that does not verify is retried like any transport error (the
+certificate may be renewed, or `server_ca` fixed and the gateway restarted) but
+logged once per change, with cause `tls` and what to do.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +83,7 @@ class Forwarder:
         self.wait = wait or (lambda s: threading.Event().wait(s))
         self.halted: str | None = None
         self.presence_supported = True
+        self.tls_failing: str | None = None  # the TLS failure last logged, until it changes
 
     # -- one step ----------------------------------------------------------
 
@@ -95,12 +100,13 @@ class Forwarder:
             rows = rows[:n]
             body = envelope(self.gateway, [r.body for r in rows])
             started = time.perf_counter()
-            response = self.client.post(
-                INGEST_PATH, content=body, headers={"Content-Type": "application/json"}
-            )
+            response = self._post(INGEST_PATH, body, {"Content-Type": "application/json"})
             self.metrics.forward_latency.observe(time.perf_counter() - started)
             return self._answer(rows, response)
         except httpx.TransportError as err:
+            tls = tls_failure(err)
+            if tls is not None:
+                return self._tls_retry(tls)
             return self._retry("transport", f"{type(err).__name__}: {err}")
         except sqlite3.OperationalError as err:
             self.metrics.store_errors.inc()
@@ -164,7 +170,7 @@ class Forwarder:
                 for p in pending[:MAX_BATCH_EVENTS]
             ],
         )
-        response = self.client.post(PRESENCE_PATH, content=request.model_dump_json())
+        response = self._post(PRESENCE_PATH, request.model_dump_json().encode())
         if response.status_code == 200:
             self.store.presence_done(pending[:MAX_BATCH_EVENTS])
         elif response.status_code in (401, 403):
@@ -186,20 +192,57 @@ class Forwarder:
                 detail=_detail(response),
             )
 
+    def _post(
+        self, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        response = self.client.post(path, content=body, headers=headers)
+        if self.tls_failing is not None:  # an answer came back: TLS works again
+            self.tls_failing = None
+            log_event(log, logging.INFO, "server certificate verified again", cause="tls")
+        return response
+
     # -- outcomes ----------------------------------------------------------
 
-    def _retry(self, cause: str, detail: str) -> Step:
+    def _tls_retry(self, err: ssl.SSLError) -> Step:
+        """Retry with backoff; log only when the failure is new (not at every attempt)."""
+        if isinstance(err, ssl.SSLCertVerificationError):
+            detail = f"server certificate not trusted: {err.verify_message or err}"
+            what_to_do = (
+                "set server_ca to the CA (PEM) that signed the server's certificate if it is"
+                " a private CA, and check that the host in `server` is a name the"
+                " certificate holds"
+            )
+        else:
+            detail = f"TLS handshake failed: {err}"
+            what_to_do = "check that the server speaks HTTPS on the port in `server`"
+        if detail != self.tls_failing:
+            self.tls_failing = detail
+            log_event(
+                log,
+                logging.ERROR,
+                "cannot reach the server over HTTPS, retrying",
+                cause="tls",
+                detail=detail,
+                what_to_do=what_to_do,
+                server=str(self.client.base_url),
+            )
+        return self._retry("tls", detail, quiet=True)
+
+    def _retry(self, cause: str, detail: str, *, quiet: bool = False) -> Step:
         self.metrics.forward_errors.labels(cause).inc()
+        if cause != "tls":
+            self.tls_failing = None
         delay = self.backoff.next_delay()
-        log_event(
-            log,
-            logging.WARNING,
-            "forward failed, retrying",
-            cause=cause,
-            detail=detail,
-            retry_in_s=round(delay, 2),
-            attempt=self.backoff.attempt,
-        )
+        if not quiet:
+            log_event(
+                log,
+                logging.WARNING,
+                "forward failed, retrying",
+                cause=cause,
+                detail=detail,
+                retry_in_s=round(delay, 2),
+                attempt=self.backoff.attempt,
+            )
         self.wait(delay)
         return Step.RETRY
 
@@ -232,6 +275,18 @@ class Forwarder:
                     last_halt_log = time.monotonic()
                     log_event(log, logging.ERROR, "forwarding stopped", reason=self.halted)
                 stop.wait(idle_s)
+
+
+def tls_failure(err: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a transport error (httpx wraps httpcore, which wraps ssl), if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ssl.SSLError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _detail(response: httpx.Response) -> str:

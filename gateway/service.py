@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import threading
 from collections.abc import Callable
 
 import httpx
 
-from gateway.config import GatewaySettings
+from gateway.config import GatewaySettings, token_in_clear
 from gateway.forwarder import Forwarder
 from gateway.intake import Intake
 from gateway.logs import log_event
@@ -30,11 +31,48 @@ class ConfigError(ValueError):
     """A setting the gateway cannot run with; the message says which and why."""
 
 
+def server_client(settings: GatewaySettings) -> httpx.Client:
+    """The forwarder's client: HTTPS always verified (against `server_ca` when set).
+
+    No setting turns verification off. An `http://` URL to another host is refused
+    unless `allow_plain_http`: the token would cross the network in clear.
+    """
+    server = settings.server or ""
+    try:
+        scheme = httpx.URL(server).scheme
+    except httpx.InvalidURL as err:
+        raise ConfigError(f"server {server!r} is not a URL: {err}") from None
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"server {server!r} must start with https:// (or http:// on this host)")
+    if token_in_clear(server) and not settings.allow_plain_http:
+        raise ConfigError(
+            f"server {server} is plain http to another host: the gateway token would travel"
+            " in clear. Use https://, or set allow_plain_http = true only for a server on"
+            " the same private network"
+        )
+    verify: ssl.SSLContext | bool = True  # httpx's bundle (certifi), or SSL_CERT_FILE
+    if settings.server_ca is not None:
+        try:
+            verify = ssl.create_default_context(cafile=settings.server_ca)
+        except OSError as err:  # missing, unreadable, or no certificate in it (ssl.SSLError)
+            raise ConfigError(
+                f"cannot use server_ca {settings.server_ca} (a PEM CA bundle): {err}"
+            ) from None
+    return httpx.Client(
+        base_url=server,
+        headers={"Authorization": f"Bearer {settings.token}"},
+        timeout=settings.request_timeout,
+        verify=verify,
+    )
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings, client: httpx.Client | None = None) -> None:
         if not settings.server or not settings.token:
             raise ConfigError("the gateway needs --server and --token (or NPS_EDGE_SERVER/TOKEN)")
         self.settings = settings
+        # Before anything opens a file or a port: a bad server setting stops the start.
+        self.client = client or server_client(settings)
         self.stop_event = threading.Event()
         self.committed = threading.Event()
         self.metrics = Metrics()
@@ -43,11 +81,6 @@ class Gateway:
         # The forwarder only deletes what the server already has: a delete lost in a
         # power cut re-sends events the server answers as duplicates, so it skips the fsync.
         self.forward_store = Store(settings.store, limits, synchronous="NORMAL")
-        self.client = client or httpx.Client(
-            base_url=settings.server,
-            headers={"Authorization": f"Bearer {settings.token}"},
-            timeout=settings.request_timeout,
-        )
         self.intake = Intake(
             self.intake_store,
             lambda message: self.receiver.ack(message),
@@ -108,11 +141,21 @@ class Gateway:
             broker_username=s.broker_username,
             broker_tls=s.broker_tls,
             server=s.server,
+            server_ca=str(s.server_ca) if s.server_ca else None,
             store=str(s.store),
             depth=stats.depth,
             synchronous=s.synchronous,
             metrics_port=s.metrics_port,
         )
+        if s.allow_plain_http and token_in_clear(s.server or ""):
+            log_event(
+                log,
+                logging.WARNING,
+                "plain http to the server: the gateway token and events travel in clear",
+                server=s.server,
+                what_to_do="allow_plain_http is for a server on the same private network only;"
+                " use https:// anywhere else",
+            )
         intake = threading.Thread(target=self.intake.run, args=(self.stop_event,), name="intake")
         forward = threading.Thread(
             target=self.forwarder.run, args=(self.stop_event, self.committed), name="forwarder"
