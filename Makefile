@@ -50,7 +50,7 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy nps_edge gateway server firmware broker
+	$(BIN)/mypy contract nps_edge gateway server firmware broker
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

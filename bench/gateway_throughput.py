@@ -36,10 +36,10 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.protocol import decode_payload
 from gateway.policy import admit
 from gateway.store import Store
 from nps_edge.broker import Broker, free_port, start_mosquitto, wait_for_port
-from nps_edge.protocol import decode_payload
 from tests.gateway.processes import GatewayProcess, ServerProcess
 
 PEER_TB_RATE = 1151.0  # ThingsBoard IoT Gateway 3.8.5, msg/s (shared/peers.md)

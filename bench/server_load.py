@@ -38,10 +38,10 @@ import httpx
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from contract.nps import category
 from nps_edge.broker import free_port
 from server import health, rollups
 from server.db import make_engine, upgrade
-from server.nps import category
 from server.prepare import fact
 from server.rollup_tables import ROLLUP_TABLES
 from server.tokens import create_token

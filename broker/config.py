@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nps_edge.protocol import DEVICE_ID_PATTERN, SITE_PATTERN, TOPIC_ROOT
+from contract.protocol import DEVICE_ID_PATTERN, SITE_PATTERN, TOPIC_ROOT
 
 PLAIN_PORT = 1883
 TLS_PORT = 8883  # IANA's port for MQTT over TLS

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
+from contract.protocol import TOPIC_ROOT
 from firmware.sim_device import (
     HEAPSIZE,
     REBOOT_EXIT,
@@ -31,7 +32,6 @@ from firmware.sim_device import (
     tool,
 )
 from firmware.sim_plans import PAUSE, Plan, device_id, random_plan, scenario_plan
-from nps_edge.protocol import TOPIC_ROOT
 
 
 @dataclass

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.protocol import TOPIC_ROOT
 from firmware.sim_device import SimError
-from nps_edge.protocol import TOPIC_ROOT
 
 DEFAULT_REASONS = [
     {"code": "wait", "label": "Waiting time"},

@@ -17,8 +17,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from contract.protocol import TOPIC_ROOT
 from gateway.policy import Limits
-from nps_edge.protocol import TOPIC_ROOT
 
 
 def default_gateway_id() -> str:

@@ -29,17 +29,17 @@ from enum import Enum
 import httpx
 from pydantic import ValidationError
 
-from gateway.logs import log_event
-from gateway.metrics import Metrics
-from gateway.policy import Backoff, batch_size, envelope, outcome
-from gateway.store import Row, Store
-from nps_edge.protocol import (
+from contract.protocol import (
     MAX_BATCH_EVENTS,
     MAX_BODY_BYTES,
     IngestResult,
     PresenceRequest,
     PresenceUpdate,
 )
+from gateway.logs import log_event
+from gateway.metrics import Metrics
+from gateway.policy import Backoff, batch_size, envelope, outcome
+from gateway.store import Row, Store
 
 log = logging.getLogger("nps_edge.gateway.forwarder")
 

@@ -157,7 +157,7 @@ class Intake:
         except Exception as err:  # noqa: BLE001
             # Last line of defence, by design: `admit` turns every failure it knows
             # (InvalidEvent, pydantic's ValidationError) into a Rejected, and the
-            # bounds in nps_edge.protocol keep the parsers within their limits. A
+            # bounds in contract.protocol keep the parsers within their limits. A
             # message that still raises is a bug we have not met; it must not end
             # this thread, or its message stays unacknowledged and the broker hands
             # it back after every restart (issue 12). It becomes a dead letter.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import TypeAdapter, ValidationError
 
-from nps_edge.protocol import (
+from contract.protocol import (
     MAX_BATCH_EVENTS,
     MAX_BODY_BYTES,
     MAX_PAYLOAD_BYTES,
@@ -29,7 +29,7 @@ from nps_edge.protocol import (
     parse_topic,
     plausible_ts,
 )
-from nps_edge.protocol import Event as EventModel
+from contract.protocol import Event as EventModel
 
 # Dead-letter reasons the gateway itself gives (besides the contract's own).
 THROTTLED = "throttled"

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlmodel import Session
 
-from nps_edge.protocol import ForwardedTelemetry
+from contract.nps import Tally
+from contract.protocol import ForwardedTelemetry
 from server.models import Alert, Device, Feedback
-from server.nps import Tally
 from server.settings import Settings
 from server.sql import as_tuples, bulk_write, table_of, upsert
 

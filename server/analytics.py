@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Table, func, select
 from sqlmodel import Session
 
+from contract.nps import Tally
 from server import rollups
 from server.models import Feedback
-from server.nps import Tally
 from server.rollup_tables import ROLLUP_TABLES
 from server.sql import table_of
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nps_edge.protocol import IngestRequest, PresenceRequest
+from contract.protocol import IngestRequest, PresenceRequest
 from server import db
 from server.api import (
     alerts,

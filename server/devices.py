@@ -8,12 +8,12 @@ from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from nps_edge.protocol import PresenceRequest
+from contract.nps import nps
+from contract.protocol import PresenceRequest
 from server import binding
 from server.db import write_session
 from server.metrics import PRESENCE_IGNORED
 from server.models import Device, Feedback, Presence, Telemetry
-from server.nps import nps
 from server.schemas import DeviceDetail, DeviceRow, Gaps
 from server.settings import Settings
 from server.sql import table_of

@@ -27,7 +27,7 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from nps_edge.protocol import ForwardedFeedback, ForwardedTelemetry, Rejection
+from contract.protocol import ForwardedFeedback, ForwardedTelemetry, Rejection
 from server import alerts as alerting
 from server import binding, rollups
 from server.db import write_session

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from nps_edge.protocol import ForwardedFeedback
+from contract.nps import category
+from contract.protocol import ForwardedFeedback
 from server import health
 from server.models import BootRecord, Presence, Telemetry
-from server.nps import category
 from server.settings import Settings
 from server.sql import table_of
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from nps_edge.protocol import ForwardedFeedback, ForwardedTelemetry
+from contract.protocol import ForwardedFeedback, ForwardedTelemetry
 from server import alerts as alerting
 from server import rollups, timebase
 from server.join import FeedbackRow, join_feedback

@@ -19,7 +19,7 @@ import time
 from sqlalchemy import select
 from sqlmodel import Session
 
-from nps_edge.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
+from contract.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
 from server.models import RegisteredDevice
 from server.sql import table_of
 

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
-from server.nps import Tally
+from contract.nps import Tally
 
 DIMS = (
     "site",

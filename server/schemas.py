@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.nps import Tally
+from contract.nps import Tally
 
 FIGURES_EXAMPLE: dict[str, Any] = {
     "n": 412, "promoters": 190, "passives": 120, "detractors": 102, "nps": 21.36,

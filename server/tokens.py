@@ -20,7 +20,7 @@ import time
 from sqlalchemy import Engine, or_, select, update
 from sqlmodel import Session
 
-from nps_edge.protocol import SITE_PATTERN
+from contract.protocol import SITE_PATTERN
 from server.db import write_session
 from server.models import LoginSession, Token
 from server.sql import table_of

@@ -1,4 +1,4 @@
-"""Judging one forwarded event: the contract (nps_edge.protocol) plus what storage needs."""
+"""Judging one forwarded event: the contract (contract.protocol) plus what storage needs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from nps_edge.protocol import (
+from contract.protocol import (
     MAX_BATCH_EVENTS,
     Ctx,
     ForwardedFeedback,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import select
 from sqlmodel import Session
 
-from nps_edge.protocol import DEVICE_ID_PATTERN
+from contract.protocol import DEVICE_ID_PATTERN
 from server.api.deps import Caller, SessionDep, SettingsDep, ViewerDep
 from server.api.scope import check_site, site_for
 from server.devices import device_detail, gaps, list_devices

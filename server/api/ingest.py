@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
-from nps_edge.protocol import (
+from contract.protocol import (
     MAX_BATCH_EVENTS,
     MAX_BODY_BYTES,
     IngestRequest,

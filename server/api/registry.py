@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
-from nps_edge.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
+from contract.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
 from server import registry
 from server.api.deps import AdminDep, SessionDep
 from server.api.scope import check_site, site_for

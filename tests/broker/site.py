@@ -24,8 +24,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlmodel import Session
 
-from broker.run import start_site_broker
 from nps_edge.broker import Broker, BrokerError, free_port, mosquitto_binary
+from nps_edge.site_broker import start_site_broker
 from server.db import make_engine
 from server.registry import add_device
 

@@ -16,7 +16,7 @@ import stat
 
 import pytest
 
-from broker.run import reload
+from nps_edge.site_broker import reload
 from tests.broker.site import Site
 
 FEEDBACK = "nps/v1/{}/feedback"

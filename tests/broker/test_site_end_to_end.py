@@ -13,7 +13,6 @@ import json
 import httpx
 import pytest
 
-from broker.run import reload
 from nps_edge.broker import free_port
 from nps_edge.processes import (
     create_token,
@@ -23,6 +22,7 @@ from nps_edge.processes import (
     wait_child,
     wait_until,
 )
+from nps_edge.site_broker import reload
 from tests.broker.site import Site
 from tests.conftest import gateway_token
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from server.nps import Tally, category, ci95, nps
+from contract.nps import Tally, category, ci95, nps
 
 
 def test_categories_at_the_boundaries() -> None:

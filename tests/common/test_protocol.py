@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nps_edge.protocol import (
+from contract.protocol import (
     InvalidEvent,
     decode_payload,
     parse_event,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from nps_edge.protocol import (
+from contract.protocol import (
     MAX_DEPTH,
     MAX_INT,
     TS_MIN,

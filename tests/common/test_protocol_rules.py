@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nps_edge.protocol import InvalidEvent, parse_event
+from contract.protocol import InvalidEvent, parse_event
 
 DEVICE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 SITE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from contract.nps import category
 from server.dashboard import STATIC
-from server.nps import category
 from tests.conftest import missing
 
 

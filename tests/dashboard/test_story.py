@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from nps_edge.protocol import parse_event
+from contract.nps import Tally
+from contract.protocol import parse_event
 from nps_edge.story import DAY, DETRACTOR_REASONS, Story, generate, scenario_events
-from server.nps import Tally
 
 END = 1_795_000_000.0
 STORY = Story(end=END, days=12, sites=4, devices_per_site=3, seed=11)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from contract.nps import Tally
 from nps_edge.processes import run_sim
-from server.nps import Tally
 
 pytestmark = pytest.mark.slow
 

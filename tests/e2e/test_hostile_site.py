@@ -30,7 +30,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.run import start_site_broker
 from gateway.store import Store
 from nps_edge.broker import Broker, free_port
 from nps_edge.processes import (
@@ -44,6 +43,7 @@ from nps_edge.processes import (
     wait_child,
     wait_until,
 )
+from nps_edge.site_broker import start_site_broker
 from tests.broker.site import Mqtt, needs_mosquitto
 from tests.conftest import gateway_token
 

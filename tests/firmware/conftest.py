@@ -13,11 +13,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
+from contract.protocol import parse_event
 from firmware import serial_tools as st
 from firmware.sim_device import DeviceProcess, compile_firmware
 from firmware.sim_plans import device_config
 from nps_edge.broker import Broker
-from nps_edge.protocol import parse_event
 
 
 @pytest.fixture(scope="session")

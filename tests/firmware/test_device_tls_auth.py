@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from broker.certs import make_ca
-from broker.run import reload
+from nps_edge.site_broker import reload
 from server.db import make_engine, upgrade
 from tests.broker.site import Mqtt, Site, needs_mosquitto
 

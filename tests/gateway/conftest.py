@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
+from contract.protocol import IngestRequest, InvalidEvent, PresenceRequest, parse_event
 from gateway.config import GatewaySettings
 from gateway.metrics import Metrics
 from gateway.policy import Limits
 from gateway.service import Gateway
 from gateway.store import Store
 from nps_edge.processes import wait_until
-from nps_edge.protocol import IngestRequest, InvalidEvent, PresenceRequest, parse_event
 from tests.gateway.processes import Publisher
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.protocol import IngestRequest, IngestResult, InvalidEvent, parse_event
 from gateway.policy import Backoff, Event, Presence, Rejected, admit, batch_size, envelope, outcome
-from nps_edge.protocol import IngestRequest, IngestResult, InvalidEvent, parse_event
 
 ROOT = "nps/v1"
 T = "nps/v1/nps-a1b2c3/feedback"

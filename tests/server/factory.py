@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from nps_edge.protocol import SITE_PATTERN
+from contract.protocol import SITE_PATTERN
 
 T0 = 1_795_000_000.0  # Wednesday 2026-11-18T11:06:40Z
 

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from server.nps import Tally, compare
+from contract.nps import Tally, compare
 from tests.server.factory import T0, Api, feedback
 
 

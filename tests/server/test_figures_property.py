@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, inspect
 
-from server.nps import Tally
+from contract.nps import Tally
 from tests.server.factory import T0, Api, feedback
 
 DEVICES = {"nps-dev001": "north", "nps-dev002": "north", "nps-dev003": "south"}

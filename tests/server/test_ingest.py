@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from nps_edge.protocol import MAX_BODY_BYTES
+from contract.protocol import MAX_BODY_BYTES
 from server import ingest
 from server.db import write_session
 from server.models import DeadLetter, Feedback, Telemetry
