@@ -24,8 +24,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from firmware.sim_device import DeviceProcess, cached_firmware, tool
-from firmware.sim_plans import answer_lines, device_config
+from firmware.sim.device import DeviceProcess, cached_firmware, tool
+from firmware.sim.plans import answer_lines, device_config
 from nps_edge.broker import Broker, start_mosquitto
 
 HERE = Path(__file__).resolve().parent / "micropython"

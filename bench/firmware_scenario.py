@@ -22,7 +22,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from firmware.sim_plans import device_id
+from firmware.sim.plans import device_id
 from nps_edge.broker import start_mosquitto
 
 DAY = 86400.0

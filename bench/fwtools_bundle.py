@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from firmware import bundle
+from firmware.tools import bundle
 
 BOOTS = 5
 HEAP = re.compile(r"heap free after boot: (\d+)")

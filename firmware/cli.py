@@ -1,8 +1,9 @@
-"""`nps-edge firmware build|flash|provision|verify`: the field engineers' tools; `sim` is in sim.py.
+"""`nps-edge firmware build|flash|provision|verify` and `nps-edge sim`: registration.
 
 Each command turns library errors into one clear line on stderr and a non-zero exit
 (1: the board or a tool failed, 2: bad input); long steps print progress as they go.
-`build` is here; the commands that talk to a board are in board_commands.py.
+`build` is here; the commands that talk to a board are in tools/board_commands.py,
+`sim` in sim/run.py.
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ from typing import Annotated
 
 import typer
 
-from firmware import bundle, sim
-from firmware.board_commands import RunnerFactory, add_board_commands, default_runner
-from firmware.console import fail, show_progress, unwrap
+from firmware.sim import run as sim_run
+from firmware.tools import bundle
+from firmware.tools.board_commands import (
+    RunnerFactory,
+    Tools,
+    default_runner,
+    flash,
+    provision,
+    verify,
+)
+from firmware.tools.console import fail, show_progress, unwrap
 
 Board = Annotated[
     str,
@@ -89,12 +98,13 @@ def firmware_app(make_runner: RunnerFactory = default_runner) -> typer.Typer:
     fw = typer.Typer(
         help="Field engineers' tools: build, flash, provision, verify.",
         no_args_is_help=True,
+        context_settings={"obj": Tools(make_runner)},
     )
-    fw.command(help=unwrap(build.__doc__ or ""))(build)
-    add_board_commands(fw, make_runner)
+    for command in (build, flash, provision, verify):
+        fw.command(help=unwrap(command.__doc__ or ""))(command)
     return fw
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(firmware_app(), name="firmware")
-    sim.register(app)
+    app.command()(sim_run.sim)

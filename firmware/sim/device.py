@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from firmware.bundle import (
+from firmware.tools.bundle import (
     DEFAULT_ARCH,
     DEVICE_DIR,
     BuildError,
@@ -45,7 +45,7 @@ def tool(name: str) -> str:
     return found
 
 
-# Exactly the ESP32 build's flags (firmware/bundle.py): the simulator runs the
+# Exactly the ESP32 build's flags (firmware/tools/bundle.py): the simulator runs the
 # bytecode that ships; it is plain bytecode, so the x64 unix port loads it.
 MPY_FLAGS = mpy_cross_flags(DEFAULT_ARCH, source_lines=False)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.protocol import TOPIC_ROOT
-from firmware.sim_device import SimError
+from firmware.sim.device import SimError
 
 DEFAULT_REASONS = [
     {"code": "wait", "label": "Waiting time"},

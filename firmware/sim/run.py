@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from typing import Annotated, Any
 import typer
 
 from contract.protocol import TOPIC_ROOT
-from firmware.sim_device import (
+from firmware.sim.device import (
     HEAPSIZE,
     REBOOT_EXIT,
     DeviceProcess,
@@ -31,7 +32,7 @@ from firmware.sim_device import (
     cached_firmware,
     tool,
 )
-from firmware.sim_plans import PAUSE, Plan, device_id, random_plan, scenario_plan
+from firmware.sim.plans import PAUSE, Plan, device_id, random_plan, scenario_plan
 
 
 @dataclass
@@ -208,7 +209,9 @@ def parse_broker(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _state_dir(state: Path | None) -> Iterator[Path]:
+@contextmanager
+def state_dir(state: Path | None) -> Iterator[Path]:
+    """The folder of per-device flash folders: STATE, kept; else a temporary one, removed."""
     if state is not None:
         state.mkdir(parents=True, exist_ok=True)
         yield state
@@ -222,110 +225,107 @@ def _state_dir(state: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command(help="Run the real firmware under the MicroPython unix port, one per device.")
-    def sim(
-        broker: Annotated[
-            str, typer.Option(help="MQTT broker HOST:PORT.", envvar="NPS_EDGE_BROKER")
-        ],
-        devices: Annotated[
-            int, typer.Option(min=1, help="How many devices.", envvar="NPS_EDGE_DEVICES")
-        ] = 1,
-        responses: Annotated[
-            int, typer.Option(min=1, help="Answers per device.", envvar="NPS_EDGE_RESPONSES")
-        ] = 10,
-        seed: Annotated[
-            int, typer.Option(help="Seed for ids, scores and timing.", envvar="NPS_EDGE_SEED")
-        ] = 1,
-        site: Annotated[
-            str, typer.Option(help="Site of every device.", envvar="NPS_EDGE_SITE")
-        ] = "sim-site",
-        state: Annotated[
-            Path | None,
-            typer.Option(
-                help="Folder of per-device flash folders (default: a temporary one).",
-                envvar="NPS_EDGE_STATE",
-            ),
-        ] = None,
-        topic_root: Annotated[
-            str, typer.Option(help="MQTT topic root.", envvar="NPS_EDGE_TOPIC_ROOT")
-        ] = TOPIC_ROOT,
-        fw: Annotated[
-            str | None,
-            typer.Option(help="Firmware version the devices report.", envvar="NPS_EDGE_FW"),
-        ] = None,
-        scenario: Annotated[
-            Path | None,
-            typer.Option(
-                help="Folder of scenario files, one device per *.json (docs/firmware.md).",
-                envvar="NPS_EDGE_SCENARIO",
-            ),
-        ] = None,
-        stall_timeout: Annotated[
-            float,
-            typer.Option(
-                min=1,
-                help="Stop a device that reports nothing for this many seconds.",
-                envvar="NPS_EDGE_STALL_TIMEOUT",
-            ),
-        ] = 60.0,
-        heapsize: Annotated[
-            str,
-            typer.Option(
-                help="MicroPython heap per device: 64k is the tight test size, an ESP32"
-                " without PSRAM gives MicroPython about 90-110k.",
-                envvar="NPS_EDGE_HEAPSIZE",
-            ),
-        ] = HEAPSIZE,
-        pace: Annotated[
-            float,
-            typer.Option(
-                min=0,
-                help="Real time instead of fast-forward: one prompt per device every PACE to"
-                " 2 x PACE seconds; keep it above the device's 13 s cool-down (0: as fast as"
-                " possible, on a scripted clock).",
-                envvar="NPS_EDGE_PACE",
-            ),
-        ] = 0.0,
-    ) -> None:
-        address = parse_broker(broker)
-        started = time.monotonic()
-        try:
-            if scenario is not None and pace:
-                raise SimError("--pace is for generated devices; a scenario has its own times")
-            if scenario is not None:
-                files = sorted(scenario.glob("*.json"))
-                if not files:
-                    raise SimError(f"no *.json scenario files in {scenario}")
-                plans = [scenario_plan(f, address, topic_root=topic_root, fw=fw) for f in files]
-            else:
-                now_ms = int(time.time() * 1000)
-                plans = [
-                    random_plan(
-                        device_id(seed, i),
-                        site,
-                        address,
-                        responses,
-                        random.Random(f"{seed}:{i}"),
-                        now_ms,
-                        topic_root=topic_root,
-                        fw=fw,
-                        paced=pace > 0,
-                    )
-                    for i in range(devices)
-                ]
-            check_broker(address)
-            for folder in _state_dir(state):
-                tallies = run_plans(
-                    plans, folder, stall_s=stall_timeout, heapsize=heapsize, pace_s=pace
+def sim(
+    broker: Annotated[str, typer.Option(help="MQTT broker HOST:PORT.", envvar="NPS_EDGE_BROKER")],
+    devices: Annotated[
+        int, typer.Option(min=1, help="How many devices.", envvar="NPS_EDGE_DEVICES")
+    ] = 1,
+    responses: Annotated[
+        int, typer.Option(min=1, help="Answers per device.", envvar="NPS_EDGE_RESPONSES")
+    ] = 10,
+    seed: Annotated[
+        int, typer.Option(help="Seed for ids, scores and timing.", envvar="NPS_EDGE_SEED")
+    ] = 1,
+    site: Annotated[
+        str, typer.Option(help="Site of every device.", envvar="NPS_EDGE_SITE")
+    ] = "sim-site",
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of per-device flash folders (default: a temporary one).",
+            envvar="NPS_EDGE_STATE",
+        ),
+    ] = None,
+    topic_root: Annotated[
+        str, typer.Option(help="MQTT topic root.", envvar="NPS_EDGE_TOPIC_ROOT")
+    ] = TOPIC_ROOT,
+    fw: Annotated[
+        str | None,
+        typer.Option(help="Firmware version the devices report.", envvar="NPS_EDGE_FW"),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of scenario files, one device per *.json (docs/firmware.md).",
+            envvar="NPS_EDGE_SCENARIO",
+        ),
+    ] = None,
+    stall_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="Stop a device that reports nothing for this many seconds.",
+            envvar="NPS_EDGE_STALL_TIMEOUT",
+        ),
+    ] = 60.0,
+    heapsize: Annotated[
+        str,
+        typer.Option(
+            help="MicroPython heap per device: 64k is the tight test size, an ESP32"
+            " without PSRAM gives MicroPython about 90-110k.",
+            envvar="NPS_EDGE_HEAPSIZE",
+        ),
+    ] = HEAPSIZE,
+    pace: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Real time instead of fast-forward: one prompt per device every PACE to"
+            " 2 x PACE seconds; keep it above the device's 13 s cool-down (0: as fast as"
+            " possible, on a scripted clock).",
+            envvar="NPS_EDGE_PACE",
+        ),
+    ] = 0.0,
+) -> None:
+    """Run the real firmware under the MicroPython unix port, one per device."""
+    address = parse_broker(broker)
+    started = time.monotonic()
+    try:
+        if scenario is not None and pace:
+            raise SimError("--pace is for generated devices; a scenario has its own times")
+        if scenario is not None:
+            files = sorted(scenario.glob("*.json"))
+            if not files:
+                raise SimError(f"no *.json scenario files in {scenario}")
+            plans = [scenario_plan(f, address, topic_root=topic_root, fw=fw) for f in files]
+        else:
+            now_ms = int(time.time() * 1000)
+            plans = [
+                random_plan(
+                    device_id(seed, i),
+                    site,
+                    address,
+                    responses,
+                    random.Random(f"{seed}:{i}"),
+                    now_ms,
+                    topic_root=topic_root,
+                    fw=fw,
+                    paced=pace > 0,
                 )
-        except SimError as err:
-            typer.echo(f"nps-edge sim: {err}", err=True)
-            raise typer.Exit(1) from None
-        summary = summarize(tallies)
-        typer.echo(
-            f"sim: {summary['events']} events from {len(plans)} devices in "
-            f"{time.monotonic() - started:.1f}s",
-            err=True,
-        )
-        typer.echo(json.dumps(summary))
+                for i in range(devices)
+            ]
+        check_broker(address)
+        with state_dir(state) as folder:
+            tallies = run_plans(
+                plans, folder, stall_s=stall_timeout, heapsize=heapsize, pace_s=pace
+            )
+    except SimError as err:
+        typer.echo(f"nps-edge sim: {err}", err=True)
+        raise typer.Exit(1) from None
+    summary = summarize(tallies)
+    typer.echo(
+        f"sim: {summary['events']} events from {len(plans)} devices in "
+        f"{time.monotonic() - started:.1f}s",
+        err=True,
+    )
+    typer.echo(json.dumps(summary))

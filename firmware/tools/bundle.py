@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-DEVICE_DIR = Path(__file__).resolve().parent / "device"
+DEVICE_DIR = Path(__file__).resolve().parent.parent / "device"
 DEFAULT_BOARD = "esp32_oled_encoder"
 DEFAULT_BUNDLE = Path("build/firmware")
 # ESP32 (Xtensa LX6, windowed ABI): the architecture MicroPython's ESP32 port builds for.

@@ -16,10 +16,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from firmware import serial_tools as st
-from firmware.bundle import Manifest, Progress
-from firmware.provision import DEVICE_CONFIG
-from firmware.verify import DEVICE_LISTING, Listing, parse_listing
+from firmware.tools import serial_tools as st
+from firmware.tools.bundle import Manifest, Progress
+from firmware.tools.provision import DEVICE_CONFIG
+from firmware.tools.verify import DEVICE_LISTING, Listing, parse_listing
 
 Say = Callable[[str], None]
 

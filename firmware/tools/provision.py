@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
-from firmware.bundle import DEVICE_DIR
+from firmware.tools.bundle import DEVICE_DIR
 
 DEVICE_CONFIG = "config.json"
 # Stands in for the MAC-derived id while checking a config that leaves device_id out.

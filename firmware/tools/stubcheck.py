@@ -14,7 +14,7 @@ the board's own lists, typed by their first append). What is checked is what the
 stubs know: names, arguments and types of machine/network/esp32 calls. `explicit_package_bases`
 names `boards/esp32_x.py` as module `boards.esp32_x`, as the device imports it.
 
-    .venv/bin/python -m firmware.stubcheck        # exit 0 when the board layer is clean
+    .venv/bin/python -m firmware.tools.stubcheck        # exit 0 when the board layer is clean
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from firmware.bundle import BOARDS, DEVICE_DIR
+from firmware.tools.bundle import BOARDS, DEVICE_DIR
 
 BOARD_STUBS = "micropython-esp32-stubs"
 STDLIB_STUBS = "micropython-stdlib-stubs"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from firmware.bundle import Manifest
+from firmware.tools.bundle import Manifest
 
 # Runs on the device: hashes code, JSON and text files, lists the rest by size (data files
 # such as the outbox can be large and are not part of the bundle). Kept small: it is

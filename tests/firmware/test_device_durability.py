@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from firmware.sim_plans import answer_lines
+from firmware.sim.plans import answer_lines
 from nps_edge.broker import free_port, start_mosquitto
 
 T0 = 1793000000000

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from firmware import bundle
+from firmware.tools import bundle
 from nps_edge.cli import app
 
 FIXED = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import bundle
+from firmware.tools import bundle
 from nps_edge.broker import Broker
 
 SIM_BOARD = "unix_sim"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import bundle, stubcheck
+from firmware.tools import bundle, stubcheck
 
 SOURCES = bundle.device_sources(bundle.DEVICE_DIR)
 

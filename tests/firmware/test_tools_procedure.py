@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from firmware import cli
-from firmware import serial_tools as st
+from firmware.tools import serial_tools as st
 from nps_edge.broker import Broker
 
 PORT = "/dev/ttyUSB0"

@@ -15,9 +15,10 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from firmware import bundle, cli
-from firmware import provision as prov
-from firmware import serial_tools as st
+from firmware import cli
+from firmware.tools import bundle
+from firmware.tools import provision as prov
+from firmware.tools import serial_tools as st
 from tests.conftest import missing
 
 PORT = "/dev/ttyUSB0"

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from firmware import cli
-from firmware import serial_tools as st
+from firmware.tools import serial_tools as st
 
 PORT = "/dev/ttyUSB0"
 PASSWORD = "Zq8-only-on-this-device-5xT"

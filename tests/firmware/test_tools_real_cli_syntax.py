@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 from mpremote import main as mpremote_main
 
-from firmware import install, verify
-from firmware import serial_tools as st
+from firmware.tools import install, verify
+from firmware.tools import serial_tools as st
 
 NO_PORT = "/dev/nps-edge-no-such-port"
 

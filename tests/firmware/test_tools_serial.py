@@ -12,9 +12,10 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from firmware import bundle, cli, install
-from firmware import serial_tools as st
-from firmware import verify as ver
+from firmware import cli
+from firmware.tools import bundle, install
+from firmware.tools import serial_tools as st
+from firmware.tools import verify as ver
 from nps_edge.cli import app as root_app
 
 PORT = "/dev/ttyUSB0"

@@ -1,6 +1,6 @@
 """CI proof: the ESP32 board layer type-checks against micropython-esp32-stubs (mypy).
 
-How: firmware/stubcheck.py (also `.venv/bin/python -m firmware.stubcheck`)."""
+How: firmware/tools/stubcheck.py (also `.venv/bin/python -m firmware.tools.stubcheck`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import bundle, stubcheck
+from firmware.tools import bundle, stubcheck
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""`nps-edge sim`: the unchanged device firmware under the MicroPython unix port."""
