@@ -14,9 +14,9 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from contract.protocol import parse_event
-from firmware.tools import serial_tools as st
 from firmware.sim.device import DeviceProcess, compile_firmware
 from firmware.sim.plans import device_config
+from firmware.tools import serial_tools as st
 from nps_edge.broker import Broker
 
 
