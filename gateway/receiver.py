@@ -21,6 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.address import parse_host_port
 from gateway.intake import Message, Offer
 from gateway.logs import log_event
 from gateway.metrics import Metrics
@@ -28,16 +29,6 @@ from gateway.metrics import Metrics
 log = logging.getLogger("nps_edge.gateway.receiver")
 
 KINDS = ("feedback", "telemetry", "status")
-
-
-def parse_broker(address: str) -> tuple[str, int]:
-    """`HOST:PORT` or `HOST` (port 1883) -> (host, port)."""
-    host, sep, port = address.rpartition(":")
-    if not sep:
-        return address, 1883
-    if not port.isdigit():
-        raise ValueError(f"broker must be HOST:PORT, got {address!r}")
-    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -99,7 +90,7 @@ class Receiver:
         keepalive: int = 30,
         login: BrokerLogin | None = None,
     ) -> None:
-        self.host, self.port = parse_broker(broker)
+        self.host, self.port = parse_host_port(broker)
         self.offer = offer
         self.metrics = metrics
         self.root = root.rstrip("/")

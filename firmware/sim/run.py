@@ -23,6 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
+from contract.address import AddressError, parse_host_port
 from contract.protocol import TOPIC_ROOT
 from firmware.sim.device import (
     HEAPSIZE,
@@ -202,13 +203,6 @@ def check_broker(address: tuple[str, int]) -> None:
         raise SimError(f"cannot reach the broker at {address[0]}:{address[1]}: {err}") from None
 
 
-def parse_broker(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise typer.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
-
-
 @contextmanager
 def state_dir(state: Path | None) -> Iterator[Path]:
     """The folder of per-device flash folders: STATE, kept; else a temporary one, removed."""
@@ -288,7 +282,10 @@ def sim(
     ] = 0.0,
 ) -> None:
     """Run the real firmware under the MicroPython unix port, one per device."""
-    address = parse_broker(broker)
+    try:
+        address = parse_host_port(broker)
+    except AddressError as err:
+        raise typer.BadParameter(str(err), param_hint="'--broker'") from None
     started = time.monotonic()
     try:
         if scenario is not None and pace:

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+from contract.address import AddressError, PortOutOfRange, parse_host_port
 from firmware.tools.bundle import DEVICE_DIR
 
 DEVICE_CONFIG = "config.json"
@@ -47,13 +48,13 @@ def device_rules(device_dir: Path = DEVICE_DIR) -> ModuleType:
 
 
 def split_broker(value: str) -> tuple[str, int | None]:
-    """`host` or `host:port`."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        return value, None
-    if not port.isdigit():
-        raise ConfigInvalid(f"--broker must be HOST or HOST:PORT, got {value!r}")
-    return host, int(port)
+    """`host` or `host:port`; without a port the config's (or the device's default) stays."""
+    try:
+        return parse_host_port(value, default_port=None)
+    except PortOutOfRange as err:
+        raise ConfigInvalid(f"broker.{err}") from None
+    except AddressError:
+        raise ConfigInvalid(f"--broker must be HOST or HOST:PORT, got {value!r}") from None
 
 
 def parse_reasons(values: list[str]) -> list[dict[str, str]]:
