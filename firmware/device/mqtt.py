@@ -55,8 +55,19 @@ class Client:
     socket (tests pass another); link() says whether the network is up.
     """
 
-    def __init__(self, settings, client_id, will_topic, will_msg, rand, link,
-                 on_up, on_ack, log, opener=open_socket):
+    def __init__(
+        self,
+        settings,
+        client_id,
+        will_topic,
+        will_msg,
+        rand,
+        link,
+        on_up,
+        on_ack,
+        log,
+        opener=open_socket,
+    ):
         self.s = settings
         self.client_id = client_id
         self.will = (will_topic, will_msg)
@@ -144,15 +155,22 @@ class Client:
         # 3.1: CONNECT first; Clean Session 0 so QoS 1 state survives a reconnect
         # (3.1.2.4); the last will (3.1.2.5) tells the site we went away.
         self.tx = codec.connect(
-            self.client_id, s["keepalive_s"], clean=False, user=s["username"],
-            password=s["password"], will_topic=self.will[0], will_msg=self.will[1],
-            will_qos=1, will_retain=True,
+            self.client_id,
+            s["keepalive_s"],
+            clean=False,
+            user=s["username"],
+            password=s["password"],
+            will_topic=self.will[0],
+            will_msg=self.will[1],
+            will_qos=1,
+            will_retain=True,
         )
 
     def retry_later(self, now):
         # Exponential backoff with jitter, so a site's devices do not reconnect in lockstep.
-        delay = min(self.s["backoff_min_s"] * 1000 << min(self.attempt, 10),
-                    self.s["backoff_max_s"] * 1000)
+        delay = min(
+            self.s["backoff_min_s"] * 1000 << min(self.attempt, 10), self.s["backoff_max_s"] * 1000
+        )
         self.attempt += 1
         self.next_try = time.ticks_add(now, int(delay * (0.5 + self.rand())))
 
@@ -218,7 +236,7 @@ class Client:
             got = codec.take_packet(self.rx)
             if got is None:
                 return
-            self.rx = self.rx[got[3]:]
+            self.rx = self.rx[got[3] :]
             self.handle(got[0], got[1], got[2])
 
     def handle(self, kind, flags, body):

@@ -7,9 +7,9 @@ a power cut fails its CRC and is skipped, and appending resumes in a new
 segment. `ack.json` keeps, per queue, the highest seq the broker confirmed
 with everything before it; it is rewritten only before a wholly confirmed
 segment is deleted and at a clean shutdown, so after a power cut the device
-may re-send up to a segment of confirmed events: harmless, they keep their id. When the outbox is full the
-oldest telemetry segment goes first, feedback only when no telemetry is left,
-and the loss is counted.
+may re-send up to a segment of confirmed events: harmless, they keep their id.
+When the outbox is full the oldest telemetry segment goes first, feedback only
+when no telemetry is left, and the loss is counted.
 """
 
 import binascii
@@ -28,10 +28,10 @@ def decode(line):
         return None
     try:
         seq = int(line[:a])
-        crc = int(line[a + 1:b], 16)
+        crc = int(line[a + 1 : b], 16)
     except ValueError:
         return None
-    payload = line[b + 1:-1]
+    payload = line[b + 1 : -1]
     if binascii.crc32(payload) != crc:
         return None
     return seq, payload
@@ -51,8 +51,8 @@ class Lines:
         while True:
             i = self.buf.find(b"\n")
             if i >= 0:
-                line = self.buf[:i + 1]
-                self.buf = self.buf[i + 1:]
+                line = self.buf[: i + 1]
+                self.buf = self.buf[i + 1 :]
                 return line
             data = self.f.read(512)
             if not data:
@@ -303,10 +303,16 @@ class Outbox:
 
     def save(self):
         f, t = self.queues["f"], self.queues["t"]
-        persist.write_json(self.state_path, {
-            "f": f.acked, "t": t.acked, "seq": self.next_seq - 1,
-            "dropped_f": self.dropped["f"], "dropped_t": self.dropped["t"],
-        })
+        persist.write_json(
+            self.state_path,
+            {
+                "f": f.acked,
+                "t": t.acked,
+                "seq": self.next_seq - 1,
+                "dropped_f": self.dropped["f"],
+                "dropped_t": self.dropped["t"],
+            },
+        )
         self.dirty = False
 
     def close(self):

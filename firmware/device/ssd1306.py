@@ -51,20 +51,29 @@ class SSD1306_I2C(framebuf.FrameBuffer):
     def init(self, external_vcc=False):
         for c in (
             _DISPLAY_OFF,
-            _MEM_MODE, 0x00,  # horizontal addressing
+            _MEM_MODE,
+            0x00,  # horizontal addressing
             _START_LINE | 0x00,
             _SEG_REMAP,  # column 127 is SEG0
-            _MUX_RATIO, self.height - 1,
+            _MUX_RATIO,
+            self.height - 1,
             _COM_SCAN_DEC,
-            _DISP_OFFSET, 0x00,
-            _COM_PINS, 0x02 if self.width > 2 * self.height else 0x12,
-            _CLOCK_DIV, 0x80,
-            _PRECHARGE, 0x22 if external_vcc else 0xF1,
-            _VCOM_DESEL, 0x30,
-            _CONTRAST, 0xFF,
+            _DISP_OFFSET,
+            0x00,
+            _COM_PINS,
+            0x02 if self.width > 2 * self.height else 0x12,
+            _CLOCK_DIV,
+            0x80,
+            _PRECHARGE,
+            0x22 if external_vcc else 0xF1,
+            _VCOM_DESEL,
+            0x30,
+            _CONTRAST,
+            0xFF,
             _ENTIRE_ON_RESUME,
             _NORMAL,
-            _CHARGE_PUMP, 0x10 if external_vcc else 0x14,
+            _CHARGE_PUMP,
+            0x10 if external_vcc else 0x14,
             _DISPLAY_ON,
         ):
             self.command(c)

@@ -6,11 +6,11 @@ rssi|battery_mv|fw VALUE, telemetry, drain, reboot, dump PATH, quit. The
 device reports on stdout, one line each: screen, saved, acked, dumped, fatal.
 """
 
-import framebuf
 import select
 import sys
 import time
 
+import framebuf
 from version import FW_VERSION
 
 WIDTH = 128
@@ -123,7 +123,7 @@ class Board:
             if w and w[0] in ("set", "dump") and got:
                 self.more = True
                 return got  # a barrier: handle what came before first
-            self.pending = self.pending[end + 1:]
+            self.pending = self.pending[end + 1 :]
             if not w:
                 continue
             cmd = w[0]
@@ -193,5 +193,5 @@ class Board:
             while detail[i] & 0x80:
                 i += 1
             i += 1
-            detail = detail[i + 4 + ((detail[i] << 8) | detail[i + 1]):].decode()
+            detail = detail[i + 4 + ((detail[i] << 8) | detail[i + 1]) :].decode()
         out("%s %s %d %s" % (what, kind, seq, detail))
