@@ -15,13 +15,14 @@ import events
 import mqtt
 import persist
 import prompt as pm
-from outbox import Outbox, OutboxError
+from micropython import const
+from outbox import FEEDBACK, TELEMETRY, Outbox, OutboxError
 from screens import Screens
 
-KINDS = {"f": "feedback", "t": "telemetry"}
+KINDS = {FEEDBACK: "feedback", TELEMETRY: "telemetry"}
 # Collect after this many bytes allocated: a 64 KB heap must keep room for a
 # 2 KB payload in one piece, so garbage never piles up.
-GC_EVERY_BYTES = 4096
+_GC_EVERY_BYTES = const(4096)
 
 
 def next_boot(path):
@@ -64,17 +65,18 @@ class App:
         )
         random.seed(int.from_bytes(os.urandom(4), "little"))
         root = cfg["topic_root"].rstrip("/") + "/" + dev + "/"
-        self.topics = {"f": root + "feedback", "t": root + "telemetry", "s": root + "status"}
+        self.topics = {FEEDBACK: root + "feedback", TELEMETRY: root + "telemetry"}
+        self.status_topic = root + "status"
         self.client = mqtt.Client(
             cfg["broker"],
             dev,
-            root + "status",
-            events.status(False),
-            random.random,
-            board.link,
-            self.on_up,
-            self.on_ack,
-            board.log,
+            will_topic=self.status_topic,
+            will_msg=events.status(False),
+            rand=random.random,
+            link=board.link,
+            on_up=self.on_up,
+            on_ack=self.on_ack,
+            log=board.log,
         )
         self.errors = {}
         self.heap_min = gc.mem_free()
@@ -109,7 +111,7 @@ class App:
         body = events.feedback_body(result, self.prompt_key, rssi, battery)
         ts = self.clock.unix_ms(at)
         ok = self.store(
-            "f", lambda seq: events.event(self.ident, seq, at, ts, "feedback", body), result
+            FEEDBACK, lambda seq: events.event(self.ident, seq, at, ts, "feedback", body), result
         )
         if ok:
             self.machine.saved(self.clock.ms())
@@ -144,12 +146,14 @@ class App:
             "errors": errors,
         }
         ts = self.clock.unix_ms(now)
-        self.store("t", lambda seq: events.event(self.ident, seq, now, ts, "telemetry", body), None)
+        self.store(
+            TELEMETRY, lambda seq: events.event(self.ident, seq, now, ts, "telemetry", body), None
+        )
 
     def on_up(self):
         # Retained presence (contract); the last will says offline when we vanish.
         self.client.publish(
-            self.topics["s"], events.status(True, self.ident["fw"], self.ident["boot"]), True
+            self.status_topic, events.status(True, self.ident["fw"], self.ident["boot"]), True
         )
 
     def on_ack(self, tag, packet):
@@ -246,13 +250,13 @@ class App:
         self.telemetry()  # at boot
         self.render()
         gc.collect()
-        gc.threshold(GC_EVERY_BYTES)
+        gc.threshold(_GC_EVERY_BYTES)
         self.heap_min = gc.mem_free()
         self.board.log("heap free after boot: %d" % self.heap_min)
         while self.step():
             self.wait()
         if self.client.state == mqtt.UP:
             # A clean DISCONNECT cancels the last will (3.1.2.5): say offline ourselves.
-            self.client.publish(self.topics["s"], events.status(False), True)
+            self.client.publish(self.status_topic, events.status(False), True)
         self.client.close()
         self.outbox.close()
