@@ -47,10 +47,13 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/nps-edge demo $(DEMO_ARGS)
 
-test: $(STAMP) system-deps
+# ruff, the format check and mypy: seconds, nothing installed beyond the venv.
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contract nps_edge gateway server firmware broker
+
+test: $(STAMP) system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -15,13 +15,14 @@ import events
 import mqtt
 import persist
 import prompt as pm
-from outbox import Outbox, OutboxError
+from micropython import const
+from outbox import FEEDBACK, TELEMETRY, Outbox, OutboxError
 from screens import Screens
 
-KINDS = {"f": "feedback", "t": "telemetry"}
+KINDS = {FEEDBACK: "feedback", TELEMETRY: "telemetry"}
 # Collect after this many bytes allocated: a 64 KB heap must keep room for a
 # 2 KB payload in one piece, so garbage never piles up.
-GC_EVERY_BYTES = 4096
+_GC_EVERY_BYTES = const(4096)
 
 
 def next_boot(path):
@@ -36,8 +37,12 @@ class App:
         self.board = board
         self.clock = board.clock
         dev = cfg["device_id"]
-        self.ident = {"device": dev, "site": cfg["site"], "fw": board.fw,
-                      "boot": next_boot(board.root + "boot.json")}
+        self.ident = {
+            "device": dev,
+            "site": cfg["site"],
+            "fw": board.fw,
+            "boot": next_boot(board.root + "boot.json"),
+        }
         self.prompt_key = cfg["prompt"]["key"]
         self.telemetry_ms = cfg["telemetry_interval_s"] * 1000
         ob = cfg["outbox"]
@@ -45,15 +50,34 @@ class App:
         self.dropped_at_boot = dict(self.outbox.dropped)
         t = cfg["timeouts"]
         self.machine = pm.PromptMachine(
-            [r["code"] for r in cfg["reasons"]], t["prompt_s"] * 1000, t["reason_s"] * 1000,
-            t["thanks_s"] * 1000, cfg["min_answer_interval_s"] * 1000)
-        self.screens = Screens(board.display, board.width, board.height, cfg["prompt"],
-                               [r["label"] for r in cfg["reasons"]])
+            [r["code"] for r in cfg["reasons"]],
+            t["prompt_s"] * 1000,
+            t["reason_s"] * 1000,
+            t["thanks_s"] * 1000,
+            cfg["min_answer_interval_s"] * 1000,
+        )
+        self.screens = Screens(
+            board.display,
+            board.width,
+            board.height,
+            cfg["prompt"],
+            [r["label"] for r in cfg["reasons"]],
+        )
         random.seed(int.from_bytes(os.urandom(4), "little"))
         root = cfg["topic_root"].rstrip("/") + "/" + dev + "/"
-        self.topics = {"f": root + "feedback", "t": root + "telemetry", "s": root + "status"}
-        self.client = mqtt.Client(cfg["broker"], dev, root + "status", events.status(False),
-                                  random.random, board.link, self.on_up, self.on_ack, board.log)
+        self.topics = {FEEDBACK: root + "feedback", TELEMETRY: root + "telemetry"}
+        self.status_topic = root + "status"
+        self.client = mqtt.Client(
+            cfg["broker"],
+            dev,
+            will_topic=self.status_topic,
+            will_msg=events.status(False),
+            rand=random.random,
+            link=board.link,
+            on_up=self.on_up,
+            on_ack=self.on_ack,
+            log=board.log,
+        )
         self.errors = {}
         self.heap_min = gc.mem_free()
         self.draining = False
@@ -86,8 +110,9 @@ class App:
         rssi, battery, _ = self.board.sense()
         body = events.feedback_body(result, self.prompt_key, rssi, battery)
         ts = self.clock.unix_ms(at)
-        ok = self.store("f", lambda seq: events.event(self.ident, seq, at, ts, "feedback", body),
-                        result)
+        ok = self.store(
+            FEEDBACK, lambda seq: events.event(self.ident, seq, at, ts, "feedback", body), result
+        )
         if ok:
             self.machine.saved(self.clock.ms())
         else:
@@ -109,17 +134,27 @@ class App:
         if self.outbox.corrupt:
             errors["outbox_corrupt"] = self.outbox.corrupt
         rssi, battery, temp = self.board.sense()
-        body = {"battery_mv": battery, "rssi": rssi, "heap_free": free,
-                "heap_min": self.heap_min, "uptime_s": now // 1000, "temp_c": temp,
-                "outbox_depth": self.outbox.depth, "reset_cause": self.board.reset_cause,
-                "errors": errors}
+        body = {
+            "battery_mv": battery,
+            "rssi": rssi,
+            "heap_free": free,
+            "heap_min": self.heap_min,
+            "uptime_s": now // 1000,
+            "temp_c": temp,
+            "outbox_depth": self.outbox.depth,
+            "reset_cause": self.board.reset_cause,
+            "errors": errors,
+        }
         ts = self.clock.unix_ms(now)
-        self.store("t", lambda seq: events.event(self.ident, seq, now, ts, "telemetry", body), None)
+        self.store(
+            TELEMETRY, lambda seq: events.event(self.ident, seq, now, ts, "telemetry", body), None
+        )
 
     def on_up(self):
         # Retained presence (contract); the last will says offline when we vanish.
-        self.client.publish(self.topics["s"],
-                            events.status(True, self.ident["fw"], self.ident["boot"]), True)
+        self.client.publish(
+            self.status_topic, events.status(True, self.ident["fw"], self.ident["boot"]), True
+        )
 
     def on_ack(self, tag, packet):
         if tag is not None:
@@ -215,13 +250,13 @@ class App:
         self.telemetry()  # at boot
         self.render()
         gc.collect()
-        gc.threshold(GC_EVERY_BYTES)
+        gc.threshold(_GC_EVERY_BYTES)
         self.heap_min = gc.mem_free()
         self.board.log("heap free after boot: %d" % self.heap_min)
         while self.step():
             self.wait()
         if self.client.state == mqtt.UP:
             # A clean DISCONNECT cancels the last will (3.1.2.5): say offline ourselves.
-            self.client.publish(self.topics["s"], events.status(False), True)
+            self.client.publish(self.status_topic, events.status(False), True)
         self.client.close()
         self.outbox.close()

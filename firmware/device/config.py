@@ -1,4 +1,7 @@
-"""config.json: read, fill defaults, check every field; a bad file stops the boot with a clear message."""
+"""config.json: read, fill defaults, check every field.
+
+A bad file stops the boot with a clear message.
+"""
 
 import json
 
@@ -20,13 +23,26 @@ DEFAULTS = {
     "site": None,
     "wifi": {"ssid": None, "password": None},
     "broker": {
-        "host": None, "port": 1883, "tls": False, "ca": None, "username": None,
-        "password": None, "keepalive_s": 60, "window": 4, "ack_timeout_s": 10,
-        "backoff_min_s": 1, "backoff_max_s": 60,
+        "host": None,
+        "port": 1883,
+        "tls": False,
+        "ca": None,
+        "username": None,
+        "password": None,
+        "keepalive_s": 60,
+        "window": 4,
+        "ack_timeout_s": 10,
+        "backoff_min_s": 1,
+        "backoff_max_s": 60,
     },
     "topic_root": "nps/v1",
-    "prompt": {"key": "nps", "text": "How likely are you to recommend us?",
-               "lang": "en", "thanks": "Thank you!", "why": "What went wrong?"},
+    "prompt": {
+        "key": "nps",
+        "text": "How likely are you to recommend us?",
+        "lang": "en",
+        "thanks": "Thank you!",
+        "why": "What went wrong?",
+    },
     "reasons": [],
     "timeouts": {"prompt_s": 30, "reason_s": 15, "thanks_s": 3},
     "min_answer_interval_s": 10,
@@ -40,15 +56,29 @@ DEFAULTS = {
 
 # name -> (type, min, max); None bounds are unchecked.
 _INTS = {
-    "broker.port": (1, 65535), "broker.keepalive_s": (0, 65535), "broker.window": (1, 64),
-    "broker.ack_timeout_s": (1, 3600), "broker.backoff_min_s": (0, 3600),
-    "broker.backoff_max_s": (0, 86400), "timeouts.prompt_s": (1, 3600),
-    "timeouts.reason_s": (1, 3600), "timeouts.thanks_s": (0, 60),
-    "min_answer_interval_s": (0, 86400), "telemetry_interval_s": (0, 604800),
-    "outbox.max_kb": (8, 1048576), "outbox.segment_kb": (1, 1024),
+    "broker.port": (1, 65535),
+    "broker.keepalive_s": (0, 65535),
+    "broker.window": (1, 64),
+    "broker.ack_timeout_s": (1, 3600),
+    "broker.backoff_min_s": (0, 3600),
+    "broker.backoff_max_s": (0, 86400),
+    "timeouts.prompt_s": (1, 3600),
+    "timeouts.reason_s": (1, 3600),
+    "timeouts.thanks_s": (0, 60),
+    "min_answer_interval_s": (0, 86400),
+    "telemetry_interval_s": (0, 604800),
+    "outbox.max_kb": (8, 1048576),
+    "outbox.segment_kb": (1, 1024),
 }
-_STRS = ("broker.host", "topic_root", "prompt.key", "prompt.text", "prompt.lang",
-         "prompt.thanks", "prompt.why")
+_STRS = (
+    "broker.host",
+    "topic_root",
+    "prompt.key",
+    "prompt.text",
+    "prompt.lang",
+    "prompt.thanks",
+    "prompt.why",
+)
 
 
 class ConfigError(ValueError):
@@ -107,8 +137,14 @@ def check(cfg, default_device_id):
         raise ConfigError("site %r: use a-z, 0-9 and -, 1 to 64 long" % (site,))
     if not isinstance(cfg["broker"]["tls"], bool):
         raise ConfigError("broker.tls must be true or false")
-    for name in ("broker.username", "broker.password", "broker.ca", "wifi.ssid",
-                 "wifi.password", "fw"):
+    for name in (
+        "broker.username",
+        "broker.password",
+        "broker.ca",
+        "wifi.ssid",
+        "wifi.password",
+        "fw",
+    ):
         v = _get(cfg, name)
         if v is not None and not isinstance(v, str):
             raise ConfigError("%s must be a string or null, got %s" % (name, _type_name(v)))
@@ -116,9 +152,14 @@ def check(cfg, default_device_id):
     if not isinstance(reasons, list) or len(reasons) > 4:
         raise ConfigError("reasons must be a list of at most 4 {code, label} objects")
     for i, r in enumerate(reasons):
-        if (not isinstance(r, dict) or not isinstance(r.get("code"), str)
-                or not isinstance(r.get("label"), str) or not r["code"] or len(r["code"]) > 64):
-            raise ConfigError("reasons[%d] must be {\"code\": str (1..64), \"label\": str}" % i)
+        if (
+            not isinstance(r, dict)
+            or not isinstance(r.get("code"), str)
+            or not isinstance(r.get("label"), str)
+            or not r["code"]
+            or len(r["code"]) > 64
+        ):
+            raise ConfigError('reasons[%d] must be {"code": str (1..64), "label": str}' % i)
     if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
         raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
     return cfg

@@ -12,12 +12,20 @@ import socket
 import time
 
 import mqtt_codec as codec
+from micropython import const
 
-OFFLINE = 0  # waiting for the next attempt (backoff)
-CONNECTING = 1  # CONNECT queued; TCP (and TLS) handshake in progress
-UP = 2  # CONNACK accepted
-
-_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
+OFFLINE = const(0)  # waiting for the next attempt (backoff)
+CONNECTING = const(1)  # CONNECT queued; TCP (and TLS) handshake in progress
+UP = const(2)  # CONNACK accepted
+_IPPROTO_TCP = const(6)
+_TCP_NODELAY = const(1)
+_DUP = const(0x08)  # 3.3.1.1: the DUP flag in a PUBLISH fixed header
+_READ_BYTES = const(256)
+# An in-flight entry is a list [packet, tag, ticks when sent]: a class would cost
+# heap the 64 KB unix-port simulator does not have (docs/firmware.md).
+_PACKET = const(0)
+_TAG = const(1)
+_SENT = const(2)
 
 
 def open_socket(host, port, tls, ca=None):
@@ -25,15 +33,15 @@ def open_socket(host, port, tls, ca=None):
     addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     sock = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
     try:
-        # IPPROTO_TCP, TCP_NODELAY: a small PUBLISH must not wait for a delayed ACK.
-        sock.setsockopt(6, 1, 1)
+        # A small PUBLISH must not wait for a delayed ACK.
+        sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
     except OSError:
         pass
     sock.setblocking(False)
     try:
         sock.connect(addr[-1])
     except OSError as err:
-        if err.args[0] not in _IN_PROGRESS:
+        if err.args[0] not in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY):
             sock.close()
             raise
     if tls:
@@ -51,13 +59,27 @@ class Client:
 
     settings: config.json's broker object (host, port, tls, ca, username,
     password, keepalive_s, window, ack_timeout_s, backoff_min_s,
-    backoff_max_s). rand() gives the jitter in [0, 1); opener opens the
-    socket (tests pass another); link() says whether the network is up.
+    backoff_max_s). will_topic and will_msg: the last will (3.1.2.5).
+    rand() gives the jitter in [0, 1); link() says whether the network is
+    up; on_up() runs on each CONNACK; on_ack(tag, packet) on each PUBACK;
+    log(line) reports; opener opens the socket (tests pass another).
     """
 
-    def __init__(self, settings, client_id, will_topic, will_msg, rand, link,
-                 on_up, on_ack, log, opener=open_socket):
-        self.s = settings
+    def __init__(
+        self,
+        settings,
+        client_id,
+        *,
+        will_topic,
+        will_msg,
+        rand,
+        link,
+        on_up,
+        on_ack,
+        log,
+        opener=open_socket,
+    ):
+        self.settings = settings
         self.client_id = client_id
         self.will = (will_topic, will_msg)
         self.rand = rand
@@ -68,7 +90,7 @@ class Client:
         self.opener = opener
         self.sock = None
         self.state = OFFLINE
-        self.inflight = {}  # pid -> [packet, tag, sent_ticks], in sending order
+        self.inflight = {}  # pid -> [_PACKET, _TAG, _SENT], in sending order
         self.errors = {}
         self.tx = b""
         self.rx = b""
@@ -83,7 +105,7 @@ class Client:
         self.errors[name] = self.errors.get(name, 0) + 1
 
     def can_publish(self):
-        return self.state == UP and len(self.inflight) < self.s["window"]
+        return self.state == UP and len(self.inflight) < self.settings["window"]
 
     def publish(self, topic, payload, retain=False, tag=None):
         """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
@@ -107,7 +129,7 @@ class Client:
             self.flush()
             self.read()
             if self.state == CONNECTING:
-                if time.ticks_diff(now, self.since) > self.s["ack_timeout_s"] * 1000:
+                if time.ticks_diff(now, self.since) > self.settings["ack_timeout_s"] * 1000:
                     self.drop("mqtt_timeout", "no CONNACK")
             else:
                 self.keepalive(now)
@@ -121,7 +143,7 @@ class Client:
             self.drop("mqtt_tls", "TLS: %s" % err)
 
     def start(self, now):
-        s = self.s
+        s = self.settings
         self.rx = b""
         self.tx = b""
         if not self.link():
@@ -144,15 +166,21 @@ class Client:
         # 3.1: CONNECT first; Clean Session 0 so QoS 1 state survives a reconnect
         # (3.1.2.4); the last will (3.1.2.5) tells the site we went away.
         self.tx = codec.connect(
-            self.client_id, s["keepalive_s"], clean=False, user=s["username"],
-            password=s["password"], will_topic=self.will[0], will_msg=self.will[1],
-            will_qos=1, will_retain=True,
+            self.client_id,
+            s["keepalive_s"],
+            clean=False,
+            user=s["username"],
+            password=s["password"],
+            will_topic=self.will[0],
+            will_msg=self.will[1],
+            will_qos=1,
+            will_retain=True,
         )
 
     def retry_later(self, now):
         # Exponential backoff with jitter, so a site's devices do not reconnect in lockstep.
-        delay = min(self.s["backoff_min_s"] * 1000 << min(self.attempt, 10),
-                    self.s["backoff_max_s"] * 1000)
+        s = self.settings
+        delay = min(s["backoff_min_s"] * 1000 << min(self.attempt, 10), s["backoff_max_s"] * 1000)
         self.attempt += 1
         self.next_try = time.ticks_add(now, int(delay * (0.5 + self.rand())))
 
@@ -177,7 +205,7 @@ class Client:
         self.pinging = False
 
     def keepalive(self, now):
-        ka = self.s["keepalive_s"] * 1000
+        ka = self.settings["keepalive_s"] * 1000
         if self.pinging:
             # 3.1.2.10: no PINGRESP within a reasonable time -> close the connection.
             if time.ticks_diff(now, self.since) > min(ka, 15000):
@@ -188,7 +216,7 @@ class Client:
             self.since = now
             self.send(codec.PINGREQ_PACKET)  # 3.12
         for entry in self.inflight.values():
-            if time.ticks_diff(now, entry[2]) > self.s["ack_timeout_s"] * 1000:
+            if time.ticks_diff(now, entry[_SENT]) > self.settings["ack_timeout_s"] * 1000:
                 # The broker owes a PUBACK: reconnect and re-send with DUP (4.4).
                 self.drop("mqtt_timeout", "no PUBACK")
             return  # only the oldest matters
@@ -208,7 +236,7 @@ class Client:
             self.last_tx = time.ticks_ms()
 
     def read(self):
-        data = self.sock.read(256)
+        data = self.sock.read(_READ_BYTES)
         if data is None:
             return
         if not data:
@@ -218,14 +246,14 @@ class Client:
             got = codec.take_packet(self.rx)
             if got is None:
                 return
-            self.rx = self.rx[got[3]:]
+            self.rx = self.rx[got[3] :]
             self.handle(got[0], got[1], got[2])
 
     def handle(self, kind, flags, body):
         if kind == codec.PUBACK:  # 3.4
             entry = self.inflight.pop((body[0] << 8) | body[1], None)
             if entry is not None:
-                self.on_ack(entry[1], entry[0])
+                self.on_ack(entry[_TAG], entry[_PACKET])
         elif kind == codec.CONNACK:  # 3.2
             if len(body) != 2 or body[1]:
                 # 3.2.2.3 return codes: 1 protocol version, 2 identifier rejected,
@@ -234,14 +262,14 @@ class Client:
                 raise OSError("CONNACK refused, return code %d" % body[-1])
             self.state = UP
             self.attempt = 0
-            self.log("mqtt: connected to %s:%d" % (self.s["host"], self.s["port"]))
+            self.log("mqtt: connected to %s:%d" % (self.settings["host"], self.settings["port"]))
             # 4.4: re-send unacknowledged PUBLISH packets, DUP set (3.3.1.1), in order.
             resend = b""
             now = time.ticks_ms()
             for entry in self.inflight.values():
-                entry[0] = bytes((entry[0][0] | 0x08,)) + entry[0][1:]
-                entry[2] = now
-                resend += entry[0]
+                entry[_PACKET] = bytes((entry[_PACKET][0] | _DUP,)) + entry[_PACKET][1:]
+                entry[_SENT] = now
+                resend += entry[_PACKET]
             if resend:
                 self.count("mqtt_retransmit")
                 self.send(resend)

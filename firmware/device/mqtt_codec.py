@@ -48,8 +48,17 @@ def _packet(first, body):
     return bytes((first,)) + _varlen(len(body)) + body
 
 
-def connect(client_id, keepalive_s, clean=True, user=None, password=None,
-            will_topic=None, will_msg=None, will_qos=1, will_retain=True):
+def connect(
+    client_id,
+    keepalive_s,
+    clean=True,
+    user=None,
+    password=None,
+    will_topic=None,
+    will_msg=None,
+    will_qos=1,
+    will_retain=True,
+):
     """3.1: CONNECT with protocol level 4, optional last will and credentials."""
     flags = 0x02 if clean else 0  # 3.1.2.4 Clean Session
     payload = _str(client_id)  # 3.1.3.1
@@ -125,7 +134,7 @@ def parse_publish(flags, body):
     if len(body) < 2:
         raise ProtocolError("PUBLISH without topic")
     tlen = (body[0] << 8) | body[1]
-    topic = bytes(body[2:2 + tlen])
+    topic = bytes(body[2 : 2 + tlen])
     pos = 2 + tlen
     pid = 0
     if qos:

@@ -1,23 +1,35 @@
 """The durable outbox: every event is on flash before the device says "thank you".
 
-Layout under root (docs/firmware.md): one folder per queue, `f` (feedback)
-and `t` (telemetry), of append-only segment files named by the first seq
+Layout under root (docs/firmware.md): one folder per queue, `f` (FEEDBACK,
+feedback) and `t` (TELEMETRY), of append-only segment files named by the first seq
 they hold. A record is one line `<seq> <crc32 hex> <json>\\n`; a line torn by
 a power cut fails its CRC and is skipped, and appending resumes in a new
 segment. `ack.json` keeps, per queue, the highest seq the broker confirmed
 with everything before it; it is rewritten only before a wholly confirmed
 segment is deleted and at a clean shutdown, so after a power cut the device
-may re-send up to a segment of confirmed events: harmless, they keep their id. When the outbox is full the
-oldest telemetry segment goes first, feedback only when no telemetry is left,
-and the loss is counted.
+may re-send up to a segment of confirmed events: harmless, they keep their id.
+When the outbox is full the oldest telemetry segment goes first, feedback
+only when no telemetry is left, and the loss is counted.
 """
 
 import binascii
 import os
 
 import persist
+from micropython import const
 
-QUEUES = ("f", "t")
+# Queue codes: the folder names on flash and the kind in the board's reports.
+FEEDBACK = const("f")
+TELEMETRY = const("t")
+_QUEUES = const((FEEDBACK, TELEMETRY))
+
+_CHUNK = const(512)  # bytes read from a segment at a time
+
+# A segment is a list [first seq (its file name), last seq, size in bytes]: a
+# class instance costs about 40% more heap per segment, and a full outbox has 64.
+_FIRST = const(0)
+_LAST = const(1)
+_SIZE = const(2)
 
 
 def decode(line):
@@ -28,22 +40,22 @@ def decode(line):
         return None
     try:
         seq = int(line[:a])
-        crc = int(line[a + 1:b], 16)
+        crc = int(line[a + 1 : b], 16)
     except ValueError:
         return None
-    payload = line[b + 1:-1]
+    payload = line[b + 1 : -1]
     if binascii.crc32(payload) != crc:
         return None
     return seq, payload
 
 
 class Lines:
-    """Reads a segment line by line in 512-byte chunks (a file's readline reads byte by byte)."""
+    """Reads a segment line by line in _CHUNK-byte chunks (a file's readline reads byte by byte)."""
 
     def __init__(self, path, offset=0):
-        self.f = open(path, "rb")
+        self.stream = open(path, "rb")
         if offset:
-            self.f.seek(offset)
+            self.stream.seek(offset)
         self.buf = b""
 
     def readline(self):
@@ -51,10 +63,10 @@ class Lines:
         while True:
             i = self.buf.find(b"\n")
             if i >= 0:
-                line = self.buf[:i + 1]
-                self.buf = self.buf[i + 1:]
+                line = self.buf[: i + 1]
+                self.buf = self.buf[i + 1 :]
                 return line
-            data = self.f.read(512)
+            data = self.stream.read(_CHUNK)
             if not data:
                 line = self.buf
                 self.buf = b""
@@ -62,7 +74,7 @@ class Lines:
             self.buf = self.buf + data if self.buf else data
 
     def close(self):
-        self.f.close()
+        self.stream.close()
 
 
 class OutboxError(OSError):
@@ -75,11 +87,12 @@ class Queue:
     def __init__(self, path, acked):
         self.path = path
         self.acked = acked  # every record of this queue up to this seq is confirmed
-        self.segs = []  # [first_seq, last_seq, bytes], oldest first
+        self.segs = []  # [_FIRST, _LAST, _SIZE] lists, oldest first
         self.torn = False
         self.writer = None
         self.reader = None
-        self.cursor = None  # [first_seq of segment, byte offset] of the next record to read
+        self.cursor = None  # [first seq of segment, byte offset] of the next record to read
+        self.corrupt = 0  # records that failed their CRC, at boot or when read
         self.cached = None
         self.sent = []  # seqs handed to the publisher and not yet confirmed, in order
         self.early = []  # confirmed out of order
@@ -88,8 +101,9 @@ class Queue:
     def file(self, first):
         return "%s/%010d" % (self.path, first)
 
-    def scan(self, outbox):
-        """At boot: segments, their last seq, a torn tail, the unconfirmed count."""
+    def scan(self):
+        """At boot: segments, their last seq, a torn tail; returns the unconfirmed count."""
+        unconfirmed = 0
         names = sorted(int(n) for n in persist.listdir(self.path) if n.isdigit())
         for first in names:
             seg = [first, first, 0]
@@ -98,23 +112,24 @@ class Queue:
                 line = f.readline()
                 if not line:
                     break
-                seg[2] += len(line)
+                seg[_SIZE] += len(line)
                 rec = decode(line)
                 self.torn = rec is None
                 if rec is None:
-                    outbox.corrupt += 1
+                    self.corrupt += 1
                     continue
-                seg[1] = rec[0]
+                seg[_LAST] = rec[0]
                 if rec[0] > self.acked:
-                    outbox.depth += 1
+                    unconfirmed += 1
             f.close()
             self.segs.append(seg)
         if self.segs:
-            self.cursor = [self.segs[0][0], 0]
+            self.cursor = [self.segs[0][_FIRST], 0]
+        return unconfirmed
 
     def append(self, seq, head, payload, segment_bytes):
         segs = self.segs
-        if self.torn or not segs or segs[-1][2] >= segment_bytes:
+        if self.torn or not segs or segs[-1][_SIZE] >= segment_bytes:
             # A new segment: never append after a torn line; keep segments small.
             self.close()
             segs.append([seq, seq, 0])
@@ -123,7 +138,7 @@ class Queue:
                 self.cursor = [seq, 0]
         seg = segs[-1]
         if self.writer is None:
-            self.writer = open(self.file(seg[0]), "ab")
+            self.writer = open(self.file(seg[_FIRST]), "ab")
         try:
             # One record, one write, one flush: one flash program per event.
             self.writer.write(head + payload + "\n")
@@ -132,8 +147,8 @@ class Queue:
             self.torn = True
             self.close()
             raise
-        seg[1] = seq
-        seg[2] += len(head) + len(payload) + 1
+        seg[_LAST] = seq
+        seg[_SIZE] += len(head) + len(payload) + 1
 
     def close(self):
         for f in (self.writer, self.reader):
@@ -141,14 +156,14 @@ class Queue:
                 f.close()
         self.writer = self.reader = None
 
-    def peek(self, outbox):
+    def peek(self):
         """The next record not yet handed out, (seq, payload), or None."""
         while self.cached is None and self.cursor is not None:
             cur = self.cursor
             if self.reader is None:
                 self.reader = Lines(self.file(cur[0]), cur[1])
             line = self.reader.readline()
-            newest = self.segs[-1][0] == cur[0]
+            newest = self.segs[-1][_FIRST] == cur[0]
             if not line or (newest and line[-1:] != b"\n" and not self.torn):
                 self.reader.close()
                 self.reader = None
@@ -159,15 +174,16 @@ class Queue:
             cur[1] += len(line)
             rec = decode(line)
             if rec is None:
-                outbox.corrupt += 1
+                self.corrupt += 1
             elif rec[0] > self.acked:
                 self.cached = rec
         return self.cached
 
     def after(self, first):
+        """[first seq, 0] of the segment after `first`, or None."""
         for seg in self.segs:
-            if seg[0] > first:
-                return [seg[0], 0]
+            if seg[_FIRST] > first:
+                return [seg[_FIRST], 0]
         return None
 
     def ack(self, seq):
@@ -185,8 +201,8 @@ class Queue:
             self.early.remove(self.acked)
         return True
 
-    def drop(self, first, outbox, unread):
-        """Delete segment `first`; with unread=True count its unconfirmed records as lost."""
+    def drop(self, first, unread):
+        """Delete segment `first`; with unread=True return how many unconfirmed records it lost."""
         lost = 0
         if unread:
             f = Lines(self.file(first))
@@ -201,9 +217,9 @@ class Queue:
         seg = self.segs.pop(0)
         if unread:
             # Nothing of this queue up to the segment's end is left to send or confirm.
-            self.acked = max(self.acked, seg[1])
-            self.sent = [s for s in self.sent if s > seg[1]]
-            self.early = [s for s in self.early if s > seg[1]]
+            self.acked = max(self.acked, seg[_LAST])
+            self.sent = [s for s in self.sent if s > seg[_LAST]]
+            self.early = [s for s in self.early if s > seg[_LAST]]
         if not self.segs:
             self.close()
         if self.cursor is not None and self.cursor[0] == first:
@@ -213,7 +229,6 @@ class Queue:
             self.cached = None
             self.cursor = self.after(first)
         os.remove(self.file(first))
-        outbox.nbytes -= seg[2]
         return lost
 
 
@@ -226,22 +241,25 @@ class Outbox:
         self.state_path = root + "/ack.json"
         persist.ensure_dir(root)
         state = persist.read_json(self.state_path, {})
-        self.dropped = {"f": state.get("dropped_f", 0), "t": state.get("dropped_t", 0)}
-        self.corrupt = 0
+        self.dropped = {
+            FEEDBACK: state.get("dropped_f", 0),
+            TELEMETRY: state.get("dropped_t", 0),
+        }
         self.depth = 0
         self.nbytes = 0
         self.dirty = False
         self.queues = {}
         hi = state.get("seq", 0)
-        for kind in QUEUES:
+        for kind in _QUEUES:
             q = Queue(root + "/" + kind, state.get(kind, 0))
-            q.scan(self)
+            self.depth += q.scan()
             self.queues[kind] = q
             for seg in q.segs:
-                self.nbytes += seg[2]
-                hi = max(hi, seg[1])
+                self.nbytes += seg[_SIZE]
+                hi = max(hi, seg[_LAST])
             hi = max(hi, q.acked)
         self.next_seq = hi + 1
+        self.corrupt = self.queues[FEEDBACK].corrupt + self.queues[TELEMETRY].corrupt
 
     def append(self, kind, make_payload):
         """Write one event durably; make_payload(seq) builds its JSON. Returns the seq.
@@ -266,10 +284,12 @@ class Outbox:
 
     def make_room(self):
         """Full: drop the oldest telemetry segment, feedback only when no telemetry is left."""
-        for kind in ("t", "f"):
+        for kind in (TELEMETRY, FEEDBACK):
             q = self.queues[kind]
             if q.segs:
-                lost = q.drop(q.segs[0][0], self, True)
+                seg = q.segs[0]
+                lost = q.drop(seg[_FIRST], True)
+                self.nbytes -= seg[_SIZE]
                 self.depth -= lost
                 self.dropped[kind] += lost
                 self.save()
@@ -279,10 +299,12 @@ class Outbox:
     def next_unsent(self):
         """(kind, seq, payload) of the oldest event not yet handed out, or None."""
         best = None
-        for kind in QUEUES:
-            rec = self.queues[kind].peek(self)
+        for kind in _QUEUES:
+            rec = self.queues[kind].peek()
             if rec is not None and (best is None or rec[0] < best[1][0]):
                 best = (kind, rec)
+        # Records that failed their CRC since boot, in every queue.
+        self.corrupt = self.queues[FEEDBACK].corrupt + self.queues[TELEMETRY].corrupt
         if best is None:
             return None
         q = self.queues[best[0]]
@@ -297,16 +319,23 @@ class Outbox:
             return
         self.depth -= 1
         self.dirty = True
-        while len(q.segs) > 1 and q.segs[0][1] <= q.acked:
+        while len(q.segs) > 1 and q.segs[0][_LAST] <= q.acked:
             self.save()  # the pointer first: a crash must not resurrect deleted records
-            q.drop(q.segs[0][0], self, False)
+            seg = q.segs[0]
+            q.drop(seg[_FIRST], False)
+            self.nbytes -= seg[_SIZE]
 
     def save(self):
-        f, t = self.queues["f"], self.queues["t"]
-        persist.write_json(self.state_path, {
-            "f": f.acked, "t": t.acked, "seq": self.next_seq - 1,
-            "dropped_f": self.dropped["f"], "dropped_t": self.dropped["t"],
-        })
+        persist.write_json(
+            self.state_path,
+            {
+                "f": self.queues[FEEDBACK].acked,
+                "t": self.queues[TELEMETRY].acked,
+                "seq": self.next_seq - 1,
+                "dropped_f": self.dropped[FEEDBACK],
+                "dropped_t": self.dropped[TELEMETRY],
+            },
+        )
         self.dirty = False
 
     def close(self):

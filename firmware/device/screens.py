@@ -34,16 +34,16 @@ def wrap(text, width):
 
 class Screens:
     def __init__(self, display, width, height, texts, reason_labels):
-        self.d = display
-        self.w = width
-        self.h = height
+        self.display = display
+        self.width = width
+        self.height = height
         self.cols = width // CHAR
         self.texts = texts  # prompt.text, prompt.thanks, prompt.why
         self.labels = reason_labels
 
     def _center(self, text, y, color=1):
-        x = max(0, (self.w - len(text) * CHAR) // 2)
-        self.d.text(text, x, y, color)
+        x = max(0, (self.width - len(text) * CHAR) // 2)
+        self.display.text(text, x, y, color)
 
     def _para(self, text, y, max_lines):
         for line in wrap(text, self.cols)[:max_lines]:
@@ -53,11 +53,11 @@ class Screens:
 
     def _status(self, online, backlog):
         # Bottom line: link state and how many events wait for the broker.
-        self.d.hline(0, self.h - 11, self.w, 1)
-        self.d.text("on" if online else "off", 0, self.h - 8, 1)
+        self.display.hline(0, self.height - 11, self.width, 1)
+        self.display.text("on" if online else "off", 0, self.height - 8, 1)
         if backlog:
             label = "%d queued" % backlog
-            self.d.text(label, self.w - len(label) * CHAR, self.h - 8, 1)
+            self.display.text(label, self.width - len(label) * CHAR, self.height - 8, 1)
 
     def _scale(self, cursor, y):
         # 0..9 take 11 px each, "10" takes 16: the whole scale fits in 128 px.
@@ -66,13 +66,13 @@ class Screens:
             label = str(n)
             width = len(label) * CHAR
             if n == cursor:
-                self.d.fill_rect(x - 1, y - 2, width + 2, CHAR + 4, 1)
-                self.d.text(label, x, y, 0)
+                self.display.fill_rect(x - 1, y - 2, width + 2, CHAR + 4, 1)
+                self.display.text(label, x, y, 0)
             else:
-                self.d.text(label, x, y, 1)
+                self.display.text(label, x, y, 1)
 
     def render(self, machine, online, backlog):
-        d = self.d
+        d = self.display
         d.fill(0)
         state = machine.state
         if state == pm.IDLE:
@@ -90,7 +90,7 @@ class Screens:
                 y = 14 + i * 12
                 text = label[: self.cols - 1]
                 if i == machine.cursor:
-                    d.fill_rect(0, y - 2, self.w, CHAR + 3, 1)
+                    d.fill_rect(0, y - 2, self.width, CHAR + 3, 1)
                     d.text(text, 4, y, 0)
                 else:
                     d.text(text, 4, y, 1)
@@ -106,10 +106,10 @@ class Screens:
         d.show()
 
     def error(self, title, detail):
-        d = self.d
+        d = self.display
         d.fill(0)
-        d.rect(0, 0, self.w, self.h, 1)
-        d.fill_rect(0, 0, self.w, 12, 1)
+        d.rect(0, 0, self.width, self.height, 1)
+        d.fill_rect(0, 0, self.width, 12, 1)
         d.text(title[: self.cols], 2, 2, 0)
         self._para(detail, 16, 4)
         d.show()

@@ -6,26 +6,27 @@ datasheet, section 9 (command table).
 """
 
 import framebuf
+from micropython import const
 
-_CONTRAST = 0x81
-_ENTIRE_ON_RESUME = 0xA4
-_NORMAL = 0xA6
-_INVERT = 0xA7
-_DISPLAY_OFF = 0xAE
-_DISPLAY_ON = 0xAF
-_MEM_MODE = 0x20
-_COL_ADDR = 0x21
-_PAGE_ADDR = 0x22
-_START_LINE = 0x40
-_SEG_REMAP = 0xA1
-_MUX_RATIO = 0xA8
-_COM_SCAN_DEC = 0xC8
-_DISP_OFFSET = 0xD3
-_COM_PINS = 0xDA
-_CLOCK_DIV = 0xD5
-_PRECHARGE = 0xD9
-_VCOM_DESEL = 0xDB
-_CHARGE_PUMP = 0x8D
+_CONTRAST = const(0x81)
+_ENTIRE_ON_RESUME = const(0xA4)
+_NORMAL = const(0xA6)
+_INVERT = const(0xA7)
+_DISPLAY_OFF = const(0xAE)
+_DISPLAY_ON = const(0xAF)
+_MEM_MODE = const(0x20)
+_COL_ADDR = const(0x21)
+_PAGE_ADDR = const(0x22)
+_START_LINE = const(0x40)
+_SEG_REMAP = const(0xA1)
+_MUX_RATIO = const(0xA8)
+_COM_SCAN_DEC = const(0xC8)
+_DISP_OFFSET = const(0xD3)
+_COM_PINS = const(0xDA)
+_CLOCK_DIV = const(0xD5)
+_PRECHARGE = const(0xD9)
+_VCOM_DESEL = const(0xDB)
+_CHARGE_PUMP = const(0x8D)
 
 
 class SSD1306_I2C(framebuf.FrameBuffer):
@@ -51,20 +52,29 @@ class SSD1306_I2C(framebuf.FrameBuffer):
     def init(self, external_vcc=False):
         for c in (
             _DISPLAY_OFF,
-            _MEM_MODE, 0x00,  # horizontal addressing
+            _MEM_MODE,
+            0x00,  # horizontal addressing
             _START_LINE | 0x00,
             _SEG_REMAP,  # column 127 is SEG0
-            _MUX_RATIO, self.height - 1,
+            _MUX_RATIO,
+            self.height - 1,
             _COM_SCAN_DEC,
-            _DISP_OFFSET, 0x00,
-            _COM_PINS, 0x02 if self.width > 2 * self.height else 0x12,
-            _CLOCK_DIV, 0x80,
-            _PRECHARGE, 0x22 if external_vcc else 0xF1,
-            _VCOM_DESEL, 0x30,
-            _CONTRAST, 0xFF,
+            _DISP_OFFSET,
+            0x00,
+            _COM_PINS,
+            0x02 if self.width > 2 * self.height else 0x12,
+            _CLOCK_DIV,
+            0x80,
+            _PRECHARGE,
+            0x22 if external_vcc else 0xF1,
+            _VCOM_DESEL,
+            0x30,
+            _CONTRAST,
+            0xFF,
             _ENTIRE_ON_RESUME,
             _NORMAL,
-            _CHARGE_PUMP, 0x10 if external_vcc else 0x14,
+            _CHARGE_PUMP,
+            0x10 if external_vcc else 0x14,
             _DISPLAY_ON,
         ):
             self.command(c)

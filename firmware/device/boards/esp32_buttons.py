@@ -5,9 +5,9 @@ reference board.
 """
 
 import machine
+from inputs import Button
 
 from boards.esp32_oled_encoder import Board as EncoderBoard
-from inputs import Button
 
 PIN_UP = 32
 PIN_DOWN = 33

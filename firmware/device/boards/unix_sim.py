@@ -6,15 +6,16 @@ rssi|battery_mv|fw VALUE, telemetry, drain, reboot, dump PATH, quit. The
 device reports on stdout, one line each: screen, saved, acked, dumped, fatal.
 """
 
-import framebuf
 import select
 import sys
 import time
 
+import framebuf
+from micropython import const
 from version import FW_VERSION
 
-WIDTH = 128
-HEIGHT = 64
+_WIDTH = const(128)
+_HEIGHT = const(64)
 
 
 def out(line):
@@ -25,8 +26,8 @@ class Display(framebuf.FrameBuffer):
     """The SSD1306's 128x64 1-bit page layout (MONO_VLSB) in RAM."""
 
     def __init__(self):
-        self.buffer = bytearray(WIDTH * HEIGHT // 8)
-        super().__init__(self.buffer, WIDTH, HEIGHT, framebuf.MONO_VLSB)
+        self.buffer = bytearray(_WIDTH * _HEIGHT // 8)
+        super().__init__(self.buffer, _WIDTH, _HEIGHT, framebuf.MONO_VLSB)
 
     def show(self):
         pass
@@ -65,8 +66,8 @@ class Clock:
 class Board:
     """Everything the application needs from hardware, simulated (docs/firmware.md, board API)."""
 
-    width = WIDTH
-    height = HEIGHT
+    width = _WIDTH
+    height = _HEIGHT
     root = ""
     max_wait_ms = 1000
     default_device_id = None
@@ -123,7 +124,7 @@ class Board:
             if w and w[0] in ("set", "dump") and got:
                 self.more = True
                 return got  # a barrier: handle what came before first
-            self.pending = self.pending[end + 1:]
+            self.pending = self.pending[end + 1 :]
             if not w:
                 continue
             cmd = w[0]
@@ -175,7 +176,7 @@ class Board:
     def fatal(self, title, detail):
         from screens import Screens
 
-        Screens(self.display, WIDTH, HEIGHT, None, ()).error(title, detail)
+        Screens(self.display, _WIDTH, _HEIGHT, None, ()).error(title, detail)
         with open("fatal.fb", "wb") as f:
             f.write(self.display.buffer)
         sys.stderr.write("%s: %s\n" % (title, detail))
@@ -193,5 +194,5 @@ class Board:
             while detail[i] & 0x80:
                 i += 1
             i += 1
-            detail = detail[i + 4 + ((detail[i] << 8) | detail[i + 1]):].decode()
+            detail = detail[i + 4 + ((detail[i] << 8) | detail[i + 1]) :].decode()
         out("%s %s %d %s" % (what, kind, seq, detail))

@@ -116,14 +116,14 @@ def client():
     c = mqtt.Client(
         SETTINGS,
         "dev1",
-        "a/s",
-        "{}",
-        lambda: 0.5,
-        lambda: True,
-        lambda: None,
-        lambda tag, packet: acks.append(tag),
-        lambda msg: None,
-        opener,
+        will_topic="a/s",
+        will_msg="{}",
+        rand=lambda: 0.5,
+        link=lambda: True,
+        on_up=lambda: None,
+        on_ack=lambda tag, packet: acks.append(tag),
+        log=lambda msg: None,
+        opener=opener,
     )
     return c, socks, acks
 
@@ -190,7 +190,7 @@ def test_refused_connack_drops_and_counts():
 def connected(settings=None):
     c, socks, acks = client()
     if settings:
-        c.s = dict(SETTINGS, **settings)
+        c.settings = dict(SETTINGS, **settings)
     c.poll()
     c.poll()
     socks[0].inbox = b"\x20\x02\x00\x00"
@@ -232,7 +232,7 @@ def test_backoff_grows_with_jitter_and_caps():
     delays = []
     for r in (0.0, 0.999):
         c, _, _ = client()
-        c.s = dict(SETTINGS, backoff_min_s=1, backoff_max_s=8)
+        c.settings = dict(SETTINGS, backoff_min_s=1, backoff_max_s=8)
         c.rand = lambda r=r: r
         got = []
         for _ in range(6):
