@@ -48,7 +48,7 @@ def server(
     """Run the API and the dashboard."""
     import uvicorn
 
-    from server.db import make_engine, upgrade
+    from server.db.engine import make_engine, upgrade
 
     for name, value in (("DB", db), ("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
@@ -81,7 +81,7 @@ def server(
 @contextmanager
 def _database(command: str, db: str | None) -> Iterator[Session]:
     """A session on the migrated database; library errors turned into exit codes."""
-    from server.db import make_engine, upgrade
+    from server.db.engine import make_engine, upgrade
 
     url = db or Settings().db
     try:
@@ -134,7 +134,7 @@ def token_create(
     db: DbOption = None,
 ) -> None:
     """Print a new token, and nothing else, on stdout."""
-    from server.tokens import create_token
+    from server.identity.tokens import create_token
 
     with _database("token create", db) as session:
         secret = create_token(session, name=name, role=role, site=site)
@@ -143,8 +143,8 @@ def token_create(
 
 def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every token's name, role, site, creation, last use and revocation; never the secret."""
+    from server.identity.tokens import list_tokens
     from server.models.auth import TokenPublic
-    from server.tokens import list_tokens
 
     with _database("token list", db) as session:
         rows = [TokenPublic.model_validate(t, from_attributes=True) for t in list_tokens(session)]
@@ -175,7 +175,7 @@ def token_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke the live tokens of that name; refused from the next request on."""
-    from server.tokens import revoke_token
+    from server.identity.tokens import revoke_token
 
     with _database("token revoke", db) as session:
         n = len(revoke_token(session, name=name))
@@ -197,7 +197,7 @@ def device_add(
     db: DbOption = None,
 ) -> None:
     """Register a device; print one JSON line with its broker login, shown only this once."""
-    from server.registry import add_device
+    from server.identity.registry import add_device
 
     with _database("device add", db) as session:
         row, password = add_device(session, site=site, device_id=device_id)
@@ -213,8 +213,8 @@ def device_list(
     as_json: JsonOption = False,
 ) -> None:
     """The registered devices (revoked ones too); never the password hash."""
+    from server.identity.registry import list_devices
     from server.models.registry import RegisteredDevicePublic
-    from server.registry import list_devices
 
     with _database("device list", db) as session:
         rows = [
@@ -239,7 +239,7 @@ def device_revoke(
 ) -> None:
     """Revoke a device: its events are rejected at once; the broker refuses it once its
     config is written again (`nps-edge broker config`) and reloaded."""
-    from server.registry import revoke_device
+    from server.identity.registry import revoke_device
 
     with _database("device revoke", db) as session:
         row = revoke_device(session, device_id=device_id)

@@ -10,14 +10,14 @@ from sqlmodel import Session, SQLModel
 
 from contract.nps import nps
 from contract.protocol import PresenceRequest
-from server import binding
-from server.db import write_session
+from server.db.engine import write_session
+from server.db.sql import table_of
+from server.ingest import binding
+from server.ingest.validation import reason_class
 from server.metrics import PRESENCE_IGNORED
 from server.models import Device, Feedback, Presence, Telemetry
 from server.schemas import DeviceDetail, DeviceRow, Gaps
 from server.settings import Settings
-from server.sql import table_of
-from server.validation import reason_class
 
 D = table_of(Device).c
 
@@ -89,7 +89,7 @@ def gaps(session: Session, *, device: str) -> Gaps | None:
 
 
 class PresenceIgnored(SQLModel):
-    """A presence update another site's gateway sent, ignored (`server.binding`)."""
+    """A presence update another site's gateway sent, ignored (`server.ingest.binding`)."""
 
     index: int
     device: str

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from contract.nps import Tally, compare
-from server.analytics import GROUP_BY, Filters, figures, sort_groups
+from server.analytics.figures import GROUP_BY, Filters, figures, sort_groups
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.analytics.rollups import DAY
 from server.api.deps import SessionDep, ViewerDep
 from server.api.scope import ScopedFiltersDep
-from server.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
+from server.ingest.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
 from server.models import Device
-from server.rollup_tables import ROLLUP_TABLES
-from server.rollups import DAY
 from server.schemas import FIGURES_EXAMPLE, Figures, Group, Message, NpsAnswer, example
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])

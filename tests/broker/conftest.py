@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.db import make_engine, upgrade
+from server.db.engine import make_engine, upgrade
 from tests.broker.site import Site, needs_mosquitto
 
 
@@ -26,7 +26,7 @@ def site_root() -> Iterator[Path]:
 def site(site_root: Path) -> Iterator[Site]:
     """Site `site-x` with a migrated registry and devices dev-a and dev-b (broker not started)."""
     needs_mosquitto()
-    db = f"sqlite:///{site_root / 'server.db'}"
+    db = f"sqlite:///{site_root / 'server.db.engine'}"
     engine = make_engine(db)
     upgrade(engine)
     engine.dispose()

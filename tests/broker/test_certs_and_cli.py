@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from broker import cli
 from broker.certs import CertError, KeyPair, make_ca, make_server_cert
-from server.registry import mosquitto_hash
+from server.identity.registry import mosquitto_hash
 from tests.broker.site import Site
 
 NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
@@ -119,7 +119,7 @@ def test_a_hostile_registry_row_is_left_out_and_named(site: Site) -> None:
     assert good.stdout == ""
     assert "mosquitto -c" in good.stderr and "kill -HUP" in good.stderr
     acl = (site.out / "acl").read_text()
-    with sqlite3.connect(site.root / "server.db") as db:
+    with sqlite3.connect(site.root / "server.db.engine") as db:
         db.executemany(
             "INSERT INTO registered_device VALUES (?, ?, ?, ?, ?, NULL)",
             [

@@ -263,7 +263,7 @@ def test_alerts_acknowledge_assign_comment_close(
 
 def fresh_answer(server: LiveServer, score: int) -> dict[str, Any]:
     """A new answer from the story's last-seen device, with the next seq and now as ts."""
-    template = next(e for e in reversed(server.events) if e["type"] == "feedback")
+    template = next(e for e in reversed(server.realtime.bus) if e["type"] == "feedback")
     device = template["device"]
     seq = server.next_seq[device]
     server.next_seq[device] = seq + 1
@@ -293,7 +293,7 @@ def test_new_answers_and_alerts_appear_without_reload(page: Page, live_server: L
 
     promoter, detractor = fresh_answer(live_server, 10), fresh_answer(live_server, 2)
     # A trigger kind of its own: a detractor joins its device's open alert for the
-    # same kind (server.alerts collapse) and would open none.
+    # same kind (server.alerts.store collapse) and would open none.
     detractor["trigger"] = {"kind": "live_check", "ref": None}
     assert live_server.ingest([promoter])["accepted"] == 1
     row = page.locator(f"#live-feed li[data-id='{promoter['id']}']")

@@ -13,8 +13,8 @@ from sqlmodel import Session
 from server.api.deps import COOKIE
 from server.app import create_app
 from server.dashboard import CHART_JS, node_modules
+from server.identity.tokens import create_token, find_token, open_session
 from server.settings import Settings
-from server.tokens import create_token, find_token, open_session
 from tests.conftest import missing
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from broker.certs import make_ca
 from nps_edge.site_broker import reload
-from server.db import make_engine, upgrade
+from server.db.engine import make_engine, upgrade
 from tests.broker.site import Mqtt, Site, needs_mosquitto
 
 T0 = 1793000000000
@@ -45,7 +45,7 @@ def site() -> Iterator[Site]:
     needs_mosquitto()
     root = Path(tempfile.mkdtemp(prefix="nps-fw-tls-"))
     root.chmod(0o711)  # the broker, once it is the `mosquitto` user, must reach its files
-    db = f"sqlite:///{root / 'server.db'}"
+    db = f"sqlite:///{root / 'server.db.engine'}"
     engine = make_engine(db)
     upgrade(engine)
     engine.dispose()

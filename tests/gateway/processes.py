@@ -47,7 +47,7 @@ class ServerProcess:
 
     @property
     def db(self) -> str:
-        return f"sqlite:///{self.workdir / 'server.db'}"
+        return f"sqlite:///{self.workdir / 'server.db.engine'}"
 
     @property
     def url(self) -> str:

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from server.app import create_app
-from server.db import make_engine, upgrade
+from server.db.engine import make_engine, upgrade
+from server.identity.tokens import create_token
 from server.settings import Settings
-from server.tokens import create_token
 from tests.conftest import POSTGRES_URL, missing
 from tests.server.factory import Api
 

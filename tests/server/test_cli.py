@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from nps_edge.broker import free_port
 from nps_edge.processes import ProcessError, answers, wait_until
-from server.db import make_engine, upgrade
-from server.tokens import create_token
+from server.db.engine import make_engine, upgrade
+from server.identity.tokens import create_token
 from tests.server.factory import feedback, telemetry
 
 

@@ -9,9 +9,9 @@ import httpx
 from sqlmodel import Session
 
 from server.app import create_app
-from server.db import make_engine
+from server.db.engine import make_engine
+from server.identity.tokens import create_token
 from server.settings import Settings
-from server.tokens import create_token
 from tests.server.factory import feedback
 from tests.server.live import serve
 

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 from sqlmodel import Session
 
 from server.app import create_app
-from server.db import make_engine
+from server.db.engine import make_engine
+from server.identity.tokens import ROLES, create_token
 from server.settings import Settings
-from server.tokens import ROLES, create_token
 from tests.server.conftest import emptied
 from tests.server.factory import T0, feedback
 

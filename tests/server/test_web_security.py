@@ -16,10 +16,10 @@ from sqlmodel import Session
 from server.api.deps import COOKIE
 from server.api.login_limit import TableLimiter, limit_key
 from server.app import create_app
-from server.db import make_engine
+from server.db.engine import make_engine
+from server.identity.tokens import create_token
 from server.models import LoginFailure
 from server.settings import Settings
-from server.tokens import create_token
 from tests.server.factory import feedback
 
 ORIGIN = "http://testserver"

@@ -17,10 +17,10 @@ from sqlalchemy import Table, func, select
 from sqlmodel import Session
 
 from contract.nps import Tally
-from server import rollups
+from server.analytics import rollups
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.db.sql import table_of
 from server.models import Feedback
-from server.rollup_tables import ROLLUP_TABLES
-from server.sql import table_of
 
 FILTERS = ("site", "device", "fw", "prompt", "trigger")
 TIME_GROUPS = ("hour", "day", "week", "weekday")

@@ -11,10 +11,10 @@ from sqlmodel import Session
 
 from contract.nps import category
 from contract.protocol import ForwardedFeedback
-from server import health
+from server.db.sql import table_of
+from server.ingest import health
 from server.models import BootRecord, Presence, Telemetry
 from server.settings import Settings
-from server.sql import table_of
 
 BOOT = table_of(BootRecord).c
 FeedbackRow = dict[str, Any]  # a feedback table row

@@ -32,8 +32,8 @@ from contract.protocol import (
     Seq,
     parse_event,
 )
+from server.ingest.timebase import plausible_rx_ts, plausible_ts
 from server.metrics import IMPLAUSIBLE_TS
-from server.timebase import plausible_rx_ts, plausible_ts
 
 Forwarded = ForwardedFeedback | ForwardedTelemetry
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import literal, select, union_all
 from sqlmodel import Session
 
+from server.db.sql import table_of
 from server.models import Device, RegisteredDevice
-from server.sql import table_of
 
 REG = table_of(RegisteredDevice).c
 DEV = table_of(Device).c

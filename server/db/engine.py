@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from server.sql import forget_stages
+from server.db.sql import forget_stages
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 WRITE = {"nps_write": True}
