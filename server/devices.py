@@ -13,7 +13,6 @@ from contract.protocol import PresenceRequest
 from server.db.engine import write_session
 from server.db.sql import table_of
 from server.ingest import binding
-from server.ingest.validation import reason_class
 from server.metrics import PRESENCE_IGNORED
 from server.models import Device, Feedback, Presence, Telemetry
 from server.schemas import DeviceDetail, DeviceRow, Gaps
@@ -120,12 +119,12 @@ def record_presence(
             known = binding.lookup(session, (u.device for u in request.updates))
             kept = []
             for i, u in updates:
-                reason = binding.refusal(u.device, None, site=site, known=known)
-                if reason is None:
+                why = binding.refusal(u.device, None, site=site, known=known)
+                if why is None:
                     kept.append((i, u))
                 else:
-                    ignored.append(PresenceIgnored(index=i, device=u.device, error=reason))
-                    PRESENCE_IGNORED.labels(reason=reason_class(reason)).inc()
+                    ignored.append(PresenceIgnored(index=i, device=u.device, error=why.reason))
+                    PRESENCE_IGNORED.labels(reason=why.field).inc()
             updates = kept
         if updates:
             session.execute(

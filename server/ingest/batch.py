@@ -44,7 +44,7 @@ from server.db.sql import (
 from server.ingest import binding
 from server.ingest.join import FeedbackRow
 from server.ingest.prepare import Prepared, prepare
-from server.ingest.validation import Forwarded, Rejected, reason_class, validate
+from server.ingest.validation import Forwarded, Rejected, validate
 from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
 from server.models import BootRecord, DeadLetter, Device, Feedback, Telemetry
 from server.settings import Settings
@@ -111,7 +111,7 @@ def ingest_batch(
                 table_of(DeadLetter).insert(),
                 [
                     {"gateway": gateway, "index": r.index, "event_id": r.id,
-                     "reason_class": reason_class(r.error), "error": r.error,
+                     "reason_class": r.field, "error": r.error,
                      "payload": json.dumps(r.payload, default=str)[:4096], "received_at": now}
                     for r in bad
                 ],
@@ -120,7 +120,7 @@ def ingest_batch(
     EVENTS_ACCEPTED.inc(out.accepted)
     EVENTS_DUPLICATE.inc(out.duplicates)
     for r in bad:
-        EVENTS_REJECTED.labels(reason=reason_class(r.error)).inc()
+        EVENTS_REJECTED.labels(reason=r.field).inc()
     return out
 
 
@@ -141,7 +141,7 @@ def _bound_to(
     devices = {ev.device for ev in events} if only is None else only
     known = binding.lookup(session, devices)
     kept: list[Forwarded] = []
-    refused: dict[str, str] = {}
+    refused: dict[str, binding.Refusal] = {}
     for ev in events:
         reason = None
         if ev.device in devices:
@@ -154,9 +154,9 @@ def _bound_to(
         # Good events keep no batch index: find each refused id's first place in the body.
         for i, obj in enumerate(raw):
             key = obj.get("id") if isinstance(obj, dict) else None
-            reason = refused.pop(key, None) if isinstance(key, str) else None
-            if reason is not None:
-                bad.append(Rejected(i, key, reason, obj))
+            why = refused.pop(key, None) if isinstance(key, str) else None
+            if why is not None:
+                bad.append(Rejected(i, key, why.reason, obj, why.field))
         bad.sort(key=attrgetter("index"))
     return kept, {d for d in devices if not known.bound(d)}
 
