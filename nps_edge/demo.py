@@ -218,7 +218,7 @@ def _start_sites(demo: Demo, port: int, host: str, broker_kind: str) -> tuple[Ch
     """
     work = demo.workdir
     say(f"data folder: {work} (readable by you only)")
-    db = f"sqlite:///{work / 'server.db.engine'}"
+    db = f"sqlite:///{work / 'server.db'}"
     operator = create_token(db, "operator", "demo-operator")
     if not _port_free(host, port):
         new = free_port(host)

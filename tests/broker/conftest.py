@@ -26,7 +26,7 @@ def site_root() -> Iterator[Path]:
 def site(site_root: Path) -> Iterator[Site]:
     """Site `site-x` with a migrated registry and devices dev-a and dev-b (broker not started)."""
     needs_mosquitto()
-    db = f"sqlite:///{site_root / 'server.db.engine'}"
+    db = f"sqlite:///{site_root / 'server.db'}"
     engine = make_engine(db)
     upgrade(engine)
     engine.dispose()

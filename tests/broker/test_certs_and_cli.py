@@ -119,7 +119,7 @@ def test_a_hostile_registry_row_is_left_out_and_named(site: Site) -> None:
     assert good.stdout == ""
     assert "mosquitto -c" in good.stderr and "kill -HUP" in good.stderr
     acl = (site.out / "acl").read_text()
-    with sqlite3.connect(site.root / "server.db.engine") as db:
+    with sqlite3.connect(site.root / "server.db") as db:
         db.executemany(
             "INSERT INTO registered_device VALUES (?, ?, ?, ?, ?, NULL)",
             [

@@ -153,7 +153,7 @@ def live_server(
             scenarios[0]["device"],
         )  # fmt: skip
         for i in range(0, len(events), BATCH):
-            server.ingest.batch(events[i : i + BATCH])
+            server.ingest(events[i : i + BATCH])
         for e in events:
             server.next_seq[e["device"]] = max(server.next_seq.get(e["device"], 0), e["seq"] + 1)
         yield server

@@ -263,7 +263,7 @@ def test_alerts_acknowledge_assign_comment_close(
 
 def fresh_answer(server: LiveServer, score: int) -> dict[str, Any]:
     """A new answer from the story's last-seen device, with the next seq and now as ts."""
-    template = next(e for e in reversed(server.realtime.bus) if e["type"] == "feedback")
+    template = next(e for e in reversed(server.events) if e["type"] == "feedback")
     device = template["device"]
     seq = server.next_seq[device]
     server.next_seq[device] = seq + 1

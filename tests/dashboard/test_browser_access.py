@@ -95,7 +95,7 @@ def sign_in(page: Page, token: str) -> None:
 
 def logged_in_as(page: Page, server: Server, role: str, at: str = "/") -> None:
     page.goto(f"{server.base}/login?next={at}")
-    sign_in(page, server.identity.tokens[role])
+    sign_in(page, server.tokens[role])
     page.wait_for_url(f"{server.base}{at}", timeout=WAIT_MS)
 
 
@@ -108,7 +108,7 @@ def test_login_never_sends_the_browser_to_another_site(
     page: Page, server: Server, next_: str
 ) -> None:
     page.goto(f"{server.base}/login?next={next_}")
-    sign_in(page, server.identity.tokens["operator"])
+    sign_in(page, server.tokens["operator"])
     page.wait_for_url(f"{server.base}/", timeout=WAIT_MS)
     assert page.evaluate("location.origin") == server.base
     # Already logged in, the login page sends the browser on at once: same rule.
@@ -119,7 +119,7 @@ def test_login_never_sends_the_browser_to_another_site(
 def test_login_goes_back_to_the_page_asked_for(page: Page, server: Server) -> None:
     page.goto(f"{server.base}/alerts?status=all")
     page.wait_for_url(f"{server.base}/login?next=%2Falerts%3Fstatus%3Dall", timeout=WAIT_MS)
-    sign_in(page, server.identity.tokens["operator"])
+    sign_in(page, server.tokens["operator"])
     page.wait_for_url(f"{server.base}/alerts?status=all", timeout=WAIT_MS)
 
 
@@ -129,7 +129,7 @@ def test_another_origin_on_the_same_host_cannot_write_with_the_cookie(
     """SameSite ignores ports: a page on 127.0.0.1:<other port> is the same site, so the
     browser sends the session cookie with its form post. Only the Origin check stops it."""
     page.goto(f"{server.base}/login")
-    sign_in(page, server.identity.tokens["operator"])
+    sign_in(page, server.tokens["operator"])
     page.wait_for_url(f"{server.base}/", timeout=WAIT_MS)
     [alert] = server.api("GET", "/alerts").json()["items"]
     target = f"{server.base}/api/v1/alerts/{alert['id']}/ack"

@@ -62,7 +62,7 @@ class Site:
 
 @pytest.fixture
 def site(mqtt_broker: Broker, tmp_path: Path, nps_edge_bin: str) -> Iterator[Site]:
-    db = f"sqlite:///{tmp_path / 'server.db.engine'}"
+    db = f"sqlite:///{tmp_path / 'server.db'}"
     operator = create_token(db, "operator", "e2e-operator")
     gateway_token = gateway_token_for(db, name=GATEWAY_ID, site=SITE)
     server = start_server(db, tmp_path / "server.log")

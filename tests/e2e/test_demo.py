@@ -181,7 +181,7 @@ def test_an_earlier_runs_files_are_made_private(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     (data / "history").mkdir(parents=True, mode=0o755)
     data.chmod(0o755)
-    old = data / "server.db.engine"
+    old = data / "server.db"
     old.write_text("from an older demo")
     old.chmod(0o644)
     (data / "history" / "nps-1.json").write_text("{}")

@@ -301,7 +301,7 @@ def site() -> Iterator[Site]:
     needs_mosquitto()
     root = Path(tempfile.mkdtemp(prefix="nps-hostile-site-"))
     root.chmod(0o711)  # the mosquitto user enters; pytest's tmp_path is 0700
-    db = f"sqlite:///{root / 'server.db.engine'}"
+    db = f"sqlite:///{root / 'server.db'}"
     children: list[Any] = []
     try:
         server = start_server(db, root / "logs/server.log", port=free_port())

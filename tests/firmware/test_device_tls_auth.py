@@ -45,7 +45,7 @@ def site() -> Iterator[Site]:
     needs_mosquitto()
     root = Path(tempfile.mkdtemp(prefix="nps-fw-tls-"))
     root.chmod(0o711)  # the broker, once it is the `mosquitto` user, must reach its files
-    db = f"sqlite:///{root / 'server.db.engine'}"
+    db = f"sqlite:///{root / 'server.db'}"
     engine = make_engine(db)
     upgrade(engine)
     engine.dispose()

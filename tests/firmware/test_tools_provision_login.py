@@ -109,7 +109,7 @@ def test_the_login_of_a_real_device_add_is_what_the_device_gets(
     board: st.LocalDevice, tmp_path: Path, nps_edge_bin: str
 ) -> None:
     """Steps 1 and 4 of the field guide: `device add` piped into `provision --login -`."""
-    db = f"sqlite:///{tmp_path / 'server.db.engine'}"
+    db = f"sqlite:///{tmp_path / 'server.db'}"
     added = subprocess.run(
         [nps_edge_bin, "device", "add", "--db", db, "--site", "store-042"],
         capture_output=True,

@@ -47,7 +47,7 @@ class ServerProcess:
 
     @property
     def db(self) -> str:
-        return f"sqlite:///{self.workdir / 'server.db.engine'}"
+        return f"sqlite:///{self.workdir / 'server.db'}"
 
     @property
     def url(self) -> str:

@@ -115,7 +115,7 @@ def gateway(tmp_path: Path, mqtt_broker: Any, monkeypatch: pytest.MonkeyPatch) -
             tmp_path / f"gateway{len(made)}",
             mqtt_broker.address,
             url,
-            server.identity.tokens.token_for(site),
+            server.tokens.token_for(site),
             settings={"retry_max_s": 1.0} | settings,
             metrics_port=free_port(),
         )
