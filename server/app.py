@@ -166,7 +166,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or db.make_engine(settings.db)
-    db.upgrade(engine)
+    db.require_current(engine)  # migrated once by `nps-edge server` or `nps-edge db upgrade`
 
     sender = WebhookSender(
         engine, urls=settings.webhook_urls, secret=settings.webhook_secret,

@@ -1,4 +1,10 @@
-"""`nps-edge server`, `nps-edge token create|list|revoke`, `nps-edge device add|list|revoke`.
+"""`nps-edge server`, `nps-edge db upgrade`, `nps-edge token create|list|revoke`,
+`nps-edge device add|list|revoke`.
+
+Migrations run once per start of `server` (before its workers) and on `db upgrade`;
+the app itself only checks the schema is current. The identity commands, one-shot
+and often run before the first `server` start (README's setup, the demo), bring a
+database to the current schema as they open it.
 
 Library errors become one clear line on stderr: exit 2 for input the caller can
 correct (a bad role, site or id, a duplicate, an unknown name), 1 when the
@@ -48,19 +54,11 @@ def server(
     """Run the API and the dashboard."""
     import uvicorn
 
-    from server.db.engine import make_engine, upgrade
-
     for name, value in (("DB", db), ("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"NPS_EDGE_{name}"] = str(value)
     settings = Settings()
-    try:
-        engine = make_engine(settings.db)
-        upgrade(engine)  # once, before any worker starts
-        engine.dispose()
-    except SQLAlchemyError as err:
-        typer.echo(f"nps-edge server: cannot open the database {settings.db!r}: {err}", err=True)
-        raise typer.Exit(1) from None
+    _upgrade("server", settings.db)  # once, before any worker starts
     with ExitStack() as stack:
         if settings.workers > 1:  # each worker's live stream shows every worker's events
             relay = stack.enter_context(tempfile.TemporaryDirectory(prefix="nps-edge-relay-"))
@@ -76,6 +74,28 @@ def server(
             # (server/api/origin.py); uvicorn would believe 127.0.0.1 by default.
             proxy_headers=False,
         )
+
+
+def _upgrade(command: str, url: str) -> None:
+    """Bring the database at `url` to the migrations' head; errors become exit 1."""
+    from server.db.engine import make_engine, upgrade
+
+    try:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as err:
+        shown = make_url(url).render_as_string(hide_password=True)
+        typer.echo(f"nps-edge {command}: cannot open the database {shown!r}: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+def db_upgrade(db: DbOption = None) -> None:
+    """Bring the database to the current schema (Alembic `upgrade head`); safe to rerun."""
+    _upgrade("db upgrade", db or Settings().db)
+    typer.echo("database at the current schema", err=True)
 
 
 @contextmanager
@@ -257,6 +277,11 @@ def register(app: typer.Typer) -> None:
         token_revoke
     )
     app.add_typer(token, name="token")
+    database = typer.Typer(help="The server's database.", no_args_is_help=True)
+    database.command("upgrade", help="Bring the database to the current schema (migrations).")(
+        db_upgrade
+    )
+    app.add_typer(database, name="db")
     device = typer.Typer(help="The device registry.", no_args_is_help=True)
     device.command("add", help="Register a device; prints one JSON line with its login.")(
         device_add
