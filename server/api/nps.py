@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from contract.nps import Tally, compare
-from server.analytics.figures import GROUP_BY, Filters, figures, sort_groups
+from server.analytics.figures import Filters, GroupBy, figures, sort_groups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.analytics.rollups import DAY
 from server.api.deps import SessionDep, ViewerDep
@@ -23,11 +23,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Message, "description": "the caller is limited to another site"},
     422: {"model": Message, "description": "a bad parameter"},
 }
-GroupBy = Literal[
-    "hour", "day", "week", "weekday", "site", "device", "fw", "trigger", "reason",
-    "rssi_band", "battery_band", "health",
-]  # fmt: skip
-assert set(GroupBy.__args__) == set(GROUP_BY)  # type: ignore[attr-defined]
 
 
 def answer(session: SessionDep, f: Filters, group_by: str | None) -> NpsAnswer:
