@@ -54,6 +54,10 @@ def server(
     """Run the API and the dashboard."""
     import uvicorn
 
+    # Workers get their settings through the environment, on purpose: with workers > 1
+    # uvicorn spawns fresh processes that import "server.app:app_from_env" by name and
+    # call it with no arguments (a factory cannot be handed an object across spawn),
+    # so NPS_EDGE_* is the one channel that reaches them; Settings reads it back.
     for name, value in (("DB", db), ("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"NPS_EDGE_{name}"] = str(value)
