@@ -29,7 +29,14 @@ $(STAMP): pyproject.toml $(wildcard package.json package-lock.json)
 	fi
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# The dashboard's chart library, copied into the package (served from there, and
+# shipped in the wheel as package data): the server needs no node_modules at run time.
+VENDOR := server/dashboard/vendor/chart.umd.min.js
+$(VENDOR): $(STAMP)
+	@mkdir -p $(dir $@)
+	cp node_modules/chart.js/dist/chart.umd.min.js $@
+
+venv: $(STAMP) $(VENDOR)
 
 # Test-only system packages: Mosquitto (the production broker) and Chromium
 # (browser tests). Installed with apt-get when missing; needs root or sudo.
@@ -44,7 +51,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) $(VENDOR)
 	$(BIN)/nps-edge demo $(DEMO_ARGS)
 
 # ruff, the format check and mypy: seconds, nothing installed beyond the venv.
@@ -53,10 +60,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contract nps_edge gateway server firmware broker
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) $(VENDOR) system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(VENDOR)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

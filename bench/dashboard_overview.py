@@ -31,8 +31,8 @@ from sqlmodel import Session
 
 from bench import server_load
 from nps_edge.story import Story, generate, scenario_events, site_names
-from server.db import make_engine, upgrade
-from server.tokens import create_token
+from server.db.engine import make_engine, upgrade
+from server.identity.tokens import create_token
 from tests.conftest import CHROMIUM_ARGS  # the flags the browser tests use
 
 READY = """() => {

@@ -4,7 +4,7 @@
 
 Wall-clock rates on a shared machine move by tens of percent between runs;
 instruction counts do not (the same code and data give the same count to
-within about 1 %). A child Python runs `server.ingest.ingest_batch` in
+within about 1 %). A child Python runs `server.ingest.batch.ingest_batch` in
 process on 1,000-event batches (the `bench.server_load` ones) under
 `valgrind --tool=callgrind`, once with 1 timed batch and once with 4; the
 difference over 3 is one batch. The reference, counted the same way: a bare
@@ -30,8 +30,8 @@ CHILD = r"""
 import gc, sys, tempfile
 from bench.server_load import COLUMNS, Fleet, events, ingest_batches
 from server.app import GC_THRESHOLDS
-from server.db import make_engine, upgrade
-from server.ingest import ingest_batch
+from server.db.engine import make_engine, upgrade
+from server.ingest.batch import ingest_batch
 from server.settings import Settings
 from sqlalchemy import text
 

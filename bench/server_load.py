@@ -5,7 +5,7 @@
     .venv/bin/python -m bench.server_load --events 200000 --db sqlite
 
 The raw rows are bulk-loaded (executemany / COPY) and the rollups are built in SQL from
-them; a sample day is then checked against `server.rollups.aggregate`, the Python
+them; a sample day is then checked against `server.analytics.rollups.aggregate`, the Python
 reference the tests hold ingest's SQL (`rollups.rollup_sql`) to, so the loaded rollups
 are the ones ingest would have written. Ingest is timed after a warm-up, in three rounds
 of `--ingest-batches` batches, each followed by its reference (a bare INSERT of as many
@@ -40,11 +40,12 @@ from sqlmodel import Session
 
 from contract.nps import category
 from nps_edge.broker import free_port
-from server import health, rollups
-from server.db import make_engine, upgrade
-from server.prepare import fact
-from server.rollup_tables import ROLLUP_TABLES
-from server.tokens import create_token
+from server.analytics import rollups
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.db.engine import make_engine, upgrade
+from server.identity.tokens import create_token
+from server.ingest import health
+from server.ingest.prepare import fact
 
 WARM_UP = 20  # ingest batches before timing: each worker's first requests fill its caches
 ROUNDS = 3  # timed ingest rounds; the median is reported

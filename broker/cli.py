@@ -43,8 +43,8 @@ def registry_logins(url: str, site: str) -> tuple[list[Login], int]:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import Session
 
-    from server.db import make_engine
-    from server.registry import list_devices
+    from server.db.engine import make_engine
+    from server.identity.registry import list_devices
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -95,7 +95,7 @@ def write_config(
     certs: Path | None = None,
 ) -> list[str]:
     """Write the four files; returns the lines to tell the user (one per file, then how to run)."""
-    from server.registry import mosquitto_hash
+    from server.identity.registry import mosquitto_hash
 
     gateway_username(site)  # checks the site's pattern before anything is read or made
     out = out.expanduser().resolve()

@@ -21,7 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.protocol import IngestRequest, PresenceRequest
-from server import db
+from server.alerts.watch import OfflineWatch
+from server.alerts.webhooks import WebhookSender
 from server.api import (
     alerts,
     devices,
@@ -37,13 +38,12 @@ from server.api import (
 from server.api.login_limit import TableLimiter
 from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
-from server.events import Bus
+from server.db import engine as db
+from server.ingest.validation import NulInText
 from server.metrics import REQUESTS_REFUSED
-from server.relay import Relay
+from server.realtime.bus import Bus
+from server.realtime.relay import Relay
 from server.settings import Settings
-from server.validation import NulInText
-from server.watch import OfflineWatch
-from server.webhooks import WebhookSender
 
 log = logging.getLogger("nps_edge.server")
 
@@ -166,7 +166,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or db.make_engine(settings.db)
-    db.upgrade(engine)
+    db.require_current(engine)  # migrated once by `nps-edge server` or `nps-edge db upgrade`
 
     sender = WebhookSender(
         engine, urls=settings.webhook_urls, secret=settings.webhook_secret,

@@ -1,4 +1,10 @@
-"""`nps-edge server`, `nps-edge token create|list|revoke`, `nps-edge device add|list|revoke`.
+"""`nps-edge server`, `nps-edge db upgrade`, `nps-edge token create|list|revoke`,
+`nps-edge device add|list|revoke`.
+
+Migrations run once per start of `server` (before its workers) and on `db upgrade`;
+the app itself only checks the schema is current. The identity commands, one-shot
+and often run before the first `server` start (README's setup, the demo), bring a
+database to the current schema as they open it.
 
 Library errors become one clear line on stderr: exit 2 for input the caller can
 correct (a bad role, site or id, a duplicate, an unknown name), 1 when the
@@ -48,19 +54,15 @@ def server(
     """Run the API and the dashboard."""
     import uvicorn
 
-    from server.db import make_engine, upgrade
-
+    # Workers get their settings through the environment, on purpose: with workers > 1
+    # uvicorn spawns fresh processes that import "server.app:app_from_env" by name and
+    # call it with no arguments (a factory cannot be handed an object across spawn),
+    # so NPS_EDGE_* is the one channel that reaches them; Settings reads it back.
     for name, value in (("DB", db), ("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"NPS_EDGE_{name}"] = str(value)
     settings = Settings()
-    try:
-        engine = make_engine(settings.db)
-        upgrade(engine)  # once, before any worker starts
-        engine.dispose()
-    except SQLAlchemyError as err:
-        typer.echo(f"nps-edge server: cannot open the database {settings.db!r}: {err}", err=True)
-        raise typer.Exit(1) from None
+    _upgrade("server", settings.db)  # once, before any worker starts
     with ExitStack() as stack:
         if settings.workers > 1:  # each worker's live stream shows every worker's events
             relay = stack.enter_context(tempfile.TemporaryDirectory(prefix="nps-edge-relay-"))
@@ -78,10 +80,32 @@ def server(
         )
 
 
+def _upgrade(command: str, url: str) -> None:
+    """Bring the database at `url` to the migrations' head; errors become exit 1."""
+    from server.db.engine import make_engine, upgrade
+
+    try:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    except SQLAlchemyError as err:
+        shown = make_url(url).render_as_string(hide_password=True)
+        typer.echo(f"nps-edge {command}: cannot open the database {shown!r}: {err}", err=True)
+        raise typer.Exit(1) from None
+
+
+def db_upgrade(db: DbOption = None) -> None:
+    """Bring the database to the current schema (Alembic `upgrade head`); safe to rerun."""
+    _upgrade("db upgrade", db or Settings().db)
+    typer.echo("database at the current schema", err=True)
+
+
 @contextmanager
 def _database(command: str, db: str | None) -> Iterator[Session]:
     """A session on the migrated database; library errors turned into exit codes."""
-    from server.db import make_engine, upgrade
+    from server.db.engine import make_engine, upgrade
 
     url = db or Settings().db
     try:
@@ -134,7 +158,7 @@ def token_create(
     db: DbOption = None,
 ) -> None:
     """Print a new token, and nothing else, on stdout."""
-    from server.tokens import create_token
+    from server.identity.tokens import create_token
 
     with _database("token create", db) as session:
         secret = create_token(session, name=name, role=role, site=site)
@@ -143,8 +167,8 @@ def token_create(
 
 def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Every token's name, role, site, creation, last use and revocation; never the secret."""
+    from server.identity.tokens import list_tokens
     from server.models.auth import TokenPublic
-    from server.tokens import list_tokens
 
     with _database("token list", db) as session:
         rows = [TokenPublic.model_validate(t, from_attributes=True) for t in list_tokens(session)]
@@ -175,7 +199,7 @@ def token_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke the live tokens of that name; refused from the next request on."""
-    from server.tokens import revoke_token
+    from server.identity.tokens import revoke_token
 
     with _database("token revoke", db) as session:
         n = len(revoke_token(session, name=name))
@@ -197,7 +221,7 @@ def device_add(
     db: DbOption = None,
 ) -> None:
     """Register a device; print one JSON line with its broker login, shown only this once."""
-    from server.registry import add_device
+    from server.identity.registry import add_device
 
     with _database("device add", db) as session:
         row, password = add_device(session, site=site, device_id=device_id)
@@ -213,8 +237,8 @@ def device_list(
     as_json: JsonOption = False,
 ) -> None:
     """The registered devices (revoked ones too); never the password hash."""
+    from server.identity.registry import list_devices
     from server.models.registry import RegisteredDevicePublic
-    from server.registry import list_devices
 
     with _database("device list", db) as session:
         rows = [
@@ -239,7 +263,7 @@ def device_revoke(
 ) -> None:
     """Revoke a device: its events are rejected at once; the broker refuses it once its
     config is written again (`nps-edge broker config`) and reloaded."""
-    from server.registry import revoke_device
+    from server.identity.registry import revoke_device
 
     with _database("device revoke", db) as session:
         row = revoke_device(session, device_id=device_id)
@@ -257,6 +281,11 @@ def register(app: typer.Typer) -> None:
         token_revoke
     )
     app.add_typer(token, name="token")
+    database = typer.Typer(help="The server's database.", no_args_is_help=True)
+    database.command("upgrade", help="Bring the database to the current schema (migrations).")(
+        db_upgrade
+    )
+    app.add_typer(database, name="db")
     device = typer.Typer(help="The device registry.", no_args_is_help=True)
     device.command("add", help="Register a device; prints one JSON line with its login.")(
         device_add

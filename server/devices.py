@@ -10,14 +10,13 @@ from sqlmodel import Session, SQLModel
 
 from contract.nps import nps
 from contract.protocol import PresenceRequest
-from server import binding
-from server.db import write_session
+from server.db.engine import write_session
+from server.db.sql import table_of
+from server.ingest import binding
 from server.metrics import PRESENCE_IGNORED
 from server.models import Device, Feedback, Presence, Telemetry
 from server.schemas import DeviceDetail, DeviceRow, Gaps
 from server.settings import Settings
-from server.sql import table_of
-from server.validation import reason_class
 
 D = table_of(Device).c
 
@@ -89,7 +88,7 @@ def gaps(session: Session, *, device: str) -> Gaps | None:
 
 
 class PresenceIgnored(SQLModel):
-    """A presence update another site's gateway sent, ignored (`server.binding`)."""
+    """A presence update another site's gateway sent, ignored (`server.ingest.binding`)."""
 
     index: int
     device: str
@@ -120,12 +119,12 @@ def record_presence(
             known = binding.lookup(session, (u.device for u in request.updates))
             kept = []
             for i, u in updates:
-                reason = binding.refusal(u.device, None, site=site, known=known)
-                if reason is None:
+                why = binding.refusal(u.device, None, site=site, known=known)
+                if why is None:
                     kept.append((i, u))
                 else:
-                    ignored.append(PresenceIgnored(index=i, device=u.device, error=reason))
-                    PRESENCE_IGNORED.labels(reason=reason_class(reason)).inc()
+                    ignored.append(PresenceIgnored(index=i, device=u.device, error=why.reason))
+                    PRESENCE_IGNORED.labels(reason=why.field).inc()
             updates = kept
         if updates:
             session.execute(

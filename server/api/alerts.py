@@ -10,12 +10,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from server.alerts.cases import deliveries, get_alert, list_alerts, update_alert
 from server.api.deps import AdminDep, Caller, OperatorDep, SessionDep, ViewerDep
 from server.api.scope import check_site, site_for
-from server.events import Bus
 from server.models.alerts import KINDS, AlertPublic
+from server.realtime.bus import Bus
 from server.schemas import ALERT_EXAMPLE, Message, example
-from server.workflow import deliveries, get_alert, list_alerts, update_alert
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 ERRORS: dict[int | str, dict[str, Any]] = {

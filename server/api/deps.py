@@ -12,10 +12,10 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from server.analytics import Filters
+from server.analytics.figures import Filters
+from server.identity.tokens import PEOPLE, find_token, session_token, touch_token
 from server.models import Token
 from server.settings import Settings
-from server.tokens import PEOPLE, find_token, session_token, touch_token
 
 COOKIE = "nps_session"
 bearer = HTTPBearer(auto_error=False, description="A gateway, viewer, operator or admin token")

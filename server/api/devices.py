@@ -12,10 +12,10 @@ from sqlmodel import Session
 from contract.protocol import DEVICE_ID_PATTERN
 from server.api.deps import Caller, SessionDep, SettingsDep, ViewerDep
 from server.api.scope import check_site, site_for
+from server.db.sql import table_of
 from server.devices import device_detail, gaps, list_devices
 from server.models import Device, Telemetry
 from server.schemas import DeviceDetail, DeviceRow, Gaps, Message
-from server.sql import table_of
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 ERRORS: dict[int | str, dict[str, Any]] = {

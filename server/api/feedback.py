@@ -13,14 +13,14 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, select
 from sqlmodel import Session
 
-from server import rollups
-from server.analytics import Filters
+from server.analytics import rollups
+from server.analytics.figures import Filters
 from server.api.deps import SessionDep, ViewerDep
 from server.api.scope import ScopedFiltersDep
+from server.db.sql import table_of
 from server.models import Feedback
 from server.models.events import FeedbackPublic
 from server.schemas import FEEDBACK_ITEM_EXAMPLE, Message, example
-from server.sql import table_of
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -23,10 +23,10 @@ from contract.protocol import (
 )
 from server.api.deps import Caller, GatewayDep
 from server.devices import PresenceResult, record_presence
-from server.ingest import ingest_batch
+from server.ingest.batch import ingest_batch
+from server.ingest.validation import NARROWED
 from server.metrics import INGEST_SECONDS, REQUESTS_REFUSED
 from server.schemas import Message
-from server.validation import NARROWED
 
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
 

@@ -14,9 +14,9 @@ from typing import Protocol
 from sqlalchemy import Engine, delete, select
 from sqlmodel import Session
 
-from server.db import write_session
+from server.db.engine import write_session
+from server.db.sql import table_of
 from server.models import LoginFailure
-from server.sql import table_of
 
 # Where a client holds a whole IPv6 /64 (RFC 4291 section 2.5.4: the usual subnet
 # size), counting per address would give it 2^64 fresh starts.

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from contract.nps import Tally, compare
-from server.analytics import GROUP_BY, Filters, figures, sort_groups
+from server.analytics.figures import Filters, GroupBy, figures, sort_groups
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.analytics.rollups import DAY
 from server.api.deps import SessionDep, ViewerDep
 from server.api.scope import ScopedFiltersDep
-from server.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
+from server.ingest.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
 from server.models import Device
-from server.rollup_tables import ROLLUP_TABLES
-from server.rollups import DAY
 from server.schemas import FIGURES_EXAMPLE, Figures, Group, Message, NpsAnswer, example
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
@@ -23,11 +23,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Message, "description": "the caller is limited to another site"},
     422: {"model": Message, "description": "a bad parameter"},
 }
-GroupBy = Literal[
-    "hour", "day", "week", "weekday", "site", "device", "fw", "trigger", "reason",
-    "rssi_band", "battery_band", "health",
-]  # fmt: skip
-assert set(GroupBy.__args__) == set(GROUP_BY)  # type: ignore[attr-defined]
 
 
 def answer(session: SessionDep, f: Filters, group_by: str | None) -> NpsAnswer:

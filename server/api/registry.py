@@ -1,4 +1,4 @@
-"""`/api/v1/registry/devices`: the device registry for admins (server/registry.py).
+"""`/api/v1/registry/devices`: the device registry for admins (server/identity/registry.py).
 
 Adding a device answers its broker password once; only its hash is stored. A
 site-limited admin sees, adds and revokes only its own site's devices.
@@ -13,10 +13,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
 from contract.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
-from server import registry
 from server.api.deps import AdminDep, SessionDep
 from server.api.scope import check_site, site_for
-from server.db import write_session
+from server.db.engine import write_session
+from server.identity import registry
 from server.models.registry import RegisteredDevice, RegisteredDevicePublic
 from server.schemas import Message
 

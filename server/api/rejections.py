@@ -1,7 +1,7 @@
 """`/api/v1/rejections`: events the server refused (its dead letters), newest first.
 
 With `reason_class=site` these are the events another site's gateway tried to
-deliver (server/binding.py). A site-limited person sees those its own site's
+deliver (server/ingest/binding.py). A site-limited person sees those its own site's
 gateways sent.
 """
 
@@ -15,9 +15,9 @@ from sqlalchemy import Select, func, select
 from sqlmodel import Session
 
 from server.api.deps import SessionDep, ViewerDep
+from server.db.sql import table_of
 from server.models import DeadLetter, Token
 from server.schemas import Message
-from server.sql import table_of
 
 router = APIRouter(prefix="/api/v1", tags=["rejections"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException
 
-from server.analytics import Filters
+from server.analytics.figures import Filters
 from server.api.deps import Caller, FiltersDep, SessionDep, ViewerDep
 from server.models import Device
 

@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field
 from server.api.deps import COOKIE, SessionDep, SettingsDep, ViewerDep
 from server.api.login_limit import LoginLimiter, limit_key, retry_after
 from server.api.origin import client_address, request_scheme
-from server.db import write_session, writing
+from server.db.engine import write_session, writing
+from server.identity.tokens import PEOPLE, close_session, find_token, open_session
 from server.metrics import LOGINS_FAILED, LOGINS_THROTTLED
 from server.schemas import Message
-from server.tokens import PEOPLE, close_session, find_token, open_session
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -90,7 +90,7 @@ def whoami(caller: ViewerDep) -> Who:
 def logout(request: Request, response: Response, session: SessionDep) -> dict[str, bool]:
     sid = request.cookies.get(COOKIE)
     if sid:
-        with writing(session):  # queued with other writers (server/db.py)
+        with writing(session):  # queued with other writers (server/db/engine.py)
             close_session(session, sid=sid)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return {"ok": True}

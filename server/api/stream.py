@@ -13,8 +13,8 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
 from server.api.deps import COOKIE, ViewerDep
-from server.events import Bus
-from server.tokens import find_token, session_token
+from server.identity.tokens import find_token, session_token
+from server.realtime.bus import Bus
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 KEEPALIVE_S = 15.0

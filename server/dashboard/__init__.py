@@ -5,9 +5,12 @@ modules in `static/` pick the view from the path and load their data from
 the API. A page asked for without a valid session cookie is redirected to
 `/login?next=...` here, and the API refuses data without one, so neither a
 page nor data is shown without a person's token (viewer, operator or admin;
-what each may do is decided by the API). Charts come from chart.js, installed from npm by
-the project's install step (`npm ci`, run by `make venv`) and served here
-from `node_modules`; a missing install gets a page saying how to fix it.
+what each may do is decided by the API). Charts come from chart.js, installed from
+npm by the project's install step (`npm ci`, run by `make venv`), which copies its
+one file into `vendor/` beside `static/` (git-ignored, shipped in the wheel as
+package data; not in `static/`, which holds only our own modules). It is served
+from there, so an installed server needs no repository beside it; a missing copy
+gets a page saying how to fix it.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from server.api.deps import COOKIE, SessionDep
-from server.tokens import find_session
+from server.identity.tokens import find_session
 
 STATIC = Path(__file__).resolve().parent / "static"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART_JS = Path("chart.js") / "dist" / "chart.umd.min.js"
+CHART_JS = Path("chart.js") / "dist" / "chart.umd.min.js"  # inside node_modules
+VENDORED_CHART_JS = STATIC.parent / "vendor" / CHART_JS.name  # the copy `make venv` puts here
 PAGES = ("/", "/drivers", "/fleet", "/fleet/{device}", "/alerts", "/registry")
 
 # The shell runs only our own scripts; chart.js styles canvases inline.
@@ -48,9 +52,18 @@ ASSET_PATH = re.compile(r"[A-Za-z0-9_.-]{1,64}(?:/[A-Za-z0-9_.-]{1,64}){0,7}", r
 
 
 def node_modules() -> Path:
-    """`NPS_EDGE_NODE_MODULES`, else `node_modules` at the repository root."""
+    """`NPS_EDGE_NODE_MODULES`, else `node_modules` at the repository root (where npm
+    installs; the server serves the copy in `vendor/` unless the variable is set)."""
     configured = os.environ.get("NPS_EDGE_NODE_MODULES")
     return Path(configured) if configured else REPO_ROOT / "node_modules"
+
+
+def chart_js_file() -> Path:
+    """The chart library served: from `NPS_EDGE_NODE_MODULES` when set, else the copy
+    in the package (`vendor/`)."""
+    if os.environ.get("NPS_EDGE_NODE_MODULES"):
+        return node_modules() / CHART_JS
+    return VENDORED_CHART_JS
 
 
 def _missing_assets_page(path: Path) -> HTMLResponse:
@@ -58,8 +71,10 @@ def _missing_assets_page(path: Path) -> HTMLResponse:
 <title>nps-edge: dashboard assets missing</title></head><body>
 <h1>The dashboard's browser assets are not installed</h1>
 <p>The server looked for <code>{html.escape(str(path))}</code> and did not find it.</p>
-<p>Install them with <code>npm ci</code> in <code>{html.escape(str(REPO_ROOT))}</code>
-(<code>make venv</code> does it), or point <code>NPS_EDGE_NODE_MODULES</code> at a
+<p>Install them with <code>make venv</code> in the source checkout (it runs
+<code>npm ci</code> and copies <code>{CHART_JS}</code> into
+<code>{html.escape(str(VENDORED_CHART_JS.parent))}</code>), or point
+<code>NPS_EDGE_NODE_MODULES</code> at a
 <code>node_modules</code> folder that has <code>chart.js</code>. The API under
 <code>/api/v1</code> works without them.</p></body></html>"""
     return HTMLResponse(body, status_code=503, headers={"Cache-Control": "no-store"})
@@ -78,7 +93,7 @@ def shell_html() -> str:
 
 
 def _shell() -> Response:
-    chart = node_modules() / CHART_JS
+    chart = chart_js_file()
     if not chart.is_file():
         return _missing_assets_page(chart)
     return HTMLResponse(shell_html(), headers=SECURITY_HEADERS)
@@ -104,9 +119,9 @@ def login_page() -> Response:
 
 @router.get("/ui/vendor/chart.js")
 def chart_js() -> Response:
-    chart = node_modules() / CHART_JS
+    chart = chart_js_file()
     if not chart.is_file():
-        raise HTTPException(503, f"chart.js is not installed at {chart}: run `npm ci`")
+        raise HTTPException(503, f"chart.js is not installed at {chart}: run `make venv`")
     return FileResponse(chart, media_type="text/javascript", headers=SECURITY_HEADERS)
 
 

@@ -1,7 +1,7 @@
 """Stored events: feedback with joined health, telemetry, dead letters.
 
 A feedback or telemetry row's primary key is its event `id`, the idempotency key:
-ingest stores an id once per type (server/ingest.py).
+ingest stores an id once per type (server/ingest/batch.py).
 """
 
 from __future__ import annotations

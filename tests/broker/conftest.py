@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.db import make_engine, upgrade
+from server.db.engine import make_engine, upgrade
 from tests.broker.site import Site, needs_mosquitto
 
 

@@ -26,8 +26,8 @@ from sqlmodel import Session
 
 from nps_edge.broker import Broker, BrokerError, free_port, mosquitto_binary
 from nps_edge.site_broker import start_site_broker
-from server.db import make_engine
-from server.registry import add_device
+from server.db.engine import make_engine
+from server.identity.registry import add_device
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

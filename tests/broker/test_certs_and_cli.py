@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from broker import cli
 from broker.certs import CertError, KeyPair, make_ca, make_server_cert
-from server.registry import mosquitto_hash
+from server.identity.registry import mosquitto_hash
 from tests.broker.site import Site
 
 NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)

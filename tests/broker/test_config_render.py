@@ -20,7 +20,7 @@ from broker.config import (
     render,
     render_gateway_toml,
 )
-from server.registry import mosquitto_hash
+from server.identity.registry import mosquitto_hash
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path("/etc/nps-edge/broker")

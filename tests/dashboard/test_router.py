@@ -13,8 +13,9 @@ from sqlmodel import Session
 from server.api.deps import COOKIE
 from server.app import create_app
 from server.dashboard import CHART_JS, node_modules
+from server.db.engine import make_engine, upgrade
+from server.identity.tokens import create_token, find_token, open_session
 from server.settings import Settings
-from server.tokens import create_token, find_token, open_session
 from tests.conftest import missing
 
 
@@ -22,7 +23,9 @@ from tests.conftest import missing
 def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
     """The real app on a temp SQLite file (started once), and an operator's session id."""
     db = tmp_path_factory.mktemp("dashboard-router") / "x.db"
-    app = create_app(Settings(db=f"sqlite:///{db}"))
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)  # the app does not migrate
+    app = create_app(Settings(db=f"sqlite:///{db}"), engine=engine)
     with Session(app.state.engine) as session:
         token = find_token(session, token=create_token(session, name="ops", role="operator"))
         assert token is not None

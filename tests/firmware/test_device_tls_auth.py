@@ -22,7 +22,7 @@ import pytest
 
 from broker.certs import make_ca
 from nps_edge.site_broker import reload
-from server.db import make_engine, upgrade
+from server.db.engine import make_engine, upgrade
 from tests.broker.site import Mqtt, Site, needs_mosquitto
 
 T0 = 1793000000000

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, inspect
 from sqlmodel import Session
 
 from server.app import create_app
-from server.db import make_engine, upgrade
+from server.db.engine import make_engine, upgrade
+from server.identity.tokens import create_token
 from server.settings import Settings
-from server.tokens import create_token
 from tests.conftest import POSTGRES_URL, missing
 from tests.server.factory import Api
 
@@ -73,6 +73,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     return emptied(request.getfixturevalue("postgres_shared"))
+
+
+@pytest.fixture
+def migrated_sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated SQLite file, `nps.db` in the test's temp dir: the app does not migrate."""
+    path = tmp_path / "nps.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture

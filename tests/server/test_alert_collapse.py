@@ -16,10 +16,10 @@ from sqlmodel import Session, select
 
 from nps_edge.processes import wait_until
 from server.app import create_app
-from server.ingest import ingest_batch
+from server.identity.tokens import create_token
+from server.ingest.batch import ingest_batch
 from server.models import Alert
 from server.settings import Settings
-from server.tokens import create_token
 from tests.server.factory import T0, Api, feedback
 from tests.server.live import Receiver
 

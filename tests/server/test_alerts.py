@@ -13,17 +13,17 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from nps_edge.processes import wait_until
-from server import alerts as alerting
-from server.alerts import check_offline
+from server.alerts import store as alerting
+from server.alerts.store import check_offline
+from server.alerts.watch import check_once
+from server.alerts.webhooks import HEADER, sign
 from server.app import create_app
-from server.db import write_session
-from server.events import Bus
-from server.prepare import prepare
+from server.db.engine import write_session
+from server.identity.tokens import create_token
+from server.ingest.prepare import prepare
+from server.ingest.validation import validate
+from server.realtime.bus import Bus
 from server.settings import Settings
-from server.tokens import create_token
-from server.validation import validate
-from server.watch import check_once
-from server.webhooks import HEADER, sign
 from tests.server.factory import T0, Api, feedback, telemetry
 from tests.server.live import Receiver, serve
 

@@ -18,8 +18,10 @@ from sqlmodel import Session
 
 from nps_edge.broker import free_port
 from nps_edge.processes import ProcessError, answers, wait_until
-from server.db import make_engine, upgrade
-from server.tokens import create_token
+from server.app import create_app
+from server.db.engine import SchemaNotCurrent, make_engine, upgrade
+from server.identity.tokens import create_token
+from server.settings import Settings
 from tests.server.factory import feedback, telemetry
 
 
@@ -80,12 +82,27 @@ def test_token_create_prints_only_the_token(nps_edge_bin: str, tmp_path: Path) -
 def test_every_server_command_has_help(nps_edge_bin: str) -> None:
     for args in (
         ["server"], ["token", "create"], ["token", "list"], ["token", "revoke"],
-        ["device", "add"], ["device", "list"], ["device", "revoke"],
+        ["device", "add"], ["device", "list"], ["device", "revoke"], ["db", "upgrade"],
     ):  # fmt: skip
         out = subprocess.run(
             [nps_edge_bin, *args, "--help"], capture_output=True, text=True, timeout=60
         )
         assert out.returncode == 0 and "--db" in out.stdout, args
+
+
+def test_the_app_refuses_an_unmigrated_database_until_db_upgrade(
+    nps_edge_bin: str, tmp_path: Path
+) -> None:
+    """Migrations run once, by `nps-edge server` or `nps-edge db upgrade`; the app checks."""
+    db = f"sqlite:///{tmp_path / 'nps.db'}"
+    with pytest.raises(SchemaNotCurrent, match="nps-edge db upgrade"):
+        create_app(Settings(db=db))
+    for _ in range(2):  # rerunning it changes nothing
+        done = subprocess.run(
+            [nps_edge_bin, "db", "upgrade", "--db", db], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+    assert create_app(Settings(db=db)).state.engine is not None
 
 
 @pytest.mark.slow

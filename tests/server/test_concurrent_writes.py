@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import httpx
 from sqlmodel import Session
 
 from server.app import create_app
-from server.db import make_engine
+from server.db.engine import make_engine
+from server.identity.tokens import create_token
 from server.settings import Settings
-from server.tokens import create_token
 from tests.server.factory import feedback
 from tests.server.live import serve
 
 THREADS, WRITES = 4, 15
 
 
-def test_four_alert_writers_on_a_sqlite_file_lose_nothing(tmp_path: Path) -> None:
+def test_four_alert_writers_on_a_sqlite_file_lose_nothing(migrated_sqlite_url: str) -> None:
     """4 threads x 15 workflow steps (ack, assign, comment, close) through real HTTP."""
-    url = f"sqlite:///{tmp_path / 'nps.db'}"
+    url = migrated_sqlite_url
     engine = make_engine(url)
     app = create_app(Settings(db=url), engine=engine)
     with Session(engine) as session:
@@ -72,9 +71,9 @@ def test_four_alert_writers_on_a_sqlite_file_lose_nothing(tmp_path: Path) -> Non
     assert comments == THREADS * per_writer
 
 
-def test_four_people_logging_in_and_out_at_once_all_get_in(tmp_path: Path) -> None:
+def test_four_people_logging_in_and_out_at_once_all_get_in(migrated_sqlite_url: str) -> None:
     """4 threads x 15 rounds of login, whoami, logout: each a write on a SQLite file."""
-    url = f"sqlite:///{tmp_path / 'nps.db'}"
+    url = migrated_sqlite_url
     engine = make_engine(url)
     app = create_app(Settings(db=url), engine=engine)
     with Session(engine) as session:

@@ -14,11 +14,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from contract.protocol import MAX_BODY_BYTES
-from server import ingest
-from server.db import write_session
+from server.db.engine import write_session
+from server.db.sql import insert_all_new, table_of
+from server.ingest import batch as ingest
 from server.models import DeadLetter, Feedback, Telemetry
 from server.settings import Settings
-from server.sql import insert_all_new, table_of
 from tests.server.factory import T0, Api, feedback, telemetry
 
 # (mutation, field the error must name): one per rule of the contract.
@@ -248,9 +248,9 @@ def test_time_rebuilt_from_boot_anchor_and_rx_ts(api: Api) -> None:
 
 def test_a_worse_anchor_never_replaces_a_better_one_in_sql(api: Api, engine: Engine) -> None:
     """The boot upsert applies timebase.merge in SQL, for writers racing on one boot."""
-    from server.ingest import _merge_boot
+    from server.db.sql import table_of, upsert
+    from server.ingest.batch import _merge_boot
     from server.models import BootRecord
-    from server.sql import table_of, upsert
 
     api.ingest([feedback(seq=1, boot=4, up_ms=5_000, ts=T0)])  # exact: start = T0 - 5
     row = {"device": "nps-aaa111", "boot": 4, "errors_max": 0}
@@ -337,9 +337,9 @@ def test_health_join_and_alerts_do_not_depend_on_batching(api: Api, engine: Engi
 def test_every_rollup_table_equals_the_python_reference(api: Api, engine: Engine) -> None:
     """What ingest adds in SQL (rollups.rollup_sql) equals rollups.aggregate over the rows
     stored, table by table, for answers spread over days, hours and dimensions."""
-    from server import rollups
-    from server.prepare import fact
-    from server.rollup_tables import ROLLUP_TABLES
+    from server.analytics import rollups
+    from server.analytics.rollup_tables import ROLLUP_TABLES
+    from server.ingest.prepare import fact
 
     rng = random.Random(5)
     events = [

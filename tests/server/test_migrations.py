@@ -8,9 +8,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
+import server.analytics.rollup_tables  # noqa: F401
 import server.models  # noqa: F401
-import server.rollup_tables  # noqa: F401
-from server.db import downgrade, make_engine, upgrade
+from server.db.engine import downgrade, make_engine, upgrade
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

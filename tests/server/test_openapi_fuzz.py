@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import shutil
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -25,9 +26,9 @@ from hypothesis import strategies as st
 from sqlmodel import Session
 
 from server.app import create_app
-from server.db import make_engine
+from server.db.engine import make_engine
+from server.identity.tokens import ROLES, create_token
 from server.settings import Settings
-from server.tokens import ROLES, create_token
 from tests.server.conftest import emptied
 from tests.server.factory import T0, feedback
 
@@ -55,7 +56,9 @@ def fuzzed_app(
 ) -> Iterator[FastAPI]:
     """The app on a SQLite file, then on PostgreSQL (which refuses NUL in text)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'nps.db'}"
+        path = tmp_path_factory.mktemp("fuzz") / "nps.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
     else:
         url = emptied(request.getfixturevalue("postgres_shared"))
     engine = make_engine(url)

@@ -37,7 +37,7 @@ def test_errors_are_json_with_a_message(api: Api) -> None:
 
 def test_an_unreachable_database_is_503_so_gateways_retry(api: Api) -> None:
     from nps_edge.broker import free_port
-    from server.db import make_engine
+    from server.db.engine import make_engine
 
     app = api.client.app
     good = app.state.engine  # type: ignore[attr-defined]

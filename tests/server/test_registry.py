@@ -14,8 +14,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlmodel import Session
 
 from nps_edge.broker import free_port, mosquitto_binary, terminate, wait_for_port
-from server.db import make_engine, upgrade
-from server.registry import (
+from server.db.engine import make_engine, upgrade
+from server.identity.registry import (
     BadDeviceId,
     BadSite,
     DeviceExists,

@@ -1,4 +1,4 @@
-"""server.relay: workers' live streams joined over UNIX datagram sockets."""
+"""server.realtime.relay: workers' live streams joined over UNIX datagram sockets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 from server.metrics import RELAY_DROPPED
-from server.relay import CHUNK_BYTES, Item, Relay
+from server.realtime.relay import CHUNK_BYTES, Item, Relay
 
 
 def _items(n: int) -> list[Item]:

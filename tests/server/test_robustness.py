@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
-from server.db import make_engine, upgrade
+from server.db.engine import make_engine, upgrade
 from tests.server.factory import T0, feedback
 
 DEEP = b"[" * 5000 + b"]" * 5000

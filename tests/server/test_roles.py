@@ -15,9 +15,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from server.api import stream
+from server.identity.registry import mosquitto_hash
+from server.identity.tokens import create_token, revoke_token
 from server.models import RegisteredDevice
-from server.registry import mosquitto_hash
-from server.tokens import create_token, revoke_token
 from tests.server.factory import Api, feedback, telemetry
 from tests.server.live import serve
 

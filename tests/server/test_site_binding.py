@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from server import ingest
+from server.identity.registry import add_device, revoke_device
+from server.identity.tokens import create_token, digest, revoke_token
+from server.ingest import batch as ingest
 from server.metrics import EVENTS_REJECTED, PRESENCE_IGNORED
 from server.models import DeadLetter, Device, Token
-from server.registry import add_device, revoke_device
 from server.settings import Settings
-from server.tokens import create_token, digest, revoke_token
 from tests.server.factory import T0, Api, feedback, telemetry
 
 X, Y = "store-1", "store-2"  # gw-1 (the `api` fixture's gateway token) is of store-1

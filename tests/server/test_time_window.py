@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from server import timebase
+from server.ingest import timebase
 from server.models import Feedback
 from tests.server.factory import T0, Api, feedback
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import given, settings
 
-from server.validation import validate
+from server.ingest.validation import validate
 from tests.common.test_protocol_rules import (
     FIELDS,
     contract_accepts,

@@ -4,7 +4,6 @@ from another site, the Secure cookie over HTTPS, and guessing tokens at the logi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -16,10 +15,10 @@ from sqlmodel import Session
 from server.api.deps import COOKIE
 from server.api.login_limit import TableLimiter, limit_key
 from server.app import create_app
-from server.db import make_engine
+from server.db.engine import make_engine
+from server.identity.tokens import create_token
 from server.models import LoginFailure
 from server.settings import Settings
-from server.tokens import create_token
 from tests.server.factory import feedback
 
 ORIGIN = "http://testserver"
@@ -28,8 +27,8 @@ PROXY = "10.0.0.2"
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[FastAPI]:
-    settings = Settings(db=f"sqlite:///{tmp_path / 'nps.db'}", trusted_proxies=[PROXY])
+def app(migrated_sqlite_url: str) -> Iterator[FastAPI]:
+    settings = Settings(db=migrated_sqlite_url, trusted_proxies=[PROXY])
     engine = make_engine(settings.db)
     yield create_app(settings, engine=engine)
     engine.dispose()
@@ -188,8 +187,8 @@ def test_the_cookie_is_secure_when_the_browser_came_over_https(
     assert "Secure" not in spoofed
 
 
-def test_cookie_secure_setting_marks_it_secure_over_plain_http(tmp_path: Path) -> None:
-    settings = Settings(db=f"sqlite:///{tmp_path / 'nps.db'}", cookie_secure=True)
+def test_cookie_secure_setting_marks_it_secure_over_plain_http(migrated_sqlite_url: str) -> None:
+    settings = Settings(db=migrated_sqlite_url, cookie_secure=True)
     app = create_app(settings)
     with Session(app.state.engine) as session:
         tok = create_token(session, name="alice", role="operator")

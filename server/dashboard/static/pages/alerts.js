@@ -18,7 +18,7 @@ const KIND = { detractor: "Detractor", site_nps: "Site NPS below threshold", off
 
 let onLive = null;
 
-/** The alert's detail in one line of words (server/alerts.py fills it per kind). */
+/** The alert's detail in one line of words (server/alerts/store.py fills it per kind). */
 function detailText(kind, detail) {
   if (!detail || typeof detail !== "object") return "";
   const parts = [];

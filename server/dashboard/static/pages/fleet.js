@@ -85,7 +85,7 @@ function loadRejections() {
   return api("/rejections", { query: { reason_class: "site", limit: REJECTIONS_SHOWN } });
 }
 
-/** Events a gateway delivered for another site's device (server/binding.py): refused, kept. */
+/** Events a gateway delivered for another site's device (server/ingest/binding.py): refused, kept. */
 function drawRejections(body, data) {
   const items = data.items.map(
     (r) => html`<li><time datetime="${isoTime(r.received_at)}" title="${isoTime(r.received_at)}">${ago(r.received_at)}</time>

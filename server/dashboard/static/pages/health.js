@@ -1,5 +1,5 @@
 // How a device's health reads in words, next to its number (never colour alone).
-// The bands mirror the server's (server/health.py), so the fleet table and the
+// The bands mirror the server's (server/ingest/health.py), so the fleet table and the
 // health drivers page use the same words.
 
 import { DASH, count, html } from "../format.js";

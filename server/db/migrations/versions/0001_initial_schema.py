@@ -16,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 
-# The rollup cuboids as of this revision (server/rollups.py); frozen here on purpose:
+# The rollup cuboids as of this revision (server/analytics/rollups.py); frozen here on purpose:
 # a later change to the cuboids gets its own migration.
 CUBOIDS = {
     "fleet": (),

@@ -7,7 +7,7 @@ Create Date: 2026-11-27 21:30:00
 Every accepted event already has a row under its id in `feedback` or
 `telemetry` (each with `id` as primary key, and device and seq), so the
 `event` table repeated a thousand index entries per batch. Gaps are read from
-the two tables; ingest detects a resent id by its key (server/ingest.py).
+the two tables; ingest detects a resent id by its key (server/ingest/batch.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Create Date: 2026-11-27 21:50:00
 
 A rollup row is updated by every batch that counts into its bucket while the
 bucket is current; with full pages each update also adds an entry to the
-table's wide key index. `fillfactor` (server/rollups.py, FILLFACTOR) applies
+table's wide key index. `fillfactor` (server/analytics/rollups.py, FILLFACTOR) applies
 to pages written from now on. SQLite has no such setting.
 """
 
@@ -19,7 +19,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-# The rollup tables as of this revision (server/rollups.py), frozen here on purpose.
+# The rollup tables as of this revision (server/analytics/rollups.py), frozen here on purpose.
 CUBOIDS = (
     "fleet", "by_rssi_band", "by_battery_band", "by_health", "by_fw", "by_trigger",
     "by_reason", "site", "device", "mix", "slice", "bands", "full",

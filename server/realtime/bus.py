@@ -3,7 +3,7 @@
 Ingest runs in worker threads; subscribers are asyncio queues, so publishing
 hops onto each subscriber's loop with `call_soon_threadsafe`. With several
 server workers, what one publishes reaches the others' subscribers through
-`server.relay`.
+`server.realtime.relay`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.models.events import FeedbackPublic
-from server.relay import Item, Relay
+from server.realtime.relay import Item, Relay
 
 QUEUE_MAX = 1000
 
@@ -31,7 +31,7 @@ def feedback_item(row: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass
 class Bus:
     webhook: Callable[[dict[str, Any]], None] | None = None
-    relay: Relay | None = None  # the other workers' streams (`server.relay`), if any
+    relay: Relay | None = None  # the other workers' streams (`server.realtime.relay`), if any
     _subs: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Item]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from contract.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
+from server.db.sql import table_of
 from server.models import RegisteredDevice
-from server.sql import table_of
 
 REGISTERED = table_of(RegisteredDevice).c
 DEVICE_RE = re.compile(DEVICE_ID_PATTERN)

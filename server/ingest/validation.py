@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pydantic import (
 from contract.protocol import (
     MAX_BATCH_EVENTS,
     Ctx,
+    ForwardedEvent,
     ForwardedFeedback,
     ForwardedTelemetry,
     IngestRequest,
@@ -30,10 +30,11 @@ from contract.protocol import (
     PresenceRequest,
     PresenceUpdate,
     Seq,
+    describe,
     parse_event,
 )
+from server.ingest.timebase import plausible_rx_ts, plausible_ts
 from server.metrics import IMPLAUSIBLE_TS
-from server.timebase import plausible_rx_ts, plausible_ts
 
 Forwarded = ForwardedFeedback | ForwardedTelemetry
 
@@ -45,18 +46,30 @@ KNOWN_FIELDS = {
     "battery_mv", "rssi", "heap_free", "heap_min", "uptime_s", "temp_c",
     "outbox_depth", "reset_cause", "errors",
 }  # fmt: skip
-_WORD = re.compile(r"[a-z_]+")
 
 
-def reason_class(error: str) -> str:
-    """A bounded label for the rejection counter: the field at fault, else 'shape'."""
-    head = error.split(":", 1)[0].split(".", 1)[0].strip()
-    if head in KNOWN_FIELDS:
-        return head
-    for word in _WORD.findall(error[:40]):
-        if word in KNOWN_FIELDS:
-            return word
-    return "shape"
+def field_label(loc: Sequence[int | str], msg: str = "") -> str:
+    """A bounded label for the rejection counter, read from a pydantic error's `loc`:
+    the top-level field at fault (the discriminator tag dropped), else 'shape'.
+
+    A model-level rule (`loc` names no field) states its field first, by the
+    convention of every model validator here and in the contract ("id must...",
+    "fw: must not contain NUL"): that first word is taken when it is a field."""
+    path = [p for p in loc if p not in ("feedback", "telemetry")]
+    if path:
+        head = str(path[0])
+    else:
+        words = msg.removeprefix("Value error, ").split(" ", 1)
+        head = words[0].split(":", 1)[0].split(".", 1)[0]
+    return head if head in KNOWN_FIELDS else "shape"
+
+
+class EventRejected(InvalidEvent):
+    """An event storage does not take; `str()` is the reason, `field` its counter label."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(reason)
+        self.field = field
 
 
 INT_MAX = 2**53 - 1  # the largest integer a JSON number (a double) holds exactly
@@ -193,6 +206,8 @@ NARROWED: dict[type[BaseModel], type[BaseModel]] = {
 _STORED = TypeAdapter(
     Annotated[StoredFeedback | StoredTelemetry, Field(discriminator="type")]
 ).validator
+# The contract alone, to tell its reason (and field) from a storage bound's.
+_CONTRACT = TypeAdapter(ForwardedEvent).validator
 
 
 def _storage_reason(err: ValidationError) -> str:
@@ -209,13 +224,29 @@ def _storage_reason(err: ValidationError) -> str:
 
 
 def judge(obj: Any) -> Forwarded:
-    """One forwarded event as storage takes it, or InvalidEvent naming the field at fault:
-    the contract's reason when the contract rejects it, else the storage bound."""
+    """One forwarded event as storage takes it, or EventRejected naming the field at
+    fault: the contract's reason when the contract rejects it, else the storage bound."""
     try:
         return _STORED.validate_python(obj)
     except ValidationError as err:
-        parse_event(obj, forwarded=True)
-        raise InvalidEvent(_storage_reason(err)) from None
+        stored = err
+    if not isinstance(obj, dict):
+        parse_event(obj, forwarded=True)  # raises the contract's reason
+    if obj.get("type") not in ("feedback", "telemetry"):
+        try:
+            parse_event(obj, forwarded=True)
+        except InvalidEvent as err:
+            raise EventRejected(str(err), "type") from None
+    try:
+        _CONTRACT.validate_python(obj)
+    except ValidationError as err:
+        raise EventRejected(describe(err), _first_field(err)) from None
+    raise EventRejected(_storage_reason(stored), _first_field(stored))
+
+
+def _first_field(err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    return field_label(first["loc"], first["msg"])
 
 
 def _in_window(ev: Forwarded, now: float) -> Forwarded:
@@ -234,6 +265,7 @@ class Rejected:
     id: str | None
     error: str
     payload: Any
+    field: str  # the counters' label: the field at fault, `shape`, `site` or `device`
 
 
 def validate(
@@ -256,7 +288,8 @@ def validate(
         except InvalidEvent as err:
             raw_id = obj.get("id") if isinstance(obj, dict) else None
             raw_id = storable(raw_id) if isinstance(raw_id, str) else None
-            bad.append(Rejected(i, raw_id, storable(str(err)), obj))
+            field = err.field if isinstance(err, EventRejected) else "shape"
+            bad.append(Rejected(i, raw_id, storable(str(err)), obj, field))
             continue
         if ev.id in seen:
             repeats += 1

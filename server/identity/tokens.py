@@ -21,9 +21,9 @@ from sqlalchemy import Engine, or_, select, update
 from sqlmodel import Session
 
 from contract.protocol import SITE_PATTERN
-from server.db import write_session
+from server.db.engine import write_session
+from server.db.sql import table_of
 from server.models import LoginSession, Token
-from server.sql import table_of
 
 ROLES = ("gateway", "viewer", "operator", "admin")
 PEOPLE = ("viewer", "operator", "admin")

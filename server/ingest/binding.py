@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import literal, select, union_all
 from sqlmodel import Session
 
+from server.db.sql import table_of
 from server.models import Device, RegisteredDevice
-from server.sql import table_of
 
 REG = table_of(RegisteredDevice).c
 DEV = table_of(Device).c
@@ -56,22 +57,33 @@ def lookup(session: Session, devices: Iterable[str]) -> Known:
     return known
 
 
-def refusal(device: str, claimed: str | None, *, site: str, known: Known) -> str | None:
+class Refusal(NamedTuple):
+    """Why an event or a presence update is refused: `field` labels the counters."""
+
+    field: str  # "site" or "device"
+    reason: str
+
+
+def refusal(device: str, claimed: str | None, *, site: str, known: Known) -> Refusal | None:
     """Why `site`'s gateway may not deliver this device's event (None: it may).
 
     `claimed` is the event's own `site` field (None for presence, which has none).
     """
     mine = f"{site} (this gateway's site)"
     if device in known.revoked:
-        return f"device: revoked ({device} was revoked from the device registry)"
+        return Refusal("device", f"device: revoked ({device} was revoked from the device registry)")
     registered = known.registered.get(device)
     if registered is not None:
         if registered != site:
-            return f"site: device {device} is registered to site {registered}, not {mine}"
+            return Refusal(
+                "site", f"site: device {device} is registered to site {registered}, not {mine}"
+            )
     else:
         first = known.seen.get(device)
         if first is not None and first != site:
-            return f"site: device {device} was first seen through site {first}, not {mine}"
+            return Refusal(
+                "site", f"site: device {device} was first seen through site {first}, not {mine}"
+            )
     if claimed is not None and claimed != site:
-        return f"site: event says site {claimed}, not {mine}"
+        return Refusal("site", f"site: event says site {claimed}, not {mine}")
     return None

@@ -1,7 +1,7 @@
 """Ingest: judge each event alone, store each id once, time it, join health, roll up, alert.
 
 `ingest_batch` is the one call behind `POST /api/v1/ingest`. It works out the
-batch's rows (`server.prepare`; on SQLite from a read snapshot, before the write
+batch's rows (`server.ingest.prepare`; on SQLite from a read snapshot, before the write
 lock), then writes them in one transaction (all of a batch's good events, or
 none) that starts with the feedback and telemetry rows, whose primary key is
 the event id, and returns what the route answers plus what happened (new
@@ -28,16 +28,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from contract.protocol import ForwardedFeedback, ForwardedTelemetry, Rejection
-from server import alerts as alerting
-from server import binding, rollups
-from server.db import write_session
-from server.join import FeedbackRow
-from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
-from server.models import BootRecord, DeadLetter, Device, Feedback, Telemetry
-from server.prepare import Prepared, prepare
-from server.rollup_tables import ROLLUP_TABLES
-from server.settings import Settings
-from server.sql import (
+from server.alerts import store as alerting
+from server.analytics import rollups
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.db.engine import write_session
+from server.db.sql import (
     case_when,
     greater,
     insert_all_new,
@@ -46,7 +41,13 @@ from server.sql import (
     through_stage,
     upsert,
 )
-from server.validation import Forwarded, Rejected, reason_class, validate
+from server.ingest import binding
+from server.ingest.join import FeedbackRow
+from server.ingest.prepare import Prepared, prepare
+from server.ingest.validation import Forwarded, Rejected, validate
+from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
+from server.models import BootRecord, DeadLetter, Device, Feedback, Telemetry
+from server.settings import Settings
 
 
 @dataclass
@@ -71,7 +72,7 @@ def ingest_batch(
     now: float | None = None,
 ) -> Outcome:
     """`site` is the gateway token's site: events another site's gateway owns are
-    rejected (`server.binding`). None only for trusted in-process callers (benchmarks)."""
+    rejected (`server.ingest.binding`). None only for trusted in-process callers (benchmarks)."""
     now = time.time() if now is None else now
     good, bad, repeats = validate(events, now=now)
     out = Outcome(rejected=bad, duplicates=repeats)
@@ -110,7 +111,7 @@ def ingest_batch(
                 table_of(DeadLetter).insert(),
                 [
                     {"gateway": gateway, "index": r.index, "event_id": r.id,
-                     "reason_class": reason_class(r.error), "error": r.error,
+                     "reason_class": r.field, "error": r.error,
                      "payload": json.dumps(r.payload, default=str)[:4096], "received_at": now}
                     for r in bad
                 ],
@@ -119,7 +120,7 @@ def ingest_batch(
     EVENTS_ACCEPTED.inc(out.accepted)
     EVENTS_DUPLICATE.inc(out.duplicates)
     for r in bad:
-        EVENTS_REJECTED.labels(reason=reason_class(r.error)).inc()
+        EVENTS_REJECTED.labels(reason=r.field).inc()
     return out
 
 
@@ -132,7 +133,7 @@ def _bound_to(
     site: str | None,
     only: set[str] | None = None,
 ) -> tuple[list[Forwarded], set[str]]:
-    """The events `site`'s gateway may deliver (`server.binding`), and the devices of
+    """The events `site`'s gateway may deliver (`server.ingest.binding`), and the devices of
     those that nothing binds yet; the others are added to `bad` with their reason.
     `only` limits the check to those devices. One query for the whole batch."""
     if site is None or not events:
@@ -140,7 +141,7 @@ def _bound_to(
     devices = {ev.device for ev in events} if only is None else only
     known = binding.lookup(session, devices)
     kept: list[Forwarded] = []
-    refused: dict[str, str] = {}
+    refused: dict[str, binding.Refusal] = {}
     for ev in events:
         reason = None
         if ev.device in devices:
@@ -153,9 +154,9 @@ def _bound_to(
         # Good events keep no batch index: find each refused id's first place in the body.
         for i, obj in enumerate(raw):
             key = obj.get("id") if isinstance(obj, dict) else None
-            reason = refused.pop(key, None) if isinstance(key, str) else None
-            if reason is not None:
-                bad.append(Rejected(i, key, reason, obj))
+            why = refused.pop(key, None) if isinstance(key, str) else None
+            if why is not None:
+                bad.append(Rejected(i, key, why.reason, obj, why.field))
         bad.sort(key=attrgetter("index"))
     return kept, {d for d in devices if not known.bound(d)}
 

@@ -9,9 +9,9 @@ import time
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.alerts import check_offline
-from server.db import write_session
-from server.events import Bus
+from server.alerts.store import check_offline
+from server.db.engine import write_session
+from server.realtime.bus import Bus
 from server.settings import Settings
 
 log = logging.getLogger("nps_edge.server.watch")

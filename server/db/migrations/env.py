@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import server.analytics.rollup_tables  # noqa: F401
 import server.models  # noqa: F401  (registers the tables)
-import server.rollup_tables  # noqa: F401
 
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:

@@ -11,20 +11,25 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Table, func, select
 from sqlmodel import Session
 
 from contract.nps import Tally
-from server import rollups
+from server.analytics import rollups
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.db.sql import table_of
 from server.models import Feedback
-from server.rollup_tables import ROLLUP_TABLES
-from server.sql import table_of
 
 FILTERS = ("site", "device", "fw", "prompt", "trigger")
-TIME_GROUPS = ("hour", "day", "week", "weekday")
-DIM_GROUPS = ("site", "device", "fw", "trigger", "reason", "rssi_band", "battery_band", "health")
+TimeGroup = Literal["hour", "day", "week", "weekday"]
+DimGroup = Literal[
+    "site", "device", "fw", "trigger", "reason", "rssi_band", "battery_band", "health"
+]  # fmt: skip
+GroupBy = Literal[TimeGroup, DimGroup]  # what `group_by` takes: one list, the API's too
+TIME_GROUPS: tuple[str, ...] = get_args(TimeGroup)
+DIM_GROUPS: tuple[str, ...] = get_args(DimGroup)
 GROUP_BY = TIME_GROUPS + DIM_GROUPS
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -11,10 +12,10 @@ from sqlmodel import Session
 
 from contract.nps import category
 from contract.protocol import ForwardedFeedback
-from server import health
+from server.db.sql import table_of
+from server.ingest import health
 from server.models import BootRecord, Presence, Telemetry
 from server.settings import Settings
-from server.sql import table_of
 
 BOOT = table_of(BootRecord).c
 FeedbackRow = dict[str, Any]  # a feedback table row
@@ -34,9 +35,9 @@ def histories(
     ((device, boot) -> start, replacing the stored start) are taken from it.
     """
     batch_boots = batch_boots or {}
-    out = {d: health.DeviceHistory([], [], [], []) for d in spans}
+    out = {d: _Gathered() for d in spans}
     if not spans:
-        return out
+        return {}
     lookback = health.DAY_S
 
     lo_all = min(lo for lo, _ in spans.values())
@@ -89,13 +90,26 @@ def histories(
         h = out.get(dev)
         if h is not None:
             h.boot_starts = [(at, b) for at, b in h.boot_starts if b != boot] + [(start, boot)]
-    for h in out.values():
-        if batch_telemetry or batch_boots:
+    if batch_telemetry or batch_boots:
+        for h in out.values():
             h.samples.sort(key=attrgetter("t"))
             h.errors.sort(key=itemgetter(0))
             h.boot_starts.sort(key=itemgetter(0))
-        h.__post_init__()
-    return out
+    # Built once every list is complete and sorted (its sample index is made then).
+    return {
+        d: health.DeviceHistory(h.samples, h.errors, h.boot_starts, h.presence)
+        for d, h in out.items()
+    }
+
+
+@dataclass
+class _Gathered:
+    """A device's history while `histories` reads it, before it is sorted."""
+
+    samples: list[health.Sample] = field(default_factory=list)
+    errors: list[tuple[float, int]] = field(default_factory=list)
+    boot_starts: list[tuple[float, int]] = field(default_factory=list)
+    presence: list[tuple[float, bool]] = field(default_factory=list)
 
 
 def join_feedback(

@@ -6,7 +6,7 @@ is stored plus the batch itself, so that writing is only writing. On SQLite it
 runs on a read snapshot before the one writer's lock is taken, which keeps the
 lock for milliseconds of inserts instead of the whole batch's work; on
 PostgreSQL inside the write transaction. Either way it assumes every event is
-new; `server.ingest` works the batch out again if some were stored before.
+new; `server.ingest.batch` works the batch out again if some were stored before.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from contract.protocol import ForwardedFeedback, ForwardedTelemetry
-from server import alerts as alerting
-from server import rollups, timebase
-from server.join import FeedbackRow, join_feedback
+from server.alerts import store as alerting
+from server.analytics import rollups
+from server.db.sql import table_of
+from server.ingest import timebase
+from server.ingest.join import FeedbackRow, join_feedback
+from server.ingest.validation import Forwarded
 from server.models import BootRecord
 from server.settings import Settings
-from server.sql import table_of
-from server.validation import Forwarded
 
 BOOT = table_of(BootRecord).c
 Times = dict[str, tuple[float, str]]  # event id -> (time, source)
@@ -127,7 +128,7 @@ def telemetry_rows(
 def device_rows(
     events: list[Forwarded], feedback: list[FeedbackRow], times: Times, gateway: str
 ) -> list[dict[str, Any]]:
-    """Per device: what the batch says of it, merged into its row by `server.ingest`."""
+    """Per device: what the batch says of it, merged into its row by `server.ingest.batch`."""
     per: dict[str, dict[str, Any]] = {}
     for ev in sorted(events, key=attrgetter("seq")):
         rx = ev.rx_ts

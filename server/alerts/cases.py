@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from server.db import writing
+from server.db.engine import writing
+from server.db.sql import table_of
+from server.ingest.validation import no_nul
 from server.models import Alert, AlertComment, WebhookDelivery
 from server.models.alerts import STATUSES, AlertPublic, CommentPublic
-from server.sql import table_of
-from server.validation import no_nul
 
 A = table_of(Alert).c
 C = table_of(AlertComment).c

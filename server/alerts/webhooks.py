@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import Engine
 
-from server.db import write_session
+from server.db.engine import write_session
 from server.metrics import WEBHOOK_DELIVERIES
 from server.models import WebhookDelivery
 

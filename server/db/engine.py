@@ -11,12 +11,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from server.sql import forget_stages
+from server.db.sql import forget_stages
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 WRITE = {"nps_write": True}
@@ -147,6 +149,26 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the migrations' head: `nps-edge db upgrade` brings it there."""
+
+
+def require_current(engine: Engine) -> None:
+    """Raise SchemaNotCurrent unless the database is at the migrations' head.
+
+    The app never migrates (every worker would race to): `nps-edge server` upgrades
+    once before its workers start, `nps-edge db upgrade` on demand."""
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current != heads:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise SchemaNotCurrent(
+            f"the database {shown!r} is at revision {', '.join(sorted(current)) or 'none'},"
+            f" not {', '.join(sorted(heads))}: run `nps-edge db upgrade --db URL`"
+        )
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:

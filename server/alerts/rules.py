@@ -1,0 +1,173 @@
+"""What opens an alert, and how detractors fold into one: pure rules, no database.
+
+`server.alerts.store` reads what these rules need, holds the locks and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from contract.nps import Tally
+from contract.protocol import ForwardedTelemetry
+from server.settings import Settings
+
+ACTIVE = ("open", "acknowledged")
+# A threshold alert (every kind but a detractor's) is open at most once per scope:
+# a site for its NPS, a device for its battery or its silence.
+SCOPE = {"site_nps": "site", "battery": "device", "offline": "device"}
+# A flood cannot bury the inbox (issue 12: 50,000 forged answers opened 50,000
+# alerts): a device's detractors collapse into one active alert per trigger kind,
+# which counts them and keeps the latest few; closing it lets the next one open.
+DETRACTOR = "detractor"
+LATEST_ANSWERS = 10
+HEALTH_FIELDS = ("rssi", "battery_mv", "rssi_band", "battery_band", "health", "errors_24h",
+                 "reboots_24h", "offline_min_24h", "fw")  # fmt: skip
+
+
+def scope_of(alert: Mapping[str, Any]) -> tuple[str, str]:
+    """A threshold alert's scope: (kind, site or device)."""
+    return alert["kind"], alert[SCOPE[alert["kind"]]]
+
+
+def detractor_key(alert: Mapping[str, Any]) -> tuple[str, str]:
+    """The (device, trigger kind) a detractor alert collapses by."""
+    return alert["device"], alert["detail"]["trigger"]["kind"]
+
+
+def new_alert(now: float, **fields: Any) -> dict[str, Any]:
+    base = {"status": "open", "site": None, "device": None, "feedback_id": None, "assignee": None}
+    return base | fields | {"created_at": now, "updated_at": now}
+
+
+def answer_time(alert: Mapping[str, Any]) -> float:
+    return alert["detail"]["ts"] if alert["kind"] == DETRACTOR else 0.0
+
+
+def _answer(feedback_id: str | None, detail: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": feedback_id, "score": detail.get("score"), "ts": detail.get("ts")}
+
+
+def started(detail: dict[str, Any], feedback_id: str | None) -> dict[str, Any]:
+    """A detractor alert's detail with its collapse fields: as it is once it has
+    them, else (just proposed, or opened before the collapse) as its one answer."""
+    if "count" in detail:
+        return detail
+    ts = detail.get("ts")
+    return detail | {
+        "count": 1, "first_ts": ts, "last_ts": ts, "latest": [_answer(feedback_id, detail)],
+    }  # fmt: skip
+
+
+def folded(detail: dict[str, Any], group: list[dict[str, Any]]) -> dict[str, Any]:
+    """`detail` (with its collapse fields) with the answers of `group` attached. A
+    gateway's backlog may bring older answers late: times and `latest` go by `ts`."""
+    if not group:
+        return detail
+    added = [_answer(a["feedback_id"], a["detail"]) for a in group]
+    times = [t for t in (detail["first_ts"], detail["last_ts"], *(a["ts"] for a in added))
+             if t is not None]  # fmt: skip
+    latest = sorted([*detail["latest"], *added], key=lambda a: a["ts"] or 0.0)
+    return detail | {
+        "count": detail["count"] + len(group),
+        "first_ts": min(times, default=None),
+        "last_ts": max(times, default=None),
+        "latest": latest[-LATEST_ANSWERS:],
+    }
+
+
+def collapsed_title(key: tuple[str, str], detail: Mapping[str, Any]) -> str:
+    device, trigger = key
+    return f"{detail['count']} detractors at {device} after {trigger}"
+
+
+def detractor_alert(row: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The alert one detractor answer (a feedback row, health joined) proposes."""
+    return new_alert(
+        now,
+        kind="detractor",
+        site=row["site"],
+        device=row["device"],
+        feedback_id=row["id"],
+        title="Score {score} at {site} ({device}) after {trigger_kind}".format(**row),
+        detail={
+            "score": row["score"],
+            "ts": row["t"],
+            "prompt": row["prompt"],
+            "trigger": {"kind": row["trigger_kind"], "ref": row["trigger_ref"]},
+            "reason": row["reason"],
+            "health": {k: row[k] for k in HEALTH_FIELDS},
+        },
+    )
+
+
+def battery_alerts(
+    telemetry: Sequence[ForwardedTelemetry], settings: Settings, now: float
+) -> list[dict[str, Any]]:
+    """One alert per device whose battery reads under `battery_low_mv` in the batch."""
+    low = {
+        ev.device: ev
+        for ev in telemetry
+        if ev.battery_mv is not None and ev.battery_mv < settings.battery_low_mv
+    }
+    return [
+        new_alert(
+            now,
+            kind="battery",
+            site=ev.site,
+            device=device,
+            title=f"Battery low on {device}: {ev.battery_mv:.0f} mV",
+            detail={"battery_mv": ev.battery_mv, "threshold_mv": settings.battery_low_mv},
+        )  # fmt: skip
+        for device, ev in sorted(low.items())
+    ]
+
+
+def site_nps_alert(
+    site: str, categories: list[str], settings: Settings, now: float
+) -> dict[str, Any] | None:
+    """A site NPS alert if `categories` (the site's latest answers, newest first) are
+    `site_nps_last_n` long and their NPS is under the threshold."""
+    last_n = settings.site_nps_last_n
+    cats = categories[:last_n]
+    if len(cats) < last_n:
+        return None
+    tally = Tally(cats.count("promoter"), cats.count("passive"), cats.count("detractor"), len(cats))
+    figures = tally.summary()
+    value = figures["nps"]
+    assert isinstance(value, float)
+    if value >= settings.site_nps_threshold:
+        return None
+    return new_alert(
+        now, kind="site_nps", site=site,
+        title=f"NPS of {site} is {value:.1f} over its last {last_n} answers"
+        f" (threshold {settings.site_nps_threshold:g})",
+        detail={**figures, "last_n": last_n, "threshold": settings.site_nps_threshold},
+    )  # fmt: skip
+
+
+def offline_alert(
+    *,
+    device: str,
+    site: str,
+    online: bool | None,
+    presence_ts: float | None,
+    last_seen: float,
+    settings: Settings,
+    now: float,
+) -> dict[str, Any] | None:
+    """An alert if the device is offline (or silent) longer than `offline_alert_s`."""
+    limit = now - settings.offline_alert_s
+    since = presence_ts if online is False else last_seen
+    offline = (online is False and since is not None and since < limit) or (
+        online is None and last_seen < limit
+    )
+    if not offline:
+        return None
+    minutes = (now - (since or last_seen)) / 60
+    return new_alert(
+        now, kind="offline", site=site, device=device,
+        title=f"{device} at {site} offline for {minutes:.0f} min",
+        detail={"since": since, "minutes": round(minutes, 1),
+                "threshold_s": settings.offline_alert_s},
+    )  # fmt: skip

@@ -1,0 +1,3 @@
+"""Who may call: tokens (gateway and people's tokens, dashboard sessions, roles) and
+registry (registered devices and their broker logins). A request -> api.deps -> tokens.
+"""

@@ -1,9 +1,0 @@
-"""The rollup tables bound to the application's metadata (see server/rollups.py)."""
-
-from __future__ import annotations
-
-from sqlmodel import SQLModel
-
-from server.rollups import build_tables
-
-ROLLUP_TABLES = build_tables(SQLModel.metadata)
