@@ -25,6 +25,7 @@ from server.alerts.watch import OfflineWatch
 from server.alerts.webhooks import WebhookSender
 from server.api import (
     alerts,
+    bands,
     devices,
     feedback,
     ingest,
@@ -206,7 +207,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     _install_errors(app)
     app.add_middleware(RefuseNulInUrl)
     for module in (
-        ingest, session, nps, devices, feedback, alerts, rejections, registry, stream, ops,
+        ingest, session, nps, bands, devices, feedback, alerts, rejections, registry, stream, ops,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)

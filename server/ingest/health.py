@@ -1,6 +1,7 @@
 """Device health at the time of an answer: bands and the health state (pure).
 
-Rules (docs/server.md):
+Rules (docs/server.md), held in the table below (`RSSI`, `BATTERY`, `FAULTY`,
+`DEGRADED`) and served to the dashboard by `GET /api/v1/bands`:
 - rssi_band: strong >= -60 dBm, ok >= -75, weak below, none without a reading.
 - battery_band: good >= 3700 mV, low >= 3400, critical below, none without one
   (mains powered or unknown).
@@ -17,43 +18,78 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 DAY_S = 86400.0
-RSSI_BANDS = ("strong", "ok", "weak", "none")
-BATTERY_BANDS = ("good", "low", "critical", "none")
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The bands of one reading, best first: a reading at or above a band's `floor` is
+    in it, below every floor in `below`, and in `none` without a reading."""
+
+    unit: str
+    floors: tuple[tuple[str, float], ...]
+    below: str
+
+    def of(self, value: float | None) -> str:
+        if value is None:
+            return "none"
+        for name, floor in self.floors:
+            if value >= floor:
+                return name
+        return self.below
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*(name for name, _ in self.floors), self.below, "none")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What puts a device in a health state: any one of these over the previous 24 h."""
+
+    errors: int
+    reboots: int  # boots started (a device's first boot not counted)
+    offline_min: float
+    rssi_bands: tuple[str, ...]
+    battery_bands: tuple[str, ...]
+
+
+# The one table of thresholds: the dashboard reads it from `GET /api/v1/bands`.
+RSSI = Bands("dBm", (("strong", -60), ("ok", -75)), "weak")
+BATTERY = Bands("mV", (("good", 3700), ("low", 3400)), "critical")
+FAULTY = Limits(errors=10, reboots=4, offline_min=120, rssi_bands=(), battery_bands=("critical",))
+DEGRADED = Limits(errors=1, reboots=2, offline_min=10, rssi_bands=("weak",), battery_bands=("low",))
+
+RSSI_BANDS = RSSI.names
+BATTERY_BANDS = BATTERY.names
 HEALTH_STATES = ("healthy", "degraded", "faulty")
 
 
 def rssi_band(rssi: float | None) -> str:
-    if rssi is None:
-        return "none"
-    if rssi >= -60:
-        return "strong"
-    if rssi >= -75:
-        return "ok"
-    return "weak"
+    return RSSI.of(rssi)
 
 
 def battery_band(mv: float | None) -> str:
-    if mv is None:
-        return "none"
-    if mv >= 3700:
-        return "good"
-    if mv >= 3400:
-        return "low"
-    return "critical"
+    return BATTERY.of(mv)
+
+
+def _meets(
+    limits: Limits, errors: int, reboots: int, offline_min: float, rssi_band: str, battery_band: str
+) -> bool:
+    return (
+        errors >= limits.errors
+        or reboots >= limits.reboots
+        or offline_min >= limits.offline_min
+        or rssi_band in limits.rssi_bands
+        or battery_band in limits.battery_bands
+    )
 
 
 def health_state(
     *, errors: int, reboots: int, offline_min: float, rssi_band: str, battery_band: str
 ) -> str:
-    if errors >= 10 or reboots >= 4 or battery_band == "critical" or offline_min >= 120:
+    if _meets(FAULTY, errors, reboots, offline_min, rssi_band, battery_band):
         return "faulty"
-    if (
-        errors >= 1
-        or reboots >= 2
-        or offline_min >= 10
-        or rssi_band == "weak"
-        or battery_band == "low"
-    ):
+    if _meets(DEGRADED, errors, reboots, offline_min, rssi_band, battery_band):
         return "degraded"
     return "healthy"
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from contract.nps import category
+from server.api import bands
 from server.dashboard import STATIC
+from server.ingest import health
 from tests.conftest import missing
 
 
@@ -118,3 +120,48 @@ def test_roles_match_the_server(node: str) -> None:
     assert got["act"] == [False, True, True, False]
     assert got["admin"] == [False, False, True, False]
     assert got["who"] == "olly (operator, site store-1)"
+
+
+def test_health_words_follow_the_server_bands(node: str) -> None:
+    """The server's thresholds (`GET /api/v1/bands`) fed to the dashboard's band functions
+    give the server's words at and around every boundary (server/ingest/health.py)."""
+    table = bands.table().model_dump()
+    rssi = [None, 0, -59.5, -60, -60.5, -61, -74, -75, -75.5, -76, -120]
+    battery = [None, 4200, 3701, 3700, 3699.5, 3699, 3401, 3400, 3399, 0]
+    got = run_module(
+        node,
+        f"""import {{ rssiWord, batteryWord, rssiCell, batteryCell, bandsNote, stateNote }}
+          from "./pages/health.js";
+        const bands = {json.dumps(table)};
+        const text = (v) => String(v);
+        console.log(JSON.stringify({{
+          rssi: {json.dumps(rssi)}.map((v) => rssiWord(v, bands)),
+          battery: {json.dumps(battery)}.map((v) => batteryWord(v, bands)),
+          without: [rssiWord(-50, null), batteryWord(3000, null), text(rssiCell(-80, null))],
+          cells: [text(rssiCell(-80, bands)), text(rssiCell(-60, bands)),
+                  text(batteryCell(3500, bands)), text(batteryCell(3000, bands)),
+                  text(batteryCell(3800, bands)), text(rssiCell(null, bands))],
+          notes: [bandsNote(bands.rssi), bandsNote(bands.battery_mv),
+                  ...bands.health.map(stateNote)]}}));""",
+    )
+    assert got["rssi"] == [health.rssi_band(v) if v is not None else "" for v in rssi]
+    assert got["battery"] == [health.battery_band(v) if v is not None else "" for v in battery]
+    assert got["rssi"][2:10] == ["strong", "strong", "ok", "ok", "ok", "ok", "weak", "weak"]
+    assert got["battery"][2:9] == ["good", "good", "low", "low", "low", "low", "critical"]
+    assert got["without"] == ["", "", "-80 dBm"]  # no table: the number, no word
+    assert got["cells"] == [
+        '-80 dBm <span class="warn">(weak)</span>',
+        '-60 dBm <span class="muted">(strong)</span>',
+        '3,500 mV <span class="warn">(low)</span>',
+        '3,000 mV <span class="warn">(critical)</span>',
+        '3,800 mV <span class="muted">(good)</span>',
+        "\u2014",
+    ]
+    assert got["notes"] == [
+        "strong \u2265 \u221260 dBm, ok \u2265 \u221275, weak below",
+        "good \u2265 3,700 mV, low \u2265 3,400, critical below",
+        "faulty: \u2265 10 errors, \u2265 4 boots started, \u2265 120 min offline"
+        " or a critical battery",
+        "degraded: any error, \u2265 2 boots started, \u2265 10 min offline, weak Wi-Fi"
+        " or a low battery",
+    ]

@@ -6,14 +6,14 @@ import * as filters from "../filters.js";
 import { ago, count, html, interval, nps, time } from "../format.js";
 import { panel, setTitle } from "../ui.js";
 import { feedList, prependLive } from "./feedback.js";
-import { batteryCell, rssiCell, statusCell } from "./health.js";
+import { batteryCell, loadBands, rssiCell, statusCell } from "./health.js";
 
 export const name = "device";
 export const usesFilters = true;
 
 let onLive = null;
 
-function facts(body, d) {
+function facts(body, [d, bands]) {
   body.innerHTML = html`<dl class="facts">
     <div><dt>Status</dt><dd>${statusCell(d.online)}</dd></div>
     <div><dt>Site</dt><dd>${d.site}</dd></div>
@@ -22,8 +22,8 @@ function facts(body, d) {
     <div><dt>First seen</dt><dd>${time(d.first_seen)}</dd></div>
     <div><dt>Boot count</dt><dd>${d.boot ?? "—"}</dd></div>
     <div><dt>Gateway</dt><dd>${d.gateway ?? "—"}</dd></div>
-    <div><dt>Battery</dt><dd>${batteryCell(d.battery_mv)}</dd></div>
-    <div><dt>RSSI</dt><dd>${rssiCell(d.rssi)}</dd></div>
+    <div><dt>Battery</dt><dd>${batteryCell(d.battery_mv, bands)}</dd></div>
+    <div><dt>RSSI</dt><dd>${rssiCell(d.rssi, bands)}</dd></div>
     <div><dt>NPS (all time)</dt><dd>${nps(d.nps)} <span class="muted">n = ${count(d.n)}</span></dd></div>
     <div><dt>Missing seqs</dt><dd class="${d.missing ? "warn" : ""}">${count(d.missing)}</dd></div>
   </dl>`.text;
@@ -102,7 +102,7 @@ export async function render(main, { params, filters: current }) {
     </div>`.text;
   const $ = (sel) => main.querySelector(sel);
   await Promise.all([
-    panel($("#facts"), "Now", () => api(`/devices/${enc}`), facts),
+    panel($("#facts"), "Now", () => Promise.all([api(`/devices/${enc}`), loadBands()]), facts),
     panel($("#history"), "NPS history", () => api("/nps", { query: { ...query, group_by: "day" } }), history),
     panel($("#gaps"), "Delivery completeness", () => api(`/devices/${enc}/gaps`), gaps),
     panel($("#telemetry"), "Telemetry (last 500 readings)", () => api(`/devices/${enc}/telemetry`, { query: { limit: 500 } }), telemetry),

@@ -6,17 +6,28 @@ import { canvasIn, forestChart } from "../charts.js";
 import * as filters from "../filters.js";
 import { count, html, humanize, interval, nps } from "../format.js";
 import { npsBar, panel, setTitle, showError } from "../ui.js";
+import { bandsNote, loadBands, stateNote } from "./health.js";
 
 export const name = "drivers";
 export const usesFilters = true;
 
+// Each note states the server's thresholds (GET /api/v1/bands) when it gave them.
 const FEATURES = {
-  fw: { title: "Firmware version", note: "Which firmware the device ran when the prompt was answered." },
-  rssi_band: { title: "Wi-Fi signal (RSSI band)", note: "Signal at answer time: strong ≥ −60 dBm, ok ≥ −75, weak below." },
-  battery_band: { title: "Battery band", note: "Battery at answer time: good ≥ 3,700 mV, low ≥ 3,400, critical below." },
+  fw: { title: "Firmware version", note: () => "Which firmware the device ran when the prompt was answered." },
+  rssi_band: {
+    title: "Wi-Fi signal (RSSI band)",
+    note: (b) => `Signal at answer time${b ? `: ${bandsNote(b.rssi)}` : ""}.`,
+  },
+  battery_band: {
+    title: "Battery band",
+    note: (b) => `Battery at answer time${b ? `: ${bandsNote(b.battery_mv)}` : ""}.`,
+  },
   health: {
     title: "Device health",
-    note: "Healthy, degraded (errors, reboots, weak Wi-Fi, low battery) or faulty, over the 24 h before each answer.",
+    note: (b) =>
+      b
+        ? `Over the 24 h before each answer, ${b.health.map(stateNote).join("; ")}; healthy otherwise.`
+        : "Healthy, degraded (errors, reboots, weak Wi-Fi, low battery) or faulty, over the 24 h before each answer.",
   },
 };
 const ORDER = ["fw", "rssi_band", "battery_band", "health"];
@@ -43,15 +54,15 @@ function verdict(cmp) {
     <span class="nowrap">${nps(cmp.diff)} points, ${p(cmp.p)}</span>`;
 }
 
-function featurePanel(el, feature) {
-  const meta = FEATURES[feature.feature] || { title: humanize(feature.feature), note: "" };
+function featurePanel(el, feature, bands) {
+  const meta = FEATURES[feature.feature] || { title: humanize(feature.feature), note: () => "" };
   const comparisons = new Map(feature.comparisons.map((c) => [String(c.a), c]));
   const groups = [...feature.groups]
     .sort(byKey)
     .map((g) => ({ ...g, label: g.key === "none" ? "no reading" : humanize(g.key), cmp: comparisons.get(String(g.key)) }));
   el.classList.add("panel");
   el.dataset.feature = feature.feature;
-  el.innerHTML = html`<h2>${meta.title}</h2><p class="muted">${meta.note}</p>`.text;
+  el.innerHTML = html`<h2>${meta.title}</h2><p class="muted">${meta.note(bands)}</p>`.text;
   if (!groups.length) {
     el.insertAdjacentHTML("beforeend", `<p class="muted">No answers in this range.</p>`);
     return;
@@ -92,13 +103,14 @@ export async function render(main, { filters: current }) {
       (two-proportion test on NPS, 5% level). ▼ marks a group significantly below it.</p>
     <div class="grid features" id="features"><section id="drivers-load" class="span-3"></section></div>`.text;
   const grid = main.querySelector("#features");
-  await panel(grid.querySelector("#drivers-load"), "Loading drivers", () => api("/drivers", { query }), (_body, data) => {
+  const load = () => Promise.all([api("/drivers", { query }), loadBands()]);
+  await panel(grid.querySelector("#drivers-load"), "Loading drivers", load, (_body, [data, bands]) => {
     grid.replaceChildren();
     const features = [...data.features].sort((a, b) => ORDER.indexOf(a.feature) - ORDER.indexOf(b.feature));
     for (const feature of features) {
       const section = document.createElement("section");
       grid.append(section);
-      featurePanel(section, feature);
+      featurePanel(section, feature, bands);
     }
   });
 }

@@ -5,7 +5,7 @@ import { api } from "../api.js";
 import * as filters from "../filters.js";
 import { ago, count, html, isoTime, nps } from "../format.js";
 import { panel, setTitle } from "../ui.js";
-import { batteryCell, rssiCell, statusCell } from "./health.js";
+import { batteryCell, loadBands, rssiCell, statusCell } from "./health.js";
 
 export const name = "fleet";
 export const usesFilters = true;
@@ -49,7 +49,7 @@ function visible(rows, { q, status }, current) {
   );
 }
 
-function row(r) {
+function row(r, bands) {
   return html`<tr data-device="${r.device}">
     <th scope="row"><a href="/fleet/${encodeURIComponent(r.device)}${filters.search(filters.current())}">${r.device}</a></th>
     <td>${r.site}</td>
@@ -58,8 +58,8 @@ function row(r) {
     <td class="num">${nps(r.nps)}</td>
     <td class="num">${count(r.n)}</td>
     <td class="num ${r.missing ? "warn" : ""}">${count(r.missing)}${r.missing ? " lost" : ""}</td>
-    <td class="num">${batteryCell(r.battery_mv)}</td>
-    <td class="num">${rssiCell(r.rssi)}</td>
+    <td class="num">${batteryCell(r.battery_mv, bands)}</td>
+    <td class="num">${rssiCell(r.rssi, bands)}</td>
     <td>${r.fw ?? ""}</td>
   </tr>`;
 }
@@ -122,7 +122,8 @@ export async function render(main, { filters: current }) {
   // Not awaited: the device table does not wait for it.
   panel(main.querySelector("#rejections"), "Refused across sites", loadRejections, drawRejections);
   const controls = main.querySelector("#fleet-controls");
-  await panel(section, "Devices", () => api("/devices", { query }), (body, data) => {
+  const load = () => Promise.all([api("/devices", { query }), loadBands()]);
+  await panel(section, "Devices", load, (body, [data, bands]) => {
     const rows = Array.isArray(data) ? data : data.items || data.devices || [];
     const draw = () => {
       const shown = sortRows(visible(rows, state, current), state.sort);
@@ -134,7 +135,7 @@ export async function render(main, { filters: current }) {
       });
       body.innerHTML = html`<div class="table-wrap"><table id="device-table">
         <caption class="sr-only">Devices; column headers sort the table</caption>
-        <thead><tr>${head}</tr></thead><tbody>${shown.map(row)}</tbody></table></div>
+        <thead><tr>${head}</tr></thead><tbody>${shown.map((r) => row(r, bands))}</tbody></table></div>
         ${shown.length ? "" : html`<p class="muted">No device matches.</p>`}`.text;
       const online = rows.filter((r) => r.online).length;
       main.querySelector("#fleet-count").textContent =
