@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
 from contract.nps import Tally
+from server.db.sql import quote
 
 DIMS = (
     "site",
@@ -51,6 +53,22 @@ CUBOIDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 NONE = ""  # stored for a null dimension (reason) so it can take part in keys
 
 
+# PostgreSQL: a rollup row is updated many times while its hour or day is current.
+# Room left on each page lets an update stay on the row's page without a new entry
+# in the wide key index (a HOT update). Measured at 200,000 stored, 1,000-event
+# batches: HOT updates of the `full` tables 14-19 % at 100, about 70 % at 70;
+# WAL per batch 1.36 -> 1.08 MB; the rollup statement 12.9 -> 11.4 ms.
+FILLFACTOR = 70
+_SLOT = {"promoter": 0, "passive": 1, "detractor": 2}
+Finest = dict[tuple[Any, ...], list[int]]  # (*DIMS values, hour) -> COUNTS
+# A Finest row as ingest stages it for `rollup_sql`: (column, SQL type).
+STAGE_COLUMNS = (
+    *((d, "TEXT") for d in DIMS),
+    ("hour", "BIGINT"),
+    *((c, "INTEGER") for c in COUNTS),
+)
+
+
 def table_name(cuboid: str, grain: int) -> str:
     return f"rollup_{cuboid}_{GRAINS[grain]}"
 
@@ -69,14 +87,6 @@ def build_tables(metadata: MetaData) -> dict[tuple[str, int], Table]:
                 postgresql_with={"fillfactor": FILLFACTOR},
             )  # fmt: skip
     return tables
-
-
-# PostgreSQL: a rollup row is updated many times while its hour or day is current.
-# Room left on each page lets an update stay on the row's page without a new entry
-# in the wide key index (a HOT update). Measured at 200,000 stored, 1,000-event
-# batches: HOT updates of the `full` tables 14-19 % at 100, about 70 % at 70;
-# WAL per batch 1.36 -> 1.08 MB; the rollup statement 12.9 -> 11.4 ms.
-FILLFACTOR = 70
 
 
 def choose(dims: Iterable[str]) -> tuple[str, tuple[str, ...]]:
@@ -99,18 +109,6 @@ def bucket_of(t: float, grain: int) -> int:
     return int(math.floor(t / grain)) * grain
 
 
-_SLOT = {"promoter": 0, "passive": 1, "detractor": 2}
-
-
-Finest = dict[tuple[Any, ...], list[int]]  # (*DIMS values, hour) -> COUNTS
-# A Finest row as ingest stages it for `rollup_sql`: (column, SQL type).
-STAGE_COLUMNS = (
-    *((d, "TEXT") for d in DIMS),
-    ("hour", "BIGINT"),
-    *((c, "INTEGER") for c in COUNTS),
-)
-
-
 def finest(facts: Iterable[Fact]) -> Finest:
     """Counts per every dimension and hour: the grain every rollup table is summed from."""
     out: Finest = {}
@@ -125,26 +123,24 @@ def finest(facts: Iterable[Fact]) -> Finest:
     return out
 
 
+@lru_cache(maxsize=256)
 def rollup_sql(source: str, name: str, grain: int) -> str:
     """SQL adding `source`'s rows (STAGE_COLUMNS) into one rollup table, in key order.
 
     The same text on SQLite and PostgreSQL; key order is one lock order for every
     concurrent writer. (`WHERE true` keeps SQLite from reading ON CONFLICT as a join.)
+    Cached: ingest asks for every rollup table's text on every batch.
     """
-    dims = [_q(d) for d in dict(CUBOIDS)[name]]
-    table = _q(table_name(name, grain))
+    dims = [quote(d) for d in dict(CUBOIDS)[name]]
+    table = quote(table_name(name, grain))
     keys = ", ".join([*dims, "hour" if grain == HOUR else f"hour / {DAY} * {DAY}"])
-    adds = ", ".join(f"{_q(c)} = {table}.{_q(c)} + excluded.{_q(c)}" for c in COUNTS)
+    adds = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in COUNTS)
     return (
-        f"INSERT INTO {table} ({', '.join([*dims, 'bucket', *map(_q, COUNTS)])})"
-        f" SELECT {keys}, {', '.join(f'SUM({_q(c)})' for c in COUNTS)} FROM {source} WHERE true"
+        f"INSERT INTO {table} ({', '.join([*dims, 'bucket', *map(quote, COUNTS)])})"
+        f" SELECT {keys}, {', '.join(f'SUM({quote(c)})' for c in COUNTS)} FROM {source} WHERE true"
         f" GROUP BY {keys} ORDER BY {keys}"
         f" ON CONFLICT ({', '.join([*dims, 'bucket'])}) DO UPDATE SET {adds}"
     )
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'
 
 
 def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], Finest]:

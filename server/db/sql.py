@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -10,14 +11,37 @@ import orjson
 from psycopg.errors import UniqueViolation
 from sqlalchemy import JSON, Table, case
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+_SQLITE_KEY_TAKEN = ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE")
+SQLITE_MAX_PARAMS = 32000  # SQLite allows 32,766 host parameters per statement (3.32+)
+STAGES = "nps_stages"  # connection.info key: the temporary tables made on it
+# What `conflict_clause` builds with and compiles for, by dialect name.
+INSERTS: dict[str, Callable[[Table], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+DIALECTS: dict[str, Dialect] = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
 
-def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+def quote(name: str) -> str:
+    """`name` as an SQL identifier, the same on SQLite and PostgreSQL: in double quotes,
+    an embedded one doubled. A NUL is refused (neither database takes one in a name).
+
+    Not the dialect's identifier preparer: PostgreSQL's doubles `%` too, for texts
+    that go through pyformat parameters, and these texts go to the driver without.
+    """
+    if "\0" in name:
+        raise ValueError(f"an SQL identifier cannot hold NUL: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quoted(names: Iterable[str]) -> str:
+    """Identifiers as a comma-separated list, each quoted (`quote`)."""
+    return ", ".join(map(quote, names))
 
 
 def as_tuples(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -56,9 +80,6 @@ def insert_all_new(
     return True
 
 
-_SQLITE_KEY_TAKEN = ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE")
-
-
 def upsert(
     session: Session,
     table: Table,
@@ -66,27 +87,40 @@ def upsert(
     key: Sequence[str],
     updates: Callable[[Any, Any], dict[str, Any]],
 ) -> None:
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET updates(table.c, excluded), one statement.
-
-    The clause is built and compiled once per table, dialect and `updates` (building
-    SQLAlchemy expressions for every batch cost more than writing the rows).
-    """
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET updates(table.c, excluded), one statement."""
     if not rows:
         return
-    dialect = session.get_bind().dialect
-    cache_key = (table.name, dialect.name, tuple(key), updates)
-    clause = _CONFLICT_CLAUSES.get(cache_key)
-    if clause is None:
-        stmt = _insert(session, table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(key), set_=updates(table.c, stmt.excluded)
-        )
-        sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        clause = _CONFLICT_CLAUSES[cache_key] = sql[sql.index("ON CONFLICT") :]
+    dialect = session.get_bind().dialect.name
+    clause = conflict_clause(table, dialect, tuple(key), updates)
     bulk_write(session, table, *as_tuples(rows), conflict=clause)
 
 
-_CONFLICT_CLAUSES: dict[tuple[Any, ...], str] = {}
+@lru_cache(maxsize=64)
+def conflict_clause(
+    table: Table, dialect: str, key: tuple[str, ...], updates: Callable[[Any, Any], dict[str, Any]]
+) -> str:
+    """`ON CONFLICT (key) DO UPDATE SET c = e, ...` for each column c that
+    `updates(table.c, excluded)` maps to an expression e, in `table`'s column order.
+
+    The names are quoted here; each expression is compiled alone for `dialect`
+    ("sqlite" or "postgresql"), its constants inline (the rows are the statement's
+    parameters). Cached per table, dialect, key and `updates` (a module-level
+    function): building the SQLAlchemy expressions for every batch cost more than
+    writing the rows.
+    """
+    sets = updates(table.c, INSERTS[dialect](table).excluded)
+    unknown = set(sets) - set(table.c.keys())
+    if unknown:
+        raise KeyError(f"not columns of {table.name}: {sorted(unknown)}")
+    compile_for = DIALECTS[dialect]
+
+    def sql(expr: Any) -> str:
+        return str(expr.compile(dialect=compile_for, compile_kwargs={"literal_binds": True}))
+
+    assignments = ", ".join(
+        f"{quote(c.name)} = {sql(sets[c.key])}" for c in table.c if c.key in sets
+    )
+    return f"ON CONFLICT ({quoted(key)}) DO UPDATE SET {assignments}"
 
 
 def _json_text(value: Any) -> str | None:
@@ -107,18 +141,14 @@ def _with_json_text(
     return rows
 
 
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
 def _pg_stage(conn: Any, table: Table) -> str:
     """This connection's staging table for `table`: its columns, none of its constraints."""
     stage = f"_stage_{table.name}"
     _make_once(
         conn,
         stage,
-        f"CREATE TEMP TABLE IF NOT EXISTS {_q(stage)} ON COMMIT DELETE ROWS"
-        f" AS SELECT * FROM {_q(table.name)} WITH NO DATA",
+        f"CREATE TEMP TABLE IF NOT EXISTS {quote(stage)} ON COMMIT DELETE ROWS"
+        f" AS SELECT * FROM {quote(table.name)} WITH NO DATA",
     )
     return stage
 
@@ -138,17 +168,14 @@ def _pg_staged(
     it>) <then>`, where `then` (more WITH queries, or the query) reads `staged`; the
     rows it returns."""
     _pg_copy(conn, stage, columns, rows)
-    cols = ", ".join(_q(c) for c in columns)
+    cols = quoted(columns)
     # On the driver's cursor with no parameters, psycopg sends the text as it is;
     # given any (SQLAlchemy passes an empty set) it scans it for placeholders on
     # every call, uncached past 4 KB, and the rollup statement is 20 KB (about 1 M
     # instructions per batch).
     with _driver(conn).cursor() as cur:
-        cur.execute(f"WITH staged AS (DELETE FROM {_q(stage)} RETURNING {cols}) {then}")
+        cur.execute(f"WITH staged AS (DELETE FROM {quote(stage)} RETURNING {cols}) {then}")
         return cur.fetchall() if cur.description is not None else []
-
-
-STAGES = "nps_stages"
 
 
 def forget_stages(conn: Any, *_: Any) -> None:
@@ -163,9 +190,9 @@ def _driver(conn: Any) -> Any:
 
 def _pg_copy(conn: Any, target: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """COPY rows into `target`: PostgreSQL's fastest way in, 2-3x INSERT ... SELECT."""
-    cols = ", ".join(_q(c) for c in columns)
+    cols = quoted(columns)
     with _driver(conn).cursor() as cur:
-        with cur.copy(f"COPY {_q(target)} ({cols}) FROM STDIN") as copy:
+        with cur.copy(f"COPY {quote(target)} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
 
@@ -181,7 +208,7 @@ def bulk_write(
 ) -> Sequence[Any]:
     """INSERT rows (tuples in `columns` order) in one round trip, skipping per-row compilation.
 
-    `conflict` is an ON CONFLICT clause in the syntax both databases share
+    `conflict` is an ON CONFLICT clause (`conflict_clause`) in the syntax both share
     (`excluded."c"`, `"table"."c"`). PostgreSQL gets COPY, straight into the
     table for a plain insert, else into a staging table moved by one INSERT ...
     SELECT with the clause; SQLite a driver-level executemany, or multi-row
@@ -192,10 +219,10 @@ def bulk_write(
         return []
     conn = session.connection()
     rows = _with_json_text(table, columns, rows)
-    cols = ", ".join(_q(c) for c in columns)
-    head = f"INSERT INTO {_q(table.name)} ({cols})"
+    cols = quoted(columns)
+    head = f"INSERT INTO {quote(table.name)} ({cols})"
     tail = f" {conflict}" if conflict else ""
-    tail += f" RETURNING {_q(returning)}" if returning else ""
+    tail += f" RETURNING {quote(returning)}" if returning else ""
     if conn.dialect.name == "postgresql":
         if not tail:
             _pg_copy(conn, table.name, columns, rows)
@@ -217,9 +244,6 @@ def bulk_write(
     return out
 
 
-SQLITE_MAX_PARAMS = 32000  # SQLite allows 32,766 host parameters per statement (3.32+)
-
-
 def through_stage(
     session: Session,
     name: str,
@@ -237,9 +261,9 @@ def through_stage(
         return
     conn = session.connection()
     pg = conn.dialect.name == "postgresql"
-    typed = ", ".join(f"{_q(c)} {kind}" for c, kind in columns)
+    typed = ", ".join(f"{quote(c)} {kind}" for c, kind in columns)
     keep = " ON COMMIT DELETE ROWS" if pg else ""
-    _make_once(conn, name, f"CREATE TEMP TABLE IF NOT EXISTS {_q(name)} ({typed}){keep}")
+    _make_once(conn, name, f"CREATE TEMP TABLE IF NOT EXISTS {quote(name)} ({typed}){keep}")
     names = [c for c, _ in columns]
     if pg:
         parts = "".join(f", s{i} AS ({sql})" for i, sql in enumerate(statements("staged")))
@@ -248,12 +272,10 @@ def through_stage(
     marks = ", ".join(["?"] * len(names))
     cur = _driver(conn).cursor()
     try:
-        cur.executemany(
-            f"INSERT INTO {_q(name)} ({', '.join(map(_q, names))}) VALUES ({marks})", rows
-        )
-        for sql in statements(_q(name)):
+        cur.executemany(f"INSERT INTO {quote(name)} ({quoted(names)}) VALUES ({marks})", rows)
+        for sql in statements(quote(name)):
             cur.execute(sql)
-        cur.execute(f"DELETE FROM {_q(name)}")
+        cur.execute(f"DELETE FROM {quote(name)}")
     finally:
         cur.close()
 
