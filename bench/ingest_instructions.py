@@ -48,7 +48,7 @@ gc.freeze()
 gc.set_threshold(*GC_THRESHOLDS)  # as server workers run
 for i in range(3 + n):
     if mode == "ingest":
-        ingest_batch(engine, gateway="gw-bench", events=batches[i], settings=settings)
+        ingest_batch(engine, gateway="gw-bench", events=batches[i], settings=settings, site=None)
     else:
         with engine.begin() as conn:
             conn.execute(insert, rows[700 * i : 700 * (i + 1)])
