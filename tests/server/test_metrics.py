@@ -3,8 +3,11 @@ it served from the process's default registry before."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
+from sqlalchemy import Engine
 
+from server.app import create_app
+from server.settings import Settings
 from tests.server.factory import Api, feedback
 
 # What `/metrics` served on main (6b2d9ea), from the default registry: the
@@ -53,3 +56,13 @@ def test_metrics_serves_the_same_names_types_and_format(api: Api) -> None:
     assert {(n, k) for n, k in typed if not n.endswith("_created")} == SERVED
     assert {(n, "gauge") for n in CREATED} <= typed
     assert 'nps_edge_ingest_rejected_total{reason="score"} ' in r.text
+
+
+def test_each_app_counts_in_its_own_registry(api: Api, settings: Settings, engine: Engine) -> None:
+    other = create_app(settings, engine=engine)
+    api.ingest([feedback(seq=1), feedback(seq=2, score="7")])
+    mine = api.client.app.state.metrics.registry  # type: ignore[attr-defined]
+    assert mine.get_sample_value("nps_edge_ingest_accepted_total") == 1.0
+    assert mine.get_sample_value("nps_edge_ingest_rejected_total", {"reason": "score"}) == 1.0
+    assert other.state.metrics.registry.get_sample_value("nps_edge_ingest_accepted_total") == 0.0
+    assert REGISTRY.get_sample_value("nps_edge_ingest_accepted_total") is None
