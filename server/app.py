@@ -41,7 +41,7 @@ from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
 from server.db import engine as db
 from server.ingest.validation import NulInText
-from server.metrics import REQUESTS_REFUSED
+from server.metrics import Metrics
 from server.realtime.bus import Bus
 from server.realtime.relay import Relay
 from server.settings import Settings
@@ -57,7 +57,9 @@ def _validation_message(err: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def _install_errors(app: FastAPI) -> None:
+def _install_errors(app: FastAPI, metrics: Metrics) -> None:
+    refused = metrics.requests_refused
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail
@@ -86,7 +88,7 @@ def _install_errors(app: FastAPI) -> None:
         Raised anywhere else, the same exceptions are our bug and stay a 500."""
         if not raised_parsing(exc):
             return await crashed(request, exc)
-        REQUESTS_REFUSED.labels(status="400").inc()
+        refused.labels(status="400").inc()
         log.warning("malformed %s %s: %s", request.method, request.url.path, type(exc).__name__)
         reason = f"{type(exc).__name__}: {str(exc)[:200]}"
         return JSONResponse({"detail": f"malformed request ({reason})"}, 400)
@@ -96,7 +98,7 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(NulInText)
     async def nul(request: Request, exc: NulInText) -> JSONResponse:
-        REQUESTS_REFUSED.labels(status="422").inc()
+        refused.labels(status="422").inc()
         return JSONResponse({"detail": str(exc)}, 422)
 
     @app.exception_handler(DataError)
@@ -105,7 +107,7 @@ def _install_errors(app: FastAPI) -> None:
         the sender's fault (422). Any other data error is our bug (500)."""
         if "NUL" not in str(exc.orig):
             return await crashed(request, exc)
-        REQUESTS_REFUSED.labels(status="422").inc()
+        refused.labels(status="422").inc()
         return JSONResponse({"detail": "text must not contain NUL (\\u0000)"}, 422)
 
     @app.exception_handler(Exception)
@@ -128,14 +130,15 @@ class RefuseNulInUrl:
     route sees it: PostgreSQL cannot compare text with NUL (on main `?site=%00`
     answered 500 there), and no name of ours holds one."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (
             "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
         ):
-            REQUESTS_REFUSED.labels(status="400").inc()
+            self.metrics.requests_refused.labels(status="400").inc()
             response = JSONResponse({"detail": "NUL (%00) is not allowed in a URL"}, 400)
             await response(scope, receive, send)
             return
@@ -169,11 +172,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     engine = engine or db.make_engine(settings.db)
     db.require_current(engine)  # migrated once by `nps-edge server` or `nps-edge db upgrade`
 
+    metrics = Metrics()  # this app's own registry, served on /metrics
     sender = WebhookSender(
         engine, urls=settings.webhook_urls, secret=settings.webhook_secret,
         attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
+        metrics=metrics,
     )  # fmt: skip
-    relay = Relay(Path(settings.relay_dir)) if settings.relay_dir else None
+    relay = Relay(Path(settings.relay_dir), metrics=metrics) if settings.relay_dir else None
     bus = Bus(webhook=sender.enqueue, relay=relay)
     watch = OfflineWatch(engine, bus, settings)
 
@@ -197,15 +202,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.metrics = metrics
     app.state.events = bus
     app.state.ingest_slots = threading.BoundedSemaphore(INGEST_SLOTS)
     app.state.webhooks = sender
     app.state.login_limiter = TableLimiter(
         engine, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
-    app.add_middleware(OriginCheck, settings=settings)  # CSRF: server/api/origin.py
-    _install_errors(app)
-    app.add_middleware(RefuseNulInUrl)
+    app.add_middleware(OriginCheck, settings=settings, metrics=metrics)  # CSRF: api/origin.py
+    _install_errors(app, metrics)
+    app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
         ingest, session, nps, bands, devices, feedback, alerts, rejections, registry, stream, ops,
     ):  # fmt: skip

@@ -13,7 +13,7 @@ from contract.protocol import PresenceRequest
 from server.db.engine import write_session
 from server.db.sql import table_of
 from server.ingest import binding
-from server.metrics import PRESENCE_IGNORED
+from server.metrics import Metrics
 from server.models import Device, Feedback, Presence, Telemetry
 from server.schemas import DeviceDetail, DeviceRow, Gaps
 from server.settings import Settings
@@ -101,7 +101,7 @@ class PresenceResult(SQLModel):
 
 
 def record_presence(
-    engine: Engine, *, request: PresenceRequest, site: str | None
+    engine: Engine, *, request: PresenceRequest, site: str | None, metrics: Metrics
 ) -> PresenceResult:
     """Store presence reports; a device's current state is its newest report.
 
@@ -124,7 +124,7 @@ def record_presence(
                     kept.append((i, u))
                 else:
                     ignored.append(PresenceIgnored(index=i, device=u.device, error=why.reason))
-                    PRESENCE_IGNORED.labels(reason=why.field).inc()
+                    metrics.presence_ignored.labels(reason=why.field).inc()
             updates = kept
         if updates:
             session.execute(

@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from server.db.engine import write_session
-from server.metrics import WEBHOOK_DELIVERIES
+from server.metrics import Metrics
 from server.models import WebhookDelivery
 
 log = logging.getLogger("nps_edge.server.webhooks")
@@ -46,9 +46,11 @@ class WebhookSender:
         secret: str,
         attempts: int,
         backoff_s: float,
+        metrics: Metrics,
         client: httpx.Client | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics
         self.urls = urls
         self.secret = secret
         self.attempts = max(1, attempts)
@@ -97,15 +99,15 @@ class WebhookSender:
             ok = status is not None and 200 <= status < 300
             self._log(alert_id, url, attempt, status, error, ok)
             if ok:
-                WEBHOOK_DELIVERIES.labels(result="delivered").inc()
+                self.metrics.webhook_deliveries.labels(result="delivered").inc()
                 return True
             if status is not None and not retryable(status):
-                WEBHOOK_DELIVERIES.labels(result="refused").inc()
+                self.metrics.webhook_deliveries.labels(result="refused").inc()
                 return False
-            WEBHOOK_DELIVERIES.labels(result="retry").inc()
+            self.metrics.webhook_deliveries.labels(result="retry").inc()
             if attempt < self.attempts and self._stop.wait(self.backoff_s * 2 ** (attempt - 1)):
                 return False
-        WEBHOOK_DELIVERIES.labels(result="failed").inc()
+        self.metrics.webhook_deliveries.labels(result="failed").inc()
         return False
 
     def _log(

@@ -25,7 +25,7 @@ from server.api.deps import Caller, GatewayDep
 from server.devices import PresenceResult, record_presence
 from server.ingest.batch import ingest_batch
 from server.ingest.validation import NARROWED
-from server.metrics import INGEST_SECONDS, REQUESTS_REFUSED
+from server.metrics import Metrics
 from server.schemas import Message
 
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
@@ -47,19 +47,20 @@ def json_body(schema: str) -> dict[str, Any]:
 async def read_json(request: Request) -> Any:
     """The body as JSON, refusing more than MAX_BODY_BYTES before reading (or while) it,
     and nesting deeper than MAX_DEPTH before parsing it."""
+    refused = _metrics(request).requests_refused
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        REQUESTS_REFUSED.labels(status="413").inc()
+        refused.labels(status="413").inc()
         raise HTTPException(413, f"body is {declared} bytes; at most {MAX_BODY_BYTES} (2 MiB)")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            REQUESTS_REFUSED.labels(status="413").inc()
+            refused.labels(status="413").inc()
             raise HTTPException(413, f"body is over {MAX_BODY_BYTES} bytes (2 MiB)")
     depth = nesting_depth(bytes(body))
     if depth > MAX_DEPTH:
-        REQUESTS_REFUSED.labels(status="422").inc()
+        refused.labels(status="422").inc()
         raise HTTPException(422, f"body nests deeper than {MAX_DEPTH} levels")
     try:
         return orjson.loads(body)
@@ -68,7 +69,7 @@ async def read_json(request: Request) -> Any:
     try:
         return json.loads(body)
     except ValueError as err:  # also UnicodeDecodeError, and ints past 4300 digits
-        REQUESTS_REFUSED.labels(status="422").inc()
+        refused.labels(status="422").inc()
         raise HTTPException(422, f"body is not JSON: {str(err)[:200]}") from None
 
 
@@ -107,19 +108,25 @@ def nesting_depth(body: bytes, *, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def _shape(model: type[Any], raw: Any) -> Any:
-    """`raw` as `model`, or as the server's narrower model where storage needs one."""
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def _shape(model: type[Any], raw: Any, metrics: Metrics) -> Any:
+    """`raw` as `model`, or as the server's narrower model where storage needs one
+    (which counts what it rebuilds in `metrics`: `server.ingest.validation`)."""
     try:
-        return NARROWED.get(model, model).model_validate(raw)
+        return NARROWED.get(model, model).model_validate(raw, context={"metrics": metrics})
     except ValidationError as err:
-        REQUESTS_REFUSED.labels(status="422").inc()
+        metrics.requests_refused.labels(status="422").inc()
         raise HTTPException(422, f"body is not {model.__name__}: {describe(err)}") from None
 
 
-def _same_gateway(caller: Caller, gateway: str) -> None:
+def _same_gateway(caller: Caller, gateway: str, metrics: Metrics) -> None:
     """A gateway speaks only under its own token's name (issue 12)."""
     if gateway != caller.name:
-        REQUESTS_REFUSED.labels(status="403").inc()
+        metrics.requests_refused.labels(status="403").inc()
         raise HTTPException(
             403,
             f"body names gateway {gateway[:64]!r}, but this token belongs to gateway"
@@ -143,20 +150,21 @@ def _ingest_in_turn(slots: threading.BoundedSemaphore, engine: Any, **kw: Any) -
 async def ingest(request: Request, response: Response, caller: GatewayDep) -> IngestResult:
     """Each event is judged alone: good ones are stored once (resent ones come back as
     duplicates), bad ones come back in `rejected` with the reason."""
+    metrics = _metrics(request)
     raw = await read_json(request)
     if isinstance(raw, dict) and isinstance(raw.get("events"), list):
         if len(raw["events"]) > MAX_BATCH_EVENTS:
-            REQUESTS_REFUSED.labels(status="413").inc()
+            metrics.requests_refused.labels(status="413").inc()
             raise HTTPException(
                 413, f"{len(raw['events'])} events; at most {MAX_BATCH_EVENTS} per batch"
             )
-    body = _shape(IngestRequest, raw)
-    _same_gateway(caller, body.gateway)
+    body = _shape(IngestRequest, raw, metrics)
+    _same_gateway(caller, body.gateway, metrics)
     app = request.app
-    with INGEST_SECONDS.time():
+    with metrics.ingest_seconds.time():
         out = await run_in_threadpool(
             _ingest_in_turn, app.state.ingest_slots, app.state.engine, gateway=body.gateway,
-            events=body.events, settings=app.state.settings, site=caller.site,
+            events=body.events, settings=app.state.settings, site=caller.site, metrics=metrics,
         )  # fmt: skip
     app.state.events.published(out.feedback, out.alerts)
     # The gateway's next batch comes on a new connection, which goes to whichever
@@ -176,9 +184,10 @@ async def ingest(request: Request, response: Response, caller: GatewayDep) -> In
 )
 async def presence(request: Request, caller: GatewayDep) -> PresenceResult:
     """Updates for devices of another site are ignored, each with its reason."""
+    metrics = _metrics(request)
     raw = await read_json(request)
-    body = _shape(PresenceRequest, raw)
-    _same_gateway(caller, body.gateway)
+    body = _shape(PresenceRequest, raw, metrics)
+    _same_gateway(caller, body.gateway, metrics)
     return await run_in_threadpool(
-        record_presence, request.app.state.engine, request=body, site=caller.site
+        record_presence, request.app.state.engine, request=body, site=caller.site, metrics=metrics
     )

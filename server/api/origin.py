@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api.deps import COOKIE
-from server.metrics import REQUESTS_FORGED
+from server.metrics import Metrics
 from server.settings import Settings
 
 # RFC 9110 section 9.2.1: the safe methods; every other one may change state.
@@ -140,15 +140,16 @@ def forgery(conn: HTTPConnection, settings: Settings) -> str | None:
 class OriginCheck:
     """ASGI middleware: 403 with the reason for a write that another site may have forged."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
         self.app = app
         self.settings = settings
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
             reason = forgery(HTTPConnection(scope), self.settings)
             if reason is not None:
-                REQUESTS_FORGED.inc()
+                self.metrics.requests_forged.inc()
                 await JSONResponse({"detail": reason}, 403)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

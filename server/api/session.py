@@ -17,7 +17,7 @@ from server.api.login_limit import LoginLimiter, limit_key, retry_after
 from server.api.origin import client_address, request_scheme
 from server.db.engine import write_session, writing
 from server.identity.tokens import PEOPLE, close_session, find_token, open_session
-from server.metrics import LOGINS_FAILED, LOGINS_THROTTLED
+from server.metrics import Metrics
 from server.schemas import Message
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
@@ -56,11 +56,12 @@ def login(
     body: Login, request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> Who:
     limiter: LoginLimiter = request.app.state.login_limiter
+    metrics: Metrics = request.app.state.metrics
     key = limit_key(client_address(request, settings))
     now = time.time()
     wait = limiter.wait_s(key, now=now)
     if wait > 0:
-        LOGINS_THROTTLED.inc()
+        metrics.logins_throttled.inc()
         raise HTTPException(
             429,
             f"too many failed logins from {key} ({limiter.max_failures} in"
@@ -70,7 +71,7 @@ def login(
     tok = find_token(session, token=body.token)
     if tok is None or tok.role not in PEOPLE:
         limiter.failed(key, now=now)
-        LOGINS_FAILED.labels("unknown" if tok is None else "role").inc()
+        metrics.logins_failed.labels("unknown" if tok is None else "role").inc()
         raise HTTPException(401, "not a valid token of a person (viewer, operator or admin)")
     with write_session(request.app.state.engine) as writer:  # queued with other writers
         sid = open_session(writer, token=tok, ttl_s=settings.session_ttl_s, now=now)

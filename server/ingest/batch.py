@@ -45,7 +45,7 @@ from server.ingest import binding
 from server.ingest.join import FeedbackRow
 from server.ingest.prepare import Prepared, prepare
 from server.ingest.validation import Forwarded, Rejected, validate
-from server.metrics import EVENTS_ACCEPTED, EVENTS_DUPLICATE, EVENTS_REJECTED
+from server.metrics import Metrics
 from server.models import BootRecord, DeadLetter, Device, Feedback, Telemetry
 from server.settings import Settings
 
@@ -70,11 +70,13 @@ def ingest_batch(
     settings: Settings,
     site: str | None,
     now: float | None = None,
+    metrics: Metrics | None = None,
 ) -> Outcome:
     """`site` is the gateway token's site: events another site's gateway owns are
-    rejected (`server.ingest.binding`). None only for trusted in-process callers (benchmarks)."""
+    rejected (`server.ingest.binding`). None only for trusted in-process callers (benchmarks).
+    `metrics`: the app's counters; None for in-process callers that count nothing."""
     now = time.time() if now is None else now
-    good, bad, repeats = validate(events, now=now)
+    good, bad, repeats = validate(events, now=now, metrics=metrics)
     out = Outcome(rejected=bad, duplicates=repeats)
     judged_bad = len(bad)  # `_bound_to` adds the events another site owns to `bad`
     todo = good
@@ -117,10 +119,11 @@ def ingest_batch(
                 ],
             )  # fmt: skip
         session.commit()
-    EVENTS_ACCEPTED.inc(out.accepted)
-    EVENTS_DUPLICATE.inc(out.duplicates)
-    for r in bad:
-        EVENTS_REJECTED.labels(reason=r.field).inc()
+    if metrics is not None:
+        metrics.events_accepted.inc(out.accepted)
+        metrics.events_duplicate.inc(out.duplicates)
+        for r in bad:
+            metrics.events_rejected.labels(reason=r.field).inc()
     return out
 
 

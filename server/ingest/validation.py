@@ -13,6 +13,7 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,7 +35,7 @@ from contract.protocol import (
     parse_event,
 )
 from server.ingest.timebase import plausible_rx_ts, plausible_ts
-from server.metrics import IMPLAUSIBLE_TS
+from server.metrics import Metrics
 
 Forwarded = ForwardedFeedback | ForwardedTelemetry
 
@@ -165,13 +166,16 @@ class StoredPresenceUpdate(PresenceUpdate):
     rx_ts: UnixTime
 
     @model_validator(mode="after")
-    def _storable(self) -> StoredPresenceUpdate:
+    def _storable(self, info: ValidationInfo) -> StoredPresenceUpdate:
         """NUL-free text, and a receipt time in the plausible window: a device's
-        newest report is its state, so one from 2099 would freeze it for good."""
+        newest report is its state, so one from 2099 would freeze it for good.
+        Counted in the validation context's `metrics`, when given (`server.api.ingest`)."""
         no_nul(fw=self.fw)
         now = time.time()
         if not plausible_rx_ts(self.rx_ts, now):
-            IMPLAUSIBLE_TS.labels(field="presence.rx_ts").inc()
+            metrics: Metrics | None = (info.context or {}).get("metrics")
+            if metrics is not None:
+                metrics.implausible_ts.labels(field="presence.rx_ts").inc()
             self.rx_ts = now
         return self
 
@@ -249,13 +253,14 @@ def _first_field(err: ValidationError) -> str:
     return field_label(first["loc"], first["msg"])
 
 
-def _in_window(ev: Forwarded, now: float) -> Forwarded:
+def _in_window(ev: Forwarded, now: float, metrics: Metrics | None) -> Forwarded:
     """`ev` with an implausible `rx_ts` replaced by `now`; counts what was implausible."""
     if not plausible_rx_ts(ev.rx_ts, now):
-        IMPLAUSIBLE_TS.labels(field="rx_ts").inc()
+        if metrics is not None:
+            metrics.implausible_ts.labels(field="rx_ts").inc()
         ev = ev.model_copy(update={"rx_ts": now})
-    if ev.ts is not None and not plausible_ts(ev.ts, ev.rx_ts):
-        IMPLAUSIBLE_TS.labels(field="ts").inc()
+    if ev.ts is not None and not plausible_ts(ev.ts, ev.rx_ts) and metrics is not None:
+        metrics.implausible_ts.labels(field="ts").inc()
     return ev
 
 
@@ -269,14 +274,15 @@ class Rejected:
 
 
 def validate(
-    events: Sequence[Any], *, now: float | None = None
+    events: Sequence[Any], *, now: float | None = None, metrics: Metrics | None = None
 ) -> tuple[list[Forwarded], list[Rejected], int]:
     """Good events (first of each id), rejections, and in-batch repeats.
 
     Times outside the plausible window are not refused (a device's or a gateway's
     clock may be wrong) but counted: an implausible `rx_ts` becomes the server's
     receipt time `now`; an implausible `ts` is kept as sent and ignored by the
-    timebase, which rebuilds the event's time (`timebase.plausible_ts`)."""
+    timebase, which rebuilds the event's time (`timebase.plausible_ts`). `metrics`: the
+    app's counters; None for in-process callers that count nothing."""
     now = time.time() if now is None else now
     good: list[Forwarded] = []
     bad: list[Rejected] = []
@@ -295,5 +301,5 @@ def validate(
             repeats += 1
             continue
         seen.add(ev.id)
-        good.append(_in_window(ev, now))
+        good.append(_in_window(ev, now, metrics))
     return good, bad, repeats

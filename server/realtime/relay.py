@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from server.metrics import RELAY_DROPPED
+from server.metrics import Metrics
 
 log = logging.getLogger("nps_edge.server.relay")
 
@@ -34,8 +34,9 @@ SUFFIX = ".sock"
 
 
 class Relay:
-    def __init__(self, directory: Path, name: str | None = None) -> None:
+    def __init__(self, directory: Path, name: str | None = None, *, metrics: Metrics) -> None:
         self.directory = directory
+        self.metrics = metrics
         self.path = directory / f"{name or os.getpid()}{SUFFIX}"
         self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._out.setblocking(False)
@@ -51,7 +52,7 @@ class Relay:
                 except (ConnectionRefusedError, FileNotFoundError):
                     _forget(peer)  # a worker that stopped without removing its socket
                 except OSError as err:  # a full queue (a slow listener), or too large
-                    RELAY_DROPPED.inc()
+                    self.metrics.relay_dropped.inc()
                     log.debug("relay: %d bytes to %s dropped: %s", len(datagram), peer, err)
 
     def peers(self) -> list[str]:

@@ -12,7 +12,7 @@ from sqlmodel import Session
 from server.identity.registry import add_device, revoke_device
 from server.identity.tokens import create_token, digest, revoke_token
 from server.ingest import batch as ingest
-from server.metrics import EVENTS_REJECTED, PRESENCE_IGNORED
+from server.metrics import Metrics
 from server.models import DeadLetter, Device, Token
 from server.settings import Settings
 from tests.server.factory import T0, Api, feedback, telemetry
@@ -45,8 +45,13 @@ def presence(api: Api, token: str, gateway: str, updates: list[dict[str, Any]]) 
     return r.json()
 
 
-def site_rejections() -> float:
-    return EVENTS_REJECTED.labels(reason="site")._value.get()  # type: ignore[no-any-return]
+def metrics(api: Api) -> Metrics:
+    """The app's counters (its own registry, server/metrics.py)."""
+    return api.client.app.state.metrics  # type: ignore[attr-defined,no-any-return]
+
+
+def site_rejections(api: Api) -> float:
+    return metrics(api).events_rejected.labels(reason="site")._value.get()  # type: ignore[no-any-return]
 
 
 def test_another_sites_gateway_cannot_speak_for_a_registered_device(
@@ -56,7 +61,7 @@ def test_another_sites_gateway_cannot_speak_for_a_registered_device(
         add_device(s, site=X, device_id="nps-reg001")
     assert api.ingest([feedback("nps-reg001", 1, score=9, fw="1.0.0")])["accepted"] == 1
     before = device(engine, "nps-reg001")
-    counted = site_rejections()
+    counted = site_rejections(api)
     # gw-y of store-2: the registered device's events (claiming either site), and one of
     # its own devices in the same batch, which must still be stored.
     out = api.ingest(
@@ -80,8 +85,8 @@ def test_another_sites_gateway_cannot_speak_for_a_registered_device(
         ("nps-reg001:2", "site", reason),
         ("nps-reg001:3", "site", reason),
     ]
-    assert site_rejections() == counted + 2
-    ignored = PRESENCE_IGNORED.labels(reason="site")._value.get()
+    assert site_rejections(api) == counted + 2
+    ignored = metrics(api).presence_ignored.labels(reason="site")._value.get()
     answer = presence(
         api, api.gateway_token("gw-y", Y), "gw-y",
         [{"device": "nps-reg001", "online": False, "fw": "6.6.6", "boot": 9, "rx_ts": T0 + 60},
@@ -91,7 +96,7 @@ def test_another_sites_gateway_cannot_speak_for_a_registered_device(
         "accepted": 1,
         "ignored": [{"index": 0, "device": "nps-reg001", "error": reason}],
     }
-    assert PRESENCE_IGNORED.labels(reason="site")._value.get() == ignored + 1
+    assert metrics(api).presence_ignored.labels(reason="site")._value.get() == ignored + 1
     after = device(engine, "nps-reg001")
     assert before is not None and after is not None
     assert (after.site, after.fw, after.online, after.max_seq, after.received) == (

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -43,9 +42,9 @@ def tokens(app: FastAPI) -> dict[str, str]:
         }
 
 
-def counted(name: str, **labels: str) -> float:
-    """A counter's value now (counters are per process: tests compare before and after)."""
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def counted(app: FastAPI, name: str, **labels: str) -> float:
+    """A counter's value now, in the app's registry (tests compare before and after)."""
+    return app.state.metrics.registry.get_sample_value(name, labels) or 0.0  # type: ignore[no-any-return]
 
 
 def client_from(app: FastAPI, address: str, *, https: bool = False) -> TestClient:
@@ -83,7 +82,7 @@ def test_a_write_with_the_cookie_needs_this_servers_origin(
     aid = an_alert(app, tokens)
     client = logged_in(app, tokens["operator"])
     ack = f"/api/v1/alerts/{aid}/ack"
-    forged_before = counted("nps_edge_requests_forged_total")
+    forged_before = counted(app, "nps_edge_requests_forged_total")
 
     foreign = client.post(ack, headers={"Origin": FOREIGN})
     assert foreign.status_code == 403
@@ -108,7 +107,7 @@ def test_a_write_with_the_cookie_needs_this_servers_origin(
         headers={"Referer": f"{ORIGIN}/alerts?status=open"},
     )
     assert assigned.status_code == 200
-    assert counted("nps_edge_requests_forged_total") - forged_before == 7
+    assert counted(app, "nps_edge_requests_forged_total") - forged_before == 7
 
 
 def test_bearer_token_writes_are_not_cookie_borne_and_need_no_origin(
@@ -202,8 +201,8 @@ def test_cookie_secure_setting_marks_it_secure_over_plain_http(migrated_sqlite_u
 def test_the_eleventh_failed_login_gets_429_and_another_address_still_logs_in(
     app: FastAPI, tokens: dict[str, str]
 ) -> None:
-    failed_before = counted("nps_edge_login_failures_total", reason="unknown")
-    throttled_before = counted("nps_edge_login_throttled_total")
+    failed_before = counted(app, "nps_edge_login_failures_total", reason="unknown")
+    throttled_before = counted(app, "nps_edge_login_throttled_total")
     guesser = client_from(app, "192.0.2.66")
     for i in range(10):
         r = guesser.post("/api/v1/session", json={"token": f"npso_guess{i}"})
@@ -235,8 +234,8 @@ def test_the_eleventh_failed_login_gets_429_and_another_address_still_logs_in(
         headers={"X-Forwarded-For": "198.51.100.10"},
     )
     assert ok.status_code == 200
-    assert counted("nps_edge_login_failures_total", reason="unknown") - failed_before == 20
-    assert counted("nps_edge_login_throttled_total") - throttled_before == 3
+    assert counted(app, "nps_edge_login_failures_total", reason="unknown") - failed_before == 20
+    assert counted(app, "nps_edge_login_throttled_total") - throttled_before == 3
 
 
 @pytest.fixture
