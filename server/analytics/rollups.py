@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
-from contract.nps import Tally
+from contract.nps import Category, Tally
 
 DIMS = (
     "site",
@@ -99,7 +99,7 @@ def bucket_of(t: float, grain: int) -> int:
     return int(math.floor(t / grain)) * grain
 
 
-_SLOT = {"promoter": 0, "passive": 1, "detractor": 2}
+_SLOT: dict[str, int] = {Category.PROMOTER: 0, Category.PASSIVE: 1, Category.DETRACTOR: 2}
 
 
 Finest = dict[tuple[Any, ...], list[int]]  # (*DIMS values, hour) -> COUNTS
