@@ -8,18 +8,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypedDict
 
 PROMOTER_MIN = 9
 DETRACTOR_MAX = 6
 
 
-def category(score: int) -> str:
-    """'promoter' (9-10), 'passive' (7-8) or 'detractor' (0-6)."""
+class Category(StrEnum):
+    """An answer's category; its value is what is stored and what JSON shows."""
+
+    PROMOTER = "promoter"
+    PASSIVE = "passive"
+    DETRACTOR = "detractor"
+
+
+def category(score: int) -> Category:
+    """Promoter (9-10), passive (7-8) or detractor (0-6)."""
     if score >= PROMOTER_MIN:
-        return "promoter"
+        return Category.PROMOTER
     if score <= DETRACTOR_MAX:
-        return "detractor"
-    return "passive"
+        return Category.DETRACTOR
+    return Category.PASSIVE
 
 
 def nps(promoters: int, detractors: int, n: int) -> float | None:
@@ -37,6 +47,19 @@ def ci95(promoters: int, detractors: int, n: int) -> tuple[float, float]:
     lo = max(-100.0, 100.0 * (c - 1.96 * se))
     hi = min(100.0, 100.0 * (c + 1.96 * se))
     return lo, hi
+
+
+class Summary(TypedDict):
+    """The contract's figure block (`Tally.summary`)."""
+
+    n: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float | None
+    ci95: list[float]
+    shown: int
+    response_rate: float | None
 
 
 @dataclass(frozen=True)
@@ -63,12 +86,19 @@ class Tally:
     @classmethod
     def of_scores(cls, scores: list[int | None]) -> Tally:
         """Tally prompts shown; None is a prompt that got no answer."""
-        cats = [category(s) for s in scores if s is not None]
+        return cls.of_categories([category(s) for s in scores if s is not None], len(scores))
+
+    @classmethod
+    def of_categories(cls, cats: list[str], shown: int) -> Tally:
+        """Tally answers by category, of `shown` prompts."""
         return cls(
-            cats.count("promoter"), cats.count("passive"), cats.count("detractor"), len(scores)
+            cats.count(Category.PROMOTER),
+            cats.count(Category.PASSIVE),
+            cats.count(Category.DETRACTOR),
+            shown,
         )
 
-    def summary(self, ndigits: int = 2) -> dict[str, object]:
+    def summary(self, ndigits: int = 2) -> Summary:
         """The contract's figure block: n, split, nps, ci95, shown, response_rate."""
         n = self.n
         value = nps(self.promoters, self.detractors, n)

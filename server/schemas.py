@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.nps import Tally
+from server.models.alerts import AlertPublic, WebhookDelivery
+from server.models.events import FeedbackPublic
 
 FIGURES_EXAMPLE: dict[str, Any] = {
     "n": 412, "promoters": 190, "passives": 120, "detractors": 102, "nps": 21.36,
@@ -100,15 +102,116 @@ class Gaps(BaseModel):
     missing: list[tuple[int, int]] = Field(description="inclusive ranges of seqs never received")
 
 
+class Cell(BaseModel):
+    weekday: int = Field(description="0 is Monday (UTC)")
+    hour: int = Field(description="hour of day, UTC")
+    n: int
+    nps: float | None
+    shown: int
+
+
+class Heatmap(BaseModel):
+    """NPS by weekday and hour of day: all 7 x 24 cells, Monday 00:00 first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"cells": [{"weekday": 0, "hour": 9, "n": 12, "nps": 25.0, "shown": 20}]}]
+        }
+    )
+
+    cells: list[Cell]
+
+
+class DriverComparison(BaseModel):
+    """Group `a` against group `b` (the feature's largest): two-sample z-test."""
+
+    a: str | None
+    b: str | None
+    diff: float | None
+    z: float | None
+    p: float | None
+    significant: bool
+
+
+class Driver(BaseModel):
+    feature: str
+    groups: list[Group]
+    comparisons: list[DriverComparison]
+
+
+class Drivers(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "features": [
+                        {
+                            "feature": "rssi_band",
+                            "groups": [{"key": "strong", **FIGURES_EXAMPLE}],
+                            "comparisons": [
+                                {
+                                    "a": "weak",
+                                    "b": "strong",
+                                    "diff": -31.2,
+                                    "z": -3.9,
+                                    "p": 0.0001,
+                                    "significant": True,
+                                }
+                            ],
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    features: list[Driver]
+
+
+class FilterValues(BaseModel):
+    """Values for the filter pickers."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sites": ["store-12"],
+                    "fw": ["1.0.0"],
+                    "triggers": ["cycle_complete"],
+                    "devices": ["nps-a1b2c3"],
+                    "prompts": ["nps"],
+                }
+            ]
+        }
+    )
+
+    sites: list[str]
+    fw: list[str]
+    triggers: list[str]
+    devices: list[str]
+    prompts: list[str]
+
+
+class TelemetryPoint(BaseModel):
+    ts: float = Field(description="the event's time")
+    battery_mv: float | None
+    rssi: float | None
+    heap_free: float | None
+    heap_min: float | None
+    temp_c: float | None
+    uptime_s: float | None
+    outbox_depth: float | None
+
+
+class TelemetrySeries(BaseModel):
+    device: str
+    points: list[TelemetryPoint] = Field(description="oldest first")
+
+
 class Message(BaseModel):
     """Every error: a clear message."""
 
     detail: Any = Field(examples=["unknown or revoked token"])
-
-
-def example(value: Any) -> dict[int | str, dict[str, Any]]:
-    """An OpenAPI 200 response with an example, for endpoints answering plain JSON objects."""
-    return {200: {"content": {"application/json": {"example": value}}}}
 
 
 FEEDBACK_ITEM_EXAMPLE: dict[str, Any] = {
@@ -125,3 +228,32 @@ ALERT_EXAMPLE: dict[str, Any] = {
     "detail": {"score": 4, "reason": "slow", "trigger": {"kind": "cycle_complete", "ref": None}},
     "assignee": None, "created_at": 1795000001.0, "updated_at": 1795000001.0, "comments": [],
 }  # fmt: skip
+
+
+class FeedbackPage(BaseModel):
+    """`GET /api/v1/feedback`: newest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [FEEDBACK_ITEM_EXAMPLE]}]})
+
+    items: list[FeedbackPublic]
+
+
+class AlertList(BaseModel):
+    """`GET /api/v1/alerts`: newest first, with counts per status."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"items": [ALERT_EXAMPLE], "counts": {"open": 1, "acknowledged": 0, "closed": 0}}
+            ]
+        }
+    )
+
+    items: list[AlertPublic]
+    counts: dict[str, int] = Field(description="alerts per status, under the same filters")
+
+
+class DeliveryLog(BaseModel):
+    """`GET /api/v1/webhooks/deliveries`: attempts, newest first."""
+
+    items: list[WebhookDelivery]

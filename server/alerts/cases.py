@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -13,7 +12,8 @@ from server.db.engine import writing
 from server.db.sql import table_of
 from server.ingest.validation import no_nul
 from server.models import Alert, AlertComment, WebhookDelivery
-from server.models.alerts import STATUSES, AlertPublic, CommentPublic
+from server.models.alerts import AlertPublic, AlertStatus, CommentPublic
+from server.schemas import AlertList, DeliveryLog
 
 A = table_of(Alert).c
 C = table_of(AlertComment).c
@@ -34,11 +34,11 @@ def _public(session: Session, alerts: list[Alert]) -> list[AlertPublic]:
 def list_alerts(
     session: Session,
     *,
-    status: str = "open",
+    status: str = AlertStatus.OPEN,
     kind: str | None = None,
     site: str | None = None,
     limit: int = 100,
-) -> dict[str, Any]:
+) -> AlertList:
     stmt = select(Alert).order_by(A.id.desc()).limit(limit)
     count = select(A.status, func.count()).group_by(A.status)
     if status != "all":
@@ -47,8 +47,8 @@ def list_alerts(
         if value is not None:
             stmt = stmt.where(col == value)
             count = count.where(col == value)
-    counts = dict.fromkeys(STATUSES, 0) | {s: n for s, n in session.execute(count)}
-    return {"items": _public(session, list(session.execute(stmt).scalars())), "counts": counts}
+    counts = dict.fromkeys(AlertStatus, 0) | {s: n for s, n in session.execute(count)}
+    return AlertList(items=_public(session, list(session.execute(stmt).scalars())), counts=counts)
 
 
 # `alert.id` is a 32-bit INTEGER on PostgreSQL, which refuses to compare it with a
@@ -94,6 +94,6 @@ def update_alert(
     return _public(session, [alert])[0]
 
 
-def deliveries(session: Session, *, limit: int = 100) -> list[dict[str, Any]]:
+def deliveries(session: Session, *, limit: int = 100) -> DeliveryLog:
     rows = session.execute(select(WebhookDelivery).order_by(W.id.desc()).limit(limit)).scalars()
-    return [r.model_dump() for r in rows]
+    return DeliveryLog(items=list(rows))

@@ -6,23 +6,51 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from contract.nps import Tally
 from contract.protocol import ForwardedTelemetry
+from server.models.alerts import AlertKind, AlertStatus
 from server.settings import Settings
 
-ACTIVE = ("open", "acknowledged")
+ACTIVE = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 # A threshold alert (every kind but a detractor's) is open at most once per scope:
 # a site for its NPS, a device for its battery or its silence.
-SCOPE = {"site_nps": "site", "battery": "device", "offline": "device"}
+SCOPE: dict[str, str] = {
+    AlertKind.SITE_NPS: "site",
+    AlertKind.BATTERY: "device",
+    AlertKind.OFFLINE: "device",
+}
 # A flood cannot bury the inbox (issue 12: 50,000 forged answers opened 50,000
 # alerts): a device's detractors collapse into one active alert per trigger kind,
 # which counts them and keeps the latest few; closing it lets the next one open.
-DETRACTOR = "detractor"
+DETRACTOR = AlertKind.DETRACTOR
 LATEST_ANSWERS = 10
 HEALTH_FIELDS = ("rssi", "battery_mv", "rssi_band", "battery_band", "health", "errors_24h",
                  "reboots_24h", "offline_min_24h", "fw")  # fmt: skip
+
+
+class ProposedAlert(TypedDict):
+    """An alert a rule proposes: an `alert` row without its id, not stored yet."""
+
+    status: AlertStatus
+    site: str | None
+    device: str | None
+    feedback_id: str | None
+    assignee: str | None
+    kind: AlertKind
+    title: str
+    detail: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+class OpenedAlert(ProposedAlert):
+    """An alert as stored and told (stream, webhooks): `AlertPublic`'s fields, its id
+    first (`store.insert` builds it in that order)."""
+
+    id: int
+    comments: list[Any]
 
 
 def scope_of(alert: Mapping[str, Any]) -> tuple[str, str]:
@@ -35,9 +63,20 @@ def detractor_key(alert: Mapping[str, Any]) -> tuple[str, str]:
     return alert["device"], alert["detail"]["trigger"]["kind"]
 
 
-def new_alert(now: float, **fields: Any) -> dict[str, Any]:
-    base = {"status": "open", "site": None, "device": None, "feedback_id": None, "assignee": None}
-    return base | fields | {"created_at": now, "updated_at": now}
+def new_alert(
+    now: float,
+    *,
+    kind: AlertKind,
+    title: str,
+    detail: dict[str, Any],
+    site: str | None = None,
+    device: str | None = None,
+    feedback_id: str | None = None,
+) -> ProposedAlert:
+    return ProposedAlert(
+        status=AlertStatus.OPEN, site=site, device=device, feedback_id=feedback_id,
+        assignee=None, kind=kind, title=title, detail=detail, created_at=now, updated_at=now,
+    )  # fmt: skip
 
 
 def answer_time(alert: Mapping[str, Any]) -> float:
@@ -59,7 +98,7 @@ def started(detail: dict[str, Any], feedback_id: str | None) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def folded(detail: dict[str, Any], group: list[dict[str, Any]]) -> dict[str, Any]:
+def folded(detail: dict[str, Any], group: Sequence[ProposedAlert]) -> dict[str, Any]:
     """`detail` (with its collapse fields) with the answers of `group` attached. A
     gateway's backlog may bring older answers late: times and `latest` go by `ts`."""
     if not group:
@@ -81,11 +120,11 @@ def collapsed_title(key: tuple[str, str], detail: Mapping[str, Any]) -> str:
     return f"{detail['count']} detractors at {device} after {trigger}"
 
 
-def detractor_alert(row: Mapping[str, Any], now: float) -> dict[str, Any]:
+def detractor_alert(row: Mapping[str, Any], now: float) -> ProposedAlert:
     """The alert one detractor answer (a feedback row, health joined) proposes."""
     return new_alert(
         now,
-        kind="detractor",
+        kind=AlertKind.DETRACTOR,
         site=row["site"],
         device=row["device"],
         feedback_id=row["id"],
@@ -103,7 +142,7 @@ def detractor_alert(row: Mapping[str, Any], now: float) -> dict[str, Any]:
 
 def battery_alerts(
     telemetry: Sequence[ForwardedTelemetry], settings: Settings, now: float
-) -> list[dict[str, Any]]:
+) -> list[ProposedAlert]:
     """One alert per device whose battery reads under `battery_low_mv` in the batch."""
     low = {
         ev.device: ev
@@ -113,7 +152,7 @@ def battery_alerts(
     return [
         new_alert(
             now,
-            kind="battery",
+            kind=AlertKind.BATTERY,
             site=ev.site,
             device=device,
             title=f"Battery low on {device}: {ev.battery_mv:.0f} mV",
@@ -125,21 +164,19 @@ def battery_alerts(
 
 def site_nps_alert(
     site: str, categories: list[str], settings: Settings, now: float
-) -> dict[str, Any] | None:
+) -> ProposedAlert | None:
     """A site NPS alert if `categories` (the site's latest answers, newest first) are
     `site_nps_last_n` long and their NPS is under the threshold."""
     last_n = settings.site_nps_last_n
     cats = categories[:last_n]
     if len(cats) < last_n:
         return None
-    tally = Tally(cats.count("promoter"), cats.count("passive"), cats.count("detractor"), len(cats))
-    figures = tally.summary()
-    value = figures["nps"]
-    assert isinstance(value, float)
-    if value >= settings.site_nps_threshold:
+    figures = Tally.of_categories(cats, len(cats)).summary()
+    value = figures["nps"]  # never None: last_n answers were counted
+    if value is None or value >= settings.site_nps_threshold:
         return None
     return new_alert(
-        now, kind="site_nps", site=site,
+        now, kind=AlertKind.SITE_NPS, site=site,
         title=f"NPS of {site} is {value:.1f} over its last {last_n} answers"
         f" (threshold {settings.site_nps_threshold:g})",
         detail={**figures, "last_n": last_n, "threshold": settings.site_nps_threshold},
@@ -155,7 +192,7 @@ def offline_alert(
     last_seen: float,
     settings: Settings,
     now: float,
-) -> dict[str, Any] | None:
+) -> ProposedAlert | None:
     """An alert if the device is offline (or silent) longer than `offline_alert_s`."""
     limit = now - settings.offline_alert_s
     since = presence_ts if online is False else last_seen
@@ -166,7 +203,7 @@ def offline_alert(
         return None
     minutes = (now - (since or last_seen)) / 60
     return new_alert(
-        now, kind="offline", site=site, device=device,
+        now, kind=AlertKind.OFFLINE, site=site, device=device,
         title=f"{device} at {site} offline for {minutes:.0f} min",
         detail={"since": since, "minutes": round(minutes, 1),
                 "threshold_s": settings.offline_alert_s},

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, text
 from sqlmodel import Session
@@ -17,6 +17,8 @@ from server.alerts.rules import (
     ACTIVE,
     DETRACTOR,
     SCOPE,
+    OpenedAlert,
+    ProposedAlert,
     answer_time,
     battery_alerts,
     collapsed_title,
@@ -46,19 +48,19 @@ F = table_of(Feedback).c
 # (measured at 50,000 open: 4.0 ms per batch instead of 0.13).
 
 
-def _lock_scopes(session: Session, alerts: list[dict[str, Any]]) -> None:
+def _lock_scopes(session: Session, alerts: list[ProposedAlert]) -> None:
     """Hold each proposed scope's lock (thresholds, and detractors per device and
     trigger kind) until commit: PostgreSQL takes a transaction-level advisory lock;
     a SQLite writer holds the database's."""
     scopes = {scope_of(a) for a in alerts if a["kind"] in SCOPE}
-    scopes |= {("detractor", " ".join(detractor_key(a))) for a in alerts if a["kind"] == DETRACTOR}
+    scopes |= {(DETRACTOR, " ".join(detractor_key(a))) for a in alerts if a["kind"] == DETRACTOR}
     if scopes and session.get_bind().dialect.name == "postgresql":
         # One statement, in one order for every writer (no deadlock between two).
         locks = sorted({_lock_key(kind, key) for kind, key in scopes})
         session.execute(_LOCK, {"keys": locks})
 
 
-def _not_yet_active(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _not_yet_active(session: Session, alerts: list[ProposedAlert]) -> list[ProposedAlert]:
     """`alerts` less the threshold ones whose scope has an active alert, the first
     of each scope kept (under the scope's lock, `_lock_scopes`)."""
     scopes = sorted({scope_of(a) for a in alerts if a["kind"] in SCOPE})
@@ -90,7 +92,7 @@ def _lock_key(kind: str, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def insert(session: Session, alerts: list[ProposedAlert]) -> list[OpenedAlert]:
     """Store new alerts in one statement, less the threshold ones already active
     (`_not_yet_active`) and the detractors attached to their device's open alert
     (`_attach_detractors`); the alert JSON of each stored, with its id. Only these
@@ -103,14 +105,15 @@ def insert(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any
     alerts = _attach_detractors(session, _not_yet_active(session, alerts))
     if not alerts:
         return []
-    ids = sorted(bulk_write(session, table_of(Alert), *as_tuples(alerts), returning="id"))
-    return [{"id": i, **a, "comments": []} for i, a in zip(ids, alerts, strict=True)]
+    rows = cast(list[dict[str, Any]], alerts)  # as_tuples reads them as plain dicts
+    ids = sorted(bulk_write(session, table_of(Alert), *as_tuples(rows), returning="id"))
+    return [OpenedAlert(id=i, **a, comments=[]) for i, a in zip(ids, alerts, strict=True)]
 
 
-def _attach_detractors(session: Session, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _attach_detractors(session: Session, alerts: list[ProposedAlert]) -> list[ProposedAlert]:
     """`alerts` with their detractors folded: into the device's active alert for the
     trigger kind when there is one (updated here), else into the first of the batch."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[ProposedAlert]] = {}
     for a in sorted(alerts, key=answer_time):
         if a["kind"] == DETRACTOR:
             groups.setdefault(detractor_key(a), []).append(a)
@@ -135,7 +138,7 @@ def _attach_detractors(session: Session, alerts: list[dict[str, Any]]) -> list[d
                 begun = started(detail, found["feedback_id"])
                 open_by_key[key] = {**found, "detail": begun}
     kept = [a for a in alerts if a["kind"] != DETRACTOR]
-    attached = []
+    attached: list[dict[str, Any]] = []
     for key, group in groups.items():
         if key in open_by_key:
             row = open_by_key[key]
@@ -144,7 +147,7 @@ def _attach_detractors(session: Session, alerts: list[dict[str, Any]]) -> list[d
             attached.append(row | {"detail": detail, "title": collapsed_title(key, detail),
                                    "updated_at": at})  # fmt: skip
         else:
-            first = dict(group[0])
+            first = group[0].copy()
             first["detail"] = folded(started(first["detail"], first["feedback_id"]), group[1:])
             if first["detail"]["count"] > 1:
                 first["title"] = collapsed_title(key, first["detail"])
@@ -166,7 +169,7 @@ def on_ingest(
     telemetry: Sequence[ForwardedTelemetry],
     settings: Settings,
     now: float,
-) -> list[dict[str, Any]]:
+) -> list[ProposedAlert]:
     """Alerts a batch proposes: detractors, low batteries, sites whose rolling NPS fell.
     `feedback` is the batch's rows, not stored yet. `insert` opens those of a
     threshold whose scope has no active alert."""
@@ -189,7 +192,7 @@ def _check_site(
     batch: list[tuple[float, str]],
     settings: Settings,
     now: float,
-) -> dict[str, Any] | None:
+) -> ProposedAlert | None:
     """A site NPS alert if the site's last N answers, stored and `batch` ((t, category)),
     are under the threshold (`rules.site_nps_alert`)."""
     # Written so that only the (site, t) index gives this order, however long ago
@@ -207,7 +210,7 @@ def _check_site(
     return site_nps_alert(site, [c for _, c in latest], settings, now)
 
 
-def check_offline(session: Session, *, settings: Settings, now: float) -> list[dict[str, Any]]:
+def check_offline(session: Session, *, settings: Settings, now: float) -> list[OpenedAlert]:
     """Open an alert for each device offline (or silent) longer than `offline_alert_s`."""
     opened = []
     for dev in session.execute(select(Device)).scalars():

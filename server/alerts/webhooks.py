@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -56,7 +57,7 @@ class WebhookSender:
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         self.client = client or httpx.Client(timeout=10.0)
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._queue: queue.Queue[Mapping[str, Any] | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -74,7 +75,7 @@ class WebhookSender:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def enqueue(self, alert: dict[str, Any]) -> None:
+    def enqueue(self, alert: Mapping[str, Any]) -> None:
         if self.urls:
             self._queue.put(alert)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Table, func, select
 from sqlmodel import Session
 
-from contract.nps import Tally
+from contract.nps import Category, Tally
 from server.analytics import rollups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.sql import table_of
@@ -160,8 +160,17 @@ def _raw(
             add(dim_key(group, row[2]), counts)
 
 
+_ONE: dict[str, tuple[int, int, int, int]] = {
+    Category.PROMOTER: (1, 0, 0, 1),
+    Category.PASSIVE: (0, 1, 0, 1),
+    Category.DETRACTOR: (0, 0, 1, 1),
+}
+_UNANSWERED = (0, 0, 0, 1)
+
+
 def _one(cat: str | None) -> tuple[int, int, int, int]:
-    return (int(cat == "promoter"), int(cat == "passive"), int(cat == "detractor"), 1)
+    """One prompt's counts (promoters, passives, detractors, shown) by its category."""
+    return _UNANSWERED if cat is None else _ONE.get(cat, _UNANSWERED)
 
 
 def sort_groups(group: str, tallies: dict[Any, Tally]) -> list[tuple[Any, Tally]]:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
-from contract.nps import Tally
+from contract.nps import Category, Tally
 from server.db.sql import quote
 
 DIMS = (
@@ -59,7 +59,7 @@ NONE = ""  # stored for a null dimension (reason) so it can take part in keys
 # batches: HOT updates of the `full` tables 14-19 % at 100, about 70 % at 70;
 # WAL per batch 1.36 -> 1.08 MB; the rollup statement 12.9 -> 11.4 ms.
 FILLFACTOR = 70
-_SLOT = {"promoter": 0, "passive": 1, "detractor": 2}
+_SLOT: dict[str, int] = {Category.PROMOTER: 0, Category.PASSIVE: 1, Category.DETRACTOR: 2}
 Finest = dict[tuple[Any, ...], list[int]]  # (*DIMS values, hour) -> COUNTS
 # A Finest row as ingest stages it for `rollup_sql`: (column, SQL type).
 STAGE_COLUMNS = (

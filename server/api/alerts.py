@@ -13,9 +13,9 @@ from sqlmodel import Session
 from server.alerts.cases import deliveries, get_alert, list_alerts, update_alert
 from server.api.deps import AdminDep, Caller, OperatorDep, SessionDep, ViewerDep
 from server.api.scope import check_site, site_for
-from server.models.alerts import KINDS, AlertPublic
+from server.models.alerts import AlertKind, AlertPublic, AlertStatus
 from server.realtime.bus import Bus
-from server.schemas import ALERT_EXAMPLE, Message, example
+from server.schemas import AlertList, DeliveryLog, Message
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -25,8 +25,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Message, "description": "a bad parameter or body"},
 }
 AlertId = Annotated[int, Path(ge=1, le=2**62, examples=[1])]
-Kind = Literal["detractor", "site_nps", "offline", "battery"]
-assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
 
 
 class Assign(BaseModel):
@@ -62,18 +60,18 @@ def _tell(request: Request, alert: AlertPublic) -> AlertPublic:
 
 @router.get(
     "/alerts",
-    responses=ERRORS
-    | example({"items": [ALERT_EXAMPLE], "counts": {"open": 1, "acknowledged": 0, "closed": 0}}),
+    response_model=AlertList,
+    responses=ERRORS,
     summary="Alerts, newest first, with counts per status",
 )
 def alerts(
     session: SessionDep,
     caller: ViewerDep,
-    status: Literal["open", "acknowledged", "closed", "all"] = "open",
-    kind: Kind | None = None,
+    status: AlertStatus | Literal["all"] = AlertStatus.OPEN,
+    kind: AlertKind | None = None,
     site: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, Any]:
+) -> AlertList:
     return list_alerts(session, status=status, kind=kind, site=site_for(caller, site), limit=limit)
 
 
@@ -87,7 +85,7 @@ def ack(
     alert_id: AlertId, request: Request, session: SessionDep, caller: OperatorDep
 ) -> AlertPublic:
     _visible(session, caller, alert_id)
-    out = update_alert(session, alert_id=alert_id, status="acknowledged")
+    out = update_alert(session, alert_id=alert_id, status=AlertStatus.ACKNOWLEDGED)
     return _tell(request, _found(out, alert_id))
 
 
@@ -120,18 +118,21 @@ def close(
     _visible(session, caller, alert_id)
     note = body.note if body is not None else None
     out = update_alert(
-        session, alert_id=alert_id, status="closed",
+        session, alert_id=alert_id, status=AlertStatus.CLOSED,
         comment=(caller.name, note) if note else None,
     )  # fmt: skip
     return _tell(request, _found(out, alert_id))
 
 
 @router.get(
-    "/webhooks/deliveries", responses=ERRORS, summary="Webhook delivery attempts, newest first"
+    "/webhooks/deliveries",
+    response_model=DeliveryLog,
+    responses=ERRORS,
+    summary="Webhook delivery attempts, newest first",
 )
 def webhook_deliveries(
     session: SessionDep, caller: AdminDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-) -> dict[str, Any]:
+) -> DeliveryLog:
     """Fleet-wide: a site-limited admin is refused."""
     check_site(caller, None, "the fleet-wide delivery log")
-    return {"items": deliveries(session, limit=limit)}
+    return deliveries(session, limit=limit)

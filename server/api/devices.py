@@ -15,7 +15,7 @@ from server.api.scope import check_site, site_for
 from server.db.sql import table_of
 from server.devices import device_detail, gaps, list_devices
 from server.models import Device, Telemetry
-from server.schemas import DeviceDetail, DeviceRow, Gaps, Message
+from server.schemas import DeviceDetail, DeviceRow, Gaps, Message, TelemetryPoint, TelemetrySeries
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -73,14 +73,17 @@ def device_gaps(device: DeviceId, session: SessionDep, caller: ViewerDep) -> Gap
 
 
 @router.get(
-    "/{device}/telemetry", responses=ERRORS, summary="The device's latest telemetry, oldest first"
+    "/{device}/telemetry",
+    response_model=TelemetrySeries,
+    responses=ERRORS,
+    summary="The device's latest telemetry, oldest first",
 )
 def telemetry(
     device: DeviceId,
     session: SessionDep,
     caller: ViewerDep,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> dict[str, Any]:
+) -> TelemetrySeries:
     _visible(session, caller, device)
     T = table_of(Telemetry).c
     cols = ("battery_mv", "rssi", "heap_free", "heap_min", "temp_c", "uptime_s", "outbox_depth")
@@ -92,5 +95,7 @@ def telemetry(
     ).all()
     if not rows and session.get(Device, device) is None:
         raise _unknown(device)
-    points = [{"ts": r[0], **dict(zip(cols, r[1:], strict=True))} for r in reversed(rows)]
-    return {"device": device, "points": points}
+    points = [
+        TelemetryPoint(ts=r[0], **dict(zip(cols, r[1:], strict=True))) for r in reversed(rows)
+    ]
+    return TelemetrySeries(device=device, points=points)

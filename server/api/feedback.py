@@ -20,7 +20,7 @@ from server.api.scope import ScopedFiltersDep
 from server.db.sql import table_of
 from server.models import Feedback
 from server.models.events import FeedbackPublic
-from server.schemas import FEEDBACK_ITEM_EXAMPLE, Message, example
+from server.schemas import FeedbackPage, Message
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -50,7 +50,8 @@ def matching(f: Filters) -> Select[Any]:
 
 @router.get(
     "/feedback",
-    responses=ERRORS | example({"items": [FEEDBACK_ITEM_EXAMPLE]}),
+    response_model=FeedbackPage,
+    responses=ERRORS,
     summary="Feedback with its joined health, newest first",
 )
 def list_feedback(
@@ -61,7 +62,7 @@ def list_feedback(
     before: Annotated[
         str | None, Query(max_length=96, description="id of the last item of the previous page")
     ] = None,
-) -> dict[str, list[FeedbackPublic]]:
+) -> FeedbackPage:
     stmt = matching(f)
     if before is not None:
         anchor = session.get(Feedback, before)
@@ -69,7 +70,7 @@ def list_feedback(
             raise HTTPException(404, f"before: no feedback {before!r}")
         stmt = stmt.where((F.t < anchor.t) | ((F.t == anchor.t) & (F.id < anchor.id)))
     stmt = stmt.order_by(F.t.desc(), F.id.desc()).limit(limit)
-    return {"items": [FeedbackPublic.of(r) for r in session.execute(stmt).scalars()]}
+    return FeedbackPage(items=[FeedbackPublic.of(r) for r in session.execute(stmt).scalars()])
 
 
 def _export_rows(engine: Any, f: Filters) -> Iterator[dict[str, Any]]:
@@ -109,6 +110,7 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 @router.get(
     "/export",
+    response_class=StreamingResponse,
     responses={**ERRORS, 200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
     summary="Every matching feedback event with its joined health, streamed",
 )

@@ -15,7 +15,18 @@ from server.api.deps import SessionDep, ViewerDep
 from server.api.scope import ScopedFiltersDep
 from server.ingest.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
 from server.models import Device
-from server.schemas import FIGURES_EXAMPLE, Figures, Group, Message, NpsAnswer, example
+from server.schemas import (
+    Cell,
+    Driver,
+    DriverComparison,
+    Drivers,
+    Figures,
+    FilterValues,
+    Group,
+    Heatmap,
+    Message,
+    NpsAnswer,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -51,18 +62,18 @@ def get_nps(
 
 @router.get(
     "/heatmap",
-    responses=ERRORS
-    | example({"cells": [{"weekday": 0, "hour": 9, "n": 12, "nps": 25.0, "shown": 20}]}),
+    response_model=Heatmap,
+    responses=ERRORS,
     summary="NPS by weekday and hour of day (UTC)",
 )
-def heatmap(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> dict[str, Any]:
+def heatmap(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> Heatmap:
     _, tallies = figures(session, f, "heat")
     cells = []
     for wd in range(7):
         for hour in range(24):
             s = Figures.of(tallies.get((wd, hour), Tally()))
-            cells.append({"weekday": wd, "hour": hour, "n": s.n, "nps": s.nps, "shown": s.shown})
-    return {"cells": cells}
+            cells.append(Cell(weekday=wd, hour=hour, n=s.n, nps=s.nps, shown=s.shown))
+    return Heatmap(cells=cells)
 
 
 DRIVERS = ("rssi_band", "battery_band", "health", "fw")
@@ -71,30 +82,11 @@ ORDER = {"rssi_band": RSSI_BANDS, "battery_band": BATTERY_BANDS, "health": HEALT
 
 @router.get(
     "/drivers",
-    responses=ERRORS
-    | example(
-        {
-            "features": [
-                {
-                    "feature": "rssi_band",
-                    "groups": [{"key": "strong", **FIGURES_EXAMPLE}],
-                    "comparisons": [
-                        {
-                            "a": "weak",
-                            "b": "strong",
-                            "diff": -31.2,
-                            "z": -3.9,
-                            "p": 0.0001,
-                            "significant": True,
-                        }
-                    ],
-                }
-            ]
-        }
-    ),
+    response_model=Drivers,
+    responses=ERRORS,
     summary="Does device health explain NPS?",
 )
-def drivers(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> dict[str, Any]:
+def drivers(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> Drivers:
     """Per health feature, NPS per group, and each group against the largest group of
     that feature: two-sample z-test on the NPS difference (docs/server.md)."""
     features = []
@@ -102,7 +94,7 @@ def drivers(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> dict
         _, tallies = figures(session, f, feature)
         order = ORDER.get(feature)
         keys = [k for k in order if k in tallies] if order else sorted(tallies)
-        groups = [{"key": k, **Figures.of(tallies[k]).model_dump()} for k in keys]
+        groups = [Group(key=k, **Figures.of(tallies[k]).model_dump()) for k in keys]
         comparisons = []
         if tallies:
             base = max(keys, key=lambda k: (tallies[k].n, tallies[k].shown))
@@ -111,31 +103,25 @@ def drivers(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> dict
                     continue
                 c = compare(tallies[k], tallies[base])
                 comparisons.append(
-                    {"a": k, "b": base,
-                     "diff": None if c.diff is None else round(c.diff, 2),
-                     "z": None if c.z is None else round(c.z, 3),
-                     "p": None if c.p is None else round(c.p, 5),
-                     "significant": c.significant}
+                    DriverComparison(
+                        a=k, b=base,
+                        diff=None if c.diff is None else round(c.diff, 2),
+                        z=None if c.z is None else round(c.z, 3),
+                        p=None if c.p is None else round(c.p, 5),
+                        significant=c.significant,
+                    )
                 )  # fmt: skip
-        features.append({"feature": feature, "groups": groups, "comparisons": comparisons})
-    return {"features": features}
+        features.append(Driver(feature=feature, groups=groups, comparisons=comparisons))
+    return Drivers(features=features)
 
 
 @router.get(
     "/filters",
-    responses=ERRORS
-    | example(
-        {
-            "sites": ["store-12"],
-            "fw": ["1.0.0"],
-            "triggers": ["cycle_complete"],
-            "devices": ["nps-a1b2c3"],
-            "prompts": ["nps"],
-        }
-    ),
+    response_model=FilterValues,
+    responses=ERRORS,
     summary="Values for the filter pickers",
 )
-def filter_values(session: SessionDep, caller: ViewerDep) -> dict[str, list[str]]:
+def filter_values(session: SessionDep, caller: ViewerDep) -> FilterValues:
     """Only the caller's site's values when it is limited to one."""
     site = caller.site
 
@@ -148,10 +134,10 @@ def filter_values(session: SessionDep, caller: ViewerDep) -> dict[str, list[str]
     # Small rollups: no scan of raw feedback. `slice` has the site, `mix` does not.
     roll = ROLLUP_TABLES[("mix", DAY) if site is None else ("slice", DAY)].c
     roll_site = roll.site if site is not None else None
-    return {
-        "sites": values(Device.site, Device.site),
-        "fw": values(roll.fw, roll_site),
-        "triggers": values(roll.trigger, roll_site),
-        "devices": values(Device.id, Device.site),
-        "prompts": values(roll.prompt, roll_site),
-    }
+    return FilterValues(
+        sites=values(Device.site, Device.site),
+        fw=values(roll.fw, roll_site),
+        triggers=values(roll.trigger, roll_site),
+        devices=values(Device.id, Device.site),
+        prompts=values(roll.prompt, roll_site),
+    )

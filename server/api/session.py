@@ -87,11 +87,15 @@ def whoami(caller: ViewerDep) -> Who:
     return Who(name=caller.name, role=caller.role, site=caller.site)  # type: ignore[arg-type]
 
 
-@router.delete("", summary="Log out: clears the cookie")
-def logout(request: Request, response: Response, session: SessionDep) -> dict[str, bool]:
+class LoggedOut(BaseModel):
+    ok: bool = True
+
+
+@router.delete("", response_model=LoggedOut, summary="Log out: clears the cookie")
+def logout(request: Request, response: Response, session: SessionDep) -> LoggedOut:
     sid = request.cookies.get(COOKIE)
     if sid:
         with writing(session):  # queued with other writers (server/db/engine.py)
             close_session(session, sid=sid)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
-    return {"ok": True}
+    return LoggedOut()

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.engine import Engine
@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from contract.protocol import ForwardedFeedback, ForwardedTelemetry, Rejection
 from server.alerts import store as alerting
+from server.alerts.rules import OpenedAlert
 from server.analytics import rollups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import write_session
@@ -56,7 +57,7 @@ class Outcome:
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     feedback: list[FeedbackRow] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[OpenedAlert] = field(default_factory=list)
 
     def rejections(self) -> list[Rejection]:
         return [Rejection(index=r.index, id=r.id, error=r.error) for r in self.rejected]
@@ -215,11 +216,12 @@ def _store_events(session: Session, plan: Prepared) -> bool:
     """Insert the batch's telemetry and feedback rows, in id order; False, with neither
     stored, when an id was already (`sql.insert_all_new`)."""
     by_id = itemgetter("id")
+    feedback = cast(list[dict[str, Any]], plan.feedback)  # inserted as the dicts they are
     return insert_all_new(
         session,
         [
             (table_of(Telemetry), sorted(plan.telemetry, key=by_id)),
-            (table_of(Feedback), sorted(plan.feedback, key=by_id)),
+            (table_of(Feedback), sorted(feedback, key=by_id)),
         ],
     )
 
@@ -235,7 +237,7 @@ def _not_stored(session: Session, events: list[Forwarded]) -> list[Forwarded]:
     return [ev for ev in events if ev.id not in stored]
 
 
-def _write(session: Session, plan: Prepared) -> list[dict[str, Any]]:
+def _write(session: Session, plan: Prepared) -> list[OpenedAlert]:
     """Store the rest of a prepared batch; the alerts it opened, with their ids."""
     upsert(session, table_of(BootRecord), plan.boots, ("device", "boot"), _merge_boot)
     upsert(session, table_of(Device), plan.devices, ("id",), _merge_device)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
-from contract.nps import category
+from contract.nps import Category, category
 from contract.protocol import ForwardedFeedback
 from server.db.sql import table_of
 from server.ingest import health
@@ -18,7 +18,45 @@ from server.models import BootRecord, Presence, Telemetry
 from server.settings import Settings
 
 BOOT = table_of(BootRecord).c
-FeedbackRow = dict[str, Any]  # a feedback table row
+
+
+class FeedbackRow(TypedDict):
+    """A `feedback` table row as ingest builds it: the event, its time, its joined health.
+
+    A TypedDict, not a dataclass: the rows go to the insert as dicts (`server.db.sql`),
+    and a slots dataclass plus its conversion back cost about 2 ms of a 40 ms batch
+    of 1,000 events (measured, issue 13); a TypedDict costs nothing at run time.
+    """
+
+    id: str
+    device: str
+    site: str
+    seq: int
+    boot: int
+    up_ms: int
+    t: float
+    ts: float | None
+    time_source: str
+    rx_ts: float
+    fw: str
+    outcome: str
+    score: int | None
+    category: Category | None
+    prompt: str
+    trigger_kind: str
+    trigger_ref: str | None
+    reason: str | None
+    answer_ms: int | None
+    rssi: float | None
+    battery_mv: float | None
+    telemetry_id: str | None
+    errors_24h: int
+    reboots_24h: int
+    offline_min_24h: float
+    rssi_band: str
+    battery_band: str
+    health: str
+    gateway: str
 
 
 def histories(

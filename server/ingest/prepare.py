@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from contract.protocol import ForwardedFeedback, ForwardedTelemetry
 from server.alerts import store as alerting
+from server.alerts.rules import ProposedAlert
 from server.analytics import rollups
 from server.db.sql import table_of
 from server.ingest import timebase
@@ -41,7 +42,7 @@ class Prepared:
     telemetry: list[dict[str, Any]]
     feedback: list[FeedbackRow]
     devices: list[dict[str, Any]]
-    alerts: list[dict[str, Any]]  # not stored yet: no id
+    alerts: list[ProposedAlert]  # not stored yet: no id
     counts: rollups.Finest  # rollup increments at the finest grain
 
 

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-KINDS = ("detractor", "site_nps", "offline", "battery")
-STATUSES = ("open", "acknowledged", "closed")
+
+class AlertKind(StrEnum):
+    """What opened an alert (`server.alerts.rules`); the value is stored and shown."""
+
+    DETRACTOR = "detractor"
+    SITE_NPS = "site_nps"
+    OFFLINE = "offline"
+    BATTERY = "battery"
+
+
+class AlertStatus(StrEnum):
+    """Where an alert is in its workflow (`server.alerts.cases`)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    CLOSED = "closed"
 
 
 class Alert(SQLModel, table=True):
@@ -20,7 +35,7 @@ class Alert(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)
-    status: str = Field(default="open", max_length=16)
+    status: str = Field(default=AlertStatus.OPEN, max_length=16)
     site: str | None = Field(default=None, max_length=64)
     device: str | None = Field(default=None, max_length=64)
     feedback_id: str | None = Field(default=None, max_length=96)

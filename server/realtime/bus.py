@@ -30,7 +30,7 @@ def feedback_item(row: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Bus:
-    webhook: Callable[[dict[str, Any]], None] | None = None
+    webhook: Callable[[Mapping[str, Any]], None] | None = None
     relay: Relay | None = None  # the other workers' streams (`server.realtime.relay`), if any
     _subs: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Item]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,7 +70,7 @@ class Bus:
             loop.call_soon_threadsafe(_offer, queue, item)
 
     def published(
-        self, feedback: Sequence[Mapping[str, Any]], alerts: Sequence[dict[str, Any]]
+        self, feedback: Sequence[Mapping[str, Any]], alerts: Sequence[Mapping[str, Any]]
     ) -> None:
         """After a commit: tell subscribers, this worker's and (relayed) the others',
         about new feedback and alerts; send webhooks."""

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from server.metrics import Metrics
 
 log = logging.getLogger("nps_edge.server.relay")
 
-Item = tuple[str, dict[str, Any]]  # (event kind, data) as the stream sends it
+Item = tuple[str, Mapping[str, Any]]  # (event kind, data) as the stream sends it
 CHUNK_BYTES = 48_000  # under the default datagram limit of a UNIX socket's send buffer
 SUFFIX = ".sock"
 
