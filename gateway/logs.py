@@ -10,6 +10,8 @@ from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
+    converter = time.gmtime  # UTC for this formatter only, not every logger of the process
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": round(record.created, 3),
@@ -36,4 +38,3 @@ def configure(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    logging.Formatter.converter = time.gmtime
