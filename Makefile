@@ -58,7 +58,7 @@ demo: $(STAMP) $(VENDOR)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contract nps_edge gateway server firmware broker
+	$(BIN)/mypy contract nps_edge gateway server firmware broker tests
 
 test: $(STAMP) $(VENDOR) system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

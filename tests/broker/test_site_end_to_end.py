@@ -55,6 +55,7 @@ def feedback(device: str, seq: int, score: int) -> bytes:
 def test_device_to_server_through_the_generated_tls_broker(site: Site) -> None:
     logs = site.root / "logs"
     server = start_server(site.db, logs / "server.log", port=free_port())
+    assert server.url is not None  # narrows the type: start_server sets it
     token_file = site.root / "token"
     token_file.write_text(gateway_token(site.db, name="gw-site-x", site="site-x") + "\n")
     token_file.chmod(0o600)

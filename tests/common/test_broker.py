@@ -10,8 +10,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from nps_edge.broker import Broker
 
 
-def roundtrip(broker: Broker) -> bytes:
-    got: queue.Queue[bytes] = queue.Queue()
+def roundtrip(broker: Broker) -> bytes | bytearray:
+    got: queue.Queue[bytes | bytearray] = queue.Queue()  # paho: payload is bytes | bytearray
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="rt-sub")
     sub.on_message = lambda c, u, m: got.put(m.payload)
     sub.connect(broker.host, broker.port)

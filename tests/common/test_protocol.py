@@ -7,7 +7,10 @@ import json
 import pytest
 
 from contract.protocol import (
+    FeedbackEvent,
+    ForwardedMixin,
     InvalidEvent,
+    TelemetryEvent,
     decode_payload,
     parse_event,
     parse_topic,
@@ -40,6 +43,7 @@ def feedback(**over: object) -> dict:
 
 def test_valid_feedback_parses_and_ignores_unknown_fields() -> None:
     event = parse_event(feedback(extra_field="ok"))
+    assert isinstance(event, FeedbackEvent)  # narrows the type
     assert event.score == 7 and event.trigger.kind == "cycle_complete"
 
 
@@ -73,13 +77,17 @@ def test_bad_field_rejects_with_specific_reason(override: dict, needle: str) -> 
 def test_forwarded_event_needs_rx_ts() -> None:
     with pytest.raises(InvalidEvent, match="rx_ts"):
         parse_event(feedback(), forwarded=True)
-    assert parse_event(feedback(rx_ts=1.5), forwarded=True).rx_ts == 1.5
+    forwarded = parse_event(feedback(rx_ts=1.5), forwarded=True)
+    assert isinstance(forwarded, ForwardedMixin)  # narrows the type
+    assert forwarded.rx_ts == 1.5
 
 
 def test_telemetry_numbers_and_errors() -> None:
     tele = {k: v for k, v in feedback().items() if k not in ("outcome", "score", "trigger")}
     tele.update(type="telemetry", battery_mv=3800, rssi=-70, errors={"wifi": 2}, reset_cause="wdt")
-    assert parse_event(tele).errors == {"wifi": 2}
+    parsed = parse_event(tele)
+    assert isinstance(parsed, TelemetryEvent)  # narrows the type
+    assert parsed.errors == {"wifi": 2}
     tele["battery_mv"] = "low"
     with pytest.raises(InvalidEvent, match="battery_mv"):
         parse_event(tele)

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contract.protocol import InvalidEvent, parse_event
+from contract.protocol import ForwardedMixin, InvalidEvent, parse_event
 
 DEVICE = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 SITE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -242,5 +242,6 @@ def test_contract_decides_as_the_rules(mutation: tuple[dict[str, Any], Any, bool
 @given(event=valid_events())
 def test_valid_events_pass_with_their_values(event: dict[str, Any]) -> None:
     parsed = parse_event(event, forwarded=True)
+    assert isinstance(parsed, ForwardedMixin)  # narrows the type: forwarded events carry rx_ts
     assert parsed.id == event["id"] and parsed.rx_ts == float(event["rx_ts"])
     assert type(parsed.rx_ts) is float and (parsed.ts is None or type(parsed.ts) is float)

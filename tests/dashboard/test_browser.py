@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.dashboard.conftest import LOST_SEQS, LiveServer, axe_findings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-VIEWPORT = {"width": 1366, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1366, "height": 900}
 WAIT_MS = 15_000
 
 

@@ -89,8 +89,8 @@ def test_hand_written_events_and_malformed_ones(site) -> None:
     ]
     for payload in (good[0], good[1]):
         publish(site.broker, topic, json.dumps(payload).encode())
-    for where, payload in bad:
-        publish(site.broker, where, payload)
+    for where, raw in bad:
+        publish(site.broker, where, raw)
     for payload in (good[2], good[3]):
         publish(site.broker, topic, json.dumps(payload).encode())
 

@@ -36,7 +36,7 @@ class Subscriber:
         client_id: str = "test-sub",
         clean_session: bool = True,
     ) -> None:
-        self.messages: list[tuple[str, bytes, bool]] = []
+        self.messages: list[tuple[str, bytes | bytearray, bool]] = []  # paho's payload type
         self._changed = threading.Condition()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
@@ -51,7 +51,9 @@ class Subscriber:
             self.messages.append((msg.topic, msg.payload, msg.retain))
             self._changed.notify_all()
 
-    def wait_messages(self, n: int, timeout: float = 10.0) -> list[tuple[str, bytes, bool]]:
+    def wait_messages(
+        self, n: int, timeout: float = 10.0
+    ) -> list[tuple[str, bytes | bytearray, bool]]:
         deadline = time.monotonic() + timeout
         with self._changed:
             while len(self.messages) < n:

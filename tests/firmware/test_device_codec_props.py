@@ -15,7 +15,7 @@ assert _SPEC is not None and _SPEC.loader is not None
 codec = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(codec)
 
-topics = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=80)
+topics = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=80)
 
 
 @settings(max_examples=200, deadline=None)

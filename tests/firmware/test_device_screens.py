@@ -25,6 +25,7 @@ def to_image(buffer: bytes) -> Image.Image:
     assert len(buffer) == WIDTH * HEIGHT // 8
     img = Image.new("RGB", (WIDTH * SCALE, HEIGHT * SCALE), OFF)
     px = img.load()
+    assert px is not None  # narrows the type: Pillow types load() as Optional
     for y in range(HEIGHT):
         for x in range(WIDTH):
             if buffer[(y // 8) * WIDTH + x] >> (y % 8) & 1:

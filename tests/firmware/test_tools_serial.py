@@ -5,6 +5,7 @@ hashing code that `verify` sends over mpremote exec)."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def test_a_cut_short_listing_is_an_error_not_a_verdict() -> None:
 class Failing:
     """A board that refuses mpremote, like one stuck in a boot loop."""
 
-    def run(self, argv: list[str], *, capture: bool = False) -> st.Result:
+    def run(self, argv: Sequence[str], *, capture: bool = False) -> st.Result:
         return st.Result(1, stderr="mpremote: failed to access /dev/ttyUSB0 (it may be in use)")
 
 

@@ -11,7 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from contract.protocol import IngestRequest, InvalidEvent, PresenceRequest, parse_event
+from contract.protocol import (
+    IngestRequest,
+    InvalidEvent,
+    PresenceRequest,
+    PresenceUpdate,
+    parse_event,
+)
 from gateway.config import GatewaySettings
 from gateway.metrics import Metrics
 from gateway.policy import Limits
@@ -85,7 +91,7 @@ class FakeServer:
     ids: set[str] = field(default_factory=set)
     batches: list[int] = field(default_factory=list)
     bodies: list[int] = field(default_factory=list)
-    presence: list[dict] = field(default_factory=list)
+    presence: list[PresenceUpdate] = field(default_factory=list)
     presence_status: int = 200
     max_events: int = 1000
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -155,7 +161,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def open_store(tmp_path: Any, clock: Clock) -> Callable[..., Store]:
+def open_store(tmp_path: Any, clock: Clock) -> Iterator[Callable[..., Store]]:
     stores: list[Store] = []
 
     def open_(limits: Limits | None = None, name: str = "gw.db", **kw: Any) -> Store:
@@ -163,7 +169,7 @@ def open_store(tmp_path: Any, clock: Clock) -> Callable[..., Store]:
         stores.append(store)
         return store
 
-    yield open_  # type: ignore[misc]
+    yield open_
     for s in stores:
         s.close()
 

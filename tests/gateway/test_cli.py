@@ -41,7 +41,7 @@ def test_settings_flags_beat_environment_beat_file(tmp_path, monkeypatch):
 
 def test_every_gateway_command_has_help():
     group = typer.main.get_command(app())
-    gateway = group.commands["gateway"]  # type: ignore[attr-defined]
+    gateway = group.commands["gateway"]
     assert gateway.help
     assert set(gateway.commands) == {"status", "requeue"}
     for name, command in gateway.commands.items():

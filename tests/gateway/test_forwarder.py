@@ -35,7 +35,7 @@ def forwarder(store, server, metrics, token="good", **kw):
         wait=lambda s: waits.append(s) or False,
         **kw,
     )
-    f.waits = waits  # type: ignore[attr-defined]
+    f.waits = waits
     return f
 
 

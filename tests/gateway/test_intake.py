@@ -61,7 +61,7 @@ def test_a_failing_commit_holds_the_batch_unacknowledged_then_retries(open_store
             raise failures.pop()
         return real_put(items)
 
-    store.put = put  # type: ignore[method-assign]
+    store.put = put
     acked: list[int] = []
     waits: list[float] = []
     intake = Intake(store, lambda m: acked.append(m.mid), metrics, root="nps/v1", wait=waits.append)

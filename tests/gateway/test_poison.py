@@ -96,7 +96,7 @@ def test_an_item_the_store_cannot_bind_is_dead_lettered_alone(open_store, metric
             raise OverflowError("Python int too large to convert to SQLite INTEGER")
         return real_put(items)
 
-    store.put = put  # type: ignore[method-assign]
+    store.put = put
 
     def judge(topic: str, payload: bytes, rx_ts: float, root: str):
         if payload == b"huge":  # what the old contract let through
@@ -148,7 +148,7 @@ def test_dead_letters_go_before_events_when_over_max_mb(open_store, make):
 
 def test_store_files_are_private(tmp_path, make):
     store = Store(tmp_path / "gw.db")
-    store.put([admit(T, make.payload(make.feedback(seq=1)), 1.0, ROOT)])  # type: ignore[list-item]
+    store.put([admit(T, make.payload(make.feedback(seq=1)), 1.0, ROOT)])
     for name in ("gw.db", "gw.db-wal", "gw.db-shm"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
     store.close()

@@ -196,7 +196,7 @@ def test_webhook_signed_retried_and_logged(db_url: str, engine: Engine) -> None:
             assert json.loads(body)["feedback_id"] == "nps-aaa111:1"
 
             def logged() -> list[dict[str, object]]:
-                return client.get(  # type: ignore[no-any-return]
+                return client.get(
                     "/api/v1/webhooks/deliveries", headers={"Authorization": f"Bearer {op}"}
                 ).json()["items"]
 

@@ -120,7 +120,7 @@ def scratch(evs: list[dict[str, Any]], q: dict[str, Any]) -> dict[str, Any]:
         )  # fmt: skip
 
     rows = [e for e in evs if keep(e)]
-    out: dict[str, Any] = Tally.of_scores([e["score"] for e in rows]).summary()
+    out: dict[str, Any] = {**Tally.of_scores([e["score"] for e in rows]).summary()}  # + "groups"
     groups: dict[Any, list[int | None]] = defaultdict(list)
     if q["group_by"]:
         for e in rows:

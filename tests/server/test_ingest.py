@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -83,8 +83,8 @@ def test_each_contract_violation_rejects_that_event_only(api: Api, engine: Engin
 def test_telemetry_violations_and_non_objects(api: Api) -> None:
     out = api.ingest(
         [
-            telemetry(seq=1, battery_mv="3.9V"),
-            telemetry(seq=2, errors={"wifi": 1.5}),
+            telemetry(seq=1, battery_mv=cast(Any, "3.9V")),  # wrong types on purpose
+            telemetry(seq=2, errors=cast(Any, {"wifi": 1.5})),
             "not an object",
             {"v": 1},
             telemetry(seq=5),
@@ -277,7 +277,8 @@ def _history(device: str, site: str) -> list[dict[str, Any]]:
     an earlier event's time, which would make batching matter by the time rule.
     """
     kw: dict[str, Any] = {"device": device, "site": site}
-    quiet = {"rssi": None, "battery_mv": None}  # ctx empty: the join fills it from telemetry
+    # ctx empty: the join fills it from telemetry
+    quiet: dict[str, Any] = {"rssi": None, "battery_mv": None}
     return [
         telemetry(seq=1, ts=T0, rssi=-80, battery_mv=3300, errors={"i2c": 1}, **kw),
         feedback(seq=2, score=9, up_ms=61_000, ts=T0 + 60, **quiet, **kw),
@@ -300,7 +301,8 @@ def test_health_join_and_alerts_do_not_depend_on_batching(api: Api, engine: Engi
 
     def rows(device: str) -> list[dict[str, Any]]:
         with Session(engine) as s:
-            found = s.exec(select(Feedback).where(Feedback.device == device)).scalars()
+            same_device = table_of(Feedback).c.device == device
+            found = s.execute(select(Feedback).where(same_device)).scalars()
             # time_source says "boot" where the batch held a clocked event of that boot
             out = [f.model_dump(exclude={"device", "site", "id", "time_source"}) for f in found]
         for r in out:
@@ -354,7 +356,7 @@ def test_every_rollup_table_equals_the_python_reference(api: Api, engine: Engine
     for start in range(0, len(events), 70):
         api.ingest(events[start : start + 70])
     with Session(engine) as s:
-        stored = [r._mapping for r in s.execute(select(Feedback.__table__))]  # type: ignore[attr-defined]
+        stored = [r._asdict() for r in s.execute(select(table_of(Feedback)))]
         expected = rollups.aggregate([fact(r) for r in stored])
         for (name, grain), table in ROLLUP_TABLES.items():
             dims = dict(rollups.CUBOIDS)[name]

@@ -3,12 +3,16 @@ it served from the process's default registry before."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
 from sqlalchemy import Engine
 
 from server.app import create_app
 from server.settings import Settings
 from tests.server.factory import Api, feedback
+
+STRING_SCORE = cast(Any, "7")  # a string score on purpose: rejected, counted by reason
 
 # What `/metrics` served on main (6b2d9ea), from the default registry: the
 # server's counters plus the process, platform and garbage-collector collectors.
@@ -48,7 +52,7 @@ CREATED = {
 
 
 def test_metrics_serves_the_same_names_types_and_format(api: Api) -> None:
-    api.ingest([feedback(seq=1), feedback(seq=2, score="7")])
+    api.ingest([feedback(seq=1), feedback(seq=2, score=STRING_SCORE)])
     r = api.client.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"] == CONTENT_TYPE_LATEST
@@ -60,7 +64,7 @@ def test_metrics_serves_the_same_names_types_and_format(api: Api) -> None:
 
 def test_each_app_counts_in_its_own_registry(api: Api, settings: Settings, engine: Engine) -> None:
     other = create_app(settings, engine=engine)
-    api.ingest([feedback(seq=1), feedback(seq=2, score="7")])
+    api.ingest([feedback(seq=1), feedback(seq=2, score=STRING_SCORE)])
     mine = api.client.app.state.metrics.registry  # type: ignore[attr-defined]
     assert mine.get_sample_value("nps_edge_ingest_accepted_total") == 1.0
     assert mine.get_sample_value("nps_edge_ingest_rejected_total", {"reason": "score"}) == 1.0

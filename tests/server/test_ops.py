@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from tests.server.factory import Api, feedback
 
 
@@ -17,7 +19,8 @@ def test_healthz_and_metrics_count_rejections_by_field(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     label = 'nps_edge_ingest_rejected_total{reason="score"}'
     before = _counter(api.client.get("/metrics").text, label)
-    api.ingest([feedback(seq=1, score=True), feedback(seq=2, score="7"), feedback(seq=3)])
+    bad = cast(Any, "7")  # a string score on purpose: the server must reject it
+    api.ingest([feedback(seq=1, score=True), feedback(seq=2, score=bad), feedback(seq=3)])
     after = _counter(api.client.get("/metrics").text, label)
     assert after - before == 2
 

@@ -75,7 +75,7 @@ def test_bad_input_has_a_named_error(
 ) -> None:
     add_device(session, site="s", device_id="nps-a00001")
     with pytest.raises(error):
-        add_device(session, **kwargs)  # type: ignore[arg-type]
+        add_device(session, **kwargs)
 
 
 def test_revoking_an_unknown_device_is_a_named_error(session: Session) -> None:
@@ -124,7 +124,7 @@ def test_mosquitto_accepts_the_hash(tmp_path: Path, session: Session) -> None:
         lines.append("user root")
     (tmp_path / "mosquitto.conf").write_text("\n".join(lines) + "\n")
     proc = subprocess.Popen(
-        [binary, "-c", str(tmp_path / "mosquitto.conf")],  # type: ignore[list-item]
+        [binary, "-c", str(tmp_path / "mosquitto.conf")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

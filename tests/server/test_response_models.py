@@ -43,7 +43,7 @@ def test_every_json_route_has_a_response_model(app: FastAPI) -> None:
     routes = list(_api_routes(app.routes))
     assert any(r.path == "/api/v1/nps" for r in routes), "the walk found no API route"
     untyped = [
-        f"{sorted(r.methods)} {r.path}: {r.response_model!r}"
+        f"{sorted(r.methods or ())} {r.path}: {r.response_model!r}"
         for r in routes
         if _answers_json(r) and not _is_model(r.response_model)
     ]
