@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import NoReturn
 import pytest
 
 from nps_edge.broker import Broker, BrokerError, mosquitto_binary, start_amqtt, start_mosquitto
-from nps_edge.processes import nps_edge_command
+from nps_edge.processes import create_token
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,14 +46,7 @@ def venv_bin(name: str) -> str | None:
 def gateway_token(db: str, *, name: str, site: str) -> str:
     """`nps-edge token create --role gateway --site SITE`: a gateway token belongs to one
     site, and its name is the gateway's id (the body's `gateway` must equal it)."""
-    done = subprocess.run(
-        [*nps_edge_command(), "token", "create", "--db", db, "--role", "gateway",
-         "--name", name, "--site", site],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"token create failed ({done.returncode}): {done.stderr.strip()}")
-    return done.stdout.strip()
+    return create_token(db, "gateway", name, site=site)
 
 
 @pytest.fixture(scope="session")
