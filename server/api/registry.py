@@ -17,6 +17,7 @@ from server.api.deps import AdminDep, SessionDep
 from server.api.scope import check_site, site_for
 from server.db.engine import write_session
 from server.identity import registry
+from server.models import Device
 from server.models.registry import RegisteredDevice, RegisteredDevicePublic
 from server.schemas import Message
 
@@ -79,6 +80,12 @@ def add(body: NewDevice, request: Request, caller: AdminDep) -> Registered:
     assert site is not None  # site_for keeps an asked site
     try:
         with write_session(request.app.state.engine) as session:
+            if caller.site is not None and body.device is not None:
+                # Registering overrides where a device was first seen (server/ingest/binding.py):
+                # a site-limited admin may not take another site's device that way.
+                seen = session.get(Device, body.device)
+                if seen is not None:
+                    check_site(caller, seen.site, f"device {body.device} (site {seen.site})")
             row, password = registry.add_device(session, site=site, device_id=body.device)
     except registry.DeviceExists as err:
         raise HTTPException(409, str(err)) from None

@@ -229,6 +229,31 @@ def test_admins_register_list_and_revoke_devices(api: Api, people: dict[str, str
     assert c.post("/api/v1/registry/devices/nps-nobody/revoke", headers=ada).status_code == 404
 
 
+def test_a_site_limited_admin_cannot_register_another_sites_device(
+    api: Api, people: dict[str, str]
+) -> None:
+    """Registering binds a device to a site ahead of where it was first seen: a store-1
+    admin registering store-2's unregistered device would take it over (store-2's
+    gateway refused, store-1's let in)."""
+    assert (
+        api.ingest([feedback("nps-bbb222", 1, 9, site="store-2")], gateway="gw-2")["accepted"] == 1
+    )
+    al = bearer(people["admin-store-1"])
+    r = api.client.post(
+        "/api/v1/registry/devices", json={"site": "store-1", "device": "nps-bbb222"}, headers=al
+    )
+    assert r.status_code == 403, r.text
+    assert "store-2" in r.json()["detail"]
+    out = api.ingest([feedback("nps-bbb222", 2, 9, site="store-2")], gateway="gw-2")
+    assert out["accepted"] == 1  # store-2's gateway still speaks for it
+    # An admin of every site may still move it (that is what registering is for).
+    ada = bearer(people["admin"])
+    r = api.client.post(
+        "/api/v1/registry/devices", json={"site": "store-1", "device": "nps-bbb222"}, headers=ada
+    )
+    assert r.status_code == 201, r.text
+
+
 def test_rejections_across_sites_are_listed_with_their_reason(
     api: Api, people: dict[str, str]
 ) -> None:
