@@ -106,8 +106,9 @@ def record_presence(
     """Store presence reports; a device's current state is its newest report.
 
     An update for a device that `site`'s gateway may not speak for (registered to
-    or first seen through another site, or revoked) is ignored and counted; one
-    for a device not bound yet is stored, and binds nothing (events bind).
+    or first seen through another site, or revoked) is ignored and counted; so is
+    one for a device not bound yet: only events bind, and a report kept before
+    then would count for the device whichever site binds it (offline minutes).
     `site` None: a trusted in-process caller, nothing is checked.
     """
     if not request.updates:
@@ -120,6 +121,10 @@ def record_presence(
             kept = []
             for i, u in updates:
                 why = binding.refusal(u.device, None, site=site, known=known)
+                if why is None and not known.bound(u.device):
+                    why = binding.Refusal(
+                        "device", f"device: {u.device} is not bound to a site yet (events bind)"
+                    )
                 if why is None:
                     kept.append((i, u))
                 else:

@@ -13,7 +13,7 @@ from server.identity.registry import add_device, revoke_device
 from server.identity.tokens import create_token, digest, revoke_token
 from server.ingest import batch as ingest
 from server.metrics import Metrics
-from server.models import DeadLetter, Device, Token
+from server.models import DeadLetter, Device, Feedback, Token
 from server.settings import Settings
 from tests.server.factory import T0, Api, feedback, telemetry
 
@@ -260,3 +260,23 @@ def test_a_dashboard_session_dies_with_its_revoked_token(api: Api, engine: Engin
     with Session(engine) as s:
         revoke_token(s, name="olga")
     assert api.client.get("/api/v1/session").status_code == 401
+
+
+def test_presence_from_another_site_before_the_first_event_does_not_count(
+    api: Api, engine: Engine
+) -> None:
+    """A presence report for a device not bound yet binds nothing; once a gateway of
+    another site binds it, that earlier report must not count for it: store-2's gateway
+    saying store-1's device was offline for hours before its first answer would make
+    it faulty in every figure joined to that answer."""
+    answer = presence(
+        api, api.gateway_token("gw-y", Y), "gw-y",
+        [{"device": "nps-pre001", "online": False, "fw": "6.6.6", "boot": 1, "rx_ts": T0 - 10800}],
+    )  # fmt: skip
+    assert answer["accepted"] == 0 and "not bound to a site yet" in answer["ignored"][0]["error"]
+    assert api.ingest([feedback("nps-pre001", 1, score=9, site=X)])["accepted"] == 1
+    with Session(engine) as s:
+        row = s.get(Feedback, "nps-pre001:1")
+    assert row is not None and (row.offline_min_24h, row.health) == (0.0, "healthy"), answer
+    dev = device(engine, "nps-pre001")
+    assert dev is not None and (dev.site, dev.online, dev.fw) == (X, None, "1.0.0")
