@@ -121,8 +121,9 @@ def forgery(conn: HTTPConnection, settings: Settings) -> str | None:
     Any other write that carries the session cookie, or that says where it comes from
     (a login form posted from another site), must come from this server's own origin.
     """
-    if conn.headers.get("authorization", "").lower().startswith("bearer "):
-        return None
+    scheme, _, credentials = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return None  # an empty one is no token: the route would log in by the cookie
     sent = sent_origin(conn.headers)
     if sent is None:
         if COOKIE not in conn.cookies:

@@ -291,3 +291,17 @@ def test_a_proxy_that_is_no_address_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="proxy.example"):
         Settings(trusted_proxies=["proxy.example"])
     assert Settings(trusted_proxies=["10.0.0.0/8", "::1"]).trusted_proxies == ["10.0.0.0/8", "::1"]
+
+
+def test_an_empty_bearer_header_does_not_exempt_a_cookie_borne_write(
+    app: FastAPI, tokens: dict[str, str]
+) -> None:
+    """`Authorization: Bearer` with no token is no bearer token: the route then logs the
+    caller in by the cookie, so the write must pass the origin check like any other."""
+    aid = an_alert(app, tokens)
+    client = logged_in(app, tokens["operator"])
+    ack = f"/api/v1/alerts/{aid}/ack"
+    for empty in ("Bearer ", "bearer    ", "Bearer"):
+        r = client.post(ack, headers={"Origin": FOREIGN, "Authorization": empty})
+        assert r.status_code == 403, (empty, r.text)
+    assert client.get(f"/api/v1/alerts/{aid}").json()["status"] == "open"
