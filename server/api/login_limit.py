@@ -11,7 +11,7 @@ import ipaddress
 import math
 from typing import Protocol
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, select, text
 from sqlmodel import Session
 
 from server.db.engine import write_session
@@ -49,6 +49,15 @@ class LoginLimiter(Protocol):
         """Record one failed login of `key` at `now`."""
         ...
 
+    def reserve(self, key: str, *, now: float) -> float:
+        """`wait_s`, and when it is 0 this try recorded as a failure in the same
+        transaction, so tries sent at once cannot all pass the check."""
+        ...
+
+    def forgive(self, key: str, *, now: float) -> None:
+        """Take back the failure `reserve` recorded at `now`: the login succeeded."""
+        ...
+
 
 def retry_after(wait_s: float) -> str:
     """A Retry-After value (RFC 9110 section 10.2.3: whole seconds), never 0."""
@@ -65,16 +74,19 @@ class TableLimiter:
 
     def wait_s(self, key: str, *, now: float) -> float:
         with Session(self.engine) as session:
-            recent = (
-                session.execute(
-                    select(FAILURE.at)
-                    .where(FAILURE.key == key[:128], FAILURE.at > now - self.window_s)
-                    .order_by(FAILURE.at.desc())
-                    .limit(self.max_failures)
-                )
-                .scalars()
-                .all()
+            return self._wait(session, key, now)
+
+    def _wait(self, session: Session, key: str, now: float) -> float:
+        recent = (
+            session.execute(
+                select(FAILURE.at)
+                .where(FAILURE.key == key[:128], FAILURE.at > now - self.window_s)
+                .order_by(FAILURE.at.desc())
+                .limit(self.max_failures)
             )
+            .scalars()
+            .all()
+        )
         if len(recent) < self.max_failures:
             return 0.0
         return recent[-1] + self.window_s - now
@@ -83,6 +95,33 @@ class TableLimiter:
         """Record it, and drop every failure that has left the window (the table stays
         as small as the failures of the last `window_s`)."""
         with write_session(self.engine) as session:
-            session.add(LoginFailure(key=key[:128], at=now))
-            session.execute(delete(LoginFailure).where(FAILURE.at <= now - self.window_s))
+            self._record(session, key, now)
+
+    def reserve(self, key: str, *, now: float) -> float:
+        with write_session(self.engine) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # Writers there do not queue: one key's checks wait for each other.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key[:128]}
+                )
+            wait = self._wait(session, key, now)
+            if wait > 0:
+                return wait
+            self._record(session, key, now)
+            return 0.0
+
+    def forgive(self, key: str, *, now: float) -> None:
+        with write_session(self.engine) as session:
+            one = (
+                select(FAILURE.id)
+                .where(FAILURE.key == key[:128], FAILURE.at == now)
+                .limit(1)
+                .scalar_subquery()
+            )
+            session.execute(delete(LoginFailure).where(FAILURE.id == one))
             session.commit()
+
+    def _record(self, session: Session, key: str, now: float) -> None:
+        session.add(LoginFailure(key=key[:128], at=now))
+        session.execute(delete(LoginFailure).where(FAILURE.at <= now - self.window_s))
+        session.commit()

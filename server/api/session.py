@@ -59,7 +59,7 @@ def login(
     metrics: Metrics = request.app.state.metrics
     key = limit_key(client_address(request, settings))
     now = time.time()
-    wait = limiter.wait_s(key, now=now)
+    wait = limiter.reserve(key, now=now)  # counts this try as failed until it succeeds
     if wait > 0:
         metrics.logins_throttled.inc()
         raise HTTPException(
@@ -70,9 +70,9 @@ def login(
         )
     tok = find_token(session, token=body.token)
     if tok is None or tok.role not in PEOPLE:
-        limiter.failed(key, now=now)
         metrics.logins_failed.labels("unknown" if tok is None else "role").inc()
         raise HTTPException(401, "not a valid token of a person (viewer, operator or admin)")
+    limiter.forgive(key, now=now)
     with write_session(request.app.state.engine) as writer:  # queued with other writers
         sid = open_session(writer, token=tok, ttl_s=settings.session_ttl_s, now=now)
     response.set_cookie(

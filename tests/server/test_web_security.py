@@ -4,6 +4,7 @@ from another site, the Secure cookie over HTTPS, and guessing tokens at the logi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi import FastAPI
@@ -276,6 +277,24 @@ def test_workers_share_the_count(db_url: str) -> None:
         e.dispose()
 
 
+def test_tries_reserved_at_once_by_two_workers_stay_within_the_limit(db_url: str) -> None:
+    """`reserve` checks and records in one transaction (PostgreSQL: under a lock per key),
+    so two workers' threads at once get no more tries than the limit; `forgive` takes
+    one back."""
+    engines = [make_engine(db_url) for _ in range(2)]
+    workers = [TableLimiter(e, max_failures=5, window_s=300) for e in engines]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        waits = list(
+            pool.map(lambda i: workers[i % 2].reserve("192.0.2.5", now=10.0 + i / 100), range(24))
+        )
+    assert waits.count(0.0) == 5, waits
+    workers[0].forgive("192.0.2.5", now=10.0 + waits.index(0.0) / 100)
+    assert workers[1].reserve("192.0.2.5", now=11.0) == 0.0
+    assert workers[1].reserve("192.0.2.5", now=11.5) > 0
+    for e in engines:
+        e.dispose()
+
+
 def test_an_ipv6_client_is_counted_by_its_64() -> None:
     assert (
         limit_key("2001:db8:1:2:aaaa::1")
@@ -305,3 +324,20 @@ def test_an_empty_bearer_header_does_not_exempt_a_cookie_borne_write(
         r = client.post(ack, headers={"Origin": FOREIGN, "Authorization": empty})
         assert r.status_code == 403, (empty, r.text)
     assert client.get(f"/api/v1/alerts/{aid}").json()["status"] == "open"
+
+
+def test_failed_logins_at_once_get_no_more_tries_than_one_after_another(
+    app: FastAPI, tokens: dict[str, str]
+) -> None:
+    """The limit is checked before the token and the failure recorded after: guesses
+    sent at once must not all pass the check before any failure is recorded."""
+    guesser = client_from(app, "192.0.2.77")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        codes = list(
+            pool.map(
+                lambda i: guesser.post("/api/v1/session", json={"token": f"npso_g{i}"}).status_code,
+                range(48),
+            )
+        )
+    assert codes.count(401) <= 10, sorted(codes)
+    assert codes.count(429) == 48 - codes.count(401)
