@@ -1,5 +1,5 @@
 """The gateway's own broker login and TLS, against a real Mosquitto configured here with
-a password file (mosquitto_passwd), an ACL and a TLS listener (a CA made in the test).
+a password file (mosquitto_passwd), an ACL and a TLS listener (a site CA from broker.certs).
 
 Who can reach it: anyone on the site's network can open a TCP connection to the
 broker; these tests make the attacks of issue 12 on the gateway's side of it.
@@ -8,7 +8,6 @@ broker; these tests make the attacks of issue 12 on the gateway's side of it.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import json
 import logging
 import shutil
@@ -20,12 +19,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from broker.certs import KeyPair, make_ca, make_server_cert
 from nps_edge.broker import free_port, mosquitto_binary, terminate, wait_for_port
 from nps_edge.processes import wait_until
 from tests.gateway.processes import GatewayProcess
@@ -42,70 +38,20 @@ class SecureBroker:
     ca: Path | None = None
 
 
-def make_ca(workdir: Path, name: str) -> tuple[Path, ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
-        .sign(key, hashes.SHA256())
-    )
-    path = workdir / f"{name}.crt"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path, key, cert
+def write_ca(workdir: Path, site: str) -> tuple[Path, KeyPair]:
+    """A site CA from broker.certs (the one `nps-edge broker certs` makes), its cert on disk."""
+    ca = make_ca(site, now=datetime.datetime.now(datetime.UTC))
+    path = workdir / f"{site}.crt"
+    path.write_bytes(ca.cert)
+    return path, ca
 
 
-def make_server_cert(
-    workdir: Path, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
-) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+def write_server_cert(workdir: Path, ca: KeyPair) -> tuple[Path, Path]:
+    """The broker's certificate for 127.0.0.1 and localhost, signed by ca."""
+    server = make_server_cert(ca, [], now=datetime.datetime.now(datetime.UTC))
     crt, pem = workdir / "server.crt", workdir / "server.key"
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    crt.write_bytes(server.cert)
+    pem.write_bytes(server.key)
     pem.chmod(0o600)
     return crt, pem
 
@@ -141,8 +87,8 @@ def start_secure_broker(workdir: Path, tls: bool) -> SecureBroker:
     ]
     ca = None
     if tls:
-        ca, ca_key, ca_cert = make_ca(workdir, "site-ca")
-        crt, key = make_server_cert(workdir, ca_key, ca_cert)
+        ca, ca_pair = write_ca(workdir, "site-ca")
+        crt, key = write_server_cert(workdir, ca_pair)
         lines += [f"cafile {ca}", f"certfile {crt}", f"keyfile {key}"]
     conf = workdir / "mosquitto.conf"
     conf.write_text("\n".join(lines) + "\n")
@@ -251,7 +197,7 @@ def test_gateway_refuses_a_broker_not_signed_by_its_ca(
     tls_broker, run_gateway, fake_server, tmp_path, caplog
 ):
     caplog.set_level(logging.INFO, logger="nps_edge")
-    other_ca, _, _ = make_ca(tmp_path, f"other-{uuid.uuid4().hex[:6]}")
+    other_ca, _ = write_ca(tmp_path, f"other-{uuid.uuid4().hex[:6]}")
     gw = run_gateway(
         tls_broker.address,
         fake_server.client(),
