@@ -14,7 +14,7 @@ import logging
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,11 @@ class BrokerLogin:
     `repr` leaves the password out, so logging this object cannot leak it."""
 
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
-
-    def __repr__(self) -> str:
-        return f"BrokerLogin(username={self.username!r}, tls={self.tls}, ca={self.ca})"
 
 
 # CONNACK return codes 4 and 5 (section 3.2.2.3) and what the operator should do.

@@ -22,6 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.certs import KeyPair, make_ca, make_server_cert
+from gateway.receiver import BrokerLogin
 from nps_edge.broker import free_port, mosquitto_binary, terminate, wait_for_port
 from nps_edge.processes import wait_until
 from tests.gateway.processes import GatewayProcess
@@ -239,3 +240,8 @@ def test_the_gateway_process_logs_in_from_its_config_file_and_logs_no_secret(
     log = gw.log.read_text()
     assert '"broker_username": "gw-site1"' in log
     assert GATEWAY_PASSWORD not in log and "npsg_token_never_logged" not in log
+
+
+def test_broker_login_repr_leaves_the_password_out():
+    login = BrokerLogin(username=GATEWAY_USER, password=GATEWAY_PASSWORD, tls=True)
+    assert GATEWAY_PASSWORD not in repr(login) and GATEWAY_USER in repr(login)
