@@ -17,9 +17,9 @@ import datetime as dt
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from sqlalchemy.engine import make_url
@@ -27,6 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from server.settings import DEFAULT_DB, Settings
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 DbOption = Annotated[
     str | None,
@@ -137,6 +140,20 @@ def _table(rows: list[list[str]]) -> None:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+M = TypeVar("M", bound="BaseModel")  # a *Public model
+
+
+def _listing(
+    rows: Sequence[M], as_json: bool, header: list[str], cells: Callable[[M], list[str]]
+) -> None:
+    """`rows` as JSON lines, or as a table under `header`."""
+    if as_json:
+        for r in rows:
+            typer.echo(r.model_dump_json())
+    else:
+        _table([header, *map(cells, rows)])
+
+
 def token_create(
     role: Annotated[
         str, typer.Option(help="gateway, viewer, operator or admin", envvar="NPS_EDGE_ROLE")
@@ -172,24 +189,11 @@ def token_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 
     with _database("token list", db) as session:
         rows = [TokenPublic.model_validate(t, from_attributes=True) for t in list_tokens(session)]
-    if as_json:
-        for r in rows:
-            typer.echo(r.model_dump_json())
-        return
-    _table(
-        [["NAME", "ROLE", "SITE", "CREATED", "LAST USED", "REVOKED"]]
-        + [
-            [
-                r.name,
-                r.role,
-                r.site or "-",
-                _when(r.created_at),
-                _when(r.last_used_at),
-                _when(r.revoked_at),
-            ]
-            for r in rows
-        ]  # fmt: skip
-    )
+    _listing(
+        rows, as_json, ["NAME", "ROLE", "SITE", "CREATED", "LAST USED", "REVOKED"],
+        lambda r: [r.name, r.role, r.site or "-", _when(r.created_at), _when(r.last_used_at),
+                   _when(r.revoked_at)],
+    )  # fmt: skip
 
 
 def token_revoke(
@@ -245,14 +249,10 @@ def device_list(
             RegisteredDevicePublic.model_validate(d, from_attributes=True)
             for d in list_devices(session, site=site)
         ]
-    if as_json:
-        for r in rows:
-            typer.echo(r.model_dump_json())
-        return
-    _table(
-        [["DEVICE", "SITE", "USERNAME", "CREATED", "REVOKED"]]
-        + [[r.device, r.site, r.username, _when(r.created_at), _when(r.revoked_at)] for r in rows]
-    )
+    _listing(
+        rows, as_json, ["DEVICE", "SITE", "USERNAME", "CREATED", "REVOKED"],
+        lambda r: [r.device, r.site, r.username, _when(r.created_at), _when(r.revoked_at)],
+    )  # fmt: skip
 
 
 def device_revoke(

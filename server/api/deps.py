@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from contract.protocol import DEVICE_ID_PATTERN
 from server.analytics.figures import Filters
 from server.identity.tokens import PEOPLE, find_token, session_token, touch_token
 from server.models import Token
@@ -34,6 +35,7 @@ def get_settings(request: Request) -> Settings:
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, examples=["nps-a1b2c3"])]
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 from sqlmodel import Session
 
-from contract.protocol import DEVICE_ID_PATTERN
-from server.api.deps import Caller, SessionDep, SettingsDep, ViewerDep
+from server.api.deps import Caller, DeviceId, SessionDep, SettingsDep, ViewerDep
 from server.api.scope import check_site, site_for
 from server.db.sql import table_of
 from server.devices import device_detail, gaps, list_devices
@@ -23,7 +22,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Message, "description": "the caller is limited to another site"},
     404: {"model": Message, "description": "no such device"},
 }
-DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, examples=["nps-a1b2c3"])]
 
 
 def _unknown(device: str) -> HTTPException:

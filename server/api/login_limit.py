@@ -41,17 +41,9 @@ class LoginLimiter(Protocol):
     max_failures: int
     window_s: float
 
-    def wait_s(self, key: str, *, now: float) -> float:
-        """0 when `key` may try to log in now, else the seconds until it may."""
-        ...
-
-    def failed(self, key: str, *, now: float) -> None:
-        """Record one failed login of `key` at `now`."""
-        ...
-
     def reserve(self, key: str, *, now: float) -> float:
-        """`wait_s`, and when it is 0 this try recorded as a failure in the same
-        transaction, so tries sent at once cannot all pass the check."""
+        """The seconds until `key` may try to log in; when 0, this try is recorded as a
+        failure in the same transaction, so tries sent at once cannot all pass the check."""
         ...
 
     def forgive(self, key: str, *, now: float) -> None:
@@ -72,10 +64,6 @@ class TableLimiter:
         self.max_failures = max_failures
         self.window_s = window_s
 
-    def wait_s(self, key: str, *, now: float) -> float:
-        with Session(self.engine) as session:
-            return self._wait(session, key, now)
-
     def _wait(self, session: Session, key: str, now: float) -> float:
         recent = (
             session.execute(
@@ -90,12 +78,6 @@ class TableLimiter:
         if len(recent) < self.max_failures:
             return 0.0
         return recent[-1] + self.window_s - now
-
-    def failed(self, key: str, *, now: float) -> None:
-        """Record it, and drop every failure that has left the window (the table stays
-        as small as the failures of the last `window_s`)."""
-        with write_session(self.engine) as session:
-            self._record(session, key, now)
 
     def reserve(self, key: str, *, now: float) -> float:
         with write_session(self.engine) as session:
@@ -122,6 +104,8 @@ class TableLimiter:
             session.commit()
 
     def _record(self, session: Session, key: str, now: float) -> None:
+        """Record a failure, and drop every failure that has left the window (the table
+        stays as small as the failures of the last `window_s`)."""
         session.add(LoginFailure(key=key[:128], at=now))
         session.execute(delete(LoginFailure).where(FAILURE.at <= now - self.window_s))
         session.commit()

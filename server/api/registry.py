@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
 from contract.protocol import DEVICE_ID_PATTERN, SITE_PATTERN
-from server.api.deps import AdminDep, SessionDep
+from server.api.deps import AdminDep, DeviceId, SessionDep
 from server.api.scope import check_site, site_for
 from server.db.engine import write_session
 from server.identity import registry
@@ -27,7 +27,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": Message, "description": "not an admin, or an admin of another site"},
     422: {"model": Message, "description": "a bad parameter or body"},
 }
-DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, examples=["nps-a1b2c3"])]
 EXAMPLE = {
     "device": "nps-a1b2c3", "site": "store-12", "username": "nps-a1b2c3",
     "created_at": 1795000000.0, "revoked_at": None,

@@ -25,7 +25,7 @@ from server.ingest.validation import validate
 from server.realtime.bus import Bus
 from server.settings import Settings
 from tests.server.factory import T0, Api, feedback, telemetry
-from tests.server.live import Receiver, serve
+from tests.server.live import Receiver, serve, sse_events
 
 
 def test_every_detractor_opens_an_alert_with_trigger_reason_and_health(api: Api) -> None:
@@ -218,14 +218,7 @@ def test_stream_sends_new_feedback_and_alerts(app: object, tokens: dict[str, str
             batch = {"gateway": "gw-1", "events": [feedback(seq=1, score=4)]}
             gw = {"Authorization": f"Bearer {tokens['gateway']}"}
             httpx.post(f"{base}/api/v1/ingest", json=batch, headers=gw)
-            events = []
-            for line in lines:
-                if line.startswith("event: "):
-                    kind = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    events.append((kind, json.loads(line.removeprefix("data: "))))
-                    if len(events) == 2:
-                        break
+            events = sse_events(lines, 2)
         assert [k for k, _ in events] == ["feedback", "alert"]
         assert events[0][1]["id"] == "nps-aaa111:1" and events[0][1]["category"] == "detractor"
         assert events[1][1]["kind"] == "detractor"

@@ -19,7 +19,7 @@ from server.identity.registry import mosquitto_hash
 from server.identity.tokens import create_token, revoke_token
 from server.models import RegisteredDevice
 from tests.server.factory import Api, feedback, telemetry
-from tests.server.live import serve
+from tests.server.live import serve, sse_events
 
 ORIGIN = {"Origin": "http://testserver"}
 # The least role each state-changing route needs; ingest and presence take gateways,
@@ -291,15 +291,7 @@ def test_the_live_stream_shows_only_the_callers_site_and_ends_on_revocation(
                     f"{base}/api/v1/ingest", json=batch, headers=bearer(gateways[site])
                 )
                 assert sent.status_code == 200 and sent.json()["accepted"] == 1, sent.text
-            seen: list[tuple[str, Any]] = []
-            kind = ""
-            for line in lines:
-                if line.startswith("event: "):
-                    kind = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    seen.append((kind, json.loads(line.removeprefix("data: "))))
-                    if len(seen) == 2:
-                        break
+            seen = sse_events(lines, 2)
             assert [(k, d["site"]) for k, d in seen] == [
                 ("feedback", "store-2"),
                 ("alert", "store-2"),

@@ -249,19 +249,17 @@ def limiter(db_url: str) -> Iterator[TableLimiter]:
 
 def test_the_limiter_slides_its_window(limiter: TableLimiter) -> None:
     for t in (0.0, 100.0, 200.0):
-        assert limiter.wait_s("a", now=t) == 0
-        limiter.failed("a", now=t)
-    assert limiter.wait_s("a", now=250.0) == pytest.approx(50.0)  # the failure at 0 leaves at 300
-    assert limiter.wait_s("b", now=250.0) == 0
-    assert limiter.wait_s("a", now=300.0) == 0
-    limiter.failed("a", now=300.0)
-    assert limiter.wait_s("a", now=301.0) == pytest.approx(99.0)
+        assert limiter.reserve("a", now=t) == 0
+    assert limiter.reserve("a", now=250.0) == pytest.approx(50.0)  # the failure at 0 leaves at 300
+    assert limiter.reserve("b", now=250.0) == 0
+    assert limiter.reserve("a", now=300.0) == 0
+    assert limiter.reserve("a", now=301.0) == pytest.approx(99.0)
 
 
 def test_the_failures_table_keeps_only_the_window(limiter: TableLimiter) -> None:
     for i in range(50):
-        limiter.failed(f"10.0.0.{i}", now=float(i))
-    limiter.failed("late", now=1000.0)
+        limiter.reserve(f"10.0.0.{i}", now=float(i))
+    limiter.reserve("late", now=1000.0)
     with Session(limiter.engine) as session:
         assert session.execute(select(table_of(LoginFailure).c.key)).scalars().all() == ["late"]
 
@@ -270,9 +268,8 @@ def test_workers_share_the_count(db_url: str) -> None:
     """Two apps on one database (two server workers): failures at one block the other."""
     engines = [make_engine(db_url) for _ in range(2)]
     one, two = (TableLimiter(e, max_failures=2, window_s=300) for e in engines)
-    one.failed("192.0.2.1", now=10.0)
-    two.failed("192.0.2.1", now=11.0)
-    assert one.wait_s("192.0.2.1", now=12.0) == two.wait_s("192.0.2.1", now=12.0) == 298.0
+    assert one.reserve("192.0.2.1", now=10.0) == two.reserve("192.0.2.1", now=11.0) == 0
+    assert one.reserve("192.0.2.1", now=12.0) == two.reserve("192.0.2.1", now=12.0) == 298.0
     for e in engines:
         e.dispose()
 
