@@ -43,7 +43,8 @@ from server.db import engine as db
 from server.ingest.validation import NulInText
 from server.metrics import Metrics
 from server.realtime.bus import Bus
-from server.realtime.relay import Relay
+from server.realtime.pg_relay import PgRelay
+from server.realtime.relay import Relay, StreamRelay
 from server.settings import Settings
 
 log = logging.getLogger("nps_edge.server")
@@ -167,6 +168,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def stream_relay(settings: Settings, metrics: Metrics) -> StreamRelay | None:
+    """How this process's live stream meets the others': through PostgreSQL itself when that is
+    the database (any number of hosts), else UNIX sockets between one host's workers, else none."""
+    if settings.db.startswith("postgresql"):
+        return PgRelay(settings.db, metrics=metrics)
+    return Relay(Path(settings.relay_dir), metrics=metrics) if settings.relay_dir else None
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or db.make_engine(settings.db)
@@ -178,7 +187,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         attempts=settings.webhook_attempts, backoff_s=settings.webhook_backoff_s,
         metrics=metrics,
     )  # fmt: skip
-    relay = Relay(Path(settings.relay_dir), metrics=metrics) if settings.relay_dir else None
+    relay = stream_relay(settings, metrics)
     bus = Bus(webhook=sender.enqueue, relay=relay)
     watch = OfflineWatch(engine, bus, settings)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.models.events import FeedbackPublic
-from server.realtime.relay import Item, Relay
+from server.realtime.relay import Item, StreamRelay
 
 QUEUE_MAX = 1000
 
@@ -31,7 +31,7 @@ def feedback_item(row: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass
 class Bus:
     webhook: Callable[[Mapping[str, Any]], None] | None = None
-    relay: Relay | None = None  # the other workers' streams (`server.realtime.relay`), if any
+    relay: StreamRelay | None = None  # the other processes' streams (`server.realtime`), if any
     _subs: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Item]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

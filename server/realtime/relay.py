@@ -20,7 +20,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -31,6 +31,15 @@ log = logging.getLogger("nps_edge.server.relay")
 Item = tuple[str, Mapping[str, Any]]  # (event kind, data) as the stream sends it
 CHUNK_BYTES = 48_000  # under the default datagram limit of a UNIX socket's send buffer
 SUFFIX = ".sock"
+
+
+class StreamRelay(Protocol):
+    """What the bus needs from a relay: this one (one host) or `pg_relay.PgRelay` (any hosts)."""
+
+    def peers(self) -> list[str]: ...
+    def send(self, peers: Sequence[str], items: Sequence[Item]) -> None: ...
+    def listen(self, deliver: Callable[[Item], None]) -> None: ...
+    def close(self) -> None: ...
 
 
 class Relay:

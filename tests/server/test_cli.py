@@ -2,61 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session
 
-from nps_edge.broker import free_port
-from nps_edge.processes import ProcessError, answers, wait_until
+from nps_edge.processes import ProcessError, wait_until
 from server.app import create_app
-from server.db.engine import SchemaNotCurrent, make_engine, upgrade
-from server.identity.tokens import create_token
+from server.db.engine import SchemaNotCurrent, make_engine
 from server.settings import Settings
 from tests.server.factory import feedback, telemetry
-
-
-def _wait_up(base: str) -> None:
-    wait_until(lambda: answers(f"{base}/healthz"), what="the server's /healthz")
-
-
-class Served(NamedTuple):
-    base: str
-    gateway: str  # a gateway token
-    operator: str  # an operator token
-
-
-@contextmanager
-def _server(bin_: str, db: str, log: Path, workers: int = 1) -> Iterator[Served]:
-    """`nps-edge server --workers N` on `db`, with a gateway and an operator token."""
-    engine = make_engine(db)  # tokens through the library: the command is tested above
-    upgrade(engine)
-    with Session(engine) as session:
-        gw = create_token(session, name="gw-1", role="gateway", site="store-1")
-        op = create_token(session, name="op", role="operator")
-    engine.dispose()
-    port = free_port()
-    proc = subprocess.Popen(
-        [bin_, "server", "--db", db, "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base)
-        yield Served(base, gw, op)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+from tests.server.live import served, stream_ids
 
 
 def _token(bin_: str, db: str, role: str) -> str:
@@ -108,7 +69,7 @@ def test_the_app_refuses_an_unmigrated_database_until_db_upgrade(
 @pytest.mark.slow
 def test_server_command_serves_ingest_and_nps(nps_edge_bin: str, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'nps.db'}"
-    with _server(nps_edge_bin, db, tmp_path / "server.log") as srv:
+    with served(nps_edge_bin, db, tmp_path / "server.log") as srv:
         r = httpx.post(
             f"{srv.base}/api/v1/ingest",
             json={"gateway": "gw-1", "events": [feedback(seq=1, score=10)]},
@@ -145,7 +106,7 @@ def test_same_batch_to_several_workers_at_once_is_stored_once(
     batch = [feedback(seq=i, score=i % 11) for i in range(1, 301)]
     batch += [feedback("nps-bbb222", i, i % 7) for i in range(1, 201)]
     senders = 6
-    with _server(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as srv:
+    with served(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as srv:
         answers = _send_at_once(srv.base, srv.gateway, [batch] * senders)
     assert sum(a["accepted"] for a in answers) == len(batch)
     assert sum(a["duplicates"] for a in answers) == len(batch) * (senders - 1)
@@ -171,7 +132,7 @@ def test_several_workers_open_one_threshold_alert_per_site_and_device(
         + [telemetry("nps-bat001", 10 + g, battery_mv=3000)]
         for g in range(6)
     ]
-    with _server(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as srv:
+    with served(nps_edge_bin, postgres_url, tmp_path / "server.log", 3) as srv:
         answers = _send_at_once(srv.base, srv.gateway, batches)
     assert [a["accepted"] for a in answers] == [501] * 6
     engine = make_engine(postgres_url)
@@ -189,30 +150,19 @@ def test_the_live_stream_shows_what_every_worker_stores(nps_edge_bin: str, tmp_p
     worker accepts them (`Connection: close`). The stream shows every one."""
     db = f"sqlite:///{tmp_path / 'nps.db'}"
     sent = [feedback(f"nps-s{i:05d}", 1, score=9) for i in range(24)]
-    seen: list[str] = []
-    with _server(nps_edge_bin, db, tmp_path / "server.log", 2) as srv:
-        op = {"Authorization": f"Bearer {srv.operator}"}
-        with httpx.stream("GET", f"{srv.base}/api/v1/stream", headers=op, timeout=30) as resp:
-            lines = resp.iter_lines()
-            assert next(lines) == ": connected"
-
-            def read() -> None:
-                for line in lines:
-                    if line.startswith("data: "):
-                        seen.append(json.loads(line.removeprefix("data: "))["id"])
-                        if len(seen) == len(sent):
-                            return
-
-            threading.Thread(target=read, daemon=True).start()
-            for event in sent:  # one batch each, one connection each, in turn
-                r = httpx.post(
-                    f"{srv.base}/api/v1/ingest",
-                    json={"gateway": "gw-1", "events": [event]},
-                    headers={"Authorization": f"Bearer {srv.gateway}"},
-                )
-                assert r.json()["accepted"] == 1
-            try:
-                wait_until(lambda: len(seen) >= len(sent), timeout=10, what="every event")
-            except ProcessError:
-                pass  # the assertion below says which are missing
+    with (
+        served(nps_edge_bin, db, tmp_path / "server.log", 2) as srv,
+        stream_ids(srv.base, srv.operator, len(sent)) as seen,
+    ):
+        for event in sent:  # one batch each, one connection each, in turn
+            r = httpx.post(
+                f"{srv.base}/api/v1/ingest",
+                json={"gateway": "gw-1", "events": [event]},
+                headers={"Authorization": f"Bearer {srv.gateway}"},
+            )
+            assert r.json()["accepted"] == 1
+        try:
+            wait_until(lambda: len(seen) >= len(sent), timeout=10, what="every event")
+        except ProcessError:
+            pass  # the assertion below says which are missing
     assert sorted(seen) == sorted(e["id"] for e in sent)
