@@ -11,7 +11,11 @@ so they limit neither figure. In the same run, on the same broker:
    minimal accepting endpoint (bench/gateway_sink.py), so the figure is the
    gateway's own; then the same with synchronous=NORMAL (the cost of FULL);
 3. when `nps-edge server` is available, the gateway forwards to the real server
-   on SQLite (end to end, everything on this machine).
+   on SQLite (end to end, everything on this machine), live and then draining
+   a backlog held while the server was down;
+4. the peer, ThingsBoard IoT Gateway from PyPI (bench/peer_thingsboard.py), live on
+   the same stream through its SQLite storage: the ratios to it are of this run,
+   not of figures from another machine (`--no-peer` skips it).
 
 Each rate is events / (last event delivered - publishing started). CPU per
 message is the gateway process's user+system time over the run / events.
@@ -36,14 +40,14 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench import peer_thingsboard
 from contract.protocol import decode_payload
 from gateway.policy import admit
 from gateway.store import Store
 from nps_edge.broker import Broker, free_port, start_mosquitto, wait_for_port
 from tests.gateway.processes import GatewayProcess, ServerProcess
 
-PEER_TB_RATE = 1151.0  # ThingsBoard IoT Gateway 3.8.5, msg/s (shared/peers.md)
-PEER_TB_CPU_MS = 0.8
+GOAL_VS_PEER = 4.0  # issue 17: 4 x the peer's rate and 4 x less CPU per event, same run
 
 
 def make_stream(devices: int, per_device: int, seed: int = 7) -> dict[str, list[tuple[str, str]]]:
@@ -211,6 +215,58 @@ def through_gateway(
     }
 
 
+def drain_backlog(
+    broker: Broker, stream: dict, workdir: Path, server: ServerProcess
+) -> dict[str, float]:
+    """The gateway takes the whole stream while the server is down, then the server starts:
+    events/s and gateway CPU per event from the first batch taken until the store is empty."""
+    total = sum(len(v) for v in stream.values())
+    gw = GatewayProcess(workdir, broker.address, server.url, server.token_for("bench"))
+    gw.start()
+    assert gw.proc is not None
+    publish(broker, stream, workdir)
+    held = store_depth(gw.store)
+    deadline = time.monotonic() + 600
+    while held() < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway held only {held()} of {total}; see {gw.log}")
+        time.sleep(0.05)
+    server.start()
+    forwarded = store_delivered(gw.store)
+    # The clock starts at the first batch the server took: not the gateway's retry back-off
+    # while the server was down, nor the server's start-up.
+    while (first := forwarded()[0]) == 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing drained; see {gw.log}")
+        time.sleep(0.005)
+    start, cpu0 = time.time(), proc_cpu_s(gw.proc.pid)
+    while forwarded()[0] < total:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {forwarded()[0]} of {total} drained; see {gw.log}")
+        time.sleep(0.02)
+    last = time.time()
+    cpu = proc_cpu_s(gw.proc.pid) - cpu0
+    total -= first
+    peak = peak_rss_mb(gw.proc.pid)
+    gw.stop()
+    forget_session(broker, gw.client_id)
+    return {"rate": total / (last - start), "cpu_ms": 1000 * cpu / total,
+            "cpu_share": cpu / (last - start), "peak_mb": peak}  # fmt: skip
+
+
+def store_depth(store_path: Path) -> Any:
+    def depth() -> int:
+        if not store_path.exists():
+            return 0
+        store = Store(store_path, readonly=True)
+        try:
+            return store.stats().depth
+        finally:
+            store.close()
+
+    return depth
+
+
 def scrape(port: int) -> dict[str, float]:
     """Unlabelled samples of the gateway's /metrics."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
@@ -281,7 +337,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--devices", type=int, default=20)
-    parser.add_argument("--no-server", action="store_true", help="skip the real-server phase")
+    parser.add_argument("--no-server", action="store_true", help="skip the real-server phases")
+    parser.add_argument(
+        "--no-peer", action="store_true", help="skip the ThingsBoard IoT Gateway phase"
+    )
     parser.add_argument(
         "--store-only", action="store_true", help="only the store's FULL/NORMAL cost"
     )
@@ -330,6 +389,17 @@ def main() -> None:
                 )  # fmt: skip
             finally:
                 server.stop()
+            backlog = ServerProcess(work / "server-backlog")
+            try:
+                results["gateway_server_backlog"] = drain_backlog(
+                    broker, renamed(stream, "d"), work / "gw-backlog", backlog
+                )
+            finally:
+                backlog.stop()
+        if not args.no_peer:
+            results["thingsboard_live"] = peer_thingsboard.run(
+                broker, renamed(stream, "t"), work / "peer", publish, proc_cpu_s, peak_rss_mb
+            )
         bare.append(bare_subscriber(broker, stream, work))
         results["bare_subscriber"] = max(bare, key=lambda b: b["rate"])
         results["bare_subscriber_runs"] = [round(b["rate"]) for b in bare]
@@ -345,16 +415,31 @@ def report(r: dict[str, Any]) -> None:
     print()
     print(f"events: {r['events']} from {r['devices']} devices, QoS 1, shipped mosquitto.conf")
     print(f"bare paho subscriber: {bare:,.0f} events/s (runs: {r['bare_subscriber_runs']})")
-    for key in ("gateway_sink_FULL", "gateway_sink_NORMAL", "gateway_server_FULL"):
+    peer = r.get("thingsboard_live")
+    if peer:
+        print(
+            f"peer, ThingsBoard IoT Gateway {peer_thingsboard.VERSION} live (same run):"
+            f" {peer['rate']:,.0f} events/s = {peer['rate'] / bare:.2f} x bare;"
+            f" {peer['cpu_ms']:.3f} ms CPU/event, {peer['cpu_share']:.0%} of a core,"
+            f" peak {peer['peak_mb']:.0f} MB; {peer['missing']} missing,"
+            f" {peer['duplicates']} duplicated at its output"
+        )
+    keys = ("gateway_sink_FULL", "gateway_sink_NORMAL", "gateway_server_FULL",
+            "gateway_server_backlog")  # fmt: skip
+    for key in keys:
         g = r.get(key)
         if not isinstance(g, dict):
-            print(f"{key}: {g}")
             continue
+        versus = (
+            f" {g['rate'] / peer['rate']:.1f} x the peer's rate, {peer['cpu_ms'] / g['cpu_ms']:.1f}"
+            f" x less CPU per event (goal {GOAL_VS_PEER:.0f} x both);"
+            if peer
+            else ""
+        )
         print(
-            f"{key}: {g['rate']:,.0f} events/s = {g['rate'] / bare:.2f} x bare,"
-            f" {g['rate'] / PEER_TB_RATE:.1f} x ThingsBoard; {g['cpu_ms']:.3f} ms CPU/event"
-            f" ({PEER_TB_CPU_MS / g['cpu_ms']:.1f} x less than ThingsBoard),"
-            f" {g['cpu_share']:.0%} of a core, peak {g['peak_mb']:.0f} MB"
+            f"{key}: {g['rate']:,.0f} events/s = {g['rate'] / bare:.2f} x bare,{versus}"
+            f" {g['cpu_ms']:.3f} ms CPU/event, {g['cpu_share']:.0%} of a core,"
+            f" peak {g['peak_mb']:.0f} MB"
         )
     full, normal = r["gateway_sink_FULL"], r["gateway_sink_NORMAL"]
     print(
