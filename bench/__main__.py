@@ -13,7 +13,7 @@ BENCHMARKS = {
     "firmware_mqtt": "device MQTT client: PUBACK latency and rate vs split writes and paho",
     "firmware_scenario": "a month of history for 20 devices through nps-edge sim --scenario",
     "fwtools_bundle": "lean vs debug firmware build: .mpy size and free heap after boot",
-    "gateway_throughput": "broker -> gateway -> server events/s vs a bare subscriber and ThingsBoard",
+    "gateway_throughput": "gateway events/s vs a bare subscriber and ThingsBoard (same run)",
     "server_load": "GET /api/v1/nps p50/p95 at fleet scale and ingest events/s vs a bare INSERT",
     "ingest_instructions": "instructions per ingest batch (valgrind) vs a bare INSERT of its rows",
     "dashboard_overview": "overview page complete in Chromium vs its API calls alone",
