@@ -86,6 +86,13 @@ class FakeSocket:
         data, self.inbox = self.inbox[:n], self.inbox[n:]
         return data
 
+    def readinto(self, buf):
+        data = self.read(len(buf))
+        if data is None:
+            return None
+        buf[: len(data)] = data
+        return len(data)
+
     def close(self):
         self.closed = True
 

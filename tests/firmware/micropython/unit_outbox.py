@@ -38,7 +38,7 @@ def drain(ob, ack=True):
         item = ob.next_unsent()
         if item is None:
             return got
-        got.append(item)
+        got.append((item[0], item[1], bytes(item[2])))
         if ack:
             ob.ack(item[0], item[1])
 
