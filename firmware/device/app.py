@@ -176,12 +176,12 @@ class App:
             self.outbox.ack(tag[0], tag[1])
 
     def reload(self, tag):
-        """(topic, payload) of an event still waiting for its PUBACK, read back from flash to re-send."""
+        """(topic, payload) of an event waiting for its PUBACK, read back from flash to re-send."""
         payload = self.outbox.read_at(tag[0], tag[2], tag[3])
         return None if payload is None else (self.topics[tag[0]], payload)
 
     def heap_low(self):
-        """Note the free heap at a low point of the turn (garbage not yet collected counts as used)."""
+        """Note the free heap at a low point of the turn (uncollected garbage counts as used)."""
         free = gc.mem_free()
         if free < self.heap_min:
             self.heap_min = free

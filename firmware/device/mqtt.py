@@ -213,17 +213,19 @@ class Client:
         self.since = now
         # 3.1: CONNECT first; Clean Session 0 so QoS 1 state survives a reconnect
         # (3.1.2.4); the last will (3.1.2.5) tells the site we went away.
-        self.send(codec.connect(
-            self.client_id,
-            s["keepalive_s"],
-            clean=False,
-            user=s["username"],
-            password=s["password"],
-            will_topic=self.will[0],
-            will_msg=self.will[1],
-            will_qos=1,
-            will_retain=True,
-        ))
+        self.send(
+            codec.connect(
+                self.client_id,
+                s["keepalive_s"],
+                clean=False,
+                user=s["username"],
+                password=s["password"],
+                will_topic=self.will[0],
+                will_msg=self.will[1],
+                will_qos=1,
+                will_retain=True,
+            )
+        )
 
     def retry_later(self, now):
         # Exponential backoff with jitter, so a site's devices do not reconnect in lockstep.

@@ -42,7 +42,7 @@ _SIZE = const(2)
 
 
 def decode(line, start=0, end=None):
-    """(seq, payload start, payload end) of a whole, intact record line in line[start:end], else None."""
+    """(seq, payload start, payload end) of the whole, intact record line[start:end], else None."""
     if end is None:
         end = len(line)
     a = line.find(b" ", start, end)
@@ -60,7 +60,7 @@ def decode(line, start=0, end=None):
 
 
 class Record(io.IOBase):
-    """The fixed buffer an event is serialised into (json.dump writes here) before it goes to flash."""
+    """The fixed buffer an event is serialised into (json.dump writes here) on its way to flash."""
 
     def __init__(self, buf):
         self.buf = buf
@@ -409,7 +409,7 @@ class Outbox:
         return best_kind, best[0], best[1], best[2], best[3]
 
     def read_at(self, kind, segment, offset):
-        """The payload of the record at `offset` in segment `segment`, read into self.record (a re-send).
+        """The payload of the record at `offset` in segment `segment`, read into self.record.
 
         None when it is gone (its segment was dropped to make room) or no longer intact.
         """

@@ -110,7 +110,7 @@ def _free_heap(micropython: str, heapsize: str) -> int:
 
 
 def firmware_command(micropython: str, code: Path, heapsize: str) -> list[str]:
-    """Code from the ROM image when code has one (the heap keeps `heapsize` for the state), else .mpy."""
+    """Code from code's ROM image when it has one (the heap keeps `heapsize` for the state)."""
     image = code / romfs.IMAGE
     if image.exists():
         return romfs.rom_command(micropython, image, heapsize, _free_heap(micropython, heapsize))
