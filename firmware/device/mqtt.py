@@ -154,7 +154,11 @@ class Client:
             packet = bytes(self.txmv[start : self.txe])  # small (status), or no reload given
         self.inflight[self.pid] = [packet, tag, time.ticks_ms()]
         if self.state == UP:
-            self.flush()
+            try:
+                self.flush()
+            except OSError as err:
+                # The link broke under the write: the packet stays in flight, re-sent on reconnect.
+                self.drop("mqtt_drop", "socket error %s" % (err.args[0] if err.args else err))
         return self.pid
 
     def put_publish(self, topic, payload, pid, retain, dup):

@@ -89,7 +89,7 @@ def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
 
 
 def publish_into(buf, pos, topic, payload, pid, retain=False, dup=False):
-    """3.3: a QoS 1 PUBLISH written into bytearray buf at pos; returns its end, -1 if it does not fit.
+    """3.3: a QoS 1 PUBLISH written into bytearray buf at pos; its end, or -1 if it does not fit.
 
     The client's transmit buffer is allocated once: no packet-sized bytes object per publish.
     """

@@ -77,13 +77,13 @@ def test_many_reconnects_in_64k(devices, config, mqtt_broker) -> None:
         for round_ in range(8):
             dev.send(*prompts(20, t, rng))
             t += 20 * 60000
-            dev.wait_for("acked f ", count=20 * round_ + 1, timeout=20)
+            dev.wait_for("acked f ", count=25 * round_ + 1, timeout=20)
             broker.stop()
             dev.send(*prompts(5, t, rng))
             t += 5 * 60000
-            dev.wait_for("saved f ", count=20 * round_ + 25, timeout=20)
+            dev.wait_for("saved f ", count=25 * round_ + 25, timeout=20)
             broker = start_mosquitto(mqtt_broker.workdir, port=mqtt_broker.port)
-            dev.wait_for("acked f ", count=20 * round_ + 25, timeout=20)
+            dev.wait_for("acked f ", count=25 * round_ + 25, timeout=20)
         dev.close_input()
         assert dev.wait(30) == 0
     finally:
