@@ -1,4 +1,4 @@
-"""Heap over three weeks of one device, offline for the middle week: `python -m bench.firmware_memory`.
+"""Heap over three weeks of a device offline the middle week: `python -m bench.firmware_memory`.
 
 The real firmware under the MicroPython unix port on a scripted clock (`at`
 lines: three weeks take seconds), answers every 20 minutes for 12 hours a

@@ -1,4 +1,4 @@
-"""The firmware in a 64 KB heap (docs/firmware.md, Heap): a long backlog, many reconnects, a long run.
+"""The firmware in a 64 KB heap (docs/firmware.md, Heap): long backlog, reconnects, long run.
 
 Each runs the real firmware (code from its ROM image, the state in `-X heapsize=64k`)
 and fails on any MemoryError in the device's log; telemetry's heap_min must be a real
