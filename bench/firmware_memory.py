@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from firmware.sim.device import DeviceProcess, compile_firmware, tool
+from firmware.sim.device import DeviceProcess, compile_firmware, firmware_command, tool
 from firmware.sim.plans import answer_lines, device_config
 from firmware.tools import romfs
 from nps_edge.broker import free_port, start_mosquitto
@@ -45,6 +47,27 @@ def day_lines(day: int, rng: random.Random) -> list[str]:
                 score = rng.randint(0, 10)
                 lines += answer_lines(score, rng.choice([None, 0, 2]), at + 3000)
     return lines
+
+
+# The fixed buffers allocated when outbox and mqtt load: 3 records, MQTT transmit and receive.
+BUFFER_BYTES = 3 * 1024 + 1280 + 512
+
+
+def code_heap(code: Path, heapsize: str) -> int:
+    """Heap the resident code's objects take (what main.py keeps imported), buffers excluded."""
+    snippet = (
+        "import gc\ngc.collect()\n_a = gc.mem_alloc()\n"
+        "import mqtt, outbox, boards.unix_sim, app\n"
+        "gc.collect()\nprint(gc.mem_alloc() - _a)\n"
+    )
+    cmd = firmware_command(tool("micropython"), code, heapsize)
+    if cmd[-2] == "-m":  # code loaded from .mpy: run the snippet instead of main
+        cmd[-2:] = ["-c", snippet]
+    else:
+        cmd[-1] = cmd[-1].replace("import main", snippet)
+    env = dict(os.environ, MICROPYPATH=f"{code}:.frozen")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True, timeout=30)
+    return int(done.stdout.split()[-1]) - BUFFER_BYTES
 
 
 def run(code: Path, heapsize: str, work: Path, seed: int) -> dict[str, Any]:
@@ -113,11 +136,16 @@ def main(argv: list[str] | None = None) -> None:
             results[name] = r = run(code, heap, work, args.seed)
             budget = romfs.free_after_start(tool("micropython"), heap)
             r["peak_in_use"] = budget - r["heap_min"]
+            r["code_objects"] = code_heap(code, heap)
+            r["state_after_boot"] = budget - r["boot_free"] - r["code_objects"]
+            r["state_peak"] = r["peak_in_use"] - r["code_objects"]
             print(
                 f"{name:18} heap_min {r['heap_min']:6d} B  peak in use {r['peak_in_use']:6d} B"
                 f"  free after boot {r['boot_free']:6d} B  heap_free {r['heap_free_min']}-"
                 f"{r['heap_free_max']} B  events {r['events_acked']}  MemoryError "
-                f"{r['memory_errors']}  {r['wall_s']} s"
+                f"{r['memory_errors']}  {r['wall_s']} s\n{'':18} code objects in heap "
+                f"{r['code_objects']} B  state after boot {r['state_after_boot']} B  state at "
+                f"peak {r['state_peak']} B"
             )
         rom_use = results["romfs, 64k"]["peak_in_use"]
         mpy_use = results["mpy in heap, 96k"]["peak_in_use"]

@@ -85,13 +85,15 @@ gc.collect()
 _pad = gc.mem_free() - {free}
 _pad = bytearray(_pad - 32) if _pad > 64 else None
 gc.collect()
-import main
+{run}
 """
 
 
-def rom_command(micropython: str, image: Path, heapsize: str, free: int) -> list[str]:
-    """The micropython command line that runs the firmware from image with `free` bytes of heap."""
+def rom_command(
+    micropython: str, image: Path, heapsize: str, free: int, run: str = "import main"
+) -> list[str]:
+    """The micropython command running the firmware (or `run`) from image with `free` heap."""
     size = image.stat().st_size
     total = heap_bytes(heapsize) + size + size // 16 + 4096  # the image, its GC table share, slack
-    code = _LOADER.format(image=str(image), size=size, free=free)
+    code = _LOADER.format(image=str(image), size=size, free=free, run=run)
     return [micropython, "-X", f"heapsize={total}", "-c", code]
