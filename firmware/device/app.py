@@ -235,14 +235,20 @@ class App:
         return not (self.draining and not client.inflight and self.outbox.depth <= 0)
 
     def status(self):
-        """What the idle screen's status line shows: the link, and the backlog."""
-        idle = self.machine.state == pm.IDLE
-        return self.client.state, self.outbox.depth if idle else None
+        """What the idle screen shows besides the prompt: link, backlog, cool-down."""
+        if self.machine.state != pm.IDLE:
+            return None
+        return self.link(), self.outbox.depth, self.machine.cooling(self.clock.ms())
+
+    def link(self):
+        if self.client.looking_up:
+            return "dns"  # the next turn blocks on the broker's name lookup: say why
+        return self.client.state == mqtt.UP
 
     def render(self):
         self.machine.changed = False
         self.shown = self.status()
-        self.screens.render(self.machine, self.client.state == mqtt.UP, self.outbox.depth)
+        self.screens.render(self.machine, self.link(), self.outbox.depth, self.clock.ms())
         self.board.report("screen", self.machine.state, 0, "-")
 
     def wait(self):
@@ -263,7 +269,7 @@ class App:
                 want |= select.POLLOUT
             self.poller.modify(sock, want)
         timeout = self.board.max_wait_ms
-        deadline = self.machine.next_deadline()
+        deadline = self.machine.next_deadline(self.clock.ms())
         if deadline is not None:
             timeout = max(0, min(timeout, deadline - self.clock.ms()))
         if self.client.state != mqtt.UP:

@@ -37,9 +37,22 @@ _TAG = const(1)
 _SENT = const(2)
 
 
+# host -> getaddrinfo's answer: the lookup blocks (MicroPython has no other), so it
+# runs once, not on every reconnect; a failed connect forgets it.
+_resolved = {}
+
+
+def is_address(host):
+    """An IP address literal: nothing to look up."""
+    return ":" in host or all(c in "0123456789." for c in host)
+
+
 def open_socket(host, port, tls, ca=None):
     """A non-blocking TCP (optionally TLS) socket whose connect() may still be in progress."""
-    addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    addr = _resolved.get(host)
+    if addr is None:
+        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        _resolved[host] = addr
     sock = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
     try:
         # A small PUBLISH must not wait for a delayed ACK.
@@ -116,6 +129,7 @@ class Client:
         self.last_tx = 0
         self.since = 0  # when the connection attempt or the PINGREQ started
         self.pinging = False
+        self.looking_up = False  # the next attempt starts with a (blocking) name lookup
 
     def count(self, name):
         self.errors[name] = self.errors.get(name, 0) + 1
@@ -201,6 +215,12 @@ class Client:
         if not self.link():
             self.retry_later(now)
             return
+        host = s["host"]
+        if not self.looking_up and not is_address(host) and host not in _resolved:
+            # The lookup blocks the loop: give the application one turn to say so on screen.
+            self.looking_up = True
+            return
+        self.looking_up = False
         try:
             self.sock = self.opener(s["host"], s["port"], s["tls"], s["ca"])
         except MemoryError:
@@ -209,6 +229,7 @@ class Client:
             self.retry_later(now)
             return
         except OSError as err:
+            _resolved.pop(host, None)  # look it up again next time (the address may have moved)
             self.count("mqtt_connect_fail")
             self.log("mqtt: connect to %s:%d failed: %s" % (s["host"], s["port"], err))
             self.retry_later(now)
@@ -239,6 +260,8 @@ class Client:
         self.next_try = time.ticks_add(now, int(delay * (0.5 + self.rand())))
 
     def drop(self, counter, why):
+        if self.state == CONNECTING and self.sock is not None:
+            _resolved.pop(self.settings["host"], None)  # never connected: look it up again
         self.count(counter)
         self.log("mqtt: connection lost: " + why)
         self.close(False)

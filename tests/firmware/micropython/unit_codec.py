@@ -98,7 +98,7 @@ class FakeSocket:
 
 
 SETTINGS = {
-    "host": "h",
+    "host": "10.0.0.1",  # an address: no lookup turn (unit_screens tests that)
     "port": 1,
     "tls": False,
     "ca": None,
