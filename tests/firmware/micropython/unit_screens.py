@@ -74,7 +74,7 @@ def test_scale_shows_its_end_labels_on_screen():
         x, y = drawn[label][1], drawn[label][2]
         assert 0 <= x and x + len(label) * 8 <= 128 and 0 <= y <= 56, label
     rows = sorted({t[2] for t in d.texts})
-    assert all(b - a >= 8 for a, b in zip(rows, rows[1:])), rows  # no two rows overlap
+    assert all(rows[i + 1] - rows[i] >= 8 for i in range(len(rows) - 1)), rows  # no overlap
     assert len([t for t in d.texts if t[2] < 27]) == 3  # the whole question still shows
 
 
