@@ -18,6 +18,9 @@ from pathlib import Path
 from mpremote.romfs import VfsRomWriter
 
 IMAGE = "firmware.romfs"
+# The heap the firmware needs under the unix port when its code is loaded from .mpy files
+# on flash instead (no romfs, not frozen): the bytecode then sits in the heap too.
+MPY_HEAP = "96k"
 CODE_SUFFIXES = (".mpy", ".py")
 
 
