@@ -82,7 +82,7 @@ _rom = bytearray({size})
 _f.readinto(_rom)
 _f.close()
 vfs.mount(vfs.VfsRom(_rom), "/rom")
-sys.path.insert(0, "/rom")
+sys.path.insert(1, "/rom")  # after "" (the flash), as on a board with romfs
 del _f
 gc.collect()
 _pad = gc.mem_free() - {free}
