@@ -12,5 +12,5 @@ flash: only the running state uses the heap. main.py is frozen too but the file 
 on the device's flash (the bundle installs it) is the one the board runs at boot.
 """
 
-include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (asyncio, ...)
-freeze("device", opt=3)
+include("$(PORT_DIR)/boards/manifest.py")  # type: ignore[name-defined]  # the port's own modules
+freeze("device", opt=3)  # type: ignore[name-defined]
