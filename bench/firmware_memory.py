@@ -50,7 +50,7 @@ def day_lines(day: int, rng: random.Random) -> list[str]:
 
 
 # The fixed buffers allocated when outbox and mqtt load: 3 records, MQTT transmit and receive.
-BUFFER_BYTES = 3 * 1024 + 1280 + 512
+BUFFER_BYTES = 3 * 1024 + 1280 + 1024
 
 
 def code_heap(code: Path, heapsize: str) -> int:

@@ -9,7 +9,7 @@ import gc
 import sys
 
 # First, while the heap is still in one piece: these modules allocate the
-# application's fixed buffers (about 4.4 KB in blocks of 0.5-1.3 KB) when they
+# application's fixed buffers (about 5.3 KB in blocks of 1-1.3 KB) when they
 # load; loading other code first would leave no free block that large
 # (docs/firmware.md, Heap).
 import mqtt  # noqa: F401

@@ -25,7 +25,7 @@ _DUP = const(0x08)  # 3.3.1.1: the DUP flag in a PUBLISH fixed header
 # topic; RX the largest packet accepted from the broker (larger: protocol error).
 _TX_BYTES = const(1280)
 _TX_ROOM = const(1100)  # room for one more PUBLISH of a whole record
-RX_BYTES = const(512)
+RX_BYTES = const(1024)
 # Allocated once, when this module loads (main.py loads it first); one client per device.
 _TX = bytearray(_TX_BYTES)
 _RX = bytearray(RX_BYTES)
