@@ -83,8 +83,11 @@ class Client:
     password, keepalive_s, window, ack_timeout_s, backoff_min_s,
     backoff_max_s). will_topic and will_msg: the last will (3.1.2.5).
     rand() gives the jitter in [0, 1); link() says whether the network is
-    up; on_up() runs on each CONNACK; on_ack(tag, packet) on each PUBACK;
-    log(line) reports; opener opens the socket (tests pass another).
+    up; on_up() runs on each CONNACK; on_ack(tag, packet) on each PUBACK
+    (packet is None for a tagged publish); reload(tag) gives back (topic,
+    payload) of a tagged publish to re-send, or None when it is gone (without
+    reload the packet is kept in the heap); log(line) reports; opener opens
+    the socket (tests pass another).
     """
 
     def __init__(
