@@ -12,6 +12,7 @@ import sys
 BENCHMARKS = {
     "firmware_mqtt": "device MQTT client: PUBACK latency and rate vs split writes and paho",
     "firmware_scenario": "a month of history for 20 devices through nps-edge sim --scenario",
+    "firmware_memory": "heap over 3 weeks (1 offline): romfs in 64k vs .mpy in heap",
     "fwtools_bundle": "lean vs debug firmware build: .mpy size and free heap after boot",
     "gateway_throughput": "gateway events/s vs a bare subscriber and ThingsBoard (same run)",
     "server_load": "GET /api/v1/nps p50/p95 at fleet scale and ingest events/s vs a bare INSERT",

@@ -2,8 +2,9 @@
 
 Builds the firmware twice with the sim board profile, lean (the default,
 `-X no-source-lines`) and debug (`--source-lines`), boots each from its .mpy files under
-`micropython -X heapsize=64k` with an unreachable broker, and reports bundle bytes and
-the free heap the firmware logs after boot. The debug build is the reference.
+`micropython -X heapsize=96k` (code from .mpy files sits in the heap: romfs.MPY_HEAP) with
+an unreachable broker, and reports bundle bytes and the free heap the firmware logs after
+boot. The debug build is the reference.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 from firmware.tools import bundle
+from firmware.tools.romfs import MPY_HEAP
 
 BOOTS = 5
 HEAP = re.compile(r"heap free after boot: (\d+)")
@@ -41,7 +43,7 @@ def boot_heap(out: Path, workdir: Path) -> int:
             )
         )
         done = subprocess.run(
-            [micropython(), "-X", "heapsize=64k", "main.py"],
+            [micropython(), "-X", f"heapsize={MPY_HEAP}", "main.py"],
             cwd=device,
             env={**os.environ, "MICROPYPATH": f"{device}:.frozen"},
             input="quit\n",  # stop once booted (closing stdin would wait to drain)

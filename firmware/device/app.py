@@ -20,9 +20,10 @@ from outbox import FEEDBACK, TELEMETRY, Outbox, OutboxError
 from screens import Screens
 
 KINDS = {FEEDBACK: "feedback", TELEMETRY: "telemetry"}
-# Collect after this many bytes allocated: a 64 KB heap must keep room for a
-# 2 KB payload in one piece, so garbage never piles up.
+# Collect after this many bytes allocated, so garbage never piles up; and when
+# the loop is about to sleep anyway (cheap) once this much has been allocated.
 _GC_EVERY_BYTES = const(4096)
+_GC_IDLE_BYTES = const(1024)
 
 
 def next_boot(path):
@@ -77,9 +78,13 @@ class App:
             on_up=self.on_up,
             on_ack=self.on_ack,
             log=board.log,
+            reload=self.reload,
         )
         self.errors = {}
+        # The sim host wants each acknowledged event's JSON (its `acked` line).
+        self.echo_acked = getattr(board, "echo_acked", False)
         self.heap_min = gc.mem_free()
+        self.collected = gc.mem_alloc()
         self.draining = False
         self.shown = None
         self.last_telemetry = 0
@@ -110,8 +115,11 @@ class App:
         rssi, battery, _ = self.board.sense()
         body = events.feedback_body(result, self.prompt_key, rssi, battery)
         ts = self.clock.unix_ms(at)
+        out = self.outbox.record
         ok = self.store(
-            FEEDBACK, lambda seq: events.event(self.ident, seq, at, ts, "feedback", body), result
+            FEEDBACK,
+            lambda seq: events.event(self.ident, seq, at, ts, "feedback", body, out),
+            result,
         )
         if ok:
             self.machine.saved(self.clock.ms())
@@ -121,9 +129,10 @@ class App:
     def telemetry(self):
         """Health as the contract's telemetry event: at boot, every N minutes, on request."""
         now = self.last_telemetry = self.clock.ms()
+        self.heap_low()  # before the collection: the low point of the turn
         gc.collect()
+        self.collected = gc.mem_alloc()
         free = gc.mem_free()
-        self.heap_min = min(self.heap_min, free)
         errors = dict(self.errors)
         for counts in (self.machine.counts, self.client.errors):
             errors.update(counts)
@@ -146,8 +155,11 @@ class App:
             "errors": errors,
         }
         ts = self.clock.unix_ms(now)
+        out = self.outbox.record
         self.store(
-            TELEMETRY, lambda seq: events.event(self.ident, seq, now, ts, "telemetry", body), None
+            TELEMETRY,
+            lambda seq: events.event(self.ident, seq, now, ts, "telemetry", body, out),
+            None,
         )
 
     def on_up(self):
@@ -158,8 +170,21 @@ class App:
 
     def on_ack(self, tag, packet):
         if tag is not None:
+            if self.echo_acked:
+                payload = self.outbox.read_at(tag[0], tag[2], tag[3])
+                self.board.report("acked", tag[0], tag[1], "-" if payload is None else payload)
             self.outbox.ack(tag[0], tag[1])
-            self.board.report("acked", tag[0], tag[1], packet)
+
+    def reload(self, tag):
+        """(topic, payload) of an event waiting for its PUBACK, read back from flash to re-send."""
+        payload = self.outbox.read_at(tag[0], tag[2], tag[3])
+        return None if payload is None else (self.topics[tag[0]], payload)
+
+    def heap_low(self):
+        """Note the free heap at a low point of the turn (uncollected garbage counts as used)."""
+        free = gc.mem_free()
+        if free < self.heap_min:
+            self.heap_min = free
 
     def step(self):
         """One loop turn: inputs, timers, network, screen. Returns False when done."""
@@ -195,28 +220,35 @@ class App:
             self.telemetry()
         client = self.client
         client.poll()
+        self.heap_low()  # a TLS handshake allocates in the heap during poll()
         while client.can_publish():
             item = self.outbox.next_unsent()
             if item is None:
                 break
-            client.publish(self.topics[item[0]], item[2], False, (item[0], item[1]))
+            client.publish(
+                self.topics[item[0]], item[2], False, (item[0], item[1], item[3], item[4])
+            )
+        self.heap_low()
         if machine.changed or self.shown != self.status():
             self.render()
-        free = gc.mem_free()
-        if free < self.heap_min:
-            self.heap_min = free
         board.feed()
         return not (self.draining and not client.inflight and self.outbox.depth <= 0)
 
     def status(self):
-        """What the idle screen's status line shows: the link, and the backlog."""
-        idle = self.machine.state == pm.IDLE
-        return self.client.state, self.outbox.depth if idle else None
+        """What the idle screen shows besides the prompt: link, backlog, cool-down."""
+        if self.machine.state != pm.IDLE:
+            return None
+        return self.link(), self.outbox.depth, self.machine.cooling(self.clock.ms())
+
+    def link(self):
+        if self.client.looking_up:
+            return "dns"  # the next turn blocks on the broker's name lookup: say why
+        return self.client.state == mqtt.UP
 
     def render(self):
         self.machine.changed = False
         self.shown = self.status()
-        self.screens.render(self.machine, self.client.state == mqtt.UP, self.outbox.depth)
+        self.screens.render(self.machine, self.link(), self.outbox.depth, self.clock.ms())
         self.board.report("screen", self.machine.state, 0, "-")
 
     def wait(self):
@@ -233,17 +265,20 @@ class App:
             self.polled = sock
         if sock is not None:
             want = select.POLLIN
-            if self.client.tx or self.client.state == mqtt.CONNECTING:
+            if self.client.pending() or self.client.state == mqtt.CONNECTING:
                 want |= select.POLLOUT
             self.poller.modify(sock, want)
         timeout = self.board.max_wait_ms
-        deadline = self.machine.next_deadline()
+        deadline = self.machine.next_deadline(self.clock.ms())
         if deadline is not None:
             timeout = max(0, min(timeout, deadline - self.clock.ms()))
         if self.client.state != mqtt.UP:
             timeout = min(timeout, 100)
         if self.board.more:
             timeout = 0
+        if timeout >= 50 and gc.mem_alloc() - self.collected >= _GC_IDLE_BYTES:
+            gc.collect()  # about to sleep anyway: the collection costs the loop nothing
+            self.collected = gc.mem_alloc()
         self.poller.poll(timeout)
 
     def run(self):
@@ -251,8 +286,10 @@ class App:
         self.render()
         gc.collect()
         gc.threshold(_GC_EVERY_BYTES)
-        self.heap_min = gc.mem_free()
-        self.board.log("heap free after boot: %d" % self.heap_min)
+        self.collected = gc.mem_alloc()
+        free = gc.mem_free()
+        self.heap_min = min(self.heap_min, free)
+        self.board.log("heap free after boot: %d" % free)
         while self.step():
             self.wait()
         if self.client.state == mqtt.UP:

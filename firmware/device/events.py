@@ -3,11 +3,14 @@
 import json
 
 
-def event(ident, seq, up_ms, ts_ms, kind, body):
+def event(ident, seq, up_ms, ts_ms, kind, body, out=None):
     """One event: ident holds device, site, boot, fw; body the type's own fields.
 
-    ts is written from integer milliseconds: the ESP32 port has single-precision
-    floats (about two minutes of resolution at today's unix time).
+    Written straight into out (the outbox's record buffer: json.dump streams
+    into it), so no event-sized string is built; without out it is returned
+    as a str (tests). ts is written from integer milliseconds: the ESP32 port
+    has single-precision floats (about two minutes of resolution at today's
+    unix time).
     """
     device = ident["device"]
     body["v"] = 1
@@ -17,13 +20,17 @@ def event(ident, seq, up_ms, ts_ms, kind, body):
     body["seq"] = seq
     body["boot"] = ident["boot"]
     body["up_ms"] = up_ms
-    body["ts"] = None
     body["fw"] = ident["fw"]
     body["type"] = kind
-    text = json.dumps(body)
-    if ts_ms is not None:
-        text = text.replace('"ts": null', '"ts": %d.%03d' % (ts_ms // 1000, ts_ms % 1000), 1)
-    return text
+    ts = "null" if ts_ms is None else "%d.%03d" % (ts_ms // 1000, ts_ms % 1000)
+    if out is None:
+        return json.dumps(body)[:-1] + ', "ts": %s}' % ts
+    json.dump(body, out)
+    out.n -= 1  # over the closing brace
+    out.write(', "ts": ')
+    out.write(ts)
+    out.write("}")
+    return None
 
 
 def feedback_body(result, prompt_key, rssi, battery_mv):

@@ -8,6 +8,13 @@ linux -> unix_sim).
 import gc
 import sys
 
+# First, while the heap is still in one piece: these modules allocate the
+# application's fixed buffers (about 5.3 KB in blocks of 1-1.3 KB) when they
+# load; loading other code first would leave no free block that large
+# (docs/firmware.md, Heap).
+import mqtt  # noqa: F401
+import outbox  # noqa: F401
+
 DEFAULT_BOARDS = {"esp32": "esp32_oled_encoder", "linux": "unix_sim"}
 
 

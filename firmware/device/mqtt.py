@@ -20,17 +20,39 @@ UP = const(2)  # CONNACK accepted
 _IPPROTO_TCP = const(6)
 _TCP_NODELAY = const(1)
 _DUP = const(0x08)  # 3.3.1.1: the DUP flag in a PUBLISH fixed header
-_READ_BYTES = const(256)
-# An in-flight entry is a list [packet, tag, ticks when sent]: a class would cost
-# heap the 64 KB unix-port simulator does not have (docs/firmware.md).
+# Both buffers are allocated once per client (docs/firmware.md, Heap). TX holds
+# a whole PUBLISH of the largest outbox record (outbox.RECORD_BYTES) plus its
+# topic; RX the largest packet accepted from the broker (larger: protocol error).
+_TX_BYTES = const(1280)
+_TX_ROOM = const(1100)  # room for one more PUBLISH of a whole record
+RX_BYTES = const(1024)
+# Allocated once, when this module loads (main.py loads it first); one client per device.
+_TX = bytearray(_TX_BYTES)
+_RX = bytearray(RX_BYTES)
+# An in-flight entry is a list [packet, tag, ticks when sent]: packet only for
+# untagged publishes (status); a tagged one is read back through reload(tag) to be
+# re-sent, so no packet stays in the heap while it waits for its PUBACK.
 _PACKET = const(0)
 _TAG = const(1)
 _SENT = const(2)
 
 
+# host -> getaddrinfo's answer: the lookup blocks (MicroPython has no other), so it
+# runs once, not on every reconnect; a failed connect forgets it.
+_resolved = {}
+
+
+def is_address(host):
+    """An IP address literal: nothing to look up."""
+    return ":" in host or all(c in "0123456789." for c in host)
+
+
 def open_socket(host, port, tls, ca=None):
     """A non-blocking TCP (optionally TLS) socket whose connect() may still be in progress."""
-    addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    addr = _resolved.get(host)
+    if addr is None:
+        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        _resolved[host] = addr
     sock = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
     try:
         # A small PUBLISH must not wait for a delayed ACK.
@@ -61,8 +83,11 @@ class Client:
     password, keepalive_s, window, ack_timeout_s, backoff_min_s,
     backoff_max_s). will_topic and will_msg: the last will (3.1.2.5).
     rand() gives the jitter in [0, 1); link() says whether the network is
-    up; on_up() runs on each CONNACK; on_ack(tag, packet) on each PUBACK;
-    log(line) reports; opener opens the socket (tests pass another).
+    up; on_up() runs on each CONNACK; on_ack(tag, packet) on each PUBACK
+    (packet is None for a tagged publish); reload(tag) gives back (topic,
+    payload) of a tagged publish to re-send, or None when it is gone (without
+    reload the packet is kept in the heap); log(line) reports; opener opens
+    the socket (tests pass another).
     """
 
     def __init__(
@@ -78,6 +103,7 @@ class Client:
         on_ack,
         log,
         opener=open_socket,
+        reload=None,
     ):
         self.settings = settings
         self.client_id = client_id
@@ -88,24 +114,49 @@ class Client:
         self.on_ack = on_ack
         self.log = log
         self.opener = opener
+        self.reload = reload
         self.sock = None
         self.state = OFFLINE
-        self.inflight = {}  # pid -> [_PACKET, _TAG, _SENT], in sending order
+        self.inflight = {}  # pid -> [_PACKET, _TAG, _SENT]
+        self.resend = []  # pids to re-send with DUP once the buffer has room (4.4)
         self.errors = {}
-        self.tx = b""
-        self.rx = b""
+        self.txbuf = _TX
+        self.txmv = memoryview(self.txbuf)
+        self.txs = self.txe = 0  # bytes waiting for the socket: txbuf[txs:txe]
+        self.rxbuf = _RX
+        self.rxmv = memoryview(self.rxbuf)
+        self.rxn = 0  # bytes received and not yet handled: rxbuf[:rxn]
         self.pid = 0
         self.attempt = 0
         self.next_try = time.ticks_ms()
         self.last_tx = 0
         self.since = 0  # when the connection attempt or the PINGREQ started
         self.pinging = False
+        self.looking_up = False  # the next attempt starts with a (blocking) name lookup
 
     def count(self, name):
         self.errors[name] = self.errors.get(name, 0) + 1
 
     def can_publish(self):
-        return self.state == UP and len(self.inflight) < self.settings["window"]
+        return (
+            self.state == UP
+            and len(self.inflight) < self.settings["window"]
+            and not self.resend
+            and self.room() >= _TX_ROOM
+        )
+
+    def pending(self):
+        """Are bytes waiting for the socket?"""
+        return self.txe > self.txs
+
+    def room(self):
+        """Free bytes at the end of the transmit buffer, after moving what waits to its front."""
+        if self.txs:
+            left = self.txe - self.txs
+            self.txbuf[0:left] = self.txmv[self.txs : self.txe]
+            self.txs = 0
+            self.txe = left
+        return _TX_BYTES - self.txe
 
     def publish(self, topic, payload, retain=False, tag=None):
         """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
@@ -113,10 +164,26 @@ class Client:
             self.pid = self.pid % 65535 + 1  # 2.3.1: non-zero, not in use
             if self.pid not in self.inflight:
                 break
-        packet = codec.publish(topic, payload, qos=1, retain=retain, pid=self.pid)
+        start = self.txe
+        self.put_publish(topic, payload, self.pid, retain, False)
+        packet = None
+        if tag is None or self.reload is None:
+            packet = bytes(self.txmv[start : self.txe])  # small (status), or no reload given
         self.inflight[self.pid] = [packet, tag, time.ticks_ms()]
-        self.send(packet)
+        if self.state == UP:
+            try:
+                self.flush()
+            except OSError as err:
+                # The link broke under the write: the packet stays in flight, re-sent on reconnect.
+                self.drop("mqtt_drop", "socket error %s" % (err.args[0] if err.args else err))
         return self.pid
+
+    def put_publish(self, topic, payload, pid, retain, dup):
+        self.room()
+        end = codec.publish_into(self.txbuf, self.txe, topic, payload, pid, retain, dup)
+        if end < 0:
+            raise OSError("PUBLISH larger than the transmit buffer")
+        self.txe = end
 
     def poll(self):
         """Advance the connection without blocking; call every loop turn."""
@@ -128,6 +195,7 @@ class Client:
                 return
             self.flush()
             self.read()
+            self.resend_some()
             if self.state == CONNECTING:
                 if time.ticks_diff(now, self.since) > self.settings["ack_timeout_s"] * 1000:
                     self.drop("mqtt_timeout", "no CONNACK")
@@ -144,11 +212,18 @@ class Client:
 
     def start(self, now):
         s = self.settings
-        self.rx = b""
-        self.tx = b""
+        self.rxn = 0
+        self.txs = self.txe = 0
+        self.resend = []
         if not self.link():
             self.retry_later(now)
             return
+        host = s["host"]
+        if not self.looking_up and not is_address(host) and host not in _resolved:
+            # The lookup blocks the loop: give the application one turn to say so on screen.
+            self.looking_up = True
+            return
+        self.looking_up = False
         try:
             self.sock = self.opener(s["host"], s["port"], s["tls"], s["ca"])
         except MemoryError:
@@ -157,6 +232,7 @@ class Client:
             self.retry_later(now)
             return
         except OSError as err:
+            _resolved.pop(host, None)  # look it up again next time (the address may have moved)
             self.count("mqtt_connect_fail")
             self.log("mqtt: connect to %s:%d failed: %s" % (s["host"], s["port"], err))
             self.retry_later(now)
@@ -165,16 +241,18 @@ class Client:
         self.since = now
         # 3.1: CONNECT first; Clean Session 0 so QoS 1 state survives a reconnect
         # (3.1.2.4); the last will (3.1.2.5) tells the site we went away.
-        self.tx = codec.connect(
-            self.client_id,
-            s["keepalive_s"],
-            clean=False,
-            user=s["username"],
-            password=s["password"],
-            will_topic=self.will[0],
-            will_msg=self.will[1],
-            will_qos=1,
-            will_retain=True,
+        self.send(
+            codec.connect(
+                self.client_id,
+                s["keepalive_s"],
+                clean=False,
+                user=s["username"],
+                password=s["password"],
+                will_topic=self.will[0],
+                will_msg=self.will[1],
+                will_qos=1,
+                will_retain=True,
+            )
         )
 
     def retry_later(self, now):
@@ -185,6 +263,8 @@ class Client:
         self.next_try = time.ticks_add(now, int(delay * (0.5 + self.rand())))
 
     def drop(self, counter, why):
+        if self.state == CONNECTING and self.sock is not None:
+            _resolved.pop(self.settings["host"], None)  # never connected: look it up again
         self.count(counter)
         self.log("mqtt: connection lost: " + why)
         self.close(False)
@@ -195,13 +275,15 @@ class Client:
         if self.sock is not None:
             try:
                 if clean and self.state == UP:
-                    self.sock.write(self.tx + codec.DISCONNECT_PACKET)
+                    self.send(codec.DISCONNECT_PACKET)
+                    self.flush()
                 self.sock.close()
             except OSError:
                 pass
         self.sock = None
         self.state = OFFLINE
-        self.tx = b""
+        self.txs = self.txe = 0
+        self.resend = []
         self.pinging = False
 
     def keepalive(self, now):
@@ -222,32 +304,67 @@ class Client:
             return  # only the oldest matters
 
     def send(self, packet):
+        """Queue a small control packet (CONNECT, PINGREQ, PUBACK, DISCONNECT)."""
         if self.sock is not None:
-            self.tx = self.tx + packet if self.tx else packet
+            self.put(packet)
             if self.state == UP:
                 self.flush()
 
+    def put(self, packet):
+        if self.room() < len(packet):
+            raise OSError("transmit buffer full")
+        self.txbuf[self.txe : self.txe + len(packet)] = packet
+        self.txe += len(packet)
+
     def flush(self):
-        while self.tx:
-            n = self.sock.write(self.tx)
+        while self.txe > self.txs:
+            n = self.sock.write(self.txmv[self.txs : self.txe])
             if not n:
                 return  # the socket is full (or still connecting): later
-            self.tx = self.tx[n:]
+            self.txs += n
             self.last_tx = time.ticks_ms()
+        self.txs = self.txe = 0
+
+    def resend_some(self):
+        """4.4: re-send unacknowledged PUBLISH packets with DUP set (3.3.1.1), as room allows."""
+        while self.resend and self.state == UP and self.room() >= _TX_ROOM:
+            pid = self.resend.pop(0)
+            entry = self.inflight.get(pid)
+            if entry is None:
+                continue
+            if entry[_PACKET] is not None:
+                start = self.txe
+                self.put(entry[_PACKET])
+                self.txbuf[start] |= _DUP
+            else:
+                got = self.reload(entry[_TAG])
+                if got is None:
+                    del self.inflight[pid]  # dropped from the outbox to make room: nothing to send
+                    continue
+                self.put_publish(got[0], got[1], pid, False, True)
+            entry[_SENT] = time.ticks_ms()
+        self.flush()
 
     def read(self):
-        data = self.sock.read(_READ_BYTES)
-        if data is None:
+        n = self.sock.readinto(self.rxmv[self.rxn :])
+        if n is None:
             return
-        if not data:
+        if not n:
+            if self.rxn == RX_BYTES:
+                raise codec.ProtocolError("packet larger than %d bytes" % RX_BYTES)
             raise OSError(errno.ECONNRESET)
-        self.rx = self.rx + data if self.rx else data
+        self.rxn += n
+        done = 0
         while True:
-            got = codec.take_packet(self.rx)
+            got = codec.packet_bounds(self.rxmv[done:], self.rxn - done)
             if got is None:
-                return
-            self.rx = self.rx[got[3] :]
-            self.handle(got[0], got[1], got[2])
+                break
+            self.handle(got[0], got[1], self.rxmv[done + got[2] : done + got[3]])
+            done += got[3]
+        if done:
+            left = self.rxn - done
+            self.rxbuf[0:left] = self.rxmv[done : self.rxn]
+            self.rxn = left
 
     def handle(self, kind, flags, body):
         if kind == codec.PUBACK:  # 3.4
@@ -264,15 +381,10 @@ class Client:
             self.attempt = 0
             self.log("mqtt: connected to %s:%d" % (self.settings["host"], self.settings["port"]))
             # 4.4: re-send unacknowledged PUBLISH packets, DUP set (3.3.1.1), in order.
-            resend = b""
-            now = time.ticks_ms()
-            for entry in self.inflight.values():
-                entry[_PACKET] = bytes((entry[_PACKET][0] | _DUP,)) + entry[_PACKET][1:]
-                entry[_SENT] = now
-                resend += entry[_PACKET]
-            if resend:
+            self.resend = sorted(self.inflight, key=lambda pid: self.inflight[pid][_SENT])
+            if self.resend:
                 self.count("mqtt_retransmit")
-                self.send(resend)
+                self.resend_some()
             self.on_up()
         elif kind == codec.PINGRESP:  # 3.13
             self.pinging = False

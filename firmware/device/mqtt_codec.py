@@ -88,6 +88,40 @@ def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
     return _packet(first, body + payload)
 
 
+def publish_into(buf, pos, topic, payload, pid, retain=False, dup=False):
+    """3.3: a QoS 1 PUBLISH written into bytearray buf at pos; its end, or -1 if it does not fit.
+
+    The client's transmit buffer is allocated once: no packet-sized bytes object per publish.
+    """
+    if isinstance(topic, str):
+        topic = topic.encode()
+    if isinstance(payload, str):
+        payload = payload.encode()  # small ones only (status): records come as memoryviews
+    length = 2 + len(topic) + 2 + len(payload)
+    n = 1 + (1 if length < 128 else 2 if length < 16384 else 3) + length
+    if pos + n > len(buf):
+        return -1
+    buf[pos] = (PUBLISH << 4) | 0x02 | (1 if retain else 0) | (0x08 if dup else 0)
+    pos += 1
+    while True:  # 2.2.3 Remaining Length
+        b = length & 0x7F
+        length >>= 7
+        buf[pos] = b | 0x80 if length else b
+        pos += 1
+        if not length:
+            break
+    buf[pos] = len(topic) >> 8
+    buf[pos + 1] = len(topic) & 0xFF
+    pos += 2
+    buf[pos : pos + len(topic)] = topic
+    pos += len(topic)
+    buf[pos] = pid >> 8
+    buf[pos + 1] = pid & 0xFF
+    pos += 2
+    buf[pos : pos + len(payload)] = payload
+    return pos + len(payload)
+
+
 def puback(pid):
     return bytes((PUBACK << 4, 2, pid >> 8, pid & 0xFF))  # 3.4
 
@@ -96,13 +130,11 @@ PINGREQ_PACKET = b"\xc0\x00"  # 3.12
 DISCONNECT_PACKET = b"\xe0\x00"  # 3.14
 
 
-def take_packet(buf):
-    """Split one whole packet off the front of buf.
+def packet_bounds(buf, n):
+    """Where the first whole packet of buf[:n] lies: (packet_type, flags, body start, end), or None.
 
-    Returns (packet_type, flags, body, consumed) or None when buf holds only
-    part of a packet (2.2.3: the length field is itself variable).
+    None when buf holds only part of a packet (2.2.3: the length field is itself variable).
     """
-    n = len(buf)
     if n < 2:
         return None
     length = 0
@@ -122,8 +154,15 @@ def take_packet(buf):
     end = i + length
     if end > n:
         return None
-    first = buf[0]
-    return first >> 4, first & 0x0F, bytes(buf[i:end]), end
+    return buf[0] >> 4, buf[0] & 0x0F, i, end
+
+
+def take_packet(buf):
+    """Split one whole packet off the front of buf: (packet_type, flags, body, consumed) or None."""
+    got = packet_bounds(buf, len(buf))
+    if got is None:
+        return None
+    return got[0], got[1], bytes(buf[got[2] : got[3]]), got[3]
 
 
 def parse_publish(flags, body):

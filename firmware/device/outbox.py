@@ -13,6 +13,7 @@ only when no telemetry is left, and the loss is counted.
 """
 
 import binascii
+import io
 import os
 
 import persist
@@ -23,7 +24,15 @@ FEEDBACK = const("f")
 TELEMETRY = const("t")
 _QUEUES = const((FEEDBACK, TELEMETRY))
 
-_CHUNK = const(512)  # bytes read from a segment at a time
+# The longest record line. Every record is built in, and read back into, a
+# buffer of this size allocated once (docs/firmware.md, Heap): nothing on the
+# hot path asks the heap for a block the size of an event.
+RECORD_BYTES = const(1024)
+_HEAD = const(20)  # room before the payload for "<seq> <crc32> " (10 + 1 + 8 + 1)
+
+# Allocated once, when this module loads (main.py loads it first): the record
+# buffer, then the two queues' read buffers.
+_BUFFERS = (bytearray(RECORD_BYTES), bytearray(RECORD_BYTES), bytearray(RECORD_BYTES))
 
 # A segment is a list [first seq (its file name), last seq, size in bytes]: a
 # class instance costs about 40% more heap per segment, and a full outbox has 64.
@@ -32,46 +41,100 @@ _LAST = const(1)
 _SIZE = const(2)
 
 
-def decode(line):
-    """(seq, payload) of a whole, intact record line, else None."""
-    a = line.find(b" ")
-    b = line.find(b" ", a + 1)
-    if a < 1 or b < 0 or line[-1:] != b"\n":
+def decode(line, start=0, end=None):
+    """(seq, payload start, payload end) of the whole, intact record line[start:end], else None."""
+    if end is None:
+        end = len(line)
+    a = line.find(b" ", start, end)
+    b = line.find(b" ", a + 1, end) if a >= 0 else -1
+    if a < start + 1 or b < 0 or end - start < 2 or line[end - 1] != 10:  # 10: "\n"
         return None
     try:
-        seq = int(line[:a])
-        crc = int(line[a + 1 : b], 16)
+        seq = int(bytes(line[start:a]))
+        crc = int(bytes(line[a + 1 : b]), 16)
     except ValueError:
         return None
-    payload = line[b + 1 : -1]
-    if binascii.crc32(payload) != crc:
+    if binascii.crc32(memoryview(line)[b + 1 : end - 1]) != crc:
         return None
-    return seq, payload
+    return seq, b + 1, end - 1
+
+
+class Record(io.IOBase):
+    """The fixed buffer an event is serialised into (json.dump writes here) on its way to flash."""
+
+    def __init__(self, buf):
+        self.buf = buf
+        self.mv = memoryview(buf)
+        self.n = _HEAD
+
+    def write(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        n = self.n
+        end = n + len(data)
+        if end >= RECORD_BYTES:
+            raise OutboxError("event larger than %d bytes" % (RECORD_BYTES - _HEAD - 1))
+        self.mv[n:end] = data
+        self.n = end
+        return len(data)
 
 
 class Lines:
-    """Reads a segment line by line in _CHUNK-byte chunks (a file's readline reads byte by byte)."""
+    """Reads a segment line by line through a buffer it is lent (readinto: no allocation per line).
 
-    def __init__(self, path, offset=0):
+    After readline(), buf[start:end] is the line (with its newline when whole).
+    """
+
+    def __init__(self, path, buf, offset=0):
         self.stream = open(path, "rb")
         if offset:
             self.stream.seek(offset)
-        self.buf = b""
+        self.buf = buf
+        self.mv = memoryview(buf)
+        self.start = self.end = 0  # the line handed out last
+        self.fill = 0  # bytes of buf holding data read from the file
+        self.eof = False
 
     def readline(self):
-        """The next line with its newline; a torn tail without it; b"" at the end."""
+        """Length in the file of the next line (0 at the end); a torn tail has no newline.
+
+        A line longer than the buffer is skipped whole and handed out empty
+        (decode() refuses it, so it counts as corrupt).
+        """
+        buf = self.buf
+        pos = self.end
+        skipped = 0
         while True:
-            i = self.buf.find(b"\n")
+            i = buf.find(b"\n", pos, self.fill)
             if i >= 0:
-                line = self.buf[: i + 1]
-                self.buf = self.buf[i + 1 :]
-                return line
-            data = self.stream.read(_CHUNK)
-            if not data:
-                line = self.buf
-                self.buf = b""
-                return line
-            self.buf = self.buf + data if self.buf else data
+                self.start = pos
+                self.end = i + 1
+                if skipped:
+                    self.start = self.end  # the overlong line: nothing to decode
+                    return skipped + i + 1 - pos
+                return i + 1 - pos
+            if pos == 0 and self.fill == len(buf):
+                skipped += self.fill  # no newline in a full buffer: drop it, keep looking
+                self.fill = 0
+            elif pos:
+                # Move the partial line to the front, then fill up behind it.
+                left = self.fill - pos
+                buf[0:left] = self.mv[pos : self.fill]
+                self.fill = left
+                pos = 0
+            n = 0 if self.eof else self.stream.readinto(self.mv[self.fill :])
+            if not n:
+                self.eof = True
+                self.start = pos
+                self.end = self.fill
+                if skipped:
+                    self.start = self.end
+                return skipped + self.fill - pos
+            self.fill += n
+
+    def whole(self):
+        """Did the last line end with its newline?"""
+        return self.end > self.start and self.buf[self.end - 1] == 10
 
     def close(self):
         self.stream.close()
@@ -84,16 +147,17 @@ class OutboxError(OSError):
 class Queue:
     """Append-only segments of one kind of event, read back in order."""
 
-    def __init__(self, path, acked):
+    def __init__(self, path, acked, buf):
         self.path = path
         self.acked = acked  # every record of this queue up to this seq is confirmed
         self.segs = []  # [_FIRST, _LAST, _SIZE] lists, oldest first
         self.torn = False
         self.writer = None
         self.reader = None
+        self.buf = buf  # the reader's, for the whole run
         self.cursor = None  # [first seq of segment, byte offset] of the next record to read
         self.corrupt = 0  # records that failed their CRC, at boot or when read
-        self.cached = None
+        self.cached = None  # (seq, payload memoryview, segment, offset) of the next record
         self.sent = []  # seqs handed to the publisher and not yet confirmed, in order
         self.early = []  # confirmed out of order
         persist.ensure_dir(path)
@@ -101,33 +165,42 @@ class Queue:
     def file(self, first):
         return "%s/%010d" % (self.path, first)
 
+    def records(self, first):
+        """Yields (seq or None when corrupt, line length) of every line of segment `first`."""
+        self.forget()  # the read buffer is lent to this walk
+        f = Lines(self.file(first), self.buf)
+        try:
+            while True:
+                n = f.readline()
+                if not n:
+                    return
+                rec = decode(f.buf, f.start, f.end)
+                yield (None if rec is None else rec[0]), n
+        finally:
+            f.close()
+
     def scan(self):
         """At boot: segments, their last seq, a torn tail; returns the unconfirmed count."""
         unconfirmed = 0
         names = sorted(int(n) for n in persist.listdir(self.path) if n.isdigit())
         for first in names:
             seg = [first, first, 0]
-            f = Lines(self.file(first))
-            while True:
-                line = f.readline()
-                if not line:
-                    break
-                seg[_SIZE] += len(line)
-                rec = decode(line)
-                self.torn = rec is None
-                if rec is None:
+            for seq, n in self.records(first):
+                seg[_SIZE] += n
+                self.torn = seq is None
+                if seq is None:
                     self.corrupt += 1
                     continue
-                seg[_LAST] = rec[0]
-                if rec[0] > self.acked:
+                seg[_LAST] = seq
+                if seq > self.acked:
                     unconfirmed += 1
-            f.close()
             self.segs.append(seg)
         if self.segs:
             self.cursor = [self.segs[0][_FIRST], 0]
         return unconfirmed
 
-    def append(self, seq, head, payload, segment_bytes):
+    def append(self, seq, rec, start, segment_bytes):
+        """Write rec.buf[start:rec.n] (head, payload, newline) as one record."""
         segs = self.segs
         if self.torn or not segs or segs[-1][_SIZE] >= segment_bytes:
             # A new segment: never append after a torn line; keep segments small.
@@ -141,14 +214,14 @@ class Queue:
             self.writer = open(self.file(seg[_FIRST]), "ab")
         try:
             # One record, one write, one flush: one flash program per event.
-            self.writer.write(head + payload + "\n")
+            self.writer.write(rec.mv[start : rec.n])
             self.writer.flush()
         except OSError:
             self.torn = True
             self.close()
             raise
         seg[_LAST] = seq
-        seg[_SIZE] += len(head) + len(payload) + 1
+        seg[_SIZE] += rec.n - start
 
     def close(self):
         for f in (self.writer, self.reader):
@@ -156,27 +229,41 @@ class Queue:
                 f.close()
         self.writer = self.reader = None
 
+    def forget(self):
+        """Give up the read buffer: close the reader, read the cached record again later."""
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+        if self.cached is not None:
+            self.cursor = [self.cached[2], self.cached[3]]
+            self.cached = None
+
     def peek(self):
-        """The next record not yet handed out, (seq, payload), or None."""
+        """(seq, payload, segment, offset) of the next record not yet handed out, or None.
+
+        payload is a memoryview into this queue's read buffer, valid until the next read.
+        """
         while self.cached is None and self.cursor is not None:
             cur = self.cursor
             if self.reader is None:
-                self.reader = Lines(self.file(cur[0]), cur[1])
-            line = self.reader.readline()
+                self.reader = Lines(self.file(cur[0]), self.buf, cur[1])
+            r = self.reader
+            n = r.readline()
             newest = self.segs[-1][_FIRST] == cur[0]
-            if not line or (newest and line[-1:] != b"\n" and not self.torn):
-                self.reader.close()
+            if not n or (newest and not r.whole() and not self.torn):
+                r.close()
                 self.reader = None
                 if newest:
                     return None  # caught up with the writer; read on from here later
                 self.cursor = self.after(cur[0])
                 continue
-            cur[1] += len(line)
-            rec = decode(line)
+            at = cur[1]
+            cur[1] += n
+            rec = decode(r.buf, r.start, r.end)
             if rec is None:
                 self.corrupt += 1
-            elif rec[0] > self.acked:
-                self.cached = rec
+            elif rec[0] > self.acked and rec[0] not in self.early:
+                self.cached = (rec[0], r.mv[rec[1] : rec[2]], cur[0], at)
         return self.cached
 
     def after(self, first):
@@ -205,15 +292,9 @@ class Queue:
         """Delete segment `first`; with unread=True return how many unconfirmed records it lost."""
         lost = 0
         if unread:
-            f = Lines(self.file(first))
-            while True:
-                line = f.readline()
-                if not line:
-                    break
-                rec = decode(line)
-                if rec is not None and rec[0] > self.acked and rec[0] not in self.early:
+            for seq, _ in self.records(first):
+                if seq is not None and seq > self.acked and seq not in self.early:
                     lost += 1
-            f.close()
         seg = self.segs.pop(0)
         if unread:
             # Nothing of this queue up to the segment's end is left to send or confirm.
@@ -239,6 +320,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.state_path = root + "/ack.json"
+        self.record = Record(_BUFFERS[0])  # events are built here, and re-read here to re-send
         persist.ensure_dir(root)
         state = persist.read_json(self.state_path, {})
         self.dropped = {
@@ -250,8 +332,8 @@ class Outbox:
         self.dirty = False
         self.queues = {}
         hi = state.get("seq", 0)
-        for kind in _QUEUES:
-            q = Queue(root + "/" + kind, state.get(kind, 0))
+        for i, kind in enumerate(_QUEUES):
+            q = Queue(root + "/" + kind, state.get(kind, 0), _BUFFERS[i + 1])
             self.depth += q.scan()
             self.queues[kind] = q
             for seg in q.segs:
@@ -262,20 +344,29 @@ class Outbox:
         self.corrupt = self.queues[FEEDBACK].corrupt + self.queues[TELEMETRY].corrupt
 
     def append(self, kind, make_payload):
-        """Write one event durably; make_payload(seq) builds its JSON. Returns the seq.
+        """Write one event durably; returns its seq.
 
-        The seq is never reused, even when the write fails part way: a
-        half-written record must not share its id with a later event.
+        make_payload(seq) writes the event's JSON into self.record (or returns
+        it as str/bytes). The seq is never reused, even when the write fails
+        part way: a half-written record must not share its id with a later event.
         """
         seq = self.next_seq
+        rec = self.record
+        rec.n = _HEAD
         payload = make_payload(seq)
-        head = "%d %08x " % (seq, binascii.crc32(payload))
-        size = len(head) + len(payload) + 1
+        if payload is not None:
+            rec.write(payload)
+        end = rec.n
+        head = "%d %08x " % (seq, binascii.crc32(rec.mv[_HEAD:end]))
+        start = _HEAD - len(head)
+        rec.mv[start:_HEAD] = head.encode()
+        rec.write(b"\n")
+        size = rec.n - start
         while self.nbytes + size > self.max_bytes:
             self.make_room()
         self.next_seq = seq + 1
         try:
-            self.queues[kind].append(seq, head, payload, self.segment_bytes)
+            self.queues[kind].append(seq, rec, start, self.segment_bytes)
         except OSError as err:
             raise OutboxError("outbox write failed: %s" % err) from None
         self.nbytes += size
@@ -297,20 +388,42 @@ class Outbox:
         raise OutboxError("event larger than the whole outbox")
 
     def next_unsent(self):
-        """(kind, seq, payload) of the oldest event not yet handed out, or None."""
+        """(kind, seq, payload, segment, offset) of the oldest event not yet handed out, or None.
+
+        payload is a memoryview into a read buffer: publish it before the next call.
+        """
         best = None
+        best_kind = None
         for kind in _QUEUES:
             rec = self.queues[kind].peek()
-            if rec is not None and (best is None or rec[0] < best[1][0]):
-                best = (kind, rec)
+            if rec is not None and (best is None or rec[0] < best[0]):
+                best = rec
+                best_kind = kind
         # Records that failed their CRC since boot, in every queue.
         self.corrupt = self.queues[FEEDBACK].corrupt + self.queues[TELEMETRY].corrupt
         if best is None:
             return None
-        q = self.queues[best[0]]
+        q = self.queues[best_kind]
         q.cached = None
-        q.sent.append(best[1][0])
-        return best[0], best[1][0], best[1][1]
+        q.sent.append(best[0])
+        return best_kind, best[0], best[1], best[2], best[3]
+
+    def read_at(self, kind, segment, offset):
+        """The payload of the record at `offset` in segment `segment`, read into self.record.
+
+        None when it is gone (its segment was dropped to make room) or no longer intact.
+        """
+        q = self.queues[kind]
+        try:
+            f = Lines(q.file(segment), self.record.buf, offset)
+        except OSError:
+            return None
+        try:
+            f.readline()
+        finally:
+            f.close()
+        rec = decode(f.buf, f.start, f.end)
+        return None if rec is None else f.mv[rec[1] : rec[2]]
 
     def ack(self, kind, seq):
         """The broker confirmed seq: forget it; delete segments wholly confirmed."""

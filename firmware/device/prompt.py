@@ -113,11 +113,17 @@ class PromptMachine:
             self.changed = True
         return None
 
-    def next_deadline(self):
-        """When tick() next has something to do, or None."""
+    def next_deadline(self, now=None):
+        """When tick() next has something to do (or, given now, the cool-down ends), or None."""
         if self.state in (PROMPT, REASON, THANKS, ERROR):
             return self.deadline
+        if now is not None and self.cooling(now):
+            return self.ready_ms  # the idle screen changes then
         return None
+
+    def cooling(self, now):
+        """Idle but inside the cool-down: a press now would be ignored."""
+        return self.state == IDLE and now < self.ready_ms
 
     def _show(self, now, trigger):
         self.state = PROMPT

@@ -45,16 +45,19 @@ class Screens:
         x = max(0, (self.width - len(text) * CHAR) // 2)
         self.display.text(text, x, y, color)
 
-    def _para(self, text, y, max_lines):
+    def _para(self, text, y, max_lines, step=CHAR + 2):
         for line in wrap(text, self.cols)[:max_lines]:
             self._center(line, y)
-            y += CHAR + 2
+            y += step
         return y
 
-    def _status(self, online, backlog):
-        # Bottom line: link state and how many events wait for the broker.
+    def _status(self, link, backlog):
+        # Bottom line: link state ("on", "off", "dns" while the broker's name is looked
+        # up: the loop stops for that) and how many events wait for the broker.
         self.display.hline(0, self.height - 11, self.width, 1)
-        self.display.text("on" if online else "off", 0, self.height - 8, 1)
+        if link is True or link is False:
+            link = "on" if link else "off"
+        self.display.text(link, 0, self.height - 8, 1)
         if backlog:
             label = "%d queued" % backlog
             self.display.text(label, self.width - len(label) * CHAR, self.height - 8, 1)
@@ -71,19 +74,25 @@ class Screens:
             else:
                 self.display.text(label, x, y, 1)
 
-    def render(self, machine, online, backlog):
+    def render(self, machine, online, backlog, now=None):
+        """Draw machine's state; online: True, False or "dns"; now: the time, for the cool-down."""
         d = self.display
         d.fill(0)
         state = machine.state
         if state == pm.IDLE:
             self._para(self.texts["text"], 2, 3)
-            self._center("press to rate", 36)
+            # During the cool-down a press is ignored: say so rather than invite one.
+            waiting = now is not None and machine.cooling(now)
+            self._center("please wait" if waiting else "press to rate", 36)
             self._status(online, backlog)
         elif state == pm.PROMPT:
-            self._para(self.texts["text"], 0, 3)
+            self._para(self.texts["text"], 0, 3, CHAR + 1)
+            d.text("not likely", 0, 27, 1)  # the scale's end labels, under 0 and under 10
             self._scale(machine.cursor, 38)
+            high = "extremely likely"[: self.cols]
+            d.text(high, self.width - len(high) * CHAR, 48, 1)
             hint = "turn to pick" if machine.cursor is None else "press: %d" % machine.cursor
-            self._center(hint, 54)
+            self._center(hint, 56)
         elif state == pm.REASON:
             self._center(self.texts["why"], 0)
             for i, label in enumerate(self.labels):

@@ -6,6 +6,7 @@ described in docs/firmware.md (Simulator).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from firmware.tools import romfs
 from firmware.tools.bundle import (
     DEFAULT_ARCH,
     DEVICE_DIR,
@@ -76,17 +78,18 @@ def compile_firmware(dest: Path, source: Path = DEVICE_DIR) -> Path:
         errors = [e for e in pool.map(one, sorted(source.rglob("*.py"))) if e]
     if errors:
         raise SimError("mpy-cross failed on " + "; ".join(errors))
+    romfs.build_image(dest)  # the code runs from ROM, as on a device (docs/firmware.md)
     return dest
 
 
 def cached_firmware(source: Path = DEVICE_DIR) -> Path:
     """The compiled firmware, reused across runs while the sources stay the same."""
-    digest = hashlib.sha256(" ".join(MPY_FLAGS).encode())
+    digest = hashlib.sha256(" ".join([*MPY_FLAGS, romfs.IMAGE]).encode())
     for src in sorted(source.rglob("*.py")):
         digest.update(str(src.relative_to(source)).encode() + b"\0" + src.read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     root = base / "nps-edge" / "firmware" / digest.hexdigest()[:16]
-    if (root / "main.mpy").exists():
+    if (root / romfs.IMAGE).exists():
         return root
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +102,19 @@ def cached_firmware(source: Path = DEVICE_DIR) -> Path:
     except OSError:  # another run finished first: same bytes
         shutil.rmtree(work, ignore_errors=True)
     return root
+
+
+@functools.cache
+def _free_heap(micropython: str, heapsize: str) -> int:
+    return romfs.free_after_start(micropython, heapsize)
+
+
+def firmware_command(micropython: str, code: Path, heapsize: str) -> list[str]:
+    """Code from code's ROM image when it has one (the heap keeps `heapsize` for the state)."""
+    image = code / romfs.IMAGE
+    if image.exists():
+        return romfs.rom_command(micropython, image, heapsize, _free_heap(micropython, heapsize))
+    return [micropython, "-X", f"heapsize={heapsize}", "-m", "main"]
 
 
 class DeviceProcess:
@@ -123,9 +139,10 @@ class DeviceProcess:
         self._changed = threading.Condition()
         read_end, self._stdin = os.pipe()
         os.set_blocking(read_end, False)  # the board reads stdin in chunks ("stream")
+        micropython = micropython or tool("micropython")
         with open(folder / "device.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [micropython or tool("micropython"), "-X", f"heapsize={heapsize}", "-m", "main"],
+                firmware_command(micropython, code, heapsize),
                 cwd=folder,
                 # .frozen: the port's own frozen modules (ssl, ...) stay importable.
                 env=dict(os.environ, MICROPYPATH=f"{code}:.frozen"),

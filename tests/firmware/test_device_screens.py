@@ -73,6 +73,8 @@ def test_screens_prompt_picking_reason_thanks(devices, config, mqtt_broker, tmp_
         ("picking-7", ["turn 1", "turn 2"]),
         ("reason", ["turn -4", "press", "turn 1"]),
         ("thank-you", ["press"]),
+        # Thanks (3 s) over, the cool-down (10 s) not: presses are ignored, and the screen says so.
+        ("idle-wait", [f"at {T0 + 6000}"]),
     ]
     shots = {}
     for name, lines in steps:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from firmware.tools import bundle
+from firmware.tools.romfs import MPY_HEAP  # code from .mpy files: in the heap
 from nps_edge.broker import Broker
 
 SIM_BOARD = "unix_sim"
@@ -49,7 +50,7 @@ def run(
     micropython: str, device: Path, *args: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [micropython, "-X", "heapsize=64k", *args],
+        [micropython, "-X", f"heapsize={MPY_HEAP}", *args],
         cwd=device,
         env={
             **os.environ,

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from firmware import cli
 from firmware.tools import serial_tools as st
+from firmware.tools.romfs import MPY_HEAP  # code from .mpy files: in the heap
 from nps_edge.broker import Broker
 
 PORT = "/dev/ttyUSB0"
@@ -41,7 +42,7 @@ def test_build_flash_provision_verify_then_boot(
     run("verify", "--port", PORT, "--bundle", out)
 
     done = subprocess.run(
-        [micropython_bin, "-X", "heapsize=64k", "main.py"],
+        [micropython_bin, "-X", f"heapsize={MPY_HEAP}", "main.py"],
         cwd=board.root,
         env={**os.environ, "MICROPYPATH": f"{board.root}:.frozen"},
         input="",  # stdin closed: send what is queued, then stop

@@ -73,6 +73,7 @@ class Board:
     default_device_id = None
     reset_cause = "power_on"
     more = False  # input left over from the last events() call
+    echo_acked = True  # report("acked") gets the event's JSON
 
     def __init__(self):
         self.display = Display()
@@ -188,11 +189,10 @@ class Board:
 
     def report(self, what, kind, seq, detail):
         """Hook for the simulator host: screen changes, events saved and acknowledged."""
-        if what == "acked":
-            # detail is the PUBLISH packet: skip the fixed header, topic and packet id.
-            i = 1
-            while detail[i] & 0x80:
-                i += 1
-            i += 1
-            detail = detail[i + 4 + ((detail[i] << 8) | detail[i + 1]) :].decode()
+        if what == "acked" and not isinstance(detail, str):
+            # detail is the event's JSON (a memoryview into the outbox's record buffer).
+            sys.stdout.write("acked %s %d " % (kind, seq))
+            sys.stdout.buffer.write(detail)
+            sys.stdout.write("\n")
+            return
         out("%s %s %d %s" % (what, kind, seq, detail))

@@ -86,12 +86,19 @@ class FakeSocket:
         data, self.inbox = self.inbox[:n], self.inbox[n:]
         return data
 
+    def readinto(self, buf):
+        data = self.read(len(buf))
+        if data is None:
+            return None
+        buf[: len(data)] = data
+        return len(data)
+
     def close(self):
         self.closed = True
 
 
 SETTINGS = {
-    "host": "h",
+    "host": "10.0.0.1",  # an address: no lookup turn (unit_screens tests that)
     "port": 1,
     "tls": False,
     "ca": None,
