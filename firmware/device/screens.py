@@ -71,6 +71,20 @@ class Screens:
             else:
                 self.display.text(label, x, y, 1)
 
+    def _choices(self, title, labels, cursor):
+        """A title and a list with the cursor's line inverted; 4 lines show, scrolled to it."""
+        d = self.display
+        self._center(title, 0)
+        first = max(0, cursor - 3)
+        for i in range(first, min(len(labels), first + 4)):
+            y = 14 + (i - first) * 12
+            text = labels[i][: self.cols - 1]
+            if i == cursor:
+                d.fill_rect(0, y - 2, self.width, CHAR + 3, 1)
+                d.text(text, 4, y, 0)
+            else:
+                d.text(text, 4, y, 1)
+
     def render(self, machine, online, backlog):
         d = self.display
         d.fill(0)
@@ -80,24 +94,23 @@ class Screens:
             self._center("press to rate", 36)
             self._status(online, backlog)
         elif state == pm.PROMPT:
-            self._para(self.texts["text"], 0, 3)
+            self._para(machine.text or self.texts["text"], 0, 3)
             self._scale(machine.cursor, 38)
             hint = "turn to pick" if machine.cursor is None else "press: %d" % machine.cursor
             self._center(hint, 54)
         elif state == pm.REASON:
-            self._center(self.texts["why"], 0)
-            for i, label in enumerate(self.labels):
-                y = 14 + i * 12
-                text = label[: self.cols - 1]
-                if i == machine.cursor:
-                    d.fill_rect(0, y - 2, self.width, CHAR + 3, 1)
-                    d.text(text, 4, y, 0)
-                else:
-                    d.text(text, 4, y, 1)
+            self._choices(self.texts["why"], self.labels, machine.cursor)
         elif state == pm.THANKS:
             self._para(self.texts["thanks"], 16, 2)
             if machine.score is not None:
                 self._center("you gave %d" % machine.score, 44)
+        elif state == pm.ROLE:
+            self._choices("You are:", [r.replace("_", " ") for r in machine.roles], machine.cursor)
+        elif state == pm.VOICE:
+            import voice  # lazily: the QR code is drawn a few times a day at most
+
+            voice.draw(d, self.width, self.height, machine.link)
+            return
         elif state == pm.SAVING:
             self._center("saving...", 28)
         else:

@@ -15,7 +15,8 @@ import time
 import esp32
 import machine
 import network
-from inputs import Button, Quadrature, trigger_line
+from inputs import Button, Quadrature
+from trigger import trigger_line
 from ssd1306 import SSD1306_I2C
 from version import FW_VERSION
 
