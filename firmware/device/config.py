@@ -23,7 +23,11 @@ def _is_name(s, lo):
 
 VOICE_AFTER = ("detractor", "all", "none")
 SAMPLING_RULE = {"every": 1, "person_window_s": 0, "max_age_s": 172800}
-RELATIONSHIP = {"every_days": 90, "role": "operator", "text": "Overall, how likely are you to recommend us?"}
+RELATIONSHIP = {
+    "every_days": 90,
+    "role": "operator",
+    "text": "Overall, how likely are you to recommend us?",
+}
 _RULE_BOUNDS = {"every": (1, 1000000), "person_window_s": (0, 31536000), "max_age_s": (0, 31536000)}
 _MAX_SAMPLING_KINDS = 8  # one counter each on flash and in RAM: keep it small
 ROLES = trigger.ROLES
@@ -61,7 +65,7 @@ DEFAULTS = {
     "ntp_host": "pool.ntp.org",
     "outbox": {"max_kb": 1024, "segment_kb": 16},
     "trigger": {"uart_prefix": "T", "gpio_kind": "cycle_complete"},
-    # The NPS programme (docs/firmware.md, "Sampling, surveys, roles, voice"); settable over the air.
+    # The NPS programme (docs/firmware.md, "Sampling, surveys, roles, voice"): over the air too.
     "sampling": {"*": {"every": 1, "person_window_s": 0, "max_age_s": 172800}},
     "survey": {"relationship": None},
     "roles": {"ask": False, "choices": list(trigger.ROLES)},
@@ -202,14 +206,18 @@ def _filled(name, given, defaults):
 
 def _role(name, v, nullable):
     if not (nullable and v is None) and v not in ROLES:
-        raise ConfigError("%s must be one of %s%s" % (name, ", ".join(ROLES), " or null" if nullable else ""))
+        raise ConfigError(
+            "%s must be one of %s%s" % (name, ", ".join(ROLES), " or null" if nullable else "")
+        )
 
 
 def _check_programme(cfg):
     """sampling, survey, roles, voice: the same checks whether from flash or over the air."""
     rules = cfg["sampling"]
     if not isinstance(rules, dict) or len(rules) > _MAX_SAMPLING_KINDS:
-        raise ConfigError("sampling must be an object of at most %d trigger kinds" % _MAX_SAMPLING_KINDS)
+        raise ConfigError(
+            "sampling must be an object of at most %d trigger kinds" % _MAX_SAMPLING_KINDS
+        )
     for kind in rules:
         if not isinstance(kind, str) or not 1 <= len(kind) <= 64:
             raise ConfigError("sampling keys are trigger kinds (1..64 characters) or *")
@@ -238,7 +246,10 @@ def _check_programme(cfg):
         raise ConfigError("voice.after must be one of %s" % ", ".join(VOICE_AFTER))
     url = voice["base_url"]
     if url is not None and (
-        not isinstance(url, str) or not (url.startswith("http://") or url.startswith("https://")) or len(url) > 64 or " " in url
+        not isinstance(url, str)
+        or not (url.startswith("http://") or url.startswith("https://"))
+        or len(url) > 64
+        or " " in url
     ):
         raise ConfigError("voice.base_url must be an http(s) URL of at most 64 characters, or null")
     key = voice["key"]

@@ -7,8 +7,9 @@ cool-down before the next accepted answer. Every prompt shown ends in exactly on
 timeout or dismissed) that the application writes to the outbox.
 
 Input events are tuples: ("turn", delta), ("press",), ("long",) and
-("trigger", kind, ref[, tags]) where tags may give "survey" and "role". The first turn on the prompt selects 5, the middle of
-the scale, so no score is suggested before the person moves.
+("trigger", kind, ref[, tags]) where tags may give "survey", "role" and "text".
+The first turn on the prompt selects 5, the middle of the scale, so no score
+is suggested before the person moves.
 """
 
 IDLE = "idle"

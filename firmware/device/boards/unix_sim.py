@@ -1,9 +1,9 @@
 """Simulator board for the MicroPython unix port: framebuf display, stdin input, real sockets.
 
 Flash is the current folder (one per device). Input lines on stdin (see
-docs/firmware.md): trigger KIND [REF] [person=HEX role=ROLE at=UNIX_S], turn N, press, long, at UNIX_MS, set
-rssi|battery_mv|fw VALUE, telemetry, drain, reboot, dump PATH, quit. The
-device reports on stdout, one line each: screen, saved, acked, dumped, fatal.
+docs/firmware.md): trigger KIND [REF] [person=HEX role=ROLE at=UNIX_S], turn N,
+press, long, at UNIX_MS, set rssi|battery_mv|fw VALUE, telemetry, drain, reboot,
+dump PATH, quit. The device reports on stdout, one line each: screen, saved, acked, dumped, fatal.
 """
 
 import select

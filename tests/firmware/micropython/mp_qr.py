@@ -17,8 +17,12 @@ LINKS = (
 
 def test_hmac_rfc4231_case_2():
     mac = voice.hmac_sha256(b"Jefe", b"what do ya want for nothing?")
-    assert binascii.hexlify(mac) == b"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-    long_key = voice.hmac_sha256(b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First")
+    assert (
+        binascii.hexlify(mac) == b"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
+    long_key = voice.hmac_sha256(
+        b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First"
+    )
     assert binascii.hexlify(long_key)[:16] == b"60e431591ee0b67f"
 
 

@@ -96,7 +96,9 @@ def test_offer_passes_role_and_records_the_person_only_when_shown():
     c = cfg({"*": {"every": 1, "person_window_s": 600, "max_age_s": 172800}})
     s = sampler(flash, c)
     m = machine()
-    ev = trigger_line("T cycle_complete ref=tx-9 person=%s role=technician at=%d" % ("c3" * 8, T0), "T")
+    ev = trigger_line(
+        "T cycle_complete ref=tx-9 person=%s role=technician at=%d" % ("c3" * 8, T0), "T"
+    )
     s.offer(m, ev, 1000, T0 + 5)
     assert m.state == pm.PROMPT and m.role == "technician" and m.survey == "transactional"
     assert s.people == [["c3" * 8, T0 + 5]]
