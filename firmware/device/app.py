@@ -118,21 +118,10 @@ class App:
         return seq
 
     def programme(self, name, *args):
-        """Call sampling.Sampler's method `name` on the state kept on flash (docs/firmware.md)."""
+        """sampling.Sampler's method `name`, its state read from flash, its code freed after."""
         import sampling
 
-        path = self.board.root + "sampling.json"
-        sampler = sampling.Sampler(
-            self.programme_cfg,
-            persist.read_json(path, {}),
-            lambda state: persist.write_json(path, state),
-            self.ident["device"],
-            self.count,
-            self.sampling,
-        )
-        out = getattr(sampler, name)(*args)
-        self.relationship_s = sampler.relationship_next()
-        del sampler
+        out, self.relationship_s = sampling.call(self, name, args)
         del sys.modules["sampling"]
         return out
 

@@ -6,8 +6,6 @@ A bad file stops the boot with a clear message.
 import json
 import sys
 
-import trigger
-
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
 
@@ -30,8 +28,6 @@ RELATIONSHIP = {
 }
 _RULE_BOUNDS = {"every": (1, 1000000), "person_window_s": (0, 31536000), "max_age_s": (0, 31536000)}
 _MAX_SAMPLING_KINDS = 8  # one counter each on flash and in RAM: keep it small
-ROLES = trigger.ROLES
-del sys.modules["trigger"]  # the board loads it per line; boot-time checks need only ROLES
 
 DEFAULTS = {
     "device_id": None,  # None: the board's default, "nps-" + last six hex digits of the MAC
@@ -68,7 +64,7 @@ DEFAULTS = {
     # The NPS programme (docs/firmware.md, "Sampling, surveys, roles, voice"): over the air too.
     "sampling": {"*": {"every": 1, "person_window_s": 0, "max_age_s": 172800}},
     "survey": {"relationship": None},
-    "roles": {"ask": False, "choices": list(trigger.ROLES)},
+    "roles": {"ask": False, "choices": None},  # None: all the roles of the contract
     "voice": {"after": "detractor", "base_url": None, "key": None, "show_s": 20},
     "fw": None,  # simulator only: overrides the reported firmware version
     "sim": {},  # simulator only: rssi, battery_mv
@@ -182,6 +178,7 @@ def check(cfg, default_device_id):
         ):
             raise ConfigError('reasons[%d] must be {"code": str (1..64), "label": str}' % i)
     _check_programme(cfg)
+    sys.modules.pop("trigger", None)  # loaded for ROLES; the board loads it per line
     if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
         raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
     return cfg
@@ -205,6 +202,8 @@ def _filled(name, given, defaults):
 
 
 def _role(name, v, nullable):
+    from trigger import ROLES
+
     if not (nullable and v is None) and v not in ROLES:
         raise ConfigError(
             "%s must be one of %s%s" % (name, ", ".join(ROLES), " or null" if nullable else "")
@@ -237,8 +236,12 @@ def _check_programme(cfg):
     if not isinstance(roles["ask"], bool):
         raise ConfigError("roles.ask must be true or false")
     choices = roles["choices"]
-    if not isinstance(choices, list) or not 1 <= len(choices) <= len(ROLES):
-        raise ConfigError("roles.choices must list 1..%d roles" % len(ROLES))
+    if choices is None:
+        from trigger import ROLES
+
+        choices = roles["choices"] = list(ROLES)
+    if not isinstance(choices, list) or not 1 <= len(choices) <= 5:
+        raise ConfigError("roles.choices must list 1..5 roles, or be null for all")
     for i, role in enumerate(choices):
         _role("roles.choices[%d]" % i, role, False)
     voice = cfg["voice"]

@@ -2,7 +2,7 @@
 
 idle -> prompt (trigger or walk-up tap) -> [reason, scores 0-6 when reasons
 are configured] -> [role, when the device asks and the trigger did not say]
--> saving -> thanks or voice (the QR code of the one-time link) -> idle, with a
+-> saving -> thanks (or the QR code of the one-time link) -> idle, with a
 cool-down before the next accepted answer. Every prompt shown ends in exactly one result (answered,
 timeout or dismissed) that the application writes to the outbox.
 
@@ -19,8 +19,6 @@ SAVING = "saving"
 THANKS = "thanks"
 ERROR = "error"
 ROLE = "role"
-VOICE = "voice"
-TRANSACTIONAL = "transactional"
 
 FIRST_PICK = 5
 
@@ -37,7 +35,7 @@ class PromptMachine:
         self.cursor = None
         self.score = None
         self.trigger = None
-        self.survey = TRANSACTIONAL
+        self.survey = "transactional"
         self.role = None
         self.reason = None
         self.link = None  # voice: the one-time link shown as a QR code
@@ -78,10 +76,8 @@ class PromptMachine:
             return self._on_reason(kind, event, now)
         if state == ROLE:
             return self._on_role(kind, event, now)
-        if state == VOICE and kind != "turn":
-            self.state = IDLE  # any press dismisses the QR code
-            self.link = None
-            self.changed = True
+        if self.link is not None and kind != "turn":
+            self.deadline = now  # any press dismisses the QR code
             return None
         self._count("input_ignored")  # saving, thanks, error: nothing to pick
         return None
@@ -150,7 +146,7 @@ class PromptMachine:
             return self._finish("timeout", None, self.deadline)
         if self.state in (REASON, ROLE) and now >= self.deadline:
             return self._finish("answered", self.reason, self.deadline)
-        if self.state in (THANKS, ERROR, VOICE) and now >= self.deadline:
+        if self.state in (THANKS, ERROR) and now >= self.deadline:
             self.state = IDLE
             self.link = None
             self.changed = True
@@ -158,17 +154,18 @@ class PromptMachine:
 
     def next_deadline(self):
         """When tick() next has something to do, or None."""
-        if self.state in (PROMPT, REASON, ROLE, THANKS, ERROR, VOICE):
+        if self.state in (PROMPT, REASON, ROLE, THANKS, ERROR):
             return self.deadline
         return None
 
     def _show(self, now, trigger, tags):
         self.state = PROMPT
         self.trigger = trigger
-        self.survey = tags.get("survey", TRANSACTIONAL)
+        self.survey = tags.get("survey", "transactional")
         self.role = tags.get("role")
         self.text = tags.get("text")
         self.reason = None
+        self.link = None
         self.shown_ms = now
         self.cursor = None
         self.score = None
@@ -196,17 +193,12 @@ class PromptMachine:
     def saved(self, now, link=None, link_ms=0):
         """The result is on flash: thank the person (answers) or go back to idle.
 
-        With a link, the thanks are the QR code of it, shown link_ms or until a press.
+        With a link, the thanks are its QR code, shown link_ms or until a press.
         """
-        answered = self.result["outcome"] == "answered"
-        if answered and link is not None:
-            self.state = VOICE
-            self.link = link
-            self.deadline = now + link_ms
-            self.ready_ms = now + self.min_interval_ms
-        elif answered:
+        if self.result["outcome"] == "answered":
             self.state = THANKS
-            self.deadline = now + self.thanks_ms
+            self.link = link
+            self.deadline = now + (self.thanks_ms if link is None else link_ms)
             self.ready_ms = now + self.min_interval_ms
         else:
             self.state = IDLE

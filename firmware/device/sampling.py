@@ -10,6 +10,7 @@ it survives a reboot and can be audited: transaction n (from 0) of a kind is
 prompted iff n % every == 0. What was not prompted is counted per boot.
 """
 
+import persist
 import prompt as pm
 from micropython import const
 
@@ -151,3 +152,20 @@ class Sampler:
             self.count("voice_link_long")
             return None, 0
         return url, voice[3]
+
+
+def call(app, name, args):
+    """For app.py: a Sampler on the state in sampling.json, one method called.
+
+    Returns (what it returned, unix s the relationship prompt is due next or None).
+    """
+    path = app.board.root + "sampling.json"
+    sampler = Sampler(
+        app.programme_cfg,
+        persist.read_json(path, {}),
+        lambda state: persist.write_json(path, state),
+        app.ident["device"],
+        app.count,
+        app.sampling,
+    )
+    return getattr(sampler, name)(*args), sampler.relationship_next()

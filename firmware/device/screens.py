@@ -100,17 +100,17 @@ class Screens:
             self._center(hint, 54)
         elif state == pm.REASON:
             self._choices(self.texts["why"], self.labels, machine.cursor)
+        elif machine.link is not None:  # thanks, with the QR code of the one-time link
+            import voice  # lazily: drawn a few times a day at most
+
+            voice.draw(d, self.width, self.height, machine.link)
+            return
         elif state == pm.THANKS:
             self._para(self.texts["thanks"], 16, 2)
             if machine.score is not None:
                 self._center("you gave %d" % machine.score, 44)
         elif state == pm.ROLE:
             self._choices("You are:", [r.replace("_", " ") for r in machine.roles], machine.cursor)
-        elif state == pm.VOICE:
-            import voice  # lazily: the QR code is drawn a few times a day at most
-
-            voice.draw(d, self.width, self.height, machine.link)
-            return
         elif state == pm.SAVING:
             self._center("saving...", 28)
         else:
