@@ -1,5 +1,7 @@
-"""The NPS programme on a simulated device: sampling, throttling, expiry, the relationship calendar,
-roles and the voice QR code, end to end through the broker, every event checked against the contract.
+"""The NPS programme on a simulated device, end to end through the broker.
+
+Sampling, throttling, expiry, the relationship calendar, roles and the voice QR
+code; every event is checked against the contract.
 """
 
 from __future__ import annotations
