@@ -39,7 +39,7 @@ def run_units(module: str, micropython: str, code: Path, cwd: Path, least: int =
 def test_sampling_units_under_micropython(
     micropython_bin: str, firmware_code: Path, tmp_path: Path
 ) -> None:
-    lines = run_units("mp_sampling", micropython_bin, firmware_code, tmp_path, least=9)
+    lines = run_units("mp_sampling", micropython_bin, firmware_code, tmp_path, least=11)
     [line] = [ln for ln in lines if ln.startswith("EVENT ")]
     raw = json.loads(line[len("EVENT ") :])
     event = parse_event(raw)

@@ -231,3 +231,48 @@ def test_config_programme_settings_are_checked():
         else:
             raise AssertionError("accepted " + given)
     del sys.modules["config"]  # as main.py does after boot
+
+
+def test_the_link_replaces_the_thanks_until_a_press_or_show_s():
+    m = machine()
+    m.handle(("press",), 0)
+    m.handle(("turn", -1), 10)
+    m.handle(("press",), 20)
+    m.saved(100, "http://h/v/d/1/c", 20000)
+    assert m.state == pm.THANKS and m.link == "http://h/v/d/1/c" and m.next_deadline() == 20100
+    m.handle(("turn", 1), 200)
+    assert m.link is not None  # turning does not dismiss it
+    m.handle(("press",), 300)
+    m.tick(300)
+    assert m.state == pm.IDLE and m.link is None
+    m.handle(("press",), 400)
+    m.handle(("turn", 1), 410)
+    m.handle(("press",), 420)
+    m.saved(500, "http://h/v/d/2/c", 20000)
+    m.tick(20499)
+    assert m.link is not None
+    m.tick(20500)
+    assert m.state == pm.IDLE and m.link is None
+
+
+def test_which_answers_get_a_link():
+    key = binascii.b2a_base64(bytes(range(32))).decode().strip()
+    counted = []
+
+    def make(after, device="nps-a1b2c3"):
+        c = cfg()
+        c["voice"] = {"after": after, "base_url": "http://10.0.0.5:8000", "key": key, "show_s": 20}
+        return sp.Sampler(c, {}, lambda s: None, device, counted.append, {})
+
+    def answer(score, outcome="answered", survey="transactional"):
+        return {"outcome": outcome, "score": score, "survey": survey}
+
+    url, ms = make("detractor").finished(answer(6), 7, T0)
+    assert url.startswith("http://10.0.0.5:8000/v/nps-a1b2c3/7/") and len(url) == 47 and ms == 20000
+    assert make("detractor").finished(answer(7), 8, T0) == (None, 0)
+    assert make("detractor").finished(answer(None, "timeout"), 9, T0) == (None, 0)
+    assert make("all").finished(answer(10), 10, T0)[0] is not None
+    assert make("none").finished(answer(0), 11, T0) == (None, 0)
+    too_long = make("all", "d" * 64).finished(answer(0), 123456789, T0)
+    assert too_long == (None, 0)  # 109 bytes: more than a version 5 code holds
+    assert counted == ["voice_link_long"]
