@@ -145,7 +145,7 @@ class Sampler:
         voice = self.voice
         if voice is None or (voice[2] == "detractor" and result["score"] > 6):
             return None, 0
-        import voice as link_maker
+        import voice as link_maker  # kept loaded: the screen draws its QR code next, then frees it
 
         url = link_maker.link(voice[0], voice[1], self.device, seq)
         if len(url) > _MAX_LINK:

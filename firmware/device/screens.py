@@ -4,6 +4,8 @@ The display needs fill, text, fill_rect, rect, hline and show (framebuf and
 the SSD1306 driver have them); 8x8 font, so 16 characters per 128-pixel line.
 """
 
+import sys
+
 import prompt as pm
 
 CHAR = 8
@@ -101,9 +103,10 @@ class Screens:
         elif state == pm.REASON:
             self._choices(self.texts["why"], self.labels, machine.cursor)
         elif machine.link is not None:  # thanks, with the QR code of the one-time link
-            import voice  # lazily: drawn a few times a day at most
+            import voice  # lazily, and freed: drawn a few times a day at most
 
             voice.draw(d, self.width, self.height, machine.link)
+            del sys.modules["voice"]
             return
         elif state == pm.THANKS:
             self._para(self.texts["thanks"], 16, 2)
