@@ -1,20 +1,15 @@
-"""Sampling, throttling, expiry, roles and the relationship calendar, inside the real micropython.
+"""Sampling, throttling, expiry and the trigger line, inside the real micropython.
 
-The logic runs in micropython -X heapsize=64k (tests/firmware/micropython/mp_sampling.py);
-the feedback event it builds is validated here against the contract models.
+The logic runs in micropython -X heapsize=64k (tests/firmware/micropython/mp_sampling.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
-from contract.protocol import FeedbackEvent, parse_event
-
 UNITS = Path(__file__).resolve().parent / "micropython"
-ROLES = {"end_user", "operator", "technician", "buyer", "sponsor"}  # contract additions, Dec 2026
 
 
 def run_units(module: str, micropython: str, code: Path, cwd: Path, least: int = 4) -> list[str]:
@@ -39,12 +34,4 @@ def run_units(module: str, micropython: str, code: Path, cwd: Path, least: int =
 def test_sampling_units_under_micropython(
     micropython_bin: str, firmware_code: Path, tmp_path: Path
 ) -> None:
-    lines = run_units("mp_sampling", micropython_bin, firmware_code, tmp_path, least=11)
-    [line] = [ln for ln in lines if ln.startswith("EVENT ")]
-    raw = json.loads(line[len("EVENT ") :])
-    event = parse_event(raw)
-    assert isinstance(event, FeedbackEvent) and event.score == 5
-    # Until contract/protocol.py has the fields (helper H4), check them against the contract text.
-    assert raw["survey"] in ("transactional", "relationship")
-    assert raw["role"] is None or raw["role"] in ROLES
-    assert raw["role"] == "sponsor"
+    run_units("mp_sampling", micropython_bin, firmware_code, tmp_path, least=5)
