@@ -10,6 +10,7 @@ import gc
 import os
 import random
 import select
+import sys
 
 import events
 import mqtt
@@ -56,7 +57,19 @@ class App:
             t["reason_s"] * 1000,
             t["thanks_s"] * 1000,
             cfg["min_answer_interval_s"] * 1000,
+            roles=cfg["roles"]["choices"] if cfg["roles"]["ask"] else (),
         )
+        # sampling.py is loaded per call (a trigger, an answer, the calendar): it keeps its
+        # state on flash, and its code would cost the 64 KB heap ~3 KB for good.
+        self.programme_cfg = {
+            "sampling": cfg["sampling"],
+            "survey": cfg["survey"],
+            "voice": cfg["voice"],
+        }
+        self.sampling = {"sampled_out": 0, "throttled": 0, "expired": 0}
+        self.relationship_s = None  # unix s the relationship prompt is due, None: never
+        if cfg["survey"]["relationship"] is not None:
+            self.programme("relationship_next")
         self.screens = Screens(
             board.display,
             board.width,
@@ -98,16 +111,29 @@ class App:
         self.errors[name] = self.errors.get(name, 0) + 1
 
     def store(self, kind, make, result):
-        """Append an event to the outbox; False (and counted) when flash refused it."""
+        """Append an event to the outbox: its seq, or 0 (and counted) when flash refused it."""
         try:
             seq = self.outbox.append(kind, make)
         except OutboxError as err:
             self.count("outbox_write")
             self.board.log(str(err))
-            return False
+            return 0
         detail = "-" if result is None else "%s %s" % (result["outcome"], result.get("score", "-"))
         self.board.report("saved", kind, seq, detail)
-        return True
+        return seq
+
+    def programme(self, name, *args):
+        """sampling.Sampler's method `name`, its state read from flash, its code freed after."""
+        import sampling
+
+        out, self.relationship_s = sampling.call(self, name, args)
+        del sys.modules["sampling"]
+        return out
+
+    def wall_s(self, ms):
+        """Unix seconds at ms since boot, None while the wall clock is not set."""
+        t = self.clock.unix_ms(ms)
+        return None if t is None else t // 1000
 
     def record(self, result):
         """A prompt finished: write it to flash first, then thank (or warn) on screen."""
@@ -116,13 +142,16 @@ class App:
         body = events.feedback_body(result, self.prompt_key, rssi, battery)
         ts = self.clock.unix_ms(at)
         out = self.outbox.record
-        ok = self.store(
+        seq = self.store(
             FEEDBACK,
             lambda seq: events.event(self.ident, seq, at, ts, "feedback", body, out),
             result,
         )
-        if ok:
-            self.machine.saved(self.clock.ms())
+        if seq:
+            link, link_ms = None, 0
+            if result["outcome"] == "answered":
+                link, link_ms = self.programme("finished", result, seq, self.wall_s(at))
+            self.machine.saved(self.clock.ms(), link, link_ms)
         else:
             self.machine.failed(self.clock.ms())
 
@@ -153,6 +182,7 @@ class App:
             "outbox_depth": self.outbox.depth,
             "reset_cause": self.board.reset_cause,
             "errors": errors,
+            "sampling": dict(self.sampling),
         }
         ts = self.clock.unix_ms(now)
         out = self.outbox.record
@@ -195,7 +225,9 @@ class App:
             result = machine.tick(self.clock.ms())
             if result is not None:
                 self.record(result)
-            if kind in ("turn", "press", "long", "trigger"):
+            if kind == "trigger":
+                self.programme("offer", machine, ev, self.clock.ms(), self.wall_s(self.clock.ms()))
+            elif kind in ("turn", "press", "long"):
                 result = machine.handle(ev, self.clock.ms())
                 if result is not None:
                     self.record(result)
@@ -216,6 +248,11 @@ class App:
         result = machine.tick(now)
         if result is not None:
             self.record(result)
+        due = self.relationship_s
+        if due is not None and machine.state == pm.IDLE and now >= machine.ready_ms:
+            wall = self.wall_s(now)
+            if wall is not None and wall >= due:
+                self.programme("tick", machine, now, wall)
         if self.telemetry_ms and now - self.last_telemetry >= self.telemetry_ms:
             self.telemetry()
         client = self.client

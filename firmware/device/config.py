@@ -4,6 +4,7 @@ A bad file stops the boot with a clear message.
 """
 
 import json
+import sys
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
@@ -17,6 +18,16 @@ def _is_name(s, lo):
             return False
     return True
 
+
+VOICE_AFTER = ("detractor", "all", "none")
+SAMPLING_RULE = {"every": 1, "person_window_s": 0, "max_age_s": 172800}
+RELATIONSHIP = {
+    "every_days": 90,
+    "role": "operator",
+    "text": "Overall, how likely are you to recommend us?",
+}
+_RULE_BOUNDS = {"every": (1, 1000000), "person_window_s": (0, 31536000), "max_age_s": (0, 31536000)}
+_MAX_SAMPLING_KINDS = 8  # one counter each on flash and in RAM: keep it small
 
 DEFAULTS = {
     "device_id": None,  # None: the board's default, "nps-" + last six hex digits of the MAC
@@ -50,6 +61,11 @@ DEFAULTS = {
     "ntp_host": "pool.ntp.org",
     "outbox": {"max_kb": 1024, "segment_kb": 16},
     "trigger": {"uart_prefix": "T", "gpio_kind": "cycle_complete"},
+    # The NPS programme (docs/firmware.md, "Sampling, surveys, roles, voice"): over the air too.
+    "sampling": {"*": {"every": 1, "person_window_s": 0, "max_age_s": 172800}},
+    "survey": {"relationship": None},
+    "roles": {"ask": False, "choices": None},  # None: all the roles of the contract
+    "voice": {"after": "detractor", "base_url": None, "key": None, "show_s": 20},
     "fw": None,  # simulator only: overrides the reported firmware version
     "sim": {},  # simulator only: rssi, battery_mv
 }
@@ -65,6 +81,7 @@ _INTS = {
     "timeouts.prompt_s": (1, 3600),
     "timeouts.reason_s": (1, 3600),
     "timeouts.thanks_s": (0, 60),
+    "voice.show_s": (1, 600),
     "min_answer_interval_s": (0, 86400),
     "telemetry_interval_s": (0, 604800),
     "outbox.max_kb": (8, 1048576),
@@ -93,7 +110,7 @@ def _merge(defaults, given, path):
         dv = defaults[key]
         if key not in given:
             out[key] = dv
-        elif isinstance(dv, dict) and key != "sim":
+        elif isinstance(dv, dict) and key not in ("sim", "sampling"):
             out[key] = _merge(dv, given[key], path + key + ".")
         else:
             out[key] = given[key]
@@ -160,9 +177,94 @@ def check(cfg, default_device_id):
             or len(r["code"]) > 64
         ):
             raise ConfigError('reasons[%d] must be {"code": str (1..64), "label": str}' % i)
+    _check_programme(cfg)
+    sys.modules.pop("trigger", None)  # loaded for ROLES; the board loads it per line
     if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
         raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
     return cfg
+
+
+def _int_in(name, v, lo, hi):
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
+        raise ConfigError("%s must be an integer %d..%d, got %r" % (name, lo, hi, v))
+
+
+def _filled(name, given, defaults):
+    """An object with every default key present and no unknown one."""
+    if not isinstance(given, dict):
+        raise ConfigError("%s must be an object" % name)
+    for key in given:
+        if key not in defaults:
+            raise ConfigError("unknown setting %s.%s" % (name, key))
+    out = dict(defaults)
+    out.update(given)
+    return out
+
+
+def _role(name, v, nullable):
+    from trigger import ROLES
+
+    if not (nullable and v is None) and v not in ROLES:
+        raise ConfigError(
+            "%s must be one of %s%s" % (name, ", ".join(ROLES), " or null" if nullable else "")
+        )
+
+
+def _check_programme(cfg):
+    """sampling, survey, roles, voice: the same checks whether from flash or over the air."""
+    rules = cfg["sampling"]
+    if not isinstance(rules, dict) or len(rules) > _MAX_SAMPLING_KINDS:
+        raise ConfigError(
+            "sampling must be an object of at most %d trigger kinds" % _MAX_SAMPLING_KINDS
+        )
+    for kind in rules:
+        if not isinstance(kind, str) or not 1 <= len(kind) <= 64:
+            raise ConfigError("sampling keys are trigger kinds (1..64 characters) or *")
+        name = "sampling." + kind
+        rule = rules[kind] = _filled(name, rules[kind], SAMPLING_RULE)
+        for field in _RULE_BOUNDS:
+            lo, hi = _RULE_BOUNDS[field]
+            _int_in(name + "." + field, rule[field], lo, hi)
+    rel = cfg["survey"]["relationship"]
+    if rel is not None:
+        rel = cfg["survey"]["relationship"] = _filled("survey.relationship", rel, RELATIONSHIP)
+        _int_in("survey.relationship.every_days", rel["every_days"], 1, 3660)
+        _role("survey.relationship.role", rel["role"], True)
+        if not isinstance(rel["text"], str) or not rel["text"]:
+            raise ConfigError("survey.relationship.text must be a non-empty string")
+    roles = cfg["roles"]
+    if not isinstance(roles["ask"], bool):
+        raise ConfigError("roles.ask must be true or false")
+    choices = roles["choices"]
+    if choices is None:
+        from trigger import ROLES
+
+        choices = roles["choices"] = list(ROLES)
+    if not isinstance(choices, list) or not 1 <= len(choices) <= 5:
+        raise ConfigError("roles.choices must list 1..5 roles, or be null for all")
+    for i, role in enumerate(choices):
+        _role("roles.choices[%d]" % i, role, False)
+    voice = cfg["voice"]
+    if voice["after"] not in VOICE_AFTER:
+        raise ConfigError("voice.after must be one of %s" % ", ".join(VOICE_AFTER))
+    url = voice["base_url"]
+    if url is not None and (
+        not isinstance(url, str)
+        or not (url.startswith("http://") or url.startswith("https://"))
+        or len(url) > 64
+        or " " in url
+    ):
+        raise ConfigError("voice.base_url must be an http(s) URL of at most 64 characters, or null")
+    key = voice["key"]
+    if key is not None:
+        import binascii
+
+        try:
+            raw = binascii.a2b_base64(key) if isinstance(key, str) else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError("voice.key must be the device's 32-byte voice key in base64, or null")
 
 
 def parse(text, default_device_id):

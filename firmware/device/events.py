@@ -40,6 +40,8 @@ def feedback_body(result, prompt_key, rssi, battery_mv):
         "prompt": prompt_key,
         "trigger": {"kind": result["trigger"][0], "ref": result["trigger"][1]},
         "reason": result["reason"],
+        "survey": result.get("survey", "transactional"),
+        "role": result.get("role"),
         "answer_ms": result["answer_ms"],
         "ctx": {"rssi": rssi, "battery_mv": battery_mv},
     }

@@ -1,8 +1,8 @@
 """Input decoding shared by the board profiles: pure logic, fed pin levels and times.
 
 Quadrature turns a rotary encoder's A/B levels into detents; Button turns a
-debounced level into ("press",) or ("long",); trigger_line reads the host
-machine's UART hook, one line per transaction: `T <kind> [<ref>]`.
+debounced level into ("press",) or ("long",). The host machine's trigger
+lines are read by trigger.py.
 """
 
 # Valid transitions of the 2-bit Gray code (prev << 2 | now) -> -1, 0, +1.
@@ -59,14 +59,3 @@ class Button:
             self.long_sent = True
             return ("long",)
         return None
-
-
-def trigger_line(line, prefix="T"):
-    """`T cycle_complete tx-991` -> ("trigger", "cycle_complete", "tx-991"); None if not one."""
-    words = line.split()
-    if len(words) < 2 or words[0] != prefix or len(words) > 3:
-        return None
-    kind = words[1]
-    if len(kind) > 64 or (len(words) == 3 and len(words[2]) > 128):
-        return None
-    return ("trigger", kind, words[2] if len(words) == 3 else None)

@@ -1,13 +1,15 @@
 """The prompt state machine: pure logic, driven by input events and the time in ms.
 
 idle -> prompt (trigger or walk-up tap) -> [reason, scores 0-6 when reasons
-are configured] -> saving -> thanks -> idle, with a cool-down before the next
-accepted answer. Every prompt shown ends in exactly one result (answered,
+are configured] -> [role, when the device asks and the trigger did not say]
+-> saving -> thanks (or the QR code of the one-time link) -> idle, with a
+cool-down before the next accepted answer. Every prompt shown ends in exactly one result (answered,
 timeout or dismissed) that the application writes to the outbox.
 
 Input events are tuples: ("turn", delta), ("press",), ("long",) and
-("trigger", kind, ref). The first turn on the prompt selects 5, the middle of
-the scale, so no score is suggested before the person moves.
+("trigger", kind, ref[, tags]) where tags may give "survey", "role" and "text".
+The first turn on the prompt selects 5, the middle of the scale, so no score
+is suggested before the person moves.
 """
 
 IDLE = "idle"
@@ -16,13 +18,15 @@ REASON = "reason"
 SAVING = "saving"
 THANKS = "thanks"
 ERROR = "error"
+ROLE = "role"
 
 FIRST_PICK = 5
 
 
 class PromptMachine:
-    def __init__(self, reasons, prompt_ms, reason_ms, thanks_ms, min_interval_ms):
+    def __init__(self, reasons, prompt_ms, reason_ms, thanks_ms, min_interval_ms, roles=()):
         self.reasons = reasons  # list of reason codes, may be empty
+        self.roles = roles  # roles to pick from after the score; empty: never asked
         self.prompt_ms = prompt_ms
         self.reason_ms = reason_ms
         self.thanks_ms = thanks_ms
@@ -31,6 +35,11 @@ class PromptMachine:
         self.cursor = None
         self.score = None
         self.trigger = None
+        self.survey = "transactional"
+        self.role = None
+        self.reason = None
+        self.link = None  # voice: the one-time link shown as a QR code
+        self.text = None  # the question when not the configured one (relationship)
         self.shown_ms = 0
         self.answer_ms = None
         self.deadline = 0
@@ -52,18 +61,24 @@ class PromptMachine:
             elif now < self.ready_ms:
                 self._count("trigger_cooldown")
             else:
-                self._show(now, (event[1], event[2]))
+                tags = event[3] if len(event) > 3 else {}
+                self._show(now, (event[1], event[2]), tags)
             return None
         if state == IDLE:
             if now < self.ready_ms:
                 self._count("input_cooldown")
             elif kind == "press":
-                self._show(now, ("walkup", None))
+                self._show(now, ("walkup", None), {})
             return None
         if state == PROMPT:
             return self._on_prompt(kind, event, now)
         if state == REASON:
             return self._on_reason(kind, event, now)
+        if state == ROLE:
+            return self._on_role(kind, event, now)
+        if self.link is not None and kind != "turn":
+            self.deadline = now  # any press dismisses the QR code
+            return None
         self._count("input_ignored")  # saving, thanks, error: nothing to pick
         return None
 
@@ -86,7 +101,7 @@ class PromptMachine:
                 self.deadline = now + self.reason_ms
                 self.changed = True
                 return None
-            return self._finish("answered", None, now)
+            return self._scored(now)
         elif kind == "long":
             return self._finish("dismissed", None, now)
         return None
@@ -97,25 +112,49 @@ class PromptMachine:
             self.cursor = min(len(self.reasons) - 1, max(0, self.cursor + event[1]))
             self.changed = True
         elif kind == "press":
-            return self._finish("answered", self.reasons[self.cursor], now)
+            self.reason = self.reasons[self.cursor]
+            return self._scored(now)
         elif kind == "long":
-            return self._finish("answered", None, now)  # the score stands, reason skipped
+            return self._scored(now)  # the score stands, reason skipped
+        return None
+
+    def _scored(self, now):
+        """Score (and reason) given: ask the role when wanted, else finish."""
+        if not self.roles or self.role is not None:
+            return self._finish("answered", self.reason, now)
+        self.state = ROLE
+        self.cursor = 0
+        self.deadline = now + self.reason_ms
+        self.changed = True
+        return None
+
+    def _on_role(self, kind, event, now):
+        self.deadline = now + self.reason_ms
+        if kind == "turn":
+            self.cursor = min(len(self.roles) - 1, max(0, self.cursor + event[1]))
+            self.changed = True
+        elif kind == "press":
+            self.role = self.roles[self.cursor]
+            return self._finish("answered", self.reason, now)
+        elif kind == "long":
+            return self._finish("answered", self.reason, now)  # role skipped: unknown
         return None
 
     def tick(self, now):
         """Advance time; returns a result when a prompt timed out, else None."""
         if self.state == PROMPT and now >= self.deadline:
             return self._finish("timeout", None, self.deadline)
-        if self.state == REASON and now >= self.deadline:
-            return self._finish("answered", None, self.deadline)
+        if self.state in (REASON, ROLE) and now >= self.deadline:
+            return self._finish("answered", self.reason, self.deadline)
         if self.state in (THANKS, ERROR) and now >= self.deadline:
             self.state = IDLE
+            self.link = None
             self.changed = True
         return None
 
     def next_deadline(self, now=None):
         """When tick() next has something to do (or, given now, the cool-down ends), or None."""
-        if self.state in (PROMPT, REASON, THANKS, ERROR):
+        if self.state in (PROMPT, REASON, ROLE, THANKS, ERROR):
             return self.deadline
         if now is not None and self.cooling(now):
             return self.ready_ms  # the idle screen changes then
@@ -125,9 +164,14 @@ class PromptMachine:
         """Idle but inside the cool-down: a press now would be ignored."""
         return self.state == IDLE and now < self.ready_ms
 
-    def _show(self, now, trigger):
+    def _show(self, now, trigger, tags):
         self.state = PROMPT
         self.trigger = trigger
+        self.survey = tags.get("survey", "transactional")
+        self.role = tags.get("role")
+        self.text = tags.get("text")
+        self.reason = None
+        self.link = None
         self.shown_ms = now
         self.cursor = None
         self.score = None
@@ -142,6 +186,8 @@ class PromptMachine:
             "outcome": outcome,
             "trigger": self.trigger,
             "reason": reason,
+            "survey": self.survey,
+            "role": self.role,
             "answer_ms": self.answer_ms if outcome == "answered" else None,
             "at_ms": at,
         }
@@ -150,12 +196,15 @@ class PromptMachine:
         self.result = result
         return result
 
-    def saved(self, now):
-        """The result is on flash: thank the person (answers) or go back to idle."""
-        answered = self.result["outcome"] == "answered"
-        if answered:
+    def saved(self, now, link=None, link_ms=0):
+        """The result is on flash: thank the person (answers) or go back to idle.
+
+        With a link, the thanks are its QR code, shown link_ms or until a press.
+        """
+        if self.result["outcome"] == "answered":
             self.state = THANKS
-            self.deadline = now + self.thanks_ms
+            self.link = link
+            self.deadline = now + (self.thanks_ms if link is None else link_ms)
             self.ready_ms = now + self.min_interval_ms
         else:
             self.state = IDLE

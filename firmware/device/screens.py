@@ -4,6 +4,8 @@ The display needs fill, text, fill_rect, rect, hline and show (framebuf and
 the SSD1306 driver have them); 8x8 font, so 16 characters per 128-pixel line.
 """
 
+import sys
+
 import prompt as pm
 
 CHAR = 8
@@ -74,6 +76,20 @@ class Screens:
             else:
                 self.display.text(label, x, y, 1)
 
+    def _choices(self, title, labels, cursor):
+        """A title and a list with the cursor's line inverted; 4 lines show, scrolled to it."""
+        d = self.display
+        self._center(title, 0)
+        first = max(0, cursor - 3)
+        for i in range(first, min(len(labels), first + 4)):
+            y = 14 + (i - first) * 12
+            text = labels[i][: self.cols - 1]
+            if i == cursor:
+                d.fill_rect(0, y - 2, self.width, CHAR + 3, 1)
+                d.text(text, 4, y, 0)
+            else:
+                d.text(text, 4, y, 1)
+
     def render(self, machine, online, backlog, now=None):
         """Draw machine's state; online: True, False or "dns"; now: the time, for the cool-down."""
         d = self.display
@@ -86,7 +102,7 @@ class Screens:
             self._center("please wait" if waiting else "press to rate", 36)
             self._status(online, backlog)
         elif state == pm.PROMPT:
-            self._para(self.texts["text"], 0, 3, CHAR + 1)
+            self._para(machine.text or self.texts["text"], 0, 3, CHAR + 1)
             d.text("not likely", 0, 27, 1)  # the scale's end labels, under 0 and under 10
             self._scale(machine.cursor, 38)
             high = "extremely likely"[: self.cols]
@@ -94,19 +110,19 @@ class Screens:
             hint = "turn to pick" if machine.cursor is None else "press: %d" % machine.cursor
             self._center(hint, 56)
         elif state == pm.REASON:
-            self._center(self.texts["why"], 0)
-            for i, label in enumerate(self.labels):
-                y = 14 + i * 12
-                text = label[: self.cols - 1]
-                if i == machine.cursor:
-                    d.fill_rect(0, y - 2, self.width, CHAR + 3, 1)
-                    d.text(text, 4, y, 0)
-                else:
-                    d.text(text, 4, y, 1)
+            self._choices(self.texts["why"], self.labels, machine.cursor)
+        elif machine.link is not None:  # thanks, with the QR code of the one-time link
+            import voice  # lazily, and freed: drawn a few times a day at most
+
+            voice.draw(d, self.width, self.height, machine.link)
+            del sys.modules["voice"]
+            return
         elif state == pm.THANKS:
             self._para(self.texts["thanks"], 16, 2)
             if machine.score is not None:
                 self._center("you gave %d" % machine.score, 44)
+        elif state == pm.ROLE:
+            self._choices("You are:", [r.replace("_", " ") for r in machine.roles], machine.cursor)
         elif state == pm.SAVING:
             self._center("saving...", 28)
         else:

@@ -71,6 +71,8 @@ def test_taps_become_exact_feedback_events(
         "type": "feedback",
         "prompt": "nps",
         "ctx": {"rssi": -61, "battery_mv": 3900},
+        "survey": "transactional",  # contract additions, Dec 2026
+        "role": None,
     }
     assert answers(events) == [
         dict(

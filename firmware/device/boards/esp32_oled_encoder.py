@@ -15,8 +15,9 @@ import time
 import esp32
 import machine
 import network
-from inputs import Button, Quadrature, trigger_line
+from inputs import Button, Quadrature
 from ssd1306 import SSD1306_I2C
+from trigger import trigger_line
 from version import FW_VERSION
 
 PIN_SDA = 21

@@ -1,9 +1,9 @@
 """Simulator board for the MicroPython unix port: framebuf display, stdin input, real sockets.
 
 Flash is the current folder (one per device). Input lines on stdin (see
-docs/firmware.md): trigger KIND [REF], turn N, press, long, at UNIX_MS, set
-rssi|battery_mv|fw VALUE, telemetry, drain, reboot, dump PATH, quit. The
-device reports on stdout, one line each: screen, saved, acked, dumped, fatal.
+docs/firmware.md): trigger KIND [REF] [person=HEX role=ROLE at=UNIX_S], turn N,
+press, long, at UNIX_MS, set rssi|battery_mv|fw VALUE, telemetry, drain, reboot,
+dump PATH, quit. The device reports on stdout, one line each: screen, saved, acked, dumped, fatal.
 """
 
 import select
@@ -16,6 +16,15 @@ from version import FW_VERSION
 
 _WIDTH = const(128)
 _HEIGHT = const(64)
+
+
+def trigger_event(line):
+    """The UART line's parser (trigger.py), loaded per line: a 64 KB heap keeps ~2 KB."""
+    import trigger
+
+    ev = trigger.trigger_line(line, "trigger")
+    del sys.modules["trigger"]
+    return ev or ("bad_trigger",)  # reported: the application counts input_unknown
 
 
 def out(line):
@@ -130,7 +139,7 @@ class Board:
                 continue
             cmd = w[0]
             if cmd == "trigger":
-                got.append(("trigger", w[1], w[2] if len(w) > 2 else None))
+                got.append(trigger_event(" ".join(w)))
             elif cmd == "turn" or cmd == "at":
                 got.append((cmd, int(w[1])))
             elif cmd == "set" and w[1] == "fw":

@@ -5,8 +5,9 @@ import json
 
 import config
 import events
-from inputs import Button, Quadrature, trigger_line
+from inputs import Button, Quadrature
 from screens import wrap
+from trigger import trigger_line
 
 IDENT = {"device": "nps-a1b2c3", "site": "s1", "boot": 7, "fw": "1.0.0"}
 

@@ -22,6 +22,8 @@ def test_trigger_pick_confirm_thanks_then_idle():
         "outcome": "answered",
         "score": 7,
         "reason": None,
+        "survey": "transactional",
+        "role": None,
         "answer_ms": 2300,
         "trigger": ("cycle_complete", "tx-1"),
         "at_ms": 3300,
