@@ -62,28 +62,36 @@ function recordForm(query) {
     </form></details>`;
 }
 
+function markerItem(m, i, acting) {
+  return html`<li class="marker-${m.kind}">
+    <button type="button" class="link" data-testid="marker" data-index="${i}">${ICON[m.kind]} ${m.title}</button>
+    <time datetime="${isoTime(m.at)}" class="muted">${time(m.at)}</time>
+    ${acting && m.kind === "event" ? html`<button type="button" class="link" data-delete="${m.id}" aria-label="Delete marker ${m.title}">delete</button>` : ""}</li>`;
+}
+
 /**
  * Markers on `chart` and as buttons in `body` under it; `windowS` is the before/after
- * window. Operators may record (and delete) events here. Returns the markers shown.
+ * window. Operators may record (and delete) events here; the list redraws after.
  */
-export async function withMarkers(body, chart, query, { windowS = 7 * 86400, reload } = {}) {
-  const [markers, who] = await Promise.all([loadMarkers(query), whoami().catch(() => ({ role: "viewer" }))]);
-  setMarkers(chart, markers);
+export async function withMarkers(body, chart, query, { windowS = 7 * 86400 } = {}) {
+  const who = await whoami().catch(() => ({ role: "viewer" }));
   const acting = mayAct(who.role);
   const box = document.createElement("div");
   box.className = "markers";
   box.dataset.testid = "markers";
-  const items = markers.map(
-    (m, i) => html`<li class="marker-${m.kind}">
-      <button type="button" class="link" data-testid="marker" data-index="${i}">${ICON[m.kind]} ${m.title}</button>
-      <time datetime="${isoTime(m.at)}" class="muted">${time(m.at)}</time>
-      ${acting && m.kind === "event" ? html`<button type="button" class="link" data-delete="${m.id}" aria-label="Delete marker ${m.title}">delete</button>` : ""}</li>`,
-  );
-  box.innerHTML = html`<p class="muted">${markers.length ? "Markers (▲ firmware first seen, ◆ site event): pick one to compare NPS before and after it." : "No release or site event in this range."}</p>
-    ${markers.length ? html`<ul class="marker-list">${items}</ul>` : ""}
-    <div class="before-after panel-inset" data-testid="before-after" aria-live="polite" hidden></div>
+  box.innerHTML = html`<p class="muted" data-testid="marker-note"></p><ul class="marker-list"></ul>
+    <div class="before-after" data-testid="before-after" aria-live="polite" hidden></div>
     ${acting ? recordForm(query) : ""}`.text;
   body.append(box);
+  let markers = [];
+  const draw = async () => {
+    markers = await loadMarkers(query);
+    setMarkers(chart, markers);
+    box.querySelector("[data-testid=marker-note]").textContent = markers.length
+      ? "Markers (▲ firmware first seen, ◆ site event): pick one to compare NPS before and after it."
+      : "No release or site event in this range.";
+    box.querySelector(".marker-list").innerHTML = html`${markers.map((m, i) => markerItem(m, i, acting))}`.text;
+  };
   const out = box.querySelector("[data-testid=before-after]");
   box.addEventListener("click", async (event) => {
     const pick = event.target.closest("button[data-index]");
@@ -91,7 +99,7 @@ export async function withMarkers(body, chart, query, { windowS = 7 * 86400, rel
     const del = event.target.closest("button[data-delete]");
     if (del) {
       await api(`/markers/${del.dataset.delete}`, { method: "DELETE" });
-      reload?.();
+      await draw();
     }
   });
   const form = box.querySelector("#marker-form");
@@ -102,10 +110,11 @@ export async function withMarkers(body, chart, query, { windowS = 7 * 86400, rel
     try {
       await api("/markers", { method: "POST", body: { at, title: form.elements.title.value, site: query.site || null } });
       status.textContent = "Added.";
-      reload?.();
+      await draw();
     } catch (err) {
       status.textContent = `Not added: ${err.message}`;
     }
   });
+  await draw();
   return markers;
 }
