@@ -78,6 +78,12 @@ function tickText(span) {
   };
 }
 
+/** Ticks on whole UTC hours (up to two days) or whole days, about eight of them. */
+function niceStep(span) {
+  const unit = span <= 2 * 86400 ? 3600 : 86400;
+  return Math.max(1, Math.ceil(span / 8 / unit)) * unit;
+}
+
 /** Points on a real time axis, a null point where a period has no row (a gap, not a line). */
 function spaced(groups, step, value) {
   const out = [];
@@ -122,7 +128,7 @@ export function trendChart(canvas, groups, { step = 86400, markers = [] } = {}) 
           min: xs[0],
           max: xs.length ? xs.at(-1) + (span ? 0 : step) : undefined,
           title: { display: true, text: "time (UTC)" },
-          ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 8, callback: tickText(span) },
+          ticks: { maxRotation: 0, autoSkip: true, maxTicksLimit: 9, stepSize: niceStep(span), callback: tickText(span) },
         },
       },
       plugins: {
