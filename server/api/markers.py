@@ -23,7 +23,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "no such marker"},
     422: {"model": Message, "description": "a bad parameter or body"},
 }
-MarkerId = Annotated[int, Path(ge=1, le=2**62, examples=[1])]
+MarkerId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]  # an INTEGER key
 MAX_WINDOW_S = 366 * 86400.0
 
 
