@@ -106,18 +106,21 @@ export async function render(main, { params, filters: current }) {
       <section id="recent"></section>
     </div>`.text;
   const $ = (sel) => main.querySelector(sel);
+  const detail = api(`/devices/${enc}`); // shared: its site picks the markers (the site's releases)
   await Promise.all([
-    panel($("#facts"), "Now", () => Promise.all([api(`/devices/${enc}`), loadBands(), api("/devices", { query }), api(`/devices/${enc}/gaps`)]), (b, [d, bands, rows, g]) => {
+    panel($("#facts"), "Now", () => Promise.all([detail, loadBands(), api("/devices", { query }), api(`/devices/${enc}/gaps`)]), (b, [d, bands, rows, g]) => {
       // NPS and n for the filter bar's range, as the fleet table shows them; missing
       // from the same seq ranges as Delivery completeness, so the two always agree.
       const inRange = rows.find((r) => r.device === id);
       const missing = (g.missing || []).reduce((acc, [a, z]) => acc + (z - a + 1), 0);
       facts(b, [{ ...d, nps: inRange?.nps ?? null, n: inRange?.n ?? 0, missing }, bands], filters.rangeLabel(current.range).toLowerCase());
     }),
-    panel($("#history"), "NPS history", () => api("/nps", { query: { ...query, group_by: "day" } }), (b, d) => history(b, d, query)),
+    panel($("#history"), "NPS history", () => Promise.all([api("/nps", { query: { ...query, group_by: "day" } }), detail]), (b, [d, dev]) =>
+      history(b, d, { ...query, site: dev.site }),
+    ),
     panel($("#gaps"), "Delivery completeness", () => api(`/devices/${enc}/gaps`), gaps),
     panel($("#telemetry"), "Telemetry (last 500 readings)", () =>
-      Promise.all([api(`/devices/${enc}/telemetry`, { query: { limit: 500 } }), loadMarkers(query).catch(() => [])]),
+      Promise.all([api(`/devices/${enc}/telemetry`, { query: { limit: 500 } }), detail.then((dev) => loadMarkers({ ...query, site: dev.site })).catch(() => [])]),
       (b, [data, markers]) => telemetry(b, data, markers),
     ),
     panel($("#recent"), "Recent feedback", () => api("/feedback", { query: { device: id, limit: 15 } }), recent),
