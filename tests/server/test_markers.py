@@ -112,6 +112,13 @@ def test_viewers_read_operators_write_and_sites_stay_apart(api: Api, who: dict[s
     assert call(api, who["operator"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 204
     assert call(api, who["operator"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 404
     assert api.client.get("/api/v1/markers").status_code == 401
+    # before/after of another site: refused like /nps; the own site's: answered
+    params = {"at": str(T0), "site": "store-1"}
+    assert (
+        call(api, who["viewer-store-2"], "GET", "/api/v1/compare", params=params).status_code == 403
+    )
+    mine = call(api, who["viewer-store-2"], "GET", "/api/v1/compare", params={"at": str(T0)})
+    assert mine.status_code == 200 and mine.json()["before"]["n"] == 0
 
 
 @pytest.mark.parametrize(
