@@ -150,3 +150,31 @@ def compare(a: Tally, b: Tally, alpha: float = 0.05) -> Comparison:
     z = (diff / 100.0) / se
     p = math.erfc(abs(z) / math.sqrt(2.0))
     return Comparison(diff, z, p, p < alpha)
+
+
+def compare_within(strata: list[tuple[Tally, Tally]], alpha: float = 0.05) -> Comparison:
+    """NPS(a) - NPS(b) compared within strata (sites), pooled with inverse-variance weights.
+
+    Each stratum where both groups have answers gives d_s = nps_a,s - nps_b,s with
+    var_s = var_a,s + var_b,s (`nps_variance`, so the same test as `compare` in one
+    stratum); the pooled difference is sum(d_s / var_s) / sum(1 / var_s) and its
+    variance 1 / sum(1 / var_s). Assumes the difference is the same in every stratum
+    (no interaction) and answers independent within a group (docs/drivers.md).
+    """
+    weight = weighted = 0.0
+    for a, b in strata:
+        na, nb = nps(a.promoters, a.detractors, a.n), nps(b.promoters, b.detractors, b.n)
+        if na is None or nb is None:
+            continue
+        w = 1.0 / (
+            nps_variance(a.promoters, a.detractors, a.n)
+            + nps_variance(b.promoters, b.detractors, b.n)
+        )
+        weight += w
+        weighted += w * (na - nb)
+    if weight == 0.0:
+        return Comparison(None, None, None, False)
+    diff = weighted / weight
+    z = (diff / 100.0) * math.sqrt(weight)
+    p = math.erfc(abs(z) / math.sqrt(2.0))
+    return Comparison(diff, z, p, p < alpha)

@@ -27,8 +27,10 @@ from server.api import (
     alerts,
     bands,
     devices,
+    drivers,
     feedback,
     ingest,
+    markers,
     nps,
     ops,
     registry,
@@ -222,7 +224,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     _install_errors(app, metrics)
     app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
-        ingest, session, nps, bands, devices, feedback, alerts, rejections, registry, stream, ops,
+        ingest, session, nps, drivers, markers, bands, devices, feedback, alerts, rejections,
+        registry, stream, ops,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)

@@ -8,8 +8,9 @@ from sqlalchemy import func, or_, select, union_all
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from contract.nps import nps
+from contract.nps import Tally, nps
 from contract.protocol import PresenceRequest
+from server.analytics.figures import Filters, figures
 from server.db.engine import write_session
 from server.db.sql import table_of
 from server.ingest import binding
@@ -28,9 +29,13 @@ def is_online(dev: Device, *, settings: Settings, now: float) -> bool:
     return now - dev.last_seen <= settings.offline_after_s
 
 
-def row(dev: Device, *, settings: Settings, now: float) -> DeviceRow:
-    n = dev.promoters + dev.passives + dev.detractors
-    value = nps(dev.promoters, dev.detractors, n)
+def row(dev: Device, *, settings: Settings, now: float, tally: Tally | None = None) -> DeviceRow:
+    """The device's row; its NPS and n from `tally` (the filtered window) when given,
+    else all-time."""
+    if tally is None:
+        tally = Tally(dev.promoters, dev.passives, dev.detractors)
+    n = tally.n
+    value = nps(tally.promoters, tally.detractors, n)
     return DeviceRow(
         device=dev.id, site=dev.site, fw=dev.fw, online=is_online(dev, settings=settings, now=now),
         last_seen=dev.last_seen, battery_mv=dev.battery_mv, rssi=dev.rssi,
@@ -39,13 +44,31 @@ def row(dev: Device, *, settings: Settings, now: float) -> DeviceRow:
 
 
 def list_devices(
-    session: Session, *, settings: Settings, site: str | None = None, now: float | None = None
+    session: Session,
+    *,
+    settings: Settings,
+    site: str | None = None,
+    now: float | None = None,
+    window: Filters | None = None,
 ) -> list[DeviceRow]:
+    """Every device (of `site`); with `window`, each one's NPS and n are those of the
+    answers the filters select (a device with none there: n 0), like `GET /api/v1/nps`."""
     now = time.time() if now is None else now
     stmt = select(Device).order_by(D.site, D.id)
     if site is not None:
         stmt = stmt.where(D.site == site)
-    return [row(d, settings=settings, now=now) for d in session.execute(stmt).scalars()]
+    tallies = None
+    if window is not None:
+        _, tallies = figures(session, window, "device")
+    return [
+        row(
+            d,
+            settings=settings,
+            now=now,
+            tally=None if tallies is None else tallies.get(d.id, Tally()),
+        )
+        for d in session.execute(stmt).scalars()
+    ]
 
 
 def device_detail(session: Session, *, device: str, settings: Settings) -> DeviceDetail | None:
@@ -54,8 +77,22 @@ def device_detail(session: Session, *, device: str, settings: Settings) -> Devic
         return None
     base = row(dev, settings=settings, now=time.time())
     return DeviceDetail(
-        **base.model_dump(), boot=dev.boot, first_seen=dev.first_seen, gateway=dev.gateway
+        **base.model_dump(),
+        boot=dev.boot,
+        first_seen=first_event(session, dev),
+        gateway=dev.gateway,
     )
+
+
+def first_event(session: Session, dev: Device) -> float:
+    """The time of the device's first stored event (its own clock, `t`), each table read
+    by its device index; the first receive time when none is stored. (`first_seen` on the
+    row is a receive time: history sent late would show as seen today.)"""
+    firsts = [
+        session.execute(select(func.min(t.c.t)).where(t.c.device == dev.id)).scalar()
+        for t in map(table_of, (Feedback, Telemetry))
+    ]
+    return min([f for f in firsts if f is not None], default=dev.first_seen)
 
 
 def gaps(session: Session, *, device: str) -> Gaps | None:

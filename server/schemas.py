@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.nps import Tally
+from server.analytics.drivers import Verdict
 from server.models.alerts import AlertPublic, WebhookDelivery
 from server.models.events import FeedbackPublic
 
@@ -123,14 +124,22 @@ class Heatmap(BaseModel):
 
 
 class DriverComparison(BaseModel):
-    """Group `a` against group `b` (the feature's largest): two-sample z-test."""
+    """Group `a` against group `b` (the feature's largest), compared within site
+    (server/analytics/drivers.py, docs/drivers.md)."""
 
     a: str | None
     b: str | None
-    diff: float | None
+    diff: float | None = Field(description="within-site NPS difference a - b, points")
     z: float | None
-    p: float | None
-    significant: bool
+    p: float | None = Field(description="two-sided, before correction")
+    p_adjusted: float | None = Field(
+        default=None, description="Holm-corrected over every comparison of this answer"
+    )
+    n_a: int = Field(default=0, description="a's answers at the sites both groups share")
+    n_b: int = Field(default=0, description="b's answers at the sites both groups share")
+    sites: int = Field(default=0, description="sites where both groups have answers")
+    verdict: Verdict = Verdict.NO_DIFFERENCE
+    significant: bool = Field(description="verdict higher or lower: p_adjusted < 0.05")
 
 
 class Driver(BaseModel):

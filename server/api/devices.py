@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from server.api.deps import Caller, DeviceId, SessionDep, SettingsDep, ViewerDep
-from server.api.scope import check_site, site_for
+from server.api.scope import ScopedFiltersDep, check_site
 from server.db.sql import table_of
 from server.devices import device_detail, gaps, list_devices
 from server.models import Device, Telemetry
@@ -43,9 +43,11 @@ def devices(
     session: SessionDep,
     settings: SettingsDep,
     caller: ViewerDep,
-    site: Annotated[str | None, Query(max_length=64)] = None,
+    f: ScopedFiltersDep,
 ) -> list[DeviceRow]:
-    return list_devices(session, settings=settings, site=site_for(caller, site))
+    """Takes the filters of `GET /api/v1/nps`: the list is every device of `site`, and
+    each row's `nps` and `n` are those of the answers the filters select."""
+    return list_devices(session, settings=settings, site=f.site, window=f)
 
 
 @router.get("/{device}", response_model=DeviceDetail, responses=ERRORS, summary="One device")

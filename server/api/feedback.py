@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections.abc import Iterator
@@ -90,12 +91,25 @@ def _export_rows(engine: Any, f: Filters) -> Iterator[dict[str, Any]]:
             last = (page[-1].t, page[-1].id)
 
 
+def iso_utc(t: float | None) -> str | None:
+    """ISO 8601 in UTC, milliseconds when there are any: `2026-11-18T11:06:40.250Z`."""
+    if t is None:
+        return None
+    d = dt.datetime.fromtimestamp(t, dt.UTC)
+    text = d.isoformat(timespec="milliseconds" if d.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+# CSV opens in spreadsheets: ISO 8601 UTC times first; unix seconds kept in `ts`, `rx_ts`.
+CSV_FIELDS = ["time", "rx_time", *EXPORT_FIELDS]
+
+
 def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=EXPORT_FIELDS)
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
     writer.writeheader()
     for i, row in enumerate(rows, 1):
-        writer.writerow(row)
+        writer.writerow({"time": iso_utc(row["ts"]), "rx_time": iso_utc(row["rx_ts"]), **row})
         if i % 500 == 0:
             yield buf.getvalue()
             buf.seek(0)

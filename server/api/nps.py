@@ -1,4 +1,5 @@
-"""`GET /api/v1/nps` (contract) and the analytics built on it: heat map, drivers, filters."""
+"""`GET /api/v1/nps` (contract) and the analytics built on it: heat map, filters
+(the drivers view is server/api/drivers.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from contract.nps import Tally, compare
+from contract.nps import Tally
 from server.analytics.figures import Filters, GroupBy, figures, sort_groups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.analytics.rollups import DAY
 from server.api.deps import SessionDep, ViewerDep
 from server.api.scope import ScopedFiltersDep
-from server.ingest.health import BATTERY_BANDS, HEALTH_STATES, RSSI_BANDS
 from server.models import Device
 from server.schemas import (
     Cell,
-    Driver,
-    DriverComparison,
-    Drivers,
     Figures,
     FilterValues,
     Group,
@@ -74,45 +71,6 @@ def heatmap(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> Heat
             s = Figures.of(tallies.get((wd, hour), Tally()))
             cells.append(Cell(weekday=wd, hour=hour, n=s.n, nps=s.nps, shown=s.shown))
     return Heatmap(cells=cells)
-
-
-DRIVERS = ("rssi_band", "battery_band", "health", "fw")
-ORDER = {"rssi_band": RSSI_BANDS, "battery_band": BATTERY_BANDS, "health": HEALTH_STATES}
-
-
-@router.get(
-    "/drivers",
-    response_model=Drivers,
-    responses=ERRORS,
-    summary="Does device health explain NPS?",
-)
-def drivers(session: SessionDep, caller: ViewerDep, f: ScopedFiltersDep) -> Drivers:
-    """Per health feature, NPS per group, and each group against the largest group of
-    that feature: two-sample z-test on the NPS difference (docs/server.md)."""
-    features = []
-    for feature in DRIVERS:
-        _, tallies = figures(session, f, feature)
-        order = ORDER.get(feature)
-        keys = [k for k in order if k in tallies] if order else sorted(tallies)
-        groups = [Group(key=k, **Figures.of(tallies[k]).model_dump()) for k in keys]
-        comparisons = []
-        if tallies:
-            base = max(keys, key=lambda k: (tallies[k].n, tallies[k].shown))
-            for k in keys:
-                if k == base:
-                    continue
-                c = compare(tallies[k], tallies[base])
-                comparisons.append(
-                    DriverComparison(
-                        a=k, b=base,
-                        diff=None if c.diff is None else round(c.diff, 2),
-                        z=None if c.z is None else round(c.z, 3),
-                        p=None if c.p is None else round(c.p, 5),
-                        significant=c.significant,
-                    )
-                )  # fmt: skip
-        features.append(Driver(feature=feature, groups=groups, comparisons=comparisons))
-    return Drivers(features=features)
 
 
 @router.get(

@@ -4,6 +4,7 @@ from server.models.alerts import Alert, AlertComment, WebhookDelivery
 from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
+from server.models.markers import Marker
 from server.models.registry import RegisteredDevice
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Feedback",
     "LoginFailure",
     "LoginSession",
+    "Marker",
     "Presence",
     "RegisteredDevice",
     "Telemetry",

@@ -80,6 +80,10 @@ def test_export_streams_every_matching_row_with_health(api: Api) -> None:
     rows = list(csv.DictReader(io.StringIO(r.text)))
     assert [row["id"] for row in rows] == [f"nps-aaa111:{i}" for i in range(1, 6)]
     assert rows[0]["health"] == "healthy" and rows[0]["errors_24h"] == "0"
+    # ISO 8601 UTC first (T0 + 1 is 2026-11-18T11:06:41Z), unix seconds kept beside.
+    assert list(rows[0])[:2] == ["time", "rx_time"]
+    assert (rows[0]["time"], float(rows[0]["ts"])) == ("2026-11-18T11:06:41Z", T0 + 1)
+    assert rows[0]["rx_time"] == "2026-11-18T11:06:42Z"
     r = api.client.get(
         "/api/v1/export",
         params={"format": "json"},

@@ -45,7 +45,9 @@ def test_device_rows_carry_contract_fields(api: Api) -> None:
     assert (b["rssi"], b["battery_mv"]) == (-70, 3600)
     assert rows["nps-aaa111"]["fw"] == "2.0.0"
     detail = api.get("/api/v1/devices/nps-bbb222")
-    assert detail["gateway"] == "gw-1" and detail["boot"] == 1 and detail["first_seen"] == T0 + 1
+    assert (
+        detail["gateway"] == "gw-1" and detail["boot"] == 1 and detail["first_seen"] == T0
+    )  # first event's time, not its receipt
     points = api.get("/api/v1/devices/nps-bbb222/telemetry")["points"]
     assert [p["rssi"] for p in points] == [-70]
 
@@ -72,3 +74,18 @@ def test_presence_sets_online_state(api: Api) -> None:
     )  # fmt: skip
     assert r.json() == {"accepted": 2, "ignored": []}
     assert api.get("/api/v1/devices")[0]["online"] is False
+
+
+def test_the_device_list_follows_the_filters_of_nps(api: Api) -> None:
+    """NPS and n per device are those of the window asked for, as `GET /api/v1/nps` has
+    them; a device without answers there is still listed, with n 0."""
+    api.ingest([feedback(seq=i, score=10, ts=T0 - 10 * 86400 + i) for i in range(1, 5)])
+    api.ingest([feedback(seq=i, score=0, ts=T0 + i) for i in range(5, 7)])
+    api.ingest([feedback("nps-bbb222", 1, 9, ts=T0 - 10 * 86400)])
+    rows = {r["device"]: r for r in api.get("/api/v1/devices", **{"from": str(T0 - 3600)})}
+    assert (rows["nps-aaa111"]["n"], rows["nps-aaa111"]["nps"]) == (2, -100.0)
+    assert (rows["nps-bbb222"]["n"], rows["nps-bbb222"]["nps"]) == (0, None)
+    window = api.get("/api/v1/nps", device="nps-aaa111", **{"from": str(T0 - 3600)})
+    assert window["n"] == 2 and window["nps"] == -100.0
+    everything = {r["device"]: r["n"] for r in api.get("/api/v1/devices")}
+    assert everything == {"nps-aaa111": 6, "nps-bbb222": 1}

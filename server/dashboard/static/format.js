@@ -100,3 +100,12 @@ export function humanize(key) {
   if (key === null || key === undefined || key === "") return "(none)";
   return String(key).replace(/_/g, " ");
 }
+
+/** The headline figure's label says what it covers: "Fleet NPS", or "NPS · site store-3". */
+export function scopeLabel(filters = {}) {
+  const parts = [];
+  if (filters.site) parts.push(`site ${filters.site}`);
+  if (filters.fw) parts.push(`firmware ${filters.fw}`);
+  if (filters.trigger) parts.push(`trigger ${humanize(filters.trigger)}`);
+  return parts.length ? `NPS · ${parts.join(" · ")}` : "Fleet NPS";
+}

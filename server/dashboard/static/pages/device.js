@@ -1,7 +1,8 @@
 // One device: its facts, NPS history, telemetry charts, delivery gaps and recent answers.
 
 import { api } from "../api.js";
-import { canvasIn, seriesChart, trendChart } from "../charts.js";
+import { canvasIn, seriesChart, setMarkers, trendChart } from "../charts.js";
+import { loadMarkers, withMarkers } from "../markers.js";
 import * as filters from "../filters.js";
 import { ago, count, html, interval, nps, time } from "../format.js";
 import { panel, setTitle } from "../ui.js";
@@ -13,30 +14,29 @@ export const usesFilters = true;
 
 let onLive = null;
 
-function facts(body, [d, bands]) {
+function facts(body, [d, bands], range) {
   body.innerHTML = html`<dl class="facts">
     <div><dt>Status</dt><dd>${statusCell(d.online)}</dd></div>
     <div><dt>Site</dt><dd>${d.site}</dd></div>
     <div><dt>Firmware</dt><dd>${d.fw ?? "—"}</dd></div>
     <div><dt>Last seen</dt><dd title="${time(d.last_seen)}">${ago(d.last_seen)}</dd></div>
-    <div><dt>First seen</dt><dd>${time(d.first_seen)}</dd></div>
+    <div><dt>First event</dt><dd data-testid="first-seen">${time(d.first_seen)}</dd></div>
     <div><dt>Boot count</dt><dd>${d.boot ?? "—"}</dd></div>
     <div><dt>Gateway</dt><dd>${d.gateway ?? "—"}</dd></div>
     <div><dt>Battery</dt><dd>${batteryCell(d.battery_mv, bands)}</dd></div>
     <div><dt>RSSI</dt><dd>${rssiCell(d.rssi, bands)}</dd></div>
-    <div><dt>NPS (all time)</dt><dd>${nps(d.nps)} <span class="muted">n = ${count(d.n)}</span></dd></div>
-    <div><dt>Missing seqs</dt><dd class="${d.missing ? "warn" : ""}">${count(d.missing)}</dd></div>
+    <div><dt>NPS (${range})</dt><dd data-testid="device-nps">${nps(d.nps)} <span class="muted">n = ${count(d.n)}</span></dd></div>
+    <div><dt>Missing seqs</dt><dd class="${d.missing ? "warn" : ""}" data-testid="missing">${d.missing ? `${count(d.missing)} never arrived` : "none missing"}</dd></div>
   </dl>`.text;
 }
 
-function history(body, data) {
+function history(body, data, query) {
   if (!data.groups.some((g) => g.n > 0)) {
     body.innerHTML = `<p class="muted">No answers in this range.</p>`;
     return;
   }
-  trendChart(canvasIn(body, "This device's NPS by day with its 95% interval", 200), data.groups, {
-    labels: data.groups.map((g) => String(g.key).slice(5)),
-  });
+  const chart = trendChart(canvasIn(body, "This device's NPS by day with its 95% interval", 200), data.groups, { step: 86400 });
+  withMarkers(body, chart, query);
   body.insertAdjacentHTML(
     "beforeend",
     html`<p class="muted">In this range: NPS ${nps(data.nps)} (${interval(data.ci95)}), n = ${count(data.n)},
@@ -44,7 +44,7 @@ function history(body, data) {
   );
 }
 
-function telemetry(body, data) {
+function telemetry(body, data, markers) {
   const points = data.points || [];
   if (!points.length) {
     body.innerHTML = `<p class="muted">No telemetry received.</p>`;
@@ -54,7 +54,7 @@ function telemetry(body, data) {
     ["rssi", "RSSI", "dBm", "#0b5cad", true],
     ["battery_mv", "Battery", "mV", "#1a7f37", true],
     ["heap_free", "Free heap", "bytes", "#8250df", false],
-    ["outbox_depth", "Outbox depth (events not yet sent)", "events", "#9a6700", true],
+    ["outbox_depth", "Outbox depth (events queued on the device at each reading)", "events", "#9a6700", true],
   ];
   const wrap = document.createElement("div");
   wrap.className = "grid two";
@@ -62,13 +62,17 @@ function telemetry(body, data) {
   for (const [field, label, unit, color, step] of charts) {
     const cell = document.createElement("div");
     const last = points.filter((p) => p[field] !== null && p[field] !== undefined).at(-1);
-    cell.innerHTML = html`<h3>${label}</h3><p class="muted">latest ${last ? `${last[field]} ${unit}` : "—"}</p>`.text;
+    // A reading is a past moment: say when, so "712 queued" is not read as "712 lost now".
+    cell.innerHTML = html`<h3>${label}</h3><p class="muted">latest reading ${last ? `${last[field]} ${unit}, ${time(last.ts)}` : "—"}</p>`.text;
     wrap.append(cell);
-    seriesChart(canvasIn(cell, `${label} over time (${unit})`, 160), points, field, { label, unit, color, step });
+    const chart = seriesChart(canvasIn(cell, `${label} over time (${unit})`, 160), points, field, { label, unit, color, step });
+    setMarkers(chart, markers);
   }
   body.insertAdjacentHTML(
     "beforeend",
-    html`<p class="muted">${count(points.length)} readings from ${time(points[0].ts)} to ${time(points.at(-1).ts)}.</p>`.text,
+    html`<p class="muted">${count(points.length)} readings from ${time(points[0].ts)} to ${time(points.at(-1).ts)}.
+      Outbox depth is what the device still held when it took a reading; those events count as missing
+      only if they never arrive (Delivery completeness).</p>`.text,
   );
 }
 
@@ -76,7 +80,8 @@ function gaps(body, data) {
   const missing = data.missing || [];
   const lost = missing.reduce((acc, [a, b]) => acc + (b - a + 1), 0);
   body.innerHTML = html`<p>Received <strong>${count(data.received)}</strong> of <strong>${count(data.max_seq)}</strong> events
-    (${lost ? html`<span class="warn">${count(lost)} missing</span>` : "none missing"}).</p>
+    numbered so far (<span data-testid="gaps-missing">${lost ? html`<span class="warn">${count(lost)} missing</span>` : "none missing"}</span>).
+    Events still queued on the device have no number here yet.</p>
     ${missing.length ? html`<ul>${missing.slice(0, 20).map(([a, b]) => html`<li>seq ${a === b ? a : `${a}–${b}`}</li>`)}</ul>` : ""}
     ${missing.length > 20 ? html`<p class="muted">and ${missing.length - 20} more ranges</p>` : ""}`.text;
 }
@@ -101,11 +106,23 @@ export async function render(main, { params, filters: current }) {
       <section id="recent"></section>
     </div>`.text;
   const $ = (sel) => main.querySelector(sel);
+  const detail = api(`/devices/${enc}`); // shared: its site picks the markers (the site's releases)
   await Promise.all([
-    panel($("#facts"), "Now", () => Promise.all([api(`/devices/${enc}`), loadBands()]), facts),
-    panel($("#history"), "NPS history", () => api("/nps", { query: { ...query, group_by: "day" } }), history),
+    panel($("#facts"), "Now", () => Promise.all([detail, loadBands(), api("/devices", { query }), api(`/devices/${enc}/gaps`)]), (b, [d, bands, rows, g]) => {
+      // NPS and n for the filter bar's range, as the fleet table shows them; missing
+      // from the same seq ranges as Delivery completeness, so the two always agree.
+      const inRange = rows.find((r) => r.device === id);
+      const missing = (g.missing || []).reduce((acc, [a, z]) => acc + (z - a + 1), 0);
+      facts(b, [{ ...d, nps: inRange?.nps ?? null, n: inRange?.n ?? 0, missing }, bands], filters.rangeLabel(current.range).toLowerCase());
+    }),
+    panel($("#history"), "NPS history", () => Promise.all([api("/nps", { query: { ...query, group_by: "day" } }), detail]), (b, [d, dev]) =>
+      history(b, d, { ...query, site: dev.site }),
+    ),
     panel($("#gaps"), "Delivery completeness", () => api(`/devices/${enc}/gaps`), gaps),
-    panel($("#telemetry"), "Telemetry (last 500 readings)", () => api(`/devices/${enc}/telemetry`, { query: { limit: 500 } }), telemetry),
+    panel($("#telemetry"), "Telemetry (last 500 readings)", () =>
+      Promise.all([api(`/devices/${enc}/telemetry`, { query: { limit: 500 } }), detail.then((dev) => loadMarkers({ ...query, site: dev.site })).catch(() => [])]),
+      (b, [data, markers]) => telemetry(b, data, markers),
+    ),
     panel($("#recent"), "Recent feedback", () => api("/feedback", { query: { device: id, limit: 15 } }), recent),
   ]);
   onLive = (item) => {

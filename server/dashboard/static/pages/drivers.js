@@ -1,5 +1,6 @@
 // Health drivers: NPS by firmware, Wi-Fi band, battery band and health state, each
-// group against the feature's largest group, significant differences marked in words.
+// group against the feature's largest group compared within site (docs/drivers.md),
+// tested only with 30 answers a side, Holm-corrected; verdicts in words.
 
 import { api } from "../api.js";
 import { canvasIn, forestChart } from "../charts.js";
@@ -48,10 +49,16 @@ function p(value) {
 
 function verdict(cmp) {
   if (!cmp) return html`<span class="ref">reference (largest group)</span>`;
-  if (!cmp.significant) return html`<span>not significant (${p(cmp.p)})</span>`;
+  const within = cmp.sites === 1 ? "within 1 site" : `within ${cmp.sites} sites`;
+  if (cmp.verdict === "too_few")
+    return html`<span class="muted" data-verdict="too_few">too few answers to test (n = ${count(cmp.n_a)} against ${count(cmp.n_b)} at shared sites; 30 needed)</span>`;
+  if (cmp.verdict === "no_common_site")
+    return html`<span class="muted" data-verdict="no_common_site">not comparable: never at the same site as the reference</span>`;
+  if (!cmp.significant)
+    return html`<span data-verdict="no_difference">no significant difference ${within} (${nps(cmp.diff)} points, ${p(cmp.p_adjusted)} after correction)</span>`;
   const lower = cmp.diff < 0;
-  return html`<span class="sig ${lower ? "" : "better"}" data-testid="significant">${lower ? "▼ significantly lower" : "▲ significantly higher"}</span>
-    <span class="nowrap">${nps(cmp.diff)} points, ${p(cmp.p)}</span>`;
+  return html`<span class="sig ${lower ? "" : "better"}" data-testid="significant" data-verdict="${cmp.verdict}">${lower ? "▼ significantly lower" : "▲ significantly higher"}</span>
+    <span>${nps(cmp.diff)} points ${within}, ${p(cmp.p_adjusted)} after correction</span>`;
 }
 
 function featurePanel(el, feature, bands) {
@@ -81,7 +88,7 @@ function featurePanel(el, feature, bands) {
       <td class="bar">${npsBar(g)}</td>
       <td class="num nowrap">${interval(g.ci95)}</td>
       <td class="num">${count(g.n)}</td>
-      <td>${verdict(g.cmp)}</td>
+      <td class="verdict">${verdict(g.cmp)}</td>
     </tr>`,
   );
   el.insertAdjacentHTML(
@@ -89,7 +96,7 @@ function featurePanel(el, feature, bands) {
     html`<div class="table-wrap"><table>
       <caption class="sr-only">${meta.title}: NPS per group and its difference from the largest group</caption>
       <thead><tr><th scope="col">Group</th><th scope="col" class="num">NPS</th><th scope="col"><span class="sr-only">NPS bar</span>−100 · 0 · +100</th>
-      <th scope="col" class="num">95% interval</th><th scope="col" class="num">n</th><th scope="col">Against the largest group</th></tr></thead>
+      <th scope="col" class="num">95% interval</th><th scope="col" class="num">n</th><th scope="col" class="verdict">Against the largest group, within site</th></tr></thead>
       <tbody>${rows}</tbody></table></div>`.text,
   );
 }
@@ -100,7 +107,11 @@ export async function render(main, { filters: current }) {
   main.dataset.query = new URLSearchParams(query).toString();
   main.innerHTML = html`<div class="page-head"><h1>Health drivers</h1></div>
     <p class="muted">What in the device hurts loyalty: each group is compared with its feature's largest group
-      (two-proportion test on NPS, 5% level). ▼ marks a group significantly below it.</p>
+      <strong>within each site</strong>, so a site's own mood does not pass for a device effect; the site differences are
+      pooled with inverse-variance weights. A group needs 30 answers a side to be tested, and the p-values are
+      Holm-corrected over every comparison on the page (5% family-wise level). ▼ marks a group significantly below
+      the reference. Drivers that move together (a firmware that weakens Wi-Fi) are not separated from each other.
+      The NPS and interval columns are all sites together.</p>
     <div class="grid features" id="features"><section id="drivers-load" class="span-3"></section></div>`.text;
   const grid = main.querySelector("#features");
   const load = () => Promise.all([api("/drivers", { query }), loadBands()]);

@@ -1,5 +1,6 @@
 // Fleet: every device with presence, health, NPS and delivery completeness;
-// text filter, status filter and sorting, all kept in the URL.
+// text filter, status filter and sorting, all kept in the URL. NPS and n follow the
+// filter bar (GET /api/v1/devices takes the filters of GET /api/v1/nps).
 
 import { api } from "../api.js";
 import * as filters from "../filters.js";
@@ -101,8 +102,18 @@ function drawRejections(body, data) {
   }</p>${items.length ? html`<ul class="rejections">${items}</ul>` : ""}`.text;
 }
 
+/** When the table is wider than its box (a tablet), say so and shade the scrolling edge. */
+function cueColumns(body) {
+  const wrap = body.querySelector(".table-wrap");
+  const more = wrap.scrollWidth > wrap.clientWidth + 1;
+  wrap.classList.toggle("scrolls", more);
+  if (more) wrap.tabIndex = 0; // keyboard users can scroll it too
+  body.querySelector("[data-testid=more-columns]").hidden = !more;
+}
+
 export async function render(main, { filters: current }) {
   setTitle("Fleet");
+  const range = filters.rangeLabel(current.range).toLowerCase();
   const query = filters.apiQuery(current);
   main.dataset.query = new URLSearchParams(query).toString();
   const state = readState();
@@ -133,10 +144,15 @@ export async function render(main, { filters: current }) {
         return html`<th scope="col" class="${kind === "num" ? "num" : ""}" aria-sort="${sorted}">
           <button type="button" class="sort" data-col="${col}">${label}<span class="arrow" aria-hidden="true"></span></button></th>`;
       });
-      body.innerHTML = html`<div class="table-wrap"><table id="device-table">
+      body.innerHTML = html`<p class="muted" data-testid="fleet-window">NPS and n: answers in ${range}${
+        current.trigger ? `, trigger ${current.trigger}` : ""
+      }. Status: the device's own last presence report (it says offline when it stops), else heard from in the last 15 min.</p>
+        <p class="more-columns" data-testid="more-columns" hidden>More columns to the right: scroll the table sideways →</p>
+        <div class="table-wrap"><table id="device-table">
         <caption class="sr-only">Devices; column headers sort the table</caption>
         <thead><tr>${head}</tr></thead><tbody>${shown.map((r) => row(r, bands))}</tbody></table></div>
         ${shown.length ? "" : html`<p class="muted">No device matches.</p>`}`.text;
+      cueColumns(body);
       const online = rows.filter((r) => r.online).length;
       main.querySelector("#fleet-count").textContent =
         `${shown.length} of ${rows.length} devices shown · ${online} online, ${rows.length - online} offline`;

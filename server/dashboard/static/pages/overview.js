@@ -4,8 +4,10 @@
 
 import { api } from "../api.js";
 import { canvasIn, trendChart } from "../charts.js";
+import { withMarkers } from "../markers.js";
+import { trendLine } from "../trend.js";
 import * as filters from "../filters.js";
-import { count, html, humanize, interval, nps, percent } from "../format.js";
+import { count, html, humanize, interval, nps, percent, scopeLabel } from "../format.js";
 import { npsBar, npsFigure, panel, setTitle, splitBar } from "../ui.js";
 import { feedList, prependLive } from "./feedback.js";
 
@@ -23,24 +25,11 @@ function sum(blocks) {
   return out;
 }
 
-/** The trend in words: NPS of the later half of the periods against the earlier half. */
-function trendText(groups) {
-  const withAnswers = groups.filter((g) => g.n > 0);
-  if (withAnswers.length < 4) return "Trend: not enough periods yet";
-  const half = Math.floor(withAnswers.length / 2);
-  const before = sum(withAnswers.slice(0, half));
-  const after = sum(withAnswers.slice(half));
-  const delta = after.nps - before.nps;
-  const word = Math.abs(delta) < 3 ? "steady" : delta > 0 ? "rising" : "falling";
-  const arrow = { steady: "→", rising: "↑", falling: "↓" }[word];
-  return `Trend: ${arrow} ${word}, ${nps(delta)} points (second half of the range against the first)`;
-}
-
-function headline(body, totals) {
+function headline(body, totals, current, query, step) {
   const today = new Date().toISOString().slice(0, 10);
   const answeredToday = sum(totals.groups.filter((g) => String(g.key).startsWith(today))).n;
   body.innerHTML = html`<div class="figures">
-    ${npsFigure(totals, { label: "Fleet NPS" })}
+    ${npsFigure(totals, { label: scopeLabel(current) })}
     <div class="figure">
       <div class="figure-label">Response rate</div>
       <div class="figure-value" data-testid="response-rate">${percent(totals.response_rate)}</div>
@@ -52,17 +41,19 @@ function headline(body, totals) {
       <div class="figure-sub" id="live-count">live: 0 new since this page opened</div>
     </div>
   </div>
-  <p class="trend" data-testid="trend">${trendText(totals.groups)}</p>
+  <p class="trend" data-testid="trend">Trend: testing…</p>
   ${splitBar(totals)}`.text;
+  trendLine(body.querySelector("[data-testid=trend]"), query, totals.groups, step);
 }
 
-function trend(body, totals, period) {
+function trend(body, totals, period, query) {
   if (!totals.groups.some((g) => g.n > 0)) {
     body.innerHTML = `<p class="muted">No answers in this range.</p>`;
     return;
   }
-  const labels = totals.groups.map((g) => (period === "hour" ? String(g.key).slice(11, 16) || g.key : String(g.key).slice(5)));
-  trendChart(canvasIn(body, `NPS by ${period} with its 95% interval`), totals.groups, { labels });
+  const step = period === "hour" ? 3600 : 86400;
+  const chart = trendChart(canvasIn(body, `NPS by ${period} with its 95% interval`), totals.groups, { step });
+  withMarkers(body, chart, query, { windowS: period === "hour" ? 6 * 3600 : 7 * 86400 });
   const last = totals.groups.filter((g) => g.n > 0).at(-1);
   body.insertAdjacentHTML(
     "beforeend",
@@ -126,6 +117,12 @@ function heatmap(body, data) {
     <p class="muted">Cells show NPS (UTC hours). Red is below zero, green above; grey italic cells have fewer than 5 answers, · none.</p>`.text;
 }
 
+/** A weekday-by-hour map of one day is 24 cells of 168: say so, and where the hours are. */
+function shortRangeNote(body) {
+  body.innerHTML = `<p class="muted" data-testid="heat-note">The weekday-by-hour map needs a week or more of answers:
+    pick "Last 7 days" or longer. For the last 24 hours, NPS hour by hour is in the chart above.</p>`;
+}
+
 function latest(body, data) {
   feedList(body, data.items, { id: "live-feed", label: "Latest feedback, newest first" });
 }
@@ -142,6 +139,7 @@ export async function render(main, { filters: current }) {
   setTitle("Overview");
   const query = filters.apiQuery(current);
   const period = current.range === "24h" ? "hour" : "day";
+  const step = period === "hour" ? 3600 : 86400;
   main.dataset.query = new URLSearchParams(query).toString();
   const link = (key) => filters.search({ ...current, site: key });
   const triggerLink = (key) => filters.search({ ...current, trigger: key });
@@ -161,8 +159,8 @@ export async function render(main, { filters: current }) {
   const loadTotals = () => api("/nps", { query: { ...query, group_by: period } });
   const totalsOnce = loadTotals().then((t) => (totals = t));
   const jobs = [
-    panel($("headline"), "At a glance", () => totalsOnce, headline),
-    panel($("trend"), `NPS by ${period}`, () => totalsOnce, (b, t) => trend(b, t, period)),
+    panel($("headline"), "At a glance", () => totalsOnce, (b, t) => headline(b, t, current, query, step)),
+    panel($("trend"), `NPS by ${period}`, () => totalsOnce, (b, t) => trend(b, t, period, query)),
     panel($("triggers"), "NPS by trigger kind", () => api("/nps", { query: { ...query, group_by: "trigger" } }), (b, d) =>
       groupTable(b, [...d.groups].sort((a, b2) => b2.n - a.n), {
         caption: "NPS by trigger kind",
@@ -179,7 +177,9 @@ export async function render(main, { filters: current }) {
         ranked: true,
       }),
     ),
-    panel($("heat"), "NPS by hour and weekday (UTC)", () => api("/heatmap", { query }), heatmap),
+    panel($("heat"), "NPS by hour and weekday (UTC)", () => api("/heatmap", { query }), (b, d) =>
+      current.range === "24h" ? shortRangeNote(b) : heatmap(b, d),
+    ),
     panel($("latest"), "Latest feedback", () => api("/feedback", { query: { ...query, limit: 12 } }), latest),
   ];
   await Promise.all(jobs);
@@ -189,7 +189,7 @@ export async function render(main, { filters: current }) {
   const refresh = async () => {
     try {
       totals = await loadTotals();
-      headline($("headline").querySelector(".body"), totals);
+      headline($("headline").querySelector(".body"), totals, current, query, step);
       const liveCount = $("live-count");
       if (liveCount) liveCount.textContent = `live: ${fresh} new since this page opened`;
     } catch {

@@ -1,0 +1,91 @@
+"""Markers for the time charts and the before/after comparison one click away.
+
+Release markers are derived, not recorded: a firmware version's first hour in the
+rollups (`rollup_slice_hour`: site and fw, hour grain) at a site, or across the
+fleet; a version there from the site's (fleet's) first hour is no release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from contract.nps import Tally, compare
+from server.analytics.figures import Filters, figures
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.analytics.rollups import HOUR
+from server.db.sql import table_of
+from server.models.markers import Marker, MarkerKind, MarkerPublic
+
+
+def first_seen(pairs: Iterable[tuple[str, str, float]]) -> dict[str, float]:
+    """Each fw's first hour, from (site, fw, first hour) rows; versions present from the
+    very first hour are left out (they were installed before the data began)."""
+    rows = list(pairs)
+    if not rows:
+        return {}
+    start = min(t for _, _, t in rows)
+    out: dict[str, float] = {}
+    for _, fw, t in rows:
+        out[fw] = min(out.get(fw, t), t)
+    return {fw: t for fw, t in out.items() if t > start}
+
+
+def releases(session: Session, *, site: str | None) -> list[MarkerPublic]:
+    """Release markers of one site (or of the fleet, `site` None), oldest first."""
+    table = ROLLUP_TABLES[("slice", HOUR)].c
+    stmt = select(table.site, table.fw, func.min(table.bucket)).group_by(table.site, table.fw)
+    if site is not None:
+        stmt = stmt.where(table.site == site)
+    rows = [(s, fw, float(t)) for s, fw, t in session.execute(stmt) if fw]
+    return [
+        MarkerPublic(
+            id=None,
+            kind=MarkerKind.RELEASE,
+            at=t,
+            site=site,
+            fw=fw,
+            title=f"firmware {fw} first seen" + (f" at {site}" if site else ""),
+        )  # fmt: skip
+        for fw, t in sorted(first_seen(rows).items(), key=lambda kv: kv[1])
+    ]
+
+
+def events(session: Session, *, site: str | None) -> list[MarkerPublic]:
+    """Recorded markers: the site's and the fleet-wide ones (all of them with no site)."""
+    M = table_of(Marker).c
+    stmt = select(Marker).order_by(M.at, M.id)
+    if site is not None:
+        stmt = stmt.where((M.site == site) | M.site.is_(None))
+    return [
+        MarkerPublic(kind=MarkerKind.EVENT, **m.model_dump(exclude={"created_at"}))
+        for m in session.execute(stmt).scalars()
+    ]
+
+
+def markers(session: Session, f: Filters) -> list[MarkerPublic]:
+    """Releases and recorded events in [f.lo, f.hi), oldest first."""
+    out = releases(session, site=f.site) + events(session, site=f.site)
+    out = [m for m in out if (f.lo is None or m.at >= f.lo) and (f.hi is None or m.at < f.hi)]
+    return sorted(out, key=lambda m: (m.at, m.kind, m.id or 0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """NPS in the window before `at` against the window after (each `window_s` long)."""
+
+    before: Tally
+    after: Tally
+    diff: float | None
+    p: float | None
+    significant: bool
+
+
+def before_after(session: Session, f: Filters, *, at: float, window_s: float) -> Change:
+    before, _ = figures(session, dataclasses.replace(f, lo=at - window_s, hi=at))
+    after, _ = figures(session, dataclasses.replace(f, lo=at, hi=at + window_s))
+    c = compare(after, before)
+    return Change(before, after, c.diff, c.p, c.significant)
