@@ -4,6 +4,16 @@ from server.models.alerts import Alert, AlertComment, WebhookDelivery
 from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
+from server.models.fleet import (
+    FleetCommand,
+    FleetDevice,
+    GatewaySite,
+    Release,
+    ReleaseFile,
+    Rollout,
+    RolloutDevice,
+    SiteConfig,
+)
 from server.models.registry import RegisteredDevice
 
 __all__ = [
@@ -13,10 +23,18 @@ __all__ = [
     "DeadLetter",
     "Device",
     "Feedback",
+    "FleetCommand",
+    "FleetDevice",
+    "GatewaySite",
     "LoginFailure",
     "LoginSession",
     "Presence",
     "RegisteredDevice",
+    "Release",
+    "ReleaseFile",
+    "Rollout",
+    "RolloutDevice",
+    "SiteConfig",
     "Telemetry",
     "Token",
     "WebhookDelivery",
