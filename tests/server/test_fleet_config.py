@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from server.fleet import keys
@@ -29,8 +30,8 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _token(api: Api, engine: object, role: str, name: str, site: str | None = None) -> str:
-    with Session(engine) as session:  # type: ignore[call-overload]
+def _token(api: Api, engine: Engine, role: str, name: str, site: str | None = None) -> str:
+    with Session(engine) as session:
         return create_token(session, name=name, role=role, site=site)
 
 
@@ -132,7 +133,7 @@ def test_a_bad_setting_is_refused_and_queues_nothing(api: Api, change: dict[str,
     assert view["desired"]["cfg"] == 0 and view["pending"] == 0
 
 
-def test_roles_and_sites(api: Api, engine: object) -> None:
+def test_roles_and_sites(api: Api, engine: Engine) -> None:
     api.ingest([feedback("nps-aaa111", 1)])
     api.ingest([feedback("nps-bbb222", 1, site="store-2")], gateway="gw-2", site="store-2")
     viewer = _token(api, engine, "viewer", "vic")

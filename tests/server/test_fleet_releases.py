@@ -42,8 +42,11 @@ def _command_key(settings: Settings) -> Ed25519PrivateKey:
 
 def _fleet(api: Api, n: int = 20, site: str = "store-1") -> list[str]:
     devices = [f"nps-{site[-1]}{i:05d}" for i in range(n)]
-    api.ingest([feedback(d, 1, ts=T0 - 7200, site=site) for d in devices], site=site,
-               gateway=f"gw-{site[-1]}")  # fmt: skip
+    api.ingest(
+        [feedback(d, 1, ts=T0 - 7200, site=site) for d in devices],
+        site=site,
+        gateway=f"gw-{site[-1]}",
+    )
     return devices
 
 
@@ -60,8 +63,9 @@ def test_release_create_checks_signature_and_every_file(engine: Engine, tmp_path
         (forged / "manifest.json").write_bytes((forged / "manifest.json").read_bytes() + b" ")
         with pytest.raises(ReleaseError, match="signature"):
             create(session, bundle=forged, release_pub=RELEASE_PUB)
-        hostile = bundle(tmp_path / "hostile", RELEASE_KEY, version="1.5.3",
-                         files={"../escape.py": b"x"})  # fmt: skip
+        hostile = bundle(
+            tmp_path / "hostile", RELEASE_KEY, version="1.5.3", files={"../escape.py": b"x"}
+        )
         with pytest.raises(ReleaseError, match="not allowed"):
             create(session, bundle=hostile, release_pub=RELEASE_PUB)
         release = create(session, bundle=good, release_pub=RELEASE_PUB)
@@ -80,18 +84,49 @@ def test_cli_key_create_and_rollout(
     pub = runner.invoke(cli, ["fleet", "key", *key_args])
     assert pub.exit_code == 0, pub.output
     assert pub.stdout.strip() == keys.public_b64(_command_key(settings))
-    bad = runner.invoke(cli, ["release", "create", "--db", db_url, "--bundle",
-                              str(bundle(tmp_path / "b", RELEASE_KEY)),
-                              "--release-pub", keys.public_b64(Ed25519PrivateKey.generate())])  # fmt: skip
+    bad = runner.invoke(
+        cli,
+        [
+            "release",
+            "create",
+            "--db",
+            db_url,
+            "--bundle",
+            str(bundle(tmp_path / "b", RELEASE_KEY)),
+            "--release-pub",
+            keys.public_b64(Ed25519PrivateKey.generate()),
+        ],
+    )
     assert bad.exit_code == 2 and "signature" in bad.stderr
-    made = runner.invoke(cli, ["release", "create", "--db", db_url, "--bundle",
-                               str(tmp_path / "b"), "--release-pub", RELEASE_PUB])  # fmt: skip
+    made = runner.invoke(
+        cli,
+        [
+            "release",
+            "create",
+            "--db",
+            db_url,
+            "--bundle",
+            str(tmp_path / "b"),
+            "--release-pub",
+            RELEASE_PUB,
+        ],
+    )
     assert made.exit_code == 0, made.stderr
     assert json.loads(made.stdout)["version"] == "1.5.0"
     out = runner.invoke(
-        cli, ["release", "rollout", "--version", "1.5.0", "--devices", ",".join(devices[:2]),
-              "--step-answers", "5", *key_args],
-    )  # fmt: skip
+        cli,
+        [
+            "release",
+            "rollout",
+            "--version",
+            "1.5.0",
+            "--devices",
+            ",".join(devices[:2]),
+            "--step-answers",
+            "5",
+            *key_args,
+        ],
+    )
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout)["steps"] == [1, 2]
     again = runner.invoke(cli, ["release", "rollout", "--version", "1.5.0", *key_args])
@@ -112,8 +147,14 @@ def test_gateway_fetches_files_of_its_sites_release_only(
     url = "/api/v1/gateway/releases/1.5.0/main.py"
     assert api.client.get(url, headers=gw1).status_code == 404  # no device told to install it
     with Session(engine) as session:
-        rollout.start(session, key=_command_key(settings), version="1.5.0",
-                      target=rollout.Target(devices=(devices[0],)), step_answers=5, by="t")  # fmt: skip
+        rollout.start(
+            session,
+            key=_command_key(settings),
+            version="1.5.0",
+            target=rollout.Target(devices=(devices[0],)),
+            step_answers=5,
+            by="t",
+        )
         session.commit()
     got = api.client.get(url, headers=gw1)
     assert got.status_code == 200 and got.content == b"print('hi')\n"
@@ -125,8 +166,16 @@ def test_gateway_fetches_files_of_its_sites_release_only(
     assert other and api.client.get(url, headers=gw2).status_code == 404
     assert api.client.get(url, headers=_auth(api.tokens["operator"])).status_code == 401
     assert api.client.get(url).status_code == 401
-    for path in ("../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "lib%2F..%2Fmain.py", ".hidden",
-                 "lib/", "nothere.py", "%00", "a" * 300):  # fmt: skip
+    for path in (
+        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "lib%2F..%2Fmain.py",
+        ".hidden",
+        "lib/",
+        "nothere.py",
+        "%00",
+        "a" * 300,
+    ):
         r = api.client.get(f"/api/v1/gateway/releases/1.5.0/{path}", headers=gw1)
         assert r.status_code in (400, 404, 422), (path, r.status_code)
     for version in ("..", "1.5.0%2F..", "x" * 40):
@@ -152,16 +201,23 @@ def test_update_waits_for_the_gateways_address(
     api.client.post(f"/api/v1/devices/{devices[0]}/reboot", headers=_auth(api.tokens["operator"]))
     with Session(engine) as session:
         create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
-        rollout.start(session, key=_command_key(settings), version="1.5.0",
-                      target=rollout.Target(), step_answers=5, by="t")  # fmt: skip
+        rollout.start(
+            session,
+            key=_command_key(settings),
+            version="1.5.0",
+            target=rollout.Target(),
+            step_answers=5,
+            by="t",
+        )
         session.commit()
     gw = _auth(api.tokens["gateway"])
     first = api.client.get("/api/v1/gateway/commands", headers=gw).json()["commands"]
     assert [c["n"] for c in first] == [1]  # the reboot; the update needs fw_url
     later = api.client.get(
-        "/api/v1/gateway/commands", params={"after": first[0]["id"], "fw_url": "http://gw:8070"},
+        "/api/v1/gateway/commands",
+        params={"after": first[0]["id"], "fw_url": "http://gw:8070"},
         headers=gw,
-    ).json()["commands"]  # fmt: skip
+    ).json()["commands"]
     assert [c["n"] for c in later] == [2]
 
 
@@ -184,8 +240,15 @@ def test_canary_halts_a_cohort_whose_scores_drop_and_lets_another_widen(
     key = _command_key(settings)
     with Session(engine) as session:
         create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
-        r = rollout.start(session, key=key, version="1.5.0", target=rollout.Target(percent=50),
-                          step_answers=30, by="t", now=T0)  # fmt: skip
+        r = rollout.start(
+            session,
+            key=key,
+            version="1.5.0",
+            target=rollout.Target(percent=50),
+            step_answers=30,
+            by="t",
+            now=T0,
+        )
         session.commit()
         assert r.steps == [1, 5, 10]
         cohort = r.target["order"][:1]
@@ -194,8 +257,9 @@ def test_canary_halts_a_cohort_whose_scores_drop_and_lets_another_widen(
     # when it drops, the control's mix when it does not.
     mix = [10, 9, 9, 10, 7, 9, 10, 3, 9, 10]
     _plant(api, control, fw="1.0.0", scores=mix * 8, t0=T0 + 60)
-    _plant(api, cohort, fw="1.5.0", scores=([2, 0, 5, 9, 1, 3] * 6) if drop else mix * 4,
-           t0=T0 + 60)  # fmt: skip
+    _plant(
+        api, cohort, fw="1.5.0", scores=([2, 0, 5, 9, 1, 3] * 6) if drop else mix * 4, t0=T0 + 60
+    )
     with Session(engine) as session:
         opened = rollout.tick(session, key=key, now=T0 + 6 * 3600)
         session.commit()
@@ -227,8 +291,15 @@ def test_rollout_finishes_after_its_last_step(
     key = _command_key(settings)
     with Session(engine) as session:
         create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
-        rollout.start(session, key=key, version="1.5.0", target=rollout.Target(devices=(devices[0],)),
-                      step_answers=3, by="t", now=T0)  # fmt: skip
+        rollout.start(
+            session,
+            key=key,
+            version="1.5.0",
+            target=rollout.Target(devices=(devices[0],)),
+            step_answers=3,
+            by="t",
+            now=T0,
+        )
         session.commit()
     _plant(api, devices[:1], fw="1.5.0", scores=[9, 9, 10], t0=T0 + 60)
     with Session(engine) as session:
