@@ -206,3 +206,27 @@ def halt(session: Session, *, version: str, reason: str, rolled_back: bool, now:
     rollout.state = RolloutState.ROLLED_BACK if rolled_back else RolloutState.HALTED
     rollout.reason, rollout.ended_at = reason, now
     return rollout
+
+
+def adopt(
+    session: Session, *, version: str, cohort: list[str], population: int, started_at: float,
+    step_answers: int, by: str,
+) -> Rollout:  # fmt: skip
+    """Record a rollout whose cohort got `version` outside this server (imported history,
+    the demo's story): no commands are sent; the canary judges it like any other."""
+    if session.get(Release, version) is None:
+        raise RolloutError(f"no release {version}: `nps-edge release create` first")
+    order = sorted(cohort)
+    rollout = Rollout(
+        version=version, target={"percent": 100, "site": None, "devices": [], "order": order},
+        steps=[len(order), max(population, len(order))], step_answers=step_answers,
+        started_at=started_at, step_at=started_at, created_by=by,
+    )  # fmt: skip
+    session.add(rollout)
+    session.flush()
+    assert rollout.id is not None
+    session.add_all(
+        RolloutDevice(rollout_id=rollout.id, device=d, step=0, at=started_at) for d in order
+    )
+    session.flush()
+    return rollout

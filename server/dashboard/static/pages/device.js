@@ -5,6 +5,7 @@ import { canvasIn, seriesChart, trendChart } from "../charts.js";
 import * as filters from "../filters.js";
 import { ago, count, html, interval, nps, time } from "../format.js";
 import { panel, setTitle } from "../ui.js";
+import { configPanel } from "./drift.js";
 import { feedList, prependLive } from "./feedback.js";
 import { batteryCell, loadBands, rssiCell, statusCell } from "./health.js";
 
@@ -99,6 +100,7 @@ export async function render(main, { params, filters: current }) {
       <section id="gaps"></section>
       <section id="telemetry" class="span-2"></section>
       <section id="recent"></section>
+      <section id="config"></section>
     </div>`.text;
   const $ = (sel) => main.querySelector(sel);
   await Promise.all([
@@ -107,6 +109,7 @@ export async function render(main, { params, filters: current }) {
     panel($("#gaps"), "Delivery completeness", () => api(`/devices/${enc}/gaps`), gaps),
     panel($("#telemetry"), "Telemetry (last 500 readings)", () => api(`/devices/${enc}/telemetry`, { query: { limit: 500 } }), telemetry),
     panel($("#recent"), "Recent feedback", () => api("/feedback", { query: { device: id, limit: 15 } }), recent),
+    configPanel($("#config"), id),
   ]);
   onLive = (item) => {
     if (item.device !== id) return;
