@@ -42,7 +42,7 @@ def server(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     ):
         story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
         sites = site_names(story)
-        wanted = [("operator", "ops"), ("viewer", "vera")]
+        wanted: list[tuple[str, ...]] = [("operator", "ops"), ("viewer", "vera")]
         wanted += [("gateway", f"gw-{s}", s) for s in sites]
         operator, viewer, *gateways = _tokens(nps_edge_bin, db, *wanted)
         scenarios = generate(story)
@@ -54,8 +54,9 @@ def server(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         for site, token in zip(sites, gateways, strict=True):
             mine = [e for e in events if e["site"] == site]
             for i in range(0, len(mine), BATCH):
+                body = {"gateway": f"gw-{site}", "events": mine[i : i + BATCH]}
                 r = httpx.post(
-                    f"{base}/api/v1/ingest", json={"gateway": f"gw-{site}", "events": mine[i : i + BATCH]},
+                    f"{base}/api/v1/ingest", json=body,
                     headers={"Authorization": f"Bearer {token}"}, timeout=60,
                 )  # fmt: skip
                 assert r.status_code == 200, r.text
