@@ -149,6 +149,14 @@ def _answers(session: Session, *, devices: list[str], version: str, since: float
     )
 
 
+def rolling(session: Session) -> bool:
+    """Whether any rollout is rolling (the periodic check has work)."""
+    return (
+        session.execute(select(RO.id).where(RO.state == RolloutState.ROLLING).limit(1)).first()
+        is not None
+    )
+
+
 def tick(
     session: Session, *, key: Ed25519PrivateKey, now: float | None = None
 ) -> list[OpenedAlert]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from server.db.engine import write_session
 from server.fleet import keys, rollout
@@ -24,7 +25,11 @@ def key_path(settings: Settings) -> Path:
 
 
 def check_once(engine: Engine, bus: Bus, settings: Settings, now: float | None = None) -> int:
-    """One pass over the rolling rollouts; the number of canary alerts opened."""
+    """One pass over the rolling rollouts; the number of canary alerts opened. The key
+    file is read (or made) only when a rollout is rolling."""
+    with Session(engine) as session:
+        if not rollout.rolling(session):
+            return 0
     key = keys.load_or_create(key_path(settings))
     with write_session(engine) as session:
         opened = rollout.tick(session, key=key, now=time.time() if now is None else now)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -327,3 +328,35 @@ def test_releases_route_is_for_operators(api: Api, engine: Engine) -> None:
         api.client.get("/api/v1/releases", headers=_auth(api.tokens["gateway"])).status_code == 401
     )
     assert base64  # imported for the kit's users
+
+
+def test_the_periodic_check_halts_and_tells(
+    api: Api, engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """`watch.check_once` (what RolloutWatch runs): nothing to do touches no key file."""
+    from server.fleet.watch import check_once
+    from server.realtime.bus import Bus
+
+    told: list[Any] = []
+    bus = Bus(webhook=told.append)
+    assert settings.command_key is not None
+    assert check_once(engine, bus, settings) == 0
+    assert not Path(settings.command_key).exists()
+    devices = _fleet(api, 4)
+    key = _command_key(settings)
+    with Session(engine) as session:
+        create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
+        rollout.start(
+            session,
+            key=key,
+            version="1.5.0",
+            target=rollout.Target(devices=(devices[0],)),
+            step_answers=500,
+            by="t",
+            now=T0,
+        )
+        session.commit()
+    _plant(api, devices[:1], fw="1.5.0", scores=[0, 1, 2] * 10, t0=T0 + 60)
+    _plant(api, devices[1:], fw="1.0.0", scores=[10, 9] * 15, t0=T0 + 60)
+    assert check_once(engine, bus, settings, now=T0 + 3600) == 1
+    assert [a["kind"] for a in told] == ["canary"]
