@@ -45,17 +45,23 @@ FW_URL = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]{1,200}$")
 _KEY_LOCK = threading.Lock()
 
 
-def command_key(request: Request) -> Ed25519PrivateKey:
-    """The command key, loaded (or made) once per app."""
-    with _KEY_LOCK:
-        key: Ed25519PrivateKey | None = getattr(request.app.state, "command_key", None)
-        if key is None:
-            key = keys.load_or_create(key_path(request.app.state.settings))
-            request.app.state.command_key = key
-        return key
+class CommandKey:
+    """The command key, read (or made) on first use, once per app: a request that signs
+    nothing never touches the key file."""
+
+    def __init__(self, request: Request) -> None:
+        self.app = request.app
+
+    def __call__(self) -> Ed25519PrivateKey:
+        with _KEY_LOCK:
+            key: Ed25519PrivateKey | None = getattr(self.app.state, "command_key", None)
+            if key is None:
+                key = keys.load_or_create(key_path(self.app.state.settings))
+                self.app.state.command_key = key
+            return key
 
 
-KeyDep = Annotated[Ed25519PrivateKey, Depends(command_key)]
+KeyDep = Annotated[CommandKey, Depends(CommandKey)]
 
 
 def _site_of(session: Session, caller: Caller, device: str) -> str:
@@ -99,7 +105,7 @@ def put_config(
     return _queue(
         session,
         lambda: config.change(
-            session, key=key, device=device, site=site, partial=change.set, by=caller.name,
+            session, key=key(), device=device, site=site, partial=change.set, by=caller.name,
             now=time.time(),
         ),
     )  # fmt: skip
@@ -116,7 +122,7 @@ def reboot(
     return _queue(
         session,
         lambda: issue(
-            session, key=key, device=device, site=site, kind=CommandKind.REBOOT, body={},
+            session, key=key(), device=device, site=site, kind=CommandKind.REBOOT, body={},
             by=caller.name, now=time.time(), exp=time.time() + REBOOT_VALID_S,
         ),
     )  # fmt: skip
@@ -187,7 +193,7 @@ def put_site_config(
     try:
         with writing(session):
             commands = config.change_site(
-                session, key=key, site=site, partial=change.set,
+                session, key=key(), site=site, partial=change.set,
                 devices=site_devices(session, site), by=caller.name, now=time.time(),
             )  # fmt: skip
             session.commit()

@@ -5,7 +5,7 @@ devices' status reports (`cfg`, `cmd`, `cmd_error`, `update`) say back."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -81,8 +81,8 @@ def _signed(key: Ed25519PrivateKey, command: FleetCommand, body: dict[str, Any])
 
 
 def pickup(
-    session: Session, *, key: Ed25519PrivateKey, site: str, after: int, fw_url: str | None,
-    now: float | None = None,
+    session: Session, *, key: Callable[[], Ed25519PrivateKey], site: str, after: int,
+    fw_url: str | None, now: float | None = None,
 ) -> list[FleetCommand]:  # fmt: skip
     """The site's commands after id `after` that the device has not confirmed yet and that
     have not expired, oldest first. Update commands are signed here with `fw_url`; without
@@ -109,7 +109,7 @@ def pickup(
             body = command.body | {
                 "release": command.body["release"] | {"url": f"{fw_url}/fw/{command.version}/"}
             }
-            command.payload = _signed(key, command, body)
+            command.payload = _signed(key(), command, body)
         if (confirmed is not None and confirmed >= command.n) or (
             command.exp is not None and command.exp < now
         ):
