@@ -24,7 +24,7 @@ from server.schemas import Message
 router = APIRouter(prefix="/api/v1", tags=["releases"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Message, "description": "bad or missing token"},
-    403: {"model": Message, "description": "the caller's role does not allow this"},
+    403: {"model": Message, "description": "the caller's role or site limit does not allow this"},
     404: {"model": Message, "description": "no such release or file for this site"},
 }
 C = table_of(FleetCommand).c
@@ -62,6 +62,10 @@ class ReleasePublic(BaseModel):
     summary="Releases, newest first, with their rollouts and canary figures",
 )  # fmt: skip
 def list_releases(session: SessionDep, caller: OperatorDep) -> list[ReleasePublic]:
+    if caller.site is not None:  # rollouts and their canary span the fleet
+        raise HTTPException(
+            403, f"{caller.name} is limited to site {caller.site}: releases are not"
+        )
     out = []
     for release in session.execute(
         select(Release).order_by(table_of(Release).c.created_at.desc())

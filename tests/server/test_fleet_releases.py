@@ -323,7 +323,9 @@ def test_releases_route_is_for_operators(api: Api, engine: Engine) -> None:
 
     with Session(engine) as session:
         viewer = create_token(session, name="vic", role="viewer")
+        limited = create_token(session, name="olga", role="operator", site="store-1")
     assert api.client.get("/api/v1/releases", headers=_auth(viewer)).status_code == 403
+    assert api.client.get("/api/v1/releases", headers=_auth(limited)).status_code == 403
     assert (
         api.client.get("/api/v1/releases", headers=_auth(api.tokens["gateway"])).status_code == 401
     )
