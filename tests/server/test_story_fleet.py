@@ -27,9 +27,10 @@ def test_the_demo_rollout_is_halted_by_its_canary(tmp_path: Path, sqlite_templat
                   prompts_per_day=14.0, telemetry_minutes=(60.0, 90.0))  # fmt: skip
     scenarios = generate(story)
     folder = tmp_path / "history"
-    for s in scenarios:
-        (folder / s["site"]).mkdir(parents=True, exist_ok=True)
-        (folder / s["site"] / f"{s['device']}.json").write_text(json.dumps(s))
+    for scenario in scenarios:
+        site_folder = folder / scenario["site"]
+        site_folder.mkdir(parents=True, exist_ok=True)
+        (site_folder / f"{scenario['device']}.json").write_text(json.dumps(scenario))
     db_path = tmp_path / "server.db"
     shutil.copyfile(sqlite_template, db_path)
     settings = Settings(db=f"sqlite:///{db_path}", command_key=str(tmp_path / "command.key"))
@@ -41,8 +42,8 @@ def test_the_demo_rollout_is_halted_by_its_canary(tmp_path: Path, sqlite_templat
     events = sorted((e for s in scenarios for e in scenario_events(s)), key=lambda e: e["rx_ts"])
     with TestClient(create_app(settings, engine=engine)) as client:
         for site in site_names(story):
-            with Session(engine) as s:
-                token = create_token(s, name=f"gw-{site}", role="gateway", site=site)
+            with Session(engine) as db:
+                token = create_token(db, name=f"gw-{site}", role="gateway", site=site)
             mine = [e for e in events if e["site"] == site]
             for i in range(0, len(mine), 1000):
                 r = client.post(
