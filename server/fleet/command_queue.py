@@ -15,12 +15,20 @@ from sqlmodel import Session
 from server.db.sql import table_of
 from server.fleet.commands import command_text, signed_message
 from server.ingest import binding
-from server.models import Device, FleetCommand, FleetDevice, GatewaySite, RegisteredDevice
-from server.models.fleet import CommandKind
+from server.models import (
+    Device,
+    FleetCommand,
+    FleetDevice,
+    GatewaySite,
+    RegisteredDevice,
+    Rollout,
+)
+from server.models.fleet import CommandKind, RolloutState
 
 C = table_of(FleetCommand).c
 F = table_of(FleetDevice).c
 PICKUP_LIMIT = 100
+STOPPED = (RolloutState.HALTED, RolloutState.ROLLED_BACK)
 
 
 class Report(Protocol):
@@ -101,8 +109,11 @@ def pickup(
         .order_by(C.id)
         .limit(PICKUP_LIMIT)
     ).all()
+    stopped = _stopped_versions(session, {c.version for c, _ in rows if c.version})
     out: list[FleetCommand] = []
     for command, confirmed in rows:
+        if command.version in stopped:
+            continue  # its rollout was halted: an update not yet fetched is withheld
         if command.payload is None:
             if fw_url is None:
                 break
@@ -158,3 +169,16 @@ def site_devices(session: Session, site: str) -> list[str]:
     )
     ids |= set(session.execute(select(dev.id).where(dev.site == site)).scalars().all()) - revoked
     return sorted(ids)
+
+
+def _stopped_versions(session: Session, versions: set[str]) -> set[str]:
+    """Of `versions`, those whose latest rollout is halted or rolled back."""
+    if not versions:
+        return set()
+    R = table_of(Rollout).c
+    latest: dict[str, str] = {}
+    for version, state in session.execute(
+        select(R.version, R.state).where(R.version.in_(sorted(versions))).order_by(R.id)
+    ):
+        latest[version] = state
+    return {v for v, state in latest.items() if state in STOPPED}

@@ -220,6 +220,14 @@ def test_update_waits_for_the_gateways_address(
         headers=gw,
     ).json()["commands"]
     assert [c["n"] for c in later] == [2]
+    # Halted before its gateway fetched the update: withheld.
+    with Session(engine) as session:
+        rollout.halt(session, version="1.5.0", reason="by hand", rolled_back=False, now=T0)
+        session.commit()
+    again = api.client.get(
+        "/api/v1/gateway/commands", params={"fw_url": "http://gw:8070"}, headers=gw
+    ).json()["commands"]
+    assert [c["n"] for c in again] == [1]
 
 
 def _plant(api: Api, devices: list[str], *, fw: str, scores: list[int], t0: float) -> None:
