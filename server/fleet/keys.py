@@ -33,14 +33,26 @@ def default_path(db_url: str) -> Path:
 
 
 def load_or_create(path: Path) -> Ed25519PrivateKey:
-    """The key in `path`, made (0600, never overwritten) when the file does not exist."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """The key in `path`, made (0600, never overwritten) when the file does not exist.
+
+    Made whole in a temporary file, then linked into place: two workers starting at once
+    both end with the one key that got there first, never a half-written file.
+    """
+    if path.exists():
         return load(path)
     key = Ed25519PrivateKey.generate()
-    with os.fdopen(fd, "w") as f:
-        f.write(base64.b64encode(key.private_bytes_raw()).decode() + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(key.private_bytes_raw()).decode() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        return load(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return key
 
 

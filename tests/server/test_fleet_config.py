@@ -195,3 +195,18 @@ def test_site_default_goes_to_each_device_of_the_site(api: Api, settings: Settin
     assert sorted(q["device"] for q in r.json()) == ["nps-aaa111", "nps-aaa222"]
     view = api.get("/api/v1/devices/nps-aaa222/config")
     assert view["desired"]["settings"] == {"telemetry_interval_s": 300}
+
+
+def test_the_command_key_file(tmp_path: Path) -> None:
+    path = tmp_path / "command.key"
+    key = keys.load_or_create(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert keys.public_b64(keys.load_or_create(path)) == keys.public_b64(key)  # never replaced
+    assert list(tmp_path.iterdir()) == [path]
+    path.write_text("not base64!\n")
+    with pytest.raises(keys.KeyFileError, match="cannot read"):
+        keys.load(path)
+    path.write_text("AAAA\n")
+    with pytest.raises(keys.KeyFileError, match="32-byte"):
+        keys.load(path)
+    assert keys.default_path("sqlite:////srv/nps/nps.db") == Path("/srv/nps/command.key")
