@@ -197,3 +197,36 @@ def test_the_gateway_asks_only_after_its_cursor(
     make.wait_until(lambda: len(server.asked) >= 3, timeout=20, what="polled")
     assert server.asked[-1]["after"] == "1" and "fw_url" not in server.asked[-1]
     assert gw.relay.pending() == [(DEVICE, 1)]
+
+
+def test_unreadable_answers_from_the_server_are_counted_not_fatal(tmp_path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from gateway.commands import Relay
+    from gateway.store import Store
+
+    answers = [
+        httpx.Response(200, json={"commands": [
+            {"id": 1, "device": DEVICE, "n": 1, "payload": "not json"},
+            {"id": 2, "device": DEVICE, "payload": "{}"},
+            {"id": "x"},
+            "a string",
+        ]}),
+        httpx.Response(200, content=b"<html>proxy error</html>"),
+        httpx.Response(503, json={"detail": "busy"}),
+        httpx.Response(404, json={"detail": "an older server"}),
+    ]  # fmt: skip
+    client = httpx.Client(
+        base_url="http://server.test", transport=httpx.MockTransport(lambda r: answers.pop(0))
+    )
+    Store(tmp_path / "gw.db").close()
+    registry = CollectorRegistry()
+    relay = Relay(tmp_path / "gw.db", client, lambda t, p: True, registry, root="nps/v1")
+    assert relay.fetch() == 0
+    assert registry.get_sample_value("nps_gateway_commands_total", {"outcome": "bad"}) == 4
+    for _ in range(2):
+        with pytest.raises((httpx.HTTPError, ValueError)):
+            relay.fetch()  # the run loop logs these and asks again next round
+    assert relay.fetch() == 0
+    assert relay.pending() == []
+    relay.close()
