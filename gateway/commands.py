@@ -92,7 +92,8 @@ class Relay:
                 log_event(
                     log, logging.WARNING, "unreadable command from the server", error=str(err)
                 )
-        last = max([r[0] for r in rows], default=self._cursor())
+        ids = [i["id"] for i in items if isinstance(i, dict) and type(i.get("id")) is int]
+        last = max([*ids, self._cursor()])  # past the unreadable ones too: asked once
         with Transaction(self.conn, self.lock):
             self.conn.executemany(
                 "INSERT OR IGNORE INTO commands(id, device, n, exp, payload)"
