@@ -157,6 +157,11 @@ class StatusPayload(_Model):
     online: bool
     fw: Name | None = None
     boot: NonNegInt | None = None
+    # The fleet's report (issue 14, docs/protocol.md "cmd"): config version, last accepted n.
+    cfg: NonNegInt | None = None
+    cmd: NonNegInt | None = None
+    cmd_error: Name | None = None
+    update: Name | None = None
 
 
 class IngestRequest(BaseModel):
@@ -219,6 +224,10 @@ class PresenceUpdate(BaseModel):
     fw: Name | None = None
     boot: NonNegInt | None = None
     rx_ts: Number
+    cfg: NonNegInt | None = None
+    cmd: NonNegInt | None = None
+    cmd_error: Name | None = None
+    update: Name | None = None
 
 
 class PresenceRequest(BaseModel):

@@ -71,6 +71,9 @@ def gateway(  # the group's callback: runs the gateway when no subcommand is giv
     synchronous: Annotated[
         str | None, typer.Option(help="SQLite synchronous: FULL (default) or NORMAL.")
     ] = None,
+    fw_port: Annotated[
+        int | None, typer.Option(help="Port serving release files to devices; 0 disables.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     if ctx.invoked_subcommand is not None:
@@ -91,6 +94,7 @@ def gateway(  # the group's callback: runs the gateway when no subcommand is giv
         "gateway_id": gateway_id,
         "metrics_port": metrics_port,
         "synchronous": synchronous,
+        "fw_port": fw_port,
     }
     settings = _settings(flags, config)
     if not settings.server or not settings.token:

@@ -71,6 +71,18 @@ class GatewaySettings(BaseSettings):
     request_timeout: float = Field(30.0, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     log_level: str = "INFO"
+    # The fleet (issue 14, docs/gateway.md "Commands and release files").
+    command_poll_s: float = Field(10.0, gt=0, description="how often to fetch device commands")
+    fw_port: int = Field(
+        0, ge=0, le=65535, description="port serving release files to devices (8070); 0: off"
+    )
+    fw_host: str = Field("0.0.0.0", description="address the release file server listens on")
+    fw_url: str | None = Field(
+        None,
+        description="how devices reach the file server, http://HOST:PORT; default fw_host's"
+        " address, or the broker's host when fw_host is 0.0.0.0",
+    )
+    fw_cache: Path | None = Field(None, description="release files; default fw-cache by the store")
 
     @field_validator("synchronous", mode="before")
     @classmethod

@@ -67,6 +67,26 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             ON CONFLICT(name) DO UPDATE SET value = excluded.value;
         """,
     ),
+    (
+        "fleet: what status reports of config and commands; the command relay's queue",
+        """
+        ALTER TABLE presence ADD COLUMN cfg INTEGER;
+        ALTER TABLE presence ADD COLUMN cmd INTEGER;
+        ALTER TABLE presence ADD COLUMN cmd_error TEXT;
+        ALTER TABLE presence ADD COLUMN update_state TEXT;
+        CREATE TABLE commands (
+            id INTEGER PRIMARY KEY,
+            device TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            exp REAL,
+            payload TEXT NOT NULL,
+            sent_rx_ts REAL,
+            sent_at REAL,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX commands_device ON commands(device, n);
+        """,
+    ),
 )
 
 

@@ -165,8 +165,16 @@ class Forwarder:
             gateway=self.gateway,
             updates=[
                 PresenceUpdate(
-                    device=p.device, online=p.online, fw=p.fw, boot=p.boot, rx_ts=p.rx_ts
-                )
+                    device=p.device,
+                    online=p.online,
+                    fw=p.fw,
+                    boot=p.boot,
+                    rx_ts=p.rx_ts,
+                    cfg=p.cfg,
+                    cmd=p.cmd,
+                    cmd_error=p.cmd_error,
+                    update=p.update,
+                )  # fmt: skip
                 for p in pending[:MAX_BATCH_EVENTS]
             ],
         )

@@ -81,6 +81,11 @@ class Presence:
     fw: str | None
     boot: int | None
     rx_ts: float
+    # What the status says of the fleet (issue 14): config version, last accepted command.
+    cfg: int | None = None
+    cmd: int | None = None
+    cmd_error: str | None = None
+    update: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,10 @@ def _presence(device: str, payload: bytes, rx_ts: float) -> Presence | None:
         status = StatusPayload.model_validate(decode_payload(payload), strict=True)
     except ValidationError as err:
         raise InvalidEvent(f"status: {describe(err)}") from None
-    return Presence(device, status.online, status.fw, status.boot, rx_ts)
+    return Presence(
+        device, status.online, status.fw, status.boot, rx_ts,
+        status.cfg, status.cmd, status.cmd_error, status.update,
+    )  # fmt: skip
 
 
 def with_rx_ts(payload: bytes, rx_ts: float) -> bytes:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import httpx
 
+from gateway import fleet
+from gateway.commands import Relay
 from gateway.config import GatewaySettings, token_in_clear
 from gateway.forwarder import Forwarder
 from gateway.intake import Intake
@@ -120,6 +122,11 @@ class Gateway:
         )
         self._stop_metrics: Callable[[], None] | None = None
         self.failed = False
+        self.files = fleet.file_server(settings, self.client, self.metrics.registry)
+        self.relay = Relay(
+            settings.store, self.client, self.receiver.publish, self.metrics.registry,
+            root=settings.topic_root, fw_url=fleet.fw_url(settings, self.files),
+        )  # fmt: skip
 
     def run(self) -> None:
         s = self.settings
@@ -160,8 +167,17 @@ class Gateway:
         forward = threading.Thread(
             target=self.forwarder.run, args=(self.stop_event, self.committed), name="forwarder"
         )
+        relay = threading.Thread(
+            target=self.relay.run,
+            args=(self.stop_event.is_set, self.stop_event.wait),
+            kwargs={"poll_s": s.command_poll_s},
+            name="commands",
+        )
         intake.start()
         forward.start()
+        relay.start()
+        if self.files is not None:
+            self.files.start()
         self.receiver.start()
         try:
             while not self.stop_event.wait(1.0):
@@ -175,6 +191,10 @@ class Gateway:
             intake.join()
             self.receiver.stop()
             forward.join()
+            relay.join()
+            self.relay.close()
+            if self.files is not None:
+                self.files.stop()
             if self._stop_metrics:
                 self._stop_metrics()
             stats = self.forward_store.stats()

@@ -159,11 +159,26 @@ class Store:
                 ],
             )
             self.conn.executemany(
-                "INSERT INTO presence(device, online, fw, boot, rx_ts, pending)"
-                " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(device) DO UPDATE SET"
+                "INSERT INTO presence(device, online, fw, boot, rx_ts, pending, cfg, cmd,"
+                " cmd_error, update_state) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"
+                " ON CONFLICT(device) DO UPDATE SET"
                 " online = excluded.online, fw = excluded.fw, boot = excluded.boot,"
-                " rx_ts = excluded.rx_ts, pending = 1",
-                [(p.device, int(p.online), p.fw, p.boot, p.rx_ts) for p in presence],
+                " rx_ts = excluded.rx_ts, pending = 1, cfg = excluded.cfg, cmd = excluded.cmd,"
+                " cmd_error = excluded.cmd_error, update_state = excluded.update_state",
+                [
+                    (
+                        p.device,
+                        int(p.online),
+                        p.fw,
+                        p.boot,
+                        p.rx_ts,
+                        p.cfg,
+                        p.cmd,
+                        p.cmd_error,
+                        p.update,
+                    )
+                    for p in presence
+                ],  # fmt: skip
             )
             self._bump(
                 {
@@ -431,10 +446,10 @@ class Store:
 
     def pending_presence(self) -> list[Presence]:
         return [
-            Presence(device, bool(online), fw, boot, rx_ts)
-            for device, online, fw, boot, rx_ts in self.conn.execute(
-                "SELECT device, online, fw, boot, rx_ts FROM presence WHERE pending = 1"
-                " ORDER BY rx_ts"
+            Presence(device, bool(online), *rest)
+            for device, online, *rest in self.conn.execute(
+                "SELECT device, online, fw, boot, rx_ts, cfg, cmd, cmd_error, update_state"
+                " FROM presence WHERE pending = 1 ORDER BY rx_ts"
             )
         ]
 

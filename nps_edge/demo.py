@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import typer
 
+from nps_edge import story_fleet
 from nps_edge.broker import Broker, BrokerError, free_port, start_amqtt, start_mosquitto
 from nps_edge.processes import (
     Child,
@@ -281,6 +282,7 @@ def _send_history(
     """The story through the real firmware, each site's broker and gateway, with progress."""
     work = demo.workdir
     steps = write_scenarios(work / "history", days, seed)
+    story_fleet.seed_folder(f"sqlite:///{work / 'server.db'}", work / "history")  # issue 14
     say(
         f"sending {days} days of history ({sum(steps.values())} device steps at"
         f" {len(steps)} sites) through the real firmware, brokers and gateways; the"

@@ -9,7 +9,8 @@ The story an operator should find on the dashboard:
 
 - firmware `release_fw` rolls out mid-period to part of the fleet; it hurts
   Wi-Fi (RSSI about 20 dB lower, more connection errors, more reboots),
-  more prompts time out, and scores drop;
+  more prompts time out, and scores drop; `nps_edge/story_fleet.py` records that as a
+  staged rollout of a signed release, which its NPS canary halts (issue 14);
 - at `service_site` machines need a technician three times as often, and
   detractors cluster on prompts after service visits (trigger kind
   `service_visit`, reasons "staff" and "wait_time");

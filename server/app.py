@@ -29,12 +29,14 @@ from server.api import (
     devices,
     drivers,
     feedback,
+    fleet,
     ingest,
     markers,
     nps,
     ops,
     registry,
     rejections,
+    releases,
     session,
     stream,
 )
@@ -42,6 +44,7 @@ from server.api.login_limit import TableLimiter
 from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
 from server.db import engine as db
+from server.fleet.watch import RolloutWatch
 from server.ingest.validation import NulInText
 from server.metrics import Metrics
 from server.realtime.bus import Bus
@@ -192,14 +195,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     relay = stream_relay(settings, metrics)
     bus = Bus(webhook=sender.enqueue, relay=relay)
     watch = OfflineWatch(engine, bus, settings)
+    rollouts = RolloutWatch(engine, bus, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sender.start()
         watch.start()
+        rollouts.start()
         try:
             yield
         finally:
+            rollouts.stop()
             watch.stop()
             sender.stop()
             if relay is not None:
@@ -225,7 +231,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
         ingest, session, nps, drivers, markers, bands, devices, feedback, alerts, rejections,
-        registry, stream, ops,
+        registry, stream, ops, fleet, releases,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)

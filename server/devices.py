@@ -13,6 +13,7 @@ from contract.protocol import PresenceRequest
 from server.analytics.figures import Filters, figures
 from server.db.engine import write_session
 from server.db.sql import table_of
+from server.fleet.command_queue import record_reports
 from server.ingest import binding
 from server.metrics import Metrics
 from server.models import Device, Feedback, Presence, Telemetry
@@ -177,11 +178,15 @@ def record_presence(
                     for _, u in updates
                 ],
             )  # fmt: skip
+        reports = []
         for _, u in sorted(updates, key=lambda iu: (iu[1].device, iu[1].rx_ts)):
             dev = session.get(Device, u.device)
             if dev is not None and (dev.presence_ts is None or u.rx_ts >= dev.presence_ts):
                 dev.online, dev.presence_ts = u.online, u.rx_ts
                 if u.fw:
                     dev.fw = u.fw
+            if dev is not None:
+                reports.append((u, dev.site))
+        record_reports(session, reports)  # the fleet's cfg/cmd/update (server/fleet)
         session.commit()
     return PresenceResult(accepted=len(updates), ignored=ignored)

@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     webhook_attempts: int = 5
     webhook_backoff_s: float = 1.0
 
+    # The fleet (issue 14, docs/server.md "Fleet").
+    command_key: str | None = Field(
+        default=None,
+        description="file of the Ed25519 key that signs device commands (made 0600 on first"
+        " use); default command.key beside the SQLite database, else in the working directory",
+    )
+    release_pub: str | None = Field(
+        default=None, description="base64 Ed25519 public key releases must be signed with"
+    )
+    canary_interval_s: float = Field(
+        default=60.0, gt=0, description="how often rollouts are judged and widened, seconds"
+    )
+
     session_ttl_s: int = 7 * 24 * 3600
     cookie_secure: bool = Field(
         default=False,

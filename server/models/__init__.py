@@ -5,6 +5,16 @@ from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
 from server.models.markers import Marker
+from server.models.fleet import (
+    FleetCommand,
+    FleetDevice,
+    GatewaySite,
+    Release,
+    ReleaseFile,
+    Rollout,
+    RolloutDevice,
+    SiteConfig,
+)
 from server.models.registry import RegisteredDevice
 
 __all__ = [
@@ -14,11 +24,19 @@ __all__ = [
     "DeadLetter",
     "Device",
     "Feedback",
+    "FleetCommand",
+    "FleetDevice",
+    "GatewaySite",
     "LoginFailure",
     "LoginSession",
     "Marker",
     "Presence",
     "RegisteredDevice",
+    "Release",
+    "ReleaseFile",
+    "Rollout",
+    "RolloutDevice",
+    "SiteConfig",
     "Telemetry",
     "Token",
     "WebhookDelivery",

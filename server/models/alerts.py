@@ -16,6 +16,7 @@ class AlertKind(StrEnum):
     SITE_NPS = "site_nps"
     OFFLINE = "offline"
     BATTERY = "battery"
+    CANARY = "canary"  # a rollout halted by its canary (server/fleet/canary.py)
 
 
 class AlertStatus(StrEnum):

@@ -100,6 +100,8 @@ class FakeServer:
         with self.lock:
             if request.headers.get("authorization") != "Bearer good":
                 return httpx.Response(401, json={"detail": "bad token"})
+            if request.url.path.startswith("/api/v1/gateway/"):  # the fleet's (test_relay.py)
+                return httpx.Response(404, json={"detail": "no fleet here"})
             if request.url.path == "/api/v1/presence":
                 if self.presence_status == 200:
                     self.presence.extend(

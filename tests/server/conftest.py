@@ -89,8 +89,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(db=db_url, site_nps_last_n=5, site_nps_threshold=-50.0)
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        db=db_url, site_nps_last_n=5, site_nps_threshold=-50.0,
+        command_key=str(tmp_path / "command.key"),  # not the working directory's (PostgreSQL)
+    )  # fmt: skip
 
 
 @pytest.fixture

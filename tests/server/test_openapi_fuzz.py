@@ -64,7 +64,8 @@ def fuzzed_app(
     else:
         url = emptied(request.getfixturevalue("postgres_shared"))
     engine = make_engine(url)
-    app = create_app(Settings(db=url), engine=engine)
+    key = tmp_path_factory.mktemp("key") / "command.key"  # not the working directory's
+    app = create_app(Settings(db=url, command_key=str(key)), engine=engine)
     with Session(engine) as session:
         for role in ROLES:
             TOKENS[role] = _token(session, role)

@@ -31,6 +31,9 @@ WRITES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/alerts/{alert_id}/comment"): "operator",
     ("POST", "/api/v1/alerts/{alert_id}/close"): "operator",
     ("POST", "/api/v1/registry/devices"): "admin",
+    ("PUT", "/api/v1/devices/{device}/config"): "operator",  # fleet: after the device exists
+    ("POST", "/api/v1/devices/{device}/reboot"): "operator",
+    ("PUT", "/api/v1/sites/{site}/config"): "operator",
     ("POST", "/api/v1/registry/devices/{device}/revoke"): "admin",
     ("POST", "/api/v1/markers"): "operator",
     ("DELETE", "/api/v1/markers/{marker_id}"): "operator",  # after the POST: it made id 1
@@ -40,6 +43,7 @@ BODIES = {
     "assign": {"assignee": "bob"}, "comment": {"text": "seen"}, "close": {"note": "done"},
     "devices": {"site": "store-1", "device": "nps-new001"},
     "markers": {"at": 1_795_000_000, "title": "refit"},
+    "config": {"set": {"timeouts": {"prompt_s": 20}}},
 }  # fmt: skip
 RANK = ("viewer", "operator", "admin")
 
@@ -91,7 +95,8 @@ def test_every_write_route_refuses_a_lower_role_with_403(
     app: FastAPI, api: Api, people: dict[str, str]
 ) -> None:
     assert write_routes(app) == set(WRITES), "a write route without a role in WRITES"
-    ids = {"alert_id": two_sites(api)["store-1"], "device": "nps-new001", "marker_id": 1}
+    ids = {"alert_id": two_sites(api)["store-1"], "device": "nps-new001", "marker_id": 1,
+           "site": "store-1"}  # fmt: skip
     for (method, path), needed in WRITES.items():
         for role in RANK[: RANK.index(needed)]:
             r = call(api.client, method, path, bearer(people[role]), **ids)

@@ -10,6 +10,7 @@ import * as fleetPage from "./pages/fleet.js";
 import * as loginPage from "./pages/login.js";
 import * as overviewPage from "./pages/overview.js";
 import * as registryPage from "./pages/registry.js";
+import * as releasesPage from "./pages/releases.js";
 import { describe, mayAdminister } from "./roles.js";
 
 const ROUTES = [
@@ -19,6 +20,7 @@ const ROUTES = [
   [/^\/fleet\/([^/]+)$/, devicePage],
   [/^\/alerts$/, alertsPage],
   [/^\/registry$/, registryPage],
+  [/^\/releases$/, releasesPage],
   [/^\/login$/, loginPage],
 ];
 

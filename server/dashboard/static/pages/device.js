@@ -6,6 +6,7 @@ import { loadMarkers, withMarkers } from "../markers.js";
 import * as filters from "../filters.js";
 import { ago, count, html, interval, nps, time } from "../format.js";
 import { panel, setTitle } from "../ui.js";
+import { configPanel } from "./drift.js";
 import { feedList, prependLive } from "./feedback.js";
 import { batteryCell, loadBands, rssiCell, statusCell } from "./health.js";
 
@@ -104,6 +105,7 @@ export async function render(main, { params, filters: current }) {
       <section id="gaps"></section>
       <section id="telemetry" class="span-2"></section>
       <section id="recent"></section>
+      <section id="config"></section>
     </div>`.text;
   const $ = (sel) => main.querySelector(sel);
   const detail = api(`/devices/${enc}`); // shared: its site picks the markers (the site's releases)
@@ -124,6 +126,7 @@ export async function render(main, { params, filters: current }) {
       (b, [data, markers]) => telemetry(b, data, markers),
     ),
     panel($("#recent"), "Recent feedback", () => api("/feedback", { query: { device: id, limit: 15 } }), recent),
+    configPanel($("#config"), id),
   ]);
   onLive = (item) => {
     if (item.device !== id) return;
