@@ -4,7 +4,6 @@ from server.models.alerts import Alert, AlertComment, WebhookDelivery
 from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
-from server.models.markers import Marker
 from server.models.fleet import (
     FleetCommand,
     FleetDevice,
@@ -15,6 +14,7 @@ from server.models.fleet import (
     RolloutDevice,
     SiteConfig,
 )
+from server.models.markers import Marker
 from server.models.registry import RegisteredDevice
 
 __all__ = [
