@@ -4,7 +4,6 @@ A bad file stops the boot with a clear message.
 """
 
 import json
-import sys
 
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
@@ -178,7 +177,6 @@ def check(cfg, default_device_id):
         ):
             raise ConfigError('reasons[%d] must be {"code": str (1..64), "label": str}' % i)
     _check_programme(cfg)
-    sys.modules.pop("trigger", None)  # loaded for ROLES; the board loads it per line
     if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
         raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
     return cfg
@@ -201,9 +199,13 @@ def _filled(name, given, defaults):
     return out
 
 
-def _role(name, v, nullable):
-    from trigger import ROLES
+# The contract's roles (additions of December 2026). trigger.py keeps its own copy so that
+# neither module loads the other on the device; tests/firmware/test_roles_copies.py holds both
+# equal to contract.protocol.ROLES.
+ROLES = ("end_user", "operator", "technician", "buyer", "sponsor")
 
+
+def _role(name, v, nullable):
     if not (nullable and v is None) and v not in ROLES:
         raise ConfigError(
             "%s must be one of %s%s" % (name, ", ".join(ROLES), " or null" if nullable else "")
@@ -237,8 +239,6 @@ def _check_programme(cfg):
         raise ConfigError("roles.ask must be true or false")
     choices = roles["choices"]
     if choices is None:
-        from trigger import ROLES
-
         choices = roles["choices"] = list(ROLES)
     if not isinstance(choices, list) or not 1 <= len(choices) <= 5:
         raise ConfigError("roles.choices must list 1..5 roles, or be null for all")
