@@ -4,6 +4,7 @@ from server.models.alerts import Alert, AlertComment, WebhookDelivery
 from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
+from server.models.programme import ProgrammeChoice, Target
 from server.models.registry import RegisteredDevice
 
 __all__ = [
@@ -16,7 +17,9 @@ __all__ = [
     "LoginFailure",
     "LoginSession",
     "Presence",
+    "ProgrammeChoice",
     "RegisteredDevice",
+    "Target",
     "Telemetry",
     "Token",
     "WebhookDelivery",
