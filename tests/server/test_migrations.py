@@ -169,7 +169,10 @@ def test_0006_counts_stored_answers_as_transactional_with_no_role(sqlite_url: st
             "SELECT device, survey, role, shown FROM rollup_programme_full_hour ORDER BY device"
         ).all()
     assert [tuple(r) for r in site] == [("s1", "transactional", "", 3, 2, 5, 11)]
-    assert [tuple(r) for r in full] == [("d1", "transactional", "", 6), ("d2", "transactional", "", 5)]
+    assert [tuple(r) for r in full] == [
+        ("d1", "transactional", "", 6),
+        ("d2", "transactional", "", 5),
+    ]
     downgrade(engine, "0005")
     assert "rollup_programme_day" not in inspect(engine).get_table_names()
     engine.dispose()

@@ -103,7 +103,9 @@ def test_nps_by_survey_and_role_equals_scratch(
         assert api.get("/api/v1/nps", **params) == scratch(evs, q), params
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(evs=events())
 def test_default_counts_transactional_answers_only(
     api: Api, engine: Engine, evs: list[dict[str, Any]]

@@ -26,7 +26,11 @@ depends_on = None
 # frozen here on purpose.
 HEALTH = ("device", "site", "prompt", "trigger", "fw", "reason", "rssi_band", "battery_band",
           "health")  # fmt: skip
-NEW = {"programme": (("site", "survey", "role"), "site"), "programme_full": ((*HEALTH, "survey", "role"), "full")}  # fmt: skip
+# New cuboid -> (its dimensions, the earlier cuboid it starts from).
+NEW = {
+    "programme": (("site", "survey", "role"), "site"),
+    "programme_full": ((*HEALTH, "survey", "role"), "full"),
+}
 COUNTS = ("promoters", "passives", "detractors", "shown")
 FILLFACTOR = 70
 
