@@ -31,6 +31,7 @@ from server.api import (
     ingest,
     nps,
     ops,
+    programme,
     registry,
     rejections,
     session,
@@ -214,6 +215,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
         ingest, session, nps, bands, devices, feedback, alerts, rejections, registry, stream, ops,
+        programme,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)

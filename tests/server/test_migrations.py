@@ -161,14 +161,14 @@ def test_0006_counts_stored_answers_as_transactional_with_no_role(sqlite_url: st
                 )
     upgrade(engine)
     with engine.connect() as conn:
-        site = conn.exec_driver_sql(
+        by_site = conn.exec_driver_sql(
             "SELECT site, survey, role, promoters, passives, detractors, shown"
             " FROM rollup_programme_day"
         ).all()
         full = conn.exec_driver_sql(
             "SELECT device, survey, role, shown FROM rollup_programme_full_hour ORDER BY device"
         ).all()
-    assert [tuple(r) for r in site] == [("s1", "transactional", "", 3, 2, 5, 11)]
+    assert [tuple(r) for r in by_site] == [("s1", "transactional", "", 3, 2, 5, 11)]
     assert [tuple(r) for r in full] == [
         ("d1", "transactional", "", 6),
         ("d2", "transactional", "", 5),

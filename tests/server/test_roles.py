@@ -32,11 +32,16 @@ WRITES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/alerts/{alert_id}/close"): "operator",
     ("POST", "/api/v1/registry/devices"): "admin",
     ("POST", "/api/v1/registry/devices/{device}/revoke"): "admin",
+    ("PUT", "/api/v1/benchmarks/active"): "admin",
+    ("PUT", "/api/v1/northstar"): "admin",
+    ("PUT", "/api/v1/targets"): "operator",
 }
 NOT_PEOPLE = {"/api/v1/ingest", "/api/v1/presence", "/api/v1/session"}
 BODIES = {
     "assign": {"assignee": "bob"}, "comment": {"text": "seen"}, "close": {"note": "done"},
     "devices": {"site": "store-1", "device": "nps-new001"},
+    "active": {"set": "enterprise_b2b"}, "northstar": {"metric": "answers"},
+    "targets": {"target": 20},
 }  # fmt: skip
 RANK = ("viewer", "operator", "admin")
 

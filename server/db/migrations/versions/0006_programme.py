@@ -14,6 +14,8 @@ answers stored by then stay in `feedback` without their survey.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -43,7 +45,11 @@ def upgrade() -> None:
             )
         )
         batch_op.add_column(sa.Column("role", sa.String(length=16), nullable=True))
-    postgres = op.get_bind().dialect.name == "postgresql"
+    options: dict[str, Any] = (
+        {"postgresql_with": {"fillfactor": FILLFACTOR}}
+        if op.get_bind().dialect.name == "postgresql"
+        else {}
+    )
     for cuboid, (dims, source) in NEW.items():
         for grain in ("hour", "day"):
             name = f"rollup_{cuboid}_{grain}"
@@ -55,7 +61,7 @@ def upgrade() -> None:
                 *key[1:],
                 *(sa.Column(c, sa.Integer(), server_default="0", nullable=False) for c in COUNTS),
                 sa.PrimaryKeyConstraint(dims[0], "bucket", *dims[1:]),
-                **({"postgresql_with": {"fillfactor": FILLFACTOR}} if postgres else {}),
+                **options,
             )
             kept = [d for d in dims if d not in ("survey", "role")]
             cols = ", ".join([*kept, "survey", "role", "bucket", *COUNTS])
