@@ -8,6 +8,8 @@ import * as filters from "../filters.js";
 import { count, html, humanize, interval, nps, percent } from "../format.js";
 import { npsBar, npsFigure, panel, setTitle, splitBar } from "../ui.js";
 import { feedList, prependLive } from "./feedback.js";
+import { loadBands } from "../benchmarks.js";
+import { programmePanels } from "./overview_programme.js";
 
 export const name = "overview";
 export const usesFilters = true;
@@ -159,7 +161,7 @@ export async function render(main, { filters: current }) {
   const $ = (id) => main.querySelector(`#${id}`);
   let totals = null;
   const loadTotals = () => api("/nps", { query: { ...query, group_by: period } });
-  const totalsOnce = loadTotals().then((t) => (totals = t));
+  const totalsOnce = Promise.all([loadTotals(), loadBands()]).then(([t]) => (totals = t));
   const jobs = [
     panel($("headline"), "At a glance", () => totalsOnce, headline),
     panel($("trend"), `NPS by ${period}`, () => totalsOnce, (b, t) => trend(b, t, period)),
@@ -181,6 +183,7 @@ export async function render(main, { filters: current }) {
     ),
     panel($("heat"), "NPS by hour and weekday (UTC)", () => api("/heatmap", { query }), heatmap),
     panel($("latest"), "Latest feedback", () => api("/feedback", { query: { ...query, limit: 12 } }), latest),
+    ...programmePanels(main.querySelector(".grid"), query),
   ];
   await Promise.all(jobs);
 
