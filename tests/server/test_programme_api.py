@@ -175,3 +175,32 @@ def test_north_star_counts_transactions_on_healthy_devices_per_week(
         assert r.status_code == 422
     bound = c.get("/api/v1/northstar", headers=as_(people["viewer-store-2"])).json()
     assert bound["site"] == "store-2" and sum(w["value"] for w in bound["weeks"]) == 0
+
+
+def test_the_overview_call_holds_every_panel_and_keeps_to_the_site(
+    api: Api, people: dict[str, str]
+) -> None:
+    now = time.time()
+    api.ingest([
+        feedback("nps-aaa111", 1, 10, ts=now - 60, role="end_user"),
+        feedback("nps-aaa111", 2, 2, ts=now - 60, role="sponsor", survey="relationship"),
+    ])  # fmt: skip
+    api.ingest([feedback("nps-bbb222", 1, 0, ts=now - 60, site="store-2", role="end_user")])
+    c = api.client
+    got = c.get("/api/v1/programme", headers=as_(people["viewer"])).json()
+    assert got["standing"]["figures"]["n"] == 2  # transactional, both sites
+    assert got["relationship"]["n"] == 1 and got["relationship"]["nps"] == -100.0
+    assert [g["key"] for g in got["relationship"]["groups"]] == ["sponsor"]
+    assert {g["key"] for g in got["roles"]["groups"]} == {"end_user"}
+    assert got["bands"]["active"] == "consumer" and got["northstar"]["weeks"]
+    assert {c["site"] for c in got["coverage"]["cells"]} == {"store-1", "store-2"}
+    bound = c.get("/api/v1/programme", headers=as_(people["viewer-store-2"])).json()
+    assert bound["standing"]["figures"]["nps"] == -100.0 and bound["relationship"]["n"] == 0
+    assert {c["site"] for c in bound["coverage"]["cells"]} == {"store-2"}
+    assert bound["northstar"]["site"] == "store-2"
+    r = c.get(
+        "/api/v1/programme", params={"site": "store-1"}, headers=as_(people["viewer-store-2"])
+    )
+    assert r.status_code == 403
+    r = c.get("/api/v1/programme", params={"role": "boss"}, headers=as_(people["viewer"]))
+    assert r.status_code == 422

@@ -1,20 +1,14 @@
 // The NPS band sets (GET /api/v1/benchmarks): each score's meaning in words, read with
-// the set an admin chose (server/analytics/band_sets.json). Loaded once per page load.
+// the set an admin chose (server/analytics/band_sets.json). The overview hands them
+// over from its one programme call; until then a score keeps its plain tone word.
 
-import { api } from "./api.js";
 import { html } from "./format.js";
 
 let answer = null; // the last /benchmarks answer
-let loading = null;
 
-/** Load (once) the band sets; resolves to the answer, or null when not available. */
-export function loadBands({ fresh = false } = {}) {
-  if (fresh || !loading) {
-    loading = api("/benchmarks", { redirect: false })
-      .then((a) => (answer = a))
-      .catch(() => null);
-  }
-  return loading;
+/** Keep the band sets (the `bands` of GET /api/v1/programme, or GET /api/v1/benchmarks). */
+export function setBands(sets) {
+  answer = sets;
 }
 
 export function activeSet() {

@@ -8,8 +8,7 @@ import * as filters from "../filters.js";
 import { count, html, humanize, interval, nps, percent } from "../format.js";
 import { npsBar, npsFigure, panel, setTitle, splitBar } from "../ui.js";
 import { feedList, prependLive } from "./feedback.js";
-import { loadBands } from "../benchmarks.js";
-import { programmePanels } from "./overview_programme.js";
+import { loadProgramme, programmePanels } from "./overview_programme.js";
 
 export const name = "overview";
 export const usesFilters = true;
@@ -161,7 +160,8 @@ export async function render(main, { filters: current }) {
   const $ = (id) => main.querySelector(`#${id}`);
   let totals = null;
   const loadTotals = () => api("/nps", { query: { ...query, group_by: period } });
-  const totalsOnce = Promise.all([loadTotals(), loadBands()]).then(([t]) => (totals = t));
+  const programme = loadProgramme(query); // the band sets come with it, for the headline
+  const totalsOnce = Promise.all([loadTotals(), programme.catch(() => null)]).then(([t]) => (totals = t));
   const jobs = [
     panel($("headline"), "At a glance", () => totalsOnce, headline),
     panel($("trend"), `NPS by ${period}`, () => totalsOnce, (b, t) => trend(b, t, period)),
@@ -183,7 +183,7 @@ export async function render(main, { filters: current }) {
     ),
     panel($("heat"), "NPS by hour and weekday (UTC)", () => api("/heatmap", { query }), heatmap),
     panel($("latest"), "Latest feedback", () => api("/feedback", { query: { ...query, limit: 12 } }), latest),
-    ...programmePanels(main.querySelector(".grid"), query),
+    ...programmePanels(main.querySelector(".grid"), query, programme),
   ];
   await Promise.all(jobs);
 

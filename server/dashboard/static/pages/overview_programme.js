@@ -3,7 +3,7 @@
 // and NPS and coverage by role. Hooked into pages/overview.js by `programmePanels`.
 
 import { api, whoami } from "../api.js";
-import { activeSet, bandOf, loadBands } from "../benchmarks.js";
+import { activeSet, bandOf, setBands } from "../benchmarks.js";
 import { count, html, humanize, nps, percent } from "../format.js";
 import { mayAct, mayAdminister } from "../roles.js";
 import { npsFigure, panel } from "../ui.js";
@@ -13,17 +13,20 @@ const DIFFERENCE =
   "relationship NPS is asked of regular users on a calendar (quarterly) and tracks the whole relationship. " +
   "They answer different questions, so each stands alone and they are never averaged.";
 
-/** 00:00 UTC on the first day of this calendar quarter, ISO: relationship answers are quarterly. */
-function quarterStart(now = new Date()) {
-  const month = Math.floor(now.getUTCMonth() / 3) * 3;
-  return new Date(Date.UTC(now.getUTCFullYear(), month, 1)).toISOString();
-}
-
 function signed(value) {
   return value === null || value === undefined ? "—" : `${nps(value)} points`;
 }
 
-function surveys(body, [transactional, relationship]) {
+/** GET /api/v1/programme: everything these panels show, in one call; keeps the band sets. */
+export function loadProgramme(query) {
+  return api("/programme", { query }).then((p) => {
+    setBands(p.bands);
+    return p;
+  });
+}
+
+function surveys(body, { standing: s, relationship }) {
+  const transactional = s.figures;
   body.innerHTML = html`<p class="muted" data-testid="survey-difference">${DIFFERENCE}</p>
     <div class="figures">
       ${npsFigure(transactional, { label: "Transactional NPS (this range)", testid: "nps-transactional" })}
@@ -37,7 +40,7 @@ function bandList(set) {
   )}</ul><p class="muted">Source: ${set.source}</p>`;
 }
 
-function standing(body, [s, sets, who], scope) {
+function standing(body, { standing: s, bands: sets }, who, scope) {
   const set = activeSet();
   const band = s.band;
   const t = s.target;
@@ -67,7 +70,7 @@ function standing(body, [s, sets, who], scope) {
     <p class="muted" role="status" id="standing-status"></p>`.text;
 }
 
-function northStar(body, ns) {
+function northStar(body, { northstar: ns }) {
   const done = ns.weeks.filter((w) => w.complete);
   const last = done.at(-1);
   const current = ns.weeks.at(-1);
@@ -99,7 +102,7 @@ function roleTable(groups, caption, testid) {
     <tbody>${rows}</tbody></table>`;
 }
 
-function roles(body, [transactional, relationship, cov]) {
+function roles(body, { roles: transactional, relationship, coverage: cov }) {
   const sites = [...new Set(cov.cells.map((c) => c.site))];
   const cell = (site, role) => cov.cells.find((c) => c.site === site && c.role === role);
   const head = cov.roles.map((r) => html`<th scope="col" class="num">${humanize(r)}</th>`);
@@ -138,8 +141,9 @@ function numberOrNull(value) {
   return value === "" || value === null || value === undefined ? null : Number(value);
 }
 
-/** The programme's panels, appended to the overview's grid; one promise per panel. */
-export function programmePanels(grid, query) {
+/** The programme's panels, appended to the overview's grid; one promise per panel.
+ *  `programme` is the pending GET /api/v1/programme (`loadProgramme`). */
+export function programmePanels(grid, query, programme) {
   const section = (id, cls) => {
     const el = document.createElement("section");
     el.id = id;
@@ -151,49 +155,35 @@ export function programmePanels(grid, query) {
   const standingEl = section("standing");
   const northEl = section("northstar");
   const rolesEl = section("roles", "span-2");
-  const quarter = { ...query, from: quarterStart() };
-  delete quarter.to;
-  const scope = query.site ? { site: query.site } : {};
 
-  const loadStanding = () => Promise.all([api("/targets", { query }), loadBands({ fresh: true }), whoami()]);
-  const showStanding = () =>
-    panel(standingEl, "Benchmarks and target", loadStanding, (body, data) => {
-      standing(body, data, query.site || data[2].site);
+  const showStanding = (pending) =>
+    panel(standingEl, "Benchmarks and target", () => Promise.all([pending, whoami()]), (body, [p, who]) => {
+      const site = query.site || who.site || null;
+      standing(body, p, who, site);
       const status = body.querySelector("#standing-status");
+      const saved = () => showStanding(loadProgramme(query));
       body.querySelector("#target-form")?.addEventListener("submit", async (event) => {
         event.preventDefault();
         const f = Object.fromEntries(new FormData(event.target));
         const entry = {
-          site: query.site || data[2].site || null,
+          site,
           target: numberOrNull(f.target),
           benchmark: numberOrNull(f.benchmark),
           benchmark_label: f.benchmark_label || null,
         };
-        if (await save(event.target, "/targets", entry, status)) showStanding();
+        if (await save(event.target, "/targets", entry, status)) saved();
       });
       body.querySelector("#bands-form")?.addEventListener("submit", async (event) => {
         event.preventDefault();
         const set = new FormData(event.target).get("set");
-        if (await save(event.target, "/benchmarks/active", { set }, status)) showStanding();
+        if (await save(event.target, "/benchmarks/active", { set }, status)) saved();
       });
     });
 
   return [
-    panel(surveysEl, "Transactional and relationship NPS", () =>
-      Promise.all([loadBands(), api("/nps", { query: { ...query, survey: "transactional" } }), api("/nps", { query: { ...quarter, survey: "relationship" } })]).then(
-        ([, t, r]) => [t, r],
-      ),
-      surveys,
-    ),
-    showStanding(),
-    panel(northEl, "North star", () => api("/northstar", { query: scope }), northStar),
-    panel(rolesEl, "NPS and coverage by role", () =>
-      Promise.all([
-        api("/nps", { query: { ...query, group_by: "role" } }),
-        api("/nps", { query: { ...quarter, survey: "relationship", group_by: "role" } }),
-        api("/coverage", { query: scope }),
-      ]),
-      roles,
-    ),
+    panel(surveysEl, "Transactional and relationship NPS", () => programme, surveys),
+    showStanding(programme),
+    panel(northEl, "North star", () => programme, northStar),
+    panel(rolesEl, "NPS and coverage by role", () => programme, roles),
   ];
 }
