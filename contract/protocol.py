@@ -52,6 +52,11 @@ _DEVICE_RE = re.compile(DEVICE_ID_PATTERN)
 
 TOPIC_KINDS = ("feedback", "telemetry", "status", "cmd")
 OUTCOMES = ("answered", "timeout", "dismissed")
+# Additions of December 2026 (contract.md): which survey asked, and who answered.
+SURVEYS = ("transactional", "relationship")
+ROLES = ("end_user", "operator", "technician", "buyer", "sponsor")
+Survey = Literal["transactional", "relationship"]
+Role = Literal["end_user", "operator", "technician", "buyer", "sponsor"]
 
 DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 SiteId = Annotated[str, Field(pattern=SITE_PATTERN)]
@@ -106,6 +111,10 @@ class FeedbackEvent(EventBase):
     reason: Annotated[str, Field(max_length=MAX_STR)] | None = None
     answer_ms: NonNegInt | None = None
     ctx: Ctx = Field(default_factory=Ctx)
+    # Absent `survey` is transactional; absent or null `role` is unknown. Strict: a value
+    # outside the lists (a literal matches only itself) rejects this one event with its reason.
+    survey: Survey = "transactional"
+    role: Role | None = None
 
     @model_validator(mode="after")
     def _score_iff_answered(self) -> FeedbackEvent:

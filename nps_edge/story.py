@@ -25,6 +25,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from nps_edge.story_programme import add_programme
+
 DAY = 86_400.0
 HOUR = 3_600.0
 
@@ -90,7 +92,16 @@ def generate(story: Story) -> list[dict[str, Any]]:
     """One scenario dict per device, in fleet order (site by site)."""
     rng = random.Random(story.seed)
     fleet = _fleet(story, rng)
-    return [_scenario(story, dev, random.Random(f"{story.seed}:{dev.device}")) for dev in fleet]
+    scenarios = [
+        _scenario(story, dev, random.Random(f"{story.seed}:{dev.device}")) for dev in fleet
+    ]
+    return add_programme(
+        scenarios,
+        start=story.start,
+        end=story.end,
+        seed=story.seed,
+        service_site=story.service_site,
+    )  # roles and relationship answers: nps_edge/story_programme.py
 
 
 def _fleet(story: Story, rng: random.Random) -> list[_Device]:
@@ -339,6 +350,7 @@ def scenario_events(
                 reason=step.get("reason") if answered else None,
                 answer_ms=step.get("answer_ms") if answered else None,
                 ctx={"rssi": rssi, "battery_mv": battery},
+                **{k: step[k] for k in ("survey", "role") if k in step},
             )
             if answered:
                 event["score"] = step["score"]

@@ -34,6 +34,7 @@ from server.api import (
     markers,
     nps,
     ops,
+    programme,
     registry,
     rejections,
     releases,
@@ -231,7 +232,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
         ingest, session, nps, drivers, markers, bands, devices, feedback, alerts, rejections,
-        registry, stream, ops, fleet, releases,
+        registry, stream, ops, fleet, releases, programme,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)

@@ -22,10 +22,11 @@ from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.sql import table_of
 from server.models import Feedback
 
-FILTERS = ("site", "device", "fw", "prompt", "trigger")
+FILTERS = ("site", "device", "fw", "prompt", "trigger", "survey", "role")
 TimeGroup = Literal["hour", "day", "week", "weekday"]
 DimGroup = Literal[
-    "site", "device", "fw", "trigger", "reason", "rssi_band", "battery_band", "health"
+    "site", "device", "fw", "trigger", "reason", "rssi_band", "battery_band", "health",
+    "survey", "role",
 ]  # fmt: skip
 GroupBy = Literal[TimeGroup, DimGroup]  # what `group_by` takes: one list, the API's too
 TIME_GROUPS: tuple[str, ...] = get_args(TimeGroup)
@@ -43,6 +44,8 @@ class Filters:
     fw: str | None = None
     prompt: str | None = None
     trigger: str | None = None
+    survey: str | None = None  # None: transactional in figures (`counted`), any in lists
+    role: str | None = None
 
     def dims(self) -> dict[str, str]:
         return {k: v for k in FILTERS if (v := getattr(self, k)) is not None}
@@ -70,17 +73,30 @@ def time_key(group: str, t: float) -> Hashable:
 
 
 def dim_key(group: str, value: str | None) -> str | None:
-    if group == "reason":
+    if group in rollups.NULLABLE:
         return None if value in (None, rollups.NONE) else value
     return value
+
+
+def counted(f: Filters, group: str | None) -> dict[str, str]:
+    """The conditions a figure counts under: the filters, with the survey the contract's
+    default when none is asked (transactional), every survey when split by survey."""
+    where = f.dims()
+    if f.survey is None and group != "survey":
+        where["survey"] = rollups.TRANSACTIONAL
+    return where
 
 
 def figures(
     session: Session, f: Filters, group: str | None = None
 ) -> tuple[Tally, dict[Any, Tally]]:
-    """The total tally and, with `group`, a tally per group key."""
-    needed = set(f.dims()) | ({group} if group in DIM_GROUPS else set())
-    name, _dims = rollups.choose(needed)
+    """The total tally and, with `group`, a tally per group key (their sum)."""
+    where = counted(f, group)
+    needed = set(where) | ({group} if group in DIM_GROUPS else set())
+    # The transactional-only cuboids serve every figure of that survey without a role.
+    every = where.get("survey") != rollups.TRANSACTIONAL or "role" in needed
+    rolled = where if every else {k: v for k, v in where.items() if k != "survey"}
+    name, _dims = rollups.choose(needed if every else needed - {"survey"}, every_survey=every)
     grains = [rollups.HOUR] if group in ("hour", "heat") else [rollups.DAY, rollups.HOUR]
     groups: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     total = [0, 0, 0, 0]
@@ -92,9 +108,9 @@ def figures(
 
     for grain, a, b in rollups.plan(f.lo, f.hi, grains):
         if grain is None:
-            _raw(session, f, group, a, b, add)
+            _raw(session, where, group, a, b, add)
         else:
-            _rolled(session, ROLLUP_TABLES[(name, grain)], f, group, a, b, add)
+            _rolled(session, ROLLUP_TABLES[(name, grain)], rolled, group, a, b, add)
     if group is None:
         return rollups.tally_of(total), {}
     tallies = {k: rollups.tally_of(v) for k, v in groups.items()}
@@ -105,8 +121,8 @@ def figures(
 
 
 def _rolled(
-    session: Session, table: Table, f: Filters, group: str | None, a: float | None, b: float | None,
-    add: Callable[[Any, Any], None],
+    session: Session, table: Table, where: dict[str, str], group: str | None,
+    a: float | None, b: float | None, add: Callable[[Any, Any], None],
 ) -> None:  # fmt: skip
     sums = [func.sum(table.c[c]) for c in rollups.COUNTS]
     if group in TIME_GROUPS or group == "heat":
@@ -116,7 +132,7 @@ def _rolled(
     else:
         col = None
     stmt = select(*([col] if col is not None else []), *sums)
-    for k, v in f.dims().items():
+    for k, v in where.items():
         stmt = stmt.where(table.c[k] == v)
     if a is not None:
         stmt = stmt.where(table.c.bucket >= a)
@@ -136,7 +152,7 @@ def _rolled(
 
 
 def _raw(
-    session: Session, f: Filters, group: str | None, a: float | None, b: float | None,
+    session: Session, where: dict[str, str], group: str | None, a: float | None, b: float | None,
     add: Callable[[Any, Any], None],
 ) -> None:  # fmt: skip
     T = table_of(Feedback).c
@@ -144,7 +160,7 @@ def _raw(
     if group in DIM_GROUPS:
         col = T[rollups.RAW_COLUMN.get(group or "", group or "")]
     stmt = select(T.t, T.category, *([col] if col is not None else []))
-    for k, v in f.dims().items():
+    for k, v in where.items():
         stmt = stmt.where(T[rollups.RAW_COLUMN.get(k, k)] == v)
     if a is not None:
         stmt = stmt.where(T.t >= a)

@@ -29,6 +29,8 @@ DIMS = (
     "rssi_band",
     "battery_band",
     "health",
+    "survey",
+    "role",
 )
 RAW_COLUMN = {"trigger": "trigger_kind"}  # a dimension's feedback column, where named apart
 COUNTS = ("promoters", "passives", "detractors", "shown")
@@ -39,7 +41,11 @@ GRAINS = {HOUR: "hour", DAY: "day"}
 # Ordered smallest first; the first cuboid that covers a query's dimensions serves it.
 # The first dimension leads the primary key (then the bucket) so that filtering on it
 # is a range scan.
+# Every cuboid but PROGRAMME counts transactional answers only, the default of every
+# figure (contract: the headline never mixes the two surveys), so those reads are
+# unchanged; the PROGRAMME cuboids count both surveys with the role.
 SINGLE = ("rssi_band", "battery_band", "health", "fw", "trigger", "reason")
+HEALTH_DIMS = ("device", "site", *DIMS[2:-2])  # all but survey and role
 CUBOIDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fleet", ()),
     *((f"by_{d}", (d,)) for d in SINGLE),  # fleet-wide splits: drivers, trends by trigger
@@ -48,9 +54,14 @@ CUBOIDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mix", ("prompt", "trigger", "fw", "rssi_band", "battery_band", "health")),
     ("slice", ("site", "prompt", "trigger", "fw")),
     ("bands", ("site", "prompt", "trigger", "fw", "reason", "rssi_band", "battery_band", "health")),
-    ("full", ("device", "site", *DIMS[2:])),
+    ("full", HEALTH_DIMS),
+    ("programme", ("site", "survey", "role")),  # NPS by survey and role, coverage per site
+    ("programme_full", (*HEALTH_DIMS, "survey", "role")),
 )
-NONE = ""  # stored for a null dimension (reason) so it can take part in keys
+PROGRAMME = frozenset({"programme", "programme_full"})
+TRANSACTIONAL = "transactional"
+NONE = ""  # stored for a null dimension (reason, role) so it can take part in keys
+NULLABLE = ("reason", "role")
 
 
 # PostgreSQL: a rollup row is updated many times while its hour or day is current.
@@ -89,10 +100,12 @@ def build_tables(metadata: MetaData) -> dict[tuple[str, int], Table]:
     return tables
 
 
-def choose(dims: Iterable[str]) -> tuple[str, tuple[str, ...]]:
+def choose(dims: Iterable[str], *, every_survey: bool = False) -> tuple[str, tuple[str, ...]]:
+    """The smallest cuboid holding `dims`: among the PROGRAMME ones with `every_survey`,
+    else among the transactional-only ones."""
     needed = set(dims)
     for name, cdims in CUBOIDS:
-        if needed <= set(cdims):
+        if (name in PROGRAMME) == every_survey and needed <= set(cdims):
             return name, cdims
     raise ValueError(f"no cuboid covers {sorted(needed)}")
 
@@ -128,16 +141,19 @@ def rollup_sql(source: str, name: str, grain: int) -> str:
     """SQL adding `source`'s rows (STAGE_COLUMNS) into one rollup table, in key order.
 
     The same text on SQLite and PostgreSQL; key order is one lock order for every
-    concurrent writer. (`WHERE true` keeps SQLite from reading ON CONFLICT as a join.)
+    concurrent writer. (A WHERE clause, `true` for the PROGRAMME cuboids, keeps SQLite
+    from reading ON CONFLICT as a join.)
     Cached: ingest asks for every rollup table's text on every batch.
     """
     dims = [quote(d) for d in dict(CUBOIDS)[name]]
     table = quote(table_name(name, grain))
+    only = "true" if name in PROGRAMME else f"{quote('survey')} = '{TRANSACTIONAL}'"
     keys = ", ".join([*dims, "hour" if grain == HOUR else f"hour / {DAY} * {DAY}"])
     adds = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in COUNTS)
     return (
         f"INSERT INTO {table} ({', '.join([*dims, 'bucket', *map(quote, COUNTS)])})"
-        f" SELECT {keys}, {', '.join(f'SUM({quote(c)})' for c in COUNTS)} FROM {source} WHERE true"
+        f" SELECT {keys}, {', '.join(f'SUM({quote(c)})' for c in COUNTS)}"
+        f" FROM {source} WHERE {only}"
         f" GROUP BY {keys} ORDER BY {keys}"
         f" ON CONFLICT ({', '.join([*dims, 'bucket'])}) DO UPDATE SET {adds}"
     )
@@ -149,9 +165,12 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], Finest]:
     What `rollup_sql` adds, computed in Python: the reference the benchmark's and the
     tests' checks compare the stored tables with.
     """
-    base = finest(facts)
+    every = finest(facts)
+    at = DIMS.index("survey")
+    transactional = {k: c for k, c in every.items() if k[at] == TRANSACTIONAL}
     out: dict[tuple[str, int], Finest] = {}
     for name, dims in CUBOIDS:
+        base = every if name in PROGRAMME else transactional
         pick = [DIMS.index(d) for d in dims]
         keys = map(itemgetter(*pick, -1), base) if pick else ((f[-1],) for f in base)
         hours = _sum_into({}, keys, base)

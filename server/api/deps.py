@@ -12,7 +12,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from contract.protocol import DEVICE_ID_PATTERN
+from contract.protocol import DEVICE_ID_PATTERN, Role, Survey
 from server.analytics.figures import Filters
 from server.identity.tokens import PEOPLE, find_token, session_token, touch_token
 from server.models import Token
@@ -164,10 +164,15 @@ def filters(
     trigger: Annotated[
         str | None, Query(max_length=64, description="trigger kind", examples=["cycle_complete"])
     ] = None,
+    survey: Annotated[
+        Survey | None,
+        Query(description="figures without it count `transactional` answers only"),
+    ] = None,
+    role: Annotated[Role | None, Query(description="who answered")] = None,
 ) -> Filters:
     return Filters(
         lo=parse_time("from", from_), hi=parse_time("to", to),
-        site=site, device=device, fw=fw, prompt=prompt, trigger=trigger,
+        site=site, device=device, fw=fw, prompt=prompt, trigger=trigger, survey=survey, role=role,
     )  # fmt: skip
 
 

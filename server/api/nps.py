@@ -11,7 +11,7 @@ from sqlalchemy import select
 from contract.nps import Tally
 from server.analytics.figures import Filters, GroupBy, figures, sort_groups
 from server.analytics.rollup_tables import ROLLUP_TABLES
-from server.analytics.rollups import DAY
+from server.analytics.rollups import DAY, TRANSACTIONAL
 from server.api.deps import SessionDep, ViewerDep
 from server.api.scope import ScopedFiltersDep
 from server.models import Device
@@ -35,6 +35,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 def answer(session: SessionDep, f: Filters, group_by: str | None) -> NpsAnswer:
     total, tallies = figures(session, f, group_by)
+    if group_by == "survey" and f.survey is None:
+        # Split by survey, both kinds are shown side by side; the headline stays the
+        # transactional one (contract): the two are never added together.
+        total = tallies.get(TRANSACTIONAL, Tally())
     groups = []
     if group_by is not None:
         groups = [
@@ -53,7 +57,10 @@ def get_nps(
     group_by: Annotated[GroupBy | None, Query(description="split the figures by this")] = None,
 ) -> NpsAnswer:
     """Each event counts once, at its time; `hour`, `day` and `week` keys are UTC
-    (`2026-11-01T13:00Z`, `2026-11-01`, `2026-W44`), `weekday` keys `mon`..`sun`."""
+    (`2026-11-01T13:00Z`, `2026-11-01`, `2026-W44`), `weekday` keys `mon`..`sun`.
+    Without `survey` only transactional answers count; `group_by=survey` shows both
+    kinds as groups, the total staying the transactional figure; a `role` key is null
+    for answers whose role is unknown."""
     return answer(session, f, group_by)
 
 

@@ -56,6 +56,8 @@ class FeedbackRow(TypedDict):
     rssi_band: str
     battery_band: str
     health: str
+    survey: str
+    role: str | None
     gateway: str
 
 
@@ -187,6 +189,6 @@ def join_feedback(
              "telemetry_id": j.telemetry_id, "errors_24h": j.errors_24h,
              "reboots_24h": j.reboots_24h, "offline_min_24h": j.offline_min_24h,
              "rssi_band": j.rssi_band, "battery_band": j.battery_band, "health": j.health,
-             "gateway": gateway}
+             "survey": ev.survey, "role": ev.role, "gateway": gateway}
         )  # fmt: skip
     return rows

@@ -168,12 +168,12 @@ def device_rows(
 
 
 _DIMS = itemgetter(*(rollups.RAW_COLUMN.get(d, d) for d in rollups.DIMS))
-_REASON = rollups.DIMS.index("reason")  # the one dimension that may be null
+_NULLABLE = tuple(rollups.DIMS.index(d) for d in rollups.NULLABLE)
 
 
 def fact(row: Mapping[str, Any]) -> rollups.Fact:
     """A feedback row as the rollups count it (also used by the benchmark's check)."""
     dims = _DIMS(row)
-    if dims[_REASON] is None:
-        dims = (*dims[:_REASON], rollups.NONE, *dims[_REASON + 1 :])
+    if any(dims[i] is None for i in _NULLABLE):
+        dims = tuple(rollups.NONE if v is None else v for v in dims)
     return rollups.Fact(row["t"], row["category"], dims)

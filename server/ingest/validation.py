@@ -45,7 +45,7 @@ KNOWN_FIELDS = {
     "v", "id", "device", "site", "seq", "boot", "up_ms", "ts", "fw", "type", "rx_ts",
     "outcome", "score", "prompt", "trigger", "reason", "answer_ms", "ctx",
     "battery_mv", "rssi", "heap_free", "heap_min", "uptime_s", "temp_c",
-    "outbox_depth", "reset_cause", "errors",
+    "outbox_depth", "reset_cause", "errors", "survey", "role",
 }  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from server.models.fleet import (
     SiteConfig,
 )
 from server.models.markers import Marker
+from server.models.programme import ProgrammeChoice, Target
 from server.models.registry import RegisteredDevice
 
 __all__ = [
@@ -31,12 +32,14 @@ __all__ = [
     "LoginSession",
     "Marker",
     "Presence",
+    "ProgrammeChoice",
     "RegisteredDevice",
     "Release",
     "ReleaseFile",
     "Rollout",
     "RolloutDevice",
     "SiteConfig",
+    "Target",
     "Telemetry",
     "Token",
     "WebhookDelivery",

@@ -46,6 +46,12 @@ class FeedbackBase(EventFields):
     rssi_band: str = Field(max_length=16)
     battery_band: str = Field(max_length=16)
     health: str = Field(max_length=16)
+    survey: str = Field(
+        default="transactional", max_length=16,
+        sa_column_kwargs={"server_default": "transactional"},
+        description="`transactional` (after one transaction) or `relationship` (periodic, overall)",
+    )  # fmt: skip
+    role: str | None = Field(default=None, max_length=16, description="who answered; null: unknown")
 
 
 class Feedback(FeedbackBase, table=True):
@@ -79,6 +85,8 @@ class FeedbackPublic(SQLModel):
     rssi_band: str
     battery_band: str
     health: str
+    survey: str = "transactional"
+    role: str | None = None
 
     @classmethod
     def of(cls, row: Feedback) -> FeedbackPublic:

@@ -138,7 +138,11 @@ def test_overview_matches_the_api_and_a_filter_changes_url_and_figure(
     assert export.startswith("/api/v1/export?") and f"from={query['from']}" in export
     csv = page.request.get(f"{live_server.base}{export}")  # the session cookie is enough
     assert csv.ok and csv.text().splitlines()[0].startswith("time,rx_time,id,")
-    assert len(csv.text().splitlines()) == fleet["shown"] + 1  # every prompt shown, one header
+    # Every prompt shown, one header; the export also lists the relationship answers
+    # (each row says its survey), which the transactional figure leaves out.
+    rows = csv.text().splitlines()
+    survey = rows[0].split(",").index("survey")
+    assert sum(r.split(",")[survey] == "transactional" for r in rows[1:]) == fleet["shown"]
 
     page.locator("#filters").get_by_label("Site").select_option("store-3")
     page.wait_for_url(re.compile(r"[?&]site=store-3"), timeout=WAIT_MS)

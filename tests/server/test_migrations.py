@@ -108,7 +108,7 @@ def test_0004_leaves_room_on_rollup_pages_on_postgres(postgres_url: str) -> None
             }
 
     got = options()
-    assert len(got) == 26 and {opts for _, opts in got} == {("fillfactor=70",)}
+    assert len(got) == 30 and {opts for _, opts in got} == {("fillfactor=70",)}
     downgrade(engine, "0003")
     assert {opts for _, opts in options()} == {()}
     engine.dispose()
@@ -134,4 +134,45 @@ def test_0005_keeps_revoked_tokens_revoked_both_ways(sqlite_url: str) -> None:
         rows = conn.exec_driver_sql("SELECT name, revoked FROM token ORDER BY name").all()
     assert [tuple(r) for r in rows] == [("live", 1), ("old", 1)]
     assert "registered_device" not in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_0006_counts_stored_answers_as_transactional_with_no_role(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade(engine, "0005")
+    dims = "device, site, prompt, trigger, fw, reason, rssi_band, battery_band, health"
+    with engine.begin() as conn:
+        for device, site, counts in (("d1", "s1", (3, 1, 1, 6)), ("d2", "s1", (0, 1, 4, 5))):
+            for grain, bucket in (("hour", 3600), ("day", 0)):
+                conn.exec_driver_sql(
+                    f"INSERT INTO rollup_full_{grain} ({dims}, bucket, promoters, passives,"
+                    f" detractors, shown) VALUES (?, ?, 'nps', 'walkup', '1.0', '', 'ok', 'none',"
+                    f" 'healthy', ?, ?, ?, ?, ?)",
+                    (device, site, bucket, *counts),
+                )
+                conn.exec_driver_sql(
+                    f"INSERT INTO rollup_site_{grain} (site, bucket, promoters, passives,"
+                    f" detractors, shown) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site, bucket)"
+                    f" DO UPDATE SET shown = rollup_site_{grain}.shown + excluded.shown,"
+                    f" promoters = rollup_site_{grain}.promoters + excluded.promoters,"
+                    f" passives = rollup_site_{grain}.passives + excluded.passives,"
+                    f" detractors = rollup_site_{grain}.detractors + excluded.detractors",
+                    (site, bucket, *counts),
+                )
+    upgrade(engine)
+    with engine.connect() as conn:
+        by_site = conn.exec_driver_sql(
+            "SELECT site, survey, role, promoters, passives, detractors, shown"
+            " FROM rollup_programme_day"
+        ).all()
+        full = conn.exec_driver_sql(
+            "SELECT device, survey, role, shown FROM rollup_programme_full_hour ORDER BY device"
+        ).all()
+    assert [tuple(r) for r in by_site] == [("s1", "transactional", "", 3, 2, 5, 11)]
+    assert [tuple(r) for r in full] == [
+        ("d1", "transactional", "", 6),
+        ("d2", "transactional", "", 5),
+    ]
+    downgrade(engine, "0005")
+    assert "rollup_programme_day" not in inspect(engine).get_table_names()
     engine.dispose()

@@ -37,6 +37,9 @@ WRITES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/registry/devices/{device}/revoke"): "admin",
     ("POST", "/api/v1/markers"): "operator",
     ("DELETE", "/api/v1/markers/{marker_id}"): "operator",  # after the POST: it made id 1
+    ("PUT", "/api/v1/benchmarks/active"): "admin",
+    ("PUT", "/api/v1/northstar"): "admin",
+    ("PUT", "/api/v1/targets"): "operator",
 }
 NOT_PEOPLE = {"/api/v1/ingest", "/api/v1/presence", "/api/v1/session"}
 BODIES = {
@@ -44,6 +47,8 @@ BODIES = {
     "devices": {"site": "store-1", "device": "nps-new001"},
     "markers": {"at": 1_795_000_000, "title": "refit"},
     "config": {"set": {"timeouts": {"prompt_s": 20}}},
+    "active": {"set": "enterprise_b2b"}, "northstar": {"metric": "answers"},
+    "targets": {"target": 20},
 }  # fmt: skip
 RANK = ("viewer", "operator", "admin")
 

@@ -76,9 +76,13 @@ def test_rollup_sql_text() -> None:
     day = "hour / 86400 * 86400"
     assert rollup_sql("staged", "by_fw", DAY) == (
         f'INSERT INTO "rollup_by_fw_day" ("fw", bucket, {counts})'
-        f' SELECT "fw", {day}, {sums} FROM staged WHERE true'
+        f' SELECT "fw", {day}, {sums} FROM staged WHERE "survey" = \'transactional\''
         f' GROUP BY "fw", {day} ORDER BY "fw", {day}'
         f' ON CONFLICT ("fw", bucket) DO UPDATE SET {adds}'
+    )
+    # The programme cuboids count both surveys (docs/server.md, "Rollups").
+    assert ' FROM staged WHERE true GROUP BY "site", "survey", "role", hour ' in rollup_sql(
+        "staged", "programme", HOUR
     )
     assert rollup_sql('"_stage_rollup"', "fleet", HOUR).startswith(
         'INSERT INTO "rollup_fleet_hour" (bucket, "promoters",'

@@ -2,6 +2,7 @@
 // the NPS figure and the promoter/passive/detractor split (text next to colour).
 
 import { ApiError } from "./api.js";
+import { bandNote } from "./benchmarks.js";
 import { count, html, interval, nps, percent, raw, tone } from "./format.js";
 
 /** Fill `el` with a titled panel whose body comes from `load()` then `render(data)`. */
@@ -50,7 +51,7 @@ export function npsFigure(block, { label = "NPS", testid = "nps" } = {}) {
     <div class="figure-label">${label}</div>
     <div class="figure-value" data-testid="${testid}" data-value="${block.nps ?? ""}">${nps(block.nps)}</div>
     <div class="figure-sub">95% interval ${interval(block.ci95)} · n = ${count(block.n)} ·
-      <span class="tone-word">${toneWord(block.nps)}</span></div>
+      ${bandNote(block.nps) ?? html`<span class="tone-word">${toneWord(block.nps)}</span>`}</div>
   </div>`;
 }
 

@@ -10,6 +10,7 @@ import * as filters from "../filters.js";
 import { count, html, humanize, interval, nps, percent, scopeLabel } from "../format.js";
 import { npsBar, npsFigure, panel, setTitle, splitBar } from "../ui.js";
 import { feedList, prependLive } from "./feedback.js";
+import { loadProgramme, programmePanels } from "./overview_programme.js";
 
 export const name = "overview";
 export const usesFilters = true;
@@ -157,7 +158,8 @@ export async function render(main, { filters: current }) {
   const $ = (id) => main.querySelector(`#${id}`);
   let totals = null;
   const loadTotals = () => api("/nps", { query: { ...query, group_by: period } });
-  const totalsOnce = loadTotals().then((t) => (totals = t));
+  const programme = loadProgramme(query); // the band sets come with it, for the headline
+  const totalsOnce = Promise.all([loadTotals(), programme.catch(() => null)]).then(([t]) => (totals = t));
   const jobs = [
     panel($("headline"), "At a glance", () => totalsOnce, (b, t) => headline(b, t, current, query, step)),
     panel($("trend"), `NPS by ${period}`, () => totalsOnce, (b, t) => trend(b, t, period, query)),
@@ -181,6 +183,7 @@ export async function render(main, { filters: current }) {
       current.range === "24h" ? shortRangeNote(b) : heatmap(b, d),
     ),
     panel($("latest"), "Latest feedback", () => api("/feedback", { query: { ...query, limit: 12 } }), latest),
+    ...programmePanels(main.querySelector(".grid"), query, programme),
   ];
   await Promise.all(jobs);
 

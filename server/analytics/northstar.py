@@ -1,0 +1,106 @@
+"""The north star: one leading metric beside NPS, counted per ISO week from what the
+devices already send (docs/programme.md says the choices and why).
+
+A north star leads revenue rather than being revenue: it moves first, and a team
+can move it. Every metric here is read from the transactional `bands` day rollup
+(site, trigger kind and the device's joined health per answer), so it costs one
+indexed query and stays exact; weeks are whole UTC days (Monday first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from server.analytics.figures import time_key
+from server.analytics.rollup_tables import ROLLUP_TABLES
+from server.analytics.rollups import DAY
+
+WEEK = 7 * DAY
+NO_TRANSACTION = "walkup"  # the trigger kind of a prompt no transaction started
+
+
+class Metric(StrEnum):
+    HEALTHY_TRANSACTIONS = "healthy_transactions"
+    TRANSACTIONS = "transactions"
+    ANSWERS = "answers"
+
+
+DEFAULT = Metric.HEALTHY_TRANSACTIONS
+
+
+@dataclass(frozen=True)
+class Definition:
+    label: str
+    definition: str
+
+
+DEFINITIONS = {
+    Metric.HEALTHY_TRANSACTIONS: Definition(
+        "Weekly transactions completed on healthy devices",
+        "prompts started by a transaction (any trigger kind but `walkup`) on a device whose"
+        " health at that moment was `healthy`: no error, at most one boot, under 10 min"
+        " offline in the previous 24 h, Wi-Fi and battery not weak (GET /api/v1/bands)",
+    ),
+    Metric.TRANSACTIONS: Definition(
+        "Weekly transactions completed",
+        "prompts started by a transaction (any trigger kind but `walkup`), whatever the"
+        " device's health",
+    ),
+    Metric.ANSWERS: Definition(
+        "Weekly transactional answers",
+        "transactional prompts answered with a score: the programme's own reach",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Week:
+    week: str  # ISO week, `2026-W48`
+    start: float
+    value: int
+    complete: bool  # False for the current week, still being counted
+
+
+def week_start(t: float) -> float:
+    """Monday 00:00 UTC of `t`'s ISO week."""
+    d = dt.datetime.fromtimestamp(t, dt.UTC).date()
+    monday = d - dt.timedelta(days=d.weekday())
+    return dt.datetime(monday.year, monday.month, monday.day, tzinfo=dt.UTC).timestamp()
+
+
+def weekly(
+    session: Session, metric: Metric, *, site: str | None, weeks: int, now: float
+) -> list[Week]:
+    """`weeks` ISO weeks up to and including `now`'s, oldest first, zero where none."""
+    end = week_start(now) + WEEK
+    start = end - weeks * WEEK
+    t = ROLLUP_TABLES[("bands", DAY)].c
+    counted = t.promoters + t.passives + t.detractors if metric is Metric.ANSWERS else t.shown
+    stmt = select(t.bucket, func.sum(counted)).where(t.bucket >= start, t.bucket < end)
+    if metric is not Metric.ANSWERS:
+        stmt = stmt.where(t.trigger != NO_TRANSACTION)
+    if metric is Metric.HEALTHY_TRANSACTIONS:
+        stmt = stmt.where(t.health == "healthy")
+    if site is not None:
+        stmt = stmt.where(t.site == site)
+    per: dict[float, int] = {}
+    for bucket, value in session.execute(stmt.group_by(t.bucket)):
+        key = week_start(float(bucket))
+        per[key] = per.get(key, 0) + int(value or 0)
+    starts = [start + i * WEEK for i in range(weeks)]
+    return [
+        Week(str(time_key("week", s)), s, per.get(s, 0), complete=s + WEEK <= now) for s in starts
+    ]
+
+
+def change(series: list[Week]) -> float | None:
+    """The last complete week against the one before, in percent; None without both."""
+    done = [w for w in series if w.complete]
+    if len(done) < 2 or done[-2].value == 0:
+        return None
+    return round(100.0 * (done[-1].value - done[-2].value) / done[-2].value, 1)
