@@ -5,6 +5,7 @@ from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
 from server.models.registry import RegisteredDevice
+from server.models.voice import VoiceComment
 
 __all__ = [
     "Alert",
@@ -19,5 +20,6 @@ __all__ = [
     "RegisteredDevice",
     "Telemetry",
     "Token",
+    "VoiceComment",
     "WebhookDelivery",
 ]

@@ -79,6 +79,8 @@ class FeedbackPublic(SQLModel):
     rssi_band: str
     battery_band: str
     health: str
+    comment: str | None = Field(default=None, description="added from a phone (server/voice/)")
+    contact: str | None = Field(default=None, description="how the commenter may be reached")
 
     @classmethod
     def of(cls, row: Feedback) -> FeedbackPublic:
