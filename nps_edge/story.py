@@ -24,6 +24,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from nps_edge.story_voice import voice_comments  # noqa: F401  (the story's phone comments)
+
 DAY = 86_400.0
 HOUR = 3_600.0
 

@@ -271,9 +271,7 @@ def device_revoke(
 
 
 def device_voice_key(
-    device_id: Annotated[
-        str, typer.Option("--id", help="the device", envvar="NPS_EDGE_DEVICE_ID")
-    ],
+    device_id: Annotated[str, typer.Option("--id", help="the device", envvar="NPS_EDGE_DEVICE_ID")],
     db: DbOption = None,
 ) -> None:
     """Print the device's voice key (base64) for its config `voice.key` (server/voice/keys.py)."""

@@ -46,17 +46,18 @@ LABELS: dict[str, str] = {
     Theme.PAYMENT: "Payment",
     Theme.OTHER: "Other comments",
 }
-# A word of the comment starting with one of these (lower case) puts it in the theme.
+# A word or phrase of the comment, whole or with a common ending (SUFFIXES), puts it in
+# the theme: "waited" is waiting, "cashier" is not "cash", "feel" is not "fee".
 KEYWORDS: dict[Theme, tuple[str, ...]] = {
     Theme.STAFF: ("staff", "employee", "cashier", "attendant", "technician", "rude", "unfriendly",
                   "friendly", "helpful", "unhelpful", "nobody", "manager", "service desk",
                   "polite", "impolite", "ignored"),
     Theme.WAITING: ("wait", "queue", "line", "slow", "took ages", "forever", "minutes", "delay",
                     "hour", "late"),
-    Theme.MACHINE: ("broken", "fault", "error", "jam", "stuck", "crash", "screen", "machine",
-                    "restart", "froze", "frozen", "out of order"),
+    Theme.MACHINE: ("broken", "fault", "error", "jam", "jammed", "stuck", "crash", "screen",
+                    "restart", "froze", "frozen", "out of order", "not working"),
     Theme.PRICE: ("price", "expensive", "cost", "cheap", "overpriced", "money", "fee"),
-    Theme.CLEANLINESS: ("dirty", "clean", "mess", "smell", "filthy"),
+    Theme.CLEANLINESS: ("dirty", "clean", "cleanliness", "mess", "smell", "filthy"),
     Theme.PAYMENT: ("card", "pay", "payment", "cash", "receipt", "refund", "contactless"),
 }  # fmt: skip
 # The device reason codes of the shipped configs and the demo (nps_edge/story.py);
@@ -67,8 +68,11 @@ REASON_THEMES: dict[str, str] = {
     "machine_fault": Theme.MACHINE,
     "price": Theme.PRICE,
 }
+SUFFIXES = "(?:s|es|d|ed|ing|ly|y)?"
 PATTERNS = {
-    theme: re.compile(r"\b(?:" + "|".join(re.escape(w) for w in words) + ")", re.IGNORECASE)
+    theme: re.compile(
+        r"\b(?:" + "|".join(re.escape(w) for w in words) + ")" + SUFFIXES + r"\b", re.IGNORECASE
+    )
     for theme, words in KEYWORDS.items()
 }
 NEGATIVE_BELOW = -0.05  # VADER's documented thresholds of its compound score
@@ -79,7 +83,7 @@ EXAMPLES = 3
 def themes_of(text: str) -> list[str]:
     """The taxonomy themes a comment touches, in taxonomy order; [`other`] if none."""
     found = [str(theme) for theme, pattern in PATTERNS.items() if pattern.search(text)]
-    return found or [Theme.OTHER]
+    return found or [str(Theme.OTHER)]
 
 
 def theme_of_reason(reason: str) -> str:

@@ -62,10 +62,15 @@ def test_a_link_made_as_the_device_does_verifies_and_the_comment_joins_everythin
     assert 'name="comment"' in page.text and "<script" not in page.text
     assert "script-src" not in page.headers["content-security-policy"]
     assert page.headers["referrer-policy"] == "no-referrer"
-    assert say(api, link(settings), "Staff were rude and I waited 20 minutes", contact="a@b.c") == 200
+    assert (
+        say(api, link(settings), "Staff were rude and I waited 20 minutes", contact="a@b.c") == 200
+    )
 
     [item] = api.get("/api/v1/feedback")["items"]
-    assert (item["comment"], item["contact"]) == ("Staff were rude and I waited 20 minutes", "a@b.c")
+    assert (item["comment"], item["contact"]) == (
+        "Staff were rude and I waited 20 minutes",
+        "a@b.c",
+    )
     [alert] = api.get("/api/v1/alerts")["items"]
     [note] = alert["comments"]
     assert note["author"] == "customer (phone)" and "waited 20 minutes" in note["text"]

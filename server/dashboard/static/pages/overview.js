@@ -8,6 +8,7 @@ import * as filters from "../filters.js";
 import { count, html, humanize, interval, nps, percent } from "../format.js";
 import { npsBar, npsFigure, panel, setTitle, splitBar } from "../ui.js";
 import { feedList, prependLive } from "./feedback.js";
+import { whyPanel } from "./overview_why.js";
 
 export const name = "overview";
 export const usesFilters = true;
@@ -182,6 +183,7 @@ export async function render(main, { filters: current }) {
     panel($("heat"), "NPS by hour and weekday (UTC)", () => api("/heatmap", { query }), heatmap),
     panel($("latest"), "Latest feedback", () => api("/feedback", { query: { ...query, limit: 12 } }), latest),
   ];
+  jobs.push(whyPanel(main.querySelector(".grid"), query)); // reasons and themes: overview_why.js
   await Promise.all(jobs);
 
   let fresh = 0;
