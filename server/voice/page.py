@@ -12,13 +12,15 @@ from urllib.parse import parse_qsl
 from server.models.voice import COMMENT_CHARS, CONTACT_CHARS
 
 MAX_BODY = 16 * 1024  # 1000 characters of 4 UTF-8 bytes, percent-encoded, fit in 12 KiB
-# Only ours, only a form to this server; the URL holds the code, so no referrer leaves.
+# Only ours, only a form to this server. The URL holds the code, so no referrer leaves
+# for another site; "same-origin", not "no-referrer": with that, Chromium sends
+# `Origin: null` on the form's POST, which the CSRF check (api/origin.py) refuses.
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none';"
         " base-uri 'none'"
     ),
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",

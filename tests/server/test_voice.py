@@ -61,7 +61,7 @@ def test_a_link_made_as_the_device_does_verifies_and_the_comment_joins_everythin
     assert page.status_code == 200
     assert 'name="comment"' in page.text and "<script" not in page.text
     assert "script-src" not in page.headers["content-security-policy"]
-    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["referrer-policy"] == "same-origin"
     assert (
         say(api, link(settings), "Staff were rude and I waited 20 minutes", contact="a@b.c") == 200
     )
