@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, BrowserContext, expect
 from nps_edge.story import generate, voice_comments
 from nps_edge.story_voice import send_comments
 from server.voice import keys
-from tests.dashboard.conftest import LiveServer
+from tests.dashboard.conftest import LiveServer, axe_findings
 from tests.dashboard.test_browser import WAIT_MS, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -102,3 +102,16 @@ def test_the_why_panel_shows_the_themes_that_explain_store_3(
     counts = [int(r.locator("td").first.inner_text().replace(",", "")) for r in rows.all()]
     assert counts == sorted(counts, reverse=True)  # largest first
     page.close()
+
+
+def test_the_phone_page_passes_axe_at_a_phones_width(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    device = live_server.events[0]["device"]
+    link = keys.link(live_server.base, key_of(live_server, device), device, 10**9)
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, bypass_csp=True)  # type: ignore[arg-type]
+    page = phone.new_page()
+    page.goto(link)  # an answer not arrived yet: the form all the same (held on POST)
+    expect(page.get_by_label("Your comment")).to_be_visible()
+    assert axe_findings(page) == []
+    phone.close()
