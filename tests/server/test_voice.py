@@ -97,9 +97,7 @@ def test_a_comment_before_its_answer_is_held_then_joined_when_it_lands(
     assert 'nps_edge_voice_comments_total{result="joined"} 1.0' in metrics
 
 
-def test_a_held_comment_whose_answer_lands_too_old_is_dropped(
-    api: Api, settings: Settings
-) -> None:
+def test_a_held_comment_whose_answer_lands_too_old_is_dropped(api: Api, settings: Settings) -> None:
     assert say(api, link(settings, seq=7), "late") == 200
     api.ingest([feedback(DEVICE, 7, 1, ts=time.time() - settings.voice_ttl_s - 3600)])
     assert api.get("/api/v1/feedback")["items"][0]["comment"] is None
