@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import typer
 
-from nps_edge import story_fleet
+from nps_edge import story_fleet, story_voice
 from nps_edge.broker import Broker, BrokerError, free_port, start_amqtt, start_mosquitto
 from nps_edge.processes import (
     Child,
@@ -315,6 +315,9 @@ def _send_history(
     shown = sum(int(s.get("shown", 0)) for s in summaries)
     say(f"devices sent {events} events ({answered} answers) in {time.monotonic() - started:.0f}s")
     wait_delivered(url, operator, shown, stopping)
+    db, since = f"sqlite:///{work / 'server.db'}", time.time() - 6 * 86_400  # links last 7 days
+    n = story_voice.post_story_comments(url, operator, work / "history", db, since=since)
+    say(f"{n} comments from phones sent through the phone page (the themes panel)")
 
 
 def wait_delivered(

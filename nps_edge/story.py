@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nps_edge.story_programme import add_programme
+from nps_edge.story_voice import voice_comments  # noqa: F401  (the story's phone comments)
 
 DAY = 86_400.0
 HOUR = 3_600.0

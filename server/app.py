@@ -40,6 +40,8 @@ from server.api import (
     releases,
     session,
     stream,
+    themes,
+    voice,
 )
 from server.api.login_limit import TableLimiter
 from server.api.origin import OriginCheck
@@ -227,12 +229,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.login_limiter = TableLimiter(
         engine, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
+    app.state.voice_limiter = TableLimiter(  # the phone page (api/voice.py), same window
+        engine, max_failures=settings.voice_max_requests, window_s=settings.login_window_s
+    )
     app.add_middleware(OriginCheck, settings=settings, metrics=metrics)  # CSRF: api/origin.py
     _install_errors(app, metrics)
     app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
         ingest, session, nps, drivers, markers, bands, devices, feedback, alerts, rejections,
-        registry, stream, ops, fleet, releases, programme,
+        registry, stream, ops, fleet, releases, programme, themes, voice,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)

@@ -1,5 +1,5 @@
 """`nps-edge server`, `nps-edge db upgrade`, `nps-edge token create|list|revoke`,
-`nps-edge device add|list|revoke`.
+`nps-edge device add|list|revoke|voice-key`.
 
 Migrations run once per start of `server` (before its workers) and on `db upgrade`;
 the app itself only checks the schema is current. The identity commands, one-shot
@@ -270,6 +270,21 @@ def device_revoke(
     typer.echo(f"revoked {row.device} (site {row.site})", err=True)
 
 
+def device_voice_key(
+    device_id: Annotated[str, typer.Option("--id", help="the device", envvar="NPS_EDGE_DEVICE_ID")],
+    db: DbOption = None,
+) -> None:
+    """Print the device's voice key (base64) for its config `voice.key` (server/voice/keys.py)."""
+    from server.voice.commands import voice_key
+
+    settings = Settings(db=db) if db else Settings()
+    try:
+        typer.echo(voice_key(settings, device_id))
+    except ValueError as err:
+        typer.echo(f"nps-edge device voice-key: {err}", err=True)
+        raise typer.Exit(2) from None
+
+
 def register(app: typer.Typer) -> None:
     app.command(help="Run the API and the dashboard.")(server)
     token = typer.Typer(help="Gateway and people's tokens.", no_args_is_help=True)
@@ -292,4 +307,7 @@ def register(app: typer.Typer) -> None:
     )
     device.command("list", help="List registered devices.")(device_list)
     device.command("revoke", help="Revoke a registered device.")(device_revoke)
+    device.command("voice-key", help="Print a device's voice key (base64) for provisioning.")(
+        device_voice_key
+    )
     app.add_typer(device, name="device")

@@ -82,3 +82,17 @@ class Metrics:
             "Dashboard logins refused with 429 (too many failures)",
             registry=r,
         )
+        self.voice_comments = Counter(
+            "nps_edge_voice_comments_total",
+            "Comments from the phone page: stored (joined at once), held (answer not here"
+            " yet), joined (a held one when its answer arrived), dropped (held past the TTL)",
+            ["result"],
+            registry=r,
+        )
+        self.voice_refused = Counter(
+            "nps_edge_voice_refused_total",
+            "Phone page requests refused, by reason (bad_code, used, expired, invalid,"
+            " too_large, throttled)",
+            ["reason"],
+            registry=r,
+        )

@@ -73,6 +73,22 @@ class Settings(BaseSettings):
         default=300.0, gt=0, description="the window of the login rate limit, seconds"
     )
 
+    # The voice from a phone (server/voice/, docs/server.md "The phone page").
+    voice_secret: str | None = Field(
+        default=None,
+        description="file holding the secret the devices' voice keys derive from (created 0600"
+        " on first use); default `nps-edge-voice.secret` beside the SQLite file, else in the cwd",
+    )
+    voice_ttl_s: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="a phone link works this long after its answer"
+    )
+    voice_max_requests: int = Field(
+        default=20,
+        ge=1,
+        description="phone page requests per client address within the"
+        " login window (`login_window_s`)",
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:

@@ -12,7 +12,7 @@ from server.db.engine import writing
 from server.db.sql import table_of
 from server.ingest.validation import no_nul
 from server.models import Alert, AlertComment, WebhookDelivery
-from server.models.alerts import AlertPublic, AlertStatus, CommentPublic
+from server.models.alerts import AlertKind, AlertPublic, AlertStatus, CommentPublic
 from server.schemas import AlertList, DeliveryLog
 
 A = table_of(Alert).c
@@ -92,6 +92,21 @@ def update_alert(
         session.add(alert)
         session.commit()
     return _public(session, [alert])[0]
+
+
+def comment_on_answer(
+    session: Session, *, feedback_id: str, device: str, author: str, text: str
+) -> int | None:
+    """Add a comment to the detractor alert that holds this answer (opened by it, or
+    among its latest answers once collapsed): that alert's id, or None if there is none."""
+    recent = select(Alert).where(A.kind == AlertKind.DETRACTOR, A.device == device)
+    for alert in session.execute(recent.order_by(A.id.desc()).limit(50)).scalars():
+        latest = alert.detail.get("latest", [])
+        if alert.feedback_id == feedback_id or any(a.get("id") == feedback_id for a in latest):
+            assert alert.id is not None
+            update_alert(session, alert_id=alert.id, comment=(author, text))
+            return alert.id
+    return None
 
 
 def deliveries(session: Session, *, limit: int = 100) -> DeliveryLog:

@@ -22,6 +22,7 @@ from server.db.sql import table_of
 from server.models import Feedback
 from server.models.events import FeedbackPublic
 from server.schemas import FeedbackPage, Message
+from server.voice.store import comments_of
 
 router = APIRouter(prefix="/api/v1", tags=["feedback"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -71,7 +72,17 @@ def list_feedback(
             raise HTTPException(404, f"before: no feedback {before!r}")
         stmt = stmt.where((F.t < anchor.t) | ((F.t == anchor.t) & (F.id < anchor.id)))
     stmt = stmt.order_by(F.t.desc(), F.id.desc()).limit(limit)
-    return FeedbackPage(items=[FeedbackPublic.of(r) for r in session.execute(stmt).scalars()])
+    items = [FeedbackPublic.of(r) for r in session.execute(stmt).scalars()]
+    return FeedbackPage(items=with_comments(session, items))
+
+
+def with_comments(session: Session, items: list[FeedbackPublic]) -> list[FeedbackPublic]:
+    """The page's items with their phone comments (server/voice/), one query."""
+    found = comments_of(session, (i.id for i in items))
+    for item in items:
+        if (c := found.get(item.id)) is not None:
+            item.comment, item.contact = c.text, c.contact
+    return items
 
 
 def _export_rows(engine: Any, f: Filters) -> Iterator[dict[str, Any]]:
@@ -83,8 +94,11 @@ def _export_rows(engine: Any, f: Filters) -> Iterator[dict[str, Any]]:
             if last is not None:
                 stmt = stmt.where((F.t > last[0]) | ((F.t == last[0]) & (F.id > last[1])))
             page = session.execute(stmt.order_by(F.t, F.id).limit(EXPORT_PAGE)).scalars().all()
+            voices = comments_of(session, (row.id for row in page))
             for row in page:
                 data = row.model_dump()
+                if (c := voices.get(row.id)) is not None:
+                    data |= {"comment": c.text, "contact": c.contact}
                 yield {k: (row.t if k == "ts" else data.get(k)) for k in EXPORT_FIELDS}
             if len(page) < EXPORT_PAGE:
                 return

@@ -27,6 +27,7 @@ from server.ingest.batch import ingest_batch
 from server.ingest.validation import NARROWED
 from server.metrics import Metrics
 from server.schemas import Message
+from server.voice.store import voice_joins
 
 router = APIRouter(prefix="/api/v1", tags=["gateway"])
 
@@ -167,6 +168,8 @@ async def ingest(request: Request, response: Response, caller: GatewayDep) -> In
             events=body.events, settings=app.state.settings, site=caller.site, metrics=metrics,
         )  # fmt: skip
     app.state.events.published(out.feedback, out.alerts)
+    if out.feedback:  # phone comments that came before their answer (server/voice/store.py)
+        await run_in_threadpool(voice_joins, app, {row["id"] for row in out.feedback})
     # The gateway's next batch comes on a new connection, which goes to whichever
     # server worker accepts first: a kept-alive connection would tie each gateway
     # to one worker however busy it is (measured with 4 gateways on 2 workers:

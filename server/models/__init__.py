@@ -17,6 +17,7 @@ from server.models.fleet import (
 from server.models.markers import Marker
 from server.models.programme import ProgrammeChoice, Target
 from server.models.registry import RegisteredDevice
+from server.models.voice import VoiceComment
 
 __all__ = [
     "Alert",
@@ -42,5 +43,6 @@ __all__ = [
     "Target",
     "Telemetry",
     "Token",
+    "VoiceComment",
     "WebhookDelivery",
 ]

@@ -87,6 +87,8 @@ class FeedbackPublic(SQLModel):
     health: str
     survey: str = "transactional"
     role: str | None = None
+    comment: str | None = Field(default=None, description="added from a phone (server/voice/)")
+    contact: str | None = Field(default=None, description="how the commenter may be reached")
 
     @classmethod
     def of(cls, row: Feedback) -> FeedbackPublic:

@@ -24,8 +24,9 @@ ITEM_FIELDS = tuple(FeedbackPublic.model_fields)
 
 
 def feedback_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored feedback row as the read API and the stream show it."""
-    return {k: row["t"] if k == "ts" else row[k] for k in ITEM_FIELDS}
+    """A stored feedback row as the read API and the stream show it (a phone comment,
+    not part of the row, comes later: None)."""
+    return {k: row["t"] if k == "ts" else row.get(k) for k in ITEM_FIELDS}
 
 
 @dataclass

@@ -11,6 +11,7 @@ import { count, html, humanize, interval, nps, percent, scopeLabel } from "../fo
 import { npsBar, npsFigure, panel, setTitle, splitBar } from "../ui.js";
 import { feedList, prependLive } from "./feedback.js";
 import { loadProgramme, programmePanels } from "./overview_programme.js";
+import { whyPanel } from "./overview_why.js";
 
 export const name = "overview";
 export const usesFilters = true;
@@ -185,6 +186,7 @@ export async function render(main, { filters: current }) {
     panel($("latest"), "Latest feedback", () => api("/feedback", { query: { ...query, limit: 12 } }), latest),
     ...programmePanels(main.querySelector(".grid"), query, programme),
   ];
+  jobs.push(whyPanel(main.querySelector(".grid"), query)); // reasons and themes: overview_why.js
   await Promise.all(jobs);
 
   let fresh = 0;
