@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.protocol import IngestRequest, PresenceRequest
+from server.alerts.notify import CaseNotifier
 from server.alerts.watch import OfflineWatch
 from server.alerts.webhooks import WebhookSender
 from server.api import (
@@ -31,6 +32,7 @@ from server.api import (
     ingest,
     nps,
     ops,
+    people,
     registry,
     rejections,
     session,
@@ -41,6 +43,8 @@ from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
 from server.db import engine as db
 from server.ingest.validation import NulInText
+from server.mail.outbox import Outbox
+from server.mail.smtp import SmtpMailer
 from server.metrics import Metrics
 from server.realtime.bus import Bus
 from server.realtime.relay import Relay
@@ -179,8 +183,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         metrics=metrics,
     )  # fmt: skip
     relay = Relay(Path(settings.relay_dir), metrics=metrics) if settings.relay_dir else None
-    bus = Bus(webhook=sender.enqueue, relay=relay)
-    watch = OfflineWatch(engine, bus, settings)
+    outbox = Outbox(SmtpMailer(settings), metrics)
+    notifier = CaseNotifier(engine, settings, webhook=sender.enqueue, outbox=outbox)
+    bus = Bus(webhook=notifier.opened, relay=relay)
+    watch = OfflineWatch(engine, bus, settings, notifier)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -191,6 +197,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         finally:
             watch.stop()
             sender.stop()
+            outbox.stop()
             if relay is not None:
                 relay.close()
 
@@ -206,6 +213,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.events = bus
     app.state.ingest_slots = threading.BoundedSemaphore(INGEST_SLOTS)
     app.state.webhooks = sender
+    app.state.notifier = notifier
+    app.state.mail = outbox
     app.state.login_limiter = TableLimiter(
         engine, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
@@ -214,6 +223,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
         ingest, session, nps, bands, devices, feedback, alerts, rejections, registry, stream, ops,
+        people,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)
