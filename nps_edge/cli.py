@@ -9,6 +9,7 @@ from firmware import cli as firmware_cli
 from gateway import cli as gateway_cli
 from nps_edge import demo as demo_cli
 from server import cli as server_cli
+from server.people import cli as people_cli
 
 app = typer.Typer(
     name="nps-edge",
@@ -18,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for part in (server_cli, gateway_cli, broker_cli, firmware_cli, demo_cli):
+for part in (server_cli, people_cli, gateway_cli, broker_cli, firmware_cli, demo_cli):
     part.register(app)
 
 

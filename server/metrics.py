@@ -62,7 +62,9 @@ class Metrics:
             registry=r,
         )
         self.mails = Counter(
-            "nps_edge_mails_total", "E-mails handed to the SMTP server, by result", ["result"],
+            "nps_edge_mails_total",
+            "E-mails handed to the SMTP server, by result",
+            ["result"],
             registry=r,
         )
         self.account_refusals = Counter(

@@ -7,6 +7,7 @@ and counts against the address's login limit."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
@@ -179,11 +180,13 @@ def _change(request: Request, session: Session, email: str, **change: Any) -> Pe
     return public(session, [person])[0]
 
 
-def _throttle(request: Request, settings: Settings) -> None:
-    """Each try counts against the address like a failed login (server/api/login_limit.py)."""
+def _throttle(request: Request, settings: Settings) -> Callable[[], None]:
+    """Each try counts against the address like a failed login (server/api/login_limit.py);
+    what it returns takes the try back (a link that worked)."""
     limiter: LoginLimiter = request.app.state.login_limiter
     key = limit_key(client_address(request, settings))
-    wait = limiter.reserve(key, now=time.time())
+    now = time.time()
+    wait = limiter.reserve(key, now=now)
     if wait > 0:
         request.app.state.metrics.logins_throttled.inc()
         raise HTTPException(
@@ -191,12 +194,13 @@ def _throttle(request: Request, settings: Settings) -> None:
             f"too many tries from {key}: try again in {retry_after(wait)} s",
             headers={"Retry-After": retry_after(wait)},
         )
+    return lambda: limiter.forgive(key, now=now)
 
 
 def _use(
     request: Request, session: Session, settings: Settings, body: SetPassword, purpose: LinkPurpose
 ) -> Message:
-    _throttle(request, settings)
+    forgive = _throttle(request, settings)
     try:
         with writing(session):
             person = use_link(
@@ -204,6 +208,7 @@ def _use(
             )
     except (BadLink, PersonError) as err:
         raise _refuse(request.app.state.metrics, err) from None
+    forgive()
     return Message(detail=f"password set for {person.email}: sign in with it")
 
 

@@ -24,7 +24,7 @@ class Person(SQLModel, table=True):
     email: str = Field(max_length=254, unique=True)
     name: str = Field(max_length=128)
     password_hash: str | None = Field(default=None, max_length=255)  # None: invited, not joined
-    token_id: int = Field(foreign_key="token.id")
+    token_id: int = Field(foreign_key="token.id", ondelete="CASCADE")
     notify: bool = False  # an e-mail per case change
     digest: bool = False  # the daily digest
     created_at: float

@@ -284,9 +284,9 @@ def change_person(
     return person
 
 
-def recipients(session: Session, *, site: str | None, want: str) -> list[str]:
-    """E-mails of the live people who asked for `want` ("notify" or "digest") and may
-    see `site` (None: fleet-wide things, only people without a site limit)."""
+def subscribers(session: Session, *, want: str) -> list[tuple[str, str | None]]:
+    """(e-mail, site limit) of the live, joined people who asked for `want` ("notify":
+    every case change, or "digest")."""
     column = P.notify if want == "notify" else P.digest
     rows = session.execute(
         select(P.email, T.site)
@@ -294,4 +294,9 @@ def recipients(session: Session, *, site: str | None, want: str) -> list[str]:
         .where(column.is_(True), P.disabled_at.is_(None), P.password_hash.is_not(None))
         .order_by(P.email)
     ).all()
-    return [email for email, limit in rows if limit is None or limit == site]
+    return [(email, site) for email, site in rows]
+
+
+def recipients(session: Session, *, site: str | None, want: str) -> list[str]:
+    """E-mails of the `subscribers` who may see `site`."""
+    return [e for e, limit in subscribers(session, want=want) if limit is None or limit == site]

@@ -63,7 +63,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("disabled_at", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(["token_id"], ["token.id"]),
+        sa.ForeignKeyConstraint(["token_id"], ["token.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email"),
     )
