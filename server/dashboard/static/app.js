@@ -9,6 +9,7 @@ import * as driversPage from "./pages/drivers.js";
 import * as fleetPage from "./pages/fleet.js";
 import * as loginPage from "./pages/login.js";
 import * as overviewPage from "./pages/overview.js";
+import * as peoplePage from "./pages/people.js";
 import * as registryPage from "./pages/registry.js";
 import { describe, mayAdminister } from "./roles.js";
 
@@ -19,6 +20,7 @@ const ROUTES = [
   [/^\/fleet\/([^/]+)$/, devicePage],
   [/^\/alerts$/, alertsPage],
   [/^\/registry$/, registryPage],
+  [/^\/people$/, peoplePage],
   [/^\/login$/, loginPage],
 ];
 
