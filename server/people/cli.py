@@ -81,7 +81,7 @@ def mail_digest(db: DbOption = None) -> None:
     from server.metrics import Metrics
     from server.people.digest import digests
 
-    settings = Settings(**({"db": db} if db else {}))
+    settings = Settings(db=db) if db else Settings()
     mailer = SmtpMailer(settings)
     if not mailer.enabled:
         typer.echo("nps-edge mail digest: no SMTP server (set NPS_EDGE_SMTP_HOST)", err=True)
