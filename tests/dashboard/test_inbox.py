@@ -133,7 +133,8 @@ def test_triage_overdue_bulk_acknowledge_assign_and_close_with_a_note(
     expect(card(page, overdue[0])).to_be_visible(timeout=WAIT_MS)
     # The overdue marker: on each late case, on no other; overdue ones listed first.
     for i in overdue:
-        expect(card(page, i).get_by_test_id("overdue")).to_have_text("Overdue")
+        expect(card(page, i).get_by_test_id("overdue")).to_contain_text("Overdue")  # "· escalated"
+        # once the watch (every 30 s) has escalated it
     expect(card(page, fresh[0]).get_by_test_id("overdue")).to_have_count(0)
     expect(page.locator("[data-alert]").last).to_have_attribute("data-alert", str(fresh[0]))
     expect(card(page, overdue[0])).to_contain_text("customer answered 3 h ago")
@@ -190,3 +191,30 @@ def test_triage_overdue_bulk_acknowledge_assign_and_close_with_a_note(
     page.wait_for_url(re.compile(r"site=store-2"), timeout=WAIT_MS)
     expect(page.locator("[data-alert]")).to_have_count(2, timeout=WAIT_MS)
     expect(page.get_by_test_id("case-range")).to_have_text("1–2 of 2")
+
+
+def test_an_admin_invites_and_disables_a_person_on_the_people_page(
+    page: Page, server: Server
+) -> None:
+    page.goto(f"{server.base}/login?next=/people")
+    page.get_by_label("Your token").fill(server.admin)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server.base}/people", timeout=WAIT_MS)
+    expect(page.get_by_role("link", name="People")).to_be_visible()
+    invite = page.locator("#invite")
+    invite.get_by_label("E-mail").fill("newcomer@example.com")
+    invite.get_by_label("Role").select_option("viewer")
+    invite.get_by_role("button", name="Invite").click()
+    expect(page.get_by_test_id("invite-link")).to_contain_text("/login#invite=", timeout=WAIT_MS)
+    row = page.locator("tr", has_text="newcomer@example.com")
+    expect(row).to_contain_text("invited")
+    row.get_by_label("daily digest").check()
+    expect(page.locator("#people-message")).to_contain_text("Saved digest", timeout=WAIT_MS)
+    page.locator("tr", has_text="newcomer@example.com").get_by_role(
+        "button", name="Disable"
+    ).click()
+    expect(page.locator("tr", has_text="newcomer@example.com")).to_contain_text(
+        "disabled", timeout=WAIT_MS
+    )
+    [person] = [p for p in server.api("/people") if p["email"] == "newcomer@example.com"]
+    assert person["digest"] is True and person["disabled_at"] is not None
