@@ -132,9 +132,8 @@ def test_triage_overdue_bulk_acknowledge_assign_and_close_with_a_note(
     sign_in(page, server)
     expect(card(page, overdue[0])).to_be_visible(timeout=WAIT_MS)
     # The overdue marker: on each late case, on no other; overdue ones listed first.
-    for i in overdue:
-        expect(card(page, i).get_by_test_id("overdue")).to_contain_text("Overdue")  # "· escalated"
-        # once the watch (every 30 s) has escalated it
+    for i in overdue:  # "Overdue · escalated" once the watch (every 30 s) escalated it
+        expect(card(page, i).get_by_test_id("overdue")).to_contain_text("Overdue")
     expect(card(page, fresh[0]).get_by_test_id("overdue")).to_have_count(0)
     expect(page.locator("[data-alert]").last).to_have_attribute("data-alert", str(fresh[0]))
     expect(card(page, overdue[0])).to_contain_text("customer answered 3 h ago")
