@@ -16,10 +16,12 @@ from sqlmodel import Session
 from typer.testing import CliRunner, Result
 
 from nps_edge.cli import app
+from server.alerts.watch import escalate_once
 from server.app import create_app
 from server.db.engine import make_engine
 from server.identity.tokens import create_token
 from server.people.accounts import add_person, change_person
+from server.realtime.bus import Bus
 from server.settings import Settings
 from tests.server.factory import feedback
 from tests.server.smtp import SmtpSink, body
@@ -146,3 +148,26 @@ def test_digest_and_user_commands(
     monkeypatch.delenv("NPS_EDGE_SMTP_HOST")
     off = run("mail", "digest")
     assert off.exit_code == 2 and "no SMTP server" in off.stderr
+
+
+def test_an_overdue_case_is_escalated_once_by_mail(
+    db_url: str, engine: Engine, smtp: SmtpSink
+) -> None:
+    settings = Settings(db=db_url, smtp_host="127.0.0.1", smtp_port=smtp.port)
+    subscribe(engine, "lead@example.com", None)
+    with Session(engine) as s:
+        gw = create_token(s, name="gw-1", role="gateway", site="store-1")
+    app = create_app(settings, engine=engine)
+    with TestClient(app) as c:
+        c.post(
+            "/api/v1/ingest",
+            json={"gateway": "gw-1", "events": [feedback(seq=1, score=1)]},
+            headers={"Authorization": f"Bearer {gw}"},
+        )  # answered at T0: long overdue
+        smtp.wait_for(1)
+        notifier = app.state.notifier
+        assert escalate_once(engine, Bus(), notifier, settings) == 1
+        assert escalate_once(engine, Bus(), notifier, settings) == 0
+        [_, escalated] = smtp.wait_for(2)
+    assert "overdue, escalated" in escalated["Subject"]
+    assert "Change: overdue, escalated" in body(escalated)
