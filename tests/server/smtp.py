@@ -46,6 +46,13 @@ class SmtpSink:
     def to(self, address: str) -> list[Message]:
         return [m for m in self.messages if m["To"] == address]
 
+    def wait_to(self, address: str, n: int = 1) -> list[Message]:
+        """The messages to `address`, once there are `n` (bounded wait)."""
+        wait_until(
+            lambda: len(self.to(address)) >= n, what=f"{n} e-mails to {address}", interval=0.01
+        )
+        return self.to(address)
+
 
 def body(message: Message) -> str:
     payload = message.get_payload(decode=True)

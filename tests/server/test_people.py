@@ -77,7 +77,7 @@ def invite_and_join(
         headers=bearer(env["tokens"]["admin"]),
     )
     assert r.status_code == 200, r.text
-    [mail] = [m for m in smtp.wait_for(1) if m["To"] == email]
+    [mail] = smtp.wait_to(email)
     secret = link_secret(body(mail), "invite")
     r = c.post("/api/v1/people/accept", json={"token": secret, "password": GOOD}, headers=ORIGIN)
     assert r.status_code == 200, r.text
@@ -151,7 +151,7 @@ def test_password_reset_link_is_one_time_expiring_and_says_nothing(
     )
     assert (unknown.status_code, known.status_code) == (202, 202)
     assert unknown.json() == known.json()  # no account enumeration
-    [mail] = [m for m in smtp.wait_for(2) if "Reset" in m["Subject"]]
+    [mail] = [m for m in smtp.wait_to("sam@example.com", 2) if "Reset" in m["Subject"]]
     secret = link_secret(body(mail), "reset")
     new = "another good password"
     assert (
@@ -216,7 +216,8 @@ def test_roles_and_sites_hold_for_password_logins(
     c.post(
         "/api/v1/ingest", json={"gateway": "gw-1", "events": [feedback(seq=1, score=0)]}, headers=gw
     )
-    gw2 = create_token(Session(people_app["engine"]), name="gw-2", role="gateway", site="store-2")
+    with Session(people_app["engine"]) as s:
+        gw2 = create_token(s, name="gw-2", role="gateway", site="store-2")
     c.post(
         "/api/v1/ingest",
         json={"gateway": "gw-2", "events": [feedback("nps-bbb222", 1, 0, site="store-2")]},
