@@ -10,6 +10,7 @@ from gateway import cli as gateway_cli
 from nps_edge import demo as demo_cli
 from server import cli as server_cli
 from server.fleet import cli as fleet_cli
+from server.people import cli as people_cli
 
 app = typer.Typer(
     name="nps-edge",
@@ -19,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for part in (server_cli, fleet_cli, gateway_cli, broker_cli, firmware_cli, demo_cli):
+for part in (server_cli, people_cli, fleet_cli, gateway_cli, broker_cli, firmware_cli, demo_cli):
     part.register(app)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import typer
 
-from nps_edge import story_fleet, story_voice
+from nps_edge import story_fleet, story_loop, story_voice
 from nps_edge.broker import Broker, BrokerError, free_port, start_amqtt, start_mosquitto
 from nps_edge.processes import (
     Child,
@@ -192,8 +192,11 @@ def register(app: typer.Typer) -> None:
         try:
             server, operator = _start_sites(run, port, host, broker)
             _banner(str(server.url), operator, run)
+            story_loop.first_admin(run.workdir)  # the login of the first admin, on stdout
             if days > 0:
                 _send_history(run, str(server.url), operator, days, seed, stopping)
+                say(f"the team worked the month: {story_loop.settle(str(server.url), run.workdir)}"
+                    " cases left open")  # fmt: skip
             if exit_when_ready or stopping.is_set():
                 return
             if devices:

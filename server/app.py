@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contract.protocol import IngestRequest, PresenceRequest
+from server.alerts.notify import CaseNotifier
 from server.alerts.watch import OfflineWatch
 from server.alerts.webhooks import WebhookSender
 from server.api import (
@@ -34,6 +35,7 @@ from server.api import (
     markers,
     nps,
     ops,
+    people,
     programme,
     registry,
     rejections,
@@ -49,6 +51,8 @@ from server.dashboard import router as dashboard_router
 from server.db import engine as db
 from server.fleet.watch import RolloutWatch
 from server.ingest.validation import NulInText
+from server.mail.outbox import Outbox
+from server.mail.smtp import SmtpMailer
 from server.metrics import Metrics
 from server.realtime.bus import Bus
 from server.realtime.pg_relay import PgRelay
@@ -196,8 +200,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         metrics=metrics,
     )  # fmt: skip
     relay = stream_relay(settings, metrics)
-    bus = Bus(webhook=sender.enqueue, relay=relay)
-    watch = OfflineWatch(engine, bus, settings)
+    outbox = Outbox(SmtpMailer(settings), metrics)
+    notifier = CaseNotifier(engine, settings, webhook=sender.enqueue, outbox=outbox)
+    bus = Bus(webhook=notifier.opened, relay=relay)
+    watch = OfflineWatch(engine, bus, settings, notifier)
     rollouts = RolloutWatch(engine, bus, settings)
 
     @asynccontextmanager
@@ -211,6 +217,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             rollouts.stop()
             watch.stop()
             sender.stop()
+            outbox.stop()
             if relay is not None:
                 relay.close()
 
@@ -226,6 +233,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.events = bus
     app.state.ingest_slots = threading.BoundedSemaphore(INGEST_SLOTS)
     app.state.webhooks = sender
+    app.state.notifier = notifier
+    app.state.mail = outbox
     app.state.login_limiter = TableLimiter(
         engine, max_failures=settings.login_max_failures, window_s=settings.login_window_s
     )
@@ -237,7 +246,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(RefuseNulInUrl, metrics=metrics)
     for module in (
         ingest, session, nps, drivers, markers, bands, devices, feedback, alerts, rejections,
-        registry, stream, ops, fleet, releases, programme, themes, voice,
+        registry, stream, ops, fleet, releases, programme, themes, voice, people,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(dashboard_router)

@@ -61,6 +61,18 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.mails = Counter(
+            "nps_edge_mails_total",
+            "E-mails handed to the SMTP server, by result",
+            ["result"],
+            registry=r,
+        )
+        self.account_refusals = Counter(
+            "nps_edge_account_refusals_total",
+            "Invitation, reset and password requests refused, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.relay_dropped = Counter(
             "nps_edge_stream_relay_dropped_total",
             "Live-stream datagrams to another worker dropped (its queue full)",

@@ -56,6 +56,18 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="how often rollouts are judged and widened, seconds"
     )
 
+    # Cases and e-mail (issue 16: server/alerts/cases.py, server/mail/).
+    response_target_min: float = Field(
+        default=60.0, gt=0, description="a case with no response this long is overdue, escalated"
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server; unset: no e-mail")
+    smtp_port: int = 25
+    smtp_from: str = "nps-edge@localhost"
+    smtp_starttls: bool = False
+    public_url: str = Field(
+        default="http://127.0.0.1:8080", description="the dashboard's address, for links in e-mail"
+    )
+
     session_ttl_s: int = 7 * 24 * 3600
     cookie_secure: bool = Field(
         default=False,

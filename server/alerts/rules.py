@@ -43,6 +43,7 @@ class ProposedAlert(TypedDict):
     detail: dict[str, Any]
     created_at: float
     updated_at: float
+    started_at: float
 
 
 class OpenedAlert(ProposedAlert):
@@ -72,10 +73,13 @@ def new_alert(
     site: str | None = None,
     device: str | None = None,
     feedback_id: str | None = None,
+    started_at: float | None = None,
 ) -> ProposedAlert:
+    """`started_at`: when the customer began to wait (`server.alerts.clock`); the raise."""
     return ProposedAlert(
         status=AlertStatus.OPEN, site=site, device=device, feedback_id=feedback_id,
         assignee=None, kind=kind, title=title, detail=detail, created_at=now, updated_at=now,
+        started_at=now if started_at is None else started_at,
     )  # fmt: skip
 
 
@@ -128,6 +132,7 @@ def detractor_alert(row: Mapping[str, Any], now: float) -> ProposedAlert:
         site=row["site"],
         device=row["device"],
         feedback_id=row["id"],
+        started_at=min(row["t"], now),
         title="Score {score} at {site} ({device}) after {trigger_kind}".format(**row),
         detail={
             "score": row["score"],
@@ -162,25 +167,37 @@ def battery_alerts(
     ]
 
 
-def site_nps_alert(
+def site_nps_reading(
     site: str, categories: list[str], settings: Settings, now: float
 ) -> ProposedAlert | None:
-    """A site NPS alert if `categories` (the site's latest answers, newest first) are
-    `site_nps_last_n` long and their NPS is under the threshold."""
+    """The site's NPS over its last `site_nps_last_n` answers (`categories`, newest
+    first) as a site case, `detail.below` telling whether it is under the threshold:
+    a reading under it opens a case; any reading retitles the site's active case, so
+    its title always carries the current value. None with fewer answers than that."""
     last_n = settings.site_nps_last_n
     cats = categories[:last_n]
     if len(cats) < last_n:
         return None
     figures = Tally.of_categories(cats, len(cats)).summary()
     value = figures["nps"]  # never None: last_n answers were counted
-    if value is None or value >= settings.site_nps_threshold:
+    if value is None:
         return None
+    below = value < settings.site_nps_threshold
     return new_alert(
         now, kind=AlertKind.SITE_NPS, site=site,
         title=f"NPS of {site} is {value:.1f} over its last {last_n} answers"
-        f" (threshold {settings.site_nps_threshold:g})",
-        detail={**figures, "last_n": last_n, "threshold": settings.site_nps_threshold},
+        f" (threshold {settings.site_nps_threshold:g}{'' if below else ', back above it'})",
+        detail={**figures, "last_n": last_n, "threshold": settings.site_nps_threshold,
+                "below": below, "at": now},
     )  # fmt: skip
+
+
+def site_nps_alert(
+    site: str, categories: list[str], settings: Settings, now: float
+) -> ProposedAlert | None:
+    """A site NPS alert if the reading (`site_nps_reading`) is under the threshold."""
+    reading = site_nps_reading(site, categories, settings, now)
+    return reading if reading is not None and reading["detail"]["below"] else None
 
 
 def offline_alert(

@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlmodel import Session
 
 from contract.protocol import ForwardedTelemetry
+from server.alerts.routing import route_new
 from server.alerts.rules import (
     ACTIVE,
     DETRACTOR,
@@ -27,11 +28,12 @@ from server.alerts.rules import (
     folded,
     offline_alert,
     scope_of,
-    site_nps_alert,
+    site_nps_reading,
     started,
 )
 from server.db.sql import as_tuples, bulk_write, table_of, upsert
 from server.models import Alert, Device, Feedback
+from server.models.alerts import AlertKind
 from server.settings import Settings
 
 ALERT = table_of(Alert)
@@ -62,25 +64,51 @@ def _lock_scopes(session: Session, alerts: list[ProposedAlert]) -> None:
 
 def _not_yet_active(session: Session, alerts: list[ProposedAlert]) -> list[ProposedAlert]:
     """`alerts` less the threshold ones whose scope has an active alert, the first
-    of each scope kept (under the scope's lock, `_lock_scopes`)."""
+    of each scope kept (under the scope's lock, `_lock_scopes`). A site reading
+    retitles its site's active case with the current value (`_retitle`), and opens
+    one only when under the threshold."""
     scopes = sorted({scope_of(a) for a in alerts if a["kind"] in SCOPE})
     if not scopes:
         return alerts
-    taken: set[tuple[str, str]] = set()
+    taken: dict[tuple[str, str], int] = {}
     for kind in sorted({k for k, _ in scopes}):
         col = A[SCOPE[kind]]
         keys = sorted(key for k, key in scopes if k == kind)
-        rows = session.execute(select(col, A.status).where(A.kind == kind, col.in_(keys)))
-        taken.update((kind, key) for key, status in rows if status in ACTIVE)
+        rows = session.execute(select(A.id, col, A.status).where(A.kind == kind, col.in_(keys)))
+        taken.update({(kind, key): i for i, key, status in rows if status in ACTIVE})
+    _retitle(session, alerts, taken)
     kept = []
     for a in alerts:
         if a["kind"] in SCOPE:
             scope = scope_of(a)
-            if scope in taken:
+            if scope in taken or not a["detail"].get("below", True):
                 continue
-            taken.add(scope)
+            taken[scope] = 0
         kept.append(a)
     return kept
+
+
+def _retitle(
+    session: Session, alerts: list[ProposedAlert], taken: Mapping[tuple[str, str], int]
+) -> None:
+    """Each site case still active takes the title and figures of its site's latest
+    reading in `alerts`; the figures it opened with stay under `detail.opened`."""
+    latest = {scope_of(a): a for a in alerts if a["kind"] == AlertKind.SITE_NPS}
+    changes = {taken[s]: a for s, a in latest.items() if taken.get(s)}
+    if not changes:
+        return
+    stored = session.execute(select(A.id, A.detail).where(A.id.in_(sorted(changes))))
+    for i, detail in sorted(stored):  # one per site in the batch: a statement each
+        reading = changes[i]
+        session.execute(
+            update(ALERT)
+            .where(A.id == i)
+            .values(
+                title=reading["title"],
+                updated_at=reading["created_at"],
+                detail=reading["detail"] | {"opened": detail.get("opened", detail)},
+            )
+        )
 
 
 _LOCK = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
@@ -105,6 +133,7 @@ def insert(session: Session, alerts: list[ProposedAlert]) -> list[OpenedAlert]:
     alerts = _attach_detractors(session, _not_yet_active(session, alerts))
     if not alerts:
         return []
+    route_new(session, alerts)
     rows = cast(list[dict[str, Any]], alerts)  # as_tuples reads them as plain dicts
     ids = sorted(bulk_write(session, table_of(Alert), *as_tuples(rows), returning="id"))
     return [OpenedAlert(id=i, **a, comments=[]) for i, a in zip(ids, alerts, strict=True)]
@@ -207,7 +236,7 @@ def _check_site(
         .limit(settings.site_nps_last_n)
     ).all()
     latest = sorted([*batch, *((t, c) for t, c in stored)], key=itemgetter(0), reverse=True)
-    return site_nps_alert(site, [c for _, c in latest], settings, now)
+    return site_nps_reading(site, [c for _, c in latest], settings, now)
 
 
 def check_offline(session: Session, *, settings: Settings, now: float) -> list[OpenedAlert]:

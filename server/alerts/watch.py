@@ -1,4 +1,5 @@
-"""The periodic threshold check that no ingest triggers: devices gone offline."""
+"""The periodic checks that no ingest triggers: devices gone offline, and cases that
+missed the response-time target (escalated once each)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from server.alerts.escalation import escalate_overdue
+from server.alerts.notify import CaseNotifier
 from server.alerts.store import check_offline
 from server.db.engine import write_session
 from server.realtime.bus import Bus
@@ -25,9 +28,34 @@ def check_once(engine: Engine, bus: Bus, settings: Settings, now: float | None =
     return len(opened)
 
 
+def escalate_once(
+    engine: Engine,
+    bus: Bus,
+    notifier: CaseNotifier | None,
+    settings: Settings,
+    now: float | None = None,
+) -> int:
+    """Escalate the cases overdue now; told on the stream and (notifier) beyond."""
+    with write_session(engine) as session:
+        escalated = escalate_overdue(
+            session,
+            now=time.time() if now is None else now,
+            target_s=settings.response_target_min * 60,
+        )
+        session.commit()
+    cases = [c.model_dump() for c in escalated]
+    for case in cases:
+        bus.publish("alert", case)
+    if notifier is not None:
+        notifier.changed(cases, "escalated", None)
+    return len(cases)
+
+
 class OfflineWatch:
-    def __init__(self, engine: Engine, bus: Bus, settings: Settings) -> None:
-        self.engine, self.bus, self.settings = engine, bus, settings
+    def __init__(
+        self, engine: Engine, bus: Bus, settings: Settings, notifier: CaseNotifier | None = None
+    ) -> None:
+        self.engine, self.bus, self.settings, self.notifier = engine, bus, settings, notifier
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -47,5 +75,6 @@ class OfflineWatch:
         while not self._stop.wait(self.settings.alert_check_interval_s):
             try:
                 check_once(self.engine, self.bus, self.settings)
+                escalate_once(self.engine, self.bus, self.notifier, self.settings)
             except SQLAlchemyError:
-                log.exception("offline check failed; retrying next interval")
+                log.exception("offline or escalation check failed; retrying next interval")

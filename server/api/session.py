@@ -1,4 +1,5 @@
-"""`/api/v1/session`: dashboard login with a person's token, kept in an HttpOnly cookie.
+"""`/api/v1/session`: dashboard login with a person's token, or with an account's
+e-mail and password (server/people/), kept in an HttpOnly cookie.
 
 Failed logins are limited per client address (server/api/login_limit.py); the
 cookie is Secure whenever the browser reached us over HTTPS (server/api/origin.py).
@@ -10,7 +11,7 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from server.api.deps import COOKIE, SessionDep, SettingsDep, ViewerDep
 from server.api.login_limit import LoginLimiter, limit_key, retry_after
@@ -18,6 +19,7 @@ from server.api.origin import client_address, request_scheme
 from server.db.engine import write_session, writing
 from server.identity.tokens import PEOPLE, close_session, find_token, open_session
 from server.metrics import Metrics
+from server.people.accounts import authenticate
 from server.schemas import Message
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
@@ -35,7 +37,18 @@ LOGIN_ERRORS: dict[int | str, dict[str, Any]] = ERRORS | {
 
 
 class Login(BaseModel):
-    token: str = Field(min_length=1, max_length=256, examples=["npso_..."])
+    """A token, or an e-mail and a password."""
+
+    token: str | None = Field(default=None, min_length=1, max_length=256, examples=["npso_..."])
+    email: str | None = Field(default=None, min_length=3, max_length=254,
+                              examples=["maria@example.com"])  # fmt: skip
+    password: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Login:
+        if (self.token is None) == (self.email is None or self.password is None):
+            raise ValueError("send either a token, or an e-mail and a password")
+        return self
 
 
 class Who(BaseModel):
@@ -68,10 +81,17 @@ def login(
             f" {limiter.window_s:g} s): try again in {retry_after(wait)} s",
             headers={"Retry-After": retry_after(wait)},
         )
-    tok = find_token(session, token=body.token)
-    if tok is None or tok.role not in PEOPLE:
-        metrics.logins_failed.labels("unknown" if tok is None else "role").inc()
-        raise HTTPException(401, "not a valid token of a person (viewer, operator or admin)")
+    if body.token is not None:
+        tok = find_token(session, token=body.token)
+        if tok is None or tok.role not in PEOPLE:
+            metrics.logins_failed.labels("unknown" if tok is None else "role").inc()
+            raise HTTPException(401, "not a valid token of a person (viewer, operator or admin)")
+    else:
+        assert body.email is not None and body.password is not None
+        tok = authenticate(session, email=body.email, password=body.password)
+        if tok is None:
+            metrics.logins_failed.labels("password").inc()
+            raise HTTPException(401, "wrong e-mail or password, or the account is disabled")
     limiter.forgive(key, now=now)
     with write_session(request.app.state.engine) as writer:  # queued with other writers
         sid = open_session(writer, token=tok, ttl_s=settings.session_ttl_s, now=now)

@@ -33,7 +33,9 @@ STATIC = Path(__file__).resolve().parent / "static"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_JS = Path("chart.js") / "dist" / "chart.umd.min.js"  # inside node_modules
 VENDORED_CHART_JS = STATIC.parent / "vendor" / CHART_JS.name  # the copy `make venv` puts here
-PAGES = ("/", "/drivers", "/fleet", "/fleet/{device}", "/alerts", "/registry", "/releases")
+PAGES = (
+    "/", "/drivers", "/fleet", "/fleet/{device}", "/alerts", "/registry", "/releases", "/people",
+)  # fmt: skip
 
 # The shell runs only our own scripts; chart.js styles canvases inline.
 SECURITY_HEADERS = {

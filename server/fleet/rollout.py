@@ -200,7 +200,7 @@ def _alert(rollout: Rollout, now: float) -> ProposedAlert:
         kind=AlertKind.CANARY,
         title=f"rollout of {rollout.version} halted by its canary: {rollout.reason}",
         detail={"rollout": rollout.id, "version": rollout.version, "canary": rollout.canary},
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, started_at=now,
     )  # fmt: skip
 
 

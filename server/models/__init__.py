@@ -1,6 +1,6 @@
 """Tables and their public shapes, one module per entity family."""
 
-from server.models.alerts import Alert, AlertComment, WebhookDelivery
+from server.models.alerts import Alert, AlertComment, RoutingRule, WebhookDelivery
 from server.models.auth import LoginFailure, LoginSession, Token
 from server.models.devices import BootRecord, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
@@ -15,6 +15,7 @@ from server.models.fleet import (
     SiteConfig,
 )
 from server.models.markers import Marker
+from server.models.people import Person, PersonLink
 from server.models.programme import ProgrammeChoice, Target
 from server.models.registry import RegisteredDevice
 from server.models.voice import VoiceComment
@@ -32,6 +33,8 @@ __all__ = [
     "LoginFailure",
     "LoginSession",
     "Marker",
+    "Person",
+    "PersonLink",
     "Presence",
     "ProgrammeChoice",
     "RegisteredDevice",
@@ -41,6 +44,7 @@ __all__ = [
     "RolloutDevice",
     "SiteConfig",
     "Target",
+    "RoutingRule",
     "Telemetry",
     "Token",
     "VoiceComment",

@@ -45,6 +45,17 @@ class Alert(SQLModel, table=True):
     assignee: str | None = Field(default=None, max_length=128)
     created_at: float
     updated_at: float
+    # The case's clock (issue 16): from when the customer waits (a detractor's answer,
+    # else the raise), the first step a person took, its close, and when the watch
+    # escalated it for missing the response-time target. None (before 0008): created_at.
+    started_at: float | None = None
+    first_response_at: float | None = None
+    closed_at: float | None = None
+    escalated_at: float | None = None
+    # How it was closed, in fields of their own so "what did we change" is a report.
+    closed_by: str | None = Field(default=None, max_length=128)
+    close_note: str | None = None
+    close_action: str | None = Field(default=None, max_length=200)
 
 
 class AlertComment(SQLModel, table=True):
@@ -78,6 +89,40 @@ class AlertPublic(SQLModel):
     created_at: float
     updated_at: float
     comments: list[CommentPublic] = []
+    answered_at: float | None = None
+    started_at: float | None = None
+    first_response_at: float | None = None
+    closed_at: float | None = None
+    escalated_at: float | None = None
+    closed_by: str | None = None
+    close_note: str | None = None
+    close_action: str | None = None
+    overdue: bool = False
+
+
+class RoutingRule(SQLModel, table=True):
+    """Who a new case of a site and kind goes to (either may be empty: any); the most
+    specific rule wins (`server.alerts.routing`)."""
+
+    __tablename__ = "routing_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    site: str | None = Field(default=None, max_length=64)
+    kind: str | None = Field(default=None, max_length=16)
+    assignee: str = Field(max_length=254)
+    created_at: float
+
+
+class CaseList(SQLModel):
+    """`GET /api/v1/alerts`: one page of cases, with counts per status under the same
+    filters (and how many are overdue), and the total the page is part of."""
+
+    items: list[AlertPublic]
+    counts: dict[str, int]
+    overdue: int
+    total: int
+    offset: int
+    limit: int
 
 
 class WebhookDelivery(SQLModel, table=True):

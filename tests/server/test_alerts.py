@@ -57,8 +57,13 @@ def test_workflow_ack_assign_comment_close(api: Api) -> None:
     assert [(c["author"], c["text"]) for c in commented["comments"]] == [
         ("alice", "called the site")
     ]
-    closed = api.post(f"/api/v1/alerts/{aid}/close", {"note": "fixed"})
-    assert closed["status"] == "closed" and len(closed["comments"]) == 2
+    closed = api.post(f"/api/v1/alerts/{aid}/close", {"note": "fixed", "action": "new sensor"})
+    assert closed["status"] == "closed" and len(closed["comments"]) == 1  # the note is no comment
+    assert (closed["close_note"], closed["close_action"], closed["closed_by"]) == (
+        "fixed",
+        "new sensor",
+        "alice",
+    )
     assert api.get("/api/v1/alerts", status="closed")["items"][0]["id"] == aid
     assert api.get("/api/v1/alerts")["counts"] == {"open": 0, "acknowledged": 0, "closed": 1}
     r = api.client.post(

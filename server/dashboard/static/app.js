@@ -9,6 +9,7 @@ import * as driversPage from "./pages/drivers.js";
 import * as fleetPage from "./pages/fleet.js";
 import * as loginPage from "./pages/login.js";
 import * as overviewPage from "./pages/overview.js";
+import * as peoplePage from "./pages/people.js";
 import * as registryPage from "./pages/registry.js";
 import * as releasesPage from "./pages/releases.js";
 import { describe, mayAdminister } from "./roles.js";
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^\/alerts$/, alertsPage],
   [/^\/registry$/, registryPage],
   [/^\/releases$/, releasesPage],
+  [/^\/people$/, peoplePage],
   [/^\/login$/, loginPage],
 ];
 
