@@ -4,8 +4,8 @@ A customer waits from their answer (a detractor case's first answer), or from th
 raise (a threshold case). A case is overdue when it is still open, nobody has taken
 a step on it (acknowledge, assign, comment, close) and the response-time target has
 passed since it started. Urgency: a site-wide NPS breach first, then a rollout halted
-by its canary (issue 14), a silent device, a detractor, a battery; an overdue case moves two steps up (so it passes everything
-but a site's breach).
+by its canary (issue 14), a silent device, a detractor, a battery; an overdue case
+moves two steps up (so it passes everything but a site's breach).
 """
 
 from __future__ import annotations
