@@ -93,8 +93,8 @@ def figures(
     """The total tally and, with `group`, a tally per group key (their sum)."""
     where = counted(f, group)
     needed = set(where) | ({group} if group in DIM_GROUPS else set())
-    # The transactional-only cuboids serve every figure of that survey without a role.
-    every = where.get("survey") != rollups.TRANSACTIONAL or "role" in needed
+    # The transactional-only cuboids serve every figure of that survey not split by survey or role.
+    every = where.get("survey") != rollups.TRANSACTIONAL or bool({"role", "survey"} & needed)
     rolled = where if every else {k: v for k, v in where.items() if k != "survey"}
     name, _dims = rollups.choose(needed if every else needed - {"survey"}, every_survey=every)
     grains = [rollups.HOUR] if group in ("hour", "heat") else [rollups.DAY, rollups.HOUR]

@@ -39,6 +39,10 @@ SERVED = {
     ("nps_edge_requests_forged_total", "counter"),
     ("nps_edge_login_failures_total", "counter"),
     ("nps_edge_login_throttled_total", "counter"),
+    ("nps_edge_voice_comments_total", "counter"),
+    ("nps_edge_voice_refused_total", "counter"),
+    ("nps_edge_mails_total", "counter"),
+    ("nps_edge_account_refusals_total", "counter"),
 }
 # Creation times of the unlabelled series (a labelled one's appear with its first child).
 CREATED = {

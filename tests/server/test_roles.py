@@ -112,9 +112,10 @@ def test_every_write_route_refuses_a_lower_role_with_403(
     app: FastAPI, api: Api, people: dict[str, str], engine: Engine
 ) -> None:
     assert write_routes(app) == set(WRITES), "a write route without a role in WRITES"
-    ids = {"alert_id": two_sites(api)["store-1"], "device": "nps-new001", "marker_id": 1,
-           "site": "store-1"}  # fmt: skip
-    ids = {"alert_id": two_sites(api)["store-1"], "device": "nps-new001"}
+    ids: dict[str, Any] = {
+        "alert_id": two_sites(api)["store-1"], "device": "nps-new001", "marker_id": 1,
+        "site": "store-1",
+    }  # fmt: skip
     with Session(engine) as s:
         ids["rule_id"] = add_rule(s, assignee="maria").id
         ids["person_id"] = add_person(s, email="pat@example.com", role="viewer").id
