@@ -1,0 +1,202 @@
+# ruff: noqa: UP031  (MicroPython code: % formatting is its cheapest)
+"""Signed commands from the cmd topic: check them, decide, remember the last accepted one.
+
+Wire format (docs/protocol.md, Commands): {"c": "<command JSON>", "s": "<base64
+Ed25519 signature over c by the server's command key>"}. The command is parsed
+only after its signature checks. Each refusal has a name, counted in telemetry
+`errors` and shown as `cmd_error` in status: cmd_sig, cmd_device, cmd_replay,
+cmd_expired, cmd_value. A refused command changes nothing.
+
+Pure logic: the clock (unix seconds or None) comes in as an argument and the
+state goes through `store` (save(state)); config checks are config.py's own.
+"""
+
+import json
+import sys
+from binascii import a2b_base64
+
+from micropython import const
+
+MAX_BYTES = const(2048)
+# The last accepted command's state, newest first: a corrupt newest file falls back.
+STATE_FILES = ("cmd.json", "cmd.prev.json")
+KINDS = ("config", "reboot", "update")
+
+
+class Refused(Exception):
+    """A command that must not run; args[0] is the counter name, args[1] why."""
+
+
+def _config_rules():
+    # config.py is dropped after boot to give its heap back (main.py): load it per command.
+    import config
+
+    return config
+
+
+def _forget(name):
+    if name in sys.modules:
+        del sys.modules[name]
+
+
+def decode_key(text):
+    """A base64 Ed25519 public key from config `trust`, or None when unset or unusable."""
+    if not text:
+        return None
+    try:
+        key = a2b_base64(text)
+    except ValueError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def check_release(release):
+    """An update command's release: version, http URL ending in /, manifest SHA-256."""
+    if not isinstance(release, dict):
+        raise Refused("cmd_value", "release must be an object")
+    version = release.get("version")
+    url = release.get("url")
+    digest = release.get("manifest_sha256")
+    if not isinstance(version, str) or not 0 < len(version) <= 32 or "/" in version:
+        raise Refused("cmd_value", "bad release version")
+    if version.startswith("."):
+        raise Refused("cmd_value", "bad release version")
+    if not isinstance(url, str) or not url.startswith("http://") or not url.endswith("/"):
+        raise Refused("cmd_value", "release url must be http://host[:port]/path/")
+    if not isinstance(digest, str) or len(digest) != 64:
+        raise Refused("cmd_value", "manifest_sha256 must be 64 hex digits")
+    try:
+        int(digest, 16)
+    except ValueError:
+        raise Refused("cmd_value", "manifest_sha256 must be 64 hex digits") from None
+    return release
+
+
+class Commands:
+    """The device's side of remote control: verify, check, apply to the config, persist.
+
+    state: the loaded override file ({"n", "cfg", "set"}) or None; store.save(state)
+    replaces it atomically keeping the previous one. handle() returns an action
+    ("config", cfg) / ("reboot",) / ("update", release) or None when refused.
+    """
+
+    def __init__(self, device, command_pub, state, store):
+        self.device = device
+        self.key = decode_key(command_pub)
+        self.store = store
+        state = state or {}
+        self.n = state.get("n", 0)
+        self.cfg = state.get("cfg", 0)
+        self.partial = state.get("set") or {}
+        self.error = None
+        self.counts = {}
+
+    def refuse(self, name, why, log):
+        self.counts[name] = self.counts.get(name, 0) + 1
+        self.error = name
+        log("cmd: refused (%s): %s" % (name, why))
+
+    def handle(self, payload, now_s, running, log):
+        """One cmd payload (bytes). running: the config in use, for config commands."""
+        try:
+            cmd = self.verified(payload)
+            action = self.decide(cmd, now_s, running)
+        except Refused as err:
+            self.refuse(err.args[0], err.args[1], log)
+            return None
+        self.n = cmd["n"]
+        self.error = None
+        self.save()
+        log("cmd: accepted %s n=%d" % (cmd["kind"], self.n))
+        return action
+
+    def verified(self, payload):
+        """The command object, once its signature by the command key checks."""
+        if len(payload) > MAX_BYTES:
+            raise Refused("cmd_sig", "longer than %d bytes" % MAX_BYTES)
+        try:
+            outer = json.loads(payload)
+            text = outer["c"]
+            sig = a2b_base64(outer["s"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise Refused("cmd_sig", "not a signed command: %s" % err) from None
+        if not isinstance(text, str):
+            raise Refused("cmd_sig", "c must be a string")
+        if self.key is None:
+            raise Refused("cmd_sig", "no trust.command_pub in config.json")
+        import ed25519
+
+        ok = ed25519.verify(self.key, text.encode(), sig)
+        del ed25519
+        _forget("ed25519")  # verification is rare: give its code's heap back
+        if not ok:
+            raise Refused("cmd_sig", "signature does not verify")
+        try:
+            cmd = json.loads(text)
+        except ValueError:
+            raise Refused("cmd_value", "signed text is not JSON") from None
+        if not isinstance(cmd, dict):
+            raise Refused("cmd_value", "command must be an object")
+        return cmd
+
+    def decide(self, cmd, now_s, running):
+        if cmd.get("device") != self.device:
+            raise Refused("cmd_device", "for device %r" % (cmd.get("device"),))
+        n = cmd.get("n")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise Refused("cmd_value", "n must be an integer >= 1")
+        if n <= self.n:
+            raise Refused("cmd_replay", "n=%d, last accepted %d" % (n, self.n))
+        exp = cmd.get("exp")
+        if exp is not None:
+            if not isinstance(exp, int) or isinstance(exp, bool):
+                raise Refused("cmd_value", "exp must be unix seconds or null")
+            if now_s is None:
+                raise Refused("cmd_expired", "the clock is not set yet: cannot check exp")
+            if now_s > exp:
+                raise Refused("cmd_expired", "expired %d s ago" % (now_s - exp))
+        kind = cmd.get("kind")
+        if kind == "reboot":
+            return ("reboot",)
+        if kind == "update":
+            return ("update", check_release(cmd.get("release")))
+        if kind != "config":
+            raise Refused("cmd_value", "unknown kind %r" % (kind,))
+        version = cmd.get("cfg")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise Refused("cmd_value", "cfg must be an integer >= 0")
+        rules = _config_rules()
+        try:
+            partial = rules.merge_partial(self.partial, cmd.get("set"))
+            cfg = rules.overlay(running, partial)
+        except rules.ConfigError as err:
+            raise Refused("cmd_value", str(err)) from None
+        finally:
+            del rules
+            _forget("config")
+        self.partial = partial
+        self.cfg = version
+        return ("config", cfg)
+
+    def save(self):
+        self.store.save({"n": self.n, "cfg": self.cfg, "set": self.partial})
+
+    def status(self):
+        """The status fields this module reports (docs/protocol.md, status)."""
+        return {"cfg": self.cfg, "cmd": self.n, "cmd_error": self.error}
+
+
+class FileStore:
+    """The override state on flash: the newest file, and the one before it as a fallback."""
+
+    def __init__(self, root, write_json, rename):
+        self.paths = (root + STATE_FILES[0], root + STATE_FILES[1])
+        self.write_json = write_json
+        self.rename = rename
+
+    def save(self, state):
+        try:
+            self.rename(self.paths[0], self.paths[1])  # the last good one stays as fallback
+        except OSError:
+            pass  # first command: nothing to keep
+        self.write_json(self.paths[0], state)
