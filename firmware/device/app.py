@@ -12,6 +12,7 @@ import random
 import select
 
 import events
+import fleet
 import mqtt
 import persist
 import prompt as pm
@@ -33,7 +34,7 @@ def next_boot(path):
 
 
 class App:
-    def __init__(self, board, cfg):
+    def __init__(self, board, cfg, remote=("", False, None)):
         self.board = board
         self.clock = board.clock
         dev = cfg["device_id"]
@@ -43,26 +44,12 @@ class App:
             "fw": board.fw,
             "boot": next_boot(board.root + "boot.json"),
         }
-        self.prompt_key = cfg["prompt"]["key"]
-        self.telemetry_ms = cfg["telemetry_interval_s"] * 1000
         ob = cfg["outbox"]
         self.outbox = Outbox(board.root + "ob", ob["max_kb"] * 1024, ob["segment_kb"] * 1024)
         self.dropped_at_boot = dict(self.outbox.dropped)
-        t = cfg["timeouts"]
-        self.machine = pm.PromptMachine(
-            [r["code"] for r in cfg["reasons"]],
-            t["prompt_s"] * 1000,
-            t["reason_s"] * 1000,
-            t["thanks_s"] * 1000,
-            cfg["min_answer_interval_s"] * 1000,
-        )
-        self.screens = Screens(
-            board.display,
-            board.width,
-            board.height,
-            cfg["prompt"],
-            [r["label"] for r in cfg["reasons"]],
-        )
+        self.settings(cfg)
+        # Signed commands and updates (fleet.py): remote is (folder, safe, override) from start.py.
+        self.fleet = fleet.Fleet(self, board, cfg, remote)
         random.seed(int.from_bytes(os.urandom(4), "little"))
         root = cfg["topic_root"].rstrip("/") + "/" + dev + "/"
         self.topics = {FEEDBACK: root + "feedback", TELEMETRY: root + "telemetry"}
@@ -77,6 +64,8 @@ class App:
             on_up=self.on_up,
             on_ack=self.on_ack,
             log=board.log,
+            subscribe=root + "cmd",
+            on_message=self.fleet.on_message,
         )
         self.errors = {}
         self.heap_min = gc.mem_free()
@@ -88,6 +77,27 @@ class App:
         self.polled_input = board.stream  # the board's input registered in poller
         if board.stream is not None:
             self.poller.register(board.stream, select.POLLIN)
+
+    def settings(self, cfg):
+        """The prompt's settings from cfg: at boot, and again when a signed command changes them."""
+        self.prompt_key = cfg["prompt"]["key"]
+        self.telemetry_ms = cfg["telemetry_interval_s"] * 1000
+        t = cfg["timeouts"]
+        self.machine = pm.PromptMachine(
+            [r["code"] for r in cfg["reasons"]],
+            t["prompt_s"] * 1000,
+            t["reason_s"] * 1000,
+            t["thanks_s"] * 1000,
+            cfg["min_answer_interval_s"] * 1000,
+        )
+        self.screens = Screens(
+            self.board.display,
+            self.board.width,
+            self.board.height,
+            cfg["prompt"],
+            [r["label"] for r in cfg["reasons"]],
+        )
+        self.shown = None
 
     def count(self, name):
         self.errors[name] = self.errors.get(name, 0) + 1
@@ -125,7 +135,7 @@ class App:
         free = gc.mem_free()
         self.heap_min = min(self.heap_min, free)
         errors = dict(self.errors)
-        for counts in (self.machine.counts, self.client.errors):
+        for counts in (self.machine.counts, self.client.errors, self.fleet.counts):
             errors.update(counts)
         for kind in KINDS:
             lost = self.outbox.dropped[kind] - self.dropped_at_boot[kind]
@@ -152,9 +162,10 @@ class App:
 
     def on_up(self):
         # Retained presence (contract); the last will says offline when we vanish.
-        self.client.publish(
-            self.status_topic, events.status(True, self.ident["fw"], self.ident["boot"]), True
-        )
+        if self.client.state != mqtt.UP:
+            return
+        status = events.status(True, self.ident["fw"], self.ident["boot"], self.fleet.status)
+        self.client.publish(self.status_topic, status, True)
 
     def on_ack(self, tag, packet):
         if tag is not None:
@@ -195,6 +206,7 @@ class App:
             self.telemetry()
         client = self.client
         client.poll()
+        self.fleet.step(client.state == mqtt.UP)
         while client.can_publish():
             item = self.outbox.next_unsent()
             if item is None:

@@ -76,12 +76,16 @@ class Commands:
     """The device's side of remote control: verify, check, apply to the config, persist.
 
     state: the loaded override file ({"n", "cfg", "set"}) or None; store.save(state)
-    replaces it atomically keeping the previous one. handle() returns an action
-    ("config", cfg) / ("reboot",) / ("update", release) or None when refused.
+    replaces it atomically keeping the previous one. A config command is checked
+    as the whole config it makes: config_path (config.json) with every accepted
+    setting laid over it. handle() returns an action ("config", cfg) /
+    ("reboot",) / ("update", release) or None when refused.
     """
 
-    def __init__(self, device, command_pub, state, store):
+    def __init__(self, device, command_pub, state, store, *, config_path, default_id):
         self.device = device
+        self.config_path = config_path
+        self.default_id = default_id
         self.key = decode_key(command_pub)
         self.store = store
         state = state or {}
@@ -96,11 +100,11 @@ class Commands:
         self.error = name
         log("cmd: refused (%s): %s" % (name, why))
 
-    def handle(self, payload, now_s, running, log):
-        """One cmd payload (bytes). running: the config in use, for config commands."""
+    def handle(self, payload, now_s, log):
+        """One cmd payload (bytes); now_s: unix seconds, None while the clock is unset."""
         try:
             cmd = self.verified(payload)
-            action = self.decide(cmd, now_s, running)
+            action = self.decide(cmd, now_s)
         except Refused as err:
             self.refuse(err.args[0], err.args[1], log)
             return None
@@ -139,7 +143,7 @@ class Commands:
             raise Refused("cmd_value", "command must be an object")
         return cmd
 
-    def decide(self, cmd, now_s, running):
+    def decide(self, cmd, now_s):
         if cmd.get("device") != self.device:
             raise Refused("cmd_device", "for device %r" % (cmd.get("device"),))
         n = cmd.get("n")
@@ -168,7 +172,7 @@ class Commands:
         rules = _config_rules()
         try:
             partial = rules.merge_partial(self.partial, cmd.get("set"))
-            cfg = rules.overlay(running, partial)
+            cfg = rules.overlay(rules.load(self.config_path, self.default_id), partial)
         except rules.ConfigError as err:
             raise Refused("cmd_value", str(err)) from None
         finally:
@@ -181,9 +185,46 @@ class Commands:
     def save(self):
         self.store.save({"n": self.n, "cfg": self.cfg, "set": self.partial})
 
-    def status(self):
-        """The status fields this module reports (docs/protocol.md, status)."""
-        return {"cfg": self.cfg, "cmd": self.n, "cmd_error": self.error}
+
+def receive(fleet, payload):
+    """fleet.py's hook: judge one cmd payload against the state on flash, then update
+    fleet's status fields and counters and hand the action on."""
+    import os
+
+    import persist
+
+    board = fleet.board
+    clock = fleet.app.clock
+    now_ms = clock.unix_ms(clock.ms())
+    root = board.root
+    state = None
+    for path in STATE_FILES:
+        state = persist.read_json(root + path, None)
+        if isinstance(state, dict):
+            break
+    handler = Commands(
+        fleet.device,
+        fleet.trust["command_pub"],
+        state,
+        FileStore(root, persist.write_json, os.rename),
+        config_path=root + "config.json",
+        default_id=board.default_device_id,
+    )
+    status = fleet.status
+    handler.n = max(handler.n, status["cmd"])  # never below what this boot accepted
+    handler.counts = fleet.counts
+    action = handler.handle(payload, None if now_ms is None else now_ms // 1000, board.log)
+    status["cmd"] = handler.n
+    status["cfg"] = handler.cfg
+    status["cmd_error"] = handler.error
+    if action is None:
+        return
+    if action[0] == "update":
+        import ota
+
+        ota.start(fleet, action[1])
+    else:
+        fleet.todo = action
 
 
 class FileStore:

@@ -78,6 +78,8 @@ class Client:
         on_ack,
         log,
         opener=open_socket,
+        subscribe=None,
+        on_message=None,
     ):
         self.settings = settings
         self.client_id = client_id
@@ -88,6 +90,8 @@ class Client:
         self.on_ack = on_ack
         self.log = log
         self.opener = opener
+        self.topic_in = subscribe  # the one topic read (the device's cmd), or None
+        self.on_message = on_message  # on_message(topic, payload) for each PUBLISH on it
         self.sock = None
         self.state = OFFLINE
         self.inflight = {}  # pid -> [_PACKET, _TAG, _SENT], in sending order
@@ -273,14 +277,22 @@ class Client:
             if resend:
                 self.count("mqtt_retransmit")
                 self.send(resend)
+            if self.topic_in is not None:
+                self.pid = self.pid % 65535 + 1
+                self.send(codec.subscribe(self.pid, self.topic_in))  # 3.8, every session
             self.on_up()
         elif kind == codec.PINGRESP:  # 3.13
             self.pinging = False
+        elif kind == codec.SUBACK:  # 3.9: 0x80 is a refusal (the broker's ACL)
+            if body[-1:] == b"\x80":
+                self.count("mqtt_sub_refused")
         elif kind == codec.PUBLISH:
-            # Nothing is subscribed yet (cmd is reserved); acknowledge so the broker moves on.
             topic, payload, qos, pid = codec.parse_publish(flags, body)
-            if qos:
+            if self.on_message is not None and topic == self.topic_in.encode():
+                self.on_message(topic, payload)
+            else:
+                self.count("mqtt_unexpected_publish")
+            if qos:  # 4.3.2: acknowledged once handled, so a power cut means redelivery
                 self.send(codec.puback(pid))
-            self.count("mqtt_unexpected_publish")
         else:
             raise codec.ProtocolError("unexpected packet type %d" % kind)

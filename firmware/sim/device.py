@@ -101,6 +101,18 @@ def cached_firmware(source: Path = DEVICE_DIR) -> Path:
     return root
 
 
+def install_code(folder: Path, code: Path) -> None:
+    """Put the compiled firmware at the root of the device's flash folder, as `firmware
+    flash` does on a board: main.py there boots it, or a newer folder an update left."""
+    for src in code.rglob("*.mpy"):
+        dest = folder / src.relative_to(code)
+        if dest.exists() and dest.stat().st_size == src.stat().st_size:
+            if dest.read_bytes() == src.read_bytes():
+                continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+
+
 class DeviceProcess:
     """One firmware process: input lines to its stdin, report lines from its stdout.
 
@@ -121,14 +133,16 @@ class DeviceProcess:
         self.keep_lines = keep_lines
         self.lines: list[str] = []
         self._changed = threading.Condition()
+        install_code(folder, code)
         read_end, self._stdin = os.pipe()
         os.set_blocking(read_end, False)  # the board reads stdin in chunks ("stream")
         with open(folder / "device.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [micropython or tool("micropython"), "-X", f"heapsize={heapsize}", "-m", "main"],
                 cwd=folder,
-                # .frozen: the port's own frozen modules (ssl, ...) stay importable.
-                env=dict(os.environ, MICROPYPATH=f"{code}:.frozen"),
+                # The code is on the device's flash (cwd, first on sys.path); .frozen: the
+                # port's own frozen modules (ssl, ...) stay importable.
+                env=dict(os.environ, MICROPYPATH=".frozen"),
                 stdin=read_end,
                 stdout=subprocess.PIPE,
                 stderr=log,

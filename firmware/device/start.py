@@ -1,0 +1,54 @@
+"""Start the firmware of this folder: pick the board profile, load config.json, run the app.
+
+main.py (the boot loader at the root) calls build(folder, safe), drops this module
+and runs the application it returns. The board profile is
+`boards/<name>.py`: the name comes from board.txt when present, else from the
+platform (esp32 -> esp32_oled_encoder, linux -> unix_sim).
+"""
+
+import gc
+import sys
+
+DEFAULT_BOARDS = {"esp32": "esp32_oled_encoder", "linux": "unix_sim"}
+# The last good remote settings, newest first (commands.py writes them).
+OVERRIDES = ("cmd.json", "cmd.prev.json")
+
+
+def board_name(folder):
+    for path in (folder + "/board.txt" if folder else None, "board.txt"):
+        if path is None:
+            continue
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            pass
+    return DEFAULT_BOARDS.get(sys.platform, "unix_sim")
+
+
+def build(folder="", safe=False):
+    module = __import__("boards." + board_name(folder), None, None, ["Board"])
+    board = module.Board()
+    import config
+    import persist
+
+    try:
+        cfg = config.load(board.root + "config.json", board.default_device_id)
+    except config.ConfigError as err:
+        board.fatal("Bad config.json", str(err))  # shown on screen and console; does not return
+        return
+    state = None
+    if not safe:
+        paths = [board.root + p for p in OVERRIDES]
+        cfg, state = config.with_override(cfg, paths, persist.read_json)
+    # The checker is needed once per boot: give its code's heap back to the application.
+    del config
+    del sys.modules["config"]
+    gc.collect()
+    board.configure(cfg)
+    import app
+
+    application = app.App(board, cfg, remote=(folder, safe, state))
+    del cfg  # what the application keeps of it, it holds itself
+    gc.collect()
+    return application
