@@ -8,9 +8,7 @@ Both are rare, so their code is imported only while needed and dropped after: on
 import sys
 
 import persist
-from micropython import const
-
-_IDLE = const(0)  # prompt.IDLE: settings change only between prompts
+from prompt import IDLE  # settings change only between prompts
 
 
 def drop(name):
@@ -68,7 +66,7 @@ class Fleet:
         """Once per loop turn, after the network: apply, reboot, confirm, download."""
         self.turns += 1
         todo = self.todo
-        if todo is not None and self.app.machine.state == _IDLE:
+        if todo is not None and self.app.machine.state == IDLE:
             self.todo = None
             if todo[0] == "config":
                 self.app.settings(todo[1])
@@ -78,7 +76,7 @@ class Fleet:
         if self.watch is not None or self.updater is not None:
             import ota
 
-            ota.step(self, up, self.app.machine.state == _IDLE)
+            ota.step(self, up, self.app.machine.state == IDLE)
 
     def reboot(self):
         self.app.outbox.close()
