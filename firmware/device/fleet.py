@@ -33,7 +33,7 @@ class Fleet:
         self.update_cfg = cfg["update"]
         state = state or {}
         self.status = {
-            "cfg": state.get("cfg", 0),
+            "cfg": 0 if safe else state.get("cfg", 0),  # safe mode runs the factory settings
             "cmd": state.get("n", 0),
             "cmd_error": None,
             "update": persist.read_json("ota.json", {}).get("status"),

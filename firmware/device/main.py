@@ -16,22 +16,22 @@ import sys
 POINTER = "fw.json"
 
 
-def _usable(folder):
-    if not folder:
-        return True
-    try:
-        os.stat(folder + "/start.mpy")
-        return True
-    except OSError:
-        try:
-            os.stat(folder + "/start.py")
-            return True
-        except OSError:
-            return False
-
-
 def choose():
     """(folder, safe, pointer): where to run from; the pointer written back when changed."""
+
+    def _usable(folder):
+        if not folder:
+            return True
+        try:
+            os.stat(folder + "/start.mpy")
+            return True
+        except OSError:
+            try:
+                os.stat(folder + "/start.py")
+                return True
+            except OSError:
+                return False
+
     try:
         with open(POINTER) as f:
             ptr = json.load(f)
@@ -60,7 +60,7 @@ def choose():
 
 
 folder, safe, _ = choose()
-del choose, _usable  # the boot loader's code goes back to the heap
+del choose  # the boot loader's code goes back to the heap
 if folder:
     sys.path.insert(0, folder)
 import start  # noqa: E402  (from the active folder, now first on sys.path)

@@ -96,7 +96,9 @@ def puback(pid):
 
 def subscribe(pid, topic, qos=1):
     # 3.8: fixed header flags 0010 (3.8.1), packet id, one topic filter and its QoS.
-    return _packet((SUBSCRIBE << 4) | 2, bytes((pid >> 8, pid & 0xFF)) + _str(topic) + bytes((qos,)))
+    return _packet(
+        (SUBSCRIBE << 4) | 2, bytes((pid >> 8, pid & 0xFF)) + _str(topic) + bytes((qos,))
+    )
 
 
 PINGREQ_PACKET = b"\xc0\x00"  # 3.12

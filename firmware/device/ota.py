@@ -86,7 +86,9 @@ def http_get(opener, url, start, end, sink, buf):
         raise Retry("connect: %s" % err) from None
     try:
         rng = "%d-%s" % (start, "" if end is None else end)
-        sock.write(("GET %s HTTP/1.0\r\nHost: %s\r\nRange: bytes=%s\r\n\r\n" % (path, host, rng)).encode())
+        sock.write(
+            ("GET %s HTTP/1.0\r\nHost: %s\r\nRange: bytes=%s\r\n\r\n" % (path, host, rng)).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             n = sock.readinto(buf)
@@ -321,9 +323,10 @@ class Updater:
                 text = f.read()
         except OSError:
             pass
-        if text is None or hexlify(hashlib.sha256(text).digest()).decode() != release[
-            "manifest_sha256"
-        ]:
+        if (
+            text is None
+            or hexlify(hashlib.sha256(text).digest()).decode() != release["manifest_sha256"]
+        ):
             text = self.fetch_whole("manifest.json")
             if hexlify(hashlib.sha256(text).digest()).decode() != release["manifest_sha256"]:
                 raise Refused("manifest_hash")
@@ -376,7 +379,9 @@ class Updater:
             if have < size:
                 end = min(have + _CHUNK, size) - 1
                 with open(target, "ab") as f:
-                    status, total = http_get(self.opener, self.url(path), have, end, f.write, self.buf)
+                    status, total = http_get(
+                        self.opener, self.url(path), have, end, f.write, self.buf
+                    )
                 if total is not None and total < size:
                     raise Refused("truncated")
                 return

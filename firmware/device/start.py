@@ -37,9 +37,10 @@ def build(folder="", safe=False):
     except config.ConfigError as err:
         board.fatal("Bad config.json", str(err))  # shown on screen and console; does not return
         return
-    state = None
-    if not safe:
-        paths = [board.root + p for p in OVERRIDES]
+    paths = [board.root + p for p in OVERRIDES]
+    if safe:  # factory settings; the last accepted n still guards against replays
+        state = persist.read_json(paths[0], None) or persist.read_json(paths[1], None)
+    else:
         cfg, state = config.with_override(cfg, paths, persist.read_json)
     # The checker is needed once per boot: give its code's heap back to the application.
     del config

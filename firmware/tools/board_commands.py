@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from firmware.tools import bundle, install, signing
+from firmware.tools import bundle, install
 from firmware.tools import provision as prov
 from firmware.tools import serial_tools as st
 from firmware.tools import verify as ver

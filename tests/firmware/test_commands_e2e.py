@@ -56,7 +56,9 @@ def test_config_applied_reported_kept_and_bad_commands_refused(
     dev.send(f"at {T0 + 100_000}", "trigger walkup", f"at {T0 + 140_000}", f"at {T0 + 146_000}")
     events = subscriber.wait_for(lambda evs: any(e["type"] == "feedback" for e in evs))
     timeout = [e for e in events if e["type"] == "feedback"][0]
-    assert timeout["outcome"] == "timeout" and timeout["ts"] == (T0 + 145_000) / 1000  # 30 s would say 130
+    assert (
+        timeout["outcome"] == "timeout" and timeout["ts"] == (T0 + 145_000) / 1000
+    )  # 30 s would say 130
 
     refused = {
         "cmd_sig": json.dumps({"c": json.dumps(command(2, cfg=8, set=new)), "s": "AAAA"}),
@@ -72,8 +74,9 @@ def test_config_applied_reported_kept_and_bad_commands_refused(
         count = len(statuses(subscriber, DEVICE))
         status = wait_status(
             subscriber,
-            lambda s, want=want, count=count: s["cmd_error"] == want
-            and len(statuses(subscriber, DEVICE)) > count,
+            lambda s, want=want, count=count: (
+                s["cmd_error"] == want and len(statuses(subscriber, DEVICE)) > count
+            ),
         )
         assert (status["cmd"], status["cfg"]) == (1, 7), name  # nothing changed
     dev.send("telemetry")

@@ -48,24 +48,66 @@ def cases(seed: int = 14) -> dict[str, Any]:
         sigs.append([pub, b64(msg + b"!"), b64(sig), False])
         sigs.append([b64(other.public_key().public_bytes_raw()), b64(msg), b64(sig), False])
     forged = json.dumps({"c": json.dumps(config_cmd(9, "forged")), "s": b64(other.sign(b"x"))})
-    update = {"version": "1.6.0", "url": "http://10.0.0.1:8080/fw/1.6.0/", "manifest_sha256": "ab" * 32}
+    update = {
+        "version": "1.6.0",
+        "url": "http://10.0.0.1:8080/fw/1.6.0/",
+        "manifest_sha256": "ab" * 32,
+    }
     seq = [
         ("first", signed(key, config_cmd(1, "First?")), None, "config"),
         ("second", signed(key, config_cmd(2, "Second?")), None, "config"),
         ("forged", forged, None, "cmd_sig"),
         ("other key", signed(other, config_cmd(3, "x")), None, "cmd_sig"),
         ("garbage", "{not json", None, "cmd_sig"),
-        ("other device", signed(key, {**config_cmd(3, "x"), "device": "nps-ffffff"}), None, "cmd_device"),
+        (
+            "other device",
+            signed(key, {**config_cmd(3, "x"), "device": "nps-ffffff"}),
+            None,
+            "cmd_device",
+        ),
         ("replay", signed(key, config_cmd(2, "Second?")), None, "cmd_replay"),
         ("expired", signed(key, config_cmd(3, "late", exp=NOW - 1)), NOW, "cmd_expired"),
         ("no clock", signed(key, config_cmd(3, "late", exp=NOW + 60)), None, "cmd_expired"),
-        ("broker", signed(key, {**config_cmd(3, "x"), "set": {"broker": {"host": "evil"}}}), None, "cmd_value"),
-        ("bad value", signed(key, {**config_cmd(3, "x"), "set": {"timeouts": {"prompt_s": -1}}}), None, "cmd_value"),
-        ("keys", signed(key, {**config_cmd(3, "x"), "set": {"trust": {"command_pub": pub}}}), None, "cmd_value"),
-        ("bad url", signed(key, {"device": DEVICE, "n": 3, "kind": "update", "release": {**update, "url": "ftp://x/"}}), None, "cmd_value"),
+        (
+            "broker",
+            signed(key, {**config_cmd(3, "x"), "set": {"broker": {"host": "evil"}}}),
+            None,
+            "cmd_value",
+        ),
+        (
+            "bad value",
+            signed(key, {**config_cmd(3, "x"), "set": {"timeouts": {"prompt_s": -1}}}),
+            None,
+            "cmd_value",
+        ),
+        (
+            "keys",
+            signed(key, {**config_cmd(3, "x"), "set": {"trust": {"command_pub": pub}}}),
+            None,
+            "cmd_value",
+        ),
+        (
+            "bad url",
+            signed(
+                key,
+                {
+                    "device": DEVICE,
+                    "n": 3,
+                    "kind": "update",
+                    "release": {**update, "url": "ftp://x/"},
+                },
+            ),
+            None,
+            "cmd_value",
+        ),
         ("in time", signed(key, config_cmd(3, "Third?", exp=NOW + 60)), NOW, "config"),
         ("reboot", signed(key, {"device": DEVICE, "n": 4, "kind": "reboot"}), None, "reboot"),
-        ("update", signed(key, {"device": DEVICE, "n": 5, "kind": "update", "release": update}), None, "update"),
+        (
+            "update",
+            signed(key, {"device": DEVICE, "n": 5, "kind": "update", "release": update}),
+            None,
+            "update",
+        ),
         ("too long", json.dumps({"c": "x" * 3000, "s": ""}), None, "cmd_sig"),
     ]
     return {

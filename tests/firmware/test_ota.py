@@ -173,3 +173,42 @@ def test_kill_9_at_random_points_of_updates_leaves_a_device_that_boots(
             rig.status(lambda s, v=version: s["fw"] == v and s["update"] == "applied", 40)
     assert json.loads((rig.folder / "fw.json").read_text())["active"] == "fw/1.6.1"
     assert phases.count("staging") >= 3, phases  # cuts in the middle of downloads
+
+
+def test_repeated_failed_boots_end_in_safe_mode_with_factory_settings(
+    devices, config, mqtt_broker, subscriber
+) -> None:
+    cfg = config(mqtt_broker, device=DEVICE, sim={"start_ms": 1_793_000_000_000})
+    cfg.pop("fw", None)
+    folder = devices.folder("d", cfg)
+    override = {"n": 4, "cfg": 7, "set": {"prompt": {"text": "Remote text?"}}}
+    (folder / "cmd.json").write_text(json.dumps(override))
+    # The third failed boot in a row of a confirmed firmware (main.py counts, health clears).
+    pointer = {"active": "fw/1.6.0", "previous": "", "pending": False, "boots": 3, "max": 3}
+    (folder / "fw.json").write_text(json.dumps(pointer))
+    devices.start(folder, heapsize=HEAP)
+    deadline = time.monotonic() + 20
+    while not [s for s in statuses(subscriber, DEVICE) if s.get("online")]:
+        assert time.monotonic() < deadline, "no status"
+        subscriber.wait_messages(len(subscriber.messages) + 1)
+    status = [s for s in statuses(subscriber, DEVICE) if s.get("online")][-1]
+    assert status["safe"] is True and status["fw"] == "1.0.0"  # the factory code at the root
+    assert (status["cfg"], status["cmd"]) == (0, 4)  # factory settings, replays still refused
+    assert json.loads((folder / "fw.json").read_text())["safe"] is True
+
+
+def test_a_pointer_to_a_missing_folder_boots_the_previous_one(
+    devices, config, mqtt_broker, subscriber
+) -> None:
+    cfg = config(mqtt_broker, device=DEVICE, sim={"start_ms": 1_793_000_000_000})
+    cfg.pop("fw", None)
+    folder = devices.folder("d", cfg)
+    pointer = {"active": "fw/2.0.0", "previous": "", "pending": True, "boots": 0, "max": 3}
+    (folder / "fw.json").write_text(json.dumps(pointer))
+    devices.start(folder, heapsize=HEAP)
+    deadline = time.monotonic() + 20
+    while not [s for s in statuses(subscriber, DEVICE) if s.get("online")]:
+        assert time.monotonic() < deadline, "no status"
+        subscriber.wait_messages(len(subscriber.messages) + 1)
+    saved = json.loads((folder / "fw.json").read_text())
+    assert saved["active"] == "" and saved["rolled_back"] == "fw/2.0.0"
