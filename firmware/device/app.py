@@ -12,7 +12,6 @@ import random
 import select
 
 import events
-import fleet
 import mqtt
 import persist
 import prompt as pm
@@ -34,7 +33,7 @@ def next_boot(path):
 
 
 class App:
-    def __init__(self, board, cfg, remote=("", False, None)):
+    def __init__(self, board, cfg, remote):
         self.board = board
         self.clock = board.clock
         dev = cfg["device_id"]
@@ -48,8 +47,9 @@ class App:
         self.outbox = Outbox(board.root + "ob", ob["max_kb"] * 1024, ob["segment_kb"] * 1024)
         self.dropped_at_boot = dict(self.outbox.dropped)
         self.settings(cfg)
-        # Signed commands and updates (fleet.py): remote is (folder, safe, override) from start.py.
-        self.fleet = fleet.Fleet(self, board, cfg, remote)
+        # Signed commands and updates: state here, code in fleet.py, loaded only when due.
+        self.remote = remote
+        remote.app = self
         random.seed(int.from_bytes(os.urandom(4), "little"))
         root = cfg["topic_root"].rstrip("/") + "/" + dev + "/"
         self.topics = {FEEDBACK: root + "feedback", TELEMETRY: root + "telemetry"}
@@ -65,7 +65,7 @@ class App:
             on_ack=self.on_ack,
             log=board.log,
             subscribe=root + "cmd",
-            on_message=self.fleet.on_message,
+            on_message=self.on_message,
         )
         self.errors = {}
         self.heap_min = gc.mem_free()
@@ -135,7 +135,7 @@ class App:
         free = gc.mem_free()
         self.heap_min = min(self.heap_min, free)
         errors = dict(self.errors)
-        for counts in (self.machine.counts, self.client.errors, self.fleet.counts):
+        for counts in (self.machine.counts, self.client.errors, self.remote.counts):
             errors.update(counts)
         for kind in KINDS:
             lost = self.outbox.dropped[kind] - self.dropped_at_boot[kind]
@@ -164,8 +164,13 @@ class App:
         # Retained presence (contract); the last will says offline when we vanish.
         if self.client.state != mqtt.UP:
             return
-        status = events.status(True, self.ident["fw"], self.ident["boot"], self.fleet.status)
+        status = events.status(True, self.ident["fw"], self.ident["boot"], self.remote.status)
         self.client.publish(self.status_topic, status, True)
+
+    def on_message(self, topic, payload):
+        import fleet  # a signed command on our cmd topic (rare): code loaded for it
+
+        fleet.on_message(self.remote, payload)
 
     def on_ack(self, tag, packet):
         if tag is not None:
@@ -206,7 +211,10 @@ class App:
             self.telemetry()
         client = self.client
         client.poll()
-        self.fleet.step(client.state == mqtt.UP)
+        if self.remote.due:
+            import fleet
+
+            fleet.step(self.remote, client.state == mqtt.UP)
         while client.can_publish():
             item = self.outbox.next_unsent()
             if item is None:

@@ -23,6 +23,68 @@ STATE_FILES = ("cmd.json", "cmd.prev.json")
 KINDS = ("config", "reboot", "update")
 
 
+# What a signed `cmd` may change (docs/protocol.md, FLEET): the prompt and its timing,
+# never the broker, identity or keys. Every key config.DEFAULTS has under SETTABLE_UNDER
+# is settable too. Kept here, not in config.py: names cost heap on the unix port.
+SETTABLE = (
+    "prompt.text",
+    "prompt.thanks",
+    "prompt.why",
+    "prompt.lang",
+    "reasons",
+    "timeouts.prompt_s",
+    "timeouts.reason_s",
+    "timeouts.thanks_s",
+    "min_answer_interval_s",
+    "telemetry_interval_s",
+)
+SETTABLE_UNDER = ("sampling", "survey")
+
+
+def _default(rules, dotted):
+    node = rules.DEFAULTS
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return KeyError
+        node = node[part]
+    return node
+
+
+def leaves(rules, partial, path, out):
+    """Dotted names and values of a partial config; objects the defaults nest are walked."""
+    if not isinstance(partial, dict):
+        raise rules.ConfigError("%s must be an object" % (path[:-1] or "set"))
+    for key in partial:
+        dotted = path + key
+        value = partial[key]
+        if isinstance(_default(rules, dotted), dict) and isinstance(value, dict):
+            leaves(rules, value, dotted + ".", out)
+        else:
+            out.append((dotted, value))
+    return out
+
+
+def settable(rules, dotted):
+    if dotted in SETTABLE:
+        return True
+    return dotted.split(".")[0] in SETTABLE_UNDER and _default(rules, dotted) is not KeyError
+
+
+def merge_partial(rules, old, new):
+    """Two partial configs as one, only settable keys: new's leaves win (the override
+    file keeps the sum). Raises ConfigError naming a key that may not be set."""
+    out = json.loads(json.dumps(old))
+    for dotted, value in leaves(rules, new, "", []):
+        if not settable(rules, dotted):
+            raise rules.ConfigError("%s cannot be set remotely" % dotted)
+        parts = dotted.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
 class Refused(Exception):
     """A command that must not run; args[0] is the counter name, args[1] why."""
 
@@ -171,8 +233,9 @@ class Commands:
             raise Refused("cmd_value", "cfg must be an integer >= 0")
         rules = _config_rules()
         try:
-            partial = rules.merge_partial(self.partial, cmd.get("set"))
-            cfg = rules.overlay(rules.load(self.config_path, self.default_id), partial)
+            partial = merge_partial(rules, self.partial, cmd.get("set"))
+            base = rules.load(self.config_path, self.default_id)
+            cfg = rules.check(rules.lay(base, partial), base["device_id"])
         except rules.ConfigError as err:
             raise Refused("cmd_value", str(err)) from None
         finally:

@@ -172,104 +172,39 @@ def check(cfg, default_device_id):
             raise ConfigError('reasons[%d] must be {"code": str (1..64), "label": str}' % i)
     for name in ("trust.release_pub", "trust.command_pub"):
         v = _get(cfg, name)
-        if v is not None and (len(v) != 44 or not v.endswith("=")):
-            raise ConfigError("%s must be a base64 Ed25519 public key (44 characters)" % name)
+        if v is not None and (len(v) != 44 or v[-1] != "="):
+            raise ConfigError("%s: not a public key" % name)  # base64 of 32 bytes
     if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
         raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
     return cfg
 
 
-# What a signed `cmd` may change (docs/protocol.md, FLEET): the prompt and its timing,
-# never the broker, identity or keys. Every key under these objects is settable too.
-SETTABLE = (
-    "prompt.text",
-    "prompt.thanks",
-    "prompt.why",
-    "prompt.lang",
-    "reasons",
-    "timeouts.prompt_s",
-    "timeouts.reason_s",
-    "timeouts.thanks_s",
-    "min_answer_interval_s",
-    "telemetry_interval_s",
-)
-SETTABLE_UNDER = ("sampling", "survey")
-
-
-def _leaves(partial, path, out):
-    """Dotted names and values of a partial config; objects the defaults nest are walked."""
-    if not isinstance(partial, dict):
-        raise ConfigError("%s must be an object" % (path[:-1] or "set"))
+def lay(cfg, partial):
+    """A copy of cfg with a partial config laid over it (objects merged, the rest replaced)."""
+    out = {}
+    for key in cfg:
+        out[key] = cfg[key]
     for key in partial:
-        dotted = path + key
         value = partial[key]
-        try:
-            nested = isinstance(_get(DEFAULTS, dotted), dict)
-        except (KeyError, TypeError):
-            nested = False
-        if nested and isinstance(value, dict):
-            _leaves(value, dotted + ".", out)
-        else:
-            out.append((dotted, value))
-    return out
-
-
-def settable(dotted):
-    if dotted in SETTABLE:
-        return True
-    head = dotted.split(".")[0]
-    if head not in SETTABLE_UNDER:
-        return False
-    try:
-        _get(DEFAULTS, dotted)
-    except (KeyError, TypeError):
-        return False
-    return True
-
-
-def overlay(cfg, partial):
-    """A checked copy of cfg with a partial config laid over it; only settable keys.
-
-    Raises ConfigError naming the first key that may not be set or whose value is bad.
-    """
-    out = json.loads(json.dumps(cfg))
-    for dotted, value in _leaves(partial, "", []):
-        if not settable(dotted):
-            raise ConfigError("%s cannot be set remotely" % dotted)
-        parts = dotted.split(".")
-        node = out
-        for part in parts[:-1]:
-            node = node[part]
-        node[parts[-1]] = value
-    return check(out, out["device_id"])
-
-
-def merge_partial(old, new):
-    """Two partial configs as one: new's leaves win (the override file keeps the sum)."""
-    out = json.loads(json.dumps(old))
-    for dotted, value in _leaves(new, "", []):
-        parts = dotted.split(".")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = lay(out[key], value)
+        out[key] = value
     return out
 
 
 def with_override(cfg, paths, read_json):
-    """cfg with the first good override of paths (newest first) laid over it.
+    """cfg with the first good override file of paths (newest first) laid over it.
 
-    Returns (cfg, state): state is the override file's content ({"n", "cfg",
-    "set"}), or None when none is usable, so a corrupt newest file falls back
-    to the one before it and a corrupt pair to the factory config.
+    Returns (cfg, state): state is the file's content ({"n", "cfg", "set"}, written
+    by commands.py after checking every key), or None when none is usable, so a
+    corrupt newest file falls back to the one before and a corrupt pair to the
+    factory config.
     """
     for path in paths:
         state = read_json(path, None)
-        if not isinstance(state, dict):
-            continue
         try:
-            return overlay(cfg, state.get("set") or {}), state
-        except (ConfigError, KeyError, TypeError):
+            return check(lay(cfg, state["set"]), cfg["device_id"]), state
+        except (ConfigError, KeyError, TypeError, AttributeError, ValueError):
             continue
     return cfg, None
 

@@ -422,7 +422,8 @@ def verify(key, message, signature):
     return ok
 
 
-# fleet.py's hooks: this module is loaded only while an update runs or a boot is watched.
+# fleet.py's hooks (fleet: the app's start.Remote state): this module is loaded only
+# while an update runs or a boot is watched.
 
 
 def updater_for(fleet):
@@ -439,11 +440,11 @@ def updater_for(fleet):
 
 def resume(fleet):
     """At boot: judge a switch that just happened, or go on staging after a power cut."""
-    if fleet.status["update"] in ("staging", "switched"):
-        updater = updater_for(fleet)
-        fleet.status["update"] = updater.status
-        if updater.busy:
-            fleet.updater = updater
+    fleet.resume = False
+    updater = updater_for(fleet)
+    fleet.status["update"] = updater.status
+    if updater.busy:
+        fleet.updater = updater
 
 
 def start(fleet, release):
@@ -454,8 +455,15 @@ def start(fleet, release):
     fleet.updater = updater if updater.busy else None
 
 
+def _reboot(fleet):
+    fleet.app.outbox.close()
+    fleet.board.reset()
+
+
 def step(fleet, up, idle):
     """Each loop turn while watched or updating: confirm health, download in slices."""
+    if fleet.resume:
+        resume(fleet)
     pointer = fleet.watch
     if pointer is not None:
         if up and fleet.turns > 1:
@@ -463,20 +471,18 @@ def step(fleet, up, idle):
         elif fleet.app.clock.ms() >= fleet.update_cfg["confirm_s"] * 1000:
             if pointer.get("pending"):
                 fleet.board.log("ota: no broker within confirm_s: reboot to roll back")
-                fleet.reboot()
+                _reboot(fleet)
             confirm(fleet)  # a confirmed firmware that ran this long without a crash
     updater = fleet.updater
     if updater is not None and idle:
         t0 = time.ticks_ms()
         while updater.busy and time.ticks_diff(time.ticks_ms(), t0) < _STEP_BUDGET_MS:
             if updater.step():
-                fleet.reboot()
+                _reboot(fleet)
         if not updater.busy:
             fleet.status["update"] = updater.status
             fleet.updater = None
             fleet.app.on_up()  # refused: say so
-    if fleet.watch is None and fleet.updater is None and "ota" in sys.modules:
-        del sys.modules["ota"]  # nothing left to do: give the code's heap back
 
 
 def confirm(fleet):

@@ -14,6 +14,43 @@ DEFAULT_BOARDS = {"esp32": "esp32_oled_encoder", "linux": "unix_sim"}
 OVERRIDES = ("cmd.json", "cmd.prev.json")
 
 
+class Remote:
+    """Remote-control state the application keeps (fleet.py acts on it, loaded only when
+    due): folder, safe, device, trust, update_cfg, status (cfg, cmd, cmd_error, update),
+    counts (telemetry errors), todo, watch (fw.json while a boot is unconfirmed),
+    updater, turns, due (fleet.py has work), resume, board, app."""
+
+
+def remote_for(folder, safe, state, cfg, board, persist):
+    r = Remote()
+    state = state or {}
+    r.folder = folder
+    r.safe = safe
+    r.device = cfg["device_id"]
+    r.trust = cfg["trust"]
+    r.update_cfg = cfg["update"]
+    r.status = {
+        "cfg": 0 if safe else state.get("cfg", 0),  # safe mode runs the factory settings
+        "cmd": state.get("n", 0),
+        "cmd_error": None,
+        "update": persist.read_json(board.root + "ota.json", {}).get("status"),
+    }
+    if safe:
+        r.status["safe"] = True
+    pointer = persist.read_json(board.root + "fw.json", {})
+    # An unconfirmed firmware, or failed boots counted: ota.py watches this boot's health.
+    r.watch = pointer if pointer.get("pending") or pointer.get("boots") else None
+    r.resume = r.status["update"] in ("staging", "switched")
+    r.counts = {}
+    r.todo = None
+    r.updater = None
+    r.turns = 0
+    r.due = r.watch is not None or r.resume
+    r.board = board
+    r.app = None
+    return r
+
+
 def board_name(folder):
     for path in (folder + "/board.txt" if folder else None, "board.txt"):
         if path is None:
@@ -49,7 +86,7 @@ def build(folder="", safe=False):
     board.configure(cfg)
     import app
 
-    application = app.App(board, cfg, remote=(folder, safe, state))
+    application = app.App(board, cfg, remote_for(folder, safe, state, cfg, board, persist))
     del cfg  # what the application keeps of it, it holds itself
     gc.collect()
     return application

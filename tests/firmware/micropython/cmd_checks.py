@@ -146,7 +146,7 @@ def test_override_survives_and_a_corrupt_newest_file_falls_back():
     cfg, state = config.with_override(base, commands.STATE_FILES, persist.read_json)
     assert state["n"] == 2 and cfg["prompt"]["text"] == CASES["second_text"], state
     with open(commands.STATE_FILES[0], "w") as f:
-        f.write('{"n": 3, "cfg": 9, "set": {"broker": {"host": "evil"}}}')  # not settable
+        f.write('{"n": 3, "cfg": 9, "set": {"timeouts": {"prompt_s": -1}}}')  # a bad value
     cfg, state = config.with_override(base, commands.STATE_FILES, persist.read_json)
     assert state["n"] == 1 and cfg["prompt"]["text"] == CASES["first_text"], state
     with open(commands.STATE_FILES[0], "w") as f:
