@@ -153,6 +153,11 @@ def test_corrupted_update_refused_and_reported(
     assert rig.exits == []
 
 
+def staged(folder: Path) -> int:
+    stage = folder / "fw" / "stage"
+    return sum(1 for p in stage.rglob("*") if p.is_file()) if stage.exists() else 0
+
+
 def test_kill_9_at_random_points_of_updates_leaves_a_device_that_boots(
     devices, config, mqtt_broker, subscriber, releases
 ) -> None:
@@ -164,7 +169,14 @@ def test_kill_9_at_random_points_of_updates_leaves_a_device_that_boots(
         for point in range(10):
             version = versions[point % 2]
             rig.update(server, version, releases["made"])
-            time.sleep(rng.uniform(0.0, 1.2))  # the power cut lands anywhere in the update
+            # The power cut lands at a seeded point: after `files` staged files, or
+            # (past the last one) around the switch, the reboot and the confirmation.
+            files = rng.randint(0, 40)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and staged(rig.folder) < files:
+                if rig.dev.proc.poll() is not None:
+                    break  # switched and rebooting
+                time.sleep(0.002)
             rig.dev.kill()
             state = rig.folder / "ota.json"
             phases.append(json.loads(state.read_text())["status"] if state.exists() else None)
@@ -172,6 +184,7 @@ def test_kill_9_at_random_points_of_updates_leaves_a_device_that_boots(
             # It boots, and finishes the update it had started (resumed from staging).
             rig.status(lambda s, v=version: s["fw"] == v and s["update"] == "applied", 40)
     assert json.loads((rig.folder / "fw.json").read_text())["active"] == "fw/1.6.1"
+    print("kill -9 phases:", phases)
     assert phases.count("staging") >= 3, phases  # cuts in the middle of downloads
 
 
