@@ -69,9 +69,9 @@ def test_config_applied_reported_kept_and_bad_commands_refused(
     }
     refused["forged_key"] = signed(other, command(6, cfg=8, set=new))
     for name, payload in refused.items():
+        count = len(statuses(subscriber, DEVICE))  # before: the answer may beat publish()
         publish(mqtt_broker, topic, payload)
         want = "cmd_sig" if name == "forged_key" else name
-        count = len(statuses(subscriber, DEVICE))
         status = wait_status(
             subscriber,
             lambda s, want=want, count=count: (
@@ -94,8 +94,13 @@ def test_config_applied_reported_kept_and_bad_commands_refused(
     saved = json.loads((folder / "cmd.json").read_text())
     assert saved["n"] == 1 and saved["set"]["prompt"]["text"] == "Would you come back?"
     late = make_subscriber(mqtt_broker, f"nps/v1/{DEVICE}/status", "test-sub-late")
-    devices.start(folder, heapsize=HEAP)
+    again = devices.start(folder, heapsize=HEAP)
     status = wait_status(late, lambda s: s["boot"] == first["boot"] + 1)
     assert (status["cfg"], status["cmd"], status["cmd_error"]) == (7, 1, None)
     publish(mqtt_broker, topic, signed(key, command(1, cfg=9, set=new)))  # replay after reboot
     assert wait_status(late, lambda s: s["cmd_error"] == "cmd_replay")["cmd"] == 1
+
+    # A signed reboot: the device restarts (exit 3 in the simulator) with n remembered.
+    publish(mqtt_broker, topic, signed(key, {"device": DEVICE, "n": 2, "kind": "reboot"}))
+    assert again.wait(20) == 3
+    assert json.loads((folder / "cmd.json").read_text())["n"] == 2
