@@ -111,12 +111,15 @@ class Client:
     def can_publish(self):
         return self.state == UP and len(self.inflight) < self.settings["window"]
 
-    def publish(self, topic, payload, retain=False, tag=None):
-        """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
+    def next_pid(self):
         while True:
             self.pid = self.pid % 65535 + 1  # 2.3.1: non-zero, not in use
             if self.pid not in self.inflight:
-                break
+                return self.pid
+
+    def publish(self, topic, payload, retain=False, tag=None):
+        """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
+        self.next_pid()
         packet = codec.publish(topic, payload, qos=1, retain=retain, pid=self.pid)
         self.inflight[self.pid] = [packet, tag, time.ticks_ms()]
         self.send(packet)
@@ -278,8 +281,7 @@ class Client:
                 self.count("mqtt_retransmit")
                 self.send(resend)
             if self.topic_in is not None:
-                self.pid = self.pid % 65535 + 1
-                self.send(codec.subscribe(self.pid, self.topic_in))  # 3.8, every session
+                self.send(codec.subscribe(self.next_pid(), self.topic_in))  # 3.8, every session
             self.on_up()
         elif kind == codec.PINGRESP:  # 3.13
             self.pinging = False
