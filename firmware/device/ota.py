@@ -15,6 +15,7 @@ Progress lives in ota.json ({"release", "status"}); status is what the device
 reports as `update`: null, staging, applied, rolled_back or refused:<reason>.
 """
 
+import gc
 import hashlib
 import json
 import os
@@ -34,7 +35,8 @@ _HEAD_MAX = const(1024)  # longest HTTP response head accepted
 _MANIFEST_MAX = const(16384)
 _TIMEOUT_S = const(10)
 _DIR = const(0x4000)  # stat mode bit of a folder
-_STEP_BUDGET_MS = const(200)  # download work per loop turn: the prompt stays responsive
+_STEP_BUDGET_MS = const(200)
+_NO_MEMORY_TRIES = const(20)  # download work per loop turn: the prompt stays responsive
 
 
 class Refused(Exception):
@@ -291,6 +293,15 @@ class Updater:
         except Retry as err:
             self.count("ota_fetch")
             self.log("ota: %s (retrying)" % err)
+        except MemoryError:
+            # Not now (the heap is busy): the prompt keeps working, a later turn retries.
+            self.manifest = None
+            self.count("ota_no_memory")
+            gc.collect()
+            if self.errors["ota_no_memory"] >= _NO_MEMORY_TRIES:
+                self.log("ota: refused: no memory")
+                rmtree(STAGE)
+                self.set_status("refused:no_memory")
         except Refused as err:
             self.log("ota: refused: %s" % err.args[0])
             self.manifest = None
@@ -314,6 +325,22 @@ class Updater:
         http_get(self.opener, self.url(path), 0, None, keep, self.buf)
         return b"".join(parts)
 
+    def fetch_to_file(self, path, local):
+        """GET a whole release file into `local` (bounded); returns its SHA-256 hex."""
+        h = hashlib.sha256()
+        size = [0]
+        with open(local, "wb") as f:
+
+            def keep(chunk):
+                size[0] += len(chunk)
+                if size[0] > _MANIFEST_MAX:
+                    raise Refused("manifest_size")
+                h.update(chunk)
+                f.write(chunk)
+
+            http_get(self.opener, self.url(path), 0, None, keep, self.buf)
+        return hexlify(h.digest()).decode()
+
     def fetch_manifest(self):
         release = self.state["release"]
         staged = STAGE + "/manifest.json"
@@ -327,8 +354,11 @@ class Updater:
             text is None
             or hexlify(hashlib.sha256(text).digest()).decode() != release["manifest_sha256"]
         ):
-            text = self.fetch_whole("manifest.json")
-            if hexlify(hashlib.sha256(text).digest()).decode() != release["manifest_sha256"]:
+            text = None
+            self.prune()
+            makedirs(STAGE)
+            part = staged + ".part"  # becomes manifest.json only once its signature checked
+            if self.fetch_to_file("manifest.json", part) != release["manifest_sha256"]:
                 raise Refused("manifest_hash")
             sig = self.fetch_whole("manifest.sig").strip()
             try:
@@ -336,8 +366,11 @@ class Updater:
                 key = a2b_base64(self.release_pub)
             except ValueError:
                 raise Refused("signature") from None
+            with open(part, "rb") as f:
+                text = f.read()  # one piece, for the signature
             if not self.verify(key, text, sig):
                 raise Refused("signature")
+            os.rename(part, staged)
         try:
             manifest = json.loads(text)
             files = manifest["files"]
@@ -349,10 +382,6 @@ class Updater:
         for entry in files:
             if not safe_path(entry.get("path")) or entry["path"] == "manifest.json":
                 raise Refused("manifest")
-        self.prune()
-        makedirs(STAGE)
-        with open(staged, "wb") as f:
-            f.write(text)
         return {"files": files}
 
     def prune(self):
