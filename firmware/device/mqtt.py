@@ -86,8 +86,10 @@ class Client:
     up; on_up() runs on each CONNACK; on_ack(tag, packet) on each PUBACK
     (packet is None for a tagged publish); reload(tag) gives back (topic,
     payload) of a tagged publish to re-send, or None when it is gone (without
-    reload the packet is kept in the heap); log(line) reports; opener opens
-    the socket (tests pass another).
+    reload the packet is kept in the heap); subscribe: the one topic read
+    (SUBSCRIBE after each CONNACK), each PUBLISH on it going to
+    on_message(topic, payload) and acknowledged after; log(line) reports;
+    opener opens the socket (tests pass another).
     """
 
     def __init__(
@@ -104,6 +106,8 @@ class Client:
         log,
         opener=open_socket,
         reload=None,
+        subscribe=None,
+        on_message=None,
     ):
         self.settings = settings
         self.client_id = client_id
@@ -115,6 +119,8 @@ class Client:
         self.log = log
         self.opener = opener
         self.reload = reload
+        self.topic_in = subscribe  # the one topic read (the device's cmd), or None
+        self.on_message = on_message  # on_message(topic, payload) for each PUBLISH on it
         self.sock = None
         self.state = OFFLINE
         self.inflight = {}  # pid -> [_PACKET, _TAG, _SENT]
@@ -158,12 +164,15 @@ class Client:
             self.txe = left
         return _TX_BYTES - self.txe
 
-    def publish(self, topic, payload, retain=False, tag=None):
-        """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
+    def next_pid(self):
         while True:
             self.pid = self.pid % 65535 + 1  # 2.3.1: non-zero, not in use
             if self.pid not in self.inflight:
-                break
+                return self.pid
+
+    def publish(self, topic, payload, retain=False, tag=None):
+        """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
+        self.next_pid()
         start = self.txe
         self.put_publish(topic, payload, self.pid, retain, False)
         packet = None
@@ -380,6 +389,9 @@ class Client:
             self.state = UP
             self.attempt = 0
             self.log("mqtt: connected to %s:%d" % (self.settings["host"], self.settings["port"]))
+            if self.topic_in is not None:
+                # 3.8, every session; first, while the transmit buffer is empty.
+                self.send(codec.subscribe(self.next_pid(), self.topic_in))
             # 4.4: re-send unacknowledged PUBLISH packets, DUP set (3.3.1.1), in order.
             self.resend = sorted(self.inflight, key=lambda pid: self.inflight[pid][_SENT])
             if self.resend:
@@ -388,11 +400,16 @@ class Client:
             self.on_up()
         elif kind == codec.PINGRESP:  # 3.13
             self.pinging = False
+        elif kind == codec.SUBACK:  # 3.9: 0x80 is a refusal (the broker's ACL)
+            if body[-1:] == b"\x80":
+                self.count("mqtt_sub_refused")
         elif kind == codec.PUBLISH:
-            # Nothing is subscribed yet (cmd is reserved); acknowledge so the broker moves on.
             topic, payload, qos, pid = codec.parse_publish(flags, body)
-            if qos:
+            if self.on_message is not None and topic == self.topic_in.encode():
+                self.on_message(topic, payload)
+            else:
+                self.count("mqtt_unexpected_publish")
+            if qos:  # 4.3.2: acknowledged once handled, so a power cut means redelivery
                 self.send(codec.puback(pid))
-            self.count("mqtt_unexpected_publish")
         else:
             raise codec.ProtocolError("unexpected packet type %d" % kind)

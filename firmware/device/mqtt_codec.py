@@ -10,6 +10,8 @@ CONNECT = 1
 CONNACK = 2
 PUBLISH = 3
 PUBACK = 4
+SUBSCRIBE = 8
+SUBACK = 9
 PINGREQ = 12
 PINGRESP = 13
 DISCONNECT = 14
@@ -124,6 +126,13 @@ def publish_into(buf, pos, topic, payload, pid, retain=False, dup=False):
 
 def puback(pid):
     return bytes((PUBACK << 4, 2, pid >> 8, pid & 0xFF))  # 3.4
+
+
+def subscribe(pid, topic, qos=1):
+    # 3.8: fixed header flags 0010 (3.8.1), packet id, one topic filter and its QoS.
+    return _packet(
+        (SUBSCRIBE << 4) | 2, bytes((pid >> 8, pid & 0xFF)) + _str(topic) + bytes((qos,))
+    )
 
 
 PINGREQ_PACKET = b"\xc0\x00"  # 3.12
