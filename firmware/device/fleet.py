@@ -7,6 +7,7 @@ again when nothing is left: on the unix port's 64 KB heap every resident line of
 bytecode costs (docs/firmware.md, Heap).
 """
 
+import gc
 import sys
 
 from prompt import IDLE  # settings change only between prompts
@@ -26,9 +27,19 @@ def _settle(r):
 
 def on_message(r, payload):
     """A PUBLISH on the device's cmd topic: commands.py decides, then is dropped."""
-    import commands
+    try:
+        import commands
 
-    commands.receive(r, payload)
+        commands.receive(r, payload)
+    except MemoryError:
+        # A signature check needs ~15 KB while it runs (docs/firmware.md, Heap). Refused,
+        # not a crash: the PUBACK would never go out and the broker would deliver the same
+        # command at every boot (a crash loop the boot counter does not see before an update).
+        r.counts["cmd_no_memory"] = r.counts.get("cmd_no_memory", 0) + 1
+        r.status["cmd_error"] = "cmd_no_memory"
+        _drop("ed25519")
+        _drop("sha512")
+        gc.collect()
     _drop("commands")
     _settle(r)
     r.app.on_up()  # status says cmd / cmd_error now

@@ -132,6 +132,7 @@ class Client:
         self.rxbuf = _RX
         self.rxmv = memoryview(self.rxbuf)
         self.rxn = 0  # bytes received and not yet handled: rxbuf[:rxn]
+        self.skip = 0  # bytes of a PUBLISH too large for rxbuf still to read and discard
         self.pid = 0
         self.attempt = 0
         self.next_try = time.ticks_ms()
@@ -221,7 +222,7 @@ class Client:
 
     def start(self, now):
         s = self.settings
-        self.rxn = 0
+        self.rxn = self.skip = 0
         self.txs = self.txe = 0
         self.resend = []
         if not self.link():
@@ -355,12 +356,18 @@ class Client:
         self.flush()
 
     def read(self):
-        n = self.sock.readinto(self.rxmv[self.rxn :])
+        if self.rxn == RX_BYTES:
+            self.too_large()
+        if self.skip:
+            n = self.sock.readinto(self.rxmv[: min(self.skip, RX_BYTES)])
+            if n:
+                self.skip -= n
+                return
+        else:
+            n = self.sock.readinto(self.rxmv[self.rxn :])
         if n is None:
             return
         if not n:
-            if self.rxn == RX_BYTES:
-                raise codec.ProtocolError("packet larger than %d bytes" % RX_BYTES)
             raise OSError(errno.ECONNRESET)
         self.rxn += n
         done = 0
@@ -374,6 +381,23 @@ class Client:
             left = self.rxn - done
             self.rxbuf[0:left] = self.rxmv[done : self.rxn]
             self.rxn = left
+
+    def too_large(self):
+        """rxbuf is full and holds no whole packet: a PUBLISH larger than RX_BYTES is read
+        past and acknowledged (counted), so the broker does not deliver it again at every
+        reconnect; anything else that large is a protocol error."""
+        got = codec.packet_header(self.rxmv, self.rxn)
+        if got is None or got[0] != codec.PUBLISH:
+            raise codec.ProtocolError("packet larger than %d bytes" % RX_BYTES)
+        body = got[2]
+        pos = body + 2 + ((self.rxbuf[body] << 8) | self.rxbuf[body + 1])  # after the topic
+        if pos + 2 > RX_BYTES:
+            raise codec.ProtocolError("PUBLISH topic larger than %d bytes" % RX_BYTES)
+        self.count("mqtt_rx_too_large")
+        self.skip = got[3] - self.rxn
+        self.rxn = 0
+        if (got[1] >> 1) & 3:  # QoS 1 or 2 (3.3.1.2): its packet id follows the topic
+            self.send(codec.puback((self.rxbuf[pos] << 8) | self.rxbuf[pos + 1]))
 
     def handle(self, kind, flags, body):
         if kind == codec.PUBACK:  # 3.4

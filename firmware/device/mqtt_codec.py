@@ -144,6 +144,15 @@ def packet_bounds(buf, n):
 
     None when buf holds only part of a packet (2.2.3: the length field is itself variable).
     """
+    got = packet_header(buf, n)
+    if got is None or got[3] > n:
+        return None
+    return got
+
+
+def packet_header(buf, n):
+    """(packet_type, flags, body start, end) of the packet starting buf[:n], whole or not;
+    None while its fixed header is incomplete."""
     if n < 2:
         return None
     length = 0
@@ -160,10 +169,7 @@ def packet_bounds(buf, n):
         shift += 7
         if shift > 21:
             raise ProtocolError("remaining length longer than 4 bytes")
-    end = i + length
-    if end > n:
-        return None
-    return buf[0] >> 4, buf[0] & 0x0F, i, end
+    return buf[0] >> 4, buf[0] & 0x0F, i, i + length
 
 
 def take_packet(buf):

@@ -17,8 +17,8 @@ DEVICE = "nps-c0ffee"
 T0 = 1_793_000_000_000
 # The code runs from the ROM image, but a signature check's working state (big integers,
 # SHA-512 blocks) does not fit beside the application in 64k on the unix port, whose objects
-# are twice an ESP32's: at 64k (21.7 KB free after boot) the first command never gets its
-# status out. Devices that verify signatures get 96k (docs/firmware.md, Updates).
+# are twice an ESP32's: at 64k (21.7 KB free after boot) it is refused as cmd_no_memory (the
+# last test). Devices that apply signed commands get 96k (docs/firmware.md, Updates).
 HEAP = "96k"
 
 
@@ -105,3 +105,28 @@ def test_config_applied_reported_kept_and_bad_commands_refused(
     publish(mqtt_broker, topic, signed(key, {"device": DEVICE, "n": 2, "kind": "reboot"}))
     assert again.wait(20) == 3
     assert json.loads((folder / "cmd.json").read_text())["n"] == 2
+
+
+def test_a_command_at_64k_is_applied_or_refused_never_a_crash_loop(
+    devices, config, mqtt_broker, subscriber
+) -> None:
+    """At 64k the signature check may not find its heap: then cmd_no_memory, acknowledged, and
+    the device keeps running (a crash would bring the command back at every boot)."""
+    key = key_from(1)
+    cfg = config(mqtt_broker, device=DEVICE, sim={"start_ms": T0})
+    cfg["trust"] = {"command_pub": pub(key), "release_pub": None}
+    dev = devices.start(devices.folder("d", cfg))  # 64k
+    wait_status(subscriber, lambda s: True)
+    new = {"prompt": {"text": "Would you come back?"}}
+    publish(mqtt_broker, f"nps/v1/{DEVICE}/cmd", signed(key, command(1, cfg=7, set=new)))
+    status = wait_status(subscriber, lambda s: s["cmd"] == 1 or s["cmd_error"] is not None)
+    assert status["cmd"] == 1 or status["cmd_error"] == "cmd_no_memory", status
+    assert dev.proc.poll() is None  # still running
+    if status["cmd"] == 1:
+        return  # the check found its heap
+    dev.send("telemetry")
+    events = subscriber.wait_for(
+        lambda evs: any(e["type"] == "telemetry" and "cmd_no_memory" in e["errors"] for e in evs)
+    )
+    errors = [e for e in events if e["type"] == "telemetry"][-1]["errors"]
+    assert errors["cmd_no_memory"] == 1, errors
