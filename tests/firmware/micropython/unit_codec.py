@@ -254,14 +254,10 @@ def test_backoff_grows_with_jitter_and_caps():
 
 def test_a_publish_larger_than_the_receive_buffer_is_skipped_and_acked():
     got = []
-    c, socks, _ = client()
+    c, socks, _ = connected()
     c.topic_in = "d/cmd"
     c.on_message = lambda topic, payload: got.append(payload)
-    c.poll()
-    c.poll()
     sock = socks[0]
-    sock.inbox = b"\x20\x02\x00\x00"
-    c.poll()
     big = codec.publish("d/cmd", b"x" * (3 * mqtt.RX_BYTES), qos=1, pid=77)
     small = codec.publish("d/cmd", b"ok", qos=1, pid=78)
     sock.inbox = big + small
@@ -273,11 +269,7 @@ def test_a_publish_larger_than_the_receive_buffer_is_skipped_and_acked():
 
 
 def test_another_packet_larger_than_the_receive_buffer_is_a_protocol_error():
-    c, socks, _ = client()
-    c.poll()
-    c.poll()
-    socks[0].inbox = b"\x20\x02\x00\x00"
-    c.poll()
+    c, socks, _ = connected()
     socks[0].inbox = codec._packet(0x90, b"\x00\x01" + b"\x00" * (2 * mqtt.RX_BYTES))  # SUBACK
     c.poll()  # fills the receive buffer
     c.poll()  # no whole packet in it, and not a PUBLISH
