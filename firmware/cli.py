@@ -1,4 +1,4 @@
-"""`nps-edge firmware build|flash|provision|verify` and `nps-edge sim`: registration.
+"""`nps-edge firmware build|keygen|flash|provision|verify` and `nps-edge sim`: registration.
 
 Each command turns library errors into one clear line on stderr and a non-zero exit
 (1: the board or a tool failed, 2: bad input); long steps print progress as they go.
@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from firmware.sim import run as sim_run
-from firmware.tools import bundle
+from firmware.tools import bundle, signing
 from firmware.tools.board_commands import (
     RunnerFactory,
     Tools,
@@ -65,12 +65,26 @@ def build(
             show_default="the firmware shipped with nps-edge",
         ),
     ] = bundle.DEVICE_DIR,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="Release key file from `firmware keygen`: writes manifest.sig, without "
+            "which devices refuse the bundle as an update.",
+            envvar="NPS_EDGE_SIGN_KEY",
+        ),
+    ] = None,
 ) -> None:
     """Compile the device firmware with mpy-cross into a bundle with a SHA-256 manifest.
 
     Every module becomes .mpy bytecode except main.py and boot.py, which MicroPython
     runs as source. Prints one progress line per file, then the bundle and archive paths.
+    With --sign-key, also manifest.sig: the release key's Ed25519 signature over
+    manifest.json, which a device checks before it installs an update.
     """
+    try:
+        key = signing.load_key(sign_key) if sign_key is not None else None
+    except signing.SigningError as err:
+        fail(str(err), 2)
     try:
         manifest = bundle.build(
             out,
@@ -81,8 +95,11 @@ def build(
             device_dir=source,
             progress=show_progress,
         )
-        archive = bundle.write_archive(out, (f.path for f in manifest.files))
-    except bundle.BuildError as err:
+        names = [f.path for f in manifest.files]
+        if key is not None:
+            names.append(signing.sign_bundle(out, key).name)
+        archive = bundle.write_archive(out, names)
+    except (bundle.BuildError, signing.SigningError) as err:
         fail(str(err))
     total = sum(f.size for f in manifest.files)
     typer.echo(
@@ -91,16 +108,40 @@ def build(
     )
     typer.echo(f"bundle:  {out}")
     typer.echo(f"archive: {archive}")
+    if key is not None:
+        typer.echo(f"signed:  {out / signing.SIGNATURE} (release key {signing.public_b64(key)})")
+
+
+def keygen(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Private key file to create (0600; never overwritten).",
+            envvar="NPS_EDGE_KEY_OUT",
+        ),
+    ],
+) -> None:
+    """Make an Ed25519 release key: the private key into --out, the public key on stdout.
+
+    Give the public key to every device (`firmware provision --release-pub`); keep the
+    file offline and backed up (docs/field-guide.md, Release signing key): whoever holds
+    it can sign firmware that every device will install.
+    """
+    try:
+        key = signing.keygen(out)
+    except signing.SigningError as err:
+        fail(str(err), 2)
+    typer.echo(signing.public_b64(key))
 
 
 def firmware_app(make_runner: RunnerFactory = default_runner) -> typer.Typer:
     """The `firmware` command group; tests hand in a runner factory instead of real tools."""
     fw = typer.Typer(
-        help="Field engineers' tools: build, flash, provision, verify.",
+        help="Field engineers' tools: build, keygen, flash, provision, verify.",
         no_args_is_help=True,
         context_settings={"obj": Tools(make_runner)},
     )
-    for command in (build, flash, provision, verify):
+    for command in (build, keygen, flash, provision, verify):
         fw.command(help=unwrap(command.__doc__ or ""))(command)
     return fw
 

@@ -35,7 +35,7 @@ def next_boot(path):
 
 
 class App:
-    def __init__(self, board, cfg):
+    def __init__(self, board, cfg, remote):
         self.board = board
         self.clock = board.clock
         dev = cfg["device_id"]
@@ -45,11 +45,50 @@ class App:
             "fw": board.fw,
             "boot": next_boot(board.root + "boot.json"),
         }
-        self.prompt_key = cfg["prompt"]["key"]
-        self.telemetry_ms = cfg["telemetry_interval_s"] * 1000
         ob = cfg["outbox"]
         self.outbox = Outbox(board.root + "ob", ob["max_kb"] * 1024, ob["segment_kb"] * 1024)
         self.dropped_at_boot = dict(self.outbox.dropped)
+        self.sampling = {"sampled_out": 0, "throttled": 0, "expired": 0}
+        self.settings(cfg)
+        # Signed commands and updates: state here, code in fleet.py, loaded only when due.
+        self.remote = remote
+        remote.app = self
+        random.seed(int.from_bytes(os.urandom(4), "little"))
+        root = cfg["topic_root"].rstrip("/") + "/" + dev + "/"
+        self.topics = {FEEDBACK: root + "feedback", TELEMETRY: root + "telemetry"}
+        self.status_topic = root + "status"
+        self.client = mqtt.Client(
+            cfg["broker"],
+            dev,
+            will_topic=self.status_topic,
+            will_msg=events.status(False),
+            rand=random.random,
+            link=board.link,
+            on_up=self.on_up,
+            on_ack=self.on_ack,
+            log=board.log,
+            reload=self.reload,
+            subscribe=root + "cmd",
+            on_message=self.on_message,
+        )
+        self.errors = {}
+        # The sim host wants each acknowledged event's JSON (its `acked` line).
+        self.echo_acked = getattr(board, "echo_acked", False)
+        self.heap_min = gc.mem_free()
+        self.collected = gc.mem_alloc()
+        self.draining = False
+        self.shown = None
+        self.last_telemetry = 0
+        self.poller = select.poll()
+        self.polled = None  # the MQTT socket registered in poller
+        self.polled_input = board.stream  # the board's input registered in poller
+        if board.stream is not None:
+            self.poller.register(board.stream, select.POLLIN)
+
+    def settings(self, cfg):
+        """The prompt's settings from cfg: at boot, and again when a signed command changes them."""
+        self.prompt_key = cfg["prompt"]["key"]
+        self.telemetry_ms = cfg["telemetry_interval_s"] * 1000
         t = cfg["timeouts"]
         self.machine = pm.PromptMachine(
             [r["code"] for r in cfg["reasons"]],
@@ -66,46 +105,17 @@ class App:
             "survey": cfg["survey"],
             "voice": cfg["voice"],
         }
-        self.sampling = {"sampled_out": 0, "throttled": 0, "expired": 0}
         self.relationship_s = None  # unix s the relationship prompt is due, None: never
         if cfg["survey"]["relationship"] is not None:
             self.programme("relationship_next")
         self.screens = Screens(
-            board.display,
-            board.width,
-            board.height,
+            self.board.display,
+            self.board.width,
+            self.board.height,
             cfg["prompt"],
             [r["label"] for r in cfg["reasons"]],
         )
-        random.seed(int.from_bytes(os.urandom(4), "little"))
-        root = cfg["topic_root"].rstrip("/") + "/" + dev + "/"
-        self.topics = {FEEDBACK: root + "feedback", TELEMETRY: root + "telemetry"}
-        self.status_topic = root + "status"
-        self.client = mqtt.Client(
-            cfg["broker"],
-            dev,
-            will_topic=self.status_topic,
-            will_msg=events.status(False),
-            rand=random.random,
-            link=board.link,
-            on_up=self.on_up,
-            on_ack=self.on_ack,
-            log=board.log,
-            reload=self.reload,
-        )
-        self.errors = {}
-        # The sim host wants each acknowledged event's JSON (its `acked` line).
-        self.echo_acked = getattr(board, "echo_acked", False)
-        self.heap_min = gc.mem_free()
-        self.collected = gc.mem_alloc()
-        self.draining = False
         self.shown = None
-        self.last_telemetry = 0
-        self.poller = select.poll()
-        self.polled = None  # the MQTT socket registered in poller
-        self.polled_input = board.stream  # the board's input registered in poller
-        if board.stream is not None:
-            self.poller.register(board.stream, select.POLLIN)
 
     def count(self, name):
         self.errors[name] = self.errors.get(name, 0) + 1
@@ -163,7 +173,7 @@ class App:
         self.collected = gc.mem_alloc()
         free = gc.mem_free()
         errors = dict(self.errors)
-        for counts in (self.machine.counts, self.client.errors):
+        for counts in (self.machine.counts, self.client.errors, self.remote.counts):
             errors.update(counts)
         for kind in KINDS:
             lost = self.outbox.dropped[kind] - self.dropped_at_boot[kind]
@@ -194,9 +204,15 @@ class App:
 
     def on_up(self):
         # Retained presence (contract); the last will says offline when we vanish.
-        self.client.publish(
-            self.status_topic, events.status(True, self.ident["fw"], self.ident["boot"]), True
-        )
+        if self.client.state != mqtt.UP:
+            return
+        status = events.status(True, self.ident["fw"], self.ident["boot"], self.remote.status)
+        self.client.publish(self.status_topic, status, True)
+
+    def on_message(self, topic, payload):
+        import fleet  # a signed command on our cmd topic (rare): code loaded for it
+
+        fleet.on_message(self.remote, payload)
 
     def on_ack(self, tag, packet):
         if tag is not None:
@@ -258,6 +274,10 @@ class App:
         client = self.client
         client.poll()
         self.heap_low()  # a TLS handshake allocates in the heap during poll()
+        if self.remote.due:
+            import fleet
+
+            fleet.step(self.remote, client.state == mqtt.UP)
         while client.can_publish():
             item = self.outbox.next_unsent()
             if item is None:

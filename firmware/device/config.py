@@ -65,6 +65,12 @@ DEFAULTS = {
     "survey": {"relationship": None},
     "roles": {"ask": False, "choices": None},  # None: all the roles of the contract
     "voice": {"after": "detractor", "base_url": None, "key": None, "show_s": 20},
+    # Public keys (base64 of 32 bytes, Ed25519): releases must be signed by the
+    # release key, commands by the server's command key (docs/firmware.md, Updates).
+    "trust": {"release_pub": None, "command_pub": None},
+    # A new firmware must prove healthy within confirm_s; after max_failed_boots
+    # unconfirmed boots in a row the device goes back to the previous folder.
+    "update": {"confirm_s": 300, "max_failed_boots": 3},
     "fw": None,  # simulator only: overrides the reported firmware version
     "sim": {},  # simulator only: rssi, battery_mv
 }
@@ -85,6 +91,8 @@ _INTS = {
     "telemetry_interval_s": (0, 604800),
     "outbox.max_kb": (8, 1048576),
     "outbox.segment_kb": (1, 1024),
+    "update.confirm_s": (10, 86400),
+    "update.max_failed_boots": (1, 10),
 }
 _STRS = (
     "broker.host",
@@ -160,6 +168,8 @@ def check(cfg, default_device_id):
         "wifi.ssid",
         "wifi.password",
         "fw",
+        "trust.release_pub",
+        "trust.command_pub",
     ):
         v = _get(cfg, name)
         if v is not None and not isinstance(v, str):
@@ -177,6 +187,10 @@ def check(cfg, default_device_id):
         ):
             raise ConfigError('reasons[%d] must be {"code": str (1..64), "label": str}' % i)
     _check_programme(cfg)
+    for name in ("trust.release_pub", "trust.command_pub"):
+        v = _get(cfg, name)
+        if v is not None and (len(v) != 44 or v[-1] != "="):
+            raise ConfigError("%s: not a public key" % name)  # base64 of 32 bytes
     if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
         raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
     return cfg
@@ -265,6 +279,36 @@ def _check_programme(cfg):
             raw = b""
         if len(raw) != 32:
             raise ConfigError("voice.key must be the device's 32-byte voice key in base64, or null")
+
+
+def lay(cfg, partial):
+    """A copy of cfg with a partial config laid over it (objects merged, the rest replaced)."""
+    out = {}
+    for key in cfg:
+        out[key] = cfg[key]
+    for key in partial:
+        value = partial[key]
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = lay(out[key], value)
+        out[key] = value
+    return out
+
+
+def with_override(cfg, paths, read_json):
+    """cfg with the first good override file of paths (newest first) laid over it.
+
+    Returns (cfg, state): state is the file's content ({"n", "cfg", "set"}, written
+    by commands.py after checking every key), or None when none is usable, so a
+    corrupt newest file falls back to the one before and a corrupt pair to the
+    factory config.
+    """
+    for path in paths:
+        state = read_json(path, None)
+        try:
+            return check(lay(cfg, state["set"]), cfg["device_id"]), state
+        except (ConfigError, KeyError, TypeError, AttributeError, ValueError):
+            continue
+    return cfg, None
 
 
 def parse(text, default_device_id):

@@ -50,7 +50,11 @@ def feedback_body(result, prompt_key, rssi, battery_mv):
     return body
 
 
-def status(online, fw=None, boot=None):
+def status(online, fw=None, boot=None, more=None):
+    """Retained presence; more: the remote-control fields (cfg, cmd, cmd_error, update)."""
     if not online:
         return '{"online": false}'
-    return json.dumps({"online": True, "fw": fw, "boot": boot})
+    body = {"online": True, "fw": fw, "boot": boot}
+    if more:
+        body.update(more)
+    return json.dumps(body)

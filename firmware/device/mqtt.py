@@ -86,8 +86,10 @@ class Client:
     up; on_up() runs on each CONNACK; on_ack(tag, packet) on each PUBACK
     (packet is None for a tagged publish); reload(tag) gives back (topic,
     payload) of a tagged publish to re-send, or None when it is gone (without
-    reload the packet is kept in the heap); log(line) reports; opener opens
-    the socket (tests pass another).
+    reload the packet is kept in the heap); subscribe: the one topic read
+    (SUBSCRIBE after each CONNACK), each PUBLISH on it going to
+    on_message(topic, payload) and acknowledged after; log(line) reports;
+    opener opens the socket (tests pass another).
     """
 
     def __init__(
@@ -104,6 +106,8 @@ class Client:
         log,
         opener=open_socket,
         reload=None,
+        subscribe=None,
+        on_message=None,
     ):
         self.settings = settings
         self.client_id = client_id
@@ -115,6 +119,8 @@ class Client:
         self.log = log
         self.opener = opener
         self.reload = reload
+        self.topic_in = subscribe  # the one topic read (the device's cmd), or None
+        self.on_message = on_message  # on_message(topic, payload) for each PUBLISH on it
         self.sock = None
         self.state = OFFLINE
         self.inflight = {}  # pid -> [_PACKET, _TAG, _SENT]
@@ -126,6 +132,7 @@ class Client:
         self.rxbuf = _RX
         self.rxmv = memoryview(self.rxbuf)
         self.rxn = 0  # bytes received and not yet handled: rxbuf[:rxn]
+        self.skip = 0  # bytes of a PUBLISH too large for rxbuf still to read and discard
         self.pid = 0
         self.attempt = 0
         self.next_try = time.ticks_ms()
@@ -158,12 +165,15 @@ class Client:
             self.txe = left
         return _TX_BYTES - self.txe
 
-    def publish(self, topic, payload, retain=False, tag=None):
-        """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
+    def next_pid(self):
         while True:
             self.pid = self.pid % 65535 + 1  # 2.3.1: non-zero, not in use
             if self.pid not in self.inflight:
-                break
+                return self.pid
+
+    def publish(self, topic, payload, retain=False, tag=None):
+        """Send one QoS 1 PUBLISH now, in one socket write; returns its packet id."""
+        self.next_pid()
         start = self.txe
         self.put_publish(topic, payload, self.pid, retain, False)
         packet = None
@@ -212,7 +222,7 @@ class Client:
 
     def start(self, now):
         s = self.settings
-        self.rxn = 0
+        self.rxn = self.skip = 0
         self.txs = self.txe = 0
         self.resend = []
         if not self.link():
@@ -346,12 +356,18 @@ class Client:
         self.flush()
 
     def read(self):
-        n = self.sock.readinto(self.rxmv[self.rxn :])
+        if self.rxn == RX_BYTES:
+            self.too_large()
+        if self.skip:
+            n = self.sock.readinto(self.rxmv[: min(self.skip, RX_BYTES)])
+            if n:
+                self.skip -= n
+                return
+        else:
+            n = self.sock.readinto(self.rxmv[self.rxn :])
         if n is None:
             return
         if not n:
-            if self.rxn == RX_BYTES:
-                raise codec.ProtocolError("packet larger than %d bytes" % RX_BYTES)
             raise OSError(errno.ECONNRESET)
         self.rxn += n
         done = 0
@@ -365,6 +381,23 @@ class Client:
             left = self.rxn - done
             self.rxbuf[0:left] = self.rxmv[done : self.rxn]
             self.rxn = left
+
+    def too_large(self):
+        """rxbuf is full and holds no whole packet: a PUBLISH larger than RX_BYTES is read
+        past and acknowledged (counted), so the broker does not deliver it again at every
+        reconnect; anything else that large is a protocol error."""
+        got = codec.packet_header(self.rxmv, self.rxn)
+        if got is None or got[0] != codec.PUBLISH:
+            raise codec.ProtocolError("packet larger than %d bytes" % RX_BYTES)
+        body = got[2]
+        pos = body + 2 + ((self.rxbuf[body] << 8) | self.rxbuf[body + 1])  # after the topic
+        if pos + 2 > RX_BYTES:
+            raise codec.ProtocolError("PUBLISH topic larger than %d bytes" % RX_BYTES)
+        self.count("mqtt_rx_too_large")
+        self.skip = got[3] - self.rxn
+        self.rxn = 0
+        if (got[1] >> 1) & 3:  # QoS 1 or 2 (3.3.1.2): its packet id follows the topic
+            self.send(codec.puback((self.rxbuf[pos] << 8) | self.rxbuf[pos + 1]))
 
     def handle(self, kind, flags, body):
         if kind == codec.PUBACK:  # 3.4
@@ -380,6 +413,9 @@ class Client:
             self.state = UP
             self.attempt = 0
             self.log("mqtt: connected to %s:%d" % (self.settings["host"], self.settings["port"]))
+            if self.topic_in is not None:
+                # 3.8, every session; first, while the transmit buffer is empty.
+                self.send(codec.subscribe(self.next_pid(), self.topic_in))
             # 4.4: re-send unacknowledged PUBLISH packets, DUP set (3.3.1.1), in order.
             self.resend = sorted(self.inflight, key=lambda pid: self.inflight[pid][_SENT])
             if self.resend:
@@ -388,11 +424,16 @@ class Client:
             self.on_up()
         elif kind == codec.PINGRESP:  # 3.13
             self.pinging = False
+        elif kind == codec.SUBACK:  # 3.9: 0x80 is a refusal (the broker's ACL)
+            if body[-1:] == b"\x80":
+                self.count("mqtt_sub_refused")
         elif kind == codec.PUBLISH:
-            # Nothing is subscribed yet (cmd is reserved); acknowledge so the broker moves on.
             topic, payload, qos, pid = codec.parse_publish(flags, body)
-            if qos:
+            if self.on_message is not None and topic == self.topic_in.encode():
+                self.on_message(topic, payload)
+            else:
+                self.count("mqtt_unexpected_publish")
+            if qos:  # 4.3.2: acknowledged once handled, so a power cut means redelivery
                 self.send(codec.puback(pid))
-            self.count("mqtt_unexpected_publish")
         else:
             raise codec.ProtocolError("unexpected packet type %d" % kind)

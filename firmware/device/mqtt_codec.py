@@ -10,6 +10,8 @@ CONNECT = 1
 CONNACK = 2
 PUBLISH = 3
 PUBACK = 4
+SUBSCRIBE = 8
+SUBACK = 9
 PINGREQ = 12
 PINGRESP = 13
 DISCONNECT = 14
@@ -126,6 +128,13 @@ def puback(pid):
     return bytes((PUBACK << 4, 2, pid >> 8, pid & 0xFF))  # 3.4
 
 
+def subscribe(pid, topic, qos=1):
+    # 3.8: fixed header flags 0010 (3.8.1), packet id, one topic filter and its QoS.
+    return _packet(
+        (SUBSCRIBE << 4) | 2, bytes((pid >> 8, pid & 0xFF)) + _str(topic) + bytes((qos,))
+    )
+
+
 PINGREQ_PACKET = b"\xc0\x00"  # 3.12
 DISCONNECT_PACKET = b"\xe0\x00"  # 3.14
 
@@ -135,6 +144,15 @@ def packet_bounds(buf, n):
 
     None when buf holds only part of a packet (2.2.3: the length field is itself variable).
     """
+    got = packet_header(buf, n)
+    if got is None or got[3] > n:
+        return None
+    return got
+
+
+def packet_header(buf, n):
+    """(packet_type, flags, body start, end) of the packet starting buf[:n], whole or not;
+    None while its fixed header is incomplete."""
     if n < 2:
         return None
     length = 0
@@ -151,10 +169,7 @@ def packet_bounds(buf, n):
         shift += 7
         if shift > 21:
             raise ProtocolError("remaining length longer than 4 bytes")
-    end = i + length
-    if end > n:
-        return None
-    return buf[0] >> 4, buf[0] & 0x0F, i, end
+    return buf[0] >> 4, buf[0] & 0x0F, i, i + length
 
 
 def take_packet(buf):

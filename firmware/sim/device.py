@@ -117,6 +117,11 @@ def firmware_command(micropython: str, code: Path, heapsize: str) -> list[str]:
     return [micropython, "-X", f"heapsize={heapsize}", "-m", "main"]
 
 
+def code_path(code: Path) -> str:
+    """MICROPYPATH: only the port's frozen modules when code runs from its ROM image."""
+    return ".frozen" if (code / romfs.IMAGE).exists() else f"{code}:.frozen"
+
+
 class DeviceProcess:
     """One firmware process: input lines to its stdin, report lines from its stdout.
 
@@ -144,8 +149,9 @@ class DeviceProcess:
             self.proc = subprocess.Popen(
                 firmware_command(micropython, code, heapsize),
                 cwd=folder,
-                # .frozen: the port's own frozen modules (ssl, ...) stay importable.
-                env=dict(os.environ, MICROPYPATH=f"{code}:.frozen"),
+                # The factory code is in the ROM image (no copy on flash: an update writes
+                # fw/<version> there); .frozen: the port's own frozen modules (ssl, ...).
+                env=dict(os.environ, MICROPYPATH=code_path(code)),
                 stdin=read_end,
                 stdout=subprocess.PIPE,
                 stderr=log,

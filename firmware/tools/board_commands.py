@@ -239,6 +239,22 @@ def provision(
         list[str] | None,
         typer.Option(help="Follow-up reason for scores 0-6 as CODE=LABEL; repeat up to 4 times."),
     ] = None,
+    release_pub: Annotated[
+        str | None,
+        typer.Option(
+            help="Release public key (base64, from `firmware keygen`): the device installs "
+            "only updates it signed.",
+            envvar="NPS_EDGE_RELEASE_PUB",
+        ),
+    ] = None,
+    command_pub: Annotated[
+        str | None,
+        typer.Option(
+            help="Command public key (base64, from `nps-edge fleet key`): the device obeys "
+            "only commands it signed.",
+            envvar="NPS_EDGE_COMMAND_PUB",
+        ),
+    ] = None,
     save: Annotated[
         Path | None, typer.Option(help="Also write the config to this local file.")
     ] = None,
@@ -263,6 +279,7 @@ def provision(
         ca_text = prov.read_ca(ca) if ca is not None else None
         reasons = prov.parse_reasons(reason) if reason else None
         device_login = prov.read_login(login, sys.stdin) if login is not None else None
+        trust = prov.trust_keys(release_pub, command_pub)
     except prov.ConfigInvalid as err:
         fail(f"config: {err}", 2)
     settings = {
@@ -279,6 +296,7 @@ def provision(
         "prompt.text": prompt_text,
         "prompt.lang": language,
         "reasons": reasons,
+        **trust,
     }
     if device_login is not None:
         try:

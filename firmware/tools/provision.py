@@ -166,6 +166,22 @@ def read_login(source: str, stdin: IO[str]) -> Login:
     return login
 
 
+def trust_keys(release_pub: str | None, command_pub: str | None) -> dict[str, str | None]:
+    """--release-pub / --command-pub as config `trust` settings, each checked as a key."""
+    from firmware.tools import signing  # cryptography only when keys are given
+
+    out: dict[str, str | None] = {}
+    for dotted, value, option in (
+        ("trust.release_pub", release_pub, "--release-pub"),
+        ("trust.command_pub", command_pub, "--command-pub"),
+    ):
+        try:
+            out[dotted] = None if value is None else signing.parse_public(value, option)
+        except signing.SigningError as err:
+            raise ConfigInvalid(str(err)) from None
+    return out
+
+
 def merge_login(settings: dict[str, Any], login: Login) -> dict[str, Any]:
     """The options with the login's values; an option that says otherwise is an error."""
     merged = dict(settings)

@@ -131,7 +131,16 @@ def test_taps_become_exact_feedback_events(
     late = make_subscriber(mqtt_broker, "nps/v1/+/status", client_id="late")
     topic, payload, retained = late.wait_messages(1)[0]
     assert topic == "nps/v1/nps-a1b2c3/status" and retained
-    assert json.loads(payload) == {"online": True, "fw": "1.4.0", "boot": 0}
+    # The remote-control fields (docs/firmware.md, Signed commands): factory settings, none yet.
+    assert json.loads(payload) == {
+        "online": True,
+        "fw": "1.4.0",
+        "boot": 0,
+        "cfg": 0,
+        "cmd": 0,
+        "cmd_error": None,
+        "update": None,
+    }
     dev.close_input()  # end of input: send what is left, say offline, exit
     assert dev.wait() == 0
     last = [p for t, p, _ in subscriber.messages if t.endswith("/status")][-1]

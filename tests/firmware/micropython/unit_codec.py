@@ -250,3 +250,27 @@ def test_backoff_grows_with_jitter_and_caps():
     low, high = delays
     assert low == [500, 1000, 2000, 4000, 4000, 4000], low  # x0.5 jitter, capped at 8 s
     assert high[0] >= 1498 and high[-1] <= 12000 and high[-1] >= 11990, high
+
+
+def test_a_publish_larger_than_the_receive_buffer_is_skipped_and_acked():
+    got = []
+    c, socks, _ = connected()
+    c.topic_in = "d/cmd"
+    c.on_message = lambda topic, payload: got.append(payload)
+    sock = socks[0]
+    big = codec.publish("d/cmd", b"x" * (3 * mqtt.RX_BYTES), qos=1, pid=77)
+    small = codec.publish("d/cmd", b"ok", qos=1, pid=78)
+    sock.inbox = big + small
+    for _ in range(10):
+        c.poll()
+    assert c.state == mqtt.UP  # not dropped: the broker would deliver it again
+    assert codec.puback(77) in sock.writes and codec.puback(78) in sock.writes
+    assert got == [b"ok"] and c.errors["mqtt_rx_too_large"] == 1
+
+
+def test_another_packet_larger_than_the_receive_buffer_is_a_protocol_error():
+    c, socks, _ = connected()
+    socks[0].inbox = codec._packet(0x90, b"\x00\x01" + b"\x00" * (2 * mqtt.RX_BYTES))  # SUBACK
+    c.poll()  # fills the receive buffer
+    c.poll()  # no whole packet in it, and not a PUBLISH
+    assert c.state == mqtt.OFFLINE and c.errors["mqtt_protocol"] == 1
