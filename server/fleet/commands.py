@@ -12,9 +12,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from contract.protocol import MAX_PAYLOAD_BYTES
 from server.fleet.keys import sign_b64
 from server.models.fleet import CommandKind
+
+# A device reads an incoming PUBLISH of at most 1,024 bytes (firmware/device/mqtt.py RX_BYTES:
+# its receive buffer, allocated once); past the fixed header (3), the topic's length (2) and
+# `nps/v1/{device}/cmd` (at most 75) and the packet id (2), 900 bytes of payload always fit.
+MAX_CMD_BYTES = 900
 
 # The settable keys (FLEET.md): dotted path -> (kind, low, high). Whole sections `sampling`
 # and `survey` (issue 15) take any JSON value; the device checks them against its DEFAULTS.
@@ -98,18 +102,19 @@ def command_text(
 
 
 class TooLarge(ValueError):
-    """The signed message would pass the contract's 2,048-byte payload limit."""
+    """The signed message would not fit a device's receive buffer (MAX_CMD_BYTES)."""
 
 
 def signed_message(key: Ed25519PrivateKey, text: str) -> str:
-    """The `cmd` payload: the text and its signature; TooLarge past 2,048 bytes."""
+    """The `cmd` payload: the text and its signature; TooLarge past MAX_CMD_BYTES."""
     message = json.dumps(
         {"c": text, "s": sign_b64(key, text.encode("utf-8"))},
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    if len(message.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+    if len(message.encode("utf-8")) > MAX_CMD_BYTES:
         raise TooLarge(
-            f"the signed command is {len(message.encode())} bytes; at most {MAX_PAYLOAD_BYTES}"
+            f"the signed command is {len(message.encode())} bytes; a device takes at most"
+            f" {MAX_CMD_BYTES}: set fewer or shorter settings at a time"
         )
     return message

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from server.fleet import keys
+from server.fleet.commands import MAX_CMD_BYTES
 from server.identity.tokens import create_token
 from server.settings import Settings
 from tests.server.factory import T0, Api, feedback
@@ -69,7 +70,7 @@ def test_config_change_is_signed_picked_up_and_drift_clears_on_report(
     cmd = open_cmd(command["payload"], _pub(settings))
     assert cmd["device"] == "nps-aaa111" and cmd["n"] == 1 and cmd["kind"] == "config"
     assert cmd["cfg"] == 1 and cmd["set"]["timeouts"] == {"prompt_s": 20}
-    assert len(command["payload"].encode()) <= 2048
+    assert len(command["payload"].encode()) <= MAX_CMD_BYTES
 
     # A second change: n and cfg increase, the whole desired config travels again.
     api.client.put(
