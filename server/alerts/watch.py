@@ -3,8 +3,6 @@ missed the response-time target (escalated once each)."""
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 
 from sqlalchemy.engine import Engine
@@ -14,10 +12,9 @@ from server.alerts.escalation import escalate_overdue
 from server.alerts.notify import CaseNotifier
 from server.alerts.store import check_offline
 from server.db.engine import write_session
+from server.periodic import PeriodicCheck
 from server.realtime.bus import Bus
 from server.settings import Settings
-
-log = logging.getLogger("nps_edge.server.watch")
 
 
 def check_once(engine: Engine, bus: Bus, settings: Settings, now: float | None = None) -> int:
@@ -51,30 +48,14 @@ def escalate_once(
     return len(cases)
 
 
-class OfflineWatch:
+class OfflineWatch(PeriodicCheck):
+    """Every `alert_check_interval_s`: devices gone offline, then overdue cases."""
+
     def __init__(
         self, engine: Engine, bus: Bus, settings: Settings, notifier: CaseNotifier | None = None
     ) -> None:
-        self.engine, self.bus, self.settings, self.notifier = engine, bus, settings, notifier
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        def step() -> None:
+            check_once(engine, bus, settings)
+            escalate_once(engine, bus, notifier, settings)
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="offline-watch", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.settings.alert_check_interval_s):
-            try:
-                check_once(self.engine, self.bus, self.settings)
-                escalate_once(self.engine, self.bus, self.notifier, self.settings)
-            except SQLAlchemyError:
-                log.exception("offline or escalation check failed; retrying next interval")
+        super().__init__("offline-watch", settings.alert_check_interval_s, step, (SQLAlchemyError,))

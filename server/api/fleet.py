@@ -29,7 +29,6 @@ from server.db.engine import writing
 from server.fleet import config, keys
 from server.fleet.command_queue import device_site, issue, pickup, site_devices
 from server.fleet.commands import BadSetting, TooLarge
-from server.fleet.watch import key_path
 from server.models.fleet import CommandKind
 from server.schemas import Message
 
@@ -56,7 +55,7 @@ class CommandKey:
         with _KEY_LOCK:
             key: Ed25519PrivateKey | None = getattr(self.app.state, "command_key", None)
             if key is None:
-                key = keys.load_or_create(key_path(self.app.state.settings))
+                key = keys.load_or_create(keys.command_key_path(self.app.state.settings))
                 self.app.state.command_key = key
             return key
 

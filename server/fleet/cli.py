@@ -51,10 +51,9 @@ def _key_settings(db: str | None, command_key: Path | None) -> Settings:
 
 def _command_key(settings: Settings) -> Ed25519PrivateKey:
     from server.fleet import keys
-    from server.fleet.watch import key_path
 
     try:
-        return keys.load_or_create(key_path(settings))
+        return keys.load_or_create(keys.command_key_path(settings))
     except (keys.KeyFileError, OSError) as err:
         typer.echo(f"nps-edge: command key: {err}", err=True)
         raise typer.Exit(1) from None

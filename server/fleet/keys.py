@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy.engine import make_url
+
+from server.secret_files import beside_database, create_once
+from server.settings import Settings
 
 KEY_FILE = "command.key"
 SEED_BYTES = 32
@@ -26,34 +27,21 @@ class KeyFileError(ValueError):
 
 def default_path(db_url: str) -> Path:
     """`command.key` beside the SQLite database file, else in the working directory."""
-    url = make_url(db_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(str(url.database)).resolve().parent / KEY_FILE
-    return Path.cwd() / KEY_FILE
+    return beside_database(db_url, KEY_FILE)
+
+
+def command_key_path(settings: Settings) -> Path:
+    """The `command_key` setting, else `default_path`."""
+    return Path(settings.command_key) if settings.command_key else default_path(settings.db)
 
 
 def load_or_create(path: Path) -> Ed25519PrivateKey:
-    """The key in `path`, made (0600, never overwritten) when the file does not exist.
-
-    Made whole in a temporary file, then linked into place: two workers starting at once
-    both end with the one key that got there first, never a half-written file.
-    """
-    if path.exists():
-        return load(path)
-    key = Ed25519PrivateKey.generate()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(base64.b64encode(key.private_bytes_raw()).decode() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
-        return load(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return key
+    """The key in `path`, made (0600, never overwritten) when the file does not exist;
+    workers starting at once all end with the one key (`secret_files.create_once`)."""
+    if not path.exists():
+        seed = Ed25519PrivateKey.generate().private_bytes_raw()
+        create_once(path, base64.b64encode(seed).decode() + "\n")
+    return load(path)
 
 
 def load(path: Path) -> Ed25519PrivateKey:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from server.secret_files import beside_database, create_once
 
 SECRET_BYTES = 32
 CODE_BYTES = 8
@@ -32,30 +31,13 @@ class BadVoiceSecret(ValueError):
 
 def secret_path(configured: str | None, db_url: str) -> Path:
     """The `voice_secret` setting, else beside the SQLite database file, else in the cwd."""
-    if configured:
-        return Path(configured)
-    url = make_url(db_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).resolve().parent / SECRET_FILE  # type: ignore[arg-type]
-    return Path.cwd() / SECRET_FILE
+    return Path(configured) if configured else beside_database(db_url, SECRET_FILE)
 
 
 def load_secret(path: Path) -> bytes:
-    """The secret in `path`, created (0600, hex) if there is none. Safe when several
-    workers start at once: the file appears whole (a link of a written file) or not at all."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(SECRET_BYTES) + "\n")
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another worker made it first: use theirs
-        finally:
-            tmp.unlink()
+    """The secret in `path`, created (0600, hex) if there is none, once for all workers
+    (`secret_files.create_once`)."""
+    create_once(path, secrets.token_hex(SECRET_BYTES) + "\n")
     try:
         secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
     except (UnicodeDecodeError, ValueError) as err:
