@@ -198,3 +198,18 @@ def axe_findings(page: Page) -> list[str]:
         }"""
     )
     return list(result)
+
+
+@contextmanager
+def watched(page: Page, *, console: bool = False) -> Iterator[Page]:
+    """`page`, closed at the end, failing the test on an uncaught script error and, with
+    `console`, on a console error too (a failed request, a 404 or a 500, shows as one)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    if console:
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        yield page
+    finally:
+        page.close()
+    assert not errors, f"errors in the page: {errors}"

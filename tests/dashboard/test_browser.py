@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
 
-from tests.dashboard.conftest import LOST_SEQS, LiveServer, axe_findings
+from tests.dashboard.conftest import LOST_SEQS, LiveServer, axe_findings, watched
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,14 +44,8 @@ def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContex
 
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    # A failed request (a 404 from a wrong path, a 500) shows as a console error.
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    yield page
-    page.close()
-    assert not errors, f"errors in the page: {errors}"
+    with watched(context.new_page(), console=True) as page:
+        yield page
 
 
 def page_query(page: Page) -> dict[str, str]:

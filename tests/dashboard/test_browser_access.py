@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from nps_edge.broker import free_port
-from tests.dashboard.conftest import _tokens, axe_findings, running_server
+from tests.dashboard.conftest import _tokens, axe_findings, running_server, watched
 from tests.server.factory import feedback
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -80,12 +80,8 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    yield page
-    page.close()
-    assert not errors, f"errors in the page: {errors}"
+    with watched(context.new_page()) as page:
+        yield page
 
 
 def sign_in(page: Page, token: str) -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """Issue 16 in the browser: markers and their before/after, the fleet table following
 the filter bar, the device page agreeing with itself, drivers verdicts not clipped,
 and labels that say what they cover, at a tablet's and a laptop's width."""
@@ -5,37 +6,24 @@ and labels that say what they cover, at a tablet's and a laptop's width."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.dashboard.conftest import LOST_SEQS, LiveServer
-from tests.dashboard.test_browser import VIEWPORT, WAIT_MS, login, page_query, wait_for_overview
+
+# The overview tests' logged-in `context` and error-watching `page` fixtures, imported (so the
+# test parameters named `page` redefine the import: F811 is expected here).
+from tests.dashboard.test_browser import (  # noqa: F401
+    WAIT_MS,
+    context,
+    page,
+    page_query,
+    wait_for_overview,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    login(page, live_server)
-    page.close()
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Iterator[Page]:
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    yield page
-    page.close()
-    assert not errors, f"errors in the page: {errors}"
 
 
 def test_release_marker_opens_its_before_after_and_operators_record_events(

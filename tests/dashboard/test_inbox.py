@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.dashboard.conftest import _tokens, running_server
+from tests.dashboard.conftest import _tokens, running_server, watched
 from tests.server.factory import feedback
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -98,12 +98,11 @@ def server(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    yield page
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
+    try:
+        with watched(context.new_page()) as page:
+            yield page
+    finally:
+        context.close()
 
 
 def sign_in(page: Page, server: Server) -> None:

@@ -17,7 +17,14 @@ from nps_edge import story_fleet
 from nps_edge.story import Story, generate, scenario_events, site_names
 from server.db.engine import make_engine
 from server.fleet import keys, rollout
-from tests.dashboard.conftest import BATCH, TEST_STORY, _tokens, axe_findings, running_server
+from tests.dashboard.conftest import (
+    BATCH,
+    TEST_STORY,
+    _tokens,
+    axe_findings,
+    running_server,
+    watched,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 WAIT_MS = 15_000
@@ -72,12 +79,11 @@ def server(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(bypass_csp=True)  # axe is injected as a script
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda err: errors.append(str(err)))
-    yield page
-    context.close()
-    assert not errors, f"errors in the page: {errors}"
+    try:
+        with watched(context.new_page()) as page:
+            yield page
+    finally:
+        context.close()
 
 
 def logged_in_as(page: Page, server: Server, role: str, at: str) -> None:
