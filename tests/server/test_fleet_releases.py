@@ -4,7 +4,6 @@ its NPS canary halts it when the cohort's scores drop (planted data)."""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,20 @@ def _auth(token: str) -> dict[str, str]:
 def _command_key(settings: Settings) -> Ed25519PrivateKey:
     assert settings.command_key is not None
     return keys.load_or_create(Path(settings.command_key))
+
+
+def _release_rolling(
+    engine: Engine, key: Any, tmp_path: Path, target: rollout.Target, step_answers: int,
+    now: float | None = None,
+) -> None:  # fmt: skip
+    """Release 1.5.0 stored and its rollout started on `target`."""
+    with Session(engine) as session:
+        create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
+        rollout.start(
+            session, key=key, version="1.5.0", target=target, step_answers=step_answers,
+            by="t", now=now,
+        )  # fmt: skip
+        session.commit()
 
 
 def _fleet(api: Api, n: int = 20, site: str = "store-1") -> list[str]:
@@ -200,17 +213,7 @@ def test_update_waits_for_the_gateways_address(
 ) -> None:
     devices = _fleet(api, 1)
     api.client.post(f"/api/v1/devices/{devices[0]}/reboot", headers=_auth(api.tokens["operator"]))
-    with Session(engine) as session:
-        create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
-        rollout.start(
-            session,
-            key=_command_key(settings),
-            version="1.5.0",
-            target=rollout.Target(),
-            step_answers=5,
-            by="t",
-        )
-        session.commit()
+    _release_rolling(engine, _command_key(settings), tmp_path, rollout.Target(), 5)
     gw = _auth(api.tokens["gateway"])
     first = api.client.get("/api/v1/gateway/commands", headers=gw).json()["commands"]
     assert [c["n"] for c in first] == [1]  # the reboot; the update needs fw_url
@@ -298,18 +301,7 @@ def test_rollout_finishes_after_its_last_step(
 ) -> None:
     devices = _fleet(api, 2)
     key = _command_key(settings)
-    with Session(engine) as session:
-        create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
-        rollout.start(
-            session,
-            key=key,
-            version="1.5.0",
-            target=rollout.Target(devices=(devices[0],)),
-            step_answers=3,
-            by="t",
-            now=T0,
-        )
-        session.commit()
+    _release_rolling(engine, key, tmp_path, rollout.Target(devices=(devices[0],)), 3, T0)
     _plant(api, devices[:1], fw="1.5.0", scores=[9, 9, 10], t0=T0 + 60)
     with Session(engine) as session:
         rollout.tick(session, key=key, now=T0 + 3600)
@@ -337,7 +329,6 @@ def test_releases_route_is_for_operators(api: Api, engine: Engine) -> None:
     assert (
         api.client.get("/api/v1/releases", headers=_auth(api.tokens["gateway"])).status_code == 401
     )
-    assert base64  # imported for the kit's users
 
 
 def test_the_periodic_check_halts_and_tells(
@@ -354,18 +345,7 @@ def test_the_periodic_check_halts_and_tells(
     assert not Path(settings.command_key).exists()
     devices = _fleet(api, 4)
     key = _command_key(settings)
-    with Session(engine) as session:
-        create(session, bundle=bundle(tmp_path / "b", RELEASE_KEY), release_pub=RELEASE_PUB)
-        rollout.start(
-            session,
-            key=key,
-            version="1.5.0",
-            target=rollout.Target(devices=(devices[0],)),
-            step_answers=500,
-            by="t",
-            now=T0,
-        )
-        session.commit()
+    _release_rolling(engine, key, tmp_path, rollout.Target(devices=(devices[0],)), 500, T0)
     _plant(api, devices[:1], fw="1.5.0", scores=[0, 1, 2] * 10, t0=T0 + 60)
     _plant(api, devices[1:], fw="1.0.0", scores=[10, 9] * 15, t0=T0 + 60)
     assert check_once(engine, bus, settings, now=T0 + 3600) == 1
