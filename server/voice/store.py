@@ -105,13 +105,15 @@ def _shown(row: VoiceComment) -> str:
 
 def join_held(engine: Engine, feedback_ids: Collection[str], *, ttl_s: float) -> dict[str, int]:
     """Join the held comments whose answers are among `feedback_ids` (just ingested):
-    {"joined": n, "dropped": n}. One small indexed query when nothing is held."""
+    {"joined": n, "dropped": n}. One indexed query on the batch's ids when none is held."""
     counts = {"joined": 0, "dropped": 0}
     if not feedback_ids:
         return counts
     with Session(engine) as session:
-        held = [eid for (eid,) in session.execute(select(V.event_id).where(V.held.is_(True)))]
-    wanted = [eid for eid in held if eid in feedback_ids]
+        # Only this batch's ids: every held comment (a link photographed, its answer not yet
+        # arrived) is not read again for each batch.
+        found = select(V.event_id).where(V.held.is_(True), V.event_id.in_(list(feedback_ids)))
+        wanted = [eid for (eid,) in session.execute(found)]
     if not wanted:
         return counts
     with Session(engine, expire_on_commit=False) as session:
