@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -131,11 +132,24 @@ def running_server(
             proc.wait(5)
 
 
-@pytest.fixture(scope="module")
-def live_server(
-    nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    tmp = tmp_path_factory.mktemp("dashboard-server")
+@dataclass
+class SeededStory:
+    """The story ingested once per session: a stopped server's folder to copy."""
+
+    folder: Path
+    operator_token: str
+    gateway_tokens: dict[str, str]
+    story: Story
+    events: list[dict[str, Any]]
+    lossy_device: str
+    next_seq: dict[str, int]
+
+
+@pytest.fixture(scope="session")
+def seeded_story(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> SeededStory:
+    """The test story through the real ingest API once (about 9,400 events): each module's
+    `live_server` then starts on a copy of this database instead of ingesting it again."""
+    tmp = tmp_path_factory.mktemp("dashboard-seed")
     with running_server(nps_edge_bin, tmp) as (base, db, log):
         story = Story(end=time.time() - 60, **TEST_STORY)  # type: ignore[arg-type]
         sites = site_names(story)
@@ -148,15 +162,35 @@ def live_server(
         lost = {f"{scenarios[0]['device']}:{seq}" for seq in LOST_SEQS}
         events = [e for e in events if e["id"] not in lost]
         events.sort(key=lambda e: e["rx_ts"])  # as a gateway would forward them
-        server = LiveServer(
+        loader = LiveServer(
             base, operator, dict(zip(sites, gateways, strict=True)), story, events, log,
             scenarios[0]["device"],
         )  # fmt: skip
         for i in range(0, len(events), BATCH):
-            server.ingest(events[i : i + BATCH])
-        for e in events:
-            server.next_seq[e["device"]] = max(server.next_seq.get(e["device"], 0), e["seq"] + 1)
-        yield server
+            loader.ingest(events[i : i + BATCH])
+    next_seq: dict[str, int] = {}
+    for e in events:
+        next_seq[e["device"]] = max(next_seq.get(e["device"], 0), e["seq"] + 1)
+    log.unlink()
+    return SeededStory(
+        tmp, operator, loader.gateway_tokens, story, events, loader.lossy_device, next_seq
+    )
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    nps_edge_bin: str, seeded_story: SeededStory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A server of this module's own on a copy of the seeded database (the database with
+    its files beside it), so what one module writes never reaches another."""
+    tmp = tmp_path_factory.mktemp("dashboard-server")
+    shutil.copytree(seeded_story.folder, tmp, dirs_exist_ok=True)
+    with running_server(nps_edge_bin, tmp) as (base, _db, log):
+        seed = seeded_story
+        yield LiveServer(
+            base, seed.operator_token, seed.gateway_tokens, seed.story, seed.events, log,
+            seed.lossy_device, dict(seed.next_seq),
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
