@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from contract.nps import Tally
-from contract.protocol import ForwardedTelemetry
+from contract.protocol import SURVEYS, ForwardedTelemetry
 from server.models.alerts import AlertKind, AlertStatus
 from server.settings import Settings
 
@@ -59,9 +59,21 @@ def scope_of(alert: Mapping[str, Any]) -> tuple[str, str]:
     return alert["kind"], alert[SCOPE[alert["kind"]]]
 
 
+TRANSACTIONAL, RELATIONSHIP = SURVEYS
+
+
+def transactional(row: Mapping[str, Any]) -> bool:
+    """Whether a feedback row (or an alert's detail) is a transaction's answer: a
+    relationship answer is the account's periodic view, never counted with them."""
+    return row.get("survey", TRANSACTIONAL) == TRANSACTIONAL
+
+
 def detractor_key(alert: Mapping[str, Any]) -> tuple[str, str]:
-    """The (device, trigger kind) a detractor alert collapses by."""
-    return alert["device"], alert["detail"]["trigger"]["kind"]
+    """The (device, trigger kind) a detractor alert collapses by; relationship answers
+    collapse apart from any transaction's."""
+    detail = alert["detail"]
+    kind = detail["trigger"]["kind"]
+    return alert["device"], kind if transactional(detail) else f"{RELATIONSHIP}:{kind}"
 
 
 def new_alert(
@@ -121,7 +133,16 @@ def folded(detail: dict[str, Any], group: Sequence[ProposedAlert]) -> dict[str, 
 
 def collapsed_title(key: tuple[str, str], detail: Mapping[str, Any]) -> str:
     device, trigger = key
+    if not transactional(detail):
+        return f"{detail['count']} relationship detractors at {device}"
     return f"{detail['count']} detractors at {device} after {trigger}"
+
+
+def _detractor_title(row: Mapping[str, Any]) -> str:
+    if transactional(row):
+        return "Score {score} at {site} ({device}) after {trigger_kind}".format(**row)
+    who = (row.get("role") or "someone").replace("_", " ")
+    return f"Relationship score {row['score']} from {who} at {row['site']} ({row['device']})"
 
 
 def detractor_alert(row: Mapping[str, Any], now: float) -> ProposedAlert:
@@ -133,9 +154,11 @@ def detractor_alert(row: Mapping[str, Any], now: float) -> ProposedAlert:
         device=row["device"],
         feedback_id=row["id"],
         started_at=min(row["t"], now),
-        title="Score {score} at {site} ({device}) after {trigger_kind}".format(**row),
+        title=_detractor_title(row),
         detail={
             "score": row["score"],
+            "survey": row.get("survey", TRANSACTIONAL),
+            "role": row.get("role"),
             "ts": row["t"],
             "prompt": row["prompt"],
             "trigger": {"kind": row["trigger_kind"], "ref": row["trigger_ref"]},

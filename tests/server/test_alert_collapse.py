@@ -63,6 +63,20 @@ def test_one_alert_per_device_and_trigger_kind(api: Api) -> None:
     assert one["title"] == "3 detractors at nps-aaa111 after service_visit"
 
 
+def test_a_relationship_detractor_never_folds_into_a_transactions_alert(api: Api) -> None:
+    api.ingest(_detractors("nps-aaa111", range(1, 3), kind="relationship"))
+    api.ingest(
+        [feedback(device="nps-aaa111", seq=3, score=1, kind="relationship", survey="relationship",
+                  role="end_user", ts=T0 + 3, rx_ts=T0 + 4)]
+    )  # fmt: skip
+    items = api.get("/api/v1/alerts", kind="detractor")["items"]
+    got = sorted((a["detail"].get("survey"), a["detail"]["count"], a["title"]) for a in items)
+    assert got == [
+        ("relationship", 1, "Relationship score 1 from end user at store-1 (nps-aaa111)"),
+        ("transactional", 2, "2 detractors at nps-aaa111 after relationship"),
+    ]
+
+
 def test_closing_it_lets_the_next_detractor_open_a_new_one(api: Api) -> None:
     api.ingest(_detractors("nps-aaa111", range(1, 3)))
     [first] = api.get("/api/v1/alerts", kind="detractor")["items"]

@@ -87,6 +87,23 @@ def test_threshold_alerts_site_nps_and_battery(api: Api) -> None:
     assert battery["device"] == "nps-aaa111" and battery["detail"]["battery_mv"] == 3100
 
 
+def test_relationship_answers_never_move_the_sites_transaction_nps(api: Api) -> None:
+    # Five unhappy sponsors (relationship survey) and four happy transactions: the
+    # site's rolling NPS is its transactions' (+100), so no site case opens; each
+    # sponsor's answer is still a relationship detractor to call back.
+    rel = dict(survey="relationship", role="sponsor", kind="relationship")
+    api.ingest([feedback(seq=i, score=2, **rel) for i in range(1, 6)])  # type: ignore[arg-type]
+    api.ingest([feedback(seq=i, score=10) for i in range(6, 10)])
+    assert api.get("/api/v1/alerts", kind="site_nps")["items"] == []
+    [alert] = api.get("/api/v1/alerts", kind="detractor")["items"]
+    assert alert["title"] == "5 relationship detractors at nps-aaa111"
+    assert (alert["detail"]["survey"], alert["detail"]["role"]) == ("relationship", "sponsor")
+    # The same unhappy scores as transactions do open the site case.
+    api.ingest([feedback(seq=i, score=2) for i in range(10, 15)])
+    [site] = api.get("/api/v1/alerts", kind="site_nps")["items"]
+    assert site["detail"]["nps"] == -100.0
+
+
 def test_a_battery_alert_opens_again_only_once_the_last_one_is_closed(api: Api) -> None:
     def battery_alerts() -> list[tuple[int, str]]:
         items = api.get("/api/v1/alerts", kind="battery", status="all")["items"]
