@@ -47,7 +47,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,9 +64,16 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from bench import fleet_devices, plots
-from bench.gateway_throughput import peak_rss_mb, proc_cpu_s, store_delivered
-from bench.server_load import bare_insert_rate, database, percentile, start_server
-from firmware.device import mqtt_codec as codec
+from bench.fleet_measure import (
+    Prober,
+    cpu_between,
+    forward_counts,
+    latency_summary,
+    process_tree,
+    sample,
+)
+from bench.gateway_throughput import store_delivered
+from bench.server_load import bare_insert_rate, database, start_server
 from firmware.sim.plans import device_id, random_plan
 from firmware.sim.run import run_plans
 from nps_edge.broker import Broker, free_port
@@ -103,6 +109,7 @@ class Site:
     token: str = ""
     devices: subprocess.Popen[str] | None = None
     gateway: GatewayProcess | None = None
+    metrics_port: int = 0
 
 
 def register(engine: Any, sites: list[Site], devices: int, firmware: int, seed: int) -> None:
@@ -270,81 +277,6 @@ def publish_rate(answers: list[dict[str, Any]]) -> float:
     return sum(a["acked"] for a in answers) / max(last - first, 1e-9)
 
 
-class Prober:
-    """Marker devices: publish one event a second each, then poll the read API until it is
-    there. Latencies are kept under the label of the phase running when published."""
-
-    def __init__(self, sites: list[Site], api: str, token: str, poll_s: float) -> None:
-        self.sites, self.api, self.token, self.poll_s = sites, api, token, poll_s
-        self.phase = ""
-        self.latencies: dict[str, list[float]] = {}
-        self.stop = threading.Event()
-        self.threads = [
-            threading.Thread(target=self.run, args=(site, login), daemon=True)
-            for site in sites
-            for login in site.markers
-        ]
-
-    def start(self) -> None:
-        for t in self.threads:
-            t.start()
-
-    def close(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-
-    def run(self, site: Site, login: list[str]) -> None:
-        assert site.broker is not None
-        name, site_name, password = login
-        rng = random.Random(name)
-        sock = socket.create_connection((site.broker.host, site.broker.port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(codec.connect(name, 0, True, name, password))
-        read_packet(sock)  # CONNACK
-        headers = {"Authorization": f"Bearer {self.token}"}
-        seq = 0
-        with httpx.Client(base_url=self.api, headers=headers, timeout=30) as api:
-            while not self.stop.is_set():
-                tick = time.monotonic()
-                seq += 1
-                topic, payload = fleet_devices.event(name, site_name, seq, rng)
-                phase = self.phase
-                t0 = time.monotonic()
-                sock.sendall(codec.publish(topic, payload, 1, False, seq % 65535 + 1))
-                read_packet(sock)  # PUBACK
-                while not self.stop.is_set():
-                    r = api.get(f"/api/v1/devices/{name}/gaps")
-                    if r.status_code == 200 and r.json()["max_seq"] >= seq:
-                        self.latencies.setdefault(phase, []).append(time.monotonic() - t0)
-                        break
-                    time.sleep(self.poll_s)
-                self.stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
-        sock.close()
-
-
-def read_packet(sock: Any) -> tuple[int, bytes]:
-    buf = bytearray()
-    while (got := codec.take_packet(buf)) is None:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise OSError("broker closed the connection")
-        buf += chunk
-    return got[0], got[2]
-
-
-def latency_summary(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "p50_s": round(percentile(values, 0.5), 3),
-        "p95_s": round(percentile(values, 0.95), 3),
-        "p99_s": round(percentile(values, 0.99), 3),
-        "max_s": round(max(values), 3),
-    }
-
-
 def run_firmware(sites: list[Site], seconds: float, seed: int, out: dict[str, Any]) -> None:
     """The real firmware, paced on the real clock, one prompt every 15 to 30 s per device."""
     plans = []
@@ -377,42 +309,6 @@ def firmware_check(api: str, token: str, acked: dict[str, int]) -> dict[str, Any
         gaps = r.json() if r.status_code == 200 else {"received": 0, "missing": None}
         out[device] = {"acked": n, "received": gaps["received"], "missing": gaps["missing"]}
     return out
-
-
-def process_tree(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = [pid], [pid]
-    while frontier:
-        frontier = [p for p, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
-
-
-def sample(pids: dict[str, list[int]]) -> dict[str, dict[str, float]]:
-    """CPU seconds so far and peak RSS (MB, the largest process of a group) per group."""
-    out = {}
-    for name, group in pids.items():
-        cpu, peak = 0.0, 0.0
-        for pid in group:
-            try:
-                cpu += proc_cpu_s(pid)
-                peak = max(peak, peak_rss_mb(pid))
-            except (OSError, IndexError):
-                continue  # ended since listed
-        out[name] = {"cpu_s": cpu, "peak_mb": peak, "processes": len(group)}
-    return out
-
-
-def cpu_between(a: dict[str, Any], b: dict[str, Any], seconds: float) -> dict[str, float]:
-    """Each group's share of one core between two samples."""
-    return {k: round((b[k]["cpu_s"] - a[k]["cpu_s"]) / seconds, 3) for k in b if k in a}
 
 
 def processes(sites: list[Site], server: subprocess.Popen[bytes], url: str) -> dict[str, list]:
@@ -473,16 +369,25 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         for site in sites:
             assert site.broker is not None
             login = {k: v for k, v in site.gateway_login.items() if k != "broker"}
+            site.metrics_port = free_port()
             site.gateway = GatewayProcess(
                 site.root / "gateway",
                 site.broker.address,
                 api,
                 site.token,
                 settings=login | {"gateway_id": f"gw-{site.name}"},
+                metrics_port=site.metrics_port,
             )
             site.gateway.start()
         pids = processes(sites, server, url)
-        prober = Prober(sites, api, operator, args.poll_ms / 1000)
+        markers = [
+            (site.broker.host, site.broker.port, login)
+            for site in sites
+            if site.broker is not None
+            for login in site.markers
+        ]
+        prober = Prober(markers, api, operator, args.poll_ms / 1000)
+        ports = [site.metrics_port for site in sites]
         prober.start()
         firmware: dict[str, Any] = {}
         fw_thread = threading.Thread(
@@ -497,6 +402,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         for rate in args.rates:
             prober.phase = f"offered {rate:g}"
             before, f0, t0 = sample(pids), forwarded(sites), time.time()
+            requests0 = forward_counts(ports)
             load0 = os.getloadavg()[0]
             say(f"offered {rate:,.0f} events/s for {args.step_s:g} s")
             pub = drive(sites, f"rate {rate / len(sites)} {args.step_s}")
@@ -511,6 +417,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 "published_rate": round(sent / (t1 - t0)),
                 "delivered_rate": round((f1 - f0) / (t1 - t0)),
                 "drain_after_s": round(t2 - t1, 2),
+                "gateway_requests": request_stats(requests0, forward_counts(ports), sent),
                 "latency": latency_summary(prober.latencies.get(prober.phase, [])),
                 "cpu_cores": cpu_between(before, after, t1 - t0),
                 "load_average_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
@@ -522,6 +429,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         say(f"saturation: burst of {args.burst:,} through gateways and server")
         prober.phase = "saturation"
         before, f0, start = sample(pids), forwarded(sites), time.time()
+        requests0 = forward_counts(ports)
         pub = drive(sites, f"burst {args.burst // len(sites)}")
         sent = sum(p["acked"] for p in pub)
         done = wait_forwarded(sites, f0 + sent, 900)
@@ -530,6 +438,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "events": sent,
             "rate": round(sent / (done - start)),
             "published_rate": round(publish_rate(pub)),
+            "gateway_requests": request_stats(requests0, forward_counts(ports), sent),
             "latency": latency_summary(prober.latencies.get("saturation", [])),
             "cpu_cores": cpu_between(before, after, done - start),
             "load_average_1m": round(os.getloadavg()[0], 2),
@@ -577,6 +486,18 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             server.wait(60)
         drop()
     return result
+
+
+def request_stats(
+    before: tuple[float, float], after: tuple[float, float], events: int
+) -> dict[str, float]:
+    """The gateways' ingest requests over a phase: events per request, ms per request."""
+    n = max(after[0] - before[0], 1.0)
+    return {
+        "requests": n,
+        "events_per_request": round(events / n, 1),
+        "ms_per_request": round(1000 * (after[1] - before[1]) / n, 1),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -671,7 +592,7 @@ def main() -> None:
     p.add_argument(
         "--rates",
         type=lambda s: [float(x) for x in s.split(",")],
-        default=[250.0, 500.0, 1000.0, 2000.0],
+        default=[250.0, 500.0, 1000.0, 2000.0, 4000.0],
         help="offered events/s, comma-separated",
     )
     p.add_argument("--step-s", type=float, default=30.0, help="seconds per offered rate")
