@@ -31,6 +31,7 @@ class Prober:
         self.api, self.token, self.poll_s = api, token, poll_s
         self.phase = ""
         self.latencies: dict[str, list[float]] = {}
+        self.polls = 0  # read API requests made: load the measurement adds to the server
         self.stop = threading.Event()
         self.threads = [
             threading.Thread(target=self.run, args=(marker,), daemon=True) for marker in markers
@@ -64,11 +65,12 @@ class Prober:
                 sock.sendall(codec.publish(topic, payload, 1, False, seq % 65535 + 1))
                 read_packet(sock)  # PUBACK
                 while not self.stop.is_set():
+                    time.sleep(self.poll_s)
+                    self.polls += 1
                     r = api.get(f"/api/v1/devices/{name}/gaps")
                     if r.status_code == 200 and r.json()["max_seq"] >= seq:
                         self.latencies.setdefault(phase, []).append(time.monotonic() - t0)
                         break
-                    time.sleep(self.poll_s)
                 self.stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
         sock.close()
 
