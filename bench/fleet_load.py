@@ -259,16 +259,22 @@ class BareSubscriber:
 
 def bare_phase(sites: list[Site], burst: int) -> dict[str, float]:
     subs = [BareSubscriber(site) for site in sites]
-    start = time.time()
+    start, cpu0 = time.time(), time.process_time()  # this process: the subscribers' threads
     pub = drive(sites, f"burst {burst // len(sites)}")
     total = sum(p["acked"] for p in pub)
     deadline = time.monotonic() + 300
     while sum(s.n for s in subs) < total and time.monotonic() < deadline:
         time.sleep(0.01)
     got, last = sum(s.n for s in subs), max(s.last for s in subs)
+    cpu = time.process_time() - cpu0
     for s in subs:
         s.close()
-    return {"events": got, "rate": got / (last - start), "published_rate": publish_rate(pub)}
+    return {
+        "events": got,
+        "rate": got / (last - start),
+        "published_rate": publish_rate(pub),
+        "cpu_ms_per_event": round(1000 * cpu / max(got, 1), 4),
+    }
 
 
 def publish_rate(answers: list[dict[str, Any]]) -> float:
@@ -515,7 +521,20 @@ def machine() -> dict[str, Any]:
     }
 
 
+PIPELINE = ("server", "gateway", "postgres", "mosquitto")  # what carries an event end to end
+
+
+def pipeline_ms(cores: dict[str, float], rate: float) -> float:
+    """CPU ms per event of the processes an event passes through (not the devices, not us)."""
+    used = sum(v for k, v in cores.items() if k.startswith(PIPELINE))
+    return round(1000 * used / max(rate, 1e-9), 3)
+
+
 def ratios(r: dict[str, Any]) -> None:
+    for step in r["steps"]:
+        step["pipeline_cpu_ms_per_event"] = pipeline_ms(step["cpu_cores"], step["delivered_rate"])
+    sat = r["saturation"]
+    sat["pipeline_cpu_ms_per_event"] = pipeline_ms(sat["cpu_cores"], sat["rate"])
     bare = r["bare_subscriber"]["rate"]
     target = next((s for s in r["steps"] if s["offered"] == TARGET_RATE), None)
     r["ratios"] = {
@@ -524,6 +543,11 @@ def ratios(r: dict[str, Any]) -> None:
             r["saturation"]["rate"] / r["bare_insert_rows_per_s"], 3
         ),
     }
+    bare_ms = r["bare_subscriber"].get("cpu_ms_per_event")
+    if bare_ms:  # the subscriber's own CPU; the broker's is on both sides
+        r["ratios"]["bare_subscriber_cpu_vs_pipeline_cpu_per_event"] = round(
+            bare_ms / sat["pipeline_cpu_ms_per_event"], 3
+        )
     r["goals"] = {
         "end_to_end_vs_bare_at_least_0.5": r["ratios"]["saturation_vs_bare_subscriber"]
         >= GOAL_VS_BARE,

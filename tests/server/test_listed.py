@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, select
@@ -11,7 +12,7 @@ from sqlmodel import Session
 from server.db.engine import make_engine
 from server.ingest.listed import one_of
 
-ROWS = [{"device": f"dev-{i:04d}", "boot": i % 7} for i in range(1500)]
+ROWS: list[dict[str, Any]] = [{"device": f"dev-{i:04d}", "boot": i % 7} for i in range(1500)]
 
 
 def picked(url: str) -> tuple[list[tuple[str, int]], str]:
