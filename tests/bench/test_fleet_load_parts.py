@@ -66,3 +66,20 @@ def test_plots_are_written_and_small(tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["fleet_load_throughput.png", "fleet_load_latency.png"]
     for p in paths:
         assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size < 100_000
+
+
+def test_the_gateway_comparison_is_drawn_from_that_benchmarks_printed_output(
+    tmp_path: Path,
+) -> None:
+    path = {"rate": 1000.0, "cpu_ms": 0.1, "cpu_share": 0.4, "peak_mb": 60.0}
+    result = {
+        "events": 20000,
+        "bare_subscriber": {"rate": 9000.0, "cpu_ms": 0.05},
+        "thingsboard_live": path | {"rate": 3000.0, "cpu_ms": 0.3},
+        "gateway_sink_FULL": path,
+        "gateway_server_backlog": path | {"rate": 9000.0},
+    }
+    printed = tmp_path / "gateway.out"
+    printed.write_text(json.dumps(result, indent=1) + "\n\nbare paho subscriber: 9,000 events/s\n")
+    png = plots.gateway_throughput(plots.read_printed_json(printed), tmp_path)
+    assert png.name == "gateway_throughput.png" and png.read_bytes()[:4] == b"\x89PNG"
