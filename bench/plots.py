@@ -107,11 +107,11 @@ def firmware_memory(results: dict[str, dict[str, Any]], out: Path = IMG) -> Path
 
 
 GATEWAY_PATHS = (
-    ("bare_subscriber", "bare paho\nsubscriber"),
-    ("thingsboard_live", "ThingsBoard\ngateway (peer)"),
-    ("gateway_sink_FULL", "nps-edge gw\n-> endpoint"),
-    ("gateway_server_FULL", "nps-edge gw\n-> server, live"),
-    ("gateway_server_backlog", "nps-edge gw\n-> server, backlog"),
+    ("bare_subscriber", "bare paho subscriber"),
+    ("thingsboard_live", "ThingsBoard gateway (peer)"),
+    ("gateway_sink_FULL", "nps-edge gw -> endpoint"),
+    ("gateway_server_FULL", "nps-edge gw -> server, live"),
+    ("gateway_server_backlog", "nps-edge gw -> server, backlog"),
 )
 
 
@@ -126,23 +126,23 @@ def read_printed_json(path: Path) -> dict[str, Any]:
 def gateway_throughput(result: dict[str, Any], out: Path = IMG) -> Path:
     """Events/s and CPU per event of each path of bench.gateway_throughput, same run."""
     paths = [(label, result[key]) for key, label in GATEWAY_PATHS if key in result]
-    fig, (rate_ax, cpu_ax) = plt.subplots(1, 2, figsize=(8.0, 3.6))
-    labels = [label for label, _ in paths]
-    colors = ["0.6" if "ThingsBoard" in lb else "C0" for lb in labels]
-    rate_ax.bar(labels, [p["rate"] for _, p in paths], color=colors)
-    rate_ax.set_ylabel("events/s")
-    with_cpu = [(lb, p) for lb, p in paths if "cpu_ms" in p and "subscriber" not in lb]
-    cpu_ax.bar(
-        [lb for lb, _ in with_cpu],
-        [p["cpu_ms"] for _, p in with_cpu],
-        color=["0.6" if "ThingsBoard" in lb else "C0" for lb, _ in with_cpu],
-    )
-    cpu_ax.set_ylabel("gateway CPU ms per event")
-    for ax in (rate_ax, cpu_ax):
-        ax.tick_params(axis="x", labelsize=7)
-        ax.grid(alpha=0.3, axis="y")
+    with_cpu = [(label, p) for label, p in paths if "cpu_ms" in p and "subscriber" not in label]
+    fig, (rate_ax, cpu_ax) = plt.subplots(2, 1, figsize=(6.4, 4.6))
+    for ax, rows, key, unit in (
+        (rate_ax, paths, "rate", "events/s"),
+        (cpu_ax, with_cpu, "cpu_ms", "gateway CPU ms per event"),
+    ):
+        labels = [label for label, _ in rows][::-1]  # first path on top
+        ax.barh(
+            labels,
+            [p[key] for _, p in rows][::-1],
+            color=["0.6" if "ThingsBoard" in label else "C0" for label in labels],
+        )
+        ax.set_xlabel(unit)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(alpha=0.3, axis="x")
     fig.suptitle(
-        f"Gateway vs ThingsBoard IoT Gateway, one run, {result.get('events', '?'):,} events",
+        f"Gateway vs ThingsBoard IoT Gateway, one run, {result.get('events', 0):,} events",
         fontsize=10,
     )
     return _save(fig, "gateway_throughput.png", out)
