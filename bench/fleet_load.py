@@ -413,7 +413,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             load0 = os.getloadavg()[0]
             say(f"offered {rate:,.0f} events/s for {args.step_s:g} s")
             pub = drive(sites, f"rate {rate / len(sites)} {args.step_s}")
-            t1, f1 = time.time(), forwarded(sites)
+            t1, f1, polls1 = time.time(), forwarded(sites), prober.polls
             sent = sum(p["acked"] for p in pub)
             after = sample(pids)
             t2 = wait_forwarded(sites, f0 + sent, 600)
@@ -427,7 +427,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 "delivered_rate_with_drain": round(sent / (t2 - t0)),
                 "gateway_requests": request_stats(requests0, forward_counts(ports), sent),
                 "latency": latency_summary(prober.latencies.get(prober.phase, [])),
-                "prober_polls_per_s": round((prober.polls - polls0) / (t1 - t0), 1),
+                "prober_polls_per_s": round((polls1 - polls0) / (t1 - t0), 1),
                 "cpu_cores": cpu_between(before, after, t1 - t0),
                 "load_average_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
             }
