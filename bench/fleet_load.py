@@ -610,24 +610,27 @@ def table(r: dict[str, Any], out: IO[str] = sys.stdout) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--devices", type=int, default=10_000, help="devices in all (default 10,000)")
+    class Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        """The docstring as written, and each option's default."""
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
+    p.add_argument("--devices", type=int, default=10_000, help="devices in all")
     p.add_argument("--firmware", type=int, default=4, help="of them, real firmware (unix port)")
     p.add_argument("--workers", type=int, default=2, help="server worker processes")
     p.add_argument(
         "--rates",
         type=lambda s: [float(x) for x in s.split(",")],
-        default=[250.0, 500.0, 1000.0, 2000.0, 4000.0],
+        default="250,500,1000,2000,4000",
         help="offered events/s, comma-separated",
     )
     p.add_argument("--step-s", type=float, default=30.0, help="seconds per offered rate")
     p.add_argument("--burst", type=int, default=40_000, help="events of the saturation burst")
     p.add_argument("--window", type=int, default=4, help="PUBACKs outstanding per device")
     p.add_argument("--poll-ms", type=float, default=100.0, help="latency prober's poll interval")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--json", type=Path, default=Path("docs/img/fleet_load.json"))
+    p.add_argument("--seed", type=int, default=7, help="seed of the events' contents")
+    p.add_argument(
+        "--json", type=Path, default=Path("docs/img/fleet_load.json"), help="result file"
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write docs/img/*.png")
     args = p.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
