@@ -46,7 +46,7 @@ def raise_open_files() -> int:
 
 
 def event(device: str, site: str, seq: int, rng: random.Random) -> tuple[str, bytes]:
-    """(topic, payload) of a contract event: 80 % feedback, 20 % telemetry."""
+    """(topic, payload) of a contract event: 80 % feedback (scores uniform 0-10), 20 % telemetry."""
     common: dict[str, Any] = {
         "v": 1, "id": f"{device}:{seq}", "device": device, "site": site, "seq": seq,
         "boot": 1, "up_ms": seq * 1000, "ts": round(time.time(), 3), "fw": "1.0.0",
