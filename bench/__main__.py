@@ -18,6 +18,7 @@ BENCHMARKS = {
     "server_load": "GET /api/v1/nps p50/p95 at fleet scale and ingest events/s vs a bare INSERT",
     "ingest_instructions": "instructions per ingest batch (valgrind) vs a bare INSERT of its rows",
     "dashboard_overview": "overview page complete in Chromium vs its API calls alone",
+    "fleet_load": "10,000 devices through brokers, gateways, server on PostgreSQL vs bare refs",
 }
 
 

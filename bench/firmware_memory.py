@@ -7,7 +7,8 @@ week (the backlog then drains at once). Reports, from the device's own
 telemetry, the lowest free heap (heap_min) and so the peak heap in use, for
 the code run from its ROM image in a 64 KB heap, and, as the same-run
 reference, the code loaded from .mpy files into the heap (96 KB: it does not
-fit in 64 KB).
+fit in 64 KB). Draws heap_free and heap_min over the scripted days, both
+builds, into docs/img/firmware_memory_heap.png (bench/plots.py; `--no-plot`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import plots
 from firmware.sim.device import DeviceProcess, compile_firmware, firmware_command, tool
 from firmware.sim.plans import answer_lines, device_config
 from firmware.tools import romfs
@@ -100,10 +102,13 @@ def run(code: Path, heapsize: str, work: Path, seed: int) -> dict[str, Any]:
     wall = time.monotonic() - started
     log = (folder / "device.log").read_text()
     figures = []
+    series = []  # (day of scripted time, heap_free, heap_min), for the plot
     for line in dev.lines:
         if line.startswith("acked t "):
             event = json.loads(line.split(" ", 3)[3])
             figures.append((event["heap_free"], event["heap_min"]))
+            at_ms = event["ts"] * 1000 if event["ts"] is not None else T0 + event["up_ms"]
+            series.append((round((at_ms - T0) / DAY, 3), event["heap_free"], event["heap_min"]))
     acked = {ln.split()[2] for ln in dev.lines if ln.startswith("acked ")}
     return {
         "exit": code_,
@@ -115,12 +120,16 @@ def run(code: Path, heapsize: str, work: Path, seed: int) -> dict[str, Any]:
         "heap_min": min(low for _, low in figures),
         "boot_free": int(log.split("heap free after boot: ")[1].split()[0]),
         "wall_s": round(wall, 1),
+        "series": series,
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-plot", action="store_true", help="do not write docs/img/firmware_memory_heap.png"
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="nps-bench-mem-"))
     try:
@@ -150,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
         rom_use = results["romfs, 64k"]["peak_in_use"]
         mpy_use = results["mpy in heap, 96k"]["peak_in_use"]
         print(f"heap the code takes when loaded from .mpy: {mpy_use - rom_use} B")
+        if not args.no_plot:
+            print(f"wrote {plots.firmware_memory(results)}")
+        for r in results.values():
+            del r["series"]  # plotted; the printed result keeps the figures
         print(json.dumps(results))
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -44,6 +44,7 @@ from server.db.sql import (
 )
 from server.ingest import binding
 from server.ingest.join import FeedbackRow
+from server.ingest.listed import one_of
 from server.ingest.prepare import Prepared, prepare
 from server.ingest.validation import Forwarded, Rejected, validate
 from server.metrics import Metrics
@@ -233,7 +234,7 @@ def _not_stored(session: Session, events: list[Forwarded]) -> list[Forwarded]:
         ids = [ev.id for ev in events if isinstance(ev, kind)]
         if ids:
             key = table_of(model).c.id
-            stored.update(session.execute(select(key).where(key.in_(ids))).scalars())
+            stored.update(session.execute(select(key).where(one_of(session, key, ids))).scalars())
     return [ev for ev in events if ev.id not in stored]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import literal, select, union_all
 from sqlmodel import Session
 
 from server.db.sql import table_of
+from server.ingest.listed import one_of
 from server.models import Device, RegisteredDevice
 
 REG = table_of(RegisteredDevice).c
@@ -43,9 +44,9 @@ def lookup(session: Session, devices: Iterable[str]) -> Known:
         return known
     query = union_all(
         select(literal("r"), REG.device, REG.site, REG.revoked_at.is_not(None)).where(
-            REG.device.in_(ids)
+            one_of(session, REG.device, ids)
         ),
-        select(literal("d"), DEV.id, DEV.site, literal(False)).where(DEV.id.in_(ids)),
+        select(literal("d"), DEV.id, DEV.site, literal(False)).where(one_of(session, DEV.id, ids)),
     )
     for kind, device, site, revoked in session.execute(query):
         if kind == "r":

@@ -14,6 +14,7 @@ from contract.nps import Category, category
 from contract.protocol import ForwardedFeedback
 from server.db.sql import table_of
 from server.ingest import health
+from server.ingest.listed import one_of
 from server.models import BootRecord, Presence, Telemetry
 from server.settings import Settings
 
@@ -87,7 +88,7 @@ def histories(
     def within(col_dev: Any, col_t: Any, back: float) -> Any:
         """Rows of these devices in their spans (one range when the batch is recent)."""
         if hi_all - lo_all <= 2 * health.DAY_S:
-            return and_(col_dev.in_(devices), col_t >= lo_all - back, col_t <= hi_all)
+            return and_(one_of(session, col_dev, devices), col_t >= lo_all - back, col_t <= hi_all)
         return or_(
             *(and_(col_dev == d, col_t >= lo - back, col_t <= hi) for d, (lo, hi) in spans.items())
         )

@@ -26,6 +26,7 @@ from server.analytics import rollups
 from server.db.sql import table_of
 from server.ingest import timebase
 from server.ingest.join import FeedbackRow, join_feedback
+from server.ingest.listed import one_of
 from server.ingest.validation import Forwarded
 from server.models import BootRecord
 from server.settings import Settings
@@ -64,8 +65,8 @@ def prepare(
         select(
             BOOT.device, BOOT.boot, BOOT.start, BOOT.exact, BOOT.anchor_up_ms, BOOT.errors_max
         ).where(
-            BOOT.device.in_(sorted({d for d, _ in keys})),
-            BOOT.boot.in_(sorted({b for _, b in keys})),
+            one_of(session, BOOT.device, sorted({d for d, _ in keys})),
+            one_of(session, BOOT.boot, sorted({b for _, b in keys})),
         )
     ).all():
         if (d, b) not in wanted:

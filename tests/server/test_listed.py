@@ -1,0 +1,52 @@
+"""`one_of`: the same rows as an IN list, as one array parameter on PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, select
+from sqlmodel import Session
+
+from server.db.engine import make_engine
+from server.ingest.listed import one_of
+
+ROWS: list[dict[str, Any]] = [{"device": f"dev-{i:04d}", "boot": i % 7} for i in range(1500)]
+
+
+def picked(url: str) -> tuple[list[tuple[str, int]], str]:
+    meta = MetaData()
+    table = Table("t", meta, Column("device", String(64)), Column("boot", BigInteger))
+    engine = make_engine(url)
+    meta.create_all(engine)
+    try:
+        with Session(engine) as s:
+            s.execute(insert(table), ROWS)
+            devices = [f"dev-{i:04d}" for i in range(0, 1500, 2)] + ["dev-none"]
+            query = select(table.c.device, table.c.boot).where(
+                one_of(s, table.c.device, devices), one_of(s, table.c.boot, [1, 2])
+            )
+            sql = str(query.compile(s.get_bind()))
+            return sorted(tuple(r) for r in s.execute(query)), sql
+    finally:
+        engine.dispose()
+
+
+def expected() -> list[tuple[str, int]]:
+    return sorted(
+        (r["device"], r["boot"]) for i, r in enumerate(ROWS) if i % 2 == 0 and r["boot"] in (1, 2)
+    )
+
+
+def test_sqlite_takes_an_in_list(tmp_path: Path) -> None:
+    rows, sql = picked(f"sqlite:///{tmp_path / 'x.db'}")
+    assert rows == expected()
+    assert " IN " in sql
+
+
+@pytest.mark.postgres
+def test_postgresql_takes_one_array_per_list(postgres_url: str) -> None:
+    rows, sql = picked(postgres_url)
+    assert rows == expected()
+    assert sql.count("ANY (") == 2 and " IN " not in sql
