@@ -231,21 +231,17 @@ class App:
 
     def on_message(self, topic, payload):
         if payload[:7] == b'{"ack":':
-            self.confirm(payload)
+            # The gateway's ack (docs/protocol.md, Acks): trim what it holds; bad bytes counted.
+            ranges = parse_ack(payload, self.outbox.next_seq - 1)
+            if ranges is None:
+                self.count("ack_bad")
+            elif self.outbox.confirm(ranges):
+                for kind in KINDS:
+                    self.board.report("confirmed", kind, self.outbox.queues[kind].acked, "-")
             return
         import fleet  # a signed command on our cmd topic (rare): code loaded for it
 
         fleet.on_message(self.remote, payload)
-
-    def confirm(self, payload):
-        """The gateway's ack (docs/protocol.md): trim what it holds; bad bytes are counted."""
-        ranges = parse_ack(payload, self.outbox.next_seq - 1)
-        if ranges is None:
-            self.count("ack_bad")
-            return
-        if self.outbox.confirm(ranges):
-            for kind in KINDS:
-                self.board.report("confirmed", kind, self.outbox.queues[kind].acked, "-")
 
     def waiting(self, now, restart=False):
         """No confirmation of the oldest unconfirmed event for a while: hand it out again."""

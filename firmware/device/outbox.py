@@ -176,13 +176,6 @@ def add_range(ranges, lo, hi):
         ranges.pop()
 
 
-def _number(p, start, end):
-    """The seq written as digits in p[start:end], else 0 (never a valid seq)."""
-    if not 0 < end - start <= _SEQ_DIGITS or not p[start:end].isdigit():
-        return 0
-    return int(p[start:end])
-
-
 def parse_ack(p, last):
     """[(first, last), ...] of a gateway ack `{"ack":[[f,l],...]}` (bytes), else None.
 
@@ -200,8 +193,12 @@ def parse_ack(p, last):
         close = p.find(b"]", i)
         if p[i] != 91 or comma < 0 or close < comma:  # 91: "["
             return None
-        lo = _number(p, i + 1, comma)
-        hi = _number(p, comma + 1, close)
+        lo = p[i + 1 : comma]
+        hi = p[comma + 1 : close]
+        if not (lo.isdigit() and hi.isdigit() and len(hi) <= _SEQ_DIGITS):
+            return None
+        lo = int(lo)
+        hi = int(hi)
         if not 1 <= lo <= hi <= last:
             return None
         out.append((lo, hi))
@@ -317,11 +314,6 @@ class Queue:
         if self.cached is not None:
             self.cursor = [self.cached[2], self.cached[3]]
             self.cached = None
-
-    def rewind(self):
-        """Read again from the trim point: what is neither confirmed nor in flight goes again."""
-        self.forget()
-        self.cursor = None if self.trim is None else list(self.trim)
 
     def peek(self):
         """(seq, payload, segment, offset) of the next record not yet handed out, or None.
@@ -588,7 +580,8 @@ class Outbox:
         """Hand out again every event neither confirmed nor in flight (after a reconnect or
         a wait for the gateway in vain): the broker may have lost what it PUBACKed."""
         for q in self.queues.values():
-            q.rewind()
+            q.forget()
+            q.cursor = None if q.trim is None else list(q.trim)  # peek skips the confirmed
         self.idle = False
 
     def save(self):
