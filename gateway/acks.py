@@ -35,14 +35,22 @@ Range = tuple[int, int]
 MAX_RANGES = 30
 
 
-def ranges(seqs: Iterable[int], held: Iterable[Range] = ()) -> list[Range]:
+def ranges(seqs: Iterable[int], held: Sequence[Range] = ()) -> list[Range]:
     """Sorted, disjoint (first, last) ranges covering the seqs and the ranges given."""
     out: list[list[int]] = []
-    for lo, hi in sorted([*held, *((s, s) for s in seqs)]):
-        if out and lo <= out[-1][1] + 1:  # overlapping or adjacent: one range
-            out[-1][1] = max(out[-1][1], hi)
+    for seq in sorted(set(seqs)):  # the hot path: a round's seqs, most of them in runs
+        if out and seq == out[-1][1] + 1:
+            out[-1][1] = seq
         else:
-            out.append([lo, hi])
+            out.append([seq, seq])
+    if held:  # an earlier round's ranges that could not be published
+        merged: list[list[int]] = []
+        for lo, hi in sorted([*held, *((lo, hi) for lo, hi in out)]):
+            if merged and lo <= merged[-1][1] + 1:  # overlapping or adjacent: one range
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        out = merged
     return [(lo, hi) for lo, hi in out]
 
 
@@ -91,14 +99,16 @@ class AckMetrics:
 
 class Acks:
     def __init__(
-        self, publish: Publish, registry: CollectorRegistry, *, root: str, linger_s: float = 0.01,
+        self, publish: Publish, registry: CollectorRegistry, *, root: str, linger_s: float = 0.05,
         wait: Callable[[float], object] = time.sleep,
     ) -> None:  # fmt: skip
         self.publish = publish
         self.root = root.rstrip("/")
         self.linger_s = linger_s
         self.wait = wait
-        self.metrics = AckMetrics(registry)
+        metrics = AckMetrics(registry)
+        self.published = metrics.acks.labels("published")
+        self.failed = metrics.acks.labels("failed")
         self.inbox: queue.SimpleQueue[Sequence[Item]] = queue.SimpleQueue()
         self.pending: dict[str, list[int]] = {}  # device -> seqs held, not yet acked
         self.unsent: dict[str, list[Range]] = {}  # device -> ranges whose publish failed
@@ -143,9 +153,9 @@ class Acks:
         for n, payload in enumerate(messages):
             if not self.publish(topic, payload):
                 self.unsent[device] = held[n * MAX_RANGES :]
-                self.metrics.acks.labels("failed").inc()
+                self.failed.inc()
                 return n
-            self.metrics.acks.labels("published").inc()
+            self.published.inc()
         return len(messages)
 
     def run(self, stop: threading.Event) -> None:
