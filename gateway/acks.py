@@ -12,7 +12,6 @@ not fit in one. What cannot be published (the broker is away) waits for the next
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter
 
+from contract.protocol import InvalidEvent, decode_payload
 from gateway.logs import log_event
 from gateway.policy import INTERNAL, THROTTLED, Event, Presence, Rejected, topic_device
 
@@ -33,6 +33,7 @@ Range = tuple[int, int]
 # A device reads at most 1024 bytes per packet (firmware mqtt.RX_BYTES) and its cmd topic
 # takes up to about 80 of them: 30 ranges of two 10-digit seqs (24 bytes each) fit.
 MAX_RANGES = 30
+MAX_SEQ = 9_999_999_999  # a device reads at most 10 digits: a larger seq is never acked
 
 
 def ranges(seqs: Iterable[int], held: Sequence[Range] = ()) -> list[Range]:
@@ -72,17 +73,18 @@ def held_seq(item: Item, root: str) -> tuple[str, int] | None:
     rate allows), nor one dead-lettered by an internal error (a bug of ours, not its fault).
     """
     if isinstance(item, Event):
-        return item.device, int(item.id.rpartition(":")[2])  # the contract's "{device}:{seq}"
+        number = int(item.id.rpartition(":")[2])  # the contract's "{device}:{seq}"
+        return (item.device, number) if number <= MAX_SEQ else None
     if not isinstance(item, Rejected) or item.reason == THROTTLED:
         return None
-    if item.reason.startswith(INTERNAL):
-        return None
     device = topic_device(item.topic, root)
-    try:
-        seq = json.loads(item.payload).get("seq")
-    except (ValueError, AttributeError):  # not JSON (or cut short), or not an object
+    if device is None or item.reason.startswith(INTERNAL):
         return None
-    if device is None or type(seq) is not int or seq < 1:
+    try:
+        seq = decode_payload(item.payload).get("seq")  # bounded: hostile nesting is refused
+    except InvalidEvent:  # not a JSON object (or cut short when it was dead-lettered)
+        return None
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
         return None
     return device, seq
 

@@ -124,6 +124,8 @@ def test_dead_letters_are_acked_but_throttled_and_internal_ones_are_not() -> Non
             reject(topic, b"{not json", "not JSON", 1.0),
             reject(topic, b'{"seq": true}', "seq", 1.0),
             reject(topic, b"[7]", "not an object", 1.0),
+            reject(topic, b'{"seq": ' + b"[" * 5000 + b"]}", "nesting", 1.0),
+            reject(topic, b'{"seq": 10000000000}', "past what a device reads", 1.0),
             reject("elsewhere/x", b'{"seq": 8}', "topic", 1.0),
         ]
     )
