@@ -75,6 +75,7 @@ class Intake:
         wait: Callable[[float], object] | None = None,
         throttle: Throttle | None = None,
         judge: Callable[[str, bytes, float, str], Admitted] = admit,
+        confirm: Callable[[list[Event | Presence | Rejected]], None] = lambda items: None,
     ) -> None:
         self.store = store
         self.ack = ack
@@ -89,6 +90,7 @@ class Intake:
         self.wait = wait or (lambda s: time.sleep(s))
         self.throttle = throttle or Throttle()
         self.judge = judge
+        self.confirm = confirm  # told what each commit now holds (gateway/acks.py)
         self._held: list[Message] = []
         self._next_maintenance = 0.0
 
@@ -191,15 +193,18 @@ class Intake:
         items one by one and dead-letter the ones that fail, so a message cannot
         hold its neighbours (or itself) unacknowledged forever."""
         try:
-            return self.store.put(items)
+            result = self.store.put(items)
         except ITEM_ERRORS:
             return self._put_one_by_one(items)
+        self.confirm(items)
+        return result
 
     def _put_one_by_one(self, items: list[Event | Presence | Rejected]) -> PutResult:
         total = PutResult()
         for item in items:
             try:
                 one = self.store.put([item])
+                self.confirm([item])
             except ITEM_ERRORS as err:
                 if isinstance(item, Rejected):  # keep only that it happened
                     message = Message(0, 0, "(unstorable)", b"", item.rx_ts)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import httpx
 
 from gateway import fleet
+from gateway.acks import Acks
 from gateway.commands import Relay
 from gateway.config import GatewaySettings, token_in_clear
 from gateway.forwarder import Forwarder
@@ -80,6 +81,11 @@ class Gateway:
         self.metrics = Metrics()
         limits = settings.limits
         self.intake_store = Store(settings.store, limits, synchronous=settings.synchronous)
+        self.acks = Acks(
+            lambda topic, payload: self.receiver.publish(topic, payload),
+            self.metrics.registry,
+            root=settings.topic_root,
+        )
         # The forwarder only deletes what the server already has: a delete lost in a
         # power cut re-sends events the server answers as duplicates, so it skips the fsync.
         self.forward_store = Store(settings.store, limits, synchronous="NORMAL")
@@ -91,6 +97,7 @@ class Gateway:
             committed=self.committed,
             wait=self.stop_event.wait,
             throttle=Throttle(settings.rate_per_device, settings.burst_per_device),
+            confirm=self.acks.committed,
         )
         self.receiver = Receiver(
             settings.broker,
@@ -173,7 +180,9 @@ class Gateway:
             kwargs={"poll_s": s.command_poll_s},
             name="commands",
         )
+        acks = threading.Thread(target=self.acks.run, args=(self.stop_event,), name="acks")
         intake.start()
+        acks.start()
         forward.start()
         relay.start()
         if self.files is not None:
@@ -181,7 +190,7 @@ class Gateway:
         self.receiver.start()
         try:
             while not self.stop_event.wait(1.0):
-                dead = [t.name for t in (intake, forward) if not t.is_alive()]
+                dead = [t.name for t in (intake, acks, forward) if not t.is_alive()]
                 if dead:  # a bug, not a condition we handle: exit and let systemd restart us
                     self.failed = True
                     log_event(log, logging.CRITICAL, "worker thread died; exiting", threads=dead)
@@ -189,6 +198,7 @@ class Gateway:
         finally:
             self.receiver.stop_taking()
             intake.join()
+            acks.join()
             self.receiver.stop()
             forward.join()
             relay.join()

@@ -11,13 +11,14 @@ import os
 import random
 import select
 import sys
+import time
 
 import events
 import mqtt
 import persist
 import prompt as pm
 from micropython import const
-from outbox import FEEDBACK, TELEMETRY, Outbox, OutboxError
+from outbox import FEEDBACK, TELEMETRY, Outbox, OutboxError, parse_ack
 from screens import Screens
 
 KINDS = {FEEDBACK: "feedback", TELEMETRY: "telemetry"}
@@ -25,6 +26,9 @@ KINDS = {FEEDBACK: "feedback", TELEMETRY: "telemetry"}
 # the loop is about to sleep anyway (cheap) once this much has been allocated.
 _GC_EVERY_BYTES = const(4096)
 _GC_IDLE_BYTES = const(1024)
+# Waiting in vain for the gateway's ack hands the backlog out again after
+# outbox.confirm_timeout_s, then after twice as long each time, up to this.
+_RESEND_MAX_MS = const(900000)
 
 
 def next_boot(path):
@@ -46,7 +50,15 @@ class App:
             "boot": next_boot(board.root + "boot.json"),
         }
         ob = cfg["outbox"]
-        self.outbox = Outbox(board.root + "ob", ob["max_kb"] * 1024, ob["segment_kb"] * 1024)
+        gateway = ob["confirm"] == "gateway"
+        self.outbox = Outbox(
+            board.root + "ob", ob["max_kb"] * 1024, ob["segment_kb"] * 1024, gateway
+        )
+        # Real time (ticks), not the prompt's clock: a simulator's scripted clock jumps.
+        self.confirm_ms = ob["confirm_timeout_s"] * 1000 if gateway else 0
+        self.floor = None  # the outbox's floor() when the wait below started
+        self.resend_wait = self.confirm_ms
+        self.resend_at = 0
         self.dropped_at_boot = dict(self.outbox.dropped)
         self.sampling = {"sampled_out": 0, "throttled": 0, "expired": 0}
         self.settings(cfg)
@@ -64,7 +76,7 @@ class App:
             will_msg=events.status(False),
             rand=random.random,
             link=board.link,
-            on_up=self.on_up,
+            on_up=self.connected,
             on_ack=self.on_ack,
             log=board.log,
             reload=self.reload,
@@ -202,6 +214,14 @@ class App:
             None,
         )
 
+    def connected(self):
+        """Each CONNACK: what the gateway has not confirmed goes again (the broker may have
+        died holding it), then the status."""
+        if self.confirm_ms:
+            self.outbox.rewind()
+            self.waiting(time.ticks_ms(), True)
+        self.on_up()
+
     def on_up(self):
         # Retained presence (contract); the last will says offline when we vanish.
         if self.client.state != mqtt.UP:
@@ -210,9 +230,31 @@ class App:
         self.client.publish(self.status_topic, status, True)
 
     def on_message(self, topic, payload):
+        if payload[:7] == b'{"ack":':
+            # The gateway's ack (docs/protocol.md, Acks): trim what it holds; bad bytes counted.
+            ranges = parse_ack(payload, self.outbox.next_seq - 1)
+            if ranges is None:
+                self.count("ack_bad")
+            elif self.outbox.confirm(ranges):
+                for kind in KINDS:
+                    self.board.report("confirmed", kind, self.outbox.queues[kind].acked, "-")
+            return
         import fleet  # a signed command on our cmd topic (rare): code loaded for it
 
         fleet.on_message(self.remote, payload)
+
+    def waiting(self, now, restart=False):
+        """No confirmation of the oldest unconfirmed event for a while: hand it out again."""
+        floor = self.outbox.floor()
+        if restart or floor != self.floor:  # progress, or a new wait starts
+            self.floor = floor
+            self.resend_wait = self.confirm_ms
+            self.resend_at = time.ticks_add(now, self.confirm_ms)
+        elif floor is not None and time.ticks_diff(now, self.resend_at) >= 0:
+            self.outbox.rewind()
+            self.count("outbox_resend")
+            self.resend_wait = min(self.resend_wait * 2, _RESEND_MAX_MS)
+            self.resend_at = time.ticks_add(now, self.resend_wait)
 
     def on_ack(self, tag, packet):
         if tag is not None:
@@ -274,6 +316,8 @@ class App:
         client = self.client
         client.poll()
         self.heap_low()  # a TLS handshake allocates in the heap during poll()
+        if self.confirm_ms and client.state == mqtt.UP:
+            self.waiting(time.ticks_ms())
         if self.remote.due:
             import fleet
 
@@ -289,7 +333,9 @@ class App:
         if machine.changed or self.shown != self.status():
             self.render()
         board.feed()
-        return not (self.draining and not client.inflight and self.outbox.depth <= 0)
+        # Drained once the broker has everything: what the gateway has not confirmed yet
+        # stays on flash and goes again at the next boot.
+        return not (self.draining and not client.inflight and self.outbox.idle)
 
     def status(self):
         """What the idle screen shows besides the prompt: link, backlog, cool-down."""

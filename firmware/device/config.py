@@ -58,7 +58,10 @@ DEFAULTS = {
     "min_answer_interval_s": 10,
     "telemetry_interval_s": 900,
     "ntp_host": "pool.ntp.org",
-    "outbox": {"max_kb": 1024, "segment_kb": 16},
+    # An event leaves flash once the gateway's ack covers it ("broker": its PUBACK, for a
+    # site without the nps-edge gateway); unconfirmed ones go again after each reconnect
+    # and after confirm_timeout_s without progress (docs/firmware.md, The outbox).
+    "outbox": {"max_kb": 1024, "segment_kb": 16, "confirm": "gateway", "confirm_timeout_s": 30},
     "trigger": {"uart_prefix": "T", "gpio_kind": "cycle_complete"},
     # The NPS programme (docs/firmware.md, "Sampling, surveys, roles, voice"): over the air too.
     "sampling": {"*": {"every": 1, "person_window_s": 0, "max_age_s": 172800}},
@@ -91,6 +94,7 @@ _INTS = {
     "telemetry_interval_s": (0, 604800),
     "outbox.max_kb": (8, 1048576),
     "outbox.segment_kb": (1, 1024),
+    "outbox.confirm_timeout_s": (1, 86400),
     "update.confirm_s": (10, 86400),
     "update.max_failed_boots": (1, 10),
 }
@@ -191,6 +195,8 @@ def check(cfg, default_device_id):
         v = _get(cfg, name)
         if v is not None and (len(v) != 44 or v[-1] != "="):
             raise ConfigError("%s: not a public key" % name)  # base64 of 32 bytes
+    if cfg["outbox"]["confirm"] not in ("gateway", "broker"):
+        raise ConfigError("outbox.confirm must be gateway or broker")
     if cfg["outbox"]["segment_kb"] * 4 > cfg["outbox"]["max_kb"]:
         raise ConfigError("outbox.segment_kb must be at most a quarter of outbox.max_kb")
     return cfg

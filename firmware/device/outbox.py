@@ -4,12 +4,16 @@ Layout under root (docs/firmware.md): one folder per queue, `f` (FEEDBACK,
 feedback) and `t` (TELEMETRY), of append-only segment files named by the first seq
 they hold. A record is one line `<seq> <crc32 hex> <json>\\n`; a line torn by
 a power cut fails its CRC and is skipped, and appending resumes in a new
-segment. `ack.json` keeps, per queue, the highest seq the broker confirmed
-with everything before it; it is rewritten only before a wholly confirmed
-segment is deleted and at a clean shutdown, so after a power cut the device
-may re-send up to a segment of confirmed events: harmless, they keep their id.
-When the outbox is full the oldest telemetry segment goes first, feedback
-only when no telemetry is left, and the loss is counted.
+segment. An event stays until it is confirmed: by the gateway's ack on the
+device's cmd topic (`{"ack":[[first,last],...]}`, docs/protocol.md), or, with
+`gateway=False`, by the broker's PUBACK. A PUBACK only ends the event's flight;
+`rewind()` hands out again what was PUBACKed and never confirmed (the broker may
+die holding it). `ack.json` keeps, per queue, the highest seq confirmed with
+everything before it; it is rewritten only before a wholly confirmed segment is
+deleted and at a clean shutdown, so after a power cut the device may re-send up
+to a segment of confirmed events: harmless, they keep their id. When the outbox
+is full the oldest telemetry segment goes first, feedback only when no
+telemetry is left, and the loss is counted.
 """
 
 import binascii
@@ -39,6 +43,10 @@ _BUFFERS = (bytearray(RECORD_BYTES), bytearray(RECORD_BYTES), bytearray(RECORD_B
 _FIRST = const(0)
 _LAST = const(1)
 _SIZE = const(2)
+# Confirmed ranges kept beyond a gap (docs/firmware.md, The outbox): forgetting one costs
+# only duplicates, so the list is bounded and the highest range goes first.
+_RANGES = const(8)
+_SEQ_DIGITS = const(10)  # a seq on the wire has at most this many digits
 
 
 def decode(line, start=0, end=None):
@@ -144,10 +152,68 @@ class OutboxError(OSError):
     """The event could not be written to flash."""
 
 
+def covered(ranges, seq):
+    """Is seq inside one of the sorted (first, last) ranges?"""
+    for r in ranges:
+        if r[0] <= seq <= r[1]:
+            return True
+    return False
+
+
+def add_range(ranges, lo, hi):
+    """Merge (lo, hi) into the sorted, disjoint ranges; at most _RANGES, the highest dropped."""
+    i = 0
+    n = len(ranges)
+    while i < n and ranges[i][1] + 1 < lo:
+        i += 1
+    j = i
+    while j < n and ranges[j][0] <= hi + 1:
+        lo = min(lo, ranges[j][0])
+        hi = max(hi, ranges[j][1])
+        j += 1
+    ranges[i:j] = [(lo, hi)]
+    if len(ranges) > _RANGES:
+        ranges.pop()
+
+
+def parse_ack(p, last):
+    """[(first, last), ...] of a gateway ack `{"ack":[[f,l],...]}` (bytes), else None.
+
+    Hand-parsed (no json: no nesting to recurse into, nothing allocated per byte).
+    Refused whole: anything else, a range backwards or below 1, or one reaching
+    past `last` (the newest seq this device wrote): no confirmation from it is used.
+    """
+    end = len(p) - 2
+    if p[:8] != b'{"ack":[' or p[end:] != b"]}":
+        return None
+    out = []
+    i = 8
+    while i < end:
+        comma = p.find(b",", i)
+        close = p.find(b"]", i)
+        if p[i] != 91 or comma < 0 or close < comma:  # 91: "["
+            return None
+        lo = p[i + 1 : comma]
+        hi = p[comma + 1 : close]
+        if not (lo.isdigit() and hi.isdigit() and len(hi) <= _SEQ_DIGITS):
+            return None
+        lo = int(lo)
+        hi = int(hi)
+        if not 1 <= lo <= hi <= last:
+            return None
+        out.append((lo, hi))
+        i = close + 1
+        if i < end:
+            if p[i] != 44 or i + 1 == end:  # 44: ",", and none trailing
+                return None
+            i += 1
+    return out
+
+
 class Queue:
     """Append-only segments of one kind of event, read back in order."""
 
-    def __init__(self, path, acked, buf):
+    def __init__(self, path, acked, buf, confirmed):
         self.path = path
         self.acked = acked  # every record of this queue up to this seq is confirmed
         self.segs = []  # [_FIRST, _LAST, _SIZE] lists, oldest first
@@ -156,10 +222,12 @@ class Queue:
         self.reader = None
         self.buf = buf  # the reader's, for the whole run
         self.cursor = None  # [first seq of segment, byte offset] of the next record to read
+        self.trim = None  # [first seq of segment, byte offset] of the first record past acked
+        self.next = None  # that record's seq; None: there is none; 0: not known yet
         self.corrupt = 0  # records that failed their CRC, at boot or when read
         self.cached = None  # (seq, payload memoryview, segment, offset) of the next record
-        self.sent = []  # seqs handed to the publisher and not yet confirmed, in order
-        self.early = []  # confirmed out of order
+        self.sent = []  # seqs handed to the publisher and not yet PUBACKed (the window)
+        self.confirmed = confirmed  # the outbox's confirmed ranges beyond a gap
         persist.ensure_dir(path)
 
     def file(self, first):
@@ -180,12 +248,13 @@ class Queue:
             f.close()
 
     def scan(self):
-        """At boot: segments, their last seq, a torn tail; returns the unconfirmed count."""
+        """At boot: segments, their last seq, a torn tail, where to trim; the unconfirmed count."""
         unconfirmed = 0
         names = sorted(int(n) for n in persist.listdir(self.path) if n.isdigit())
         for first in names:
             seg = [first, first, 0]
             for seq, n in self.records(first):
+                at = seg[_SIZE]
                 seg[_SIZE] += n
                 self.torn = seq is None
                 if seq is None:
@@ -194,9 +263,14 @@ class Queue:
                 seg[_LAST] = seq
                 if seq > self.acked:
                     unconfirmed += 1
+                    if self.trim is None:
+                        self.trim = [first, at]
+                        self.next = seq
             self.segs.append(seg)
-        if self.segs:
-            self.cursor = [self.segs[0][_FIRST], 0]
+        if self.trim is None and self.segs:
+            self.trim = [self.segs[-1][_FIRST], self.segs[-1][_SIZE]]  # all confirmed
+        if self.trim is not None:
+            self.cursor = list(self.trim)
         return unconfirmed
 
     def append(self, seq, rec, start, segment_bytes):
@@ -209,6 +283,7 @@ class Queue:
             self.torn = False
             if self.cursor is None:
                 self.cursor = [seq, 0]
+                self.trim = [seq, 0]
         seg = segs[-1]
         if self.writer is None:
             self.writer = open(self.file(seg[_FIRST]), "ab")
@@ -222,6 +297,8 @@ class Queue:
             raise
         seg[_LAST] = seq
         seg[_SIZE] += rec.n - start
+        if self.next is None:
+            self.next = seq
 
     def close(self):
         for f in (self.writer, self.reader):
@@ -262,8 +339,10 @@ class Queue:
             rec = decode(r.buf, r.start, r.end)
             if rec is None:
                 self.corrupt += 1
-            elif rec[0] > self.acked and rec[0] not in self.early:
-                self.cached = (rec[0], r.mv[rec[1] : rec[2]], cur[0], at)
+                continue
+            seq = rec[0]
+            if seq > self.acked and seq not in self.sent and not covered(self.confirmed, seq):
+                self.cached = (seq, r.mv[rec[1] : rec[2]], cur[0], at)
         return self.cached
 
     def after(self, first):
@@ -273,36 +352,55 @@ class Queue:
                 return [seg[_FIRST], 0]
         return None
 
-    def ack(self, seq):
-        """Record a confirmation; False when seq was not outstanding here."""
-        sent = self.sent
-        if seq not in sent:
-            return False
-        if seq != sent[0]:
-            self.early.append(seq)
-            return True
-        sent.pop(0)
-        self.acked = seq
-        while sent and sent[0] in self.early:
-            self.acked = sent.pop(0)
-            self.early.remove(self.acked)
-        return True
+    def walk(self, buf):
+        """Move the trim point over confirmed records, reading them into buf; how many."""
+        done = 0
+        while self.trim is not None:
+            first, offset = self.trim
+            newest = self.segs[-1][_FIRST] == first
+            f = Lines(self.file(first), buf, offset)
+            try:
+                while True:
+                    n = f.readline()
+                    if not n or (newest and not f.whole() and not self.torn):
+                        break
+                    rec = decode(f.buf, f.start, f.end)
+                    if rec is not None and rec[0] > self.acked:
+                        if not covered(self.confirmed, rec[0]):
+                            self.trim = [first, offset]
+                            self.next = rec[0]
+                            return done
+                        self.acked = rec[0]
+                        done += 1
+                    offset += n
+            finally:
+                f.close()
+            if newest:
+                self.trim = [first, offset]
+                self.next = None  # every record is confirmed
+                return done
+            self.trim = self.after(first)
+        return done
 
     def drop(self, first, unread):
-        """Delete segment `first`; with unread=True return how many unconfirmed records it lost."""
-        lost = 0
+        """Delete segment `first`; with unread=True return how many records past the trim
+        point it held and how many of those were not confirmed (lost)."""
+        gone = lost = 0
         if unread:
             for seq, _ in self.records(first):
-                if seq is not None and seq > self.acked and seq not in self.early:
-                    lost += 1
+                if seq is not None and seq > self.acked:
+                    gone += 1
+                    lost += not covered(self.confirmed, seq)
         seg = self.segs.pop(0)
         if unread:
             # Nothing of this queue up to the segment's end is left to send or confirm.
             self.acked = max(self.acked, seg[_LAST])
             self.sent = [s for s in self.sent if s > seg[_LAST]]
-            self.early = [s for s in self.early if s > seg[_LAST]]
+            self.next = 0 if self.segs else None
         if not self.segs:
             self.close()
+        if self.trim is not None and self.trim[0] == first:
+            self.trim = self.after(first)
         if self.cursor is not None and self.cursor[0] == first:
             if self.reader is not None:
                 self.reader.close()
@@ -310,15 +408,20 @@ class Queue:
             self.cached = None
             self.cursor = self.after(first)
         os.remove(self.file(first))
-        return lost
+        return gone, lost
 
 
 class Outbox:
-    """Bounded, append-only, crash-safe queue of events waiting for a PUBACK."""
+    """Bounded, append-only, crash-safe queue of events waiting to be confirmed.
 
-    def __init__(self, root, max_bytes, segment_bytes):
+    gateway=True: an event is confirmed by the gateway's ack (confirm()); the
+    broker's PUBACK (ack()) only ends its flight. gateway=False: the PUBACK confirms.
+    """
+
+    def __init__(self, root, max_bytes, segment_bytes, gateway=False):
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
+        self.gateway = gateway
         self.state_path = root + "/ack.json"
         self.record = Record(_BUFFERS[0])  # events are built here, and re-read here to re-send
         persist.ensure_dir(root)
@@ -327,13 +430,15 @@ class Outbox:
             FEEDBACK: state.get("dropped_f", 0),
             TELEMETRY: state.get("dropped_t", 0),
         }
-        self.depth = 0
+        self.depth = 0  # events on flash not confirmed yet
         self.nbytes = 0
         self.dirty = False
+        self.idle = False  # True once nothing was left to hand out (until the next append)
+        self.confirmed = []  # (first, last) seqs confirmed beyond the trim points
         self.queues = {}
         hi = state.get("seq", 0)
         for i, kind in enumerate(_QUEUES):
-            q = Queue(root + "/" + kind, state.get(kind, 0), _BUFFERS[i + 1])
+            q = Queue(root + "/" + kind, state.get(kind, 0), _BUFFERS[i + 1], self.confirmed)
             self.depth += q.scan()
             self.queues[kind] = q
             for seg in q.segs:
@@ -371,6 +476,7 @@ class Outbox:
             raise OutboxError("outbox write failed: %s" % err) from None
         self.nbytes += size
         self.depth += 1
+        self.idle = False
         return seq
 
     def make_room(self):
@@ -379,9 +485,10 @@ class Outbox:
             q = self.queues[kind]
             if q.segs:
                 seg = q.segs[0]
-                lost = q.drop(seg[_FIRST], True)
+                gone, lost = q.drop(seg[_FIRST], True)
                 self.nbytes -= seg[_SIZE]
-                self.depth -= lost
+                q.forget()  # the walk past what was confirmed beyond the gap reads into q.buf
+                self.depth -= gone + q.walk(q.buf)
                 self.dropped[kind] += lost
                 self.save()
                 return
@@ -402,6 +509,7 @@ class Outbox:
         # Records that failed their CRC since boot, in every queue.
         self.corrupt = self.queues[FEEDBACK].corrupt + self.queues[TELEMETRY].corrupt
         if best is None:
+            self.idle = True
             return None
         q = self.queues[best_kind]
         q.cached = None
@@ -426,17 +534,55 @@ class Outbox:
         return None if rec is None else f.mv[rec[1] : rec[2]]
 
     def ack(self, kind, seq):
-        """The broker confirmed seq: forget it; delete segments wholly confirmed."""
+        """The broker's PUBACK for seq: no longer in flight; confirmed unless by the gateway."""
         q = self.queues[kind]
-        if not q.ack(seq):
-            return
-        self.depth -= 1
-        self.dirty = True
-        while len(q.segs) > 1 and q.segs[0][_LAST] <= q.acked:
-            self.save()  # the pointer first: a crash must not resurrect deleted records
-            seg = q.segs[0]
-            q.drop(seg[_FIRST], False)
-            self.nbytes -= seg[_SIZE]
+        if seq in q.sent:
+            q.sent.remove(seq)
+            if not self.gateway:
+                self.confirm(((seq, seq),))
+
+    def confirm(self, ranges):
+        """These (first, last) seqs are held by the next hop: trim what they complete.
+
+        Returns how many events were confirmed; segments wholly confirmed are deleted.
+        """
+        confirmed = self.confirmed
+        for r in ranges:
+            add_range(confirmed, r[0], r[1])
+        done = 0
+        low = self.next_seq  # no queue needs a range below this any more
+        for q in self.queues.values():
+            if q.next == 0 or (q.next is not None and covered(confirmed, q.next)):
+                done += q.walk(self.record.buf)
+            if q.next is not None:
+                low = min(low, q.next or q.acked + 1)
+            while len(q.segs) > 1 and q.segs[0][_LAST] <= q.acked:
+                self.save()  # the pointer first: a crash must not resurrect deleted records
+                seg = q.segs[0]
+                q.drop(seg[_FIRST], False)
+                self.nbytes -= seg[_SIZE]
+        while confirmed and confirmed[0][1] < low:
+            confirmed.pop(0)
+        if done:
+            self.depth -= done
+            self.dirty = True
+        return done
+
+    def floor(self):
+        """The lowest trim point of the queues holding unconfirmed events, None when none do."""
+        low = None
+        for q in self.queues.values():
+            if q.next is not None and (low is None or q.acked < low):
+                low = q.acked
+        return low
+
+    def rewind(self):
+        """Hand out again every event neither confirmed nor in flight (after a reconnect or
+        a wait for the gateway in vain): the broker may have lost what it PUBACKed."""
+        for q in self.queues.values():
+            q.forget()
+            q.cursor = None if q.trim is None else list(q.trim)  # peek skips the confirmed
+        self.idle = False
 
     def save(self):
         persist.write_json(

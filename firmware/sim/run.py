@@ -2,8 +2,9 @@
 
 Each simulated device gets a flash folder (config.json, outbox, counters)
 and a script of input lines on stdin (docs/firmware.md). The summary counts
-only what the devices reported as acknowledged by the broker (their
-`acked` lines), never what the script intended.
+only what the devices saved in this run and reported as acknowledged by the
+broker (their `saved` and `acked` lines), never what the script intended, nor
+an earlier run's events a device sends again because no gateway confirmed them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Tally:
 
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     saved: int = 0
+    made: set[int] = field(default_factory=set)  # seqs saved by this run (not an earlier one's)
     log: list[str] = field(default_factory=list)
     last_line: float = field(default_factory=time.monotonic)
 
@@ -56,6 +58,7 @@ class Tally:
                 self.log.append(f"unreadable acked line: {line[:200]}")
         elif line.startswith("saved "):
             self.saved += 1
+            self.made.add(int(line.split()[2]))
 
 
 def summarize(tallies: list[Tally]) -> dict[str, Any]:
@@ -63,6 +66,8 @@ def summarize(tallies: list[Tally]) -> dict[str, Any]:
     events = answered = shown = 0
     for tally in tallies:
         for event in tally.events.values():
+            if event.get("seq") not in tally.made:
+                continue  # an earlier run's, sent again: the gateway never confirmed it
             events += 1
             if event.get("type") != "feedback":
                 continue

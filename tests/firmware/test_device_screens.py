@@ -64,6 +64,7 @@ def test_screens_prompt_picking_reason_thanks(devices, config, mqtt_broker, tmp_
             {"code": "broken", "label": "Not working"},
         ],
         sim={"start_ms": T0},
+        outbox={"confirm": "broker"},  # no gateway here: the pictures show no backlog
     )
     dev = devices.start(devices.folder("d", cfg))
     dev.wait_for("acked t 1")  # online, the boot telemetry delivered: the idle screen is settled

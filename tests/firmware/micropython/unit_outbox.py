@@ -5,26 +5,7 @@ import json
 import os
 
 from outbox import Outbox, decode
-
-ROOT = "ob-test"
-
-
-def wipe(path=ROOT):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        full = path + "/" + name
-        if os.stat(full)[0] & 0x4000:
-            wipe(full)
-        else:
-            os.remove(full)
-    os.rmdir(path)
-
-
-def payload(seq, kind="f", pad=0):
-    return json.dumps({"seq": seq, "kind": kind, "pad": "x" * pad})
+from outbox_kit import ROOT, payload, wipe
 
 
 def fresh(max_bytes=64 * 1024, segment=1024):
