@@ -60,11 +60,19 @@ class Child:
         terminate(self.proc, 0)
 
 
-def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+def spawn(
+    name: str,
+    args: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> Child:
+    """`nps-edge ARGS` as a child logging to log; `prefix` runs it through another
+    command that execs it (`ip netns exec NS`: the chaos suite's network namespaces)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out: IO[bytes] = log.open("ab")
     proc = subprocess.Popen(
-        nps_edge_command() + args,
+        [*prefix, *nps_edge_command(), *args],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -144,9 +152,14 @@ def answers(url: str) -> bool:
         return False
 
 
-def start_server(db: str, log: Path, port: int | None = None, host: str = "127.0.0.1") -> Child:
+def start_server(
+    db: str, log: Path, port: int | None = None, host: str = "127.0.0.1", workers: int | None = None
+) -> Child:
     port = port or free_port(host)
-    child = spawn("server", ["server", "--db", db, "--host", host, "--port", str(port)], log)
+    args = ["server", "--db", db, "--host", host, "--port", str(port)]
+    if workers is not None:
+        args += ["--workers", str(workers)]
+    child = spawn("server", args, log)
     child.url = f"http://{host}:{port}"
     wait_child(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz")
     return child
@@ -161,6 +174,8 @@ def start_gateway(
     extra: tuple[str, ...] = (),
     *,
     name: str = "gateway",
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Child:
     """Start the gateway and return once it has subscribed on the broker (bounded).
 
@@ -171,7 +186,7 @@ def start_gateway(
     args = ["gateway", "--server", server_url, "--broker", broker]
     args += ["--store", str(store), *extra]
     before = subscriptions(log)
-    child = spawn(name, args, log, env={TOKEN_ENV: token})
+    child = spawn(name, args, log, env={**(env or {}), TOKEN_ENV: token}, prefix=prefix)
     wait_child(child, lambda: subscriptions(log) > before, "its subscription on the broker")
     return child
 
