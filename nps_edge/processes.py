@@ -153,7 +153,12 @@ def answers(url: str) -> bool:
 
 
 def start_server(
-    db: str, log: Path, port: int | None = None, host: str = "127.0.0.1", workers: int | None = None
+    db: str,
+    log: Path,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    workers: int | None = None,
+    timeout: float = 60.0,
 ) -> Child:
     port = port or free_port(host)
     args = ["server", "--db", db, "--host", host, "--port", str(port)]
@@ -161,7 +166,7 @@ def start_server(
         args += ["--workers", str(workers)]
     child = spawn("server", args, log)
     child.url = f"http://{host}:{port}"
-    wait_child(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz")
+    wait_child(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz", timeout)
     return child
 
 
