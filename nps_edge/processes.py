@@ -144,6 +144,15 @@ def wait_child(child: Child, ready: Callable[[], bool], what: str, timeout: floa
         raise
 
 
+def started(child: Child, ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """wait_child, and a child that did not get ready is stopped, not left running."""
+    try:
+        wait_child(child, ready, what, timeout)
+    except ProcessError:
+        child.stop()
+        raise
+
+
 def answers(url: str) -> bool:
     """True when url answers 200."""
     try:
@@ -166,7 +175,7 @@ def start_server(
         args += ["--workers", str(workers)]
     child = spawn("server", args, log)
     child.url = f"http://{host}:{port}"
-    wait_child(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz", timeout)
+    started(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz", timeout)
     return child
 
 
@@ -192,7 +201,7 @@ def start_gateway(
     args += ["--store", str(store), *extra]
     before = subscriptions(log)
     child = spawn(name, args, log, env={**(env or {}), TOKEN_ENV: token}, prefix=prefix)
-    wait_child(child, lambda: subscriptions(log) > before, "its subscription on the broker")
+    started(child, lambda: subscriptions(log) > before, "its subscription on the broker")
     return child
 
 
