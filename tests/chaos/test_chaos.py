@@ -130,7 +130,12 @@ def test_every_confirmed_answer_is_stored_once_through_the_faults(
 
 def summary(rig: Rig, judged: Verdict, verdict: Verdict, faults_end: float) -> str:
     s = rig.settings
-    net = "namespaces + veth pairs" if rig.net else "none (network faults skipped)"
+    if rig.net is not None:
+        net = "namespaces + veth pairs"
+    elif sc.NETWORK_KINDS & set(s.kinds):
+        net = "none: skipped, the warning says what is missing"
+    else:
+        net = "not selected"
     lines = [
         f"chaos seed={s.seed}: replay with {s.replay()}",
         f"  {s.devices} devices on {sc.SITES} sites, faults for {faults_end:.0f}s"
