@@ -1,4 +1,4 @@
-"""The whole system as real processes, and the faults done to it.
+"""The whole system as real processes (the faults done to it: tests/chaos/faults.py).
 
 The server on PostgreSQL with two workers; per site a Mosquitto from
 `nps-edge broker config` (device logins and ACL), its gateway (`nps-edge gateway --config`)
@@ -9,13 +9,11 @@ in namespaces whose links can be cut; without it everything is on 127.0.0.1.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,7 @@ import httpx
 from firmware.sim.plans import device_id
 from gateway.store import Stats, Store
 from nps_edge.broker import free_port
-from nps_edge.processes import Child, answers, create_token, start_gateway, start_server, wait_until
+from nps_edge.processes import Child, create_token, start_gateway, start_server
 from nps_edge.site_broker import start_site_broker
 from server.db.engine import make_engine, upgrade
 from tests.broker.site import Site
@@ -207,51 +205,6 @@ class Rig:
             prefix=self.net.prefix(f"gw{rig.index}") if self.net else (),
         )
 
-    # -- faults ---------------------------------------------------------------
-
-    def inject(self, fault: sc.Fault) -> None:
-        """Do one fault and undo it (restart, restore) before returning."""
-        start = self.now()
-        action: Callable[[sc.Fault], str] = getattr(self, f"_{fault.kind}")
-        what = action(fault)
-        self.injected[fault.kind] += 1
-        self.timeline.append((start, self.now(), f"{fault.kind}: {what}"))
-
-    def _hold(self, fault: sc.Fault) -> None:
-        time.sleep(fault.hold_s)  # the fault's length is the schedule's, not a wait for state
-
-    def _device_kill(self, fault: sc.Fault) -> str:
-        device = self.devices[fault.target]
-        device.kill()
-        self._hold(fault)
-        device.start()
-        return device.device
-
-    def _gateway_kill(self, fault: sc.Fault) -> str:
-        rig = self.sites[fault.target]
-        assert rig.gateway is not None
-        rig.gateway.kill()
-        self._hold(fault)
-        self.start_gateway(rig)
-        return rig.name
-
-    def _broker(self, fault: sc.Fault, stop: Callable[[], None]) -> str:
-        rig = self.sites[fault.target]
-        stop()
-        self._hold(fault)
-        self.start_broker(rig)
-        return rig.name
-
-    def _broker_kill(self, fault: sc.Fault) -> str:
-        broker = self.sites[fault.target].site.broker
-        assert broker is not None
-        return self._broker(fault, broker.kill)
-
-    def _broker_restart(self, fault: sc.Fault) -> str:
-        broker = self.sites[fault.target].site.broker
-        assert broker is not None
-        return self._broker(fault, broker.stop)
-
     def workers(self) -> list[int]:
         """The server's uvicorn worker processes (spawned children of its supervisor)."""
         assert self.server is not None
@@ -270,106 +223,6 @@ class Rig:
                 found.append(int(child))
         return found
 
-    def _healthy(self) -> bool:
-        return answers(f"{self.server_url}/healthz")
-
-    def _worker_kill(self, fault: sc.Fault) -> str:
-        before = wait_until(lambda: len(w := self.workers()) == WORKERS and w, 60, "2 workers")
-        victim = before[fault.target % len(before)]
-        os.kill(victim, signal.SIGKILL)
-        wait_until(
-            lambda: len(w := self.workers()) == WORKERS and victim not in w and self._healthy(),
-            120,
-            "uvicorn to replace the killed worker",
-        )
-        return f"pid {victim}"
-
-    def _server_kill(self, fault: sc.Fault) -> str:
-        assert self.server is not None
-        for pid in [*self.workers(), self.server.proc.pid]:  # the host lost power
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.server.proc.wait()
-        self._hold(fault)
-        self.start_server()
-        return "server and workers"
-
-    def _server_stop(self, fault: sc.Fault) -> str:
-        assert self.server is not None
-        self.server.stop()
-        self._hold(fault)
-        self.start_server()
-        return f"down {fault.hold_s:.0f}s"
-
-    def _cut(self, link: str, fault: sc.Fault) -> str:
-        assert self.net is not None
-        self.net.links[link].cut()
-        try:
-            self._hold(fault)
-        finally:
-            self.net.links[link].restore()
-        return link
-
-    def _cut_uplink(self, fault: sc.Fault) -> str:
-        return self._cut(f"srv{fault.target}", fault)
-
-    def _cut_devices(self, fault: sc.Fault) -> str:
-        return self._cut(f"dev{fault.target}", fault)
-
-    def _store_fill(self, fault: sc.Fault) -> str:
-        """Cut the gateway from the server (or stop the server without namespaces) and
-        publish telemetry as filler devices until the store drops for room."""
-        rig = self.sites[fault.target]
-        link = self.net.links[f"srv{rig.index}"] if self.net else None
-        if link is not None:
-            link.cut()
-        else:
-            assert self.server is not None
-            self.server.stop()
-        try:
-            before = rig.stats().dropped().get("full_telemetry", 0)
-            sent = self._fill(rig, lambda: rig.stats().dropped().get("full_telemetry", 0) > before)
-        finally:
-            if link is not None:
-                link.restore()
-            else:
-                self.start_server()
-        return f"{rig.name}: {sent} telemetry events"
-
-    def _fill(self, rig: SiteRig, full: Callable[[], bool]) -> int:
-        """Telemetry from fresh filler devices, 100 at a time, until `full()` (bounded: each
-        filler stays under the gateway's burst, together they send the limit and 500 more)."""
-        used = sum(1 for f in rig.fillers if f in self.filler_acked)
-        count = math.ceil((self.settings.store_limit + 500) / FILL_PER_FILLER)
-        sent = 0
-        for filler in rig.fillers[used : used + count]:
-            client = rig.site.device(filler).connected()
-            acked = 0
-            try:
-                while acked < FILL_PER_FILLER and not full():
-                    infos = [
-                        client.client.publish(
-                            f"nps/v1/{filler}/telemetry",
-                            filler_event(filler, rig.name, acked + k + 1),
-                            qos=1,
-                        )
-                        for k in range(100)
-                    ]
-                    for info in infos:
-                        info.wait_for_publish(30)
-                    acked += len(infos)
-            finally:
-                self.filler_acked[filler] = acked
-                client.close()
-            sent += acked
-            if full():
-                return sent
-        if wait_full(full):
-            return sent
-        raise AssertionError(f"{rig.name}'s store never dropped telemetry after {sent} events")
-
     # -- the end --------------------------------------------------------------
 
     def close(self) -> None:
@@ -387,23 +240,3 @@ class Rig:
                 except ProcessLookupError:
                     pass
             self.server.stop()
-
-
-def wait_full(full: Callable[[], bool], timeout: float = 20.0) -> bool:
-    """Poll (bounded) until the gateway counted a drop for room; False when it did not."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if full():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def filler_event(device: str, site: str, seq: int) -> bytes:
-    """A contract telemetry event of a filler device (only there to fill a store)."""
-    event = {
-        "v": 1, "id": f"{device}:{seq}", "device": device, "site": site, "seq": seq,
-        "boot": 0, "up_ms": seq, "ts": time.time(), "fw": "chaos-filler",
-        "type": "telemetry", "battery_mv": 3900, "rssi": -60, "errors": {},
-    }  # fmt: skip
-    return json.dumps(event).encode()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from nps_edge.processes import ProcessError, gateway_status, wait_until
+from tests.chaos import faults
 from tests.chaos import schedule as sc
 from tests.chaos.fleet import Feeder
 from tests.chaos.rig import Rig
@@ -54,7 +55,7 @@ def run_faults(rig: Rig) -> None:
         ahead = start + fault.at_s - rig.now()
         if ahead > 0:
             time.sleep(ahead)  # the schedule's own clock, not a wait for a condition
-        rig.inject(fault)
+        faults.inject(rig, fault)
 
 
 def settle(rig: Rig, confirmed: Callable[[], set[str]], timeout: float) -> None:
