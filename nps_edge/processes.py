@@ -60,11 +60,19 @@ class Child:
         terminate(self.proc, 0)
 
 
-def spawn(name: str, args: list[str], log: Path, env: dict[str, str] | None = None) -> Child:
+def spawn(
+    name: str,
+    args: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
+) -> Child:
+    """`nps-edge ARGS` as a child logging to log; `prefix` runs it through another
+    command that execs it (`ip netns exec NS`: the chaos suite's network namespaces)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out: IO[bytes] = log.open("ab")
     proc = subprocess.Popen(
-        nps_edge_command() + args,
+        [*prefix, *nps_edge_command(), *args],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -136,6 +144,15 @@ def wait_child(child: Child, ready: Callable[[], bool], what: str, timeout: floa
         raise
 
 
+def started(child: Child, ready: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """wait_child, and a child that did not get ready is stopped, not left running."""
+    try:
+        wait_child(child, ready, what, timeout)
+    except ProcessError:
+        child.stop()
+        raise
+
+
 def answers(url: str) -> bool:
     """True when url answers 200."""
     try:
@@ -144,11 +161,21 @@ def answers(url: str) -> bool:
         return False
 
 
-def start_server(db: str, log: Path, port: int | None = None, host: str = "127.0.0.1") -> Child:
+def start_server(
+    db: str,
+    log: Path,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    workers: int | None = None,
+    timeout: float = 60.0,
+) -> Child:
     port = port or free_port(host)
-    child = spawn("server", ["server", "--db", db, "--host", host, "--port", str(port)], log)
+    args = ["server", "--db", db, "--host", host, "--port", str(port)]
+    if workers is not None:
+        args += ["--workers", str(workers)]
+    child = spawn("server", args, log)
     child.url = f"http://{host}:{port}"
-    wait_child(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz")
+    started(child, lambda: answers(f"{child.url}/healthz"), f"{child.url}/healthz", timeout)
     return child
 
 
@@ -161,6 +188,8 @@ def start_gateway(
     extra: tuple[str, ...] = (),
     *,
     name: str = "gateway",
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Child:
     """Start the gateway and return once it has subscribed on the broker (bounded).
 
@@ -171,8 +200,8 @@ def start_gateway(
     args = ["gateway", "--server", server_url, "--broker", broker]
     args += ["--store", str(store), *extra]
     before = subscriptions(log)
-    child = spawn(name, args, log, env={TOKEN_ENV: token})
-    wait_child(child, lambda: subscriptions(log) > before, "its subscription on the broker")
+    child = spawn(name, args, log, env={**(env or {}), TOKEN_ENV: token}, prefix=prefix)
+    started(child, lambda: subscriptions(log) > before, "its subscription on the broker")
     return child
 
 

@@ -80,6 +80,11 @@ def server(
             # Forwarded headers are believed only from settings.trusted_proxies
             # (server/api/origin.py); uvicorn would believe 127.0.0.1 by default.
             proxy_headers=False,
+            # uvicorn kills a worker that does not answer its health ping within 5 s and
+            # starts another; on a busy 2-core box a fresh worker needs longer than that to
+            # import the app, so workers were killed and respawned in a loop (chaos suite,
+            # docs/chaos.md: 30-40 s per server restart). A hung worker still goes, later.
+            timeout_worker_healthcheck=60,
         )
 
 
