@@ -45,13 +45,13 @@ def on_ack(tag, packet):
 client = mqtt.Client(
     settings,
     "bench-dev",
-    "bench/status",
-    '{"online": false}',
-    lambda: 0.5,
-    lambda: True,
-    lambda: None,
-    on_ack,
-    lambda m: None,
+    will_topic="bench/status",
+    will_msg='{"online": false}',
+    rand=lambda: 0.5,
+    link=lambda: True,
+    on_up=lambda: None,
+    on_ack=on_ack,
+    log=lambda m: None,
 )
 gc.collect()
 free_client = gc.mem_free()
