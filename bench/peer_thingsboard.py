@@ -31,7 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from nps_edge.broker import Broker, start_mosquitto
+from nps_edge.broker import DEPLOY_CONFIG, Broker, start_mosquitto
 
 VERSION = "3.8.5"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nps-edge" / "peers"
@@ -46,6 +46,12 @@ SESSION_LIMITS = {
     "maxPayloadSize": 65536,
 }
 DEVICE_NAME = r"(?<=nps/v1/)(.*?)(?=/)"
+# The peer packs telemetry up to its `maxPayloadSizeBytes` (8,196 here, the session's limit
+# 65,536): past the device broker's 8,192-byte `message_size_limit` Mosquitto answers an MQTT 5
+# PUBACK with 0x95 "Packet too large", which the peer's paho (tb-paho-mqtt-client 2.1.2) cannot
+# name for a PUBACK: its network thread dies and reconnects every 5 s, delivering nothing.
+# ThingsBoard takes 65,536 bytes, so the platform broker takes any size.
+PLATFORM_MESSAGE_SIZE_LIMIT = "message_size_limit 0"
 
 
 def install(say: Callable[[str], None] = print) -> Path:
@@ -178,7 +184,9 @@ def run(
     events missing and duplicated at its output."""
     exe = install()
     total = sum(len(v) for v in stream.values())
-    platform_broker = start_mosquitto(workdir / "platform-broker")
+    platform_broker = start_mosquitto(
+        workdir / "platform-broker", template=platform_config(workdir / "platform.conf")
+    )
     platform = Platform(platform_broker)
     config = workdir / "config"
     write_config(config, device_broker, platform_broker, workdir / "data")
@@ -217,6 +225,17 @@ def run(
         "missing": total - delivered,
         "duplicates": platform.points - delivered,
     }
+
+
+def platform_config(path: Path) -> Path:
+    """The shipped Mosquitto config with no message size limit (see PLATFORM_MESSAGE_SIZE_LIMIT)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        PLATFORM_MESSAGE_SIZE_LIMIT if line.startswith("message_size_limit ") else line
+        for line in DEPLOY_CONFIG.read_text().splitlines()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _wait_ready(log: Path, run_dir: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
