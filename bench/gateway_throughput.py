@@ -11,9 +11,12 @@ so they limit neither figure. In the same run, on the same broker:
 2. `nps-edge gateway` (a real process, SQLite synchronous=FULL) forwards it to a
    minimal accepting endpoint (bench/gateway_sink.py), so the figure is the
    gateway's own; then the same with synchronous=NORMAL (the cost of FULL);
+   then draining a backlog into that endpoint, taken while it was down (the
+   gateway's own drain rate, which no server bounds);
 3. when `nps-edge server` is available, the gateway forwards to the real server
    on SQLite (end to end, everything on this machine), live and then draining
-   a backlog held while the server was down;
+   a backlog held while the server was down (a drain clock starts at the first
+   batch taken, so neither the retry back-off nor a start-up counts);
 4. the peer, ThingsBoard IoT Gateway from PyPI (bench/peer_thingsboard.py), live on
    the same stream through its SQLite storage: the ratios to it are of this run,
    not of figures from another machine (`--no-peer` skips it).
@@ -223,8 +226,31 @@ def through_gateway(
     }
 
 
+class SinkProcess:
+    """bench/gateway_sink.py as a drain target: down until `start()`, like ServerProcess."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def token_for(self, site: str) -> str:
+        return "bench"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.gateway_sink", "--port", str(self.port)]
+        )
+        wait_for_port("127.0.0.1", self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
 def drain_backlog(
-    broker: Broker, stream: dict, workdir: Path, server: ServerProcess
+    broker: Broker, stream: dict, workdir: Path, server: ServerProcess | SinkProcess
 ) -> dict[str, float]:
     """The gateway takes the whole stream while the server is down, then the server starts:
     events/s and gateway CPU per event from the first batch taken until the store is empty."""
@@ -341,8 +367,8 @@ def store_delivered(store_path: Path) -> Any:
     return delivered
 
 
-PHASES = ("gateway_sink_FULL", "gateway_sink_NORMAL", "gateway_server_FULL",
-          "gateway_server_backlog")  # fmt: skip
+PHASES = ("gateway_sink_FULL", "gateway_sink_NORMAL", "gateway_sink_backlog",
+          "gateway_server_FULL", "gateway_server_backlog")  # fmt: skip
 PEER = "thingsboard_live"
 
 
@@ -361,8 +387,9 @@ def one_rep(
     here = work / f"rep{rep}"
     if peer:
         out[PEER] = peer_thingsboard.run(
-            broker, renamed(stream, f"t{rep}"), here / "peer", publish, proc_cpu_s, peak_rss_mb
-        )
+            broker, renamed(stream, f"t{rep}"), here / "peer", publish, proc_cpu_s, peak_rss_mb,
+            forget_session,
+        )  # fmt: skip
     for sync in ("FULL", "NORMAL"):
         count = sink_delivered(sink_url)
         before = count()[0]
@@ -370,6 +397,13 @@ def one_rep(
             broker, renamed(stream, f"{sync[0].lower()}{rep}"), here / f"gw-{sync}",
             sink_url, "bench", sync, lambda c=count, b=before: (c()[0] - b, c()[1]),
         )  # fmt: skip
+    sink = SinkProcess()
+    try:
+        out["gateway_sink_backlog"] = drain_backlog(
+            broker, renamed(stream, f"b{rep}"), here / "gw-sink-backlog", sink
+        )
+    finally:
+        sink.stop()
     if server is not None:
         out["gateway_server_FULL"] = through_gateway(
             broker, renamed(stream, f"s{rep}"), here / "gw-server", server.url,
@@ -396,6 +430,7 @@ def main() -> None:
     parser.add_argument(
         "--no-peer", action="store_true", help="skip the ThingsBoard IoT Gateway phase"
     )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     parser.add_argument(
         "--store-only", action="store_true", help="only the store's FULL/NORMAL cost"
     )
@@ -406,6 +441,8 @@ def main() -> None:
     stream = make_stream(args.devices, per_device)
     total = per_device * args.devices
     work = Path(tempfile.mkdtemp(prefix="nps-gw-bench-"))
+    if args.keep:
+        print(f"keeping {work} (logs of every process)")
     broker = start_mosquitto(work / "broker")
     results: dict[str, Any] = {
         "events": total, "devices": args.devices, "reps": args.reps, "machine": machine(),
@@ -452,7 +489,8 @@ def main() -> None:
         results["machine_after"] = machine()
     finally:
         broker.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     report(results)
 
 

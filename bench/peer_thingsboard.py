@@ -46,6 +46,9 @@ SESSION_LIMITS = {
     "maxPayloadSize": 65536,
 }
 DEVICE_NAME = r"(?<=nps/v1/)(.*?)(?=/)"
+# The peer's persistent session on the device broker: dropped after each run, or the
+# broker queues every later phase's events for it (and the next run delivers them).
+CLIENT_ID = "tb-peer"
 # The peer packs telemetry up to its `maxPayloadSizeBytes` (8,196 here, the session's limit
 # 65,536): past the device broker's 8,192-byte `message_size_limit` Mosquitto answers an MQTT 5
 # PUBACK with 0x95 "Packet too large", which the peer's paho (tb-paho-mqtt-client 2.1.2) cannot
@@ -96,7 +99,7 @@ def write_config(directory: Path, device_broker: Broker, platform: Broker, data:
     }  # fmt: skip
     connector = {
         "broker": {
-            "host": device_broker.host, "port": device_broker.port, "clientId": "tb-peer",
+            "host": device_broker.host, "port": device_broker.port, "clientId": CLIENT_ID,
             "version": 4, "maxMessageNumberPerWorker": 10, "maxNumberOfWorkers": 100,
             "cleanSession": False, "security": {"type": "anonymous"},
         },
@@ -138,7 +141,8 @@ def write_config(directory: Path, device_broker: Broker, platform: Broker, data:
 class Platform:
     """The ThingsBoard side: answers `getSessionLimits`, counts distinct event ids delivered."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, expected: set[str]) -> None:
+        self.expected = expected
         self.ids: set[str] = set()
         self.points = 0
         self.last = 0.0
@@ -161,7 +165,7 @@ class Platform:
             for rows in body.values():
                 for row in rows:
                     values = row.get("values", row)
-                    if "id" in values:
+                    if values.get("id") in self.expected:
                         self.points += 1
                         self.ids.add(values["id"])
                         self.last = time.time()
@@ -178,6 +182,7 @@ def run(
     publish: Callable[[Broker, dict[str, list[tuple[str, str]]], Path], float],
     proc_cpu_s: Callable[[int], float],
     peak_rss_mb: Callable[[int], float],
+    forget_session: Callable[[Broker, str], None],
     timeout_s: float = 600.0,
 ) -> dict[str, float]:
     """The peer gateway live on `stream`: events/s, CPU ms per event, share of a core, peak RSS,
@@ -187,7 +192,9 @@ def run(
     platform_broker = start_mosquitto(
         workdir / "platform-broker", template=platform_config(workdir / "platform.conf")
     )
-    platform = Platform(platform_broker)
+    platform = Platform(
+        platform_broker, {json.loads(p)["id"] for lines in stream.values() for _, p in lines}
+    )
     config = workdir / "config"
     write_config(config, device_broker, platform_broker, workdir / "data")
     (workdir / "run" / "logs").mkdir(parents=True, exist_ok=True)
@@ -204,15 +211,16 @@ def run(
             if proc.poll() is not None:
                 raise RuntimeError(f"the peer gateway stopped; see {workdir / 'peer.err'}")
             time.sleep(0.05)
-        time.sleep(1.0)  # late duplicates
-        cpu = proc_cpu_s(proc.pid) - cpu0
+        cpu = proc_cpu_s(proc.pid) - cpu0  # to the last event, as for nps-edge's gateway
         peak = peak_rss_mb(proc.pid)
+        time.sleep(1.0)  # late duplicates
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        forget_session(device_broker, CLIENT_ID)
         platform.stop()
         platform_broker.stop()
     delivered = len(platform.ids)
