@@ -1,6 +1,7 @@
 """Gateway throughput, broker to server, against a bare paho subscriber on the same stream.
 
-    .venv/bin/python -m bench.gateway_throughput [--events 20000] [--devices 20]
+    .venv/bin/python -m bench.gateway_throughput [--events 20000] [--devices 20] [--reps 3]
+    .venv/bin/python -m bench.gateway_throughput --events 4000 --reps 1   # a quick look
 
 One Mosquitto with the shipped config (docs/deploy/mosquitto.conf). The
 publishers are `mosquitto_pub -l -q 1` (C, one per device, 1,000 in flight),
@@ -10,15 +11,24 @@ so they limit neither figure. In the same run, on the same broker:
 2. `nps-edge gateway` (a real process, SQLite synchronous=FULL) forwards it to a
    minimal accepting endpoint (bench/gateway_sink.py), so the figure is the
    gateway's own; then the same with synchronous=NORMAL (the cost of FULL);
+   then draining a backlog into that endpoint, taken while it was down (the
+   gateway's own drain rate, which no server bounds);
 3. when `nps-edge server` is available, the gateway forwards to the real server
    on SQLite (end to end, everything on this machine), live and then draining
-   a backlog held while the server was down;
+   a backlog held while the server was down (a drain clock starts at the first
+   batch taken, so neither the retry back-off nor a start-up counts);
 4. the peer, ThingsBoard IoT Gateway from PyPI (bench/peer_thingsboard.py), live on
    the same stream through its SQLite storage: the ratios to it are of this run,
    not of figures from another machine (`--no-peer` skips it).
 
+Phases 2 to 4 run `--reps` times, interleaved (peer, then ours, rep after
+rep) so that the load of a shared machine falls on both; the report gives the
+median of each figure and of the per-rep ratios to the peer, with every rep's
+value, the CPU model and the load average.
+
 Each rate is events / (last event delivered - publishing started). CPU per
-message is the gateway process's user+system time over the run / events.
+message is the gateway process's user+system time over the run / events, for
+the peer and for ours alike (/proc/PID/stat).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -215,8 +226,31 @@ def through_gateway(
     }
 
 
+class SinkProcess:
+    """bench/gateway_sink.py as a drain target: down until `start()`, like ServerProcess."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def token_for(self, site: str) -> str:
+        return "bench"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.gateway_sink", "--port", str(self.port)]
+        )
+        wait_for_port("127.0.0.1", self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
 def drain_backlog(
-    broker: Broker, stream: dict, workdir: Path, server: ServerProcess
+    broker: Broker, stream: dict, workdir: Path, server: ServerProcess | SinkProcess
 ) -> dict[str, float]:
     """The gateway takes the whole stream while the server is down, then the server starts:
     events/s and gateway CPU per event from the first batch taken until the store is empty."""
@@ -333,14 +367,70 @@ def store_delivered(store_path: Path) -> Any:
     return delivered
 
 
+PHASES = ("gateway_sink_FULL", "gateway_sink_NORMAL", "gateway_sink_backlog",
+          "gateway_server_FULL", "gateway_server_backlog")  # fmt: skip
+PEER = "thingsboard_live"
+
+
+def one_rep(
+    rep: int,
+    broker: Broker,
+    stream: dict,
+    work: Path,
+    sink_url: str,
+    server: ServerProcess | None,
+    peer: bool,
+) -> dict[str, dict[str, float]]:
+    """Every phase once, each on its own device names (the sink, the server and the peer
+    count distinct event ids): the peer first, then this gateway's paths."""
+    out: dict[str, dict[str, float]] = {}
+    here = work / f"rep{rep}"
+    if peer:
+        out[PEER] = peer_thingsboard.run(
+            broker, renamed(stream, f"t{rep}"), here / "peer", publish, proc_cpu_s, peak_rss_mb,
+            forget_session,
+        )  # fmt: skip
+    for sync in ("FULL", "NORMAL"):
+        count = sink_delivered(sink_url)
+        before = count()[0]
+        out[f"gateway_sink_{sync}"] = through_gateway(
+            broker, renamed(stream, f"{sync[0].lower()}{rep}"), here / f"gw-{sync}",
+            sink_url, "bench", sync, lambda c=count, b=before: (c()[0] - b, c()[1]),
+        )  # fmt: skip
+    sink = SinkProcess()
+    try:
+        out["gateway_sink_backlog"] = drain_backlog(
+            broker, renamed(stream, f"b{rep}"), here / "gw-sink-backlog", sink
+        )
+    finally:
+        sink.stop()
+    if server is not None:
+        out["gateway_server_FULL"] = through_gateway(
+            broker, renamed(stream, f"s{rep}"), here / "gw-server", server.url,
+            server.token_for("bench"), "FULL", store_delivered(here / "gw-server" / "gateway.db"),
+        )  # fmt: skip
+        backlog = ServerProcess(here / "server-backlog")
+        try:
+            out["gateway_server_backlog"] = drain_backlog(
+                broker, renamed(stream, f"d{rep}"), here / "gw-backlog", backlog
+            )
+        finally:
+            backlog.stop()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--devices", type=int, default=20)
+    parser.add_argument(
+        "--reps", type=int, default=3, help="repetitions of every phase; medians reported"
+    )
     parser.add_argument("--no-server", action="store_true", help="skip the real-server phases")
     parser.add_argument(
         "--no-peer", action="store_true", help="skip the ThingsBoard IoT Gateway phase"
     )
+    parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     parser.add_argument(
         "--store-only", action="store_true", help="only the store's FULL/NORMAL cost"
     )
@@ -351,100 +441,133 @@ def main() -> None:
     stream = make_stream(args.devices, per_device)
     total = per_device * args.devices
     work = Path(tempfile.mkdtemp(prefix="nps-gw-bench-"))
+    if args.keep:
+        print(f"keeping {work} (logs of every process)")
     broker = start_mosquitto(work / "broker")
-    results: dict[str, Any] = {"events": total, "devices": args.devices, "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "events": total, "devices": args.devices, "reps": args.reps, "machine": machine(),
+    }  # fmt: skip
     try:
         results["edge_validation"] = edge_validation_cost(stream)
         results["store_events_per_s"] = store_cost(stream, work)
         if args.store_only:
             print(json.dumps(results, indent=1, default=lambda x: round(x)))
             return
+        if not args.no_peer:
+            peer_thingsboard.install()  # before any clock starts
         bare = [bare_subscriber(broker, stream, work)]
         sink_port = free_port()
         sink = subprocess.Popen(
             [sys.executable, "-m", "bench.gateway_sink", "--port", str(sink_port)]
         )
-        wait_for_port("127.0.0.1", sink_port, proc=sink)
-        sink_url = f"http://127.0.0.1:{sink_port}"
+        server = None if args.no_server else ServerProcess(work / "server")
         try:
-            for sync in ("FULL", "NORMAL"):
-                phase = renamed(stream, sync[0].lower())  # new ids: the sink counts afresh
-                before = sink_delivered(sink_url)()[0]
-                count = sink_delivered(sink_url)
-                results[f"gateway_sink_{sync}"] = through_gateway(
-                    broker, phase, work / f"gw-{sync}", sink_url, "bench", sync,
-                    lambda c=count, b=before: (c()[0] - b, c()[1]),
+            wait_for_port("127.0.0.1", sink_port, proc=sink)
+            if server is not None:
+                server.start()
+            reps = [
+                one_rep(
+                    rep,
+                    broker,
+                    stream,
+                    work,
+                    f"http://127.0.0.1:{sink_port}",
+                    server,
+                    not args.no_peer,
                 )  # fmt: skip
+                for rep in range(args.reps)
+            ]
         finally:
             sink.terminate()
             sink.wait()
-        if not args.no_server:
-            server = ServerProcess(work / "server")
-            server.start()
-            try:
-                results["gateway_server_FULL"] = through_gateway(
-                    broker, stream, work / "gw-server", server.url,
-                    server.token_for("bench"), "FULL",
-                    store_delivered(work / "gw-server" / "gateway.db"),
-                )  # fmt: skip
-            finally:
+            if server is not None:
                 server.stop()
-            backlog = ServerProcess(work / "server-backlog")
-            try:
-                results["gateway_server_backlog"] = drain_backlog(
-                    broker, renamed(stream, "d"), work / "gw-backlog", backlog
-                )
-            finally:
-                backlog.stop()
-        if not args.no_peer:
-            results["thingsboard_live"] = peer_thingsboard.run(
-                broker, renamed(stream, "t"), work / "peer", publish, proc_cpu_s, peak_rss_mb
-            )
+        results["runs"] = reps
         bare.append(bare_subscriber(broker, stream, work))
         results["bare_subscriber"] = max(bare, key=lambda b: b["rate"])
         results["bare_subscriber_runs"] = [round(b["rate"]) for b in bare]
+        results["machine_after"] = machine()
     finally:
         broker.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     report(results)
+
+
+def machine() -> dict[str, Any]:
+    """The CPU model, its count and the load average, for the record."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    return {"cpu": model, "cpus": os.cpu_count(), "loadavg": list(os.getloadavg())}
+
+
+def median_of(runs: list[dict[str, Any]], key: str, field: str) -> float:
+    return statistics.median(run[key][field] for run in runs)
 
 
 def report(r: dict[str, Any]) -> None:
     bare = r["bare_subscriber"]["rate"]
+    runs: list[dict[str, Any]] = r["runs"]
     print(json.dumps(r, indent=1, default=lambda x: round(x, 3)))
     print()
-    print(f"events: {r['events']} from {r['devices']} devices, QoS 1, shipped mosquitto.conf")
-    print(f"bare paho subscriber: {bare:,.0f} events/s (runs: {r['bare_subscriber_runs']})")
-    peer = r.get("thingsboard_live")
-    if peer:
-        print(
-            f"peer, ThingsBoard IoT Gateway {peer_thingsboard.VERSION} live (same run):"
-            f" {peer['rate']:,.0f} events/s = {peer['rate'] / bare:.2f} x bare;"
-            f" {peer['cpu_ms']:.3f} ms CPU/event, {peer['cpu_share']:.0%} of a core,"
-            f" peak {peer['peak_mb']:.0f} MB; {peer['missing']} missing,"
-            f" {peer['duplicates']} duplicated at its output"
-        )
-    keys = ("gateway_sink_FULL", "gateway_sink_NORMAL", "gateway_server_FULL",
-            "gateway_server_backlog")  # fmt: skip
-    for key in keys:
-        g = r.get(key)
-        if not isinstance(g, dict):
-            continue
-        versus = (
-            f" {g['rate'] / peer['rate']:.1f} x the peer's rate, {peer['cpu_ms'] / g['cpu_ms']:.1f}"
-            f" x less CPU per event (goal {GOAL_VS_PEER:.0f} x both);"
-            if peer
-            else ""
-        )
-        print(
-            f"{key}: {g['rate']:,.0f} events/s = {g['rate'] / bare:.2f} x bare,{versus}"
-            f" {g['cpu_ms']:.3f} ms CPU/event, {g['cpu_share']:.0%} of a core,"
-            f" peak {g['peak_mb']:.0f} MB"
-        )
-    full, normal = r["gateway_sink_FULL"], r["gateway_sink_NORMAL"]
+    m, after = r["machine"], r["machine_after"]
     print(
-        f"synchronous=FULL vs NORMAL: {full['rate'] / normal['rate']:.2f} x the rate,"
-        f" {full['cpu_ms'] / normal['cpu_ms']:.2f} x the CPU per event"
+        f"machine: {m['cpu']} x {m['cpus']}; load average {m['loadavg'][0]:.1f} at the start,"
+        f" {after['loadavg'][0]:.1f} at the end"
+    )
+    print(
+        f"events: {r['events']} from {r['devices']} devices, QoS 1, shipped mosquitto.conf;"
+        f" {len(runs)} reps, medians (each rep's values in brackets)"
+    )
+    print(f"bare paho subscriber: {bare:,.0f} events/s (runs: {r['bare_subscriber_runs']})")
+
+    def each(key: str, field: str, fmt: str) -> str:
+        return "[" + ", ".join(format(run[key][field], fmt) for run in runs) + "]"
+
+    has_peer = PEER in runs[0]
+    if has_peer:
+        print(
+            f"peer, ThingsBoard IoT Gateway {peer_thingsboard.VERSION} live:"
+            f" {median_of(runs, PEER, 'rate'):,.0f} events/s {each(PEER, 'rate', ',.0f')};"
+            f" {median_of(runs, PEER, 'cpu_ms'):.3f} ms CPU/event {each(PEER, 'cpu_ms', '.3f')},"
+            f" {median_of(runs, PEER, 'cpu_share'):.0%} of a core,"
+            f" peak {median_of(runs, PEER, 'peak_mb'):.0f} MB;"
+            f" missing {each(PEER, 'missing', 'd')}, duplicated {each(PEER, 'duplicates', 'd')}"
+        )
+    for key in PHASES:
+        if key not in runs[0]:
+            continue
+        versus = ""
+        if has_peer:
+            rate_x = [run[key]["rate"] / run[PEER]["rate"] for run in runs]
+            # A drain shorter than a clock tick (a small --events) counts no CPU at all.
+            cpu_x = [run[PEER]["cpu_ms"] / (run[key]["cpu_ms"] or 1e-9) for run in runs]
+            versus = (
+                f" {statistics.median(rate_x):.1f} x the peer's rate"
+                f" [{', '.join(f'{x:.1f}' for x in rate_x)}],"
+                f" {statistics.median(cpu_x):.1f} x less CPU per event"
+                f" [{', '.join(f'{x:.1f}' for x in cpu_x)}] (goal {GOAL_VS_PEER:.0f} x both);"
+            )
+        print(
+            f"{key}: {median_of(runs, key, 'rate'):,.0f} events/s {each(key, 'rate', ',.0f')}"
+            f" = {median_of(runs, key, 'rate') / bare:.2f} x bare,{versus}"
+            f" {median_of(runs, key, 'cpu_ms'):.3f} ms CPU/event {each(key, 'cpu_ms', '.3f')},"
+            f" {median_of(runs, key, 'cpu_share'):.0%} of a core,"
+            f" peak {median_of(runs, key, 'peak_mb'):.0f} MB"
+        )
+    full, normal = (median_of(runs, f"gateway_sink_{k}", "rate") for k in ("FULL", "NORMAL"))
+    full_cpu, normal_cpu = (
+        median_of(runs, f"gateway_sink_{k}", "cpu_ms") for k in ("FULL", "NORMAL")
+    )
+    print(
+        f"synchronous=FULL vs NORMAL: {full / normal:.2f} x the rate,"
+        f" {full_cpu / normal_cpu:.2f} x the CPU per event"
     )
     for batch in ("batch_1", "batch_10", "batch_100", "batch_1000"):
         full_s, normal_s = (r["store_events_per_s"][k][batch] for k in ("FULL", "NORMAL"))

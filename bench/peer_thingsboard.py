@@ -31,7 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from nps_edge.broker import Broker, start_mosquitto
+from nps_edge.broker import DEPLOY_CONFIG, Broker, start_mosquitto
 
 VERSION = "3.8.5"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nps-edge" / "peers"
@@ -46,6 +46,15 @@ SESSION_LIMITS = {
     "maxPayloadSize": 65536,
 }
 DEVICE_NAME = r"(?<=nps/v1/)(.*?)(?=/)"
+# The peer's persistent session on the device broker: dropped after each run, or the
+# broker queues every later phase's events for it (and the next run delivers them).
+CLIENT_ID = "tb-peer"
+# The peer packs telemetry up to its `maxPayloadSizeBytes` (8,196 here, the session's limit
+# 65,536): past the device broker's 8,192-byte `message_size_limit` Mosquitto answers an MQTT 5
+# PUBACK with 0x95 "Packet too large", which the peer's paho (tb-paho-mqtt-client 2.1.2) cannot
+# name for a PUBACK: its network thread dies and reconnects every 5 s, delivering nothing.
+# ThingsBoard takes 65,536 bytes, so the platform broker takes any size.
+PLATFORM_MESSAGE_SIZE_LIMIT = "message_size_limit 0"
 
 
 def install(say: Callable[[str], None] = print) -> Path:
@@ -90,7 +99,7 @@ def write_config(directory: Path, device_broker: Broker, platform: Broker, data:
     }  # fmt: skip
     connector = {
         "broker": {
-            "host": device_broker.host, "port": device_broker.port, "clientId": "tb-peer",
+            "host": device_broker.host, "port": device_broker.port, "clientId": CLIENT_ID,
             "version": 4, "maxMessageNumberPerWorker": 10, "maxNumberOfWorkers": 100,
             "cleanSession": False, "security": {"type": "anonymous"},
         },
@@ -132,7 +141,8 @@ def write_config(directory: Path, device_broker: Broker, platform: Broker, data:
 class Platform:
     """The ThingsBoard side: answers `getSessionLimits`, counts distinct event ids delivered."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, expected: set[str]) -> None:
+        self.expected = expected
         self.ids: set[str] = set()
         self.points = 0
         self.last = 0.0
@@ -155,7 +165,7 @@ class Platform:
             for rows in body.values():
                 for row in rows:
                     values = row.get("values", row)
-                    if "id" in values:
+                    if values.get("id") in self.expected:
                         self.points += 1
                         self.ids.add(values["id"])
                         self.last = time.time()
@@ -172,14 +182,19 @@ def run(
     publish: Callable[[Broker, dict[str, list[tuple[str, str]]], Path], float],
     proc_cpu_s: Callable[[int], float],
     peak_rss_mb: Callable[[int], float],
+    forget_session: Callable[[Broker, str], None],
     timeout_s: float = 600.0,
 ) -> dict[str, float]:
     """The peer gateway live on `stream`: events/s, CPU ms per event, share of a core, peak RSS,
     events missing and duplicated at its output."""
     exe = install()
     total = sum(len(v) for v in stream.values())
-    platform_broker = start_mosquitto(workdir / "platform-broker")
-    platform = Platform(platform_broker)
+    platform_broker = start_mosquitto(
+        workdir / "platform-broker", template=platform_config(workdir / "platform.conf")
+    )
+    platform = Platform(
+        platform_broker, {json.loads(p)["id"] for lines in stream.values() for _, p in lines}
+    )
     config = workdir / "config"
     write_config(config, device_broker, platform_broker, workdir / "data")
     (workdir / "run" / "logs").mkdir(parents=True, exist_ok=True)
@@ -196,15 +211,16 @@ def run(
             if proc.poll() is not None:
                 raise RuntimeError(f"the peer gateway stopped; see {workdir / 'peer.err'}")
             time.sleep(0.05)
-        time.sleep(1.0)  # late duplicates
-        cpu = proc_cpu_s(proc.pid) - cpu0
+        cpu = proc_cpu_s(proc.pid) - cpu0  # to the last event, as for nps-edge's gateway
         peak = peak_rss_mb(proc.pid)
+        time.sleep(1.0)  # late duplicates
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        forget_session(device_broker, CLIENT_ID)
         platform.stop()
         platform_broker.stop()
     delivered = len(platform.ids)
@@ -217,6 +233,17 @@ def run(
         "missing": total - delivered,
         "duplicates": platform.points - delivered,
     }
+
+
+def platform_config(path: Path) -> Path:
+    """The shipped Mosquitto config with no message size limit (see PLATFORM_MESSAGE_SIZE_LIMIT)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        PLATFORM_MESSAGE_SIZE_LIMIT if line.startswith("message_size_limit ") else line
+        for line in DEPLOY_CONFIG.read_text().splitlines()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _wait_ready(log: Path, run_dir: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> None:

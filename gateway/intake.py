@@ -133,17 +133,30 @@ class Intake:
             )
             self.wait(self.retry_s)
             return 0
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.metrics.commit_batch.observe(len(batch))
+        self._durable(batch, items, result, time.perf_counter() - started)
+        self._maintain()
+        return len(batch)
+
+    def _durable(
+        self,
+        batch: list[Message],
+        items: list[Event | Presence | Rejected],
+        result: PutResult,
+        commit_s: float,
+    ) -> None:
+        """What follows the commit, and only the commit: `_put` returned, so every message of
+        the batch is in the store (or dead-lettered there). Only now the PUBACKs go out (MQTT
+        3.1.1 section 4.3.2). The acks owed to the devices were handed to gateway/acks.py
+        in `_put`, right after the commit; its own thread publishes them."""
         for m in batch:
             self.ack(m)
         self.committed.set()
+        self.metrics.commit_seconds.observe(commit_s)
+        self.metrics.commit_batch.observe(len(batch))
         self.metrics.received(batch, items, result)
         self.metrics.flag_throttled(len(self.throttle.limited))
         if result.dropped:
             log_event(log, logging.WARNING, "store full: dropped oldest", **result.dropped)
-        self._maintain()
-        return len(batch)
 
     def _judge(self, m: Message) -> Event | Presence | Rejected | None:
         """Throttle, then judge one message; whatever happens it becomes an item."""

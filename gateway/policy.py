@@ -10,6 +10,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -122,6 +123,12 @@ def reject(
 
 Admitted = Event | Presence | Rejected | None
 
+# A site's topics repeat (three per device) and the intake asks twice per message (the
+# throttle's key, then `admit`): each topic is parsed once. parse_topic is pure, so the
+# cache answers exactly what it would; a topic that is not ours raises and is never kept,
+# and the bound keeps a flood of invented device names from growing it.
+_parse_topic = lru_cache(maxsize=4096)(parse_topic)
+
 
 def admit(topic: str, payload: bytes, rx_ts: float, root: str) -> Admitted:
     """Judge one MQTT message at the edge.
@@ -132,7 +139,7 @@ def admit(topic: str, payload: bytes, rx_ts: float, root: str) -> Admitted:
     (an empty retained status, i.e. a retained message being cleared).
     """
     try:
-        device, kind = parse_topic(topic, root)
+        device, kind = _parse_topic(topic, root)
         if kind == "status":
             return _presence(device, payload, rx_ts)
         if kind not in ("feedback", "telemetry"):
@@ -195,7 +202,7 @@ def with_rx_ts(payload: bytes, rx_ts: float) -> bytes:
 def topic_device(topic: str, root: str) -> str | None:
     """The device a topic names, or None when it is not one of ours (cheap: no JSON)."""
     try:
-        return parse_topic(topic, root)[0]
+        return _parse_topic(topic, root)[0]
     except InvalidEvent:
         return None
 

@@ -7,6 +7,7 @@ then let the forwarder finish the request in flight before closing the store.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import ssl
@@ -249,5 +250,20 @@ def run_until_signalled(settings: GatewaySettings) -> bool:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    quiet_collector()
     gateway.run()
     return not gateway.failed
+
+
+def quiet_collector() -> None:
+    """Tune the cyclic garbage collector for a gateway process (its own process only).
+
+    Everything built before this (modules, pydantic schemas, clients, the store's
+    connections) lives as long as the process: frozen, a full collection no longer walks
+    it. Messages are acyclic and freed by reference counting, so a collection only has
+    to run every 10,000 net new container objects, not every 700. Measured (issue 17,
+    a live run of 20,000 events): the collector took 0.248 s of the gateway's CPU
+    (12%), 0.097 s with this.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)

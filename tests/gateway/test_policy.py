@@ -9,8 +9,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract.protocol import IngestRequest, IngestResult, InvalidEvent, parse_event
-from gateway.policy import Backoff, Event, Presence, Rejected, admit, batch_size, envelope, outcome
+from contract.protocol import IngestRequest, IngestResult, InvalidEvent, parse_event, parse_topic
+from gateway.policy import (
+    Backoff,
+    Event,
+    Presence,
+    Rejected,
+    _parse_topic,
+    admit,
+    batch_size,
+    envelope,
+    outcome,
+    topic_device,
+)
 
 ROOT = "nps/v1"
 T = "nps/v1/nps-a1b2c3/feedback"
@@ -159,3 +170,30 @@ def test_the_one_pass_validation_agrees_with_parse_event(make, kind, key, value)
         assert isinstance(judged, Event)
     else:
         assert isinstance(judged, Rejected)
+
+
+TOPIC_PARTS = st.sampled_from(["nps", "v1", "nps-a1b2c3", "NPS-A1B2C3", "a", "feedback",
+                               "status", "cmd", "", "+", "#", "x" * 70, "\udcff", "é"])  # fmt: skip
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(parts=st.lists(TOPIC_PARTS, min_size=1, max_size=5), root=st.sampled_from([ROOT, "a/b/"]))
+def test_topics_parsed_once_answer_as_parse_topic_does(parts, root):
+    """The cache over parse_topic (each topic parsed once) answers what parse_topic
+    answers, the first time and the next, including for topics that are not ours."""
+    topic = "/".join(parts)
+    try:
+        expected: tuple[str, str] | str = parse_topic(topic, root)
+    except InvalidEvent as err:
+        expected = str(err)
+    for _ in range(2):
+        assert topic_device(topic, root) == (expected[0] if isinstance(expected, tuple) else None)
+        judged = admit(topic, b"{}", 1.0, root)
+        if isinstance(expected, str):
+            assert isinstance(judged, Rejected) and judged.reason == expected
+
+
+def test_a_flood_of_device_names_does_not_grow_the_topic_cache():
+    for n in range(5000):
+        topic_device(f"nps/v1/nps-flood{n:05d}/feedback", ROOT)
+    assert _parse_topic.cache_info().currsize <= 4096
