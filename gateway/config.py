@@ -68,6 +68,9 @@ class GatewaySettings(BaseSettings):
     max_dead_letters: int = Field(100_000, ge=1)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     batch_events: int = Field(1000, ge=1, le=1000)
+    linger_ms: float = Field(
+        100.0, ge=0, le=5000, description="after a part batch, wait this long for more (ms)"
+    )
     request_timeout: float = Field(30.0, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     log_level: str = "INFO"

@@ -127,6 +127,7 @@ class Gateway:
             backoff=Backoff(cap_s=settings.retry_max_s),
             max_events=settings.batch_events,
             wait=self.stop_event.wait,
+            linger_s=settings.linger_ms / 1000,
         )
         self._stop_metrics: Callable[[], None] | None = None
         self.failed = False

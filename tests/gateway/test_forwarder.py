@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 
 import httpx
 
 from gateway.forwarder import Forwarder, Step
 from gateway.policy import Backoff, Presence, admit
+from nps_edge.processes import wait_until
 
 ROOT = "nps/v1"
 
@@ -162,3 +165,28 @@ def test_presence_is_forwarded_and_a_missing_endpoint_does_not_block_events(
     drain(f)
     assert not f.presence_supported
     assert [e["seq"] for e in fake_server.received] == [1, 2]
+
+
+def test_a_trickle_goes_in_few_requests_after_a_linger(open_store, fake_server, metrics, make):
+    # 30 events stored one at a time, 10 ms apart. Sent as they come they would make
+    # about 30 requests (the fake server answers at once); with a 250 ms linger after
+    # each part batch, one request per linger at most, and nothing is left behind.
+    linger = 0.25
+    intake, forward = open_store(name="gw.db"), open_store(name="gw.db")
+    f = forwarder(forward, fake_server, metrics, linger_s=linger)
+    stop, wake = threading.Event(), threading.Event()
+    worker = threading.Thread(target=f.run, args=(stop, wake, 0.05))
+    worker.start()
+    started = time.monotonic()
+    try:
+        for seq in range(1, 31):
+            fill(intake, make, [seq])
+            wake.set()
+            time.sleep(0.01)
+        took = time.monotonic() - started
+        wait_until(lambda: forward.stats().depth == 0, timeout=10)
+    finally:
+        stop.set()
+        worker.join(10)
+    assert [e["seq"] for e in fake_server.received] == list(range(1, 31))
+    assert len(fake_server.batches) <= took / linger + 2, fake_server.batches
