@@ -27,8 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.db.sql import quote
+from server.periodic import PeriodicCheck
 
 PARTITIONED = ("feedback", "telemetry")
 MONTHS_AHEAD = 3  # made ahead of time: a partition exists before its first event
@@ -72,6 +74,17 @@ def default_name(table: str) -> str:
 
 def ledger_name(table: str) -> str:
     return f"{table}_ids"
+
+
+def id_table(conn: Connection, table: str) -> str:
+    """Where `table`'s stored ids are looked up: its ledger when partitioned (one index,
+    where the table has one per partition: a resent batch's lookup cost 5x), else itself.
+    Asked each time (a catalogue lookup): a migration may change it under a live engine."""
+    if conn.dialect.name != "postgresql":
+        return table
+    ledger = ledger_name(table)
+    found = conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": quote(ledger)})
+    return ledger if found.scalar() else table
 
 
 def is_partitioned(conn: Connection, table: str) -> bool:
@@ -192,10 +205,11 @@ def create_month(conn: Connection, table: str, month: Month) -> None:
 
 
 def ensure_partitions(
-    engine: Engine, *, now: float | None = None, ahead: int = MONTHS_AHEAD
+    engine: Engine, *, now: float | None = None, ahead: int = MONTHS_AHEAD, back: int = 0
 ) -> list[str]:
-    """Make the partitions from this month to `ahead` months on that are missing; the
-    names made. Run at every migration and daily by the server; a no-op on SQLite."""
+    """Make the partitions from `back` months before this one to `ahead` months on that
+    are missing; the names made. Run at every migration and daily by the server (and by
+    a bulk load of history with `back`); a no-op on SQLite."""
     if engine.dialect.name != "postgresql":
         return []
     this = Month.of(time.time() if now is None else now)
@@ -206,7 +220,7 @@ def ensure_partitions(
             if not is_partitioned(conn, table):
                 continue
             have = set(months(conn, table))
-            for month in (this.plus(i) for i in range(ahead + 1)):
+            for month in (this.plus(i) for i in range(-back, ahead + 1)):
                 if month not in have:
                     create_month(conn, table, month)
                     made.append(month.name(table))
@@ -251,10 +265,14 @@ def retention(
             default = quote(default_name(table))
             old = f"t < {cutoff.start}"
             if dry_run:
-                stray += conn.exec_driver_sql(f"SELECT count(*) FROM {default} WHERE {old}").one()[0]
+                stray += conn.exec_driver_sql(f"SELECT count(*) FROM {default} WHERE {old}").one()[
+                    0
+                ]
                 continue
             for gone in (d for d in dropped if d.table == table):
-                conn.exec_driver_sql(f"ALTER TABLE {quote(table)} DETACH PARTITION {quote(gone.name)}")
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table)} DETACH PARTITION {quote(gone.name)}"
+                )
                 conn.exec_driver_sql(f"DROP TABLE {quote(gone.name)}")
             stray += conn.exec_driver_sql(f"DELETE FROM {default} WHERE {old}").rowcount
     return dropped, stray
@@ -278,3 +296,13 @@ def partition_names(conn: Connection, tables: Sequence[str] = PARTITIONED) -> se
             out |= {m.name(table) for m in months(conn, table)}
             out |= {default_name(table), ledger_name(table)}
     return out
+
+
+class PartitionUpkeep(PeriodicCheck):
+    """Every day, the coming months' partitions (`ensure_partitions`): a server running
+    for months never writes a new month into the default partition."""
+
+    def __init__(self, engine: Engine, interval_s: float = 86_400.0) -> None:
+        super().__init__(
+            "partition-upkeep", interval_s, lambda: ensure_partitions(engine), (SQLAlchemyError,)
+        )
