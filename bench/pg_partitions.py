@@ -76,7 +76,7 @@ SELECT 'nps-' || lpad((g % {devices})::text, 6, '0') || ':' || (g / {devices} + 
        WHEN x.score >= 7 THEN 'passive' ELSE 'detractor' END,
   'nps', 'cycle_complete', NULL, NULL, 2100, -60, 3900, NULL, 0, 1, 0.0,
   'ok', 'good', 'healthy', 'transactional', NULL, 'bench'
-FROM generate_series(:lo, :hi - 1) AS g,
+FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint) - 1) AS g,
   LATERAL (SELECT :start + (g - 1) * :span / :n AS t, g % 20 < 13 AS answered,
            (g * 7919) % 11 AS score) AS x
 """

@@ -14,6 +14,7 @@ from server.db.engine import downgrade, make_engine, upgrade
 from server.db.partitions import Month, create_month, ensure_partitions, months, retention
 from server.db.sql import insert_all_new, table_of
 from server.models import Feedback
+from tests.server import test_figures_property as figures
 from tests.server.factory import T0, Api, feedback, telemetry
 
 pytestmark = pytest.mark.postgres
@@ -116,6 +117,15 @@ def test_retention_drops_whole_old_months_and_keeps_the_figures(api: Api, engine
     assert left == 10
     # Whole days come from the rollups, which retention leaves: every figure stands.
     assert [api.get("/api/v1/nps", **kept), api.get("/api/v1/nps", **everything)] == before
+
+
+def test_figures_equal_scratch_with_events_in_month_partitions(api: Api, engine: Engine) -> None:
+    """The property test of every figure, its events in November's partition (the shared
+    database of the other PostgreSQL tests only has partitions from the current month)."""
+    ensure_partitions(engine, now=T0, back=1, ahead=1)
+    figures.test_nps_equals_scratch_computation(api=api, engine=engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM feedback_default").scalar() == 0
 
 
 def test_migration_keeps_rows_both_ways(postgres_url: str) -> None:
