@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
+from typer.testing import CliRunner
 
+from nps_edge.cli import app as cli
 from server.db.engine import downgrade, make_engine, upgrade
 from server.db.partitions import Month, create_month, ensure_partitions, months, retention
 from server.db.sql import insert_all_new, table_of
@@ -126,6 +128,26 @@ def test_figures_equal_scratch_with_events_in_month_partitions(api: Api, engine:
     figures.test_nps_equals_scratch_computation(api=api, engine=engine)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM feedback_default").scalar() == 0
+
+
+def test_retention_command_says_what_it_drops_and_dry_run_drops_nothing(
+    db_url: str, engine: Engine, sqlite_url: str
+) -> None:
+    with engine.begin() as conn:
+        create_month(conn, "feedback", Month(2020, 1))
+    runner = CliRunner()
+    args = ["db", "retention", "--db", db_url, "--keep-months", "1"]
+    planned = runner.invoke(cli, [*args, "--dry-run"])
+    assert planned.exit_code == 0, planned.output
+    assert "would drop feedback_y2020m01: feedback of 2020-01, 0 rows" in planned.stdout
+    done = runner.invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    assert "dropped feedback_y2020m01: feedback of 2020-01, 0 rows" in done.stdout
+    with engine.connect() as conn:
+        assert Month(2020, 1) not in months(conn, "feedback")
+    refused = runner.invoke(cli, ["db", "retention", "--db", sqlite_url, "--keep-months", "1"])
+    assert refused.exit_code == 2
+    assert "needs PostgreSQL" in refused.stderr
 
 
 def test_migration_keeps_rows_both_ways(postgres_url: str) -> None:
