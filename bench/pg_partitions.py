@@ -140,8 +140,12 @@ def time_queries(engine: Engine, qs: dict[str, tuple[str, dict[str, Any]]]) -> d
     out = {}
     with engine.connect() as conn:
         for name, (sql, params) in qs.items():
-            conn.execute(text(sql), params).all()  # warm
-            out[name] = median_ms(lambda s=sql, p=params: conn.execute(text(s), p).all())
+
+            def query(s: str = sql, p: dict[str, Any] = params) -> None:
+                conn.execute(text(s), p).all()
+
+            query()  # warm
+            out[name] = median_ms(query)
     return out
 
 
@@ -223,7 +227,7 @@ def sizes(engine: Engine, partitioned: bool) -> dict[str, int]:
         ).one()
         ledger = conn.exec_driver_sql(
             f"SELECT pg_total_relation_size('{ledger_name('feedback')}')"
-        ).scalar()
+        ).scalar_one()
         return {"table_bytes": int(total[0]), "index_bytes": int(total[1]),
                 "ledger_bytes": int(ledger)}  # fmt: skip
 

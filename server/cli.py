@@ -116,17 +116,24 @@ def db_retention(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="say what would go; drop nothing")
     ] = False,
+    table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table", help="feedback or telemetry (repeatable; default both)", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Drop whole month partitions of raw feedback and telemetry older than the kept months.
 
     One line per partition on stdout; the rollups, and so past NPS figures, stay."""
     from server.db.engine import make_engine
-    from server.db.partitions import retention
+    from server.db.partitions import PARTITIONED, retention
 
     url = db or Settings().db
     engine = make_engine(url)
     try:
-        dropped, stray = retention(engine, keep_months=keep_months, dry_run=dry_run)
+        tables = table or PARTITIONED
+        dropped, stray = retention(engine, keep_months=keep_months, tables=tables, dry_run=dry_run)
     except ValueError as err:
         typer.echo(f"nps-edge db retention: {err}", err=True)
         raise typer.Exit(2) from None

@@ -239,7 +239,12 @@ class Dropped:
 
 
 def retention(
-    engine: Engine, *, keep_months: int, now: float | None = None, dry_run: bool = False
+    engine: Engine,
+    *,
+    keep_months: int,
+    tables: Sequence[str] = PARTITIONED,
+    now: float | None = None,
+    dry_run: bool = False,
 ) -> tuple[list[Dropped], int]:
     """Detach and drop every month partition wholly older than the last `keep_months`
     months before the current one (which is always kept), and delete the default
@@ -249,6 +254,8 @@ def retention(
     days are read from the rollups; server/analytics/rollups.py)."""
     if keep_months < 0:
         raise ValueError(f"keep-months must be 0 or more, not {keep_months}")
+    if unknown := set(tables) - set(PARTITIONED):
+        raise ValueError(f"only {' and '.join(PARTITIONED)} are partitioned, not {sorted(unknown)}")
     if engine.dialect.name != "postgresql":
         raise ValueError("retention by partition needs PostgreSQL (SQLite keeps every row)")
     cutoff = Month.of(time.time() if now is None else now).plus(-keep_months)
@@ -256,7 +263,7 @@ def retention(
     stray = 0
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-        for table in PARTITIONED:
+        for table in tables:
             if not is_partitioned(conn, table):
                 continue
             for month in months(conn, table):
