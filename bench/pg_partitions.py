@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import time
@@ -311,6 +312,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating ingest rounds")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # drop the databases on kill
     if args.months < 3:
         p.error("--months must be 3 or more")
     report(run(args))
