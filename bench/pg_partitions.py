@@ -44,7 +44,7 @@ from server.settings import Settings
 
 DEVICES = 10_000
 CHUNK = 1_000_000  # rows per loading statement
-REPS = 5
+REPS = 11
 
 
 @contextmanager
