@@ -78,7 +78,8 @@ def ledger_name(table: str) -> str:
 
 def id_table(conn: Connection, table: str) -> str:
     """Where `table`'s stored ids are looked up: its ledger when partitioned (one index,
-    where the table has one per partition: a resent batch's lookup cost 5x), else itself.
+    where the table has one per partition: a resent batch's lookups took ~5x as long
+    at 200 k rows in 16 partitions), else itself.
     Asked each time (a catalogue lookup): a migration may change it under a live engine."""
     if conn.dialect.name != "postgresql":
         return table
@@ -272,9 +273,8 @@ def retention(
             default = quote(default_name(table))
             old = f"t < {cutoff.start}"
             if dry_run:
-                stray += conn.exec_driver_sql(f"SELECT count(*) FROM {default} WHERE {old}").one()[
-                    0
-                ]
+                found = conn.exec_driver_sql(f"SELECT count(*) FROM {default} WHERE {old}")
+                stray += found.scalar_one()
                 continue
             for gone in (d for d in dropped if d.table == table):
                 conn.exec_driver_sql(

@@ -145,6 +145,9 @@ def test_retention_command_says_what_it_drops_and_dry_run_drops_nothing(
     assert "dropped feedback_y2020m01: feedback of 2020-01, 0 rows" in done.stdout
     with engine.connect() as conn:
         assert Month(2020, 1) not in months(conn, "feedback")
+    unknown = runner.invoke(cli, [*args, "--table", "alert"])
+    assert unknown.exit_code == 2
+    assert "only feedback and telemetry are partitioned" in unknown.stderr
     refused = runner.invoke(cli, ["db", "retention", "--db", sqlite_url, "--keep-months", "1"])
     assert refused.exit_code == 2
     assert "needs PostgreSQL" in refused.stderr
