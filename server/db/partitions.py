@@ -266,7 +266,7 @@ def retention(
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
         for table in tables:
             if not is_partitioned(conn, table):
-                continue
+                raise ValueError(f"{table} is not partitioned: run `nps-edge db upgrade` first")
             for month in months(conn, table):
                 if month < cutoff:
                     dropped.append(_describe(conn, table, month))
