@@ -44,6 +44,16 @@ def where(engine: Engine, table: str, event_id: str) -> list[str]:
         )
 
 
+def test_upkeep_makes_only_the_missing_months(engine: Engine) -> None:
+    with engine.connect() as conn:
+        had = set(months(conn, "feedback"))  # made at migration: this month and 3 more
+    wanted = [NOV.plus(i) for i in (-1, 0, 1)]
+    made = ensure_partitions(engine, now=T0, back=1, ahead=1)
+    missing = [m for m in wanted if m not in had]
+    assert made == [m.name(t) for t in ("feedback", "telemetry") for m in missing]
+    assert ensure_partitions(engine, now=T0, back=1, ahead=1) == []
+
+
 def test_a_resent_id_whose_time_moves_to_another_month_is_stored_once(
     api: Api, engine: Engine
 ) -> None:
