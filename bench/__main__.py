@@ -17,6 +17,7 @@ BENCHMARKS = {
     "gateway_throughput": "gateway events/s vs a bare subscriber and ThingsBoard (same run)",
     "server_load": "GET /api/v1/nps p50/p95 at fleet scale and ingest events/s vs a bare INSERT",
     "ingest_instructions": "instructions per ingest batch (valgrind) vs a bare INSERT of its rows",
+    "pg_partitions": "month partitions vs the plain table: ingest, reads, dropping a month",
     "dashboard_overview": "overview page complete in Chromium vs its API calls alone",
     "fleet_load": "10,000 devices through brokers, gateways, server on PostgreSQL vs bare refs",
 }

@@ -49,6 +49,7 @@ from server.api.login_limit import TableLimiter
 from server.api.origin import OriginCheck
 from server.dashboard import router as dashboard_router
 from server.db import engine as db
+from server.db.partitions import PartitionUpkeep
 from server.fleet.watch import RolloutWatch
 from server.ingest.validation import NulInText
 from server.mail.outbox import Outbox
@@ -205,15 +206,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     bus = Bus(webhook=notifier.opened, relay=relay)
     watch = OfflineWatch(engine, bus, settings, notifier)
     rollouts = RolloutWatch(engine, bus, settings)
+    upkeep = PartitionUpkeep(engine)  # PostgreSQL's coming month partitions
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sender.start()
         watch.start()
         rollouts.start()
+        upkeep.start()
         try:
             yield
         finally:
+            upkeep.stop()
             rollouts.stop()
             watch.stop()
             sender.stop()

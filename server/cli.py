@@ -1,4 +1,4 @@
-"""`nps-edge server`, `nps-edge db upgrade`, `nps-edge token create|list|revoke`,
+"""`nps-edge server`, `nps-edge db upgrade|retention`, `nps-edge token create|list|revoke`,
 `nps-edge device add|list|revoke|voice-key`.
 
 Migrations run once per start of `server` (before its workers) and on `db upgrade`;
@@ -108,6 +108,53 @@ def db_upgrade(db: DbOption = None) -> None:
     """Bring the database to the current schema (Alembic `upgrade head`); safe to rerun."""
     _upgrade("db upgrade", db or Settings().db)
     typer.echo("database at the current schema", err=True)
+
+
+def db_retention(
+    keep_months: Annotated[
+        int,
+        typer.Option(
+            "--keep-months", min=0, help="whole months kept before the current one (always kept)"
+        ),
+    ],
+    db: DbOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="say what would go; drop nothing")
+    ] = False,
+    table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table", help="feedback or telemetry (repeatable; default both)", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Drop whole month partitions of raw feedback and telemetry older than the kept months.
+
+    One line per partition on stdout; the rollups, and so past NPS figures, stay."""
+    from server.db.engine import make_engine
+    from server.db.partitions import PARTITIONED, retention
+
+    url = db or Settings().db
+    engine = make_engine(url)
+    try:
+        tables = table or PARTITIONED
+        dropped, stray = retention(engine, keep_months=keep_months, tables=tables, dry_run=dry_run)
+    except ValueError as err:
+        typer.echo(f"nps-edge db retention: {err}", err=True)
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as err:
+        shown = make_url(url).render_as_string(hide_password=True)
+        typer.echo(f"nps-edge db retention: cannot use the database {shown!r}: {err}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    verb = "would drop" if dry_run else "dropped"
+    for d in dropped:
+        typer.echo(f"{verb} {d.name}: {d.table} of {d.month}, {d.rows} rows, {d.bytes} bytes")
+    typer.echo(
+        f"{verb} {len(dropped)} partitions and {stray} older rows of the default partitions",
+        err=True,
+    )
 
 
 @contextmanager
@@ -305,6 +352,9 @@ def register(app: typer.Typer) -> None:
     database.command("upgrade", help="Bring the database to the current schema (migrations).")(
         db_upgrade
     )
+    database.command(
+        "retention", help="Drop whole old month partitions of raw events (PostgreSQL)."
+    )(db_retention)
     app.add_typer(database, name="db")
     device = typer.Typer(help="The device registry.", no_args_is_help=True)
     device.command("add", help="Register a device; prints one JSON line with its login.")(

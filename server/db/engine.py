@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
+from server.db.partitions import ensure_partitions
 from server.db.sql import forget_stages
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -148,7 +149,9 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to `revision`; then make the coming months' partitions (PostgreSQL)."""
     command.upgrade(alembic_config(engine), revision)
+    ensure_partitions(engine)
 
 
 class SchemaNotCurrent(RuntimeError):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import String, and_, column, func, or_, select, table, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -33,11 +33,13 @@ from server.alerts.rules import OpenedAlert
 from server.analytics import rollups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import write_session
+from server.db.partitions import id_table
 from server.db.sql import (
     case_when,
     greater,
     insert_all_new,
     lesser,
+    quote,
     table_of,
     through_stage,
     upsert,
@@ -198,19 +200,21 @@ def _unless_resent(session: Session, events: list[Forwarded]) -> list[Forwarded]
     if not events:
         return events
     ends = {"first": events[0].id, "last": events[-1].id}
-    if session.execute(_EITHER_STORED, ends).first() is None:
+    if session.execute(_either_stored(session), ends).first() is None:
         return events
     return _not_stored(session, events)
 
 
-# Both tables for both ids: one cheap statement (an id stored as the other type
-# only sends the batch on to the exact check by type).
-_EITHER_STORED = text(
-    " UNION ALL ".join(
-        f'SELECT 1 FROM "{table_of(model).name}" WHERE id IN (:first, :last)'
-        for model in (Feedback, Telemetry)
+def _either_stored(session: Session) -> Any:
+    """Both types' ids for both ids: one cheap statement (an id stored as the other type
+    only sends the batch on to the exact check by type)."""
+    return text(
+        " UNION ALL ".join(
+            f"SELECT 1 FROM {quote(id_table(session.connection(), table_of(model).name))}"
+            " WHERE id IN (:first, :last)"
+            for model in (Feedback, Telemetry)
+        )
     )
-)
 
 
 def _store_events(session: Session, plan: Prepared) -> bool:
@@ -233,7 +237,8 @@ def _not_stored(session: Session, events: list[Forwarded]) -> list[Forwarded]:
     for model, kind in ((Feedback, ForwardedFeedback), (Telemetry, ForwardedTelemetry)):
         ids = [ev.id for ev in events if isinstance(ev, kind)]
         if ids:
-            key = table_of(model).c.id
+            source = table(id_table(session.connection(), table_of(model).name), column("id", String))
+            key = source.c.id
             stored.update(session.execute(select(key).where(one_of(session, key, ids))).scalars())
     return [ev for ev in events if ev.id not in stored]
 
