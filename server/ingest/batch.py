@@ -237,8 +237,8 @@ def _not_stored(session: Session, events: list[Forwarded]) -> list[Forwarded]:
     for model, kind in ((Feedback, ForwardedFeedback), (Telemetry, ForwardedTelemetry)):
         ids = [ev.id for ev in events if isinstance(ev, kind)]
         if ids:
-            source = table(id_table(session.connection(), table_of(model).name), column("id", String))
-            key = source.c.id
+            ledger = id_table(session.connection(), table_of(model).name)
+            key = table(ledger, column("id", String)).c.id
             stored.update(session.execute(select(key).where(one_of(session, key, ids))).scalars())
     return [ev for ev in events if ev.id not in stored]
 
