@@ -27,6 +27,7 @@ class Read:
     sql: str
     plan: list[str]
     rows: int
+    whole: list[str]  # tables read whole (a scan not stopped by a LIMIT)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Call:
     @property
     def scans(self) -> list[str]:
         """The tables this call reads whole."""
-        return sorted({m[1] for r in self.reads for p in r.plan if (m := SCAN.match(p))})
+        return sorted({t for r in self.reads for t in r.whole})
 
 
 def _table_rows(engine: Engine, table: str) -> int:
@@ -63,13 +64,14 @@ def _explain(engine: Engine, stmt: Select[Any]) -> Read:
         if stmt._limit_clause is not None and all("USING" in p for p in plan if SCAN.match(p)):
             # An index read in order and stopped at the LIMIT: about the rows returned.
             rows = len(conn.execute(stmt).all())
+            scanned = []
         elif scanned:
             rows = sum(_table_rows(engine, t) for t in scanned)
         else:  # index searches: the rows the WHERE selects
             inner = stmt.with_only_columns(literal(1)).group_by(None).order_by(None).limit(None)
             counted = select(func.count()).select_from(inner.subquery())
             rows = int(conn.execute(counted).scalar_one())
-    return Read(" ".join(sql.split()), plan, rows)
+    return Read(" ".join(sql.split()), plan, rows, scanned)
 
 
 def reads(url: str, operator: str, paths: list[str]) -> list[Call]:
