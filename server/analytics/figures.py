@@ -105,7 +105,7 @@ def figures(
     needed = set(where) | ({group} if group in DIM_GROUPS else set())
     # The transactional-only cuboids serve every figure of that survey not split by survey
     # or role (the default survey is in `where`: it alone must not send a figure to the
-    # far larger every-survey cuboids; at 1 M answers that made /nps by trigger 20x slower).
+    # far larger every-survey cuboids; at 1 M answers /nps by trigger took 2.6 s, not 6 ms).
     every = where.get("survey") != rollups.TRANSACTIONAL or "role" in needed or group == "survey"
     rolled = where if every else {k: v for k, v in where.items() if k != "survey"}
     name, _dims = rollups.choose(needed if every else needed - {"survey"}, every_survey=every)

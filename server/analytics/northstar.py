@@ -2,9 +2,9 @@
 devices already send (docs/programme.md says the choices and why).
 
 A north star leads revenue rather than being revenue: it moves first, and a team
-can move it. Every metric here is read from the smallest transactional day rollup holding its
-dimensions (site, trigger kind, the device's joined health per answer), so it costs
-one query and stays exact; weeks are whole UTC days (Monday first).
+can move it. Every metric here is read from the smallest transactional day rollup
+holding its dimensions (site, trigger kind, the device's joined health per answer),
+so it costs one query and stays exact; weeks are whole UTC days (Monday first).
 """
 
 from __future__ import annotations

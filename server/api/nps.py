@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
+from sqlmodel import Session
 
 from contract.nps import Tally
 from server.analytics.figures import Filters, GroupBy, figures, sort_groups
@@ -113,7 +114,7 @@ def filter_values(session: SessionDep, caller: ViewerDep) -> FilterValues:
     )
 
 
-def leading_values(session: SessionDep, col: Any) -> list[str]:
+def leading_values(session: Session, col: Any) -> list[str]:
     """The distinct values of the first column of a table's key, one index seek each
     (a loose index scan) instead of reading every row: prompts are few, rows many."""
     out: list[str] = []
