@@ -283,7 +283,7 @@ def verify(url: str, day_start: float) -> int:
             rows = conn.execute(
                 text("SELECT * FROM feedback WHERE t >= :lo AND t < :hi"), {"lo": lo, "hi": hi}
             ).mappings().all()  # fmt: skip
-            expected = rollups.aggregate([fact(r) for r in rows])
+            expected = rollups.aggregate([fact(dict(r)) for r in rows])
             for (name, grain), acc in expected.items():
                 table = ROLLUP_TABLES[(name, grain)]
                 dims = dict(rollups.CUBOIDS)[name]
