@@ -160,6 +160,7 @@ def time_overview(base: str, operator: str, path: str, runs: int) -> tuple[list,
         page.fill("#token", operator)
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/")
+        page.wait_for_function(READY, timeout=120_000)  # its late calls are not the next page's
         for _ in range(runs):
             seen: list[str] = []
 
