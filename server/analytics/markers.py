@@ -1,7 +1,7 @@
 """Markers for the time charts and the before/after comparison one click away.
 
 Release markers are derived, not recorded: a firmware version's first hour in the
-rollups (`rollup_slice_hour`: site and fw, hour grain) at a site, or across the
+rollups (`slice`: site and fw; `by_fw` for the fleet) at a site, or across the
 fleet; a version there from the site's (fleet's) first hour is no release.
 """
 
@@ -16,7 +16,7 @@ from sqlmodel import Session
 from contract.nps import Tally, compare
 from server.analytics.figures import Filters, figures
 from server.analytics.rollup_tables import ROLLUP_TABLES
-from server.analytics.rollups import HOUR
+from server.analytics.rollups import DAY, HOUR
 from server.db.sql import table_of
 from server.models.markers import Marker, MarkerKind, MarkerPublic
 
@@ -35,12 +35,28 @@ def first_seen(pairs: Iterable[tuple[str, str, float]]) -> dict[str, float]:
 
 
 def releases(session: Session, *, site: str | None) -> list[MarkerPublic]:
-    """Release markers of one site (or of the fleet, `site` None), oldest first."""
-    table = ROLLUP_TABLES[("slice", HOUR)].c
-    stmt = select(table.site, table.fw, func.min(table.bucket)).group_by(table.site, table.fw)
+    """Release markers of one site (or of the fleet, `site` None), oldest first.
+
+    Each version's first day comes from a day rollup, then its first hour from the
+    hour rollup within that day: a few small index ranges, not every hour of the
+    site's history (at 1 M answers the hour table's 712,000 rows took 1.9 s). The
+    fleet's first hours are the `by_fw` ones: the least over sites of each site's.
+    """
+    name = "by_fw" if site is None else "slice"
+    day, hour = ROLLUP_TABLES[(name, DAY)].c, ROLLUP_TABLES[(name, HOUR)].c
+    firsts = select(day.fw, func.min(day.bucket)).group_by(day.fw)
     if site is not None:
-        stmt = stmt.where(table.site == site)
-    rows = [(s, fw, float(t)) for s, fw, t in session.execute(stmt) if fw]
+        firsts = firsts.where(day.site == site)
+    rows = []
+    for fw, first_day in session.execute(firsts).all():
+        if not fw:
+            continue
+        within = select(func.min(hour.bucket)).where(
+            hour.fw == fw, hour.bucket >= first_day, hour.bucket < first_day + DAY
+        )
+        if site is not None:
+            within = within.where(hour.site == site)
+        rows.append((site or "", fw, float(session.execute(within).scalar_one())))
     return [
         MarkerPublic(
             id=None,

@@ -2,9 +2,9 @@
 devices already send (docs/programme.md says the choices and why).
 
 A north star leads revenue rather than being revenue: it moves first, and a team
-can move it. Every metric here is read from the transactional `bands` day rollup
-(site, trigger kind and the device's joined health per answer), so it costs one
-indexed query and stays exact; weeks are whole UTC days (Monday first).
+can move it. Every metric here is read from the smallest transactional day rollup
+holding its dimensions (site, trigger kind, the device's joined health per answer),
+so it costs one query and stays exact; weeks are whole UTC days (Monday first).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from server.analytics import rollups
 from server.analytics.figures import time_key
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.analytics.rollups import DAY
@@ -73,13 +74,25 @@ def week_start(t: float) -> float:
     return dt.datetime(monday.year, monday.month, monday.day, tzinfo=dt.UTC).timestamp()
 
 
+def _cuboid(metric: Metric, site: str | None) -> str:
+    """The smallest transactional day rollup holding what `metric` counts by: the fleet's
+    healthy transactions read `mix`, not `bands`, whose rows a day grow with every
+    site and reason code (a site's own read `bands` by its key's leading site)."""
+    dims = {"site"} if site is not None else set()
+    if metric is not Metric.ANSWERS:
+        dims.add("trigger")
+    if metric is Metric.HEALTHY_TRANSACTIONS:
+        dims.add("health")
+    return rollups.choose(dims)[0]
+
+
 def weekly(
     session: Session, metric: Metric, *, site: str | None, weeks: int, now: float
 ) -> list[Week]:
     """`weeks` ISO weeks up to and including `now`'s, oldest first, zero where none."""
     end = week_start(now) + WEEK
     start = end - weeks * WEEK
-    t = ROLLUP_TABLES[("bands", DAY)].c
+    t = ROLLUP_TABLES[(_cuboid(metric, site), DAY)].c
     counted = t.promoters + t.passives + t.detractors if metric is Metric.ANSWERS else t.shown
     stmt = select(t.bucket, func.sum(counted)).where(t.bucket >= start, t.bucket < end)
     if metric is not Metric.ANSWERS:

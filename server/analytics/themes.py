@@ -158,10 +158,11 @@ _ONE: dict[str, Tally] = {
 
 
 def _combine(
-    reasons: Mapping[str | None, Tally], comments: Sequence[Comment]
+    reasons: Mapping[str | None, Tally], tagged: Sequence[tuple[Comment, list[str]]]
 ) -> dict[str, ThemeFigures]:
     """Themes of one slice. An answer counts once per theme: a comment adds its answer
-    to a theme only when the answer's reason code did not already put it there."""
+    to a theme only when the answer's reason code did not already put it there.
+    `tagged`: the slice's comments with their themes (`themes_of`), newest first."""
     out: dict[str, ThemeFigures] = defaultdict(lambda: ThemeFigures(""))
     for reason, tally in reasons.items():
         if reason is None or tally.n == 0:
@@ -169,9 +170,9 @@ def _combine(
         fig = out[theme_of_reason(reason)]
         fig.tally = fig.tally + Tally(tally.promoters, tally.passives, tally.detractors, tally.n)
         fig.from_reasons += tally.n
-    for c in sorted(comments, key=lambda c: c.t, reverse=True):
+    for c, found in tagged:
         by_reason = theme_of_reason(c.reason) if c.reason else None
-        for theme in themes_of(c.text):
+        for theme in found:
             fig = out[theme]
             fig.comments += 1
             fig.sentiments.append(c.sentiment)
@@ -189,9 +190,12 @@ def theme_figures(
 ) -> list[ThemeFigures]:
     """Every theme of the window (largest first: answers, then comments), each with its
     count and NPS per period (`periods`, oldest first) for its change over time."""
-    themes = _combine(reasons, comments)
+    # Each comment's themes once, not once per period: the keyword search is the cost
+    # (13 slices of every comment of the window otherwise).
+    tagged = [(c, themes_of(c.text)) for c in sorted(comments, key=lambda c: c.t, reverse=True)]
+    themes = _combine(reasons, tagged)
     for p in periods:
-        inside = [c for c in comments if p.lo <= c.t < p.hi]
+        inside = [(c, found) for c, found in tagged if p.lo <= c.t < p.hi]
         slice_ = _combine(p.reasons, inside)
         for theme, fig in themes.items():
             fig.trend.append((p.key, slice_[theme].tally if theme in slice_ else Tally()))

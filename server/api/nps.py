@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlmodel import Session
 
 from contract.nps import Tally
 from server.analytics.figures import Filters, GroupBy, figures, sort_groups
@@ -96,13 +97,29 @@ def filter_values(session: SessionDep, caller: ViewerDep) -> FilterValues:
             stmt = stmt.where(site_col == site)
         return sorted(v for (v,) in session.execute(stmt) if v is not None)
 
-    # Small rollups: no scan of raw feedback. `slice` has the site, `mix` does not.
-    roll = ROLLUP_TABLES[("mix", DAY) if site is None else ("slice", DAY)].c
-    roll_site = roll.site if site is not None else None
+    if site is not None:  # `slice` leads with the site: one index range
+        roll = ROLLUP_TABLES[("slice", DAY)].c
+        fw, triggers = values(roll.fw, roll.site), values(roll.trigger, roll.site)
+        prompts = values(roll.prompt, roll.site)
+    else:  # small rollups, each led by the value wanted: no scan of raw feedback
+        fw = values(ROLLUP_TABLES[("by_fw", DAY)].c.fw, None)
+        triggers = values(ROLLUP_TABLES[("by_trigger", DAY)].c.trigger, None)
+        prompts = leading_values(session, ROLLUP_TABLES[("mix", DAY)].c.prompt)
     return FilterValues(
         sites=values(Device.site, Device.site),
-        fw=values(roll.fw, roll_site),
-        triggers=values(roll.trigger, roll_site),
+        fw=fw,
+        triggers=triggers,
         devices=values(Device.id, Device.site),
-        prompts=values(roll.prompt, roll_site),
+        prompts=prompts,
     )
+
+
+def leading_values(session: Session, col: Any) -> list[str]:
+    """The distinct values of the first column of a table's key, one index seek each
+    (a loose index scan) instead of reading every row: prompts are few, rows many."""
+    out: list[str] = []
+    stmt = select(func.min(col))
+    while (v := session.execute(stmt).scalar()) is not None:
+        out.append(v)
+        stmt = select(func.min(col)).where(col > v)
+    return out

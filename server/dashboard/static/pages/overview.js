@@ -160,9 +160,12 @@ export async function render(main, { filters: current }) {
   let totals = null;
   const loadTotals = () => api("/nps", { query: { ...query, group_by: period } });
   const programme = loadProgramme(query); // the band sets come with it, for the headline
-  const totalsOnce = Promise.all([loadTotals(), programme.catch(() => null)]).then(([t]) => (totals = t));
+  const totalsOnce = loadTotals().then((t) => (totals = t));
+  // The headline waits for the band sets too; the chart (and its markers) does not wait
+  // for the programme's call, often the slowest of the page's.
+  const withBands = Promise.all([totalsOnce, programme.catch(() => null)]).then(([t]) => t);
   const jobs = [
-    panel($("headline"), "At a glance", () => totalsOnce, (b, t) => headline(b, t, current, query, step)),
+    panel($("headline"), "At a glance", () => withBands, (b, t) => headline(b, t, current, query, step)),
     panel($("trend"), `NPS by ${period}`, () => totalsOnce, (b, t) => trend(b, t, period, query)),
     panel($("triggers"), "NPS by trigger kind", () => api("/nps", { query: { ...query, group_by: "trigger" } }), (b, d) =>
       groupTable(b, [...d.groups].sort((a, b2) => b2.n - a.n), {
