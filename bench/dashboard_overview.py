@@ -87,17 +87,7 @@ def start_server(url: str, log: Path, src: Path | None) -> tuple[subprocess.Pope
         [sys.executable, "-c", code, "server", "--db", url, "--port", str(port)],
         cwd=src, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)  # polling a bounded wait for the port, not synchronisation
-    proc.kill()
-    raise RuntimeError(f"server did not start; see {log}")
+    return proc, server_load.healthy(proc, port, log)
 
 
 def api_only(base: str, operator: str, paths: list[str]) -> float:

@@ -33,14 +33,13 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from bench.server_load import check_rollups
 from contract.nps import category
 from contract.protocol import ROLES
 from server.analytics import rollups, themes
-from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import make_engine, upgrade
 from server.db.sql import quote
 from server.ingest import health
-from server.ingest.prepare import fact
 
 VERSION = 1  # bump when the rows below change: files of another version are not reused
 DEVICES = 1000
@@ -283,17 +282,7 @@ def verify(url: str, day_start: float) -> int:
             rows = conn.execute(
                 text("SELECT * FROM feedback WHERE t >= :lo AND t < :hi"), {"lo": lo, "hi": hi}
             ).mappings().all()  # fmt: skip
-            expected = rollups.aggregate([fact(dict(r)) for r in rows])
-            for (name, grain), acc in expected.items():
-                table = ROLLUP_TABLES[(name, grain)]
-                dims = dict(rollups.CUBOIDS)[name]
-                got = {
-                    (*(r[d] for d in dims), r["bucket"]): [r[c] for c in rollups.COUNTS]
-                    for r in conn.execute(
-                        table.select().where(table.c.bucket >= lo, table.c.bucket < hi)
-                    ).mappings()
-                }
-                assert got == acc, f"{table.name} differs from ingest's aggregation"
+            check_rollups(conn, [dict(r) for r in rows], lo, hi)
     finally:
         engine.dispose()
     return len(rows)

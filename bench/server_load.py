@@ -268,18 +268,24 @@ def verify(engine: Engine, day_start: float) -> int:
             .mappings()
             .all()
         )
-        expected = rollups.aggregate([fact(r) for r in rows])
-        for (name, grain), acc in expected.items():
-            table = ROLLUP_TABLES[(name, grain)]
-            dims = dict(rollups.CUBOIDS)[name]
-            got = {
-                (*(r[d] for d in dims), r["bucket"]): [r[c] for c in rollups.COUNTS]
-                for r in conn.execute(
-                    table.select().where(table.c.bucket >= lo, table.c.bucket < hi)
-                ).mappings()
-            }
-            assert got == acc, f"rollup {table.name} differs from ingest's aggregation"
+        check_rollups(conn, [dict(r) for r in rows], lo, hi)
     return len(rows)
+
+
+def check_rollups(conn: Any, rows: list[dict[str, Any]], lo: float, hi: float) -> None:
+    """The stored rollups over [lo, hi) equal `rollups.aggregate` (ingest's reference) of
+    `rows`, the raw feedback rows of that span."""
+    expected = rollups.aggregate([fact(r) for r in rows])
+    for (name, grain), acc in expected.items():
+        table = ROLLUP_TABLES[(name, grain)]
+        dims = dict(rollups.CUBOIDS)[name]
+        got = {
+            (*(r[d] for d in dims), r["bucket"]): [r[c] for c in rollups.COUNTS]
+            for r in conn.execute(
+                table.select().where(table.c.bucket >= lo, table.c.bucket < hi)
+            ).mappings()
+        }
+        assert got == acc, f"rollup {table.name} differs from ingest's aggregation"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -480,15 +486,20 @@ def start_server(url: str, workers: int, log: Path) -> tuple[subprocess.Popen[by
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),
     )
+    return proc, healthy(proc, port, log)
+
+
+def healthy(proc: subprocess.Popen[bytes], port: int, log: Path) -> str:
+    """The base URL once the server on `port` answers /healthz (120 s at most)."""
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return proc, base
+                return base
         except httpx.TransportError:
             pass
-        time.sleep(0.2)
+        time.sleep(0.2)  # polling a bounded wait for the port, not synchronisation
     proc.kill()
     raise RuntimeError(f"server did not start; see {log}")
 
