@@ -233,3 +233,16 @@ class Make:
 @pytest.fixture
 def make() -> type[Make]:
     return Make
+
+
+def fail_next_put(store: Store, error: BaseException) -> None:
+    """`store.put` raises `error` once, then works again (a commit that failed)."""
+    real_put = store.put
+    failures = [error]
+
+    def put(items: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_put(items)
+
+    store.put = put  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from gateway.acks import MAX_RANGES, Acks, payloads, ranges
 from gateway.intake import Intake
 from gateway.policy import THROTTLED, reject
+from tests.gateway.conftest import fail_next_put
 
 ROOT = "nps/v1"
 A, B = "nps-a1b2c3", "nps-b2c3d4"
@@ -71,15 +72,7 @@ def test_one_message_per_device_per_round_whatever_the_number_of_events(
 
 def test_nothing_is_acked_when_the_commit_fails(open_store, metrics, make) -> None:
     store = open_store()
-    real_put = store.put
-    failures = [sqlite3.OperationalError("disk I/O error")]
-
-    def put(items):
-        if failures:
-            raise failures.pop()
-        return real_put(items)
-
-    store.put = put
+    fail_next_put(store, sqlite3.OperationalError("disk I/O error"))
     broker = Broker()
     acks = acks_for(broker)
     intake = Intake(

@@ -6,6 +6,7 @@ import sqlite3
 
 from gateway.intake import Intake, Message
 from gateway.store import Store
+from tests.gateway.conftest import fail_next_put
 
 
 def test_ack_comes_only_after_the_commit(open_store, metrics, make, tmp_path):
@@ -53,15 +54,7 @@ def test_idle_step_returns_quickly_with_nothing(open_store, metrics):
 
 def test_a_failing_commit_holds_the_batch_unacknowledged_then_retries(open_store, metrics, make):
     store = open_store()
-    real_put = store.put
-    failures = [sqlite3.OperationalError("database or disk is full")]
-
-    def put(items):
-        if failures:
-            raise failures.pop()
-        return real_put(items)
-
-    store.put = put
+    fail_next_put(store, sqlite3.OperationalError("database or disk is full"))
     acked: list[int] = []
     waits: list[float] = []
     intake = Intake(store, lambda m: acked.append(m.mid), metrics, root="nps/v1", wait=waits.append)
