@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,8 @@ def firmware_memory(results: dict[str, dict[str, Any]], out: Path = IMG) -> Path
 GATEWAY_PATHS = (
     ("bare_subscriber", "bare paho subscriber"),
     ("thingsboard_live", "ThingsBoard gateway (peer)"),
-    ("gateway_sink_FULL", "nps-edge gw -> endpoint"),
+    ("gateway_sink_FULL", "nps-edge gw -> endpoint, live"),
+    ("gateway_sink_backlog", "nps-edge gw -> endpoint, backlog"),
     ("gateway_server_FULL", "nps-edge gw -> server, live"),
     ("gateway_server_backlog", "nps-edge gw -> server, backlog"),
 )
@@ -123,28 +125,46 @@ def read_printed_json(path: Path) -> dict[str, Any]:
     return result
 
 
+def gateway_paths(result: dict[str, Any]) -> list[tuple[str, float, float | None]]:
+    """(label, events/s, CPU ms per event or None) of each path of bench.gateway_throughput:
+    the median over its reps (`runs`), the bare subscriber as the result gives it."""
+    runs = result.get("runs") or [result]
+    rows = []
+    for key, label in GATEWAY_PATHS:
+        found = [result[key]] if key == "bare_subscriber" and key in result else []
+        found = found or [run[key] for run in runs if key in run]
+        if found:
+            cpu = [p["cpu_ms"] for p in found if p.get("cpu_ms") is not None]
+            rate = statistics.median(p["rate"] for p in found)
+            rows.append((label, rate, statistics.median(cpu) if cpu else None))
+    return rows
+
+
 def gateway_throughput(result: dict[str, Any], out: Path = IMG) -> Path:
     """Events/s and CPU per event of each path of bench.gateway_throughput, same run."""
-    paths = [(label, result[key]) for key, label in GATEWAY_PATHS if key in result]
-    with_cpu = [(label, p) for label, p in paths if "cpu_ms" in p and "subscriber" not in label]
+    paths = gateway_paths(result)
+    with_cpu = [row for row in paths if row[2] is not None and "subscriber" not in row[0]]
     fig, (rate_ax, cpu_ax) = plt.subplots(2, 1, figsize=(6.4, 4.6))
-    for ax, rows, key, unit in (
-        (rate_ax, paths, "rate", "events/s"),
-        (cpu_ax, with_cpu, "cpu_ms", "gateway CPU ms per event"),
+    for ax, rows, column, unit in (
+        (rate_ax, paths, 1, "events/s (median of the reps)"),
+        (cpu_ax, with_cpu, 2, "gateway CPU ms per event"),
     ):
-        labels = [label for label, _ in rows][::-1]  # first path on top
+        labels = [row[0] for row in rows][::-1]  # first path on top
         ax.barh(
             labels,
-            [p[key] for _, p in rows][::-1],
+            [row[column] for row in rows][::-1],
             color=["0.6" if "ThingsBoard" in label else "C0" for label in labels],
         )
         ax.set_xlabel(unit)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(alpha=0.3, axis="x")
+    reps = len(result.get("runs") or [result])
     fig.suptitle(
-        f"Gateway vs ThingsBoard IoT Gateway, one run, {result.get('events', 0):,} events",
+        f"Gateway vs ThingsBoard IoT Gateway, one run: {reps} reps of "
+        f"{result.get('events', 0):,} events",
         fontsize=10,
     )
+    fig.tight_layout()
     return _save(fig, "gateway_throughput.png", out)
 
 

@@ -71,15 +71,28 @@ def test_plots_are_written_and_small(tmp_path: Path) -> None:
 def test_the_gateway_comparison_is_drawn_from_that_benchmarks_printed_output(
     tmp_path: Path,
 ) -> None:
-    path = {"rate": 1000.0, "cpu_ms": 0.1, "cpu_share": 0.4, "peak_mb": 60.0}
+    def rep(i: int) -> dict[str, Any]:
+        path = {"rate": 1000.0 + i, "cpu_ms": 0.1, "cpu_share": 0.4, "peak_mb": 60.0}
+        return {
+            "thingsboard_live": path | {"rate": 3000.0 + i, "cpu_ms": 0.3},
+            "gateway_sink_FULL": path,
+            "gateway_server_backlog": path | {"rate": 9000.0 * i},
+        }
+
     result = {
         "events": 20000,
+        "reps": 3,
+        "runs": [rep(1), rep(2), rep(3)],
         "bare_subscriber": {"rate": 9000.0, "cpu_ms": 0.05},
-        "thingsboard_live": path | {"rate": 3000.0, "cpu_ms": 0.3},
-        "gateway_sink_FULL": path,
-        "gateway_server_backlog": path | {"rate": 9000.0},
     }
     printed = tmp_path / "gateway.out"
     printed.write_text(json.dumps(result, indent=1) + "\n\nbare paho subscriber: 9,000 events/s\n")
-    png = plots.gateway_throughput(plots.read_printed_json(printed), tmp_path)
+    read = plots.read_printed_json(printed)
+    assert plots.gateway_paths(read) == [  # the median of the three reps
+        ("bare paho subscriber", 9000.0, 0.05),
+        ("ThingsBoard gateway (peer)", 3002.0, 0.3),
+        ("nps-edge gw -> endpoint, live", 1002.0, 0.1),
+        ("nps-edge gw -> server, backlog", 18000.0, 0.1),
+    ]
+    png = plots.gateway_throughput(read, tmp_path)
     assert png.name == "gateway_throughput.png" and png.read_bytes()[:4] == b"\x89PNG"
