@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# make test spreads the suite's modules over the cores (pytest-xdist);
-# TEST_WORKERS=0 runs it in one process.
+# make test spreads the suite's modules over the cores (pytest-xdist, a module's
+# tests on one worker so its fixtures start once); TEST_WORKERS=0: one process.
 TEST_WORKERS ?= auto
-PYTEST_ARGS  ?= -n $(TEST_WORKERS) --dist loadgroup --durations=15
+PYTEST_ARGS  ?= -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 .PHONY: demo test lint system-deps venv clean bench
 

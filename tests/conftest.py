@@ -27,18 +27,6 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` spreads modules over workers (pytest-xdist, `--dist loadgroup`): each
-    module's tests stay on one worker, so its module fixtures (servers, brokers, builds)
-    start once, and the modules on the seeded dashboard story share one worker and so
-    one ingest of it (tests/dashboard/conftest.py)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            story = "live_server" in getattr(item, "fixturenames", ())
-            group = "dashboard-story" if story else item.nodeid.partition("::")[0]
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 def missing(what: str, how: str) -> NoReturn:
     """Fail in CI, skip locally, naming the fix."""
     message = f"{what} is not available: {how}"
