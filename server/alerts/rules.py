@@ -72,7 +72,7 @@ def detractor_key(alert: Mapping[str, Any]) -> tuple[str, str]:
     """The (device, trigger kind) a detractor alert collapses by; relationship answers
     collapse apart from any transaction's."""
     detail = alert["detail"]
-    kind = detail["trigger"]["kind"]
+    kind = detail.get("trigger", {}).get("kind")
     return alert["device"], kind if transactional(detail) else f"{RELATIONSHIP}:{kind}"
 
 

@@ -164,7 +164,7 @@ def _attach_detractors(session: Session, alerts: list[ProposedAlert]) -> list[Pr
         stored = session.execute(select(ALERT).where(A.id.in_(active)).order_by(A.id))
         for found in stored.mappings():
             detail = found["detail"]
-            key = (found["device"], detail.get("trigger", {}).get("kind"))
+            key = detractor_key({"device": found["device"], "detail": detail})
             if key in groups:  # the newest, if there were several
                 begun = started(detail, found["feedback_id"])
                 open_by_key[key] = {**found, "detail": begun}

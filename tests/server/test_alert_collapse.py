@@ -75,6 +75,18 @@ def test_a_relationship_detractor_never_folds_into_a_transactions_alert(api: Api
         ("relationship", 1, "Relationship score 1 from end user at store-1 (nps-aaa111)"),
         ("transactional", 2, "2 detractors at nps-aaa111 after relationship"),
     ]
+    # Later answers of each survey fold into that survey's open alert, never the other's.
+    api.ingest(
+        [feedback(device="nps-aaa111", seq=4, score=2, kind="relationship", survey="relationship",
+                  role="sponsor", ts=T0 + 5, rx_ts=T0 + 6)]
+        + _detractors("nps-aaa111", range(5, 6), kind="relationship")
+    )  # fmt: skip
+    items = api.get("/api/v1/alerts", kind="detractor")["items"]
+    got = sorted((a["detail"].get("survey"), a["detail"]["count"], a["title"]) for a in items)
+    assert got == [
+        ("relationship", 2, "2 relationship detractors at nps-aaa111"),
+        ("transactional", 3, "3 detractors at nps-aaa111 after relationship"),
+    ]
 
 
 def test_closing_it_lets_the_next_detractor_open_a_new_one(api: Api) -> None:
