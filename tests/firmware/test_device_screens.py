@@ -83,6 +83,8 @@ def test_screens_prompt_picking_reason_thanks(devices, config, mqtt_broker, tmp_
         dev.send(*lines, f"dump {out}")
         dev.wait_for(f"dumped {out}")
         shots[name] = out.read_bytes()
+        if name == "thank-you":  # the next screen must not catch the answer still "1 queued"
+            dev.wait_for("acked f ")
     dev.wait_for("saved f ")
     assert len(set(shots.values())) == len(shots)  # every state looks different
     for name, buffer in shots.items():
