@@ -135,19 +135,15 @@ def db_retention(
     from server.db.partitions import PARTITIONED, retention
 
     url = db or Settings().db
-    engine = make_engine(url)
-    try:
-        tables = table or PARTITIONED
-        dropped, stray = retention(engine, keep_months=keep_months, tables=tables, dry_run=dry_run)
-    except ValueError as err:
-        typer.echo(f"nps-edge db retention: {err}", err=True)
-        raise typer.Exit(2) from None
-    except SQLAlchemyError as err:
-        shown = make_url(url).render_as_string(hide_password=True)
-        typer.echo(f"nps-edge db retention: cannot use the database {shown!r}: {err}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
+    with _exits("db retention", url):
+        engine = make_engine(url)
+        try:
+            tables = table or PARTITIONED
+            dropped, stray = retention(
+                engine, keep_months=keep_months, tables=tables, dry_run=dry_run
+            )
+        finally:
+            engine.dispose()
     verb = "would drop" if dry_run else "dropped"
     for d in dropped:
         typer.echo(f"{verb} {d.name}: {d.table} of {d.month}, {d.rows} rows, {d.bytes} bytes")
@@ -163,7 +159,7 @@ def _database(command: str, db: str | None) -> Iterator[Session]:
     from server.db.engine import make_engine, upgrade
 
     url = db or Settings().db
-    try:
+    with _exits(command, url):
         engine = make_engine(url)
         try:
             upgrade(engine)
@@ -171,7 +167,15 @@ def _database(command: str, db: str | None) -> Iterator[Session]:
                 yield session
         finally:
             engine.dispose()
-    except ValueError as err:  # the registry's and the tokens' named errors
+
+
+@contextmanager
+def _exits(command: str, url: str) -> Iterator[None]:
+    """Library errors as clean messages and exit codes: a named error (the registry's, the
+    tokens', retention's) exits 2, a database that cannot be used exits 1."""
+    try:
+        yield
+    except ValueError as err:
         typer.echo(f"nps-edge {command}: {err}", err=True)
         raise typer.Exit(2) from None
     except SQLAlchemyError as err:
