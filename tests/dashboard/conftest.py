@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,11 +239,65 @@ def watched(page: Page, *, console: bool = False) -> Iterator[Page]:
     """`page`, closed at the end, failing the test on an uncaught script error and, with
     `console`, on a console error too (a failed request, a 404 or a 500, shows as one)."""
     errors: list[str] = []
+    trail = _Trail(page)
     page.on("pageerror", lambda err: errors.append(str(err)))
     if console:
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    TRAILS.append(trail)
     try:
         yield page
     finally:
+        TRAILS.remove(trail)
         page.close()
-    assert not errors, f"errors in the page: {errors}"
+    assert not errors, f"errors in the page: {errors}\n{trail.report()}"
+
+
+TRAILS: list[_Trail] = []  # the watched pages open now, for a failed test's report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed browser test's report says what each watched page was still waiting for."""
+    report = yield
+    if report.failed and call.when == "call":
+        for i, trail in enumerate(TRAILS):
+            report.sections.append((f"watched page {i + 1}", trail.report()))
+    return report
+
+
+class _Trail:
+    """What a page asked the network for and said on its console, for a failure's report:
+    a page that stops loading shows which request it waits on."""
+
+    def __init__(self, page: Page) -> None:
+        self.start = time.monotonic()
+        self.pending: dict[Any, tuple[float, str]] = {}
+        self.failed: list[str] = []
+        self.console: list[str] = []
+        page.on("request", self._request)
+        page.on("requestfinished", self._finished)
+        page.on("requestfailed", self._failed)
+        page.on("console", lambda m: self.console.append(f"{self._at()} {m.type}: {m.text}"))
+
+    def _at(self) -> str:
+        return f"{time.monotonic() - self.start:7.2f}s"
+
+    def _request(self, request: Any) -> None:
+        self.pending[request] = (time.monotonic(), f"{request.method} {request.url}")
+
+    def _finished(self, request: Any) -> None:
+        self.pending.pop(request, None)
+
+    def _failed(self, request: Any) -> None:
+        self.pending.pop(request, None)
+        self.failed.append(f"{self._at()} {request.method} {request.url}: {request.failure}")
+
+    def report(self) -> str:
+        now = time.monotonic()
+        waiting = [f"  {now - t:6.2f}s {what}" for t, what in self.pending.values()]
+        lines = ["requests still waiting:", *(waiting or ["  none"]), "requests failed:"]
+        lines += [f"  {f}" for f in self.failed[-20:]] or ["  none"]
+        lines += ["console:", *([f"  {c}" for c in self.console[-20:]] or ["  none"])]
+        return "\n".join(lines)
