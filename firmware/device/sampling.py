@@ -6,8 +6,9 @@ device is idle; an answer may be followed by the one-time link (voice.py).
 Pure logic: times come in (ms since boot for the machine, unix seconds or None
 while the wall clock is unknown for what lasts), and the state (a transaction
 counter per kind, the recent people, the calendar) goes out through `save` so
-it survives a reboot and can be audited: transaction n (from 0) of a kind is
-prompted iff n % every == 0. What was not prompted is counted per boot.
+it survives a reboot and can be audited: transaction n (from 0) of a kind sampled
+1 in k (k > 1) is prompted iff n % k == 0; a kind asked every time keeps no counter,
+so it costs no flash write. What was not prompted is counted per boot.
 """
 
 import persist
@@ -61,13 +62,15 @@ class Sampler:
         if max_age and at_s is not None and now_s is not None and now_s - at_s > max_age:
             why = EXPIRED  # asked too late to be about that transaction; not a sample
         else:
-            n = self.n.get(key, 0)
-            self.n[key] = n + 1
-            self._store()
+            every = rule["every"]
+            if every > 1:  # 1 in 1 decides nothing by n: no flash write per transaction
+                n = self.n.get(key, 0)
+                self.n[key] = n + 1
+                self._store()
+                if n % every:
+                    why = SAMPLED_OUT
             window = rule["person_window_s"]
-            if n % rule["every"]:
-                why = SAMPLED_OUT
-            elif person and window and now_s is not None:
+            if why is None and person and window and now_s is not None:
                 h = person[:_HASH_CHARS]
                 for entry in self.people:
                     if entry[0] == h and now_s - entry[1] < window:

@@ -34,4 +34,4 @@ def run_units(module: str, micropython: str, code: Path, cwd: Path, least: int =
 def test_sampling_units_under_micropython(
     micropython_bin: str, firmware_code: Path, tmp_path: Path
 ) -> None:
-    run_units("mp_sampling", micropython_bin, firmware_code, tmp_path, least=5)
+    run_units("mp_sampling", micropython_bin, firmware_code, tmp_path, least=6)

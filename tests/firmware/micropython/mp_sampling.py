@@ -58,7 +58,15 @@ def test_one_in_k_exact_over_a_long_run_and_across_reboots():
             prompted += 1
     assert prompted == 1000, prompted
     assert counts["sampled_out"] == 6000 and flash.state()["n"]["cycle"] == 7000
-    assert s.check("other", None, None, T0) is None  # "*": every one
+
+
+def test_a_kind_asked_every_time_writes_nothing_to_flash():
+    writes = []
+    s = sp.Sampler(cfg(), {}, writes.append, "nps-a1b2c3", lambda name: None,
+                   {"sampled_out": 0, "throttled": 0, "expired": 0})  # fmt: skip
+    for n in range(50):
+        assert s.check("cycle", None, None, T0 + n) is None  # "*": every one
+    assert writes == []
 
 
 def test_a_person_is_throttled_within_the_window_and_the_table_stays_small():
