@@ -87,7 +87,7 @@ def _tokens(bin_: str, db: str, *wanted: tuple[str, ...]) -> list[str]:
     return tokens
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
