@@ -7,11 +7,14 @@ fails, so a green CI always means the real thing ran.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -130,6 +133,25 @@ def chromium_path() -> str:
     if path is None:
         missing("Chromium", "apt-get install -y chromium (make test does)")
     return path
+
+
+# Chromium aborts every load in flight (net::ERR_NETWORK_CHANGED) when an address of the
+# host changes. The chaos suite adds and removes addresses while it makes and removes its
+# namespaces (its cuts only set links down, with no IPv6 address to lose): it holds this
+# lock alone then, and each browser module holds it shared. A file lock: the holders are
+# pytest-xdist workers, or other sessions on the machine.
+HOST_NETWORK_LOCK = Path(tempfile.gettempdir()) / "nps-edge-host-network.lock"
+
+
+@contextmanager
+def host_network(*, changing: bool) -> Iterator[None]:
+    """Hold the host network steady (`changing=False`, shared) or change it (alone)."""
+    with HOST_NETWORK_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if changing else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 CHROMIUM_ARGS = [

@@ -19,6 +19,7 @@ from tests.broker.site import needs_mosquitto
 from tests.chaos import netns
 from tests.chaos import schedule as sc
 from tests.chaos.rig import Rig
+from tests.conftest import host_network
 from tests.firmware.conftest import firmware_code  # noqa: F401  (fixture)
 
 
@@ -38,8 +39,9 @@ def network(tmp_path: Path, chaos_settings: sc.Settings) -> Iterator[netns.Netwo
     if not wanted:
         yield None
         return
-    netns.sweep_stale()
-    missing = netns.probe()
+    with host_network(changing=True):  # the browser tests' page loads are not in flight
+        netns.sweep_stale()
+        missing = netns.probe()
     if missing is None:
         try:
             net: netns.Network | None = netns.Network.create(sc.SITES, tmp_path / "netns")

@@ -7,6 +7,11 @@ either path can be cut alone. A cut sets the host end of a pair down: packets va
 (no reset, as when an uplink fails), the namespace keeps its routes, and setting the end
 up again restores the path with every connection that survived the wait.
 
+The host ends have no IPv6 link-local address (`addrgenmode none`), so a cut changes no
+address of the host: Chromium, in the browser tests running beside this suite, aborts its
+page loads on any such change. Making and removing the pairs does change addresses, so it
+is done under `tests.conftest.host_network(changing=True)`.
+
     host: broker(s) on BROKER_IP, server on SERVER_IP (both on the anchor pair)
       <- dev<i>  -- devices of site i  (route to BROKER_IP)
       <- brk<i>  -- gateway of site i  (route to BROKER_IP)
@@ -20,6 +25,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.conftest import host_network
 
 
 class NetnsUnavailable(RuntimeError):
@@ -99,11 +106,12 @@ class Network:
         """Namespaces `dev<i>` and `gw<i>` for each site, wired as the module docstring says."""
         pid = os.getpid()
         net = cls(tag=f"{pid % 65536:04x}", octet=20 + pid % 200, wrappers=wrappers)
-        try:
-            net._build(sites)
-        except NetnsUnavailable:
-            net.close()
-            raise
+        with host_network(changing=True):
+            try:
+                net._build(sites)
+            except NetnsUnavailable:
+                net._remove()
+                raise
         return net
 
     def _build(self, sites: int) -> None:
@@ -111,6 +119,8 @@ class Network:
         _ip("link", "del", self.anchor)  # left by an earlier run of a process with our pid
         _checked(["ip", "link", "add", self.anchor, "type", "veth", "peer", "name",
                   f"nce{self.tag}z"])  # fmt: skip
+        for end in (self.anchor, f"nce{self.tag}z"):
+            _checked(["ip", "link", "set", end, "addrgenmode", "none"])
         for ip in (self.broker_ip, self.server_ip):
             _checked(["ip", "addr", "add", f"{ip}/32", "dev", self.anchor])
         for end in (self.anchor, f"nce{self.tag}z"):
@@ -135,6 +145,7 @@ class Network:
     def _pair(self, role: str, ns: str, index: int, subnet: int, target: str) -> None:
         host, inner = f"nce{self.tag}{role}", f"eth{index}"
         _checked(["ip", "link", "add", host, "type", "veth", "peer", "name", inner, "netns", ns])
+        _checked(["ip", "link", "set", host, "addrgenmode", "none"])
         _checked(["ip", "addr", "add", f"10.{self.octet}.{subnet}.1/24", "dev", host])
         _checked(["ip", "link", "set", host, "up"])
         _checked(["ip", "-n", ns, "addr", "add", f"10.{self.octet}.{subnet}.2/24", "dev", inner])
@@ -158,6 +169,10 @@ class Network:
 
     def close(self) -> None:
         """Remove everything made (idempotent): a namespace takes its pairs with it."""
+        with host_network(changing=True):
+            self._remove()
+
+    def _remove(self) -> None:
         for name in self.namespaces:
             _ip("netns", "del", name)
         self.namespaces.clear()

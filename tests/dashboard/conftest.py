@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from nps_edge.broker import free_port
 from nps_edge.story import Story, generate, scenario_events, site_names
-from tests.conftest import CHROMIUM_ARGS, ROOT, missing
+from tests.conftest import CHROMIUM_ARGS, ROOT, host_network, missing
 
 BATCH = 1000
 LOST_SEQS = range(200, 204)
@@ -197,6 +197,16 @@ def live_server(
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
+
+
+@pytest.fixture(scope="module", autouse=True)
+def steady_network(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A browser module runs while no other test changes the host's addresses."""
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    with host_network(changing=False):
+        yield
 
 
 @pytest.fixture(scope="module")

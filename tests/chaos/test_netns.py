@@ -1,0 +1,39 @@
+"""The chaos suite's network cuts change no address of the host: Chromium aborts the page
+loads of the browser tests running beside it on any such change (net::ERR_NETWORK_CHANGED).
+Needs root and `ip`, like the cuts themselves."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.chaos import netns
+
+pytestmark = [pytest.mark.chaos]
+
+
+def host_addresses() -> set[str]:
+    """Every address of the host namespace, with its interface."""
+    shown = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True, check=True)
+    return {" ".join(line.split()[1:4]) for line in shown.stdout.splitlines()}
+
+
+def test_cutting_and_restoring_every_link_leaves_the_host_addresses_as_they_were(
+    tmp_path: Path,
+) -> None:
+    missing = netns.probe()
+    if missing is not None:
+        pytest.skip(f"network namespaces cannot be made here: {missing}")
+    net = netns.Network.create(1, tmp_path / "netns")
+    try:
+        made = host_addresses()
+        assert {f"{net.anchor} inet {net.broker_ip}/32"} <= made  # the pairs are there
+        for link in net.links.values():
+            link.cut()
+            assert host_addresses() == made, link.host
+            link.restore()
+            assert host_addresses() == made, link.host
+    finally:
+        net.close()
