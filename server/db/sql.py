@@ -260,9 +260,11 @@ def update_rows(session: Session, table: Table, key: str, rows: Sequence[dict[st
     keys) to that dict's other values, in one round trip; a key no row holds is skipped.
 
     PostgreSQL: one statement over one array per column (`unnest`), its text the same
-    for every count of rows, joined in the order given (rows in key order: one lock
-    order for every writer); SQLite: an executemany. Where an upsert would copy every
-    column of every row (it must be able to insert), this sends only the changed ones.
+    for every count of rows; planned as a nested loop over the arrays (EXPLAIN, 330
+    alerts of 50,000), it locks the rows in the order given: give them in key order,
+    one lock order for every writer. SQLite: an executemany. Where an upsert would
+    copy every column of every row (it must be able to insert), this sends only the
+    changed ones.
     """
     if not rows:
         return
