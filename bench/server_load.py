@@ -263,7 +263,7 @@ def verify(engine: Engine, day_start: float) -> int:
     with engine.connect() as conn:
         rows = (
             conn.execute(
-                text(f"SELECT {', '.join(COLUMNS)} FROM feedback WHERE t >= :lo AND t < :hi"),
+                text("SELECT * FROM feedback WHERE t >= :lo AND t < :hi"),
                 {"lo": lo, "hi": hi},
             )
             .mappings()
