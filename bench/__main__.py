@@ -16,6 +16,7 @@ BENCHMARKS = {
     "fwtools_bundle": "lean vs debug firmware build: .mpy size and free heap after boot",
     "gateway_throughput": "gateway events/s vs a bare subscriber and ThingsBoard (same run)",
     "server_load": "GET /api/v1/nps p50/p95 at fleet scale and ingest events/s vs a bare INSERT",
+    "ingest_batch": "a fleet-shaped batch (1,000 devices) in process vs a bare INSERT of its rows",
     "ingest_instructions": "instructions per ingest batch (valgrind) vs a bare INSERT of its rows",
     "pg_partitions": "month partitions vs the plain table: ingest, reads, dropping a month",
     "dashboard_overview": "overview page complete in Chromium vs its API calls alone",

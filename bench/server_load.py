@@ -220,7 +220,8 @@ def bulk_load(engine: Engine, rows: Iterator[tuple[Any, ...]], chunk: int = 50_0
 def build_rollups(engine: Engine) -> None:
     """Every rollup table from raw feedback in SQL (checked against ingest's code by `verify`)."""
     pg = engine.dialect.name == "postgresql"
-    expr = {"trigger": "trigger_kind", "reason": "COALESCE(reason, '')"}
+    expr = {d: rollups.RAW_COLUMN.get(d, d) for d in rollups.DIMS}
+    expr |= {d: f"COALESCE({d}, '{rollups.NONE}')" for d in rollups.NULLABLE}
     with engine.begin() as conn:
         for (name, grain), table in ROLLUP_TABLES.items():
             dims = dict(rollups.CUBOIDS)[name]
@@ -262,7 +263,7 @@ def verify(engine: Engine, day_start: float) -> int:
     with engine.connect() as conn:
         rows = (
             conn.execute(
-                text(f"SELECT {', '.join(COLUMNS)} FROM feedback WHERE t >= :lo AND t < :hi"),
+                text("SELECT * FROM feedback WHERE t >= :lo AND t < :hi"),
                 {"lo": lo, "hi": hi},
             )
             .mappings()
@@ -504,13 +505,14 @@ def healthy(proc: subprocess.Popen[bytes], port: int, log: Path) -> str:
     raise RuntimeError(f"server did not start; see {log}")
 
 
-def database(kind: str, workdir: Path) -> tuple[str, Any]:
+def database(kind: str, workdir: Path, prefix: str = "nps_bench") -> tuple[str, Any]:
+    """A fresh database's URL and what drops it (None for SQLite: a file in `workdir`)."""
     if kind == "sqlite":
         return f"sqlite:///{workdir / 'bench.db'}", None
     import psycopg
 
     admin = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-    name = f"nps_bench_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Text, case, select, text, update
+from sqlalchemy import cast as sql_cast
 from sqlmodel import Session
 
 from contract.protocol import ForwardedTelemetry
@@ -33,7 +34,8 @@ from server.alerts.rules import (
     started,
     transactional,
 )
-from server.db.sql import as_tuples, bulk_write, table_of, upsert
+from server.db.sql import as_tuples, bulk_write, json_value, table_of, update_rows
+from server.ingest.listed import one_of
 from server.models import Alert, Device, Feedback
 from server.models.alerts import AlertKind
 from server.settings import Settings
@@ -150,47 +152,57 @@ def _attach_detractors(session: Session, alerts: list[ProposedAlert]) -> list[Pr
             groups.setdefault(detractor_key(a), []).append(a)
     if not groups:
         return alerts
-    # By the (kind, site, device, status) index; status tested here (see SCOPE).
-    rows = session.execute(
-        select(A.id, A.device, A.status).where(
-            A.kind == DETRACTOR,
-            A.site.in_(sorted({a["site"] for g in groups.values() for a in g})),
-            A.device.in_(sorted({device for device, _ in groups})),
-        )
-    ).all()
-    active = sorted(i for i, _, status in rows if status in ACTIVE)
-    open_by_key: dict[tuple[str, str], dict[str, Any]] = {}
-    if active:
-        stored = session.execute(select(ALERT).where(A.id.in_(active)).order_by(A.id))
-        for found in stored.mappings():
-            detail = found["detail"]
-            key = detractor_key({"device": found["device"], "detail": detail})
-            if key in groups:  # the newest, if there were several
-                begun = started(detail, found["feedback_id"])
-                open_by_key[key] = {**found, "detail": begun}
+    open_by_key = _active_detractors(session, groups)
     kept = [a for a in alerts if a["kind"] != DETRACTOR]
     attached: list[dict[str, Any]] = []
     for key, group in groups.items():
         if key in open_by_key:
-            row = open_by_key[key]
-            detail = folded(row["detail"], group)
+            i, detail = open_by_key[key]
+            detail = folded(detail, group)
             at = max(a["created_at"] for a in group)
-            attached.append(row | {"detail": detail, "title": collapsed_title(key, detail),
-                                   "updated_at": at})  # fmt: skip
+            attached.append({"id": i, "detail": detail, "title": collapsed_title(key, detail),
+                             "updated_at": at})  # fmt: skip
         else:
             first = group[0].copy()
             first["detail"] = folded(started(first["detail"], first["feedback_id"]), group[1:])
             if first["detail"]["count"] > 1:
                 first["title"] = collapsed_title(key, first["detail"])
             kept.append(first)
-    # One statement for all (an UPDATE per alert cost PostgreSQL 10 ms per batch
-    # of 200), in id order like every multi-row write.
-    upsert(session, ALERT, sorted(attached, key=itemgetter("id")), ("id",), _attach)
+    # One statement for all (an UPDATE per alert cost PostgreSQL 10 ms per batch of
+    # 200), of the changed columns only, in id order like every multi-row write.
+    update_rows(session, ALERT, "id", sorted(attached, key=itemgetter("id")))
     return kept
 
 
-def _attach(c: Any, x: Any) -> dict[str, Any]:
-    return {"detail": x.detail, "title": x.title, "updated_at": x.updated_at}
+def _active_detractors(
+    session: Session, groups: Mapping[tuple[str, str], list[ProposedAlert]]
+) -> dict[tuple[str, str], tuple[int, dict[str, Any]]]:
+    """The active detractor alert (id, detail with its collapse fields) of each key of
+    `groups` that has one, the newest if several; one statement.
+
+    The devices' detractor alerts are read by the (kind, site, device, status) index;
+    the status is tested here (see SCOPE), and only an active alert's detail is sent,
+    as text, read with orjson: a fleet's batch reads about 3 active alerts for each
+    alert it updates (one per trigger kind), and json.loads of their details cost more
+    than the rest of the fold (docs/benchmarks.md, "One fleet batch in process").
+    """
+    active = case((A.status.in_(ACTIVE), sql_cast(A.detail, Text)))
+    rows = session.execute(
+        select(A.id, A.device, A.feedback_id, active).where(
+            A.kind == DETRACTOR,
+            one_of(session, A.site, sorted({a["site"] for g in groups.values() for a in g})),
+            one_of(session, A.device, sorted({device for device, _ in groups})),
+        )
+    ).all()
+    found: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+    for i, device, feedback_id, stored in sorted(rows, key=itemgetter(0)):
+        if stored is None:
+            continue
+        detail = json_value(stored)
+        key = detractor_key({"device": device, "detail": detail})
+        if key in groups:  # the newest, if there were several
+            found[key] = (i, started(detail, feedback_id))
+    return found
 
 
 def on_ingest(

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from server.db.partitions import ensure_partitions
+from server.db.partitions import ensure_partitions, forget_id_tables
 from server.db.sql import forget_stages
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -151,6 +151,7 @@ def alembic_config(engine: Engine) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate to `revision`; then make the coming months' partitions (PostgreSQL)."""
     command.upgrade(alembic_config(engine), revision)
+    forget_id_tables(engine)  # a lookup made while it ran may predate its commit
     ensure_partitions(engine)
 
 
@@ -176,6 +177,7 @@ def require_current(engine: Engine) -> None:
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
     command.downgrade(alembic_config(engine), revision)
+    forget_id_tables(engine)
 
 
 def sessions(engine: Engine) -> Iterator[Session]:

@@ -25,9 +25,11 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import Pool
 
 from server.db.sql import quote
 from server.periodic import PeriodicCheck
@@ -80,12 +82,31 @@ def id_table(conn: Connection, table: str) -> str:
     """Where `table`'s stored ids are looked up: its ledger when partitioned (one index,
     where the table has one per partition: a resent batch's lookups took ~5x as long
     at 200 k rows in 16 partitions), else itself.
-    Asked each time (a catalogue lookup): a migration may change it under a live engine."""
+
+    Looked up in the catalogue once per engine (every batch asks, for both tables: two
+    round trips each time), and asked again after a migration in this process changes
+    it (`forget_id_tables`). A migration made by another process is seen by a server
+    once restarted, as its schema check is; until then a ledger made by an upgrade
+    goes unused (the table answers the same, more slowly)."""
     if conn.dialect.name != "postgresql":
         return table
-    ledger = ledger_name(table)
-    found = conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": quote(ledger)})
-    return ledger if found.scalar() else table
+    known = _ID_TABLES.setdefault(conn.engine.pool, {})
+    found = known.get(table)
+    if found is None:
+        ledger = ledger_name(table)
+        made = conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": quote(ledger)})
+        found = known[table] = ledger if made.scalar() else table
+    return found
+
+
+# id_table's answers per engine, by its pool: the engines made from it with other
+# execution options (`engine.write_session`) share it, and `dispose` replaces it.
+_ID_TABLES: WeakKeyDictionary[Pool, dict[str, str]] = WeakKeyDictionary()
+
+
+def forget_id_tables(engine: Engine) -> None:
+    """After (or while) migrating `engine`'s database: id_table looks up again."""
+    _ID_TABLES.pop(engine.pool, None)
 
 
 def is_partitioned(conn: Connection, table: str) -> bool:
@@ -114,6 +135,7 @@ def months(conn: Connection, table: str) -> list[Month]:
 def partition(conn: Connection, table: str, first: Month, last: Month) -> None:
     """Turn the plain `table` into one partitioned by month of `t`, with partitions from
     `first` to `last`, a default one and the id ledger; its rows and indexes kept."""
+    forget_id_tables(conn.engine)
     old = f"{table}_unpartitioned"
     indexes = _indexes(conn, table)
     for name, _ in indexes:
@@ -153,6 +175,7 @@ def partition(conn: Connection, table: str, first: Month, last: Month) -> None:
 
 def unpartition(conn: Connection, table: str) -> None:
     """Undo `partition`: `table` plain again with `id` as its primary key, rows kept."""
+    forget_id_tables(conn.engine)
     old = f"{table}_partitioned"
     indexes = _indexes(conn, table)
     for name, _ in indexes:

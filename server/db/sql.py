@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from operator import itemgetter
@@ -132,6 +133,16 @@ def _json_text(value: Any) -> str | None:
     return orjson.dumps(value).decode()  # json.dumps cost 10 M instructions per batch
 
 
+def json_value(text: str) -> Any:
+    """A JSON column's text as its value, as the column type reads it: orjson, which
+    takes a tenth of json.loads's time, with json.loads for what only it reads (NaN,
+    Infinity: what json.dumps wrote before the columns were written with orjson)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _with_json_text(
     table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> Sequence[Sequence[Any]]:
@@ -242,6 +253,53 @@ def bulk_write(
         sql = f"{head} VALUES {', '.join([one] * len(chunk))}{tail}"
         out.extend(conn.exec_driver_sql(sql, flat).scalars().all())
     return out
+
+
+def update_rows(session: Session, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """UPDATE the rows of `table` whose `key` matches one of `rows` (dicts with the same
+    keys) to that dict's other values, in one round trip; a key no row holds is skipped.
+
+    PostgreSQL: one statement over one array per column (`unnest`), its text the same
+    for every count of rows; planned as a nested loop over the arrays (EXPLAIN, 330
+    alerts of 50,000), it locks the rows in the order given: give them in key order,
+    one lock order for every writer. SQLite: an executemany. Where an upsert would
+    copy every column of every row (it must be able to insert), this sends only the
+    changed ones.
+    """
+    if not rows:
+        return
+    columns, plain = as_tuples(rows)
+    tuples = _with_json_text(table, columns, plain)
+    conn = session.connection()
+    dialect = conn.dialect.name
+    sql = _update_sql(table, dialect, key, tuple(columns))
+    if dialect == "postgresql":
+        conn.exec_driver_sql(sql, tuple(map(list, zip(*tuples, strict=True))))
+        return
+    at = columns.index(key)
+    conn.exec_driver_sql(sql, [(*r[:at], *r[at + 1 :], r[at]) for r in tuples])
+
+
+@lru_cache(maxsize=64)
+def _update_sql(table: Table, dialect: str, key: str, columns: tuple[str, ...]) -> str:
+    """`update_rows`'s statement: `columns` but `key` set, parameters in `columns` order
+    (PostgreSQL: an array each), else the set columns' then the key's."""
+    name = quote(table.name)
+    sets = [c for c in columns if c != key]
+    if dialect != "postgresql":
+        assignments = ", ".join(f"{quote(c)} = ?" for c in sets)
+        return f"UPDATE {name} SET {assignments} WHERE {quote(key)} = ?"
+    compile_for = DIALECTS[dialect]
+    # %b: psycopg sends the arrays in binary. In text, it escapes each JSON text
+    # for the array literal: 330 alert details took 38 ms, in binary 1.2 ms.
+    arrays = ", ".join(
+        f"CAST(%b AS {table.c[c].type.compile(dialect=compile_for)}[])" for c in columns
+    )
+    assignments = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in sets)
+    return (
+        f"UPDATE {name} SET {assignments} FROM unnest({arrays}) AS v({quoted(columns)})"
+        f" WHERE {name}.{quote(key)} = v.{quote(key)}"
+    )
 
 
 def through_stage(

@@ -182,3 +182,50 @@ def test_an_alert_opened_before_the_collapse_counts_as_one(api: Api, engine: Eng
     [got] = api.get("/api/v1/alerts", kind="detractor")["items"]
     assert got["detail"]["count"] == 2
     assert [a["id"] for a in got["detail"]["latest"]] == ["nps-aaa111:1", "nps-aaa111:2"]
+
+
+def test_attaching_changes_the_newest_active_alert_of_the_key_and_nothing_else(
+    api: Api, engine: Engine
+) -> None:
+    """The fold writes only detail, title and updated_at (`store._attach_detractors`):
+    a closed alert, another trigger kind's, an older active one of the same key and
+    every column a person set stay as they were."""
+    api.ingest(_detractors("nps-aaa111", range(1, 2)))
+    api.ingest(_detractors("nps-aaa111", range(2, 3), kind="walkup"))
+    with Session(engine) as s:
+        first = s.exec(select(Alert).where(Alert.feedback_id == "nps-aaa111:1")).one()
+        first.status, first.closed_at, first.closed_by = "closed", T0 + 10, "ops@example.com"
+        s.add(first)
+        s.commit()
+    api.ingest(_detractors("nps-aaa111", range(3, 4)))  # opens the key's next one
+    with Session(engine) as s:
+        older = s.exec(select(Alert).where(Alert.feedback_id == "nps-aaa111:3")).one()
+        older.status, older.assignee = "acknowledged", "ops@example.com"
+        older.first_response_at, older.escalated_at = T0 + 20, T0 + 30
+        s.add(older)
+        # A second active alert of the same key (one stored before the per-key lock
+        # was taken): the newest gets the answers.
+        s.add(Alert(**older.model_dump(exclude={"id"}) | {"feedback_id": "nps-aaa111:3b"}))
+        s.commit()
+    before = _alert_rows(engine)
+    newest = max(before)
+    api.ingest(_detractors("nps-aaa111", range(4, 6)))
+    after = _alert_rows(engine)
+    assert sorted(after) == sorted(before)  # no detractor alert opened
+    assert {i: r for i, r in after.items() if i != newest} == {
+        i: r for i, r in before.items() if i != newest
+    }
+    changed = {k for k, v in after[newest].items() if before[newest][k] != v}
+    assert changed == {"detail", "title", "updated_at"}
+    detail = after[newest]["detail"]
+    assert (detail["count"], detail["first_ts"], detail["last_ts"]) == (3, T0 + 3, T0 + 5)
+    assert [a["id"] for a in detail["latest"]] == ["nps-aaa111:3", "nps-aaa111:4", "nps-aaa111:5"]
+    assert after[newest]["title"] == "3 detractors at nps-aaa111 after service_visit"
+    assert after[newest]["updated_at"] > before[newest]["updated_at"]
+
+
+def _alert_rows(engine: Engine) -> dict[int, dict[str, Any]]:
+    """The detractor alerts by id (the site's NPS alert may open beside them)."""
+    with Session(engine) as s:
+        found = s.exec(select(Alert).where(Alert.kind == "detractor"))
+        return {a.id: a.model_dump() for a in found if a.id is not None}

@@ -7,13 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 from typer.testing import CliRunner
 
 from nps_edge.cli import app as cli
-from server.db.engine import downgrade, make_engine, upgrade
-from server.db.partitions import Month, create_month, ensure_partitions, months, retention
+from server.db.engine import WRITE, downgrade, make_engine, upgrade
+from server.db.partitions import (
+    Month,
+    create_month,
+    ensure_partitions,
+    id_table,
+    months,
+    retention,
+)
 from server.db.sql import insert_all_new, table_of
 from server.models import Feedback
 from tests.server import test_figures_property as figures
@@ -182,6 +189,37 @@ def test_migration_keeps_rows_both_ways(postgres_url: str) -> None:
         ).scalar()
         assert conn.exec_driver_sql("SELECT count(*) FROM feedback").scalar() == 2
     assert key == "PRIMARY KEY (id)"
+    engine.dispose()
+
+
+def test_id_table_is_looked_up_once_per_engine_and_again_after_a_migration(
+    postgres_url: str,
+) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine, "0008")
+    lookups: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "to_regclass" in statement:
+            lookups.append(statement)
+
+    def where_ids(on: Engine) -> str:
+        with on.connect() as conn:
+            return id_table(conn, "feedback")
+
+    assert where_ids(engine) == "feedback"
+    assert where_ids(engine.execution_options(**WRITE)) == "feedback"  # ingest's engine
+    assert len(lookups) == 1
+    upgrade(engine)  # partitions it: the ledger from now on
+    assert where_ids(engine) == "feedback_ids"
+    assert where_ids(engine) == "feedback_ids"
+    assert len(lookups) == 2
+    downgrade(engine, "0008")
+    assert where_ids(engine) == "feedback"
+    other = make_engine(postgres_url)  # another engine asks for itself
+    assert where_ids(other) == "feedback"
+    other.dispose()
     engine.dispose()
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, select
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, create_engine, select
 from sqlalchemy.orm import Session
 
 from server.analytics.rollups import DAY, HOUR, rollup_sql
-from server.db.sql import conflict_clause, quote, quoted, upsert
+from server.db.sql import conflict_clause, json_value, quote, quoted, update_rows, upsert
 
 ODD = Table(
     'we"ird',
@@ -64,6 +65,44 @@ def test_upsert_writes_through_quoted_names_on_sqlite() -> None:
         upsert(session, ODD, [{"id": 1, "n": 5, 'la"bel': "b"}], ("id",), _add_n)
         assert session.execute(select(ODD)).all() == [(1, 8, "b")]
     engine.dispose()
+
+
+DOCS = Table(
+    'do"cs',
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column('la"bel', String),
+    Column("doc", JSON, nullable=False),
+    Column("n", Integer),
+)
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_update_rows_sets_the_given_columns_of_the_rows_named(
+    db: str, request: pytest.FixtureRequest
+) -> None:
+    url = "sqlite://" if db == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    DOCS.metadata.create_all(engine)
+    odd = {"q": 'a "quoted" \\ back\\slash, {braces}, NULL, é', "l": [1, 2.5, None]}
+    with Session(engine) as session:
+        session.execute(DOCS.insert(), [
+            {"id": i, 'la"bel': f"old {i}", "doc": {"v": i}, "n": i} for i in (1, 2, 3)
+        ])  # fmt: skip
+        update_rows(session, DOCS, "id", [
+            {"id": 1, 'la"bel': "new 1", "doc": odd},
+            {"id": 3, 'la"bel': "new 3", "doc": {}},
+            {"id": 9, 'la"bel': "none", "doc": {}},  # no such row: nothing written
+        ])  # fmt: skip
+        got = session.execute(select(DOCS).order_by(DOCS.c.id)).all()
+    assert got == [(1, "new 1", odd, 1), (2, "old 2", {"v": 2}, 2), (3, "new 3", {}, 3)]
+    DOCS.metadata.drop_all(engine)
+    engine.dispose()
+
+
+def test_json_value_reads_what_json_dumps_wrote() -> None:
+    assert json_value('{"a": [1, 2.5, "x", null]}') == {"a": [1, 2.5, "x", None]}
+    assert math.isnan(json_value('{"a": NaN}')["a"])  # orjson refuses NaN: json.loads reads it
 
 
 def test_rollup_sql_text() -> None:
