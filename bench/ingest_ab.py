@@ -114,7 +114,7 @@ LISTS: list[list[Any]] = []  # the lists a batch sent, kept by `kept_lists`
 
 
 def kept_lists(engine: Engine) -> None:
-    """Keep every list parameter `engine` sends (one batch's: `dump_times`)."""
+    """Keep every list parameter `engine` sends through `%s` (one batch's: `dump_times`)."""
 
     class Keeping(ListBinaryDumper):
         def dump(self, obj: list[Any]) -> Any:
@@ -124,27 +124,26 @@ def kept_lists(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.adapters.register_dumper(list, Keeping)
+        # Only `%s` (AUTO) parameters: `%b` ones (sql.update_rows) were binary before.
+        dbapi_conn.adapters._dumpers[PyFormat.BINARY][list] = ListBinaryDumper
 
 
-def dump_times(engine: Engine, reps: int) -> dict[str, Any]:
+def dump_times(reps: int) -> dict[str, Any]:
     """psycopg's dump of one batch's list parameters, text then binary in turn, `reps`
     times: ms of this process per batch, each way."""
-    with engine.connect() as conn:
-        adapted = conn.connection.driver_connection
-        tx = Transformer(adapted)
-        dumpers = {
-            f: [tx.get_dumper(v, f) for v in LISTS] for f in (PyFormat.TEXT, PyFormat.BINARY)
-        }
+    lists = list(LISTS)
+    tx = Transformer(psycopg.adapters)  # psycopg's own dumpers, not `kept_lists`'
+    dumpers = {f: [tx.get_dumper(v, f) for v in lists] for f in (PyFormat.TEXT, PyFormat.BINARY)}
     spent = dict.fromkeys(dumpers, 0.0)
     for rep in range(reps):
         for f in (
             (PyFormat.TEXT, PyFormat.BINARY) if rep % 2 == 0 else (PyFormat.BINARY, PyFormat.TEXT)
         ):
             began = time.process_time()
-            for d, v in zip(dumpers[f], LISTS, strict=True):
+            for d, v in zip(dumpers[f], lists, strict=True):
                 d.dump(v)
             spent[f] += time.process_time() - began
-    return {"lists": len(LISTS), "elements": sum(map(len, LISTS)),
+    return {"lists": len(lists), "elements": sum(map(len, lists)),
             "text_ms": round(spent[PyFormat.TEXT] / reps * 1000, 2),
             "binary_ms": round(spent[PyFormat.BINARY] / reps * 1000, 2)}  # fmt: skip
 
@@ -254,15 +253,15 @@ def rollup_alone(sides: tuple[Side, Side], reps: int) -> dict[str, float]:
     return {"a": round(spent[0] / reps * 1000, 2), "b": round(spent[1] / reps * 1000, 2)}
 
 
-def timed_roll_up(sides: dict[int, Side]) -> None:
-    """`roll_up` timed into the side whose engine runs it (found by its pool)."""
+def timed_roll_up(sides: dict[str, Side]) -> None:
+    """`roll_up` timed into the side whose engine runs it (found by its database)."""
     plain = PLAIN_ROLL_UP
 
     def roll_up(session: Any, counts: Any) -> None:
         LAST_COUNTS[:] = [counts]
         began = time.perf_counter()
         plain(session, counts)
-        side = sides[id(session.get_bind().pool)]
+        side = sides[session.get_bind().url.database]
         side.timers.rollup_ms += (time.perf_counter() - began) * 1000
 
     ingest_module.roll_up = roll_up
@@ -308,8 +307,8 @@ def compare(change: str, template: str, args: argparse.Namespace, fleet: Fleet) 
             engine.dispose()
         a = Side(names["a"], change == "binary", False)
         b = Side(names["b"], False, change == "collate_stage")
-        by_pool = {id(s.engine.pool): s for s in (a, b)}
-        timed_roll_up(by_pool)
+        by_name = {s.name: s for s in (a, b)}
+        timed_roll_up(by_name)
         settings = Settings(db=url_of(names["a"]))
         rng = random.Random(args.seed + 1)
         fleet = copy.deepcopy(fleet)
@@ -330,7 +329,7 @@ def compare(change: str, template: str, args: argparse.Namespace, fleet: Fleet) 
             kept_lists(b.engine)
             b.engine.dispose()
             b.ingest(batches(fleet, 1, WARM_UP + args.batches, rng)[0], settings)
-            alone = dump_times(b.engine, 200)
+            alone = dump_times(200)
         result = {
             "change": change, "batches": args.batches,
             "a": summary(a.rows), "b": summary(b.rows), "same_contents": same,
