@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any, TypedDict
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, literal_column, or_, select
 from sqlmodel import Session
 
 from contract.nps import Category, category
@@ -102,7 +102,7 @@ def histories(
         out[dev].samples.append(health.Sample(t, tid, rssi, mv))
     for dev, t, delta in session.execute(
         select(T.device, T.t, T.errors_delta)
-        .where(within(T.device, T.t, lookback), T.errors_delta > 0)
+        .where(within(T.device, T.t, lookback), T.errors_delta > literal_column("0"))
         .order_by(T.t)
     ).all():
         out[dev].errors.append((t, delta))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 
@@ -95,9 +95,18 @@ class FeedbackPublic(SQLModel):
         return cls(**{**row.model_dump(), "ts": row.t})
 
 
+def _where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, on both databases."""
+    return {f"{dialect}_where": text(condition) for dialect in ("postgresql", "sqlite")}
+
+
 class Telemetry(EventFields, table=True):
     __tablename__ = "telemetry"
-    __table_args__ = (Index("ix_telemetry_device_t", "device", "t"),)
+    __table_args__ = (
+        Index("ix_telemetry_device_t", "device", "t"),
+        # The health join's error lookup (server.ingest.join.histories): rows with new errors.
+        Index("ix_telemetry_device_t_errors", "device", "t", **_where("errors_delta > 0")),
+    )
 
     t: float
     battery_mv: float | None = None

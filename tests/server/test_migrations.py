@@ -7,13 +7,14 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
-from sqlmodel import SQLModel
+from sqlalchemy import event, inspect
+from sqlmodel import Session, SQLModel
 
 import server.analytics.rollup_tables  # noqa: F401
 import server.models  # noqa: F401
 from server.db.engine import downgrade, make_engine, upgrade
 from server.db.partitions import partition_names
+from server.ingest.join import histories
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -186,3 +187,51 @@ def test_0006_counts_stored_answers_as_transactional_with_no_role(sqlite_url: st
     downgrade(engine, "0005")
     assert "rollup_programme_day" not in inspect(engine).get_table_names()
     engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0012_indexes_the_telemetry_rows_with_new_errors(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    engine = make_engine(
+        request.getfixturevalue("sqlite_url" if kind == "sqlite" else "postgres_url")
+    )
+    upgrade(engine)
+
+    def errors_index() -> list[str]:
+        found = inspect(engine).get_indexes("telemetry")
+        return [str(i["dialect_options"].get(f"{kind.replace('postgres', 'postgresql')}_where"))
+                for i in found if i["name"] == "ix_telemetry_device_t_errors"]  # fmt: skip
+
+    assert [w.strip("()") for w in errors_index()] == ["errors_delta > 0"]
+    if kind == "postgres":  # the lookup's own statement takes it (its filter is a literal)
+        session = Session(engine)
+        partial = set(
+            session.connection()
+            .exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename LIKE 'telemetry%%'"
+                " AND indexdef LIKE '%%WHERE (errors_delta > 0)'"
+            )
+            .scalars()
+        )  # the partitioned table's and each partition's
+        plans: list[str] = []
+        event.listen(engine, "before_cursor_execute", _explained(plans))
+        session.connection().exec_driver_sql("SET enable_seqscan = off")
+        histories(session, {f"d{i}": (1000.0, 2000.0) for i in range(3)}, 600.0)
+        session.close()
+        used = {w for p in plans for w in p.split() if w in partial}
+        assert len(plans) == 1 and used, (plans, partial)
+    downgrade(engine, "0011")
+    assert errors_index() == []
+    engine.dispose()
+
+
+def _explained(plans: list[str]) -> Any:
+    """A cursor hook that keeps the plan of the error lookup before it runs."""
+
+    def hook(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "errors_delta >" in statement and not statement.startswith("EXPLAIN"):
+            cursor.execute(f"EXPLAIN {statement}", params)
+            plans.append("\n".join(r[0] for r in cursor.fetchall()))
+
+    return hook
