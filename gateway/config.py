@@ -71,6 +71,12 @@ class GatewaySettings(BaseSettings):
     linger_ms: float = Field(
         100.0, ge=0, le=5000, description="after a part batch, wait this long for more (ms)"
     )
+    forward_lanes: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="ingest requests in flight at once, each lane with its own devices (1: one)",
+    )
     request_timeout: float = Field(30.0, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     log_level: str = "INFO"

@@ -33,10 +33,13 @@ from gateway.policy import (
     Rejected,
     admit,
     expiry_window,
+    lane_of,
     over_limit,
 )
 
 DEAD_LETTER_OVERFLOW = "dead_letter_overflow"
+# Rows a forwarding lane reads at a time (seq and device only) while looking for its own.
+LANE_SCAN_ROWS = 4096
 
 
 def dead_letter_bytes(what: str | None, reason: str, payload: bytes) -> int:
@@ -54,6 +57,15 @@ class Row:
     seq: int
     id: str
     body: bytes
+
+
+@dataclass(frozen=True)
+class Peek:
+    """The oldest events of one lane, and the last seq looked at: the lane has no other
+    event up to `seen` (seqs only grow), so its next look may start after it."""
+
+    rows: list[Row]
+    seen: int
 
 
 @dataclass
@@ -397,12 +409,46 @@ class Store:
 
     def peek(self, limit: int) -> list[Row]:
         """The oldest stored events, in arrival order (hence in order per device)."""
-        return [
-            Row(seq, id_, body)
-            for seq, id_, body in self.conn.execute(
-                "SELECT seq, id, body FROM events ORDER BY seq LIMIT ?", (limit,)
+        return self.peek_lane(limit).rows
+
+    def peek_lane(self, limit: int, lane: int = 0, lanes: int = 1, after: int = 0) -> Peek:
+        """The oldest `limit` events with seq > `after` whose device is in `lane` of `lanes`
+        (policy.lane_of), in arrival order. A seq is never reused (AUTOINCREMENT) and
+        writers take turns, so an event committed later always has a higher seq."""
+        if lanes == 1:
+            rows = self._rows(
+                "SELECT seq, id, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
             )
-        ]
+            return Peek(rows, rows[-1].seq if rows else after)
+        mine: list[int] = []
+        seen = after
+        while len(mine) < limit:
+            chunk = self.conn.execute(
+                "SELECT seq, device FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seen, LANE_SCAN_ROWS),
+            ).fetchall()
+            for seq, device in chunk:
+                seen = seq
+                if lane_of(device, lanes) == lane:
+                    mine.append(seq)
+                    if len(mine) == limit:
+                        break
+            if len(chunk) < LANE_SCAN_ROWS:
+                break
+        if not mine:
+            return Peek([], seen)
+        # Read apart from the scan: an event dropped meanwhile by the full policy is
+        # simply not there; none can appear below `seen`.
+        rows = self._rows(
+            f"SELECT seq, id, body FROM events WHERE seq IN ({','.join('?' * len(mine))})"
+            " ORDER BY seq",
+            mine,
+        )
+        return Peek(rows, seen)
+
+    def _rows(self, sql: str, params: Sequence[object]) -> list[Row]:
+        return [Row(seq, id_, body) for seq, id_, body in self.conn.execute(sql, params)]
 
     def done(
         self, rows: Sequence[Row], rejected: dict[int, str], *, duplicates: int = 0
