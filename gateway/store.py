@@ -38,8 +38,6 @@ from gateway.policy import (
 )
 
 DEAD_LETTER_OVERFLOW = "dead_letter_overflow"
-# Rows a forwarding lane reads at a time (seq and device only) while looking for its own.
-LANE_SCAN_ROWS = 4096
 
 
 def dead_letter_bytes(what: str | None, reason: str, payload: bytes) -> int:
@@ -132,6 +130,8 @@ class Store:
         self.clock = clock
         self._lock = write_lock(self.path)
         self.conn = connect(self.path, synchronous=synchronous, readonly=readonly)
+        # A lane's events in SQL (peek_lane): one call per row looked at, about 0.3 us.
+        self.conn.create_function("lane_of", 2, lane_of, deterministic=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -421,31 +421,16 @@ class Store:
                 (after, limit),
             )
             return Peek(rows, rows[-1].seq if rows else after)
-        mine: list[int] = []
-        seen = after
-        while len(mine) < limit:
-            chunk = self.conn.execute(
-                "SELECT seq, device FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seen, LANE_SCAN_ROWS),
-            ).fetchall()
-            for seq, device in chunk:
-                seen = seq
-                if lane_of(device, lanes) == lane:
-                    mine.append(seq)
-                    if len(mine) == limit:
-                        break
-            if len(chunk) < LANE_SCAN_ROWS:
-                break
-        if not mine:
-            return Peek([], seen)
-        # Read apart from the scan: an event dropped meanwhile by the full policy is
-        # simply not there; none can appear below `seen`.
+        # Up to the newest now: every event below it is committed (or was rolled back).
+        (top,) = self.conn.execute("SELECT max(seq) FROM events").fetchone()
+        if top is None or top <= after:
+            return Peek([], after)
         rows = self._rows(
-            f"SELECT seq, id, body FROM events WHERE seq IN ({','.join('?' * len(mine))})"
-            " ORDER BY seq",
-            mine,
+            "SELECT seq, id, body FROM events WHERE seq > ? AND seq <= ?"
+            " AND lane_of(device, ?) = ? ORDER BY seq LIMIT ?",
+            (after, top, lanes, lane, limit),
         )
-        return Peek(rows, seen)
+        return Peek(rows, rows[-1].seq if len(rows) == limit else top)
 
     def _rows(self, sql: str, params: Sequence[object]) -> list[Row]:
         return [Row(seq, id_, body) for seq, id_, body in self.conn.execute(sql, params)]
