@@ -71,8 +71,9 @@ class GatewaySettings(BaseSettings):
     linger_ms: float = Field(
         100.0, ge=0, le=5000, description="after a part batch, wait this long for more (ms)"
     )
+    # 1 until a run on a quiet machine shows two paying (docs/benchmarks.md, Forwarding lanes).
     forward_lanes: int = Field(
-        2,
+        1,
         ge=1,
         le=16,
         description="ingest requests in flight at once, each lane with its own devices (1: one)",

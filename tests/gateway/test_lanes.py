@@ -324,7 +324,7 @@ def test_stopping_lets_every_lane_finish_its_request(open_store, metrics, make):
 
 
 def test_forward_lanes_setting():
-    assert GatewaySettings().forward_lanes == 2
-    assert GatewaySettings(forward_lanes=1).forward_lanes == 1
+    assert GatewaySettings().forward_lanes == 1
+    assert GatewaySettings(forward_lanes=2).forward_lanes == 2
     with pytest.raises(ValueError):
         GatewaySettings(forward_lanes=0)
