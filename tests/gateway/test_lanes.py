@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections import defaultdict
 
 import httpx
@@ -328,3 +329,38 @@ def test_forward_lanes_setting():
     assert GatewaySettings(forward_lanes=2).forward_lanes == 2
     with pytest.raises(ValueError):
         GatewaySettings(forward_lanes=0)
+
+
+def test_each_lane_lingers_after_a_part_batch(open_store, fake_server, metrics, make):
+    # 30 rounds of one event from each of two devices in different lanes, 10 ms apart:
+    # sent as they come, about 60 requests; each lane lingers 250 ms after a part
+    # batch, so at most one request per lane per linger, and nothing is left behind.
+    linger = 0.25
+    intake = open_store(name="gw.db")
+    pool = Lanes(
+        lambda: open_store(name="gw.db"),
+        fake_server.client(),
+        metrics,
+        gateway="gw-test",
+        lanes=2,
+        linger_s=linger,
+    )
+    pair = [devices_of(0)[0], devices_of(1)[0]]
+    stop = threading.Event()
+    threads = run_lanes(pool, stop)
+    started = time.monotonic()
+    try:
+        for seq in range(1, 31):
+            fill_interleaved(intake, make, 1, devices=pair, start=seq)
+            pool.wake.set()
+            time.sleep(0.01)
+        took = time.monotonic() - started
+        wait_until(lambda: intake.stats().depth == 0, timeout=10, what="drained")
+    finally:
+        stop.set()
+        pool.wake.set()
+        for t in threads:
+            t.join(10)
+    assert seqs_by_device(fake_server.received) == {d: list(range(1, 31)) for d in pair}
+    assert len(fake_server.batches) <= 2 * (took / linger + 2), fake_server.batches
+    pool.close()
