@@ -12,6 +12,8 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -233,11 +235,20 @@ def test_requeued_events_are_found_behind_a_lanes_cursor(open_store, fake_server
     )
 
 
-def run_lanes(pool: Lanes, stop: threading.Event) -> list[threading.Thread]:
+@contextmanager
+def running(pool: Lanes) -> Iterator[tuple[threading.Event, list[threading.Thread]]]:
+    """The lanes' threads, running; stopped (woken, joined) on the way out."""
+    stop = threading.Event()
     threads = pool.threads(stop, idle_s=0.05)
     for t in threads:
         t.start()
-    return threads
+    try:
+        yield stop, threads
+    finally:
+        stop.set()
+        pool.wake.set()
+        for t in threads:
+            t.join(10)
 
 
 @pytest.mark.parametrize("lanes", [2, 3])
@@ -276,17 +287,10 @@ def test_the_lanes_keep_requests_in_flight_at_once(open_store, metrics, make, la
     pool = Lanes(lambda: open_store(name="gw.db"), client, metrics, gateway="gw-test", lanes=lanes)
     devices = [f"nps-conc{i:03d}" for i in range(60)]
     assert len({lane_of(d, lanes) for d in devices}) == lanes
-    stop = threading.Event()
-    threads = run_lanes(pool, stop)
-    try:
+    with running(pool) as (_, threads):
         fill_interleaved(intake, make, 20, devices=devices)
         pool.wake.set()
         wait_until(lambda: intake.stats().depth == 0, timeout=30, what="drained")
-    finally:
-        stop.set()
-        pool.wake.set()
-        for t in threads:
-            t.join(10)
     assert not any(t.is_alive() for t in threads)  # every lane stopped
     assert seen["broken"] == 0 and seen["most"] == lanes
     assert seqs_by_device(received) == {d: list(range(1, 21)) for d in devices}
@@ -310,14 +314,10 @@ def test_stopping_lets_every_lane_finish_its_request(open_store, metrics, make):
 
     client = httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler))
     pool = Lanes(lambda: open_store(name="gw.db"), client, metrics, gateway="gw-test", lanes=2)
-    stop = threading.Event()
-    threads = run_lanes(pool, stop)
-    both_in.wait()  # both requests are at the server
-    stop.set()
-    pool.wake.set()
-    answer.set()
-    for t in threads:
-        t.join(10)
+    with running(pool) as (stop, threads):
+        both_in.wait()  # both requests are at the server
+        stop.set()
+        answer.set()
     assert not any(t.is_alive() for t in threads)
     stats = intake.stats()
     assert stats.depth == 0 and stats.counters["forwarded"] == 10 * len(DEVICES)
@@ -346,21 +346,14 @@ def test_each_lane_lingers_after_a_part_batch(open_store, fake_server, metrics, 
         linger_s=linger,
     )
     pair = [devices_of(0)[0], devices_of(1)[0]]
-    stop = threading.Event()
-    threads = run_lanes(pool, stop)
     started = time.monotonic()
-    try:
+    with running(pool):
         for seq in range(1, 31):
             fill_interleaved(intake, make, 1, devices=pair, start=seq)
             pool.wake.set()
             time.sleep(0.01)
         took = time.monotonic() - started
         wait_until(lambda: intake.stats().depth == 0, timeout=10, what="drained")
-    finally:
-        stop.set()
-        pool.wake.set()
-        for t in threads:
-            t.join(10)
     assert seqs_by_device(fake_server.received) == {d: list(range(1, 31)) for d in pair}
     assert len(fake_server.batches) <= 2 * (took / linger + 2), fake_server.batches
     pool.close()
