@@ -71,7 +71,8 @@ class GatewaySettings(BaseSettings):
     linger_ms: float = Field(
         100.0, ge=0, le=5000, description="after a part batch, wait this long for more (ms)"
     )
-    # 1 until a run on a quiet machine shows two paying (docs/benchmarks.md, Forwarding lanes).
+    # 1: two lanes cost CPU per event in fleet_load for 4 % more at saturation
+    # (docs/benchmarks.md, Forwarding lanes); 2 pays for one gateway draining a backlog.
     forward_lanes: int = Field(
         1,
         ge=1,
