@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.gateway_throughput [--events 20000] [--devices 20] [--reps 3]
     .venv/bin/python -m bench.gateway_throughput --events 4000 --reps 1   # a quick look
+    .venv/bin/python -m bench.gateway_throughput --no-peer --lanes 1,2 \
+        --server-db postgresql+psycopg://root@127.0.0.1:5432/DB --server-workers 2
 
 One Mosquitto with the shipped config (docs/deploy/mosquitto.conf). The
 publishers are `mosquitto_pub -l -q 1` (C, one per device, 1,000 in flight),
@@ -25,6 +27,13 @@ Phases 2 to 4 run `--reps` times, interleaved (peer, then ours, rep after
 rep) so that the load of a shared machine falls on both; the report gives the
 median of each figure and of the per-rep ratios to the peer, with every rep's
 value, the CPU model and the load average.
+
+`--lanes 1,2` runs the real-server phases once per `forward_lanes` value (keys
+`..._lanes1`, `..._lanes2`; the order alternates from rep to rep) and reports
+each lane count's rate and CPU per event against one lane's, rep by rep.
+`--server-db` puts the real server on a database of the caller's (PostgreSQL,
+created empty beforehand; the backlog phases then use it too, through a second
+server process), `--server-workers` sets its worker processes.
 
 Each rate is events / (last event delivered - publishing started). CPU per
 message is the gateway process's user+system time over the run / events, for
@@ -179,13 +188,14 @@ def through_gateway(
     token: str,
     synchronous: str,
     delivered: Any,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Run a gateway process over the stream; `delivered()` -> (count, wall time of last)."""
     total = sum(len(v) for v in stream.values())
     metrics_port = free_port()
     gw = GatewayProcess(
         workdir, broker.address, server_url, token,
-        settings={"synchronous": synchronous}, metrics_port=metrics_port,
+        settings={"synchronous": synchronous} | (settings or {}), metrics_port=metrics_port,
     )  # fmt: skip
     gw.start()
     assert gw.proc is not None
@@ -250,12 +260,18 @@ class SinkProcess:
 
 
 def drain_backlog(
-    broker: Broker, stream: dict, workdir: Path, server: ServerProcess | SinkProcess
+    broker: Broker,
+    stream: dict,
+    workdir: Path,
+    server: ServerProcess | SinkProcess,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """The gateway takes the whole stream while the server is down, then the server starts:
     events/s and gateway CPU per event from the first batch taken until the store is empty."""
     total = sum(len(v) for v in stream.values())
-    gw = GatewayProcess(workdir, broker.address, server.url, server.token_for("bench"))
+    gw = GatewayProcess(
+        workdir, broker.address, server.url, server.token_for("bench"), settings=settings or {}
+    )
     gw.start()
     assert gw.proc is not None
     publish(broker, stream, workdir)
@@ -380,6 +396,7 @@ def one_rep(
     sink_url: str,
     server: ServerProcess | None,
     peer: bool,
+    lanes: list[int] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every phase once, each on its own device names (the sink, the server and the peer
     count distinct event ids): the peer first, then this gateway's paths."""
@@ -404,16 +421,29 @@ def one_rep(
         )
     finally:
         sink.stop()
-    if server is not None:
-        out["gateway_server_FULL"] = through_gateway(
-            broker, renamed(stream, f"s{rep}"), here / "gw-server", server.url,
-            server.token_for("bench"), "FULL", store_delivered(here / "gw-server" / "gateway.db"),
+    if server is None:
+        return out
+    # Each lane count in turn, the order reversed every other rep (the machine's load drifts).
+    counts: list[int | None] = list(lanes) if lanes else [None]
+    for n in counts if rep % 2 == 0 else counts[::-1]:
+        suffix = "" if n is None else f"_lanes{n}"
+        settings = {} if n is None else {"forward_lanes": n}
+        name = f"s{rep}" if n is None else f"s{rep}l{n}"
+        out[f"gateway_server_FULL{suffix}"] = through_gateway(
+            broker, renamed(stream, name), here / f"gw-server{suffix}", server.url,
+            server.token_for("bench"), "FULL",
+            store_delivered(here / f"gw-server{suffix}" / "gateway.db"), settings,
         )  # fmt: skip
-        backlog = ServerProcess(here / "server-backlog")
+        backlog = ServerProcess(
+            here / f"server-backlog{suffix}", db_url=server.db_url, workers=server.workers,
+            gateway_token=server.gateway_token, operator_token=server.operator_token,
+            site_tokens=dict(server.site_tokens),
+        )  # fmt: skip
         try:
-            out["gateway_server_backlog"] = drain_backlog(
-                broker, renamed(stream, f"d{rep}"), here / "gw-backlog", backlog
-            )
+            out[f"gateway_server_backlog{suffix}"] = drain_backlog(
+                broker, renamed(stream, f"d{name[1:]}"), here / f"gw-backlog{suffix}", backlog,
+                settings,
+            )  # fmt: skip
         finally:
             backlog.stop()
     return out
@@ -430,6 +460,18 @@ def main() -> None:
     parser.add_argument(
         "--no-peer", action="store_true", help="skip the ThingsBoard IoT Gateway phase"
     )
+    parser.add_argument(
+        "--lanes",
+        type=lambda v: [int(n) for n in v.split(",")],
+        help="forward_lanes values for the real-server phases, e.g. 1,2 (default: the"
+        " gateway's default only)",
+    )
+    parser.add_argument(
+        "--server-db",
+        help="database URL for the real server (an empty PostgreSQL database of yours);"
+        " default a SQLite file",
+    )
+    parser.add_argument("--server-workers", type=int, help="the real server's worker processes")
     parser.add_argument("--keep", action="store_true", help="keep the work folder and its logs")
     parser.add_argument(
         "--store-only", action="store_true", help="only the store's FULL/NORMAL cost"
@@ -446,6 +488,8 @@ def main() -> None:
     broker = start_mosquitto(work / "broker")
     results: dict[str, Any] = {
         "events": total, "devices": args.devices, "reps": args.reps, "machine": machine(),
+        "server": {"db": (args.server_db or "sqlite").split(":")[0],
+                   "workers": args.server_workers},
     }  # fmt: skip
     try:
         results["edge_validation"] = edge_validation_cost(stream)
@@ -460,7 +504,11 @@ def main() -> None:
         sink = subprocess.Popen(
             [sys.executable, "-m", "bench.gateway_sink", "--port", str(sink_port)]
         )
-        server = None if args.no_server else ServerProcess(work / "server")
+        server = (
+            None
+            if args.no_server
+            else ServerProcess(work / "server", db_url=args.server_db, workers=args.server_workers)
+        )
         try:
             wait_for_port("127.0.0.1", sink_port, proc=sink)
             if server is not None:
@@ -474,6 +522,7 @@ def main() -> None:
                     f"http://127.0.0.1:{sink_port}",
                     server,
                     not args.no_peer,
+                    args.lanes,
                 )  # fmt: skip
                 for rep in range(args.reps)
             ]
@@ -540,9 +589,9 @@ def report(r: dict[str, Any]) -> None:
             f" peak {median_of(runs, PEER, 'peak_mb'):.0f} MB;"
             f" missing {each(PEER, 'missing', 'd')}, duplicated {each(PEER, 'duplicates', 'd')}"
         )
-    for key in PHASES:
-        if key not in runs[0]:
-            continue
+    phases = [k for k in PHASES if k in runs[0]]
+    phases += sorted(k for k in runs[0] if k not in PHASES and k != PEER)
+    for key in phases:
         versus = ""
         if has_peer:
             rate_x = [run[key]["rate"] / run[PEER]["rate"] for run in runs]
@@ -561,6 +610,17 @@ def report(r: dict[str, Any]) -> None:
             f" {median_of(runs, key, 'cpu_share'):.0%} of a core,"
             f" peak {median_of(runs, key, 'peak_mb'):.0f} MB"
         )
+    for key in phases:
+        one = key.rsplit("_lanes", 1)[0] + "_lanes1"
+        if "_lanes" in key and key != one and one in runs[0]:
+            rate_x = [run[key]["rate"] / run[one]["rate"] for run in runs]
+            cpu_x = [run[key]["cpu_ms"] / (run[one]["cpu_ms"] or 1e-9) for run in runs]
+            print(
+                f"{key} against one lane: {statistics.median(rate_x):.2f} x the rate"
+                f" [{', '.join(f'{x:.2f}' for x in rate_x)}],"
+                f" {statistics.median(cpu_x):.2f} x the gateway CPU per event"
+                f" [{', '.join(f'{x:.2f}' for x in cpu_x)}]"
+            )
     full, normal = (median_of(runs, f"gateway_sink_{k}", "rate") for k in ("FULL", "NORMAL"))
     full_cpu, normal_cpu = (
         median_of(runs, f"gateway_sink_{k}", "cpu_ms") for k in ("FULL", "NORMAL")

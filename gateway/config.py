@@ -71,6 +71,14 @@ class GatewaySettings(BaseSettings):
     linger_ms: float = Field(
         100.0, ge=0, le=5000, description="after a part batch, wait this long for more (ms)"
     )
+    # 1: two lanes cost CPU per event in fleet_load for 4 % more at saturation
+    # (docs/benchmarks.md, Forwarding lanes); 2 pays for one gateway draining a backlog.
+    forward_lanes: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="ingest requests in flight at once, each lane with its own devices (1: one)",
+    )
     request_timeout: float = Field(30.0, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     log_level: str = "INFO"

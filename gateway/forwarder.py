@@ -3,7 +3,9 @@
 The forwarder receives its `httpx.Client` (base URL and token already set), so
 tests hand it one on an `httpx.MockTransport`. It sends the oldest events first
 (hence in order per device), as many as the contract allows per request, so
-a backlog drains at full speed while live events join its tail.
+a backlog drains at full speed while live events join its tail. One forwarder
+is one lane with one request in flight; with several (lanes.py) each sends the
+oldest events of its own devices (policy.lane_of), and one refusal stops all.
 
 Answers: 200 -> delete the batch, the `rejected` indexes become dead letters
 with the server's reason; transport errors and 5xx (and 429) -> retry the same
@@ -24,6 +26,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 
 import httpx
@@ -59,6 +62,13 @@ class Halted(RuntimeError):
     """The server refused us for a reason retrying cannot fix (wrong token, wrong URL)."""
 
 
+@dataclass
+class Halt:
+    """Why forwarding stopped, shared by the lanes: the token or URL is the same for all."""
+
+    reason: str | None = None
+
+
 class Forwarder:
     def __init__(
         self,
@@ -72,6 +82,9 @@ class Forwarder:
         max_bytes: int = MAX_BODY_BYTES,
         wait: Callable[[float], bool] | None = None,
         linger_s: float = 0.0,
+        lane: int = 0,
+        lanes: int = 1,
+        halt: Halt | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -82,7 +95,12 @@ class Forwarder:
         self.max_bytes = max_bytes
         self.limit = max_events  # lowered by 413 answers, raised again by successes
         self.wait = wait or (lambda s: threading.Event().wait(s))
-        self.halted: str | None = None
+        self.lane, self.lanes = lane, lanes
+        self.halt = halt or Halt()
+        # This lane has no event up to this seq but those in the batch in hand: where its
+        # next look into the store starts (Store.peek_lane), so that a lane does not
+        # read again, at every batch, a backlog that belongs to the others.
+        self.after = 0
         self.presence_supported = True
         self.tls_failing: str | None = None  # the TLS failure last logged, until it changes
         # After a part batch, let the next gather this long: the server's cost per
@@ -91,6 +109,10 @@ class Forwarder:
         self.linger_s = linger_s
         self.part_batch = False  # the last batch sent was smaller than the limit
 
+    @property
+    def halted(self) -> str | None:
+        return self.halt.reason
+
     # -- one step ----------------------------------------------------------
 
     def step(self) -> Step:
@@ -98,18 +120,29 @@ class Forwarder:
         if self.halted:
             return Step.HALTED
         try:
-            self._presence()
-            rows = self.store.peek(self.limit)
+            if self.lane == 0:  # one lane is enough: presence is the latest status per device
+                self._presence()
+            peek = self.store.peek_lane(self.limit, self.lane, self.lanes, self.after)
+            rows = peek.rows
             if not rows:
+                self.after = peek.seen
                 return Step.IDLE
             n = batch_size([len(r.body) for r in rows], self.gateway, self.limit, self.max_bytes)
             self.part_batch = n == len(rows) < self.limit
+            after = peek.seen if n == len(rows) else rows[n].seq - 1
             rows = rows[:n]
             body = envelope(self.gateway, [r.body for r in rows])
             started = time.perf_counter()
-            response = self._post(INGEST_PATH, body, {"Content-Type": "application/json"})
+            self.metrics.forward_in_flight.inc()
+            try:
+                response = self._post(INGEST_PATH, body, {"Content-Type": "application/json"})
+            finally:
+                self.metrics.forward_in_flight.dec()
             self.metrics.forward_latency.observe(time.perf_counter() - started)
-            return self._answer(rows, response)
+            step = self._answer(rows, response)
+            if step is Step.SENT:  # the batch is deleted: nothing of this lane up to `after`
+                self.after = after
+            return step
         except httpx.TransportError as err:
             tls = tls_failure(err)
             if tls is not None:
@@ -150,6 +183,7 @@ class Forwarder:
                 status=status,
                 batch=len(rows),
                 next=self.limit,
+                lane=self.lane,
             )
             return Step.RETRY
         if status in (413, 422):
@@ -257,12 +291,13 @@ class Forwarder:
                 detail=detail,
                 retry_in_s=round(delay, 2),
                 attempt=self.backoff.attempt,
+                lane=self.lane,
             )
         self.wait(delay)
         return Step.RETRY
 
     def _halt(self, reason: str) -> Step:
-        self.halted = reason
+        self.halt.reason = reason
         self.metrics.halted.set(1)
         self.store.set_state("halted", reason)
         log_event(
@@ -270,14 +305,15 @@ class Forwarder:
             logging.ERROR,
             "FORWARDING STOPPED: fix the configuration and restart",
             reason=reason,
+            lane=self.lane,
         )
         return Step.HALTED
 
     # -- loop --------------------------------------------------------------
 
     def run(self, stop: threading.Event, wake: threading.Event, idle_s: float = 1.0) -> None:
-        """Forward until `stop`; the batch in hand is always finished first."""
-        self.store.set_state("halted", None)
+        """Forward until `stop`; the batch in hand is always finished first. Whoever
+        starts the lanes clears the store's `halted` state once, before any runs."""
         last_halt_log = 0.0
         while not stop.is_set():
             wake.clear()
@@ -288,7 +324,7 @@ class Forwarder:
             elif step is Step.SENT and self.part_batch and self.linger_s:
                 stop.wait(self.linger_s)  # the store had less than a batch: let more come
             elif step is Step.HALTED:
-                if time.monotonic() - last_halt_log > HALT_REPEAT_S:
+                if self.lane == 0 and time.monotonic() - last_halt_log > HALT_REPEAT_S:
                     last_halt_log = time.monotonic()
                     log_event(log, logging.ERROR, "forwarding stopped", reason=self.halted)
                 stop.wait(idle_s)

@@ -84,6 +84,11 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.forward_in_flight = Gauge(
+            "nps_gateway_forward_in_flight",
+            "Ingest requests waiting for the server's answer now (at most forward_lanes)",
+            registry=r,
+        )
         self.forward_errors = Counter(
             "nps_gateway_forward_errors", "Failed ingest attempts, by cause", ["cause"], registry=r
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -269,6 +270,12 @@ def expiry_window(now: float, limits: Limits) -> tuple[float, float] | None:
     if now < CLOCK_SET_AFTER:
         return None
     return CLOCK_SET_AFTER, now - limits.ttl_s
+
+
+def lane_of(device: str, lanes: int) -> int:
+    """The forwarding lane of a device: every event of a device goes through the same lane,
+    so its events stay in order. CRC-32, not `hash()`, which Python salts per process."""
+    return zlib.crc32(device.encode()) % lanes if lanes > 1 else 0
 
 
 # The ingest body around the events: {"gateway":"...","events":[...]}

@@ -2,7 +2,7 @@
 
 Shutdown order keeps the promise: stop taking messages (unacknowledged ones
 stay with the broker), commit and acknowledge what is in hand, disconnect,
-then let the forwarder finish the request in flight before closing the store.
+then let each forwarding lane finish its request in flight before closing the store.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from gateway import fleet
 from gateway.acks import Acks
 from gateway.commands import Relay
 from gateway.config import GatewaySettings, token_in_clear
-from gateway.forwarder import Forwarder
 from gateway.intake import Intake
+from gateway.lanes import Lanes
 from gateway.logs import log_event
 from gateway.metrics import Metrics
 from gateway.policy import Backoff, Throttle
@@ -78,18 +78,28 @@ class Gateway:
         # Before anything opens a file or a port: a bad server setting stops the start.
         self.client = client or server_client(settings)
         self.stop_event = threading.Event()
-        self.committed = threading.Event()
         self.metrics = Metrics()
         limits = settings.limits
         self.intake_store = Store(settings.store, limits, synchronous=settings.synchronous)
+        # The forwarder only deletes what the server already has: a delete lost in a
+        # power cut re-sends events the server answers as duplicates, so it skips the fsync.
+        self.forwarder = Lanes(
+            lambda: Store(settings.store, limits, synchronous="NORMAL"),
+            self.client,
+            self.metrics,
+            gateway=settings.gateway_id,
+            lanes=settings.forward_lanes,
+            backoff=lambda: Backoff(cap_s=settings.retry_max_s),
+            max_events=settings.batch_events,
+            wait=self.stop_event.wait,
+            linger_s=settings.linger_ms / 1000,
+        )
+        self.committed = self.forwarder.wake  # the intake wakes every lane
         self.acks = Acks(
             lambda topic, payload: self.receiver.publish(topic, payload),
             self.metrics.registry,
             root=settings.topic_root,
         )
-        # The forwarder only deletes what the server already has: a delete lost in a
-        # power cut re-sends events the server answers as duplicates, so it skips the fsync.
-        self.forward_store = Store(settings.store, limits, synchronous="NORMAL")
         self.intake = Intake(
             self.intake_store,
             lambda message: self.receiver.ack(message),
@@ -118,16 +128,6 @@ class Gateway:
                 cert=settings.broker_cert,
                 key=settings.broker_key,
             ),
-        )
-        self.forwarder = Forwarder(
-            self.forward_store,
-            self.client,
-            self.metrics,
-            gateway=settings.gateway_id,
-            backoff=Backoff(cap_s=settings.retry_max_s),
-            max_events=settings.batch_events,
-            wait=self.stop_event.wait,
-            linger_s=settings.linger_ms / 1000,
         )
         self._stop_metrics: Callable[[], None] | None = None
         self.failed = False
@@ -161,6 +161,7 @@ class Gateway:
             store=str(s.store),
             depth=stats.depth,
             synchronous=s.synchronous,
+            forward_lanes=s.forward_lanes,
             metrics_port=s.metrics_port,
         )
         if s.allow_plain_http and token_in_clear(s.server or ""):
@@ -173,9 +174,7 @@ class Gateway:
                 " use https:// anywhere else",
             )
         intake = threading.Thread(target=self.intake.run, args=(self.stop_event,), name="intake")
-        forward = threading.Thread(
-            target=self.forwarder.run, args=(self.stop_event, self.committed), name="forwarder"
-        )
+        forward = self.forwarder.threads(self.stop_event)
         relay = threading.Thread(
             target=self.relay.run,
             args=(self.stop_event.is_set, self.stop_event.wait),
@@ -185,14 +184,15 @@ class Gateway:
         acks = threading.Thread(target=self.acks.run, args=(self.stop_event,), name="acks")
         intake.start()
         acks.start()
-        forward.start()
+        for lane in forward:
+            lane.start()
         relay.start()
         if self.files is not None:
             self.files.start()
         self.receiver.start()
         try:
             while not self.stop_event.wait(1.0):
-                dead = [t.name for t in (intake, acks, forward) if not t.is_alive()]
+                dead = [t.name for t in (intake, acks, *forward) if not t.is_alive()]
                 if dead:  # a bug, not a condition we handle: exit and let systemd restart us
                     self.failed = True
                     log_event(log, logging.CRITICAL, "worker thread died; exiting", threads=dead)
@@ -202,16 +202,17 @@ class Gateway:
             intake.join()
             acks.join()
             self.receiver.stop()
-            forward.join()
+            for lane in forward:
+                lane.join()
             relay.join()
             self.relay.close()
             if self.files is not None:
                 self.files.stop()
             if self._stop_metrics:
                 self._stop_metrics()
-            stats = self.forward_store.stats()
+            stats = self.intake_store.stats()
             self.intake_store.close()
-            self.forward_store.close()
+            self.forwarder.close()
             self.client.close()
             log_event(
                 log,

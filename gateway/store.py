@@ -33,6 +33,7 @@ from gateway.policy import (
     Rejected,
     admit,
     expiry_window,
+    lane_of,
     over_limit,
 )
 
@@ -54,6 +55,15 @@ class Row:
     seq: int
     id: str
     body: bytes
+
+
+@dataclass(frozen=True)
+class Peek:
+    """The oldest events of one lane, and the last seq looked at: the lane has no other
+    event up to `seen` (seqs only grow), so its next look may start after it."""
+
+    rows: list[Row]
+    seen: int
 
 
 @dataclass
@@ -120,6 +130,8 @@ class Store:
         self.clock = clock
         self._lock = write_lock(self.path)
         self.conn = connect(self.path, synchronous=synchronous, readonly=readonly)
+        # A lane's events in SQL (peek_lane): one call per row looked at, about 0.3 us.
+        self.conn.create_function("lane_of", 2, lane_of, deterministic=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -397,12 +409,31 @@ class Store:
 
     def peek(self, limit: int) -> list[Row]:
         """The oldest stored events, in arrival order (hence in order per device)."""
-        return [
-            Row(seq, id_, body)
-            for seq, id_, body in self.conn.execute(
-                "SELECT seq, id, body FROM events ORDER BY seq LIMIT ?", (limit,)
+        return self.peek_lane(limit).rows
+
+    def peek_lane(self, limit: int, lane: int = 0, lanes: int = 1, after: int = 0) -> Peek:
+        """The oldest `limit` events with seq > `after` whose device is in `lane` of `lanes`
+        (policy.lane_of), in arrival order. A seq is never reused (AUTOINCREMENT) and
+        writers take turns, so an event committed later always has a higher seq."""
+        if lanes == 1:
+            rows = self._rows(
+                "SELECT seq, id, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
             )
-        ]
+            return Peek(rows, rows[-1].seq if rows else after)
+        # Up to the newest now: every event below it is committed (or was rolled back).
+        (top,) = self.conn.execute("SELECT max(seq) FROM events").fetchone()
+        if top is None or top <= after:
+            return Peek([], after)
+        rows = self._rows(
+            "SELECT seq, id, body FROM events WHERE seq > ? AND seq <= ?"
+            " AND lane_of(device, ?) = ? ORDER BY seq LIMIT ?",
+            (after, top, lanes, lane, limit),
+        )
+        return Peek(rows, rows[-1].seq if len(rows) == limit else top)
+
+    def _rows(self, sql: str, params: Sequence[object]) -> list[Row]:
+        return [Row(seq, id_, body) for seq, id_, body in self.conn.execute(sql, params)]
 
     def done(
         self, rows: Sequence[Row], rejected: dict[int, str], *, duplicates: int = 0

@@ -36,10 +36,13 @@ SITE = "e2e-site"
 
 @dataclass
 class ServerProcess:
-    """`nps-edge server` on SQLite with a gateway and an operator token."""
+    """`nps-edge server` on SQLite (or the database `db_url` names) with a gateway and an
+    operator token; `workers` worker processes (the server's default when None)."""
 
     workdir: Path
     port: int = field(default_factory=free_port)
+    db_url: str | None = None
+    workers: int | None = None
     child: Child | None = None
     gateway_token: str = ""  # gateway GATEWAY_ID of site SITE
     operator_token: str = ""
@@ -47,7 +50,7 @@ class ServerProcess:
 
     @property
     def db(self) -> str:
-        return f"sqlite:///{self.workdir / 'server.db'}"
+        return self.db_url or f"sqlite:///{self.workdir / 'server.db'}"
 
     @property
     def url(self) -> str:
@@ -72,7 +75,10 @@ class ServerProcess:
     def start(self) -> None:
         if not self.gateway_token:
             self.create_tokens()
-        self.child = start_server(self.db, self.workdir / "server.log", port=self.port)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.child = start_server(
+            self.db, self.workdir / "server.log", port=self.port, workers=self.workers
+        )
 
     def stop(self) -> None:
         if self.child:

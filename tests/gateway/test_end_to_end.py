@@ -10,7 +10,7 @@ import threading
 import httpx
 import pytest
 
-from gateway.policy import Rejected, admit
+from gateway.policy import Rejected, admit, lane_of
 from gateway.store import Store
 from nps_edge.broker import free_port
 from nps_edge.processes import wait_until
@@ -161,7 +161,9 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(
 
 def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_broker):
     devices = fleet("out")
-    gw = gateway(server.url, server.token_for(devices[0][:-3]), retry_max_s=1)
+    lanes = 2
+    assert {lane_of(d, lanes) for d in devices} == {0, 1}
+    gw = gateway(server.url, server.token_for(devices[0][:-3]), retry_max_s=1, forward_lanes=lanes)
     gw.start()
     publisher = Publisher(mqtt_broker.address)
     publisher.publish(stream(devices, 20))
@@ -175,12 +177,19 @@ def test_server_outage_store_grows_then_drains_in_order(server, gateway, mqtt_br
     sender = threading.Thread(target=publisher.publish, args=(live,))
     sender.start()
     sent_ids = [json.loads(p)["id"] for _, p in backlog + live]
+
+    def lane(ids: list[str], n: int) -> list[str]:
+        return [i for i in ids if lane_of(i.rsplit(":", 1)[0], lanes) == n]
+
     samples = 0
     store = Store(gw.store, readonly=True)
     while (ids := store.ids()) and samples < 10_000:
-        samples += 1  # oldest first: what is stored is always one run of what was sent
-        start = sent_ids.index(ids[0])
-        assert ids == sent_ids[start : start + len(ids)]
+        samples += 1  # each lane oldest first: what it holds is one run of what was sent
+        for n in range(lanes):
+            sent, held = lane(sent_ids, n), lane(ids, n)
+            if held:
+                start = sent.index(held[0])
+                assert held == sent[start : start + len(held)]
     store.close()
     sender.join()
     wait_until(lambda: counters(gw).get("depth") == 0, what="drained")

@@ -74,7 +74,8 @@ def test_server_down_the_store_grows_then_drains_in_order(
 ):
     fake_server.script = [httpx.ConnectError("down")] * 3 + [503] * 2
     gw = run_gateway(mqtt_broker.address, fake_server.client())
-    gw.forwarder.backoff.base_s = 0.01
+    for lane in gw.forwarder.forwarders:
+        lane.backoff.base_s = 0.01
     make.publish(
         mqtt_broker.address,
         [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=s))) for s in range(1, 301)],
