@@ -37,3 +37,15 @@ def test_cutting_and_restoring_every_link_leaves_the_host_addresses_as_they_were
             assert host_addresses() == made, link.host
     finally:
         net.close()
+
+
+def test_without_root_or_ip_the_probe_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cuts are skipped with a warning that says why (the other faults still run)."""
+    monkeypatch.setattr(netns.shutil, "which", lambda name: None)
+    assert netns.probe() == "the `ip` command (iproute2) is not installed"
+    monkeypatch.setattr(netns.shutil, "which", lambda name: "/usr/sbin/ip")
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    missing = netns.probe()
+    assert missing is not None and "need root (CAP_NET_ADMIN)" in missing and "uid 1000" in missing
