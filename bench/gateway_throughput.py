@@ -434,10 +434,15 @@ def one_rep(
             server.token_for("bench"), "FULL",
             store_delivered(here / f"gw-server{suffix}" / "gateway.db"), settings,
         )  # fmt: skip
-        backlog = ServerProcess(
-            here / f"server-backlog{suffix}", db_url=server.db_url, workers=server.workers,
+        # On a shared database (--server-db) the live server's tokens serve; a SQLite
+        # backlog server has a fresh file of its own and makes its own tokens.
+        shared = {} if server.db_url is None else dict(
             gateway_token=server.gateway_token, operator_token=server.operator_token,
             site_tokens=dict(server.site_tokens),
+        )  # fmt: skip
+        backlog = ServerProcess(
+            here / f"server-backlog{suffix}", db_url=server.db_url, workers=server.workers,
+            **shared,
         )  # fmt: skip
         try:
             out[f"gateway_server_backlog{suffix}"] = drain_backlog(
