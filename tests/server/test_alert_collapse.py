@@ -65,28 +65,33 @@ def test_one_alert_per_device_and_trigger_kind(api: Api) -> None:
 
 def test_a_relationship_detractor_never_folds_into_a_transactions_alert(api: Api) -> None:
     api.ingest(_detractors("nps-aaa111", range(1, 3), kind="relationship"))
-    api.ingest(
-        [feedback(device="nps-aaa111", seq=3, score=1, kind="relationship", survey="relationship",
-                  role="end_user", ts=T0 + 3, rx_ts=T0 + 4)]
-    )  # fmt: skip
-    items = api.get("/api/v1/alerts", kind="detractor")["items"]
-    got = sorted((a["detail"].get("survey"), a["detail"]["count"], a["title"]) for a in items)
-    assert got == [
+    api.ingest([_relationship_answer(3, 1, "end_user")])
+    assert _by_survey(api) == [
         ("relationship", 1, "Relationship score 1 from end user at store-1 (nps-aaa111)"),
         ("transactional", 2, "2 detractors at nps-aaa111 after relationship"),
     ]
     # Later answers of each survey fold into that survey's open alert, never the other's.
     api.ingest(
-        [feedback(device="nps-aaa111", seq=4, score=2, kind="relationship", survey="relationship",
-                  role="sponsor", ts=T0 + 5, rx_ts=T0 + 6)]
+        [_relationship_answer(4, 2, "sponsor")]
         + _detractors("nps-aaa111", range(5, 6), kind="relationship")
-    )  # fmt: skip
-    items = api.get("/api/v1/alerts", kind="detractor")["items"]
-    got = sorted((a["detail"].get("survey"), a["detail"]["count"], a["title"]) for a in items)
-    assert got == [
+    )
+    assert _by_survey(api) == [
         ("relationship", 2, "2 relationship detractors at nps-aaa111"),
         ("transactional", 3, "3 detractors at nps-aaa111 after relationship"),
     ]
+
+
+def _relationship_answer(seq: int, score: int, role: str) -> dict[str, Any]:
+    """nps-aaa111's relationship answer `seq`, given at T0 + 2 * seq - 3."""
+    at = T0 + 2 * seq - 3
+    return feedback(device="nps-aaa111", seq=seq, score=score, kind="relationship",
+                    survey="relationship", role=role, ts=at, rx_ts=at + 1)  # fmt: skip
+
+
+def _by_survey(api: Api) -> list[tuple[str, int, str]]:
+    """The detractor alerts as (survey, answers folded, title), sorted."""
+    items = api.get("/api/v1/alerts", kind="detractor")["items"]
+    return sorted((a["detail"].get("survey"), a["detail"]["count"], a["title"]) for a in items)
 
 
 def test_closing_it_lets_the_next_detractor_open_a_new_one(api: Api) -> None:
