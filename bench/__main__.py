@@ -21,6 +21,7 @@ BENCHMARKS = {
     "pg_partitions": "month partitions vs the plain table: ingest, reads, dropping a month",
     "dashboard_overview": "overview page complete in Chromium vs its API calls alone",
     "fleet_load": "10,000 devices through brokers, gateways, server on PostgreSQL vs bare refs",
+    "ack_publish": "the gateway's acks to devices: paho CPU per publish, QoS 1 vs QoS 0",
 }
 
 

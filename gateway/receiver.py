@@ -138,11 +138,12 @@ class Receiver:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish(self, topic: str, payload: bytes) -> bool:
-        """Publish at QoS 1 (the command relay); False when not connected, to retry later."""
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
+        """Publish (QoS 1 for the command relay, QoS 0 for acks: gateway/acks.py); False
+        when not connected, to retry later."""
         if not self.connected.is_set():
             return False
-        return self.client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+        return self.client.publish(topic, payload, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS
 
     def ack(self, message: Message) -> None:
         """PUBACK a committed message, if it came on the current connection.

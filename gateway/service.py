@@ -17,7 +17,7 @@ from collections.abc import Callable
 import httpx
 
 from gateway import fleet
-from gateway.acks import Acks
+from gateway.acks import ACK_QOS, Acks
 from gateway.commands import Relay
 from gateway.config import GatewaySettings, token_in_clear
 from gateway.intake import Intake
@@ -96,7 +96,7 @@ class Gateway:
         )
         self.committed = self.forwarder.wake  # the intake wakes every lane
         self.acks = Acks(
-            lambda topic, payload: self.receiver.publish(topic, payload),
+            lambda topic, payload: self.receiver.publish(topic, payload, qos=ACK_QOS),
             self.metrics.registry,
             root=settings.topic_root,
         )

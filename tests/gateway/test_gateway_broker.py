@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from nps_edge.broker import free_port, start_mosquitto
 
@@ -177,3 +180,29 @@ def test_gateway_started_before_its_broker_connects_when_it_comes(
         make.wait_until(lambda: len(fake_server.received) == 1, what="delivered")
     finally:
         broker.stop()
+
+
+def test_acks_reach_the_device_at_qos_0(mqtt_broker, run_gateway, fake_server, make):
+    """The ack is cheap at every hop (gateway/acks.py ACK_QOS): a device subscribed at
+    QoS 1, as the firmware is, gets it at QoS 0 and owes no PUBACK."""
+    got: list[mqtt.MQTTMessage] = []
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="nps-a1b2c3")
+    device.on_message = lambda client, userdata, message: got.append(message)
+    host, port = mqtt_broker.address.rsplit(":", 1)
+    device.connect(host, int(port))
+    device.subscribe("nps/v1/nps-a1b2c3/cmd", qos=1)
+    device.loop_start()
+    try:
+        run_gateway(mqtt_broker.address, fake_server.client())
+        topic = "nps/v1/nps-a1b2c3/feedback"
+        make.publish(
+            mqtt_broker.address, [(topic, make.payload(make.feedback(seq=s))) for s in (1, 2, 3)]
+        )
+        make.wait_until(lambda: got, what="the gateway's ack at the device")
+    finally:
+        device.loop_stop()
+        device.disconnect()
+    acked = [json.loads(m.payload)["ack"] for m in got]
+    assert sorted(s for r in acked for lo, hi in r for s in range(lo, hi + 1)) == [1, 2, 3]
+    assert {m.qos for m in got} == {0}
+    assert {m.topic for m in got} == {"nps/v1/nps-a1b2c3/cmd"}
