@@ -25,6 +25,7 @@ from server.analytics.rollups import RAW_COLUMN
 from server.analytics.themes import Comment
 from server.db.engine import writing
 from server.db.sql import table_of
+from server.ingest.listed import one_of
 from server.models import Feedback, VoiceComment
 
 V = table_of(VoiceComment).c
@@ -112,7 +113,10 @@ def join_held(engine: Engine, feedback_ids: Collection[str], *, ttl_s: float) ->
     with Session(engine) as session:
         # Only this batch's ids: every held comment (a link photographed, its answer not yet
         # arrived) is not read again for each batch.
-        found = select(V.event_id).where(V.held.is_(True), V.event_id.in_(list(feedback_ids)))
+        # One array parameter on PostgreSQL, not a batch's 800 IN parameters (listed.py).
+        found = select(V.event_id).where(
+            V.held.is_(True), one_of(session, V.event_id, feedback_ids)
+        )
         wanted = [eid for (eid,) in session.execute(found)]
     if not wanted:
         return counts
