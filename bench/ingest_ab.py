@@ -9,8 +9,8 @@ The state is loaded once (`bench.ingest_batch.preload`, then `VACUUM ANALYZE`) i
 template database; each change gets two copies of it (`CREATE DATABASE ... TEMPLATE`).
 The changes:
 
-- collate: the text key columns of the six rollup tables keyed by device (`device`,
-  `full`, `programme_full`; hour and day) declared `COLLATE "C"` (bytewise comparison;
+- collate: the text key columns of the rollup tables keyed by device (`device`, hour
+  and day; `programme_full`, hour) declared `COLLATE "C"` (bytewise comparison;
   the databases here are made `C.UTF-8`, compared through strcoll). Both copies get
   those tables rewritten (A by `VACUUM FULL`), then `VACUUM ANALYZE`.
 - collate_all: the same on all 30 rollup tables.
@@ -60,7 +60,7 @@ from server.ingest.batch import ingest_batch
 from server.settings import Settings
 
 ADMIN = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-BY_DEVICE = ("device", "full", "programme_full")
+BY_DEVICE = ("device", "programme_full")
 ERROR_LOOKUP = "errors_delta >"
 
 

@@ -365,4 +365,4 @@ def test_every_rollup_table_equals_the_python_reference(api: Api, engine: Engine
                 for r in s.execute(table.select()).mappings()
             }
             assert got == expected[(name, grain)], table.name
-    assert len(stored) == 240 and len(expected[("full", rollups.HOUR)]) > 100
+    assert len(stored) == 240 and len(expected[("programme_full", rollups.HOUR)]) > 100
