@@ -9,8 +9,8 @@ The state is loaded once (`bench.ingest_batch.preload`, then `VACUUM ANALYZE`) i
 template database; each change gets two copies of it (`CREATE DATABASE ... TEMPLATE`).
 The changes:
 
-- collate: the text key columns of the six rollup tables keyed by device (`device`,
-  `full`, `programme_full`; hour and day) declared `COLLATE "C"` (bytewise comparison;
+- collate: the text key columns of the rollup tables keyed by device (`device`, hour
+  and day; `programme_full`, hour) declared `COLLATE "C"` (bytewise comparison;
   the databases here are made `C.UTF-8`, compared through strcoll). Both copies get
   those tables rewritten (A by `VACUUM FULL`), then `VACUUM ANALYZE`.
 - collate_all: the same on all 30 rollup tables.
@@ -19,6 +19,10 @@ The changes:
 - binary: lists (the ingest's `= ANY(array)` parameters) sent as binary arrays
   (`server.db.engine` registers psycopg's binary dumper; A's connections get the
   text one back).
+- rollup_rows: the rollup tables before migration 0013 in A (migration 0012; A's
+  rollup statement also upserts `rollup_full_hour`, `rollup_full_day` and
+  `rollup_programme_full_day`), against this version's in B: the rows a batch
+  upserts per answer, before and after.
 
 Then 10 warm-up batches into each and `--batches` timed rounds: a batch
 (`bench.ingest_batch.batches`) ingested into A then B, or B then A on odd rounds. Per
@@ -54,13 +58,13 @@ from bench.server_load import PG_ADMIN, Fleet
 from server.analytics import rollups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.app import GC_THRESHOLDS
-from server.db.engine import make_engine, upgrade
-from server.db.sql import quote
+from server.db.engine import downgrade, make_engine, upgrade
+from server.db.sql import quote, through_stage
 from server.ingest.batch import ingest_batch
 from server.settings import Settings
 
 ADMIN = PG_ADMIN.replace("postgresql+psycopg://", "postgresql://")
-BY_DEVICE = ("device", "full", "programme_full")
+BY_DEVICE = ("device", "programme_full")
 ERROR_LOOKUP = "errors_delta >"
 
 
@@ -152,6 +156,32 @@ def no_change(engine: Engine, *, change: bool) -> None:
     return None
 
 
+# The rollup tables migration 0013 dropped: (table, its key, grain, counting every survey).
+BEFORE_0013 = (
+    ("rollup_full_hour", rollups.HEALTH_DIMS, rollups.HOUR, False),
+    ("rollup_full_day", rollups.HEALTH_DIMS, rollups.DAY, False),
+    ("rollup_programme_full_day", dict(rollups.CUBOIDS)["programme_full"], rollups.DAY, True),
+)
+
+
+def before_0013(engine: Engine, *, change: bool) -> None:
+    """A (`change` False) gets the rollup tables 0013 dropped back (downgrade to 0012)."""
+    if not change:
+        downgrade(engine, "0012")
+
+
+def roll_up_before_0013(session: Any, counts: Any) -> None:
+    """`batch.roll_up` as before migration 0013: the dropped tables upserted too."""
+    through_stage(
+        session, "_stage_rollup", rollups.STAGE_COLUMNS, [(*key, *c) for key, c in counts.items()],
+        lambda source, _condensed: [
+            *(rollups.rollup_sql(source, name, grain) for name, grain in ROLLUP_TABLES),
+            *(rollups.upsert_sql(source, table, dims, grain, every_survey=every)
+              for table, dims, grain, every in BEFORE_0013),
+        ],
+    )  # fmt: skip
+
+
 CHANGES: dict[str, Callable[..., None]] = {
     "none": no_change,  # A/A: the noise between two copies
     "collate": lambda e, change: collate(e, BY_DEVICE, change=change),
@@ -159,6 +189,7 @@ CHANGES: dict[str, Callable[..., None]] = {
     "collate_stage": lambda e, change: collate(e, tuple(dict(rollups.CUBOIDS)), change=change),
     "errindex": lambda e, change: error_index(e, change=change),
     "binary": no_change,
+    "rollup_rows": before_0013,
 }
 
 
@@ -188,8 +219,9 @@ class Timers:
 class Side:
     """One copy of the state: its engine, backends and timers."""
 
-    def __init__(self, name: str, text: bool, stage_c: bool) -> None:
+    def __init__(self, name: str, text: bool, stage_c: bool, roll_up: Any = None) -> None:
         self.name = name
+        self.roll_up = roll_up or PLAIN_ROLL_UP  # the side's `batch.roll_up`
         # The rollups' staging table (made once per connection) with C-collated keys.
         self.stage = tuple(
             (c, 'TEXT COLLATE "C"' if stage_c and kind == "TEXT" else kind)
@@ -247,7 +279,7 @@ def rollup_alone(sides: tuple[Side, Side], reps: int) -> dict[str, float]:
             with Session(side.engine) as session:
                 session.connection()
                 before = side.backends.seconds()
-                PLAIN_ROLL_UP(session, counts)
+                side.roll_up(session, counts)
                 session.rollback()
                 spent[k] += side.backends.seconds() - before
     return {"a": round(spent[0] / reps * 1000, 2), "b": round(spent[1] / reps * 1000, 2)}
@@ -255,13 +287,12 @@ def rollup_alone(sides: tuple[Side, Side], reps: int) -> dict[str, float]:
 
 def timed_roll_up(sides: dict[str, Side]) -> None:
     """`roll_up` timed into the side whose engine runs it (found by its database)."""
-    plain = PLAIN_ROLL_UP
 
     def roll_up(session: Any, counts: Any) -> None:
         LAST_COUNTS[:] = [counts]
-        began = time.perf_counter()
-        plain(session, counts)
         side = sides[session.get_bind().url.database]
+        began = time.perf_counter()
+        side.roll_up(session, counts)
         side.timers.rollup_ms += (time.perf_counter() - began) * 1000
 
     ingest_module.roll_up = roll_up
@@ -305,7 +336,8 @@ def compare(change: str, template: str, args: argparse.Namespace, fleet: Fleet) 
             CHANGES[change](engine, change=side == "b")
             analyze(engine)
             engine.dispose()
-        a = Side(names["a"], change == "binary", False)
+        a = Side(names["a"], change == "binary", False,
+                 roll_up_before_0013 if change == "rollup_rows" else None)  # fmt: skip
         b = Side(names["b"], False, change == "collate_stage")
         by_name = {s.name: s for s in (a, b)}
         timed_roll_up(by_name)

@@ -54,11 +54,19 @@ CUBOIDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("mix", ("prompt", "trigger", "fw", "rssi_band", "battery_band", "health")),
     ("slice", ("site", "prompt", "trigger", "fw")),
     ("bands", ("site", "prompt", "trigger", "fw", "reason", "rssi_band", "battery_band", "health")),
-    ("full", HEALTH_DIMS),
     ("programme", ("site", "survey", "role")),  # NPS by survey and role, coverage per site
+    # The one cuboid keyed by device and the answer's other dimensions: it also serves
+    # the transactional figures that need them, filtered on the survey (`choose`).
     ("programme_full", (*HEALTH_DIMS, "survey", "role")),
 )
 PROGRAMME = frozenset({"programme", "programme_full"})
+# A cuboid keyed by device and every other dimension gets a row per answer, whatever
+# the grain (a fleet device answers about once an hour): its day table cost ingest as
+# much as its hour table and saved reads little, so it has the hour table only.
+# Measured on `bench.ingest_batch`'s state: of a batch's 53 ms rollup statement, the
+# transactional `full` cuboid (now read from this one) took 15.6 ms, this one's day
+# table 8.7 ms (docs/benchmarks.md, "Fewer rollup rows per answer").
+HOUR_ONLY = frozenset({"programme_full"})
 TRANSACTIONAL = "transactional"
 NONE = ""  # stored for a null dimension (reason, role) so it can take part in keys
 NULLABLE = ("reason", "role")
@@ -72,6 +80,7 @@ NULLABLE = ("reason", "role")
 FILLFACTOR = 70
 _SLOT: dict[str, int] = {Category.PROMOTER: 0, Category.PASSIVE: 1, Category.DETRACTOR: 2}
 Finest = dict[tuple[Any, ...], list[int]]  # (*DIMS values, hour) -> COUNTS
+UNDEVICED = tuple(d for d in DIMS if d != "device")
 # A Finest row as ingest stages it for `rollup_sql`: (column, SQL type).
 STAGE_COLUMNS = (
     *((d, "TEXT") for d in DIMS),
@@ -84,11 +93,16 @@ def table_name(cuboid: str, grain: int) -> str:
     return f"rollup_{cuboid}_{GRAINS[grain]}"
 
 
+def grains_of(cuboid: str) -> tuple[int, ...]:
+    """The grains `cuboid` has a table of, finest first."""
+    return (HOUR,) if cuboid in HOUR_ONLY else (HOUR, DAY)
+
+
 def build_tables(metadata: MetaData) -> dict[tuple[str, int], Table]:
     """The rollup tables on `metadata` (the same function the migration calls)."""
     tables = {}
     for name, dims in CUBOIDS:
-        for grain in GRAINS:
+        for grain in grains_of(name):
             key = [Column(d, String(64), primary_key=True) for d in dims]
             bucket = Column("bucket", BigInteger, primary_key=True, autoincrement=False)
             cols = key[:1] + [bucket] + key[1:]
@@ -102,10 +116,11 @@ def build_tables(metadata: MetaData) -> dict[tuple[str, int], Table]:
 
 def choose(dims: Iterable[str], *, every_survey: bool = False) -> tuple[str, tuple[str, ...]]:
     """The smallest cuboid holding `dims`: among the PROGRAMME ones with `every_survey`,
-    else among the transactional-only ones."""
+    else a transactional-only one, or a PROGRAMME one where none of those holds `dims`
+    (which the caller then filters on the survey)."""
     needed = set(dims)
     for name, cdims in CUBOIDS:
-        if (name in PROGRAMME) == every_survey and needed <= set(cdims):
+        if (name in PROGRAMME or not every_survey) and needed <= set(cdims):
             return name, cdims
     raise ValueError(f"no cuboid covers {sorted(needed)}")
 
@@ -145,9 +160,19 @@ def rollup_sql(source: str, name: str, grain: int) -> str:
     from reading ON CONFLICT as a join.)
     Cached: ingest asks for every rollup table's text on every batch.
     """
-    dims = [quote(d) for d in dict(CUBOIDS)[name]]
-    table = quote(table_name(name, grain))
-    only = "true" if name in PROGRAMME else f"{quote('survey')} = '{TRANSACTIONAL}'"
+    return upsert_sql(
+        source, table_name(name, grain), dict(CUBOIDS)[name], grain, every_survey=name in PROGRAMME
+    )
+
+
+def upsert_sql(
+    source: str, table_name: str, cuboid_dims: Sequence[str], grain: int, *, every_survey: bool
+) -> str:
+    """`rollup_sql` for any table keyed by `cuboid_dims` (and the bucket): counting every
+    survey or transactional answers only (benchmarks time tables no longer kept with it)."""
+    dims = [quote(d) for d in cuboid_dims]
+    table = quote(table_name)
+    only = "true" if every_survey else f"{quote('survey')} = '{TRANSACTIONAL}'"
     keys = ", ".join([*dims, "hour" if grain == HOUR else f"hour / {DAY} * {DAY}"])
     adds = ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in COUNTS)
     return (
@@ -157,6 +182,24 @@ def rollup_sql(source: str, name: str, grain: int) -> str:
         f" GROUP BY {keys} ORDER BY {keys}"
         f" ON CONFLICT ({', '.join([*dims, 'bucket'])}) DO UPDATE SET {adds}"
     )
+
+
+def condensed_sql(source: str) -> str:
+    """`source`'s rows (STAGE_COLUMNS) summed over devices: what every cuboid without the
+    device adds, from a few dozen rows where a fleet batch stages one per device.
+
+    Ingest's rollup statement reads it once for those (`batch.roll_up`): the batch's
+    rollup statement 30.0 -> 23.8 ms of backend CPU (docs/benchmarks.md, "Fewer
+    rollup rows per answer").
+    """
+    keys = ", ".join([*map(quote, UNDEVICED), "hour"])
+    sums = ", ".join(f"SUM({quote(c)}) AS {quote(c)}" for c in COUNTS)
+    return f"SELECT {keys}, {sums} FROM {source} GROUP BY {keys}"
+
+
+def reads_condensed(cuboid: str) -> bool:
+    """Whether `cuboid`'s statement can read `condensed_sql`'s rows (it has no device)."""
+    return "device" not in dict(CUBOIDS)[cuboid]
 
 
 def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], Finest]:
@@ -175,7 +218,9 @@ def aggregate(facts: Sequence[Fact]) -> dict[tuple[str, int], Finest]:
         keys = map(itemgetter(*pick, -1), base) if pick else ((f[-1],) for f in base)
         hours = _sum_into({}, keys, base)
         out[(name, HOUR)] = hours
-        out[(name, DAY)] = _sum_into({}, ((*k[:-1], k[-1] // DAY * DAY) for k in hours), hours)
+        if DAY in grains_of(name):
+            days = ((*k[:-1], k[-1] // DAY * DAY) for k in hours)
+            out[(name, DAY)] = _sum_into({}, days, hours)
     return out
 
 

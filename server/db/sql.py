@@ -307,13 +307,19 @@ def through_stage(
     name: str,
     columns: Sequence[tuple[str, str]],
     rows: Sequence[Sequence[Any]],
-    statements: Callable[[str], Sequence[str]],
+    statements: Callable[[str, str], Sequence[str]],
+    *,
+    condense: Callable[[str], str] | None = None,
 ) -> None:
     """Put rows into this connection's temporary table `name` ((column, SQL type) pairs),
-    run `statements(source)` that read them from `source`, and leave the table empty.
+    run `statements(source, condensed)` that read them from `source`, and leave the
+    table empty.
 
     PostgreSQL gets COPY and then every statement as one (data-modifying WITH
     queries, run in the order given), so a batch's rollups cost one round trip.
+    `condense(source)` is a query over the rows that answers some statements with
+    fewer rows (sums over fewer keys): PostgreSQL runs it once, as the WITH query
+    `condensed`, ahead of them. SQLite's statements read the table for both names.
     """
     if not rows:
         return
@@ -324,14 +330,16 @@ def through_stage(
     _make_once(conn, name, f"CREATE TEMP TABLE IF NOT EXISTS {quote(name)} ({typed}){keep}")
     names = [c for c, _ in columns]
     if pg:
-        parts = "".join(f", s{i} AS ({sql})" for i, sql in enumerate(statements("staged")))
-        _pg_staged(conn, name, names, rows, f"{parts} SELECT 1")
+        first = "" if condense is None else f", condensed AS ({condense('staged')})"
+        then = statements("staged", "condensed" if condense else "staged")
+        parts = "".join(f", s{i} AS ({sql})" for i, sql in enumerate(then))
+        _pg_staged(conn, name, names, rows, f"{first}{parts} SELECT 1")
         return
     marks = ", ".join(["?"] * len(names))
     cur = _driver(conn).cursor()
     try:
         cur.executemany(f"INSERT INTO {quote(name)} ({quoted(names)}) VALUES ({marks})", rows)
-        for sql in statements(quote(name)):
+        for sql in statements(quote(name), quote(name)):
             cur.execute(sql)
         cur.execute(f"DELETE FROM {quote(name)}")
     finally:

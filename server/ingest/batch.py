@@ -284,11 +284,16 @@ def _merge_device(c: Any, x: Any) -> dict[str, Any]:
 
 
 def roll_up(session: Session, counts: rollups.Finest) -> None:
-    """Add finest-grain counts to every rollup table, summed in SQL (`rollups.rollup_sql`)."""
+    """Add finest-grain counts to every rollup table, summed in SQL (`rollups.rollup_sql`);
+    the tables without the device from the counts summed over devices first."""
     through_stage(
         session,
         "_stage_rollup",
         rollups.STAGE_COLUMNS,
         [(*key, *c) for key, c in counts.items()],
-        lambda source: [rollups.rollup_sql(source, name, grain) for name, grain in ROLLUP_TABLES],
+        lambda source, condensed: [
+            rollups.rollup_sql(condensed if rollups.reads_condensed(name) else source, name, grain)
+            for name, grain in ROLLUP_TABLES
+        ],
+        condense=rollups.condensed_sql,
     )

@@ -14,9 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from contract.protocol import MAX_BODY_BYTES
+from server.analytics import rollups
+from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import write_session
 from server.db.sql import insert_all_new, table_of
 from server.ingest import batch as ingest
+from server.ingest.prepare import fact
 from server.models import DeadLetter, Feedback, Telemetry
 from server.settings import Settings
 from tests.server.factory import T0, Api, feedback, telemetry
@@ -339,10 +342,6 @@ def test_health_join_and_alerts_do_not_depend_on_batching(api: Api, engine: Engi
 def test_every_rollup_table_equals_the_python_reference(api: Api, engine: Engine) -> None:
     """What ingest adds in SQL (rollups.rollup_sql) equals rollups.aggregate over the rows
     stored, table by table, for answers spread over days, hours and dimensions."""
-    from server.analytics import rollups
-    from server.analytics.rollup_tables import ROLLUP_TABLES
-    from server.ingest.prepare import fact
-
     rng = random.Random(5)
     events = [
         feedback(
@@ -355,6 +354,29 @@ def test_every_rollup_table_equals_the_python_reference(api: Api, engine: Engine
     ]  # fmt: skip
     for start in range(0, len(events), 70):
         api.ingest(events[start : start + 70])
+    expected = _rollups_equal_the_reference(engine, 240)
+    assert len(expected[("programme_full", rollups.HOUR)]) > 100
+
+
+def test_rollups_of_a_fleet_batch_equal_the_python_reference(api: Api, engine: Engine) -> None:
+    """A fleet-shaped batch: many devices, one answer each, in one hour and a few
+    dimension values, so the cuboids without the device sum several devices per row
+    (on PostgreSQL from the batch's counts summed over devices first, `rollups.condensed_sql`)."""
+    rng = random.Random(6)
+    events = [
+        feedback(device=f"nps-fleet{d:03d}", seq=1, score=rng.choice([None, 3, 8, 10]),
+                 ts=T0 + d, site=f"site-{d % 2}", kind=rng.choice(["walkup", "refill"]))
+        | ({"survey": "relationship"} if d % 7 == 0 else {})
+        for d in range(120)
+    ]  # fmt: skip
+    api.ingest(events)
+    expected = _rollups_equal_the_reference(engine, 120)
+    assert max(c[3] for c in expected[("fleet", rollups.HOUR)].values()) > 90
+
+
+def _rollups_equal_the_reference(engine: Engine, count: int) -> dict[Any, Any]:
+    """Every rollup table equals `rollups.aggregate` of the `count` stored feedback rows;
+    that reference."""
     with Session(engine) as s:
         stored = [r._asdict() for r in s.execute(select(table_of(Feedback)))]
         expected = rollups.aggregate([fact(r) for r in stored])
@@ -365,4 +387,5 @@ def test_every_rollup_table_equals_the_python_reference(api: Api, engine: Engine
                 for r in s.execute(table.select()).mappings()
             }
             assert got == expected[(name, grain)], table.name
-    assert len(stored) == 240 and len(expected[("full", rollups.HOUR)]) > 100
+    assert len(stored) == count
+    return expected

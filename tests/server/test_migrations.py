@@ -10,8 +10,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect
 from sqlmodel import Session, SQLModel
 
-import server.analytics.rollup_tables  # noqa: F401
 import server.models  # noqa: F401
+from server.analytics.figures import Filters, figures
+from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import downgrade, make_engine, upgrade
 from server.db.partitions import partition_names
 from server.ingest.join import histories
@@ -119,7 +120,7 @@ def test_0004_leaves_room_on_rollup_pages_on_postgres(postgres_url: str) -> None
             }
 
     got = options()
-    assert len(got) == 30 and {opts for _, opts in got} == {("fillfactor=70",)}
+    assert len(got) == len(ROLLUP_TABLES) and {opts for _, opts in got} == {("fillfactor=70",)}
     downgrade(engine, "0003")
     assert {opts for _, opts in options()} == {()}
     engine.dispose()
@@ -235,3 +236,61 @@ def _explained(plans: list[str]) -> Any:
             plans.append("\n".join(r[0] for r in cursor.fetchall()))
 
     return hook
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_0013_reads_full_from_programme_full_hours_and_rebuilds_it_down(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """`rollup_full_*` and `rollup_programme_full_day` go; the figures they served come from
+    `rollup_programme_full_hour` (transactional rows, summed over role and hours), and a
+    downgrade rebuilds the three tables from it."""
+    engine = make_engine(
+        request.getfixturevalue("sqlite_url" if kind == "sqlite" else "postgres_url")
+    )
+    upgrade(engine, "0012")
+    dims = "device, site, prompt, trigger, fw, reason, rssi_band, battery_band, health"
+    hours = [  # (survey, role, hour, counts): two hours of one day, and the next day
+        ("transactional", "", 3600, (3, 1, 1, 6)),
+        ("transactional", "buyer", 7200, (1, 0, 2, 3)),
+        ("relationship", "buyer", 7200, (0, 0, 5, 5)),
+        ("transactional", "", 86400 + 3600, (2, 0, 0, 2)),
+    ]
+    with engine.begin() as conn:
+        for survey, role, hour, counts in hours:
+            conn.exec_driver_sql(
+                f"INSERT INTO rollup_programme_full_hour ({dims}, survey, role, bucket, promoters,"
+                f" passives, detractors, shown) VALUES ('d1', 's', 'nps', 'walkup', '1.0', '',"
+                f" 'ok', 'good', 'healthy', %s, %s, %s, %s, %s, %s, %s)".replace(
+                    "%s", "?" if kind == "sqlite" else "%s"
+                ),
+                (survey, role, hour, *counts),
+            )
+    upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert not tables & {"rollup_full_hour", "rollup_full_day", "rollup_programme_full_day"}
+    with Session(engine) as session:
+        day = Filters(lo=0.0, hi=86400.0, device="d1", trigger="walkup")
+        total, by_hour = figures(session, day, "hour")
+    assert (total.promoters, total.passives, total.detractors, total.shown) == (4, 1, 3, 9)
+    assert sorted(by_hour) == ["1970-01-01T01:00Z", "1970-01-01T02:00Z"]
+    downgrade(engine, "0012")
+    with engine.connect() as conn:
+        full_day = conn.exec_driver_sql(
+            "SELECT bucket, promoters, passives, detractors, shown FROM rollup_full_day"
+            " ORDER BY bucket"
+        ).all()
+        full_hour = conn.exec_driver_sql("SELECT COUNT(*), SUM(shown) FROM rollup_full_hour").one()
+        every_day = conn.exec_driver_sql(
+            "SELECT bucket, survey, role, shown FROM rollup_programme_full_day"
+            " ORDER BY bucket, survey, role"
+        ).all()
+    assert [tuple(r) for r in full_day] == [(0, 4, 1, 3, 9), (86400, 2, 0, 0, 2)]
+    assert tuple(full_hour) == (3, 11)
+    assert [tuple(r) for r in every_day] == [
+        (0, "relationship", "buyer", 5),
+        (0, "transactional", "", 6),
+        (0, "transactional", "buyer", 3),
+        (86400, "transactional", "", 2),
+    ]
+    engine.dispose()

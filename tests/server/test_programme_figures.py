@@ -1,6 +1,9 @@
 """Property: figures by `survey` and `role` equal a from-scratch computation over the raw
 events, and without a survey filter only transactional answers count (contract,
-"Additions of December 2026"). Old events without `survey` are transactional."""
+"Additions of December 2026"). Old events without `survey` are transactional.
+A device with another of its dimensions (`device` and `trigger` filters, groups by
+trigger, reason or hour) is read from the every-survey `programme_full` rollup even
+for the transactional default: those queries prove its survey filter."""
 
 from __future__ import annotations
 
@@ -14,10 +17,10 @@ from sqlalchemy import Engine
 from contract.nps import Tally
 from contract.protocol import ROLES
 from tests.server.factory import T0, Api, feedback
-from tests.server.test_figures_property import DEVICES, SPAN, bound, empty, key
+from tests.server.test_figures_property import DEVICES, KINDS, REASONS, SPAN, bound, empty, key
 
 SURVEYS = (None, "transactional", "relationship")  # None: the field absent
-GROUP_BY = (None, "survey", "role", "site", "day", "health", "device")
+GROUP_BY = (None, "survey", "role", "site", "day", "health", "device", "trigger", "reason", "hour")
 
 
 @st.composite
@@ -37,7 +40,8 @@ def events(draw: st.DrawFn) -> list[dict[str, Any]]:
         out.append(
             feedback(
                 device, seqs[device], score, ts=ts, site=DEVICES[device], boot=0,
-                rssi=draw(st.sampled_from((None, -50, -90))), **extra,
+                rssi=draw(st.sampled_from((None, -50, -90))), kind=draw(st.sampled_from(KINDS)),
+                reason=draw(st.sampled_from(REASONS)), **extra,
             )
         )  # fmt: skip
     return out
@@ -48,6 +52,8 @@ queries = st.fixed_dictionaries(
         "from": bound,
         "to": bound,
         "site": st.sampled_from((None, "north", "south")),
+        "device": st.sampled_from((None, *sorted(DEVICES))),
+        "trigger": st.sampled_from((None, *KINDS)),
         "survey": st.sampled_from((None, "transactional", "relationship")),
         "role": st.sampled_from((None, *ROLES)),
         "group_by": st.sampled_from(GROUP_BY),
@@ -69,6 +75,8 @@ def scratch(evs: list[dict[str, Any]], q: dict[str, Any]) -> dict[str, Any]:
             (q["from"] is None or e["ts"] >= q["from"])
             and (q["to"] is None or e["ts"] < q["to"])
             and (q["site"] is None or e["site"] == q["site"])
+            and (q["device"] is None or e["device"] == q["device"])
+            and (q["trigger"] is None or e["trigger"]["kind"] == q["trigger"])
             and (wanted is None or survey_of(e) == wanted)
             and (q["role"] is None or e.get("role") == q["role"])
         )
@@ -143,3 +151,35 @@ def test_survey_and_role_are_stored_and_bad_values_reject_one_event(api: Api) ->
             headers={"Authorization": f"Bearer {api.tokens['operator']}"},
         )  # fmt: skip
         assert r.status_code == 422, params
+
+
+def test_transactional_figures_by_device_and_trigger_leave_relationship_answers_out(
+    api: Api,
+) -> None:
+    """The transactional figures that need a device and another dimension are read from
+    the every-survey `programme_full` rollup (hour table and raw edges): its relationship
+    rows never count in them."""
+    evs = []
+    for i, (survey, score) in enumerate(
+        [(None, 9), ("transactional", 10), ("relationship", 0), ("relationship", 1), (None, 3)]
+    ):
+        ts = T0 + i * 5000.0  # across hours, inside one day
+        extra: dict[str, Any] = {"survey": survey} if survey else {}
+        evs.append(
+            feedback("nps-dev001", i + 1, score, ts=ts, site="north", kind="walkup",
+                     reason="slow", **extra)
+        )  # fmt: skip
+    api.ingest(evs)
+    days = {"from": int(T0) // 86400 * 86400, "to": (int(T0) // 86400 + 2) * 86400}
+    edges = {"from": T0 + 100.0, "to": T0 + 4 * 5000.0 + 1.0}  # partial hours at both ends
+    for params in (
+        {"device": "nps-dev001", "group_by": "trigger"},
+        {"device": "nps-dev001", "trigger": "walkup", "group_by": "hour"},
+        {"device": "nps-dev001", "group_by": "reason", **edges},
+        {"trigger": "walkup", "group_by": "device", **days},
+    ):
+        got = api.get("/api/v1/nps", **params)
+        assert (got["n"], got["promoters"], got["detractors"]) == (
+            (2, 1, 1) if params.get("from") == edges["from"] else (3, 2, 1)
+        ), params
+        assert sum(g["shown"] for g in got["groups"]) == got["shown"], params
