@@ -89,7 +89,8 @@ def table(r: dict[str, Any], out: IO[str] = sys.stdout) -> None:
     sat, bare = r["saturation"], r["bare_subscriber"]
     print(
         f"saturation: {sat['rate']:,} events/s end to end (devices published at"
-        f" {sat['published_rate']:,}/s); latency {sat['latency']}",
+        f" {sat['published_rate']:,}/s); latency {sat['latency']}"
+        f" (prober {sat.get('prober_polls_per_s', '-')} polls/s)",
         file=out,
     )
     print(
