@@ -30,6 +30,11 @@ SINK = Sink()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The answer goes out in two writes (headers, then body): with Nagle's algorithm the
+    # second waits for the client's delayed ACK, 40 ms per request on Linux (measured:
+    # 43 ms per 1,000-event POST, 1.5 ms with this). The real server (uvicorn, asyncio)
+    # sets TCP_NODELAY on every connection; the stand-in must not be slower than it.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         return
