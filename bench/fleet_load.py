@@ -550,7 +550,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     p.add_argument("--devices", type=int, default=10_000, help="devices in all")
     p.add_argument("--firmware", type=int, default=4, help="of them, real firmware (unix port)")
-    p.add_argument("--workers", type=int, default=2, help="server worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="server worker processes: one more than the cores, as docs/server.md advises on"
+        " PostgreSQL",
+    )
     p.add_argument(
         "--rates",
         type=lambda s: [float(x) for x in s.split(",")],

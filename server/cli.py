@@ -49,8 +49,8 @@ def server(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="worker processes, each storing one batch at a time; one per CPU core for"
-            " ingest throughput (env NPS_EDGE_WORKERS)"
+            help="worker processes, each storing one batch at a time; for ingest throughput one"
+            " per CPU core on SQLite, one more than the cores on PostgreSQL (env NPS_EDGE_WORKERS)"
         ),
     ] = None,
 ) -> None:
