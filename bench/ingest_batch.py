@@ -20,7 +20,8 @@ telemetry. After each batch, its reference: the same events as rows (feedback an
 telemetry, no health join) by a plain executemany INSERT into copies of the tables,
 in one transaction. Reported per batch: wall ms (the median), CPU ms (the mean) of this
 process and (PostgreSQL) of its backends from /proc, the ratios to the reference, and
-the load average. `--profile` then runs as many batches again under cProfile.
+the load average. `--stages` then runs as many batches again, timing this process's CPU
+in each stage of the ingest (`bench.ingest_stages`); `--profile` as many under cProfile.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from sqlmodel import Session
 
 from bench.fleet_devices import TRIGGERS
 from bench.fleet_devices import event as device_event
+from bench.ingest_stages import timed_stages
 from bench.server_load import Fleet, build_rollups, bulk_load, database, events
 from server.alerts.rules import collapsed_title, detractor_alert, detractor_key, folded, started
 from server.app import GC_THRESHOLDS
@@ -299,6 +301,10 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "new_alerts_per_batch": round(opened / args.batches, 1),
             "loadavg_1m": [round(la[0], 2) for la in load],
         }  # fmt: skip
+        if args.stages:
+            result["stages_cpu_ms"] = stages(
+                batches(fleet, args.batches, WARM_UP + args.batches, rng), ingest
+            )
         if args.profile:
             result["profile"] = profile(batches(fleet, args.batches, WARM_UP + args.batches, rng),
                                         ingest, args.top)  # fmt: skip
@@ -307,6 +313,18 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     finally:
         if drop is not None:
             drop()
+
+
+def stages(todo: list[list[dict[str, Any]]], ingest: Callable[[Any], Any]) -> dict[str, float]:
+    """This process's CPU ms per batch in each stage of the ingest (`bench.ingest_stages`),
+    and in all of it, over the batches `todo`."""
+    with timed_stages() as spent:
+        began = time.process_time()
+        for batch in todo:
+            ingest(batch)
+        total = time.process_time() - began
+    per_batch = {"all": total, **spent}
+    return {k: round(v / len(todo) * 1000, 2) for k, v in per_batch.items()}
 
 
 def profile(todo: list[list[dict[str, Any]]], ingest: Callable[[Any], Any], top: int) -> str:
@@ -329,6 +347,9 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=12, help="timed batches")
     p.add_argument("--history", type=int, default=200_000, help="feedback rows loaded first")
     p.add_argument("--profile", action="store_true", help="also cProfile as many batches")
+    p.add_argument(
+        "--stages", action="store_true", help="also CPU ms per ingest stage, as many batches"
+    )
     p.add_argument("--top", type=int, default=40, help="lines of the cProfile list")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
@@ -338,9 +359,14 @@ def main() -> None:
 
 
 def report(result: dict[str, Any]) -> None:
-    """One JSON line of figures, then the cProfile list if there is one."""
+    """One JSON line of figures, then the stages' CPU and the cProfile list if there are."""
     listing = result.pop("profile", None)
+    staged = result.pop("stages_cpu_ms", None)
     print(json.dumps(result), flush=True)
+    if staged:
+        print("CPU ms per batch by stage (indented: inside the one above)", flush=True)
+        for name, ms in staged.items():
+            print(f"{ms:8.2f}  {name}", flush=True)
     if listing:
         print(listing, flush=True)
 
