@@ -34,8 +34,8 @@ from server.alerts.rules import (
     started,
     transactional,
 )
+from server.db.listed import one_of
 from server.db.sql import as_tuples, bulk_write, json_value, table_of, update_rows
-from server.ingest.listed import one_of
 from server.models import Alert, Device, Feedback
 from server.models.alerts import AlertKind
 from server.settings import Settings

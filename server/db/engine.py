@@ -72,7 +72,7 @@ def make_engine(url: str) -> Engine:
 
 
 def _binary_lists(dbapi_conn: Any, _record: Any) -> None:
-    """List parameters (the ingest's `= ANY(array)`, server/ingest/listed.py) go to
+    """List parameters (the ingest's `= ANY(array)`, server/db/listed.py) go to
     PostgreSQL as binary arrays: psycopg's text form quotes and escapes every element.
     A fleet batch's 11 lists (7,019 values) took 2.84 ms to dump as text, 0.87 ms in
     binary (docs/benchmarks.md, "Rollup keys, the error lookup, binary lists")."""

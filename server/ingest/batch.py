@@ -33,6 +33,7 @@ from server.alerts.rules import OpenedAlert
 from server.analytics import rollups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import write_session
+from server.db.listed import one_of
 from server.db.partitions import id_table
 from server.db.sql import (
     case_when,
@@ -46,7 +47,6 @@ from server.db.sql import (
 )
 from server.ingest import binding
 from server.ingest.join import FeedbackRow
-from server.ingest.listed import one_of
 from server.ingest.prepare import Prepared, prepare
 from server.ingest.validation import Forwarded, Rejected, validate
 from server.metrics import Metrics

@@ -16,8 +16,8 @@ from typing import NamedTuple
 from sqlalchemy import literal, select, union_all
 from sqlmodel import Session
 
+from server.db.listed import one_of
 from server.db.sql import table_of
-from server.ingest.listed import one_of
 from server.models import Device, RegisteredDevice
 
 REG = table_of(RegisteredDevice).c

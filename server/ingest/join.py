@@ -12,9 +12,9 @@ from sqlmodel import Session
 
 from contract.nps import Category, category
 from contract.protocol import ForwardedFeedback
+from server.db.listed import one_of
 from server.db.sql import table_of
 from server.ingest import health
-from server.ingest.listed import one_of
 from server.models import BootRecord, Presence, Telemetry
 from server.settings import Settings
 

@@ -23,10 +23,10 @@ from contract.protocol import ForwardedFeedback, ForwardedTelemetry
 from server.alerts import store as alerting
 from server.alerts.rules import ProposedAlert
 from server.analytics import rollups
+from server.db.listed import one_of
 from server.db.sql import table_of
 from server.ingest import timebase
 from server.ingest.join import FeedbackRow, join_feedback
-from server.ingest.listed import one_of
 from server.ingest.validation import Forwarded
 from server.models import BootRecord
 from server.settings import Settings

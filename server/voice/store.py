@@ -24,8 +24,8 @@ from server.analytics.figures import Filters
 from server.analytics.rollups import RAW_COLUMN
 from server.analytics.themes import Comment
 from server.db.engine import writing
+from server.db.listed import one_of
 from server.db.sql import table_of
-from server.ingest.listed import one_of
 from server.models import Feedback, VoiceComment
 
 V = table_of(VoiceComment).c
@@ -113,7 +113,7 @@ def join_held(engine: Engine, feedback_ids: Collection[str], *, ttl_s: float) ->
     with Session(engine) as session:
         # Only this batch's ids: every held comment (a link photographed, its answer not yet
         # arrived) is not read again for each batch.
-        # One array parameter on PostgreSQL, not a batch's 800 IN parameters (listed.py).
+        # One array parameter on PostgreSQL, not a batch's 800 IN parameters (server/db/listed.py).
         found = select(V.event_id).where(
             V.held.is_(True), one_of(session, V.event_id, feedback_ids)
         )

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, sele
 from sqlmodel import Session
 
 from server.db.engine import make_engine
-from server.ingest.listed import one_of
+from server.db.listed import one_of
 
 ROWS: list[dict[str, Any]] = [{"device": f"dev-{i:04d}", "boot": i % 7} for i in range(1500)]
 
