@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from contract.address import parse_host_port
 from gateway.intake import Message, Offer
 from gateway.logs import log_event
 from gateway.metrics import Metrics
+from gateway.mqtt_socket import BufferedClient, missing_hooks
 
 log = logging.getLogger("nps_edge.gateway.receiver")
 
@@ -75,6 +77,22 @@ def tls_failure(host: str, port: int, login: BrokerLogin, timeout: float = 5.0) 
         return None
 
 
+def client_class(paho_client: type[mqtt.Client] = mqtt.Client) -> type[mqtt.Client]:
+    """`BufferedClient` (one `recv` for many packets) where the installed paho has its
+    hooks, else plain paho, said in the log: a paho upgrade slows receiving, never breaks it."""
+    missing = missing_hooks(paho_client)
+    if not missing:
+        return BufferedClient
+    log_event(
+        log,
+        logging.WARNING,
+        "paho-mqtt lacks the hooks for buffered reads: receiving with plain paho",
+        paho_version=version("paho-mqtt"),
+        missing=missing,
+    )
+    return paho_client
+
+
 class Receiver:
     def __init__(
         self,
@@ -95,7 +113,7 @@ class Receiver:
         self.connected = threading.Event()
         self._generation = 0
         self._taking = True
-        self.client = mqtt.Client(
+        self.client = client_class()(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,

@@ -22,6 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from broker.certs import KeyPair, make_ca, make_server_cert
+from gateway.mqtt_socket import BufferedSocket
 from gateway.receiver import BrokerLogin
 from nps_edge.broker import free_port, mosquitto_binary, terminate, wait_for_port
 from nps_edge.processes import wait_until
@@ -124,8 +125,8 @@ def device_publish(
     client.connect(host, int(port))
     client.loop_start()
     try:
-        for topic, payload in messages:
-            info = client.publish(topic, payload, qos=1)
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        for info in infos:
             info.wait_for_publish(timeout=30)
             assert info.is_published()
     finally:
@@ -177,6 +178,10 @@ def test_anonymous_and_wrong_password_are_refused_and_said_once(
 
 
 def test_gateway_over_tls_verifies_the_broker(tls_broker, run_gateway, fake_server, make):
+    """Also gateway/mqtt_socket.py's buffer over TLS: the SSL socket's want-read reaches
+    paho (as BlockingIOError) and its `pending()` is counted. Each read takes one TLS
+    record and Mosquitto sends one per packet: fewer calls into the SSL layer, not
+    fewer system calls."""
     gw = run_gateway(
         tls_broker.address,
         fake_server.client(),
@@ -186,12 +191,15 @@ def test_gateway_over_tls_verifies_the_broker(tls_broker, run_gateway, fake_serv
         broker_ca=tls_broker.ca,
     )
     assert gw.receiver.connected.is_set()
+    sock = gw.receiver.client.socket()
+    assert isinstance(sock, BufferedSocket) and sock.version() in ("TLSv1.2", "TLSv1.3")
     device_publish(
         tls_broker,
-        [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=1)))],
+        [("nps/v1/nps-a1b2c3/feedback", make.payload(make.feedback(seq=s))) for s in range(1, 601)],
         ca=tls_broker.ca,
     )
-    wait_until(lambda: len(fake_server.received) == 1, timeout=20, what="the event over TLS")
+    wait_until(lambda: len(fake_server.received) == 600, timeout=30, what="600 over TLS")
+    assert [e["seq"] for e in fake_server.received] == list(range(1, 601))
 
 
 def test_gateway_refuses_a_broker_not_signed_by_its_ca(
