@@ -79,15 +79,17 @@ def tls_failure(host: str, port: int, login: BrokerLogin, timeout: float = 5.0) 
 
 
 def client_class(paho_client: type[mqtt.Client] = mqtt.Client) -> type[mqtt.Client]:
-    """`BufferedClient` (one `recv` for many packets) where the installed paho has its
-    hooks, else plain paho, said in the log: a paho upgrade slows receiving, never breaks it."""
+    """`BufferedClient` (one `recv` for many packets, one PUBACK packet per commit) where
+    the installed paho has its hooks, else plain paho, said in the log: a paho upgrade
+    slows receiving, never breaks it."""
     missing = missing_hooks(paho_client)
     if not missing:
         return BufferedClient
     log_event(
         log,
         logging.WARNING,
-        "paho-mqtt lacks the hooks for buffered reads: receiving with plain paho",
+        "paho-mqtt lacks the hooks for buffered reads and batched PUBACKs: receiving with"
+        " plain paho",
         paho_version=version("paho-mqtt"),
         missing=missing,
     )
