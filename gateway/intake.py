@@ -3,7 +3,7 @@
 The MQTT adapter `offer`s each message from its network thread; one intake
 thread takes everything waiting (group commit: under load many messages per
 transaction, when idle one message waits only for its own commit), judges each
-with the pure policy, commits the batch, and only then calls `ack` for each
+with the pure policy, commits the batch, and only then calls `ack` with the batch
 (MQTT 3.1.1 section 4.3.2: the receiver owns the message once it sends PUBACK).
 """
 
@@ -54,7 +54,7 @@ class Message(NamedTuple):
     conn: int = 0  # which broker connection it came on (see Receiver.ack)
 
 
-Ack = Callable[[Message], None]
+Ack = Callable[[list[Message]], None]  # every message of one committed batch, once
 # (mid, qos, topic, payload, connection generation), called from the MQTT thread
 Offer = Callable[[int, int, str, bytes, int], None]
 
@@ -146,10 +146,10 @@ class Intake:
     ) -> None:
         """What follows the commit, and only the commit: `_put` returned, so every message of
         the batch is in the store (or dead-lettered there). Only now the PUBACKs go out (MQTT
-        3.1.1 section 4.3.2). The acks owed to the devices were handed to gateway/acks.py
-        in `_put`, right after the commit; its own thread publishes them."""
-        for m in batch:
-            self.ack(m)
+        3.1.1 section 4.3.2), the whole batch's in one call. The acks owed to the devices
+        were handed to gateway/acks.py in `_put`, right after the commit; its own thread
+        publishes them."""
+        self.ack(batch)
         self.committed.set()
         self.metrics.commit_seconds.observe(commit_s)
         self.metrics.commit_batch.observe(len(batch))

@@ -8,17 +8,26 @@ reading while bytes wait in that buffer. It hooks paho's private
 `Client._create_socket` and relies on `_loop` asking the socket's `pending()`
 (as it does for TLS): `missing_hooks` says when an installed paho lacks them,
 and the receiver then uses plain paho.
+
+On the way out, paho queues each PUBACK as a packet of its own: one wake byte to
+its network thread (a loopback `send` from the acknowledging thread) and one
+`send` of four bytes from that thread. `BufferedClient.ack_all` queues a whole
+batch's PUBACKs as one packet, through paho's private `_packet_queue`.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
+from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 READ_SIZE = 64 * 1024  # one read takes ~200 live events (~300 bytes each) off the kernel
 MAX_READS_PER_LOOP = 1000  # then paho's loop sends PUBACKs and keepalives again
+# PUBACK, MQTT 3.1.1 section 3.4: type 4 with no flags, remaining length 2, packet identifier
+PUBACK = struct.Struct("!BBH")
 
 
 class BufferedSocket:
@@ -71,7 +80,8 @@ class BufferedSocket:
 
 
 class BufferedClient(mqtt.Client):
-    """paho's `Client` reading through a `BufferedSocket`, many packets per loop pass."""
+    """paho's `Client` reading through a `BufferedSocket`, many packets per loop pass,
+    and acknowledging many messages in one packet."""
 
     def __init__(self, *args: Any, read_size: int = READ_SIZE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,6 +110,14 @@ class BufferedClient(mqtt.Client):
             passes += 1
         return rc
 
+    def ack_all(self, mids: Iterable[int]) -> None:
+        """PUBACK these QoS 1 messages (`manual_ack`) as one queued packet: one wake of
+        paho's network thread and one `send` however many (paho's own partial writes
+        finish one larger than the kernel takes at once). Thread-safe as `ack` is."""
+        packets = b"".join(PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids)
+        if packets:
+            self._packet_queue(mqtt.PUBACK, packets, 0, 1)
+
 
 def missing_hooks(client_class: type = mqtt.Client) -> list[str]:
     """What `BufferedClient` relies on and `client_class` lacks (empty: safe to use)."""
@@ -112,6 +130,13 @@ def missing_hooks(client_class: type = mqtt.Client) -> list[str]:
         missing.append("_loop() asking the socket's pending()")
     if "_sock_recv" not in _names(getattr(client_class, "_packet_read", None)):
         missing.append("_packet_read() reading through _sock_recv()")
+    queue = getattr(getattr(client_class, "_packet_queue", None), "__code__", None)
+    if (
+        "_packet_queue" not in _names(getattr(client_class, "_send_command_with_mid", None))
+        or queue is None
+        or queue.co_varnames[1:5] != ("command", "packet", "mid", "qos")
+    ):
+        missing.append("PUBACKs queued by _packet_queue(command, packet, mid, qos)")
     return missing
 
 

@@ -14,6 +14,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -78,15 +79,17 @@ def tls_failure(host: str, port: int, login: BrokerLogin, timeout: float = 5.0) 
 
 
 def client_class(paho_client: type[mqtt.Client] = mqtt.Client) -> type[mqtt.Client]:
-    """`BufferedClient` (one `recv` for many packets) where the installed paho has its
-    hooks, else plain paho, said in the log: a paho upgrade slows receiving, never breaks it."""
+    """`BufferedClient` (one `recv` for many packets, one PUBACK packet per commit) where
+    the installed paho has its hooks, else plain paho, said in the log: a paho upgrade
+    slows receiving, never breaks it."""
     missing = missing_hooks(paho_client)
     if not missing:
         return BufferedClient
     log_event(
         log,
         logging.WARNING,
-        "paho-mqtt lacks the hooks for buffered reads: receiving with plain paho",
+        "paho-mqtt lacks the hooks for buffered reads and batched PUBACKs: receiving with"
+        " plain paho",
         paho_version=version("paho-mqtt"),
         missing=missing,
     )
@@ -104,6 +107,7 @@ class Receiver:
         root: str,
         keepalive: int = 30,
         login: BrokerLogin | None = None,
+        paho_client: type[mqtt.Client] = mqtt.Client,
     ) -> None:
         self.host, self.port = parse_host_port(broker)
         self.offer = offer
@@ -113,7 +117,7 @@ class Receiver:
         self.connected = threading.Event()
         self._generation = 0
         self._taking = True
-        self.client = client_class()(
+        self.client = client_class(paho_client)(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
@@ -163,14 +167,21 @@ class Receiver:
             return False
         return self.client.publish(topic, payload, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS
 
-    def ack(self, message: Message) -> None:
-        """PUBACK a committed message, if it came on the current connection.
+    def ack(self, messages: Sequence[Message]) -> None:
+        """PUBACK a committed batch's messages that came on the current connection, in
+        one packet where paho has the hook (gateway/mqtt_socket.py).
 
         A message from an earlier connection is redelivered by the broker on this
         one (with DUP set); the store sees its id again and it is acknowledged then.
+        QoS 0 needs none, and none comes at QoS 2: we subscribe at QoS 1, the most
+        the broker then delivers (MQTT 3.1.1 section 3.8.4).
         """
-        if message.conn == self._generation and message.qos > 0:
-            self.client.ack(message.mid, message.qos)
+        mids = [m.mid for m in messages if m.conn == self._generation and m.qos == 1]
+        if isinstance(self.client, BufferedClient):
+            self.client.ack_all(mids)
+        else:
+            for mid in mids:
+                self.client.ack(mid, 1)
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any

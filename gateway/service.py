@@ -102,7 +102,7 @@ class Gateway:
         )
         self.intake = Intake(
             self.intake_store,
-            lambda message: self.receiver.ack(message),
+            lambda batch: self.receiver.ack(batch),
             self.metrics,
             root=settings.topic_root,
             committed=self.committed,

@@ -34,7 +34,7 @@ def acks_for(broker: Broker) -> Acks:
 
 
 def intake_with(acks: Acks, store, metrics) -> Intake:
-    return Intake(store, lambda m: None, metrics, root=ROOT, confirm=acks.committed)
+    return Intake(store, lambda _: None, metrics, root=ROOT, confirm=acks.committed)
 
 
 def offer(intake: Intake, make, device: str, *seqs: int, kind: str = "feedback") -> None:
@@ -76,7 +76,7 @@ def test_nothing_is_acked_when_the_commit_fails(open_store, metrics, make) -> No
     broker = Broker()
     acks = acks_for(broker)
     intake = Intake(
-        store, lambda m: None, metrics, root=ROOT, confirm=acks.committed, wait=lambda s: None
+        store, lambda _: None, metrics, root=ROOT, confirm=acks.committed, wait=lambda s: None
     )
     offer(intake, make, A, 1)
     assert intake.step(timeout=1) == 0

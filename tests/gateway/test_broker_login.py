@@ -178,10 +178,10 @@ def test_anonymous_and_wrong_password_are_refused_and_said_once(
 
 
 def test_gateway_over_tls_verifies_the_broker(tls_broker, run_gateway, fake_server, make):
-    """Also gateway/mqtt_socket.py's buffer over TLS: the SSL socket's want-read reaches
-    paho (as BlockingIOError) and its `pending()` is counted. Each read takes one TLS
-    record and Mosquitto sends one per packet: fewer calls into the SSL layer, not
-    fewer system calls."""
+    """Also gateway/mqtt_socket.py over TLS: the SSL socket's want-read reaches paho (as
+    BlockingIOError) and its `pending()` is counted (each read takes one TLS record and
+    Mosquitto sends one per packet: fewer calls into the SSL layer, not fewer system
+    calls); each commit's PUBACKs, one packet, reach the broker (its log, `log_type all`)."""
     gw = run_gateway(
         tls_broker.address,
         fake_server.client(),
@@ -200,6 +200,9 @@ def test_gateway_over_tls_verifies_the_broker(tls_broker, run_gateway, fake_serv
     )
     wait_until(lambda: len(fake_server.received) == 600, timeout=30, what="600 over TLS")
     assert [e["seq"] for e in fake_server.received] == list(range(1, 601))
+    pubacks = f"Received PUBACK from {gw.settings.mqtt_client_id} "
+    broker_log = tls_broker.workdir / "mosquitto.log"
+    wait_until(lambda: broker_log.read_text().count(pubacks) == 600, timeout=20, what="600 PUBACKs")
 
 
 def test_gateway_refuses_a_broker_not_signed_by_its_ca(

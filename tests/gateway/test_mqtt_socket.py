@@ -1,4 +1,5 @@
-"""gateway/mqtt_socket.py: paho reading many packets per `recv`, against a real Mosquitto.
+"""gateway/mqtt_socket.py: paho reading many packets per `recv` and acknowledging a batch
+in one packet, against a real Mosquitto.
 
 Most tests drive paho's loop by hand (`client.loop()`), so what waits in the
 socket at each step is known: the broker's bytes are counted in the kernel
@@ -23,8 +24,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.intake import Message
 from gateway.metrics import Metrics
-from gateway.mqtt_socket import BufferedClient, BufferedSocket, missing_hooks
+from gateway.mqtt_socket import PUBACK, BufferedClient, BufferedSocket, missing_hooks
 from gateway.receiver import Receiver, client_class
 from nps_edge.broker import Broker, start_mosquitto
 from nps_edge.processes import wait_until
@@ -41,7 +43,9 @@ class Subscriber:
     broker: Broker
     read_size: int = 64 * 1024
     client_id: str = field(default_factory=lambda: f"sub-{uuid.uuid4().hex[:8]}")
+    acking: bool = True  # False: the test acknowledges, `mids` in hand
     received: list[tuple[bytes, bool]] = field(default_factory=list)  # (payload, dup)
+    mids: list[int] = field(default_factory=list)
     subscribed: threading.Event = field(default_factory=threading.Event)
     gone: threading.Event = field(default_factory=threading.Event)
 
@@ -61,7 +65,9 @@ class Subscriber:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self.received.append((bytes(msg.payload), bool(msg.dup)))
-        client.ack(msg.mid, msg.qos)
+        self.mids.append(msg.mid)
+        if self.acking:
+            client.ack(msg.mid, msg.qos)
 
     def connect(self) -> None:
         self.subscribed.clear()
@@ -82,8 +88,13 @@ class Subscriber:
 
     def unread(self) -> int:
         """Bytes waiting in the kernel for this connection (FIONREAD)."""
-        raw = fcntl.ioctl(self.sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-        return int(struct.unpack("i", raw)[0])
+        return fionread(self.sock)
+
+    def unread_wakes(self) -> int:
+        """Wake bytes waiting for paho's loop: one per packet queued (paho's socketpair)."""
+        wake = self.client._sockpairR
+        assert wake is not None
+        return fionread(wake)
 
     def disconnect(self) -> None:
         """Until the broker has read our DISCONNECT, and so every PUBACK before it (it
@@ -96,6 +107,12 @@ class Subscriber:
         self.loop_until(self.gone.is_set, "DISCONNECT sent")
         log = self.broker.log
         wait_until(lambda: log.read_text().count(said) > before, timeout=20, what=said)
+
+
+def fionread(sock: Any) -> int:
+    """Bytes waiting in the kernel to be read from `sock`."""
+    raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    return int(struct.unpack("i", raw)[0])
 
 
 def publish_size(topic: str, payload: bytes) -> int:
@@ -269,3 +286,149 @@ def test_a_lone_message_after_a_burst_is_not_held_in_the_buffer(subscriber):
     finally:
         publisher.close()
         subscriber.client.loop_stop()
+
+
+class CountingWake:
+    """paho's wake socket (`_sockpairW`), counting the bytes paho writes to wake its loop."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.sends = sock, 0
+
+    def send(self, data: bytes) -> int:
+        self.sends += 1
+        return self.sock.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def test_a_burst_acked_as_one_batch_wakes_paho_once_and_none_is_redelivered(subscriber):
+    subscriber.acking = False
+    subscriber.connect()
+    wake = CountingWake(subscriber.client._sockpairW)  # type: ignore[arg-type]
+    subscriber.client._sockpairW = wake  # type: ignore[assignment]
+    payloads = [b"%05d" % i + b"z" * 40 for i in range(500)]
+    publish(subscriber.broker, payloads)  # shipped max_inflight_messages 1000: all 500 come
+    subscriber.loop_until(lambda: len(subscriber.received) == 500, "500 messages unacked")
+
+    subscriber.client.ack_all(subscriber.mids)  # paho's loop is not running: written now
+    assert wake.sends == 1  # paho's ack() wakes its loop once per PUBACK: 500
+
+    subscriber.disconnect()  # the broker has read every PUBACK before the DISCONNECT
+    subscriber.received.clear()
+    publish(subscriber.broker, [b"sentinel"])
+    subscriber.acking = True
+    subscriber.connect()
+    # an unacknowledged message would be redelivered before the queued sentinel
+    subscriber.loop_until(lambda: len(subscriber.received) >= 1, "the sentinel")
+    assert subscriber.received == [(b"sentinel", False)]
+    subscriber.disconnect()
+
+
+class PahoQueueingPubacksItsOwnWay(mqtt.Client):
+    """A paho whose PUBACKs do not go through `_packet_queue` (as a later one's might not)."""
+
+    def _send_command_with_mid(self, command: int, mid: int, dup: int) -> mqtt.MQTTErrorCode:
+        return super()._send_command_with_mid(command, mid, dup)
+
+
+@pytest.mark.parametrize("paho_client", [mqtt.Client, PahoQueueingPubacksItsOwnWay])
+def test_the_receiver_acks_committed_batches_and_the_broker_keeps_none(mqtt_broker, paho_client):
+    """The gateway's threaded client, with the hook (one packet a batch) and without
+    (paho's `ack` for each message)."""
+    if mqtt_broker.kind != "mosquitto":
+        pytest.skip("reads Mosquitto's log")
+    assert mqtt_broker.log is not None
+    broker_log = mqtt_broker.log
+    client_id = f"gw-{uuid.uuid4().hex[:8]}"
+    topic = "nps/v1/nps-a1b2c3/feedback"
+    messages: list[Message] = []
+
+    def offer(mid: int, qos: int, topic: str, payload: bytes, conn: int) -> None:
+        messages.append(Message(mid, qos, topic, payload, 0.0, conn))  # paho's thread
+
+    def start() -> Receiver:
+        receiver = Receiver(
+            mqtt_broker.address, client_id, offer, Metrics(), root="nps/v1", paho_client=paho_client
+        )
+        receiver.start()
+        wait_until(receiver.subscribed.is_set, timeout=20, what="subscribed")
+        return receiver
+
+    receiver = start()
+    try:
+        with_hook = BufferedClient if paho_client is mqtt.Client else paho_client
+        assert type(receiver.client) is with_hook
+        publisher = Publisher(mqtt_broker.address)
+        try:
+            publisher.publish((topic, b"%03d" % i) for i in range(300))
+        finally:
+            publisher.close()
+        wait_until(lambda: len(messages) == 300, timeout=20, what="300 messages")
+        receiver.ack(messages[:120])  # two commits
+        receiver.ack(messages[120:])
+    finally:
+        receiver.stop()  # its DISCONNECT leaves after every PUBACK
+    said = f"Client {client_id} disconnected."
+    wait_until(lambda: said in broker_log.read_text(), timeout=20, what=said)
+
+    messages.clear()
+    receiver = start()  # an unacknowledged message would come again, before the next one
+    try:
+        publisher = Publisher(mqtt_broker.address)
+        try:
+            publisher.publish([(topic, b"after")])
+        finally:
+            publisher.close()
+        wait_until(lambda: len(messages) >= 1, timeout=20, what="the message after")
+        assert [m.payload for m in messages] == [b"after"]
+    finally:
+        receiver.stop()
+
+
+def test_a_batch_larger_than_the_kernel_takes_arrives_whole_and_in_order():
+    """The intake's largest batch is 5,000 (20 KB of PUBACKs); here 20,000 against the
+    smallest buffers the kernel allows, a peer not reading: paho writes part of the
+    packet, waits for the socket (`want_write()`), then writes the rest."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)  # the accepted socket's
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = BufferedClient(
+        CallbackAPIVersion.VERSION2, client_id="acks", protocol=mqtt.MQTTv311, manual_ack=True
+    )
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    with listener:
+        client.connect(*listener.getsockname())
+        peer, _ = listener.accept()
+    with peer:
+        connect = peer.recv(2)  # CONNECT (MQTT 3.1.1 section 3.1): short, one length byte
+        assert connect[0] == 0x10
+        while len(connect) < 2 + connect[1]:
+            connect += peer.recv(2 + connect[1] - len(connect))
+        peer.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted (section 3.2)
+        deadline = time.monotonic() + 10
+        while not connected.is_set():
+            assert time.monotonic() < deadline, "no CONNACK"
+            client.loop(timeout=0.05)
+        client.socket().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024)
+
+        mids = [1 + i % 65535 for i in range(20_000)]
+        client.ack_all(mids)
+        assert client.want_write()  # the kernel took part: paho holds the rest
+
+        expected = b"".join(PUBACK.pack(0x40, 2, mid) for mid in mids)
+        peer.setblocking(False)
+        got = bytearray()
+        deadline = time.monotonic() + 20
+        while len(got) < len(expected):
+            assert time.monotonic() < deadline, f"{len(got)} of {len(expected)} bytes"
+            client.loop(timeout=0.01)
+            try:
+                got += peer.recv(65536)
+            except BlockingIOError:
+                pass
+        assert got == expected
+        assert not client.want_write()
+    client.socket().close()

@@ -48,7 +48,7 @@ def test_each_poison_message_is_a_dead_letter_with_a_reason(make):
 def test_poison_then_good_events_all_through_the_intake(open_store, metrics, make):
     store = open_store()
     acked: list[int] = []
-    intake = Intake(store, lambda m: acked.append(m.mid), metrics, root=ROOT)
+    intake = Intake(store, lambda batch: acked.extend(m.mid for m in batch), metrics, root=ROOT)
     for mid, (topic, payload) in enumerate(POISON, start=1):
         intake.offer(mid, 1, topic, payload)
     for seq in (1, 2):
@@ -71,7 +71,9 @@ def test_an_unexpected_error_while_judging_is_a_dead_letter_not_a_dead_thread(
 
     store = open_store()
     acked: list[int] = []
-    intake = Intake(store, lambda m: acked.append(m.mid), metrics, root=ROOT, judge=judge)
+    intake = Intake(
+        store, lambda batch: acked.extend(m.mid for m in batch), metrics, root=ROOT, judge=judge
+    )
     long_topic = "nps/v1/nps-a1b2c3/" + "x" * 5000
     intake.offer(1, 1, T, make.payload(make.feedback(seq=1)))
     intake.offer(2, 1, long_topic, b"boom")
@@ -104,7 +106,9 @@ def test_an_item_the_store_cannot_bind_is_dead_lettered_alone(open_store, metric
         return admit(topic, payload, rx_ts, root)
 
     acked: list[int] = []
-    intake = Intake(store, lambda m: acked.append(m.mid), metrics, root=ROOT, judge=judge)
+    intake = Intake(
+        store, lambda batch: acked.extend(m.mid for m in batch), metrics, root=ROOT, judge=judge
+    )
     intake.offer(1, 1, T, make.payload(make.feedback(seq=1)))
     intake.offer(2, 1, STATUS, b"huge")
     intake.offer(3, 1, T, make.payload(make.feedback(seq=3)))
@@ -117,7 +121,7 @@ def test_an_item_the_store_cannot_bind_is_dead_lettered_alone(open_store, metric
 def test_dead_letters_are_cut_and_count_toward_max_mb(open_store, metrics):
     """500 messages with 60 KB topics grew the old store by 95 MB."""
     store = open_store(Limits(max_bytes=200_000))
-    intake = Intake(store, lambda m: None, metrics, root=ROOT)
+    intake = Intake(store, lambda _: None, metrics, root=ROOT)
     for i in range(500):
         topic = f"nps/v1/{'x' * 60_000}{i}/feedback"
         intake.offer(i, 1, topic, b"y" * 10_000)
@@ -185,7 +189,7 @@ def test_throttled_messages_are_dead_letters_counted_per_device_and_requeueable(
     open_store, metrics, make
 ):
     store = open_store()
-    intake = Intake(store, lambda m: None, metrics, root=ROOT, throttle=Throttle(rate=1.0, burst=3))
+    intake = Intake(store, lambda _: None, metrics, root=ROOT, throttle=Throttle(rate=1.0, burst=3))
     for seq in range(1, 11):
         intake.offer(seq, 1, T, make.payload(make.feedback(seq=seq)))
     intake.offer(99, 1, "nps/v1/nps-other1/feedback", make.payload(make.feedback("nps-other1")))
@@ -205,7 +209,7 @@ def test_throttled_messages_are_dead_letters_counted_per_device_and_requeueable(
 
 def test_implausible_timestamps_are_forwarded_and_counted(open_store, metrics, make):
     store = open_store()
-    intake = Intake(store, lambda m: None, metrics, root=ROOT, clock=lambda: 1795000000.0)
+    intake = Intake(store, lambda _: None, metrics, root=ROOT, clock=lambda: 1795000000.0)
     for seq, ts in ((1, 0.0), (2, 4102444800.0), (3, None), (4, 1795000000.0)):
         intake.offer(seq, 1, T, make.payload(make.feedback(seq=seq, ts=ts)))
     intake.drain()
@@ -271,7 +275,7 @@ def test_admit_always_returns_an_item_and_never_raises(topic, payload):
 
 def test_a_topic_sqlite_cannot_encode_is_kept_as_text(open_store, metrics):
     store = open_store()
-    intake = Intake(store, lambda m: None, metrics, root=ROOT)
+    intake = Intake(store, lambda _: None, metrics, root=ROOT)
     intake.offer(1, 1, "nps/v1/\udcff/feedback", b"{}")  # a lone surrogate
     assert intake.step(timeout=1) == 1
     assert store.dead_letters()[0][2] == "nps/v1/?/feedback"
@@ -279,7 +283,7 @@ def test_a_topic_sqlite_cannot_encode_is_kept_as_text(open_store, metrics):
 
 def test_junk_topics_share_one_bucket(open_store, metrics):
     store = open_store()
-    intake = Intake(store, lambda m: None, metrics, root=ROOT, throttle=Throttle(1.0, 5))
+    intake = Intake(store, lambda _: None, metrics, root=ROOT, throttle=Throttle(1.0, 5))
     for i in range(20):
         intake.offer(i, 1, f"nps/v1/BAD{i}/feedback", b"{}")
     intake.drain()

@@ -11,7 +11,7 @@ TOPIC = f"{ROOT}/nps-a1b2c3/feedback"
 
 def test_survey_and_role_reach_the_server_unchanged(open_store, fake_server, metrics, make):
     store = open_store()
-    intake = Intake(store, lambda m: None, metrics, root=ROOT)
+    intake = Intake(store, lambda _: None, metrics, root=ROOT)
     sent = [
         make.feedback(seq=1, survey="relationship", role="sponsor"),
         make.feedback(seq=2, survey="transactional", role=None),
