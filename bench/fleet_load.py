@@ -329,15 +329,33 @@ def processes(sites: list[Site], server: subprocess.Popen[bytes], url: str) -> d
         pids[f"mosquitto {site.name}"] = [site.broker.proc.pid]
         pids[f"gateway {site.name}"] = [site.gateway.proc.pid]
         pids[f"devices {site.name}"] = [site.devices.pid]
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        backends = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        ).scalars()
-        pids["postgres (this database's backends)"] = list(backends)
-    engine.dispose()
+    pids[BACKENDS] = backends(url)
     pids["bench (prober, bare subscriber)"] = [os.getpid()]
     return pids
+
+
+BACKENDS = "postgres (this database's backends)"
+
+
+def backends(url: str) -> list[int]:
+    """The PostgreSQL backends connected to the run's database now. Listed again before
+    each sample: a pool opens connections as it needs them (ingest's own pool at the
+    first batch), and a backend missing from the list has its CPU left out."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        listed = list(found)
+    engine.dispose()
+    return listed
+
+
+def sample_now(pids: dict[str, list[int]], url: str) -> dict[str, dict[str, float]]:
+    """`sample(pids)` with the database's backends listed afresh (one that connected
+    since the last sample has all its CPU from after it: it is counted whole)."""
+    pids[BACKENDS] = backends(url)
+    return sample(pids)
 
 
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -415,14 +433,14 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             vacuum.between_steps()
             prober.phase = f"offered {rate:g}"
             polls0 = prober.polls
-            before, f0, t0 = sample(pids), forwarded(sites), time.time()
+            before, f0, t0 = sample_now(pids, url), forwarded(sites), time.time()
             requests0 = forward_counts(ports)
             load0 = os.getloadavg()[0]
             say(f"offered {rate:,.0f} events/s for {args.step_s:g} s")
             pub = drive(sites, f"rate {rate / len(sites)} {args.step_s}")
             t1, f1, polls1 = time.time(), forwarded(sites), prober.polls
             sent = sum(p["acked"] for p in pub)
-            after = sample(pids)
+            after = sample_now(pids, url)
             t2 = wait_forwarded(sites, f0 + sent, 600)
             step = {
                 "offered": rate,
@@ -447,12 +465,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         say(f"saturation: burst of {args.burst:,} through gateways and server")
         prober.phase, prober.poll_s = "saturation", args.saturation_poll_ms / 1000
         polls0 = prober.polls
-        before, f0, start = sample(pids), forwarded(sites), time.time()
+        before, f0, start = sample_now(pids, url), forwarded(sites), time.time()
         requests0 = forward_counts(ports)
         pub = drive(sites, f"burst {args.burst // len(sites)}")
         sent = sum(p["acked"] for p in pub)
         done = wait_forwarded(sites, f0 + sent, 900)
-        after = sample(pids)
+        after = sample_now(pids, url)
         result["saturation"] = {
             "events": sent,
             "rate": round(sent / (done - start)),
