@@ -207,6 +207,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     watch = OfflineWatch(engine, bus, settings, notifier)
     rollouts = RolloutWatch(engine, bus, settings)
     upkeep = PartitionUpkeep(engine)  # PostgreSQL's coming month partitions
+    ingest_engine = db.ingest_engine(engine, INGEST_SLOTS)  # its own pool on PostgreSQL
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -224,6 +225,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             outbox.stop()
             if relay is not None:
                 relay.close()
+            if ingest_engine is not engine:
+                ingest_engine.dispose()
 
     app = FastAPI(
         title="nps-edge server",
@@ -233,6 +236,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.ingest_engine = ingest_engine
     app.state.metrics = metrics
     app.state.events = bus
     app.state.ingest_slots = threading.BoundedSemaphore(INGEST_SLOTS)

@@ -159,7 +159,7 @@ async def ingest(request: Request, response: Response, caller: GatewayDep) -> In
     app = request.app
     with metrics.ingest_seconds.time():
         out = await run_in_threadpool(
-            _ingest_in_turn, app.state.ingest_slots, app.state.engine, gateway=body.gateway,
+            _ingest_in_turn, app.state.ingest_slots, app.state.ingest_engine, gateway=body.gateway,
             events=body.events, settings=app.state.settings, site=caller.site, metrics=metrics,
         )  # fmt: skip
     app.state.events.published(out.feedback, out.alerts)

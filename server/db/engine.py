@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 WRITE = {"nps_write": True}
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for `url`; SQLite gets WAL, a busy timeout and explicit transactions.
 
     SQLite transactions begin DEFERRED for readers (WAL readers never block) and
@@ -34,7 +34,7 @@ def make_engine(url: str) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
         _forget_stages_on_rollback(engine)
         if parsed.get_driver_name() == "psycopg":
             event.listen(engine, "connect", _binary_lists)
@@ -69,6 +69,38 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def ingest_engine(engine: Engine, connections: int) -> Engine:
+    """The engine ingest writes through: on PostgreSQL a pool of its own of
+    `connections`, on SQLite `engine` itself.
+
+    psycopg forgets a connection's prepared statements at every ROLLBACK (and has
+    the server deallocate them), and a read session closed without a commit rolls
+    back. In the pool the API's reads share, ingest's statements therefore never
+    reached the fifth use at which psycopg prepares them: PostgreSQL parsed and
+    planned every statement of every batch, and the staging tables were made again
+    after each rollback (`server.db.sql.forget_stages`). Ingest's own transactions
+    end in COMMIT; a rollback (an error, a resent batch's savepoint) costs one
+    batch's preparing again.
+
+    Prepared, a statement with parameters would get PostgreSQL's generic plan after
+    five runs: planned without the batch's lists, it chose a sequential scan of the
+    device table that cast the whole id list again for every row (4 ms a batch at
+    2,000 devices, bench.fleet_load with auto_explain). So these connections plan
+    such statements for their values each time; the staging statements, which
+    have no parameters, keep their one plan.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    writes = make_engine(engine.url.render_as_string(hide_password=False), pool_size=connections)
+    event.listen(writes, "connect", _custom_plans)
+    return writes
+
+
+def _custom_plans(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
+    dbapi_conn.commit()  # not a rollback: that would drop prepared statements
 
 
 def _binary_lists(dbapi_conn: Any, _record: Any) -> None:
