@@ -82,4 +82,5 @@ def site(mqtt_broker: Broker, tmp_path: Path, nps_edge_bin: str) -> Iterator[Sit
         yield site
     finally:
         gateway.stop()
+        site.gateway.stop()  # a test may have started another in its place
         server.stop()
