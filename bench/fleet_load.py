@@ -67,7 +67,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from bench import fleet_devices, plots
@@ -322,14 +322,14 @@ def firmware_check(api: str, token: str, acked: dict[str, int]) -> dict[str, Any
     return out
 
 
-def processes(sites: list[Site], server: subprocess.Popen[bytes], url: str) -> dict[str, list]:
+def processes(sites: list[Site], server: subprocess.Popen[bytes]) -> dict[str, list]:
+    """The run's processes by group; PostgreSQL's backends are added by `sample_now`."""
     pids: dict[str, list[int]] = {"server": process_tree(server.pid)}
     for site in sites:
         assert site.broker and site.devices and site.gateway and site.gateway.proc
         pids[f"mosquitto {site.name}"] = [site.broker.proc.pid]
         pids[f"gateway {site.name}"] = [site.gateway.proc.pid]
         pids[f"devices {site.name}"] = [site.devices.pid]
-    pids[BACKENDS] = backends(url)
     pids["bench (prober, bare subscriber)"] = [os.getpid()]
     return pids
 
@@ -337,24 +337,20 @@ def processes(sites: list[Site], server: subprocess.Popen[bytes], url: str) -> d
 BACKENDS = "postgres (this database's backends)"
 
 
-def backends(url: str) -> list[int]:
-    """The PostgreSQL backends connected to the run's database now. Listed again before
-    each sample: a pool opens connections as it needs them (ingest's own pool at the
-    first batch), and a backend missing from the list has its CPU left out."""
-    engine = make_engine(url)
+def sample_now(pids: dict[str, list[int]], engine: Engine) -> dict[str, dict[str, float]]:
+    """`sample(pids)` with the database's backends (but the one asking) listed afresh: a
+    pool opens connections as it needs them (ingest's own pool at the first batch), and
+    a backend missing from the list had its CPU left out. One that connected since the
+    last sample has all its CPU from after it: it is counted whole."""
     with engine.connect() as conn:
-        found = conn.execute(
-            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        ).scalars()
-        listed = list(found)
-    engine.dispose()
-    return listed
-
-
-def sample_now(pids: dict[str, list[int]], url: str) -> dict[str, dict[str, float]]:
-    """`sample(pids)` with the database's backends listed afresh (one that connected
-    since the last sample has all its CPU from after it: it is counted whole)."""
-    pids[BACKENDS] = backends(url)
+        pids[BACKENDS] = list(
+            conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+        )
     return sample(pids)
 
 
@@ -408,7 +404,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 metrics_port=site.metrics_port,
             )
             site.gateway.start()
-        pids = processes(sites, server, url)
+        pids = processes(sites, server)
         markers = [
             (site.broker.host, site.broker.port, login)
             for site in sites
@@ -433,14 +429,14 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             vacuum.between_steps()
             prober.phase = f"offered {rate:g}"
             polls0 = prober.polls
-            before, f0, t0 = sample_now(pids, url), forwarded(sites), time.time()
+            before, f0, t0 = sample_now(pids, engine), forwarded(sites), time.time()
             requests0 = forward_counts(ports)
             load0 = os.getloadavg()[0]
             say(f"offered {rate:,.0f} events/s for {args.step_s:g} s")
             pub = drive(sites, f"rate {rate / len(sites)} {args.step_s}")
             t1, f1, polls1 = time.time(), forwarded(sites), prober.polls
             sent = sum(p["acked"] for p in pub)
-            after = sample_now(pids, url)
+            after = sample_now(pids, engine)
             t2 = wait_forwarded(sites, f0 + sent, 600)
             step = {
                 "offered": rate,
@@ -465,12 +461,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         say(f"saturation: burst of {args.burst:,} through gateways and server")
         prober.phase, prober.poll_s = "saturation", args.saturation_poll_ms / 1000
         polls0 = prober.polls
-        before, f0, start = sample_now(pids, url), forwarded(sites), time.time()
+        before, f0, start = sample_now(pids, engine), forwarded(sites), time.time()
         requests0 = forward_counts(ports)
         pub = drive(sites, f"burst {args.burst // len(sites)}")
         sent = sum(p["acked"] for p in pub)
         done = wait_forwarded(sites, f0 + sent, 900)
-        after = sample_now(pids, url)
+        after = sample_now(pids, engine)
         result["saturation"] = {
             "events": sent,
             "rate": round(sent / (done - start)),
