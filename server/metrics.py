@@ -52,6 +52,13 @@ class Metrics:
             ["field"],
             registry=r,
         )
+        self.fields_ignored = Counter(
+            "nps_edge_ingest_fields_ignored_total",
+            "Optional fields outside the contract dropped for a value the server cannot keep"
+            " (the event is stored without them)",
+            ["field"],
+            registry=r,
+        )
         self.ingest_seconds = Histogram(
             "nps_edge_ingest_seconds", "Time to ingest one batch", registry=r
         )

@@ -210,6 +210,11 @@ class TelemetryPoint(BaseModel):
     temp_c: float | None
     uptime_s: float | None
     outbox_depth: float | None
+    sampling: dict[str, int] | None = Field(
+        default=None,
+        description="host transactions the device did not prompt since its boot, by why"
+        " (`sampled_out`, `throttled`, `expired`; docs/firmware.md); null when it sent none",
+    )
 
 
 class TelemetrySeries(BaseModel):

@@ -86,7 +86,8 @@ def telemetry(
 ) -> TelemetrySeries:
     _visible(session, caller, device)
     T = table_of(Telemetry).c
-    cols = ("battery_mv", "rssi", "heap_free", "heap_min", "temp_c", "uptime_s", "outbox_depth")
+    cols = ("battery_mv", "rssi", "heap_free", "heap_min", "temp_c", "uptime_s", "outbox_depth",
+            "sampling")  # fmt: skip
     rows = session.execute(
         select(T.t, *(T[c] for c in cols))
         .where(T.device == device)

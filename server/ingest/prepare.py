@@ -122,7 +122,8 @@ def telemetry_rows(
              "battery_mv": ev.battery_mv, "rssi": ev.rssi, "heap_free": ev.heap_free,
              "heap_min": ev.heap_min, "uptime_s": ev.uptime_s, "temp_c": ev.temp_c,
              "outbox_depth": ev.outbox_depth, "reset_cause": ev.reset_cause, "errors": ev.errors,
-             "errors_total": total, "errors_delta": max(0, total - before)}
+             "errors_total": total, "errors_delta": max(0, total - before),
+             "sampling": getattr(ev, "sampling", None)}  # kept by validation's model
         )  # fmt: skip
     return rows
 

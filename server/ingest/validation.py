@@ -141,8 +141,35 @@ class StoredFeedback(StorageBounds, ForwardedFeedback):
         return self
 
 
+# The device's sampling counters (docs/firmware.md): not in the contract, whose unknown
+# fields are accepted and ignored, so a value the server cannot keep is dropped and
+# counted, never a reason to refuse the event's health readings.
+SAMPLING_NAMES = 8  # the firmware sends 3 (sampled_out, throttled, expired)
+SAMPLING_NAME_CHARS = 32
+
+
+def sampling_counts(value: Any) -> dict[str, int] | None:
+    """`value` as the sampling counters the server keeps: an object of at most
+    SAMPLING_NAMES names (1-32 characters, no NUL) to counts (integers from 0 to
+    2^53 - 1); else None."""
+    if not isinstance(value, dict) or len(value) > SAMPLING_NAMES:
+        return None
+    for name, count in value.items():
+        if not (isinstance(name, str) and 0 < len(name) <= SAMPLING_NAME_CHARS):
+            return None
+        if "\x00" in name or type(count) is not int or not 0 <= count <= INT_MAX:
+            return None
+    return dict(value)
+
+
 class StoredTelemetry(StorageBounds, ForwardedTelemetry):
     errors: dict[str, BoundedInt] = Field(default_factory=dict)
+    sampling: dict[str, int] | None = None
+
+    @field_validator("sampling", mode="before")
+    @classmethod
+    def _sampling_kept(cls, value: Any) -> dict[str, int] | None:
+        return sampling_counts(value)  # `validate` counts what this drops
 
     @field_validator("errors")
     @classmethod
@@ -301,5 +328,8 @@ def validate(
             repeats += 1
             continue
         seen.add(ev.id)
+        if isinstance(ev, StoredTelemetry) and ev.sampling is None and metrics is not None:
+            if isinstance(obj, dict) and obj.get("sampling") is not None:
+                metrics.fields_ignored.labels(field="sampling").inc()
         good.append(_in_window(ev, now, metrics))
     return good, bad, repeats

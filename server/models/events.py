@@ -120,6 +120,9 @@ class Telemetry(EventFields, table=True):
     errors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     errors_total: int = Field(default=0, sa_type=BigInteger)
     errors_delta: int = Field(default=0, sa_type=BigInteger)
+    # The host transactions not prompted since boot, by why (firmware/device/sampling.py);
+    # NULL when the device sent none, or none the server keeps (server.ingest.validation).
+    sampling: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class DeadLetter(SQLModel, table=True):

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from server.identity.tokens import create_token
 from tests.server.factory import T0, Api, feedback, telemetry
 
 
@@ -89,3 +97,62 @@ def test_the_device_list_follows_the_filters_of_nps(api: Api) -> None:
     assert window["n"] == 2 and window["nps"] == -100.0
     everything = {r["device"]: r["n"] for r in api.get("/api/v1/devices")}
     assert everything == {"nps-aaa111": 6, "nps-bbb222": 1}
+
+
+SAMPLING = {"sampled_out": 6, "throttled": 1, "expired": 0}
+
+
+def _ignored(api: Api) -> float:
+    text = api.client.get("/metrics").text
+    found = re.search(r'^nps_edge_ingest_fields_ignored_total{field="sampling"} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_telemetry_keeps_the_devices_sampling_counters(api: Api, engine: Engine) -> None:
+    """What the 1-in-k sampling left unasked reaches the operator (it was dropped before)."""
+    api.ingest(
+        [
+            telemetry(seq=1, ts=T0, sampling=SAMPLING),
+            telemetry(seq=2, ts=T0 + 60),  # firmware that sends none
+            telemetry(seq=3, ts=T0 + 120, sampling={"sampled_out": 9}),
+        ]
+    )
+    points = api.get("/api/v1/devices/nps-aaa111/telemetry")["points"]
+    assert [p["sampling"] for p in points] == [SAMPLING, None, {"sampled_out": 9}]
+    assert _ignored(api) == 0
+    # Another site's viewer may not read them.
+    with Session(engine) as s:
+        other = create_token(s, name="vera", role="viewer", site="store-2")
+    r = api.client.get(
+        "/api/v1/devices/nps-aaa111/telemetry", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert r.status_code == 403 and "sampling" not in r.text
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "lots",
+        [6, 1, 0],
+        {"sampled_out": -1},
+        {"sampled_out": True},
+        {"sampled_out": 1.5},
+        {"sampled_out": "6"},
+        {"sampled_out": 2**53},
+        {"s" * 33: 1},
+        {"": 1},
+        {"sampled\x00out": 1},
+        {f"kind{i}": 1 for i in range(9)},
+        {"sampled_out": {"nested": 1}},
+    ],
+)
+def test_a_sampling_value_the_server_cannot_keep_is_dropped_and_counted(
+    api: Api, hostile: Any
+) -> None:
+    """Not a contract field: the event and its health readings are stored without it."""
+    before = _ignored(api)
+    out = api.ingest([telemetry(seq=1, rssi=-48, sampling=hostile), feedback(seq=2)])
+    assert (out["accepted"], out["rejected"]) == (2, [])
+    [point] = api.get("/api/v1/devices/nps-aaa111/telemetry")["points"]
+    assert (point["rssi"], point["sampling"]) == (-48, None)
+    assert _ignored(api) == before + 1

@@ -33,6 +33,7 @@ SERVED = {
     ("nps_edge_presence_ignored_total", "counter"),
     ("nps_edge_requests_refused_total", "counter"),
     ("nps_edge_implausible_ts_total", "counter"),
+    ("nps_edge_ingest_fields_ignored_total", "counter"),
     ("nps_edge_ingest_seconds", "histogram"),
     ("nps_edge_webhook_deliveries_total", "counter"),
     ("nps_edge_stream_relay_dropped_total", "counter"),
