@@ -223,6 +223,28 @@ def test_fleet_table_filters_sorts_and_opens_a_device(
     page.screenshot(path=shots / "device.png", full_page=True)
 
 
+def test_the_device_page_says_what_sampling_left_unasked(
+    page: Page, live_server: LiveServer
+) -> None:
+    """The device's sampling counters (its latest reading) under its telemetry; a name
+    the page does not know, hostile or not, is never shown."""
+    template = next(e for e in reversed(live_server.events) if e["type"] == "telemetry")
+    device = template["device"]
+    seq = live_server.next_seq[device]
+    live_server.next_seq[device] = seq + 1
+    now = time.time()
+    counters = {"sampled_out": 41, "throttled": 3, "expired": 2, "<img src=x onerror=1>": 7}
+    reading = {**template, "id": f"{device}:{seq}", "seq": seq, "ts": now, "rx_ts": now + 0.2,
+               "sampling": counters}  # fmt: skip
+    assert live_server.ingest([reading])["accepted"] == 1
+    page.goto(f"{live_server.base}/fleet/{device}")
+    line = page.get_by_test_id("not-prompted")
+    expect(line).to_contain_text("41 sampled out, 3 throttled", timeout=WAIT_MS)
+    expect(line).to_contain_text("2 too old to ask about")
+    expect(page.locator("#telemetry img")).to_have_count(0)
+    assert "onerror" not in line.inner_text()
+
+
 def test_alerts_acknowledge_assign_comment_close(
     page: Page, live_server: LiveServer, shots: Path
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import zxingcpp
 
-from server.ingest.validation import validate
+from server.ingest.validation import StoredTelemetry, validate
 from tests.firmware.test_qr import oled_image
 
 T0 = 1793000000000  # unix ms at boot (scripted clock)
@@ -105,7 +105,8 @@ def test_programme_on_the_device(devices, config, mqtt_broker, subscriber, tmp_p
     assert telemetry["sampling"] == {"sampled_out": 2, "throttled": 1, "expired": 1}
     # The server keeps them as the device sent them (they are not a contract field).
     good, bad, _ = validate([telemetry | {"rx_ts": now_s + 1.0}], now=now_s + 2.0)
-    assert bad == [] and good[0].sampling == telemetry["sampling"]
+    assert bad == [] and isinstance(good[0], StoredTelemetry)
+    assert good[0].sampling == telemetry["sampling"]
     assert telemetry["errors"].get("input_unknown") == 1
     dev.close_input()
     assert dev.wait() == 0

@@ -75,6 +75,18 @@ function telemetry(body, data, markers) {
       Outbox depth is what the device still held when it took a reading; those events count as missing
       only if they never arrive (Delivery completeness).</p>`.text,
   );
+  // What the device's prompt sampling left unasked since its boot (docs/programme.md):
+  // beside the answers, it says how many transactions the programme did not reach.
+  const sampled = points.filter((p) => p.sampling).at(-1);
+  if (sampled) {
+    const n = (name) => count(sampled.sampling[name] ?? 0);
+    body.insertAdjacentHTML(
+      "beforeend",
+      html`<p class="muted" data-testid="not-prompted">Transactions not prompted since the device's boot
+        (reading of ${time(sampled.ts)}): ${n("sampled_out")} sampled out, ${n("throttled")} throttled
+        (the same person again too soon), ${n("expired")} too old to ask about.</p>`.text,
+    );
+  }
 }
 
 function gaps(body, data) {
