@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from gateway import requeue as requeues
 from gateway.config import GatewaySettings, load_settings
 from gateway.database import StoreError
 from gateway.store import Store
@@ -189,9 +190,9 @@ def requeue(
     try:
         db = Store(settings.store, settings.limits, synchronous=settings.synchronous)
         if throttled:
-            n = db.requeue_throttled(settings.topic_root, device)
+            n = requeues.throttled(db, settings.topic_root, device)
         else:
-            n = db.requeue_server_dead_letters()
+            n = requeues.server_dead_letters(db)
         db.close()
     except StoreError as err:
         typer.echo(f"error: {err}", err=True)

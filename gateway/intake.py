@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from gateway import retention
 from gateway.logs import log_event
 from gateway.metrics import Metrics
 from gateway.policy import (
@@ -248,8 +249,8 @@ class Intake:
         if now < self._next_maintenance:
             return
         self._next_maintenance = now + self.maintenance_s
-        expired = self.store.expire()
-        trimmed = self.store.trim_dead_letters()
+        expired = retention.expire(self.store)
+        trimmed = retention.trim_dead_letters(self.store)
         if expired:
             self.metrics.dropped.labels("expired").inc(expired)
             log_event(log, logging.WARNING, "dropped expired events", count=expired)

@@ -1,4 +1,5 @@
-"""The durable queue: what the store does (the SQLite plumbing is in database.py).
+"""The durable queue: what the store does (the SQLite plumbing is in database.py,
+what it drops and when in retention.py, the operator's requeues in requeue.py).
 
 The contract follows ThingsBoard gateway's storage: `put` a batch, `peek` the
 oldest events, `done` once the server has confirmed them; nothing is deleted
@@ -20,10 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.database import DEAD_LETTER_BYTES, Transaction, connect, write_lock
+from gateway import retention
+from gateway.database import Transaction, connect, write_lock
 from gateway.policy import (
-    DROP_ORDER,
-    EXPIRED,
     INTERNAL,
     MAX_REASON_KEPT,
     THROTTLED,
@@ -31,13 +31,8 @@ from gateway.policy import (
     Limits,
     Presence,
     Rejected,
-    admit,
-    expiry_window,
     lane_of,
-    over_limit,
 )
-
-DEAD_LETTER_OVERFLOW = "dead_letter_overflow"
 
 
 def dead_letter_bytes(what: str | None, reason: str, payload: bytes) -> int:
@@ -138,14 +133,14 @@ class Store:
 
     # -- writing -----------------------------------------------------------
 
-    def _bump(self, counts: dict[str, int]) -> None:
+    def bump(self, counts: dict[str, int]) -> None:
         self.conn.executemany(
             "INSERT INTO counters(name, value) VALUES (?, ?)"
             " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             [(k, v) for k, v in counts.items() if v],
         )
 
-    def _transaction(self, write: bool = True) -> Transaction:
+    def transaction(self, write: bool = True) -> Transaction:
         return Transaction(self.conn, self._lock if write else None)
 
     def put(self, items: Sequence[Event | Presence | Rejected]) -> PutResult:
@@ -160,8 +155,8 @@ class Store:
             throttled=throttled.total(),
             implausible_ts=sum(e.implausible_ts for e in events),
         )
-        with self._transaction():
-            added_bytes = self._insert_events(events, result)
+        with self.transaction():
+            added_bytes = self.insert_events(events, result)
             self.conn.executemany(
                 "INSERT INTO dead_letters(at, source, topic, reason, payload, size, device)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -192,7 +187,7 @@ class Store:
                     for p in presence
                 ],  # fmt: skip
             )
-            self._bump(
+            self.bump(
                 {
                     "received": len(items),
                     "committed": result.committed,
@@ -211,10 +206,10 @@ class Store:
                 }
                 | {f"throttled:{d}": n for d, n in throttled.items()}
             )
-            result.dropped = self._enforce_limits()
+            result.dropped = retention.enforce_limits(self)
         return result
 
-    def _insert_events(self, events: list[Event], result: PutResult) -> int:
+    def insert_events(self, events: list[Event], result: PutResult) -> int:
         before = self.conn.total_changes
         self.conn.executemany(
             "INSERT OR IGNORE INTO events(id, device, kind, rx_ts, body) VALUES (?, ?, ?, ?, ?)",
@@ -228,182 +223,15 @@ class Store:
         # `inserted` highest seqs of this transaction.
         result.committed = inserted
         result.duplicates = len(events) - inserted
-        return self._newest_bytes(inserted)
+        return self.newest_bytes(inserted)
 
-    def _newest_bytes(self, n: int) -> int:
+    def newest_bytes(self, n: int) -> int:
         """Bytes of the n newest events (those this transaction inserted)."""
         (total,) = self.conn.execute(
             "SELECT total(length(body)) FROM (SELECT body FROM events ORDER BY seq DESC LIMIT ?)",
             (n,),
         ).fetchone()
         return int(total)
-
-    def _enforce_limits(self) -> dict[str, int]:
-        """Drop by the documented policy until the store is within its limits: dead
-        letters beyond `max_dead_letters`, then while over `max_mb` (events and dead
-        letters together) the oldest dead letters, then telemetry, then feedback."""
-        dropped: dict[str, int] = {}
-        depth, nbytes = self._size()
-        rows, dead_bytes = self._dead_letter_size()
-        excess = rows - self.limits.max_dead_letters
-        while rows and (excess > 0 or nbytes + dead_bytes > self.limits.max_bytes):
-            if excess <= 0:  # over the bytes: guess how many rows from their average size
-                average = max(dead_bytes // rows, 1)
-                excess = -(-(nbytes + dead_bytes - self.limits.max_bytes) // average)
-            n, freed = self._drop_dead_letters(excess)
-            rows -= n
-            dead_bytes -= freed
-            dropped[DEAD_LETTER_OVERFLOW] = dropped.get(DEAD_LETTER_OVERFLOW, 0) + n
-            excess = 0
-        nbytes += dead_bytes  # what is left for events under max_bytes
-        for kind, reason in DROP_ORDER:
-            while over_limit(depth, nbytes, self.limits):
-                excess = max(depth - self.limits.max_events, 0)
-                if nbytes > self.limits.max_bytes:
-                    average = max(nbytes // max(depth, 1), 1)
-                    excess = max(excess, -(-(nbytes - self.limits.max_bytes) // average))
-                sizes = self.conn.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE kind = ?"
-                    " ORDER BY seq LIMIT ?) RETURNING length(body)",
-                    (kind, excess),
-                ).fetchall()
-                if not sizes:
-                    break
-                freed = sum(s for (s,) in sizes)
-                depth -= len(sizes)
-                nbytes -= freed
-                dropped[reason] = dropped.get(reason, 0) + len(sizes)
-                self._bump({"depth": -len(sizes), "bytes": -freed})
-        self._bump({f"dropped:{k}": v for k, v in dropped.items()})
-        return dropped
-
-    def _drop_dead_letters(self, n: int) -> tuple[int, int]:
-        """Delete the n oldest dead letters; returns how many and the bytes they counted."""
-        sizes = self.conn.execute(
-            "DELETE FROM dead_letters WHERE seq IN"
-            f" (SELECT seq FROM dead_letters ORDER BY seq LIMIT ?) RETURNING {DEAD_LETTER_BYTES}",
-            (n,),
-        ).fetchall()
-        freed = sum(size for (size,) in sizes)
-        self._bump({"dead_letter_rows": -len(sizes), "dead_letter_bytes": -freed})
-        return len(sizes), freed
-
-    def _dead_letter_size(self) -> tuple[int, int]:
-        counters = dict(
-            self.conn.execute(
-                "SELECT name, value FROM counters"
-                " WHERE name IN ('dead_letter_rows', 'dead_letter_bytes')"
-            )
-        )
-        return counters.get("dead_letter_rows", 0), counters.get("dead_letter_bytes", 0)
-
-    def expire(self) -> int:
-        """Drop events older than the TTL (counted as `expired`); events received
-        while the gateway's clock was not set are never judged old."""
-        window = expiry_window(self.clock(), self.limits)
-        oldest = self.conn.execute("SELECT rx_ts FROM events ORDER BY seq LIMIT 1").fetchone()
-        if window is None or oldest is None or oldest[0] >= window[1]:
-            return 0
-        with self._transaction():
-            sizes = self.conn.execute(
-                "DELETE FROM events WHERE rx_ts >= ? AND rx_ts < ? RETURNING length(body)",
-                window,
-            ).fetchall()
-            self._bump(
-                {
-                    f"dropped:{EXPIRED}": len(sizes),
-                    "depth": -len(sizes),
-                    "bytes": -sum(s for (s,) in sizes),
-                }
-            )
-        return len(sizes)
-
-    def trim_dead_letters(self) -> int:
-        """Keep at most `max_dead_letters`, dropping the oldest (counted); `put` and
-        `done` already do it, this catches a store opened with a lower limit."""
-        excess = self.stats().dead_letters - self.limits.max_dead_letters
-        if excess <= 0:
-            return 0
-        with self._transaction():
-            n, _ = self._drop_dead_letters(excess)
-            self._bump({f"dropped:{DEAD_LETTER_OVERFLOW}": n})
-        return n
-
-    def requeue_server_dead_letters(self) -> int:
-        """Put the events the server rejected back in the queue (after a server-side fix).
-
-        They go to the tail, in their original order and with their original
-        `rx_ts`; edge dead letters are invalid payloads and stay where they are.
-        """
-        with self._transaction():
-            before = self.conn.total_changes
-            self.conn.execute(
-                "INSERT OR IGNORE INTO events(id, device, kind, rx_ts, body)"
-                " SELECT event_id, json_extract(payload, '$.device'),"
-                " json_extract(payload, '$.type'), json_extract(payload, '$.rx_ts'), payload"
-                " FROM dead_letters"
-                " WHERE source = 'server' AND json_valid(payload) ORDER BY seq"
-            )
-            inserted = self.conn.total_changes - before
-            sizes = self.conn.execute(
-                "DELETE FROM dead_letters WHERE source = 'server' AND json_valid(payload)"
-                f" RETURNING {DEAD_LETTER_BYTES}"
-            ).fetchall()
-            removed = len(sizes)
-            self._bump(
-                {
-                    "requeued": inserted,
-                    "dead_letter_rows": -removed,
-                    "dead_letter_bytes": -sum(size for (size,) in sizes),
-                    "dead_letters:server": -removed,
-                    "duplicates_received": removed - inserted,
-                    "depth": inserted,
-                    "bytes": self._newest_bytes(inserted),
-                }
-            )
-        return inserted
-
-    def requeue_throttled(self, root: str, device: str | None = None) -> int:
-        """Put throttled messages that are valid events back in the queue (after the
-        operator judged the device's burst genuine), judged again as on receipt and
-        with their original `rx_ts`; the rest stay dead letters."""
-        with self._transaction():
-            rows = self.conn.execute(
-                "SELECT seq, topic, payload, at FROM dead_letters WHERE source = 'throttle'"
-                " AND (?1 IS NULL OR device = ?1) ORDER BY seq",
-                (device,),
-            ).fetchall()
-            events, seqs = [], []
-            for seq, topic, payload, at in rows:
-                judged = admit(topic, payload, at, root)
-                if isinstance(judged, Event):
-                    events.append(judged)
-                    seqs.append(seq)
-            result = PutResult()
-            added = self._insert_events(events, result)
-            freed = 0
-            for start in range(0, len(seqs), 500):  # under SQLite's 32,766 parameters
-                chunk = seqs[start : start + 500]
-                freed += sum(
-                    size
-                    for (size,) in self.conn.execute(
-                        f"DELETE FROM dead_letters WHERE seq IN ({','.join('?' * len(chunk))})"
-                        f" RETURNING {DEAD_LETTER_BYTES}",
-                        chunk,
-                    )
-                )
-            self._bump(
-                {
-                    "requeued": result.committed,
-                    "dead_letter_rows": -len(seqs),
-                    "dead_letter_bytes": -freed,
-                    "dead_letters:throttled": -len(seqs),
-                    "duplicates_received": result.duplicates,
-                    "depth": result.committed,
-                    "bytes": added,
-                }
-            )
-        return result.committed
 
     # -- forwarding --------------------------------------------------------
 
@@ -441,7 +269,7 @@ class Store:
         """The server answered for these rows: delete them; `rejected` (index -> reason)
         become dead letters. Rows already dropped by the full policy are not counted twice."""
         result = DoneResult(duplicates=duplicates)
-        with self._transaction():
+        with self.transaction():
             deleted = {
                 seq: size
                 for seq, size in self.conn.execute(
@@ -462,7 +290,7 @@ class Store:
             )
             result.dead_letters = len(dead)
             result.forwarded = len(deleted) - len(dead)
-            self._bump(
+            self.bump(
                 {
                     "forwarded": result.forwarded,
                     "duplicates_server": duplicates,
@@ -486,14 +314,14 @@ class Store:
 
     def presence_done(self, updates: Iterable[Presence]) -> None:
         """Clear the pending flag unless a newer status arrived meanwhile."""
-        with self._transaction():
+        with self.transaction():
             self.conn.executemany(
                 "UPDATE presence SET pending = 0 WHERE device = ? AND rx_ts = ?",
                 [(p.device, p.rx_ts) for p in updates],
             )
 
     def set_state(self, key: str, value: str | None) -> None:
-        with self._transaction():
+        with self.transaction():
             if value is None:
                 self.conn.execute("DELETE FROM state WHERE key = ?", (key,))
             else:
@@ -505,14 +333,14 @@ class Store:
 
     # -- reading -----------------------------------------------------------
 
-    def _size(self) -> tuple[int, int]:
+    def size(self) -> tuple[int, int]:
         counters = dict(
             self.conn.execute("SELECT name, value FROM counters WHERE name IN ('depth', 'bytes')")
         )
         return counters.get("depth", 0), counters.get("bytes", 0)
 
     def stats(self) -> Stats:
-        with self._transaction(write=False):
+        with self.transaction(write=False):
             counters = dict(self.conn.execute("SELECT name, value FROM counters"))
             oldest = self.conn.execute("SELECT rx_ts FROM events ORDER BY seq LIMIT 1").fetchone()
             state = dict(self.conn.execute("SELECT key, value FROM state"))

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from gateway import requeue
 from gateway.config import GatewaySettings
 from gateway.forwarder import Step
 from gateway.lanes import Lanes
@@ -227,7 +228,7 @@ def test_requeued_events_are_found_behind_a_lanes_cursor(open_store, fake_server
     step_until_idle(pool, [0, 1])
     assert store.stats().dead_letters == 1 and store.stats().depth == 0
     store.conn.execute("UPDATE dead_letters SET payload = ? WHERE source = 'server'", (wrong.body,))
-    assert store.requeue_server_dead_letters() == 1
+    assert requeue.server_dead_letters(store) == 1
     step_until_idle(pool, [0, 1])
     assert store.stats().depth == 0
     assert sorted(e["id"] for e in fake_server.received) == sorted(

@@ -10,6 +10,7 @@ import stat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway import requeue
 from gateway.database import MIGRATIONS
 from gateway.intake import Intake
 from gateway.policy import (
@@ -200,7 +201,7 @@ def test_throttled_messages_are_dead_letters_counted_per_device_and_requeueable(
     assert stats.counters["dead_letters:throttled"] == 7
     assert metrics.throttled.labels("nps-a1b2c3")._value.get() == 7
     assert metrics.throttled_devices._value.get() == 1
-    assert store.requeue_throttled(ROOT) == 7
+    assert requeue.throttled(store, ROOT) == 7
     assert store.ids()[-7:] == [f"nps-a1b2c3:{s}" for s in range(4, 11)]
     body = json.loads(store.peek(100)[-1].body)
     assert body["seq"] == 10 and body["rx_ts"] > 0

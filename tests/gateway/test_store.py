@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from gateway import requeue, retention
 from gateway.database import StoreError
 from gateway.policy import Event, Limits, Presence, Rejected
 from gateway.store import Store
@@ -105,17 +106,17 @@ def test_byte_limit(open_store):
 def test_ttl_expires_old_events(open_store, clock):
     store = open_store(Limits(ttl_s=3600))
     store.put([ev(1, rx=clock.now - 7200), ev(2, rx=clock.now - 10)])
-    assert store.expire() == 1
+    assert retention.expire(store) == 1
     assert store.ids() == ["nps-a1b2c3:2"]
     assert store.stats().dropped() == {"expired": 1}
-    assert store.expire() == 0
+    assert retention.expire(store) == 0
 
 
 def test_dead_letters_are_bounded_and_counted(open_store):
     store = open_store(Limits(max_dead_letters=3))
     result = store.put([Rejected("t", b"p", f"r{i}", float(i)) for i in range(5)])
     assert result.dropped == {"dead_letter_overflow": 2}  # in the commit, not later
-    assert store.trim_dead_letters() == 0
+    assert retention.trim_dead_letters(store) == 0
     assert [d[3] for d in store.dead_letters()] == ["r4", "r3", "r2"]
     assert store.stats().dropped() == {"dead_letter_overflow": 2}
     assert store.stats().counters["dead_letter_bytes"] == 3 * len("tr2p")
@@ -165,7 +166,7 @@ def test_server_dead_letters_can_be_requeued_in_order(open_store):
     store.done(store.peek(3), {0: "no", 2: "nope"})
     store.put([Rejected("t", b"junk", "payload is not JSON", 6.0)])
     assert store.stats().dead_letters == 3
-    assert store.requeue_server_dead_letters() == 2
+    assert requeue.server_dead_letters(store) == 2
     assert store.ids() == ["nps-a1b2c3:1", "nps-a1b2c3:3"]
     assert store.peek(1)[0].body == body % 1
     stats = store.stats()
@@ -177,8 +178,8 @@ def test_server_dead_letters_can_be_requeued_in_order(open_store):
 def test_ttl_ignores_events_received_before_the_clock_was_set(open_store, clock):
     store = open_store(Limits(ttl_s=3600))
     store.put([ev(1, rx=12.0), ev(2, rx=clock.now - 7200)])  # booted in 1970, then NTP
-    assert store.expire() == 1
+    assert retention.expire(store) == 1
     assert store.ids() == ["nps-a1b2c3:1"]
     clock.now = 100.0  # and while the gateway's own clock is not set, nothing expires
     store.put([ev(3, rx=50.0)])
-    assert store.expire() == 0
+    assert retention.expire(store) == 0
