@@ -32,6 +32,7 @@ from contract.protocol import (
     PresenceUpdate,
     Seq,
     describe,
+    is_text,
     parse_event,
 )
 from server.ingest.timebase import plausible_rx_ts, plausible_ts
@@ -150,14 +151,16 @@ SAMPLING_NAME_CHARS = 32
 
 def sampling_counts(value: Any) -> dict[str, int] | None:
     """`value` as the sampling counters the server keeps: an object of at most
-    SAMPLING_NAMES names (1-32 characters, no NUL) to counts (integers from 0 to
+    SAMPLING_NAMES names (1-32 characters of text, no NUL) to counts (integers from 0 to
     2^53 - 1); else None."""
     if not isinstance(value, dict) or len(value) > SAMPLING_NAMES:
         return None
     for name, count in value.items():
         if not (isinstance(name, str) and 0 < len(name) <= SAMPLING_NAME_CHARS):
             return None
-        if "\x00" in name or type(count) is not int or not 0 <= count <= INT_MAX:
+        if "\x00" in name or not is_text(name):
+            return None
+        if type(count) is not int or not 0 <= count <= INT_MAX:
             return None
     return dict(value)
 

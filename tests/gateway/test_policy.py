@@ -77,6 +77,16 @@ def test_bad_messages_are_rejected_with_a_reason(make, topic, raw, reason):
     assert judged.size == len(raw)
 
 
+def test_a_lone_surrogate_in_an_error_name_is_a_dead_letter_at_the_edge(make):
+    """JSON's `\\ud800` in an `errors` name, which nothing downstream can store: the
+    edge's strict parse refuses it (the server's own check: tests/server/test_robustness.py)."""
+    raw = make.payload(make.telemetry(errors={"SURR": 1})).replace(b"SURR", b"\\ud800")
+    judged = admit("nps/v1/nps-a1b2c3/telemetry", raw, 5.0, ROOT)
+    assert isinstance(judged, Rejected) and judged.reason.startswith("errors")
+    fine = make.payload(make.telemetry(errors={"wifi_reconnect": 1, "d\u00e9j\u00e0": 2}))
+    assert isinstance(admit("nps/v1/nps-a1b2c3/telemetry", fine, 5.0, ROOT), Event)
+
+
 def test_status_becomes_presence_and_cleared_retained_is_ignored():
     topic = "nps/v1/nps-a1b2c3/status"
     judged = admit(topic, b'{"online": true, "fw": "1.0.0", "boot": 7}', 3.0, ROOT)

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from server.db.engine import make_engine, upgrade
-from tests.server.factory import T0, feedback
+from tests.server.factory import T0, feedback, telemetry
 
 DEEP = b"[" * 5000 + b"]" * 5000
 HUGE_INT = b"9" * 5000
@@ -344,3 +344,22 @@ def test_lone_surrogates_are_rejected_per_event_not_a_500(
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["accepted"] == 1 and [x["index"] for x in out["rejected"]] == [1, 2]
+
+
+def test_a_lone_surrogate_in_a_name_is_one_bad_event_not_a_stuck_site(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    """An object's names are the one place pydantic lets `\\ud800` through: in `errors`
+    it failed the whole batch with a 500 (the gateway then retried it for ever); in
+    `sampling` (not a contract field) the counters are dropped, the reading kept."""
+    good = json.dumps(feedback(seq=1))
+    bad_errors = json.dumps(telemetry(seq=2, errors={"SURR": 1})).replace("SURR", "\\ud800")
+    bad_sampling = json.dumps(telemetry(seq=3, sampling={"SURR": 4})).replace("SURR", "\\udfff")
+    r = _post(
+        client, tokens["gateway"], "/api/v1/ingest",
+        f'{{"gateway": "gw-1", "events": [{good}, {bad_errors}, {bad_sampling}]}}'.encode(),
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["accepted"] == 2 and [x["index"] for x in out["rejected"]] == [1]
+    assert out["rejected"][0]["error"].startswith("errors")
