@@ -41,6 +41,14 @@ def _post(client: TestClient, token: str, path: str, body: bytes) -> Any:
     )
 
 
+def _ingested(client: TestClient, token: str, *events: str) -> Any:
+    """The answer to a batch of events given as JSON text (escapes kept as written)."""
+    body = f'{{"gateway": "gw-1", "events": [{", ".join(events)}]}}'.encode()
+    r = _post(client, token, "/api/v1/ingest", body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
 def _refused(client: TestClient) -> float:
     return sum(
         s.value
@@ -337,12 +345,7 @@ def test_lone_surrogates_are_rejected_per_event_not_a_500(
     good = json.dumps(feedback(seq=1))
     in_reason = json.dumps(feedback(seq=2, score=2, reason="SURR")).replace("SURR", "\\ud800")
     in_id = json.dumps(feedback(seq=3)).replace('"nps-aaa111:3"', '"\\udfff"')
-    r = _post(
-        client, tokens["gateway"], "/api/v1/ingest",
-        f'{{"gateway": "gw-1", "events": [{good}, {in_reason}, {in_id}]}}'.encode(),
-    )  # fmt: skip
-    assert r.status_code == 200, r.text
-    out = r.json()
+    out = _ingested(client, tokens["gateway"], good, in_reason, in_id)
     assert out["accepted"] == 1 and [x["index"] for x in out["rejected"]] == [1, 2]
 
 
@@ -355,11 +358,6 @@ def test_a_lone_surrogate_in_a_name_is_one_bad_event_not_a_stuck_site(
     good = json.dumps(feedback(seq=1))
     bad_errors = json.dumps(telemetry(seq=2, errors={"SURR": 1})).replace("SURR", "\\ud800")
     bad_sampling = json.dumps(telemetry(seq=3, sampling={"SURR": 4})).replace("SURR", "\\udfff")
-    r = _post(
-        client, tokens["gateway"], "/api/v1/ingest",
-        f'{{"gateway": "gw-1", "events": [{good}, {bad_errors}, {bad_sampling}]}}'.encode(),
-    )  # fmt: skip
-    assert r.status_code == 200, r.text
-    out = r.json()
+    out = _ingested(client, tokens["gateway"], good, bad_errors, bad_sampling)
     assert out["accepted"] == 2 and [x["index"] for x in out["rejected"]] == [1]
     assert out["rejected"][0]["error"].startswith("errors")
