@@ -8,7 +8,7 @@
 - Dead letters beyond `max_dead_letters`, the oldest first.
 
 Each runs in the store's transaction and counts what it dropped in the same one, so
-the counters add up across crashes (docs/gateway.md, "Store").
+the counters add up across crashes (docs/gateway.md, "Full policy").
 """
 
 from __future__ import annotations
