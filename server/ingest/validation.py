@@ -20,12 +20,14 @@ from pydantic import (
 
 from contract.protocol import (
     MAX_BATCH_EVENTS,
+    MAX_ERROR_NAMES,
     Ctx,
     ForwardedEvent,
     ForwardedFeedback,
     ForwardedTelemetry,
     IngestRequest,
     InvalidEvent,
+    Name,
     NonNegInt,
     Number,
     PresenceRequest,
@@ -166,7 +168,10 @@ def sampling_counts(value: Any) -> dict[str, int] | None:
 
 
 class StoredTelemetry(StorageBounds, ForwardedTelemetry):
-    errors: dict[str, BoundedInt] = Field(default_factory=dict)
+    # The contract's names and their number, each count within what a BIGINT holds.
+    errors: Annotated[dict[Name, BoundedInt], Field(max_length=MAX_ERROR_NAMES)] = Field(
+        default_factory=dict
+    )
     sampling: dict[str, int] | None = None
 
     @field_validator("sampling", mode="before")

@@ -361,3 +361,19 @@ def test_a_lone_surrogate_in_a_name_is_one_bad_event_not_a_stuck_site(
     out = _ingested(client, tokens["gateway"], good, bad_errors, bad_sampling)
     assert out["accepted"] == 2 and [x["index"] for x in out["rejected"]] == [1]
     assert out["rejected"][0]["error"].startswith("errors")
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [{"x" * 65: 1}, {f"e{i}": 1 for i in range(65)}],
+    ids=["name-65-chars", "65-names"],
+)
+def test_the_contracts_bounds_on_error_names_hold_at_the_server(
+    client: TestClient, tokens: dict[str, str], errors: dict[str, int]
+) -> None:
+    """A name of at most 64 characters, at most 64 of them (contract): the gateway checks
+    them, and so does the server for a sender that does not (it stored them before)."""
+    good = json.dumps(feedback(seq=1))
+    out = _ingested(client, tokens["gateway"], good, json.dumps(telemetry(seq=2, errors=errors)))
+    assert out["accepted"] == 1 and [x["index"] for x in out["rejected"]] == [1]
+    assert out["rejected"][0]["error"].startswith("errors")
