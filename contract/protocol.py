@@ -23,7 +23,6 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -126,17 +125,6 @@ class FeedbackEvent(EventBase):
         return self
 
 
-def is_text(value: str) -> bool:
-    """Whether UTF-8 can encode `value` (JSON's `\\ud800` makes a str it cannot)."""
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class TelemetryEvent(EventBase):
     type: Literal["telemetry"]
     battery_mv: Number | None = None
@@ -150,16 +138,6 @@ class TelemetryEvent(EventBase):
     errors: Annotated[dict[Name, Int], Field(max_length=MAX_ERROR_NAMES)] = Field(
         default_factory=dict
     )
-
-    @field_validator("errors")
-    @classmethod
-    def _names_are_text(cls, errors: dict[str, int]) -> dict[str, int]:
-        """JSON can send a lone surrogate (`\\ud800`), which UTF-8 cannot encode. Lax
-        validation refuses it in a string value but not in an object's name, and the
-        server's batch then failed to store (a 500): so this one event is rejected."""
-        if not all(map(is_text, errors)):
-            raise ValueError("errors: a name is not text UTF-8 can encode (a lone surrogate)")
-        return errors
 
 
 Event = Annotated[FeedbackEvent | TelemetryEvent, Field(discriminator="type")]

@@ -34,7 +34,6 @@ from contract.protocol import (
     PresenceUpdate,
     Seq,
     describe,
-    is_text,
     parse_event,
 )
 from server.ingest.timebase import plausible_rx_ts, plausible_ts
@@ -149,6 +148,17 @@ class StoredFeedback(StorageBounds, ForwardedFeedback):
 # counted, never a reason to refuse the event's health readings.
 SAMPLING_NAMES = 8  # the firmware sends 3 (sampled_out, throttled, expired)
 SAMPLING_NAME_CHARS = 32
+
+
+def is_text(value: str) -> bool:
+    """Whether UTF-8 can encode `value` (JSON's `\\ud800` makes a str it cannot)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def sampling_counts(value: Any) -> dict[str, int] | None:

@@ -79,7 +79,8 @@ def test_bad_messages_are_rejected_with_a_reason(make, topic, raw, reason):
 
 def test_a_lone_surrogate_in_an_error_name_is_a_dead_letter_at_the_edge(make):
     """JSON's `\\ud800` in an `errors` name, which nothing downstream can store: the
-    edge's strict parse refuses it (the server's own check: tests/server/test_robustness.py)."""
+    edge's parse refuses it, the contract's names being bounded text (the server's own
+    check: tests/server/test_robustness.py)."""
     raw = make.payload(make.telemetry(errors={"SURR": 1})).replace(b"SURR", b"\\ud800")
     judged = admit("nps/v1/nps-a1b2c3/telemetry", raw, 5.0, ROOT)
     assert isinstance(judged, Rejected) and judged.reason.startswith("errors")
