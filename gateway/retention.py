@@ -29,8 +29,9 @@ def enforce_limits(store: Store) -> dict[str, int]:
     letters beyond `max_dead_letters`, then while over `max_mb` (events and dead
     letters together) the oldest dead letters, then telemetry, then feedback."""
     dropped: dict[str, int] = {}
-    depth, nbytes = store.size()
-    rows, dead_bytes = _dead_letter_size(store)
+    depth, nbytes, rows, dead_bytes = store.counted(
+        "depth", "bytes", "dead_letter_rows", "dead_letter_bytes"
+    )  # one read, after every commit
     excess = rows - store.limits.max_dead_letters
     while rows and (excess > 0 or nbytes + dead_bytes > store.limits.max_bytes):
         if excess <= 0:  # over the bytes: guess how many rows from their average size
@@ -74,16 +75,6 @@ def _drop_dead_letters(store: Store, n: int) -> tuple[int, int]:
     freed = sum(size for (size,) in sizes)
     store.bump({"dead_letter_rows": -len(sizes), "dead_letter_bytes": -freed})
     return len(sizes), freed
-
-
-def _dead_letter_size(store: Store) -> tuple[int, int]:
-    counters = dict(
-        store.conn.execute(
-            "SELECT name, value FROM counters"
-            " WHERE name IN ('dead_letter_rows', 'dead_letter_bytes')"
-        )
-    )
-    return counters.get("dead_letter_rows", 0), counters.get("dead_letter_bytes", 0)
 
 
 def expire(store: Store) -> int:

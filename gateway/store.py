@@ -333,11 +333,13 @@ class Store:
 
     # -- reading -----------------------------------------------------------
 
-    def size(self) -> tuple[int, int]:
-        counters = dict(
-            self.conn.execute("SELECT name, value FROM counters WHERE name IN ('depth', 'bytes')")
+    def counted(self, *names: str) -> tuple[int, ...]:
+        """These counters' values, in the order named (0 for one never bumped)."""
+        marks = ", ".join("?" * len(names))
+        found = dict(
+            self.conn.execute(f"SELECT name, value FROM counters WHERE name IN ({marks})", names)
         )
-        return counters.get("depth", 0), counters.get("bytes", 0)
+        return tuple(found.get(name, 0) for name in names)
 
     def stats(self) -> Stats:
         with self.transaction(write=False):
