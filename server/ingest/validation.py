@@ -167,14 +167,12 @@ def sampling_counts(value: Any) -> dict[str, int] | None:
     2^53 - 1); else None."""
     if not isinstance(value, dict) or len(value) > SAMPLING_NAMES:
         return None
-    for name, count in value.items():
-        if not (isinstance(name, str) and 0 < len(name) <= SAMPLING_NAME_CHARS):
-            return None
-        if "\x00" in name or not is_text(name):
-            return None
-        if type(count) is not int or not 0 <= count <= INT_MAX:
-            return None
-    return dict(value)
+    kept = all(
+        isinstance(name, str) and 0 < len(name) <= SAMPLING_NAME_CHARS and "\x00" not in name
+        and is_text(name) and type(count) is int and 0 <= count <= INT_MAX
+        for name, count in value.items()
+    )  # fmt: skip
+    return dict(value) if kept else None
 
 
 class StoredTelemetry(StorageBounds, ForwardedTelemetry):
