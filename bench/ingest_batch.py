@@ -164,7 +164,7 @@ def reference_rows(batch: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
                                      "rx_ts", "fw")} | {"t": ev["ts"]}  # fmt: skip
         if ev["type"] == "telemetry":
             row = telemetry_row(ev["device"], ev["site"], ev["seq"], ev["ts"])
-            telemetry.append(row | common | {"errors": "{}"})
+            telemetry.append(row | common | {"errors": "{}", "sampling": None})
             continue
         score = ev.get("score")
         cat = None if score is None else ("promoter" if score >= 9 else
