@@ -44,7 +44,10 @@ def route_new(session: Session, alerts: Sequence[Mapping[str, Any]]) -> None:
 
 
 def list_rules(session: Session) -> list[RoutingRule]:
-    return list(session.execute(select(RoutingRule).order_by(R.id)).scalars())
+    return list(session.execute(_RULES).scalars())
+
+
+_RULES = select(RoutingRule).order_by(R.id)  # read by every batch that opens a case
 
 
 def add_rule(

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from functools import cache
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Text, case, select, text, update
+from sqlalchemy import Integer, Text, bindparam, case, select, text, update
 from sqlalchemy import cast as sql_cast
 from sqlmodel import Session
 
@@ -34,7 +35,7 @@ from server.alerts.rules import (
     started,
     transactional,
 )
-from server.db.listed import one_of
+from server.db.listed import dialect_of, listed
 from server.db.sql import as_tuples, bulk_write, json_value, table_of, update_rows
 from server.models import Alert, Device, Feedback
 from server.models.alerts import AlertKind
@@ -76,9 +77,8 @@ def _not_yet_active(session: Session, alerts: list[ProposedAlert]) -> list[Propo
         return alerts
     taken: dict[tuple[str, str], int] = {}
     for kind in sorted({k for k, _ in scopes}):
-        col = A[SCOPE[kind]]
         keys = sorted(key for k, key in scopes if k == kind)
-        rows = session.execute(select(A.id, col, A.status).where(A.kind == kind, col.in_(keys)))
+        rows = session.execute(_scoped(kind), {"kind": kind, "keys": keys})
         taken.update({(kind, key): i for i, key, status in rows if status in ACTIVE})
     _retitle(session, alerts, taken)
     kept = []
@@ -90,6 +90,15 @@ def _not_yet_active(session: Session, alerts: list[ProposedAlert]) -> list[Propo
             taken[scope] = 0
         kept.append(a)
     return kept
+
+
+@cache
+def _scoped(kind: str) -> Any:
+    """The alerts of `kind` in the scopes given as `keys`, with their status."""
+    col = A[SCOPE[kind]]
+    return select(A.id, col, A.status).where(
+        A.kind == bindparam("kind"), col.in_(bindparam("keys", expanding=True))
+    )
 
 
 def _retitle(
@@ -186,14 +195,11 @@ def _active_detractors(
     alert it updates (one per trigger kind), and json.loads of their details cost more
     than the rest of the fold (docs/benchmarks.md, "One fleet batch in process").
     """
-    active = case((A.status.in_(ACTIVE), sql_cast(A.detail, Text)))
-    rows = session.execute(
-        select(A.id, A.device, A.feedback_id, active).where(
-            A.kind == DETRACTOR,
-            one_of(session, A.site, sorted({a["site"] for g in groups.values() for a in g})),
-            one_of(session, A.device, sorted({device for device, _ in groups})),
-        )
-    ).all()
+    lists: dict[str, list[Any]] = {
+        "sites": sorted({a["site"] for g in groups.values() for a in g}),
+        "devices": sorted({device for device, _ in groups}),
+    }
+    rows = session.execute(_detractors_of(dialect_of(session)), lists).all()
     found: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     for i, device, feedback_id, stored in sorted(rows, key=itemgetter(0)):
         if stored is None:
@@ -203,6 +209,15 @@ def _active_detractors(
         if key in groups:  # the newest, if there were several
             found[key] = (i, started(detail, feedback_id))
     return found
+
+
+@cache
+def _detractors_of(dialect: str) -> Any:
+    """`_active_detractors`' statement, built once per dialect."""
+    active = case((A.status.in_(ACTIVE), sql_cast(A.detail, Text)))
+    return select(A.id, A.device, A.feedback_id, active).where(
+        A.kind == DETRACTOR, listed(A.site, "sites", dialect), listed(A.device, "devices", dialect)
+    )
 
 
 def on_ingest(
@@ -229,6 +244,19 @@ def on_ingest(
     return opened
 
 
+# Built once (docs/benchmarks.md, "The fixed cost of a request"); see `_check_site`.
+_SITE_LATEST = (
+    select(F.t, F.category)
+    .where(
+        F.site.between(bindparam("site"), bindparam("site")),
+        F.category.is_not(None),
+        F.survey == TRANSACTIONAL,
+    )
+    .order_by(F.site.desc(), F.t.desc())
+    .limit(bindparam("n", type_=Integer))
+)
+
+
 def _check_site(
     session: Session,
     site: str,
@@ -243,12 +271,7 @@ def _check_site(
     # the fleet-wide time index back until it has met the site's last N answers:
     # one small site among busy ones means scanning the fleet's recent history
     # (measured at 200,000 stored, sites taking turns: 3.9 ms instead of 0.2).
-    stored = session.execute(
-        select(F.t, F.category)
-        .where(F.site.between(site, site), F.category.is_not(None), F.survey == TRANSACTIONAL)
-        .order_by(F.site.desc(), F.t.desc())
-        .limit(settings.site_nps_last_n)
-    ).all()
+    stored = session.execute(_SITE_LATEST, {"site": site, "n": settings.site_nps_last_n}).all()
     latest = sorted([*batch, *((t, c) for t, c in stored)], key=itemgetter(0), reverse=True)
     return site_nps_reading(site, [c for _, c in latest], settings, now)
 

@@ -5,6 +5,11 @@ IN renders one parameter per value, and psycopg parses a query text that
 changes with each batch's count; `column = ANY(array)` is one parameter and
 the same plan (PostgreSQL turns an IN list into `= ANY` itself). Measured with
 bench.fleet_load's batches (docs/benchmarks.md, "Fleet load").
+
+`listed` is the same condition with its list bound by name, for a statement built
+once per dialect and run with each batch's values: building a select and its cache
+key on every request cost about 0.25 ms of CPU a statement, more than running it
+(docs/benchmarks.md, "The fixed cost of a request").
 """
 
 from __future__ import annotations
@@ -19,7 +24,19 @@ from sqlmodel import Session
 
 def one_of(session: Session, column: Any, values: Iterable[Any]) -> Any:
     """The condition `column` is one of `values`."""
-    listed = list(values)
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
-    return column.in_(listed)
+    values = list(values)
+    if dialect_of(session) == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
+def listed(column: Any, name: str, dialect: str) -> Any:
+    """The condition `column` is one of the list given as parameter `name` on execution."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def dialect_of(session: Session) -> str:
+    """ "postgresql" or "sqlite": the key of a statement built once per dialect."""
+    return str(session.get_bind().dialect.name)

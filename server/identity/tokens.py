@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlmodel import Session
 
 from contract.protocol import SITE_PATTERN
@@ -81,10 +81,12 @@ def create_token(session: Session, *, name: str, role: str, site: str | None = N
 
 def find_token(session: Session, *, token: str) -> Token | None:
     """The live token with this secret, or None (unknown or revoked)."""
-    row = session.execute(
-        select(Token).where(TOKEN.token_hash == digest(token), TOKEN.revoked_at.is_(None))
-    ).scalar_one_or_none()
+    row = session.execute(_LIVE, {"hash": digest(token)}).scalar_one_or_none()
     return row
+
+
+# Every request asks: built once (docs/benchmarks.md, "The fixed cost of a request").
+_LIVE = select(Token).where(TOKEN.token_hash == bindparam("hash"), TOKEN.revoked_at.is_(None))
 
 
 def touch_token(engine: Engine, *, token: Token, now: float) -> None:

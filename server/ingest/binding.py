@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from functools import cache
+from typing import Any, NamedTuple
 
 from sqlalchemy import literal, select, union_all
 from sqlmodel import Session
 
-from server.db.listed import one_of
+from server.db.listed import dialect_of, listed
 from server.db.sql import table_of
 from server.models import Device, RegisteredDevice
 
@@ -42,13 +43,7 @@ def lookup(session: Session, devices: Iterable[str]) -> Known:
     known = Known()
     if not ids:
         return known
-    query = union_all(
-        select(literal("r"), REG.device, REG.site, REG.revoked_at.is_not(None)).where(
-            one_of(session, REG.device, ids)
-        ),
-        select(literal("d"), DEV.id, DEV.site, literal(False)).where(one_of(session, DEV.id, ids)),
-    )
-    for kind, device, site, revoked in session.execute(query):
+    for kind, device, site, revoked in session.execute(_lookup(dialect_of(session)), {"ids": ids}):
         if kind == "r":
             known.registered[device] = site
             if revoked:
@@ -56,6 +51,18 @@ def lookup(session: Session, devices: Iterable[str]) -> Known:
         else:
             known.seen[device] = site
     return known
+
+
+@cache
+def _lookup(dialect: str) -> Any:
+    return union_all(
+        select(literal("r"), REG.device, REG.site, REG.revoked_at.is_not(None)).where(
+            listed(REG.device, "ids", dialect)
+        ),
+        select(literal("d"), DEV.id, DEV.site, literal(False)).where(
+            listed(DEV.id, "ids", dialect)
+        ),
+    )
 
 
 class Refusal(NamedTuple):

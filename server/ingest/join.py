@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from operator import attrgetter, itemgetter
 from typing import Any, TypedDict
 
-from sqlalchemy import and_, literal_column, or_, select
+from sqlalchemy import and_, bindparam, literal_column, or_, select
 from sqlmodel import Session
 
 from contract.nps import Category, category
 from contract.protocol import ForwardedFeedback
-from server.db.listed import one_of
+from server.db.listed import dialect_of, listed
 from server.db.sql import table_of
 from server.ingest import health
 from server.models import BootRecord, Presence, Telemetry
@@ -83,42 +84,20 @@ def histories(
 
     lo_all = min(lo for lo, _ in spans.values())
     hi_all = max(hi for _, hi in spans.values())
-    devices = sorted(spans)
-
-    def within(col_dev: Any, col_t: Any, back: float) -> Any:
-        """Rows of these devices in their spans (one range when the batch is recent)."""
-        if hi_all - lo_all <= 2 * health.DAY_S:
-            return and_(one_of(session, col_dev, devices), col_t >= lo_all - back, col_t <= hi_all)
-        return or_(
-            *(and_(col_dev == d, col_t >= lo - back, col_t <= hi) for d, (lo, hi) in spans.items())
-        )
-
-    T = table_of(Telemetry).c
-    for dev, t, tid, rssi, mv in session.execute(
-        select(T.device, T.t, T.id, T.rssi, T.battery_mv)
-        .where(within(T.device, T.t, window_s))
-        .order_by(T.t)
-    ).all():
+    if hi_all - lo_all <= 2 * health.DAY_S:  # a recent batch: one range for all its devices
+        reads = _recent_reads(dialect_of(session))
+        params = {"devices": sorted(spans), "hi": hi_all, "sample_lo": lo_all - window_s,
+                  "day_lo": lo_all - lookback, "presence_lo": lo_all - 2 * lookback}  # fmt: skip
+    else:  # a backlog spread over days: each device's own span
+        reads, params = _reads(_each_span(spans, window_s)), {}
+    samples, errors, boots, presence = (session.execute(q, params).all() for q in reads)
+    for dev, t, tid, rssi, mv in samples:
         out[dev].samples.append(health.Sample(t, tid, rssi, mv))
-    for dev, t, delta in session.execute(
-        select(T.device, T.t, T.errors_delta)
-        .where(within(T.device, T.t, lookback), T.errors_delta > literal_column("0"))
-        .order_by(T.t)
-    ).all():
+    for dev, t, delta in errors:
         out[dev].errors.append((t, delta))
-    B = BOOT
-    for dev, start, boot in session.execute(
-        select(B.device, B.start, B.boot)
-        .where(within(B.device, B.start, lookback))
-        .order_by(B.start)
-    ).all():
+    for dev, start, boot in boots:
         out[dev].boot_starts.append((start, boot))
-    P = table_of(Presence).c
-    for dev, at, online in session.execute(
-        select(P.device, P.rx_ts, P.online)
-        .where(within(P.device, P.rx_ts, 2 * lookback))
-        .order_by(P.rx_ts, P.id)
-    ).all():
+    for dev, at, online in presence:
         out[dev].presence.append((at, online))
     for row in batch_telemetry:
         h = out.get(row["device"])
@@ -141,6 +120,53 @@ def histories(
         d: health.DeviceHistory(h.samples, h.errors, h.boot_starts, h.presence)
         for d, h in out.items()
     }
+
+
+# (device column, time column, lookback name) -> the rows' condition; the lookbacks:
+# "sample" the join window, "day" 24 h (errors, boots), "presence" 48 h.
+Within = Callable[[Any, Any, str], Any]
+
+
+def _reads(within: Within) -> tuple[Any, ...]:
+    """The four reads of `histories`, each device's rows in the span `within` gives."""
+    T, B, P = table_of(Telemetry).c, BOOT, table_of(Presence).c
+    return (
+        select(T.device, T.t, T.id, T.rssi, T.battery_mv)
+        .where(within(T.device, T.t, "sample"))
+        .order_by(T.t),
+        select(T.device, T.t, T.errors_delta)
+        .where(within(T.device, T.t, "day"), T.errors_delta > literal_column("0"))
+        .order_by(T.t),
+        select(B.device, B.start, B.boot).where(within(B.device, B.start, "day")).order_by(B.start),
+        select(P.device, P.rx_ts, P.online)
+        .where(within(P.device, P.rx_ts, "presence"))
+        .order_by(P.rx_ts, P.id),
+    )
+
+
+@cache
+def _recent_reads(dialect: str) -> tuple[Any, ...]:
+    """`_reads` of a recent batch, built once: the devices as one list, one time range."""
+
+    def within(device: Any, t: Any, lookback: str) -> Any:
+        return and_(
+            listed(device, "devices", dialect),
+            t >= bindparam(f"{lookback}_lo"),
+            t <= bindparam("hi"),
+        )
+
+    return _reads(within)
+
+
+def _each_span(spans: dict[str, tuple[float, float]], window_s: float) -> Within:
+    back = {"sample": window_s, "day": health.DAY_S, "presence": 2 * health.DAY_S}
+
+    def within(device: Any, t: Any, lookback: str) -> Any:
+        return or_(
+            *(and_(device == d, t >= lo - back[lookback], t <= hi) for d, (lo, hi) in spans.items())
+        )
+
+    return within
 
 
 @dataclass

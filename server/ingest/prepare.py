@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -23,7 +24,7 @@ from contract.protocol import ForwardedFeedback, ForwardedTelemetry
 from server.alerts import store as alerting
 from server.alerts.rules import ProposedAlert
 from server.analytics import rollups
-from server.db.listed import one_of
+from server.db.listed import dialect_of, listed
 from server.db.sql import table_of
 from server.ingest import timebase
 from server.ingest.join import FeedbackRow, join_feedback
@@ -61,13 +62,9 @@ def prepare(
     # Two lists rather than a list of pairs: both are index conditions on the
     # (device, boot) key; pairs PostgreSQL plans as a scan of one boot number.
     wanted = set(keys)
+    lists = {"devices": sorted({d for d, _ in keys}), "boots": sorted({b for _, b in keys})}
     for d, b, start, exact, up_ms, errors_max in session.execute(
-        select(
-            BOOT.device, BOOT.boot, BOOT.start, BOOT.exact, BOOT.anchor_up_ms, BOOT.errors_max
-        ).where(
-            one_of(session, BOOT.device, sorted({d for d, _ in keys})),
-            one_of(session, BOOT.boot, sorted({b for _, b in keys})),
-        )
+        _boots(dialect_of(session)), lists
     ).all():
         if (d, b) not in wanted:
             continue
@@ -101,6 +98,13 @@ def prepare(
         ),
         counts=rollups.finest(fact(r) for r in feedback),
     )
+
+
+@cache
+def _boots(dialect: str) -> Any:
+    return select(
+        BOOT.device, BOOT.boot, BOOT.start, BOOT.exact, BOOT.anchor_up_ms, BOOT.errors_max
+    ).where(listed(BOOT.device, "devices", dialect), listed(BOOT.boot, "boots", dialect))
 
 
 def telemetry_rows(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -24,7 +25,7 @@ from server.analytics.figures import Filters
 from server.analytics.rollups import RAW_COLUMN
 from server.analytics.themes import Comment
 from server.db.engine import writing
-from server.db.listed import one_of
+from server.db.listed import dialect_of, listed
 from server.db.sql import table_of
 from server.models import Feedback, VoiceComment
 
@@ -114,10 +115,8 @@ def join_held(engine: Engine, feedback_ids: Collection[str], *, ttl_s: float) ->
         # Only this batch's ids: every held comment (a link photographed, its answer not yet
         # arrived) is not read again for each batch.
         # One array parameter on PostgreSQL, not a batch's 800 IN parameters (server/db/listed.py).
-        found = select(V.event_id).where(
-            V.held.is_(True), one_of(session, V.event_id, feedback_ids)
-        )
-        wanted = [eid for (eid,) in session.execute(found)]
+        found = _held_of(dialect_of(session))
+        wanted = [eid for (eid,) in session.execute(found, {"ids": list(feedback_ids)})]
     if not wanted:
         return counts
     with Session(engine, expire_on_commit=False) as session:
@@ -134,6 +133,12 @@ def join_held(engine: Engine, feedback_ids: Collection[str], *, ttl_s: float) ->
             _join(session, row, answer)
             counts["joined"] += 1
     return counts
+
+
+@cache
+def _held_of(dialect: str) -> Any:
+    """The held comments of the answers given as `ids`: built once, asked after every batch."""
+    return select(V.event_id).where(V.held.is_(True), listed(V.event_id, "ids", dialect))
 
 
 def comments_of(session: Session, ids: Iterable[str]) -> dict[str, VoiceComment]:

@@ -19,6 +19,7 @@ from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import write_session
 from server.db.sql import insert_all_new, table_of
 from server.ingest import batch as ingest
+from server.ingest import join
 from server.ingest.prepare import fact
 from server.models import DeadLetter, Feedback, Telemetry
 from server.settings import Settings
@@ -337,6 +338,57 @@ def test_health_join_and_alerts_do_not_depend_on_batching(api: Api, engine: Engi
             api.get("/api/v1/nps", group_by=group, site=s) for s in ("site-one", "site-each")
         ]
         assert figures[0]["groups"] == figures[1]["groups"]
+
+
+def _shifted(events: list[dict[str, Any]], by_s: float) -> list[dict[str, Any]]:
+    return [
+        ev | {"rx_ts": ev["rx_ts"] + by_s, "ts": None if ev.get("ts") is None else ev["ts"] + by_s}
+        for ev in events
+    ]
+
+
+def test_a_backlog_spread_over_days_joins_as_each_event_alone(
+    api: Api, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose answers span more than two days (a gateway's backlog after an
+    outage) reads each device's stored history in its own span (`join._each_span`), not
+    one range for all; its joins are those of the same answers sent one at a time."""
+    days = 3 * 86400.0
+    spans: list[int] = []
+    each_span = join._each_span
+
+    def counted(by_device: dict[str, tuple[float, float]], window_s: float) -> join.Within:
+        spans.append(len(by_device))
+        return each_span(by_device, window_s)
+
+    monkeypatch.setattr(join, "_each_span", counted)
+
+    def backlog(old: str, new: str, site: str) -> tuple[list[dict[str, Any]], ...]:
+        events = _history(old, site) + _shifted(_history(new, site), days)
+        return tuple([e for e in events if (e["type"] == "telemetry") == tel] for tel in (1, 0))
+
+    readings, answers = backlog("nps-old111", "nps-new111", "site-one")
+    api.ingest(readings)  # stored first: the answers' joins read them from the database
+    api.ingest(answers)
+    assert spans == [2]  # one batch, its two devices each in their own span
+    readings, answers = backlog("nps-old222", "nps-new222", "site-two")
+    for event in readings + answers:
+        api.ingest([event])
+    assert spans == [2]  # an answer sent alone is recent: one range
+
+    def joined(device: str) -> list[tuple[Any, ...]]:
+        with Session(engine) as s:
+            found = s.execute(select(Feedback).where(table_of(Feedback).c.device == device))
+            return sorted(
+                (f.seq, f.t, f.rssi_band, f.battery_band, f.errors_24h, f.reboots_24h,
+                 f.health, (f.telemetry_id or "").rpartition(":")[2])
+                for f in found.scalars()
+            )  # fmt: skip
+
+    for batched, alone in (("nps-old111", "nps-old222"), ("nps-new111", "nps-new222")):
+        assert joined(batched) == joined(alone)
+        assert len(joined(batched)) == 7
+    assert [r[4:6] for r in joined("nps-new111") if r[0] == 6] == [(8, 3)]
 
 
 def test_every_rollup_table_equals_the_python_reference(api: Api, engine: Engine) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +12,14 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, sele
 from sqlmodel import Session
 
 from server.db.engine import make_engine
-from server.db.listed import one_of
+from server.db.listed import dialect_of, listed, one_of
 
 ROWS: list[dict[str, Any]] = [{"device": f"dev-{i:04d}", "boot": i % 7} for i in range(1500)]
 
 
-def picked(url: str) -> tuple[list[tuple[str, int]], str]:
+@contextmanager
+def loaded(url: str) -> Iterator[tuple[Session, Table]]:
+    """A session on `url` with ROWS in a table of their own."""
     meta = MetaData()
     table = Table("t", meta, Column("device", String(64)), Column("boot", BigInteger))
     engine = make_engine(url)
@@ -23,14 +27,19 @@ def picked(url: str) -> tuple[list[tuple[str, int]], str]:
     try:
         with Session(engine) as s:
             s.execute(insert(table), ROWS)
-            devices = [f"dev-{i:04d}" for i in range(0, 1500, 2)] + ["dev-none"]
-            query = select(table.c.device, table.c.boot).where(
-                one_of(s, table.c.device, devices), one_of(s, table.c.boot, [1, 2])
-            )
-            sql = str(query.compile(s.get_bind()))
-            return sorted(tuple(r) for r in s.execute(query)), sql
+            yield s, table
     finally:
         engine.dispose()
+
+
+def picked(url: str) -> tuple[list[tuple[str, int]], str]:
+    with loaded(url) as (s, table):
+        devices = [f"dev-{i:04d}" for i in range(0, 1500, 2)] + ["dev-none"]
+        query = select(table.c.device, table.c.boot).where(
+            one_of(s, table.c.device, devices), one_of(s, table.c.boot, [1, 2])
+        )
+        sql = str(query.compile(s.get_bind()))
+        return sorted(tuple(r) for r in s.execute(query)), sql
 
 
 def expected() -> list[tuple[str, int]]:
@@ -50,3 +59,29 @@ def test_postgresql_takes_one_array_per_list(postgres_url: str) -> None:
     rows, sql = picked(postgres_url)
     assert rows == expected()
     assert sql.count("ANY (") == 2 and " IN " not in sql
+
+
+def reused(url: str) -> list[list[tuple[str, int]]]:
+    """One statement built with `listed`, run with two lists."""
+    with loaded(url) as (s, table):
+        dialect = dialect_of(s)
+        query = select(table.c.device, table.c.boot).where(
+            listed(table.c.device, "devices", dialect), listed(table.c.boot, "boots", dialect)
+        )
+        firsts = {"devices": [f"dev-{i:04d}" for i in range(0, 1500, 2)], "boots": [1, 2]}
+        seconds = {"devices": ["dev-0001", "dev-0003", "dev-none"], "boots": [1, 3]}
+        return [sorted(tuple(r) for r in s.execute(query, p)) for p in (firsts, seconds)]
+
+
+def expected_reused() -> list[list[tuple[str, int]]]:
+    second = sorted((r["device"], r["boot"]) for r in ROWS[1:4:2] if r["boot"] in (1, 3))
+    return [expected(), second]
+
+
+def test_a_statement_built_once_takes_each_call_s_list_on_sqlite(tmp_path: Path) -> None:
+    assert reused(f"sqlite:///{tmp_path / 'x.db'}") == expected_reused()
+
+
+@pytest.mark.postgres
+def test_a_statement_built_once_takes_each_call_s_list_on_postgresql(postgres_url: str) -> None:
+    assert reused(postgres_url) == expected_reused()
