@@ -244,7 +244,7 @@ def on_ingest(
     return opened
 
 
-# Built once (docs/benchmarks.md, "The fixed cost of a request"); see `_check_site`.
+# Built once (docs/benchmarks.md, Run 13); see `_check_site`.
 _SITE_LATEST = (
     select(F.t, F.category)
     .where(

@@ -9,7 +9,7 @@ bench.fleet_load's batches (docs/benchmarks.md, "Fleet load").
 `listed` is the same condition with its list bound by name, for a statement built
 once per dialect and run with each batch's values: building a select and its cache
 key on every request cost about 0.25 ms of CPU a statement, more than running it
-(docs/benchmarks.md, "The fixed cost of a request").
+(docs/benchmarks.md, Run 13).
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def find_token(session: Session, *, token: str) -> Token | None:
     return row
 
 
-# Every request asks: built once (docs/benchmarks.md, "The fixed cost of a request").
+# Every request asks: built once (docs/benchmarks.md, Run 13).
 _LIVE = select(Token).where(TOKEN.token_hash == bindparam("hash"), TOKEN.revoked_at.is_(None))
 
 
