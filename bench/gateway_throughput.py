@@ -594,6 +594,12 @@ def report(r: dict[str, Any]) -> None:
             f" peak {median_of(runs, PEER, 'peak_mb'):.0f} MB;"
             f" missing {each(PEER, 'missing', 'd')}, duplicated {each(PEER, 'duplicates', 'd')}"
         )
+        # The publishers set a ceiling: a gateway that cost nothing would take the bare
+        # subscriber's rate, so no rate ratio above this one can be shown on this stream.
+        print(
+            f"ceiling: the bare subscriber took {bare / median_of(runs, PEER, 'rate'):.2f} x the"
+            " peer's rate from the same publishers; no gateway can show a higher rate ratio"
+        )
     phases = [k for k in PHASES if k in runs[0]]
     phases += sorted(k for k in runs[0] if k not in PHASES and k != PEER)
     for key in phases:

@@ -110,18 +110,27 @@ def _retitle(
     changes = {taken[s]: a for s, a in latest.items() if taken.get(s)}
     if not changes:
         return
-    stored = session.execute(select(A.id, A.detail).where(A.id.in_(sorted(changes))))
-    for i, detail in sorted(stored):  # one per site in the batch: a statement each
-        reading = changes[i]
-        session.execute(
-            update(ALERT)
-            .where(A.id == i)
-            .values(
-                title=reading["title"],
-                updated_at=reading["created_at"],
-                detail=reading["detail"] | {"opened": detail.get("opened", detail)},
-            )
-        )
+    stored = session.execute(_DETAILS, {"ids": sorted(changes)})
+    retitled = [
+        {"alert_id": i, "new_title": changes[i]["title"], "at": changes[i]["created_at"],
+         "new_detail": changes[i]["detail"] | {"opened": detail.get("opened", detail)}}
+        for i, detail in sorted(stored)
+    ]  # fmt: skip
+    if retitled:  # one per site in the batch
+        session.execute(_RETITLED, retitled)
+
+
+# `_retitle`'s statements, built once: a site reading comes with every batch of answers.
+_DETAILS = select(A.id, A.detail).where(A.id.in_(bindparam("ids", expanding=True)))
+_RETITLED = (
+    update(ALERT)
+    .where(A.id == bindparam("alert_id"))
+    .values(
+        title=bindparam("new_title"),
+        updated_at=bindparam("at"),
+        detail=bindparam("new_detail", type_=A.detail.type),
+    )
+)
 
 
 _LOCK = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
