@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     Field,
     StrictInt,
+    StrictStr,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -147,32 +148,23 @@ class StoredFeedback(StorageBounds, ForwardedFeedback):
 # fields are accepted and ignored, so a value the server cannot keep is dropped and
 # counted, never a reason to refuse the event's health readings.
 SAMPLING_NAMES = 8  # the firmware sends 3 (sampled_out, throttled, expired)
-SAMPLING_NAME_CHARS = 32
-
-
-def is_text(value: str) -> bool:
-    """Whether UTF-8 can encode `value` (JSON's `\\ud800` makes a str it cannot)."""
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+SamplingName = Annotated[StrictStr, Field(min_length=1, max_length=32, pattern=r"^[^\x00]*$")]
+# A name's length bound also refuses a lone surrogate (JSON's `\ud800`), which UTF-8
+# cannot encode; strict: a count is an integer, not a bool, float or numeric string.
+_SAMPLING = TypeAdapter(
+    Annotated[dict[SamplingName, BoundedCount], Field(max_length=SAMPLING_NAMES)]
+)
 
 
 def sampling_counts(value: Any) -> dict[str, int] | None:
     """`value` as the sampling counters the server keeps: an object of at most
     SAMPLING_NAMES names (1-32 characters of text, no NUL) to counts (integers from 0 to
     2^53 - 1); else None."""
-    if not isinstance(value, dict) or len(value) > SAMPLING_NAMES:
+    try:
+        counts: dict[str, int] = _SAMPLING.validate_python(value, strict=True)
+    except ValidationError:
         return None
-    kept = all(
-        isinstance(name, str) and 0 < len(name) <= SAMPLING_NAME_CHARS and "\x00" not in name
-        and is_text(name) and type(count) is int and 0 <= count <= INT_MAX
-        for name, count in value.items()
-    )  # fmt: skip
-    return dict(value) if kept else None
+    return counts
 
 
 class StoredTelemetry(StorageBounds, ForwardedTelemetry):
