@@ -6,28 +6,18 @@ changes with each batch's count; `column = ANY(array)` is one parameter and
 the same plan (PostgreSQL turns an IN list into `= ANY` itself). Measured with
 bench.fleet_load's batches (docs/benchmarks.md, "Fleet load").
 
-`listed` is the same condition with its list bound by name, for a statement built
-once per dialect and run with each batch's values: building a select and its cache
-key on every request cost about 0.25 ms of CPU a statement, more than running it
-(docs/benchmarks.md, Run 13).
+The list is bound by name, so that a statement is built once per dialect and run
+with each batch's values: building a select and its cache key on every request cost
+about 0.25 ms of CPU a statement, more than running it (docs/benchmarks.md, Run 13).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
-
-
-def one_of(session: Session, column: Any, values: Iterable[Any]) -> Any:
-    """The condition `column` is one of `values`."""
-    values = list(values)
-    if dialect_of(session) == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-    return column.in_(values)
 
 
 def listed(column: Any, name: str, dialect: str) -> Any:

@@ -20,6 +20,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
@@ -33,7 +34,7 @@ from server.alerts.rules import OpenedAlert
 from server.analytics import rollups
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.db.engine import write_session
-from server.db.listed import one_of
+from server.db.listed import dialect_of, listed
 from server.db.partitions import id_table
 from server.db.sql import (
     case_when,
@@ -238,9 +239,16 @@ def _not_stored(session: Session, events: list[Forwarded]) -> list[Forwarded]:
         ids = [ev.id for ev in events if isinstance(ev, kind)]
         if ids:
             ledger = id_table(session.connection(), table_of(model).name)
-            key = table(ledger, column("id", String)).c.id
-            stored.update(session.execute(select(key).where(one_of(session, key, ids))).scalars())
+            found = session.execute(_stored_of(dialect_of(session), ledger), {"ids": ids})
+            stored.update(found.scalars())
     return [ev for ev in events if ev.id not in stored]
+
+
+@cache
+def _stored_of(dialect: str, ledger: str) -> Any:
+    """The ids given as `ids` that `ledger` (a table or its id ledger) holds."""
+    key = table(ledger, column("id", String)).c.id
+    return select(key).where(listed(key, "ids", dialect))
 
 
 def _write(session: Session, plan: Prepared) -> list[OpenedAlert]:

@@ -1,4 +1,4 @@
-"""`one_of`: the same rows as an IN list, as one array parameter on PostgreSQL."""
+"""`listed`: the same rows as an IN list, as one array parameter on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, insert, sele
 from sqlmodel import Session
 
 from server.db.engine import make_engine
-from server.db.listed import dialect_of, listed, one_of
+from server.db.listed import dialect_of, listed
 
 ROWS: list[dict[str, Any]] = [{"device": f"dev-{i:04d}", "boot": i % 7} for i in range(1500)]
 
@@ -32,14 +32,20 @@ def loaded(url: str) -> Iterator[tuple[Session, Table]]:
         engine.dispose()
 
 
+def query_of(s: Session, table: Table) -> Any:
+    """ROWS' (device, boot) whose device is one of `devices` and boot one of `boots`."""
+    dialect = dialect_of(s)
+    return select(table.c.device, table.c.boot).where(
+        listed(table.c.device, "devices", dialect), listed(table.c.boot, "boots", dialect)
+    )
+
+
 def picked(url: str) -> tuple[list[tuple[str, int]], str]:
     with loaded(url) as (s, table):
         devices = [f"dev-{i:04d}" for i in range(0, 1500, 2)] + ["dev-none"]
-        query = select(table.c.device, table.c.boot).where(
-            one_of(s, table.c.device, devices), one_of(s, table.c.boot, [1, 2])
-        )
-        sql = str(query.compile(s.get_bind()))
-        return sorted(tuple(r) for r in s.execute(query)), sql
+        query = query_of(s, table)
+        found = s.execute(query, {"devices": devices, "boots": [1, 2]})
+        return sorted(tuple(r) for r in found), str(query.compile(s.get_bind()))
 
 
 def expected() -> list[tuple[str, int]]:
@@ -64,10 +70,7 @@ def test_postgresql_takes_one_array_per_list(postgres_url: str) -> None:
 def reused(url: str) -> list[list[tuple[str, int]]]:
     """One statement built with `listed`, run with two lists."""
     with loaded(url) as (s, table):
-        dialect = dialect_of(s)
-        query = select(table.c.device, table.c.boot).where(
-            listed(table.c.device, "devices", dialect), listed(table.c.boot, "boots", dialect)
-        )
+        query = query_of(s, table)
         firsts = {"devices": [f"dev-{i:04d}" for i in range(0, 1500, 2)], "boots": [1, 2]}
         seconds = {"devices": ["dev-0001", "dev-0003", "dev-none"], "boots": [1, 3]}
         return [sorted(tuple(r) for r in s.execute(query, p)) for p in (firsts, seconds)]
