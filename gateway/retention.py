@@ -102,7 +102,8 @@ def expire(store: Store) -> int:
 def trim_dead_letters(store: Store) -> int:
     """Keep at most `max_dead_letters`, dropping the oldest (counted); `put` and
     `done` already do it, this catches a store opened with a lower limit."""
-    excess = store.stats().dead_letters - store.limits.max_dead_letters
+    (rows,) = store.counted("dead_letter_rows")
+    excess = rows - store.limits.max_dead_letters
     if excess <= 0:
         return 0
     with store.transaction():

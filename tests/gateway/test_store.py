@@ -157,6 +157,18 @@ def test_bad_store_files_give_clean_errors(tmp_path):
         Store(tmp_path / "x.db", synchronous="OFF")
 
 
+def test_a_store_reopened_with_a_lower_dead_letter_limit_is_trimmed_and_counted(open_store):
+    before = open_store(Limits(max_dead_letters=10))
+    before.put([Rejected("t", b"p", f"r{i}", float(i)) for i in range(5)])
+    before.close()
+    store = open_store(Limits(max_dead_letters=3))
+    assert retention.trim_dead_letters(store) == 2
+    assert [d[3] for d in store.dead_letters()] == ["r4", "r3", "r2"]
+    assert store.stats().dropped() == {"dead_letter_overflow": 2}
+    assert store.stats().dead_letters == 3
+    assert retention.trim_dead_letters(store) == 0
+
+
 def test_server_dead_letters_can_be_requeued_in_order(open_store):
     store = open_store()
     body = b'{"id":"nps-a1b2c3:%d","device":"nps-a1b2c3","type":"feedback","rx_ts":5.0}'
