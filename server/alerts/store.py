@@ -78,7 +78,7 @@ def _not_yet_active(session: Session, alerts: list[ProposedAlert]) -> list[Propo
     taken: dict[tuple[str, str], int] = {}
     for kind in sorted({k for k, _ in scopes}):
         keys = sorted(key for k, key in scopes if k == kind)
-        rows = session.execute(_scoped(kind), {"kind": kind, "keys": keys})
+        rows = session.execute(_scoped(kind), {"keys": keys})
         taken.update({(kind, key): i for i, key, status in rows if status in ACTIVE})
     _retitle(session, alerts, taken)
     kept = []
@@ -97,7 +97,7 @@ def _scoped(kind: str) -> Any:
     """The alerts of `kind` in the scopes given as `keys`, with their status."""
     col = A[SCOPE[kind]]
     return select(A.id, col, A.status).where(
-        A.kind == bindparam("kind"), col.in_(bindparam("keys", expanding=True))
+        A.kind == kind, col.in_(bindparam("keys", expanding=True))
     )
 
 
