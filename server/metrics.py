@@ -59,6 +59,13 @@ class Metrics:
             ["field"],
             registry=r,
         )
+        self.unprompted_ignored = Counter(
+            "nps_edge_unprompted_ignored_total",
+            "Readings stored whose sampling counters the north star did not count: a total"
+            " above one skipped transaction a second of the boot's uptime (docs/programme.md)",
+            ["reason"],
+            registry=r,
+        )
         self.ingest_seconds = Histogram(
             "nps_edge_ingest_seconds", "Time to ingest one batch", registry=r
         )

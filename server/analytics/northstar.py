@@ -10,8 +10,10 @@ so it costs one query and stays exact; weeks are whole UTC days (Monday first).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -20,6 +22,8 @@ from server.analytics import rollups
 from server.analytics.figures import time_key
 from server.analytics.rollup_tables import ROLLUP_TABLES
 from server.analytics.rollups import DAY
+from server.db.sql import table_of
+from server.models import UnpromptedDay
 
 WEEK = 7 * DAY
 NO_TRANSACTION = "walkup"  # the trigger kind of a prompt no transaction started
@@ -43,14 +47,16 @@ class Definition:
 DEFINITIONS = {
     Metric.HEALTHY_TRANSACTIONS: Definition(
         "Weekly transactions completed on healthy devices",
-        "prompts started by a transaction (any trigger kind but `walkup`) on a device whose"
-        " health at that moment was `healthy`: no error, at most one boot, under 10 min"
-        " offline in the previous 24 h, Wi-Fi and battery not weak (GET /api/v1/bands)",
+        "transactions on a device whose health at that moment was `healthy` (no error, at"
+        " most one boot, under 10 min offline in the previous 24 h, Wi-Fi and battery not"
+        " weak: GET /api/v1/bands): prompts started by a transaction (any trigger kind but"
+        " `walkup`), and the transactions the device counted and did not prompt (sampled"
+        " out, throttled, expired), by its health at the reading that reported them",
     ),
     Metric.TRANSACTIONS: Definition(
         "Weekly transactions completed",
-        "prompts started by a transaction (any trigger kind but `walkup`), whatever the"
-        " device's health",
+        "prompts started by a transaction (any trigger kind but `walkup`) and the"
+        " transactions the devices counted and did not prompt, whatever the device's health",
     ),
     Metric.ANSWERS: Definition(
         "Weekly transactional answers",
@@ -65,6 +71,7 @@ class Week:
     start: float
     value: int
     complete: bool  # False for the current week, still being counted
+    unprompted: int = 0  # of `value`: transactions the devices counted and did not prompt
 
 
 def week_start(t: float) -> float:
@@ -101,14 +108,39 @@ def weekly(
         stmt = stmt.where(t.health == "healthy")
     if site is not None:
         stmt = stmt.where(t.site == site)
-    per: dict[float, int] = {}
-    for bucket, value in session.execute(stmt.group_by(t.bucket)):
-        key = week_start(float(bucket))
-        per[key] = per.get(key, 0) + int(value or 0)
+    per = _by_week(session.execute(stmt.group_by(t.bucket)))
+    skipped = {} if metric is Metric.ANSWERS else _unprompted(session, metric, site, start, end)
     starts = [start + i * WEEK for i in range(weeks)]
     return [
-        Week(str(time_key("week", s)), s, per.get(s, 0), complete=s + WEEK <= now) for s in starts
-    ]
+        Week(
+            str(time_key("week", s)), s, per.get(s, 0) + skipped.get(s, 0),
+            complete=s + WEEK <= now, unprompted=skipped.get(s, 0),
+        )
+        for s in starts
+    ]  # fmt: skip
+
+
+def _unprompted(
+    session: Session, metric: Metric, site: str | None, start: float, end: float
+) -> dict[float, int]:
+    """Per week, the transactions the devices counted and did not prompt
+    (`server.ingest.unprompted`); for healthy transactions those reported while healthy."""
+    t = table_of(UnpromptedDay).c
+    stmt = select(t.bucket, func.sum(t["count"])).where(t.bucket >= start, t.bucket < end)
+    if metric is Metric.HEALTHY_TRANSACTIONS:
+        stmt = stmt.where(t.health == "healthy")
+    if site is not None:
+        stmt = stmt.where(t.site == site)
+    return _by_week(session.execute(stmt.group_by(t.bucket)))
+
+
+def _by_week(rows: Iterable[Any]) -> dict[float, int]:
+    """(day bucket, count) rows summed per week start."""
+    per: dict[float, int] = {}
+    for bucket, value in rows:
+        key = week_start(float(bucket))
+        per[key] = per.get(key, 0) + int(value or 0)
+    return per
 
 
 def change(series: list[Week]) -> float | None:

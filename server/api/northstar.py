@@ -27,6 +27,10 @@ class WeekOut(BaseModel):
     start: float
     value: int
     complete: bool = Field(description="false for the current week, still being counted")
+    unprompted: int = Field(
+        description="of `value`, the transactions the devices counted and did not prompt"
+        " (sampled out, throttled, expired); 0 for `answers`"
+    )
 
 
 class MetricOut(BaseModel):
@@ -76,7 +80,14 @@ def get_northstar(
         chosen_by=None if row is None else row.set_by,
         site=scope,
         weeks=[
-            WeekOut(week=w.week, start=w.start, value=w.value, complete=w.complete) for w in series
+            WeekOut(
+                week=w.week,
+                start=w.start,
+                value=w.value,
+                complete=w.complete,
+                unprompted=w.unprompted,
+            )
+            for w in series
         ],
         change_pct=northstar.change(series),
     )

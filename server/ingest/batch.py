@@ -46,7 +46,7 @@ from server.db.sql import (
     through_stage,
     upsert,
 )
-from server.ingest import binding
+from server.ingest import binding, unprompted
 from server.ingest.join import FeedbackRow
 from server.ingest.prepare import Prepared, prepare
 from server.ingest.validation import Forwarded, Rejected, validate
@@ -62,6 +62,7 @@ class Outcome:
     rejected: list[Rejected] = field(default_factory=list)
     feedback: list[FeedbackRow] = field(default_factory=list)
     alerts: list[OpenedAlert] = field(default_factory=list)
+    implausible_sampling: int = 0  # readings whose counters were not counted (`unprompted`)
 
     def rejections(self) -> list[Rejection]:
         return [Rejection(index=r.index, id=r.id, error=r.error) for r in self.rejected]
@@ -113,6 +114,7 @@ def ingest_batch(
         out.accepted = len(fresh)
         if plan is not None:
             out.feedback, out.alerts = plan.feedback, _write(session, plan)
+            out.implausible_sampling = plan.implausible_sampling
         if bad:
             session.execute(
                 table_of(DeadLetter).insert(),
@@ -129,6 +131,8 @@ def ingest_batch(
         metrics.events_duplicate.inc(out.duplicates)
         for r in bad:
             metrics.events_rejected.labels(reason=r.field).inc()
+        if out.implausible_sampling:
+            metrics.unprompted_ignored.labels(reason="implausible").inc(out.implausible_sampling)
     return out
 
 
@@ -255,6 +259,7 @@ def _write(session: Session, plan: Prepared) -> list[OpenedAlert]:
     """Store the rest of a prepared batch; the alerts it opened, with their ids."""
     upsert(session, table_of(BootRecord), plan.boots, ("device", "boot"), _merge_boot)
     upsert(session, table_of(Device), plan.devices, ("id",), _merge_device)
+    unprompted.add(session, plan.unprompted)  # after the device rows: see its docstring
     alerts = alerting.insert(session, plan.alerts)
     # Last: every writer updates the same fleet-wide rollup rows, whose locks
     # are held until commit (PostgreSQL), so they are taken as late as possible.

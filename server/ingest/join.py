@@ -188,12 +188,16 @@ def join_feedback(
     *,
     batch_telemetry: Sequence[Mapping[str, Any]] = (),
     batch_boots: Mapping[tuple[str, int], float] | None = None,
-) -> list[FeedbackRow]:
+    readings: Sequence[Mapping[str, Any]] = (),
+) -> tuple[list[FeedbackRow], dict[str, str]]:
+    """The feedback rows with their joined health, and the health state of each of
+    `readings` (telemetry rows of the batch: id -> state, from the same histories; the
+    reading's own Wi-Fi and battery as an answer's `ctx`)."""
     spans: dict[str, tuple[float, float]] = {}
-    for ev in events:
-        t = times[ev.id][0]
-        lo, hi = spans.get(ev.device, (t, t))
-        spans[ev.device] = (min(lo, t), max(hi, t))
+    points = [(ev.device, times[ev.id][0]) for ev in events]
+    for device, t in [*points, *((r["device"], r["t"]) for r in readings)]:
+        lo, hi = spans.get(device, (t, t))
+        spans[device] = (min(lo, t), max(hi, t))
     found = histories(
         session, spans, settings.join_window_s,
         batch_telemetry=batch_telemetry, batch_boots=batch_boots,
@@ -218,4 +222,11 @@ def join_feedback(
              "rssi_band": j.rssi_band, "battery_band": j.battery_band, "health": j.health,
              "survey": ev.survey, "role": ev.role, "gateway": gateway}
         )  # fmt: skip
-    return rows
+    states = {
+        r["id"]: health.join(
+            r["t"], found[r["device"]], ctx_rssi=r["rssi"], ctx_battery_mv=r["battery_mv"],
+            window_s=window_s,
+        ).health
+        for r in readings
+    }  # fmt: skip
+    return rows, states

@@ -26,7 +26,7 @@ from server.alerts.rules import ProposedAlert
 from server.analytics import rollups
 from server.db.listed import dialect_of, listed
 from server.db.sql import table_of
-from server.ingest import timebase
+from server.ingest import timebase, unprompted
 from server.ingest.join import FeedbackRow, join_feedback
 from server.ingest.validation import Forwarded
 from server.models import BootRecord
@@ -46,6 +46,8 @@ class Prepared:
     devices: list[dict[str, Any]]
     alerts: list[ProposedAlert]  # not stored yet: no id
     counts: rollups.Finest  # rollup increments at the finest grain
+    unprompted: list[unprompted.Reading]  # readings whose counters say transactions were skipped
+    implausible_sampling: int  # readings whose counters are not counted (`unprompted.plausible`)
 
 
 def prepare(
@@ -74,7 +76,8 @@ def prepare(
     times = {ev.id: timebase.event_time(ev, anchors[(ev.device, ev.boot)]) for ev in events}
     telemetry_events = [ev for ev in events if isinstance(ev, ForwardedTelemetry)]
     telemetry = telemetry_rows(telemetry_events, times, high)
-    feedback = join_feedback(
+    counting = [(r, totals) for r in telemetry if (totals := unprompted.totals_of(r["sampling"]))]
+    feedback, states = join_feedback(
         session,
         [ev for ev in events if isinstance(ev, ForwardedFeedback)],
         times,
@@ -82,7 +85,14 @@ def prepare(
         settings,
         batch_telemetry=telemetry,
         batch_boots={k: a.start for k, a in anchors.items()},
+        readings=[r for r, _ in counting],
     )
+    readings = [
+        unprompted.Reading(
+            r["device"], r["boot"], r["up_ms"], r["site"], r["t"], states[r["id"]], totals
+        )
+        for r, totals in counting
+    ]
     boots = [
         {"device": d, "boot": b, "start": anchors[(d, b)].start, "exact": anchors[(d, b)].exact,
          "anchor_up_ms": anchors[(d, b)].up_ms, "errors_max": high.get((d, b), 0)}
@@ -97,6 +107,8 @@ def prepare(
             session, feedback=feedback, telemetry=telemetry_events, settings=settings, now=now
         ),
         counts=rollups.finest(fact(r) for r in feedback),
+        unprompted=[r for r in readings if unprompted.plausible(r)],
+        implausible_sampling=sum(not unprompted.plausible(r) for r in readings),
     )
 
 

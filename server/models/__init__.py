@@ -2,7 +2,7 @@
 
 from server.models.alerts import Alert, AlertComment, RoutingRule, WebhookDelivery
 from server.models.auth import LoginFailure, LoginSession, Token
-from server.models.devices import BootRecord, Device, Presence
+from server.models.devices import BootRecord, BootSampling, Device, Presence
 from server.models.events import DeadLetter, Feedback, Telemetry
 from server.models.fleet import (
     FleetCommand,
@@ -16,7 +16,7 @@ from server.models.fleet import (
 )
 from server.models.markers import Marker
 from server.models.people import Person, PersonLink
-from server.models.programme import ProgrammeChoice, Target
+from server.models.programme import ProgrammeChoice, Target, UnpromptedDay
 from server.models.registry import RegisteredDevice
 from server.models.voice import VoiceComment
 
@@ -24,6 +24,7 @@ __all__ = [
     "Alert",
     "AlertComment",
     "BootRecord",
+    "BootSampling",
     "DeadLetter",
     "Device",
     "Feedback",
@@ -47,6 +48,7 @@ __all__ = [
     "RoutingRule",
     "Telemetry",
     "Token",
+    "UnpromptedDay",
     "VoiceComment",
     "WebhookDelivery",
 ]

@@ -44,6 +44,19 @@ class BootRecord(SQLModel, table=True):
     errors_max: int = Field(default=0, sa_type=BigInteger)
 
 
+class BootSampling(SQLModel, table=True):
+    """The highest total a boot reported of host transactions it did not prompt, by why
+    (`sampled_out`, `throttled`, `expired`): what a later reading's total is counted from
+    (`server.ingest.unprompted`)."""
+
+    __tablename__ = "boot_sampling"
+
+    device: str = Field(primary_key=True, max_length=64)
+    boot: int = Field(primary_key=True, sa_type=BigInteger)
+    reason: str = Field(primary_key=True, max_length=32)
+    seen: int = Field(default=0, sa_type=BigInteger)
+
+
 class Presence(SQLModel, table=True):
     __tablename__ = "presence"
     __table_args__ = (Index("ix_presence_device_rx_ts", "device", "rx_ts"),)

@@ -4,7 +4,7 @@ audit (who, when) and the newest row of a key is the one in force."""
 
 from __future__ import annotations
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -40,3 +40,17 @@ class ProgrammeChoice(SQLModel, table=True):
     value: str = Field(max_length=64)
     set_by: str = Field(max_length=128)
     set_at: float
+
+
+class UnpromptedDay(SQLModel, table=True):
+    """Host transactions the devices counted and did not prompt, per site, UTC day, the
+    device's health at the reading that reported them, and why (`server.ingest.unprompted`):
+    what the north star adds to the prompted ones."""
+
+    __tablename__ = "unprompted_day"
+
+    site: str = Field(primary_key=True, max_length=64)
+    bucket: int = Field(primary_key=True, sa_type=BigInteger, description="the day's start, unix s")
+    health: str = Field(primary_key=True, max_length=16)
+    reason: str = Field(primary_key=True, max_length=32)
+    count: int = Field(default=0, sa_type=BigInteger)

@@ -17,7 +17,7 @@ from server.analytics.northstar import week_start
 from server.db.engine import make_engine
 from server.identity.tokens import create_token
 from tests.dashboard.conftest import axe_findings, running_server
-from tests.server.factory import feedback
+from tests.server.factory import feedback, telemetry
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,7 +39,8 @@ class Server:
 @pytest.fixture(scope="module")
 def server(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """store-1: transactional answers from end users and technicians, relationship answers
-    from an operator and a sponsor; store-2: end users only. All last week and today."""
+    from an operator and a sponsor, a reading of transactions not prompted; store-2: end
+    users only. All last week and today."""
     tmp = tmp_path_factory.mktemp("programme-server")
     with running_server(nps_edge_bin, tmp) as (base, db, _log):
         wanted = {
@@ -66,6 +67,9 @@ def server(nps_edge_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             feedback("nps-aaa111", 7, 2, ts=now, role="technician"),
             feedback("nps-aaa111", 8, 9, ts=now, role="operator", survey="relationship"),
             feedback("nps-aaa111", 9, 3, ts=now, role="sponsor", survey="relationship"),
+            # A device sampling 1 in k: 4 transactions last week it did not prompt.
+            telemetry("nps-ccc333", 1, ts=last_week + 10, up_ms=600_000,
+                      sampling={"sampled_out": 3, "throttled": 1}),
         ]  # fmt: skip
         s2 = [feedback("nps-bbb222", 1, 8, ts=now, site="store-2", role="end_user")]
         for site, events in (("store-1", s1), ("store-2", s2)):
@@ -143,7 +147,11 @@ def test_north_star_tile_and_coverage_by_role(browser: Browser, server: Server) 
     expect(page.get_by_test_id("northstar-label")).to_have_text(
         "Weekly transactions completed on healthy devices"
     )
-    expect(page.get_by_test_id("northstar-value")).to_have_text("6")
+    # 6 prompted last week on a healthy device, and 4 a healthy device did not prompt.
+    expect(page.get_by_test_id("northstar-value")).to_have_text("10")
+    skipped = page.get_by_test_id("northstar-unprompted")
+    expect(skipped).to_have_count(8)
+    expect(skipped.nth(6)).to_have_text("4")
     expect(page.get_by_test_id("northstar-trend")).to_contain_text("no trend yet")
     missing = page.get_by_test_id("coverage-missing")
     expect(missing).to_contain_text("store-2 has no answers from technicians this quarter")

@@ -119,6 +119,19 @@ def tokens(app: FastAPI, engine: Engine) -> dict[str, str]:
 
 
 @pytest.fixture
+def people(engine: Engine) -> dict[str, str]:
+    """A token of each role, fleet-wide, plus an operator of store-1 and a viewer of store-2."""
+    with Session(engine) as s:
+        return {
+            "viewer": create_token(s, name="vera", role="viewer"),
+            "operator": create_token(s, name="otto", role="operator"),
+            "admin": create_token(s, name="ada", role="admin"),
+            "op-store-1": create_token(s, name="olly", role="operator", site="store-1"),
+            "viewer-store-2": create_token(s, name="val", role="viewer", site="store-2"),
+        }
+
+
+@pytest.fixture
 def api(app: FastAPI, engine: Engine, tokens: dict[str, str]) -> Iterator[Api]:
     def mint(gateway: str, site: str) -> str:
         with Session(engine) as session:

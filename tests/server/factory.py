@@ -132,3 +132,11 @@ def telemetry(
         "reset_cause": "power_on", "errors": errors or {},
         "rx_ts": (ts if ts is not None else T0) + 1.0 if rx_ts is None else rx_ts, **extra,
     }  # fmt: skip
+
+
+ORIGIN = {"Origin": "http://testserver"}  # what a browser on the dashboard sends with a write
+
+
+def as_(token: str) -> dict[str, str]:
+    """Headers of a dashboard call with `token` (the `people` fixture's)."""
+    return {"Authorization": f"Bearer {token}"} | ORIGIN

@@ -1,31 +1,17 @@
 """Markers (release markers derived from the data, events operators record) and the
-before/after comparison behind them; who may read and write, and hostile input."""
+before/after comparison behind them; people may read and write, and hostile input."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from contract.nps import Tally, compare
 from server.analytics.markers import first_seen
-from server.identity.tokens import create_token
 from tests.server.factory import T0, Api, feedback
 
 DAY = 86400.0
-
-
-@pytest.fixture
-def who(engine: Engine) -> dict[str, str]:
-    with Session(engine) as s:
-        return {
-            "viewer": create_token(s, name="vera", role="viewer"),
-            "operator": create_token(s, name="otto", role="operator"),
-            "op-store-1": create_token(s, name="olly", role="operator", site="store-1"),
-            "viewer-store-2": create_token(s, name="val", role="viewer", site="store-2"),
-        }
 
 
 def call(api: Api, token: str, method: str, path: str, **kw: Any) -> Any:
@@ -49,11 +35,11 @@ def _history(api: Api) -> None:
     api.ingest(evs)
 
 
-def test_markers_list_releases_and_recorded_events(api: Api, who: dict[str, str]) -> None:
+def test_markers_list_releases_and_recorded_events(api: Api, people: dict[str, str]) -> None:
     _history(api)
     r = call(
         api,
-        who["operator"],
+        people["operator"],
         "POST",
         "/api/v1/markers",
         json={"at": T0 + DAY, "site": "store-1", "title": "Door moved", "note": "by the till"},
@@ -61,7 +47,9 @@ def test_markers_list_releases_and_recorded_events(api: Api, who: dict[str, str]
     assert r.status_code == 201, r.text
     event = r.json()
     assert event["kind"] == "event" and event["created_by"] == "otto" and event["id"] >= 1
-    call(api, who["operator"], "POST", "/api/v1/markers", json={"at": T0, "title": "Price change"})
+    call(
+        api, people["operator"], "POST", "/api/v1/markers", json={"at": T0, "title": "Price change"}
+    )
     fleet = api.get("/api/v1/markers")
     releases = [m for m in fleet if m["kind"] == "release"]
     assert [(m["fw"], m["site"]) for m in releases] == [("1.1.0", None)]
@@ -87,37 +75,46 @@ def _counts(f: dict[str, Any]) -> tuple[int, int, int, int]:
     return f["promoters"], f["passives"], f["detractors"], f["shown"]
 
 
-def test_viewers_read_operators_write_and_sites_stay_apart(api: Api, who: dict[str, str]) -> None:
+def test_viewers_read_operators_write_and_sites_stay_apart(
+    api: Api, people: dict[str, str]
+) -> None:
     body = {"at": T0, "site": "store-2", "title": "Refit"}
-    assert call(api, who["viewer"], "POST", "/api/v1/markers", json=body).status_code == 403
-    assert call(api, who["op-store-1"], "POST", "/api/v1/markers", json=body).status_code == 403
-    own = call(api, who["op-store-1"], "POST", "/api/v1/markers", json={"at": T0, "title": "x"})
+    assert call(api, people["viewer"], "POST", "/api/v1/markers", json=body).status_code == 403
+    assert call(api, people["op-store-1"], "POST", "/api/v1/markers", json=body).status_code == 403
+    own = call(api, people["op-store-1"], "POST", "/api/v1/markers", json={"at": T0, "title": "x"})
     assert own.status_code == 201 and own.json()["site"] == "store-1"  # forced to its site
-    other = call(api, who["operator"], "POST", "/api/v1/markers", json=body).json()
+    other = call(api, people["operator"], "POST", "/api/v1/markers", json=body).json()
     fleetwide = call(
-        api, who["operator"], "POST", "/api/v1/markers", json={"at": T0, "title": "all"}
+        api, people["operator"], "POST", "/api/v1/markers", json={"at": T0, "title": "all"}
     ).json()
-    seen = call(api, who["viewer-store-2"], "GET", "/api/v1/markers").json()
+    seen = call(api, people["viewer-store-2"], "GET", "/api/v1/markers").json()
     assert {m["title"] for m in seen} == {"Refit", "all"}
     assert (
         call(
-            api, who["viewer-store-2"], "GET", "/api/v1/markers", params={"site": "store-1"}
+            api, people["viewer-store-2"], "GET", "/api/v1/markers", params={"site": "store-1"}
         ).status_code
         == 403
     )
     for target in (other["id"], fleetwide["id"]):
-        r = call(api, who["op-store-1"], "DELETE", f"/api/v1/markers/{target}")
+        r = call(api, people["op-store-1"], "DELETE", f"/api/v1/markers/{target}")
         assert r.status_code == 403, r.text
-    assert call(api, who["viewer"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 403
-    assert call(api, who["operator"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 204
-    assert call(api, who["operator"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 404
+    assert (
+        call(api, people["viewer"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 403
+    )
+    assert (
+        call(api, people["operator"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 204
+    )
+    assert (
+        call(api, people["operator"], "DELETE", f"/api/v1/markers/{other['id']}").status_code == 404
+    )
     assert api.client.get("/api/v1/markers").status_code == 401
     # before/after of another site: refused like /nps; the own site's: answered
     params = {"at": str(T0), "site": "store-1"}
     assert (
-        call(api, who["viewer-store-2"], "GET", "/api/v1/compare", params=params).status_code == 403
+        call(api, people["viewer-store-2"], "GET", "/api/v1/compare", params=params).status_code
+        == 403
     )
-    mine = call(api, who["viewer-store-2"], "GET", "/api/v1/compare", params={"at": str(T0)})
+    mine = call(api, people["viewer-store-2"], "GET", "/api/v1/compare", params={"at": str(T0)})
     assert mine.status_code == 200 and mine.json()["before"]["n"] == 0
 
 
@@ -136,8 +133,8 @@ def test_viewers_read_operators_write_and_sites_stay_apart(api: Api, who: dict[s
         [1, 2, 3],
     ],
 )
-def test_hostile_marker_bodies_are_422(api: Api, who: dict[str, str], body: Any) -> None:
-    r = call(api, who["operator"], "POST", "/api/v1/markers", json=body)
+def test_hostile_marker_bodies_are_422(api: Api, people: dict[str, str], body: Any) -> None:
+    r = call(api, people["operator"], "POST", "/api/v1/markers", json=body)
     assert r.status_code == 422, r.text
 
 
@@ -156,6 +153,6 @@ def test_bad_compare_parameters_are_422(api: Api, params: dict[str, str]) -> Non
     assert r.status_code == 422, r.text
 
 
-def test_bad_marker_ids_are_422(api: Api, who: dict[str, str]) -> None:
+def test_bad_marker_ids_are_422(api: Api, people: dict[str, str]) -> None:
     for bad in ("0", "-1", "abc", str(2**31), str(2**63)):
-        assert call(api, who["operator"], "DELETE", f"/api/v1/markers/{bad}").status_code == 422
+        assert call(api, people["operator"], "DELETE", f"/api/v1/markers/{bad}").status_code == 422

@@ -44,6 +44,7 @@ SERVED = {
     ("nps_edge_voice_refused_total", "counter"),
     ("nps_edge_mails_total", "counter"),
     ("nps_edge_account_refusals_total", "counter"),
+    ("nps_edge_unprompted_ignored_total", "counter"),
 }
 # Creation times of the unlabelled series (a labelled one's appear with its first child).
 CREATED = {

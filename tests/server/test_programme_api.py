@@ -6,31 +6,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from sqlalchemy import Engine
-from sqlmodel import Session
-
 from server.analytics.northstar import week_start
-from server.identity.tokens import create_token
-from tests.server.factory import Api, feedback
-
-ORIGIN = {"Origin": "http://testserver"}
-
-
-@pytest.fixture
-def people(engine: Engine) -> dict[str, str]:
-    with Session(engine) as s:
-        return {
-            "viewer": create_token(s, name="vera", role="viewer"),
-            "operator": create_token(s, name="otto", role="operator"),
-            "admin": create_token(s, name="ada", role="admin"),
-            "op-store-1": create_token(s, name="olly", role="operator", site="store-1"),
-            "viewer-store-2": create_token(s, name="val", role="viewer", site="store-2"),
-        }
-
-
-def as_(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} | ORIGIN
+from tests.server.factory import Api, as_, feedback
 
 
 def test_band_sets_are_shipped_and_an_admin_alone_chooses(api: Api, people: dict[str, str]) -> None:

@@ -75,6 +75,8 @@ function northStar(body, { northstar: ns }) {
   const last = done.at(-1);
   const current = ns.weeks.at(-1);
   const peak = Math.max(1, ...ns.weeks.map((w) => w.value));
+  // Transactions the devices counted and did not prompt (sampling): a column once any week has them.
+  const skipped = ns.weeks.some((w) => w.unprompted > 0);
   const change = ns.change_pct === null ? "no trend yet" : `${ns.change_pct > 0 ? "↑" : ns.change_pct < 0 ? "↓" : "→"} ${ns.change_pct}% on the week before`;
   body.innerHTML = html`<div class="figure">
       <div class="figure-label" data-testid="northstar-label">${ns.metric.label}</div>
@@ -83,9 +85,9 @@ function northStar(body, { northstar: ns }) {
         this week so far ${count(current?.value ?? 0)}</div>
     </div>
     <table class="compact"><caption class="sr-only">${ns.metric.label} per ISO week</caption>
-      <thead><tr><th scope="col">Week</th><th scope="col" class="num">Value</th><th scope="col"><span class="sr-only">bar</span></th></tr></thead>
+      <thead><tr><th scope="col">Week</th><th scope="col" class="num">Value</th>${skipped ? html`<th scope="col" class="num">of which not prompted</th>` : ""}<th scope="col"><span class="sr-only">bar</span></th></tr></thead>
       <tbody>${ns.weeks.map((w) => html`<tr><th scope="row">${w.week}${w.complete ? "" : " (so far)"}</th>
-        <td class="num">${count(w.value)}</td>
+        <td class="num">${count(w.value)}</td>${skipped ? html`<td class="num" data-testid="northstar-unprompted">${count(w.unprompted)}</td>` : ""}
         <td><meter min="0" max="${peak}" value="${w.value}" aria-label="${w.week}">${w.value}</meter></td></tr>`)}</tbody>
     </table>
     <p class="muted">${ns.metric.definition}. A north star leads revenue: it moves before revenue does, and the team can move it.</p>`.text;
