@@ -3,6 +3,7 @@ a bare INSERT of the same rows in the same run.
 
     .venv/bin/python -m bench.ingest_batch --db postgresql            # about 2 minutes
     .venv/bin/python -m bench.ingest_batch --db both --profile        # and cProfile's top list
+    .venv/bin/python -m bench.ingest_batch --db sqlite --sampling     # readings counted for the north star
 
 A fresh database (PostgreSQL: a database of its own, dropped after; SQLite: a temp
 file) is loaded as after a long fleet run: 10,000 registered devices on 2 sites,
@@ -138,9 +139,13 @@ def telemetry_row(device: str, site: str, seq: int, t: float) -> dict[str, Any]:
             "errors": {}, "errors_total": 0, "errors_delta": 0}  # fmt: skip
 
 
-def batches(fleet: Fleet, count: int, start: int, rng: random.Random) -> list[list[dict[str, Any]]]:
+def batches(
+    fleet: Fleet, count: int, start: int, rng: random.Random, *, sampling: bool = False
+) -> list[list[dict[str, Any]]]:
     """Batch i: one site's gateway, its devices' next 1,000 in turn, one event each
-    (`bench.fleet_devices.event`), received now."""
+    (`bench.fleet_devices.event`), received now. `sampling`: each reading carries the
+    counters of a device prompting 1 in 4 (3 of 4 transactions sampled out, so every
+    reading raises them and the north star counts it: `server.ingest.unprompted`)."""
     per_site = DEVICES // len(SITES)
     out = []
     for i in range(start, start + count):
@@ -151,7 +156,10 @@ def batches(fleet: Fleet, count: int, start: int, rng: random.Random) -> list[li
         for d in range(first, first + BATCH):
             fleet.seq[d] += 1
             _, payload = device_event(fleet.ids[d], fleet.site[d], fleet.seq[d], rng)
-            batch.append(orjson.loads(payload) | {"ts": now, "rx_ts": now + 0.2})
+            ev = orjson.loads(payload) | {"ts": now, "rx_ts": now + 0.2}
+            if sampling and ev["type"] == "telemetry":
+                ev["sampling"] = {"sampled_out": 3 * ev["seq"] // 4, "throttled": 0, "expired": 0}
+            batch.append(ev)
         out.append(batch)
     return out
 
@@ -269,7 +277,10 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             assert out.accepted == len(batch), (out.accepted, out.rejected[:1])
             return out
 
-        for batch in batches(fleet, WARM_UP, 0, rng):
+        def next_batches(start: int, count: int = args.batches) -> list[list[dict[str, Any]]]:
+            return batches(fleet, count, start, rng, sampling=args.sampling)
+
+        for batch in next_batches(0, WARM_UP):
             ingest(batch)
         gc.collect()
         gc.freeze()
@@ -277,7 +288,7 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         load = [os.getloadavg()]
         rows: list[tuple[float, ...]] = []
         opened = 0
-        for batch in batches(fleet, args.batches, WARM_UP, rng):
+        for batch in next_batches(WARM_UP):
             out, i = timed(backends, ingest, batch)
             opened += len(out.alerts)
             _, r = timed(backends, bare_insert, engine, stmts, reference_rows(batch))
@@ -291,6 +302,7 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ]
         result: dict[str, Any] = {
             "db": kind, "batches": args.batches, "history_rows": args.history,
+            "sampling": args.sampling,
             "load_s": round(load_s, 1),
             "ingest_ms": round(med[0], 1), "ingest_cpu_ms": round(med[1], 1),
             "ingest_db_cpu_ms": round(med[2], 1),
@@ -302,12 +314,9 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "loadavg_1m": [round(la[0], 2) for la in load],
         }  # fmt: skip
         if args.stages:
-            result["stages_cpu_ms"] = stages(
-                batches(fleet, args.batches, WARM_UP + args.batches, rng), ingest
-            )
+            result["stages_cpu_ms"] = stages(next_batches(WARM_UP + args.batches), ingest)
         if args.profile:
-            result["profile"] = profile(batches(fleet, args.batches, WARM_UP + args.batches, rng),
-                                        ingest, args.top)  # fmt: skip
+            result["profile"] = profile(next_batches(WARM_UP + args.batches), ingest, args.top)
         engine.dispose()
         return result
     finally:
@@ -352,6 +361,10 @@ def main() -> None:
     )
     p.add_argument("--top", type=int, default=40, help="lines of the cProfile list")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--sampling", action="store_true",
+        help="readings carry sampling counters that rise (a device prompting 1 in 4)",
+    )  # fmt: skip
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="nps-bench-") as tmp:
         for kind in ("postgresql", "sqlite") if args.db == "both" else (args.db,):
