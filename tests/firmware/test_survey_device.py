@@ -13,8 +13,13 @@ from typing import Any
 
 import pytest
 import zxingcpp
+from sqlmodel import Session
 
+from server.analytics import northstar
+from server.db.engine import make_engine, upgrade
+from server.ingest.batch import ingest_batch
 from server.ingest.validation import StoredTelemetry, validate
+from server.settings import Settings
 from tests.firmware.test_qr import oled_image
 
 T0 = 1793000000000  # unix ms at boot (scripted clock)
@@ -108,5 +113,18 @@ def test_programme_on_the_device(devices, config, mqtt_broker, subscriber, tmp_p
     assert bad == [] and isinstance(good[0], StoredTelemetry)
     assert good[0].sampling == telemetry["sampling"]
     assert telemetry["errors"].get("input_unknown") == 1
+    # Through the server's ingest, the north star counts the transactions, not the prompts:
+    # 4 prompted (the relationship prompt is not a transaction) and the 4 not prompted.
+    engine = make_engine(f"sqlite:///{tmp_path / 'server.db'}")
+    upgrade(engine)
+    received = [e | {"rx_ts": now_s + 1.0} for e in events]
+    out = ingest_batch(engine, gateway="gw-1", events=received, settings=Settings(), site=None,
+                       now=now_s + 2.0)  # fmt: skip
+    assert out.accepted == len(events) and not out.rejected
+    with Session(engine) as session:
+        week = northstar.weekly(session, northstar.Metric.TRANSACTIONS, site=None, weeks=2,
+                                now=now_s + 2.0)[-1]  # fmt: skip
+    engine.dispose()
+    assert (week.value, week.unprompted) == (8, 4)
     dev.close_input()
     assert dev.wait() == 0
