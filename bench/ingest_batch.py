@@ -3,7 +3,7 @@ a bare INSERT of the same rows in the same run.
 
     .venv/bin/python -m bench.ingest_batch --db postgresql            # about 2 minutes
     .venv/bin/python -m bench.ingest_batch --db both --profile        # and cProfile's top list
-    .venv/bin/python -m bench.ingest_batch --db sqlite --sampling     # readings counted for the north star
+    .venv/bin/python -m bench.ingest_batch --db sqlite --sampling     # north star counters
 
 A fresh database (PostgreSQL: a database of its own, dropped after; SQLite: a temp
 file) is loaded as after a long fleet run: 10,000 registered devices on 2 sites,
