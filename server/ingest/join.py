@@ -1,4 +1,6 @@
-"""The health join at ingest: each feedback row with its device's health as of its time."""
+"""The health join at ingest: each feedback row with its device's health as of its time,
+and the health state of the readings whose counters the north star counts
+(`server.ingest.unprompted`)."""
 
 from __future__ import annotations
 
