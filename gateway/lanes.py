@@ -19,7 +19,7 @@ from collections.abc import Callable
 import httpx
 
 from contract.protocol import MAX_BATCH_EVENTS
-from gateway.forwarder import Forwarder, Halt
+from gateway.forwarder import Forwarder, Halt, Resume
 from gateway.metrics import Metrics
 from gateway.policy import Backoff
 from gateway.store import Store
@@ -52,12 +52,16 @@ class Lanes:
         max_events: int = MAX_BATCH_EVENTS,
         wait: Callable[[float], bool] | None = None,
         linger_s: float = 0.0,
+        stop: threading.Event | None = None,
     ) -> None:
-        """`open_store` gives each lane its own connection, `backoff` its own backoff."""
+        """`open_store` gives each lane its own connection, `backoff` its own backoff.
+        `stop`: the gateway's stop event; given, a lane's recovery ends the other lanes'
+        back-offs (`Resume`), which then wait on it rather than through `wait`."""
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
         self.halt = Halt()
         self.wake = Wake(lanes)
+        resume = Resume(lanes, stop) if stop is not None and lanes > 1 else None
         self.forwarders = [
             Forwarder(
                 open_store(),
@@ -71,6 +75,7 @@ class Lanes:
                 lane=lane,
                 lanes=lanes,
                 halt=self.halt,
+                resume=resume,
             )
             for lane in range(lanes)
         ]

@@ -93,6 +93,7 @@ class Gateway:
             max_events=settings.batch_events,
             wait=self.stop_event.wait,
             linger_s=settings.linger_ms / 1000,
+            stop=self.stop_event,  # a lane back after an outage wakes the others' back-offs
         )
         self.committed = self.forwarder.wake  # the intake wakes every lane
         self.acks = Acks(

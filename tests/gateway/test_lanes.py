@@ -237,9 +237,12 @@ def test_requeued_events_are_found_behind_a_lanes_cursor(open_store, fake_server
 
 
 @contextmanager
-def running(pool: Lanes) -> Iterator[tuple[threading.Event, list[threading.Thread]]]:
-    """The lanes' threads, running; stopped (woken, joined) on the way out."""
-    stop = threading.Event()
+def running(
+    pool: Lanes, stop: threading.Event | None = None
+) -> Iterator[tuple[threading.Event, list[threading.Thread]]]:
+    """The lanes' threads, running; stopped (woken, joined) on the way out. `stop`: the
+    event the lanes were made with, if any."""
+    stop = stop or threading.Event()
     threads = pool.threads(stop, idle_s=0.05)
     for t in threads:
         t.start()
@@ -357,4 +360,99 @@ def test_each_lane_lingers_after_a_part_batch(open_store, fake_server, metrics, 
         wait_until(lambda: intake.stats().depth == 0, timeout=10, what="drained")
     assert seqs_by_device(fake_server.received) == {d: list(range(1, 31)) for d in pair}
     assert len(fake_server.batches) <= 2 * (took / linger + 2), fake_server.batches
+    pool.close()
+
+
+class Fixed(Backoff):
+    """A back-off of one fixed delay, whatever the attempt."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+
+    def next_delay(self) -> float:
+        self.attempt += 1
+        return self.delay_s
+
+
+def timed_lanes(open_store, metrics, handler, delays: list[float], stop: threading.Event):
+    """Two lanes with the given back-offs and the gateway's stop event (so `Resume` is on)."""
+    each = iter(delays)
+    client = httpx.Client(base_url="http://s", transport=httpx.MockTransport(handler))
+    return Lanes(lambda: open_store(name="gw.db"), client, metrics, gateway="gw-test", lanes=2,
+                 backoff=lambda: Fixed(next(each)), stop=stop)  # fmt: skip
+
+
+def accepted(events: list[dict]) -> httpx.Response:
+    return httpx.Response(200, json={"accepted": len(events), "duplicates": 0, "rejected": []})
+
+
+def test_a_lane_back_after_an_outage_ends_the_other_lanes_back_off(open_store, metrics, make):
+    # The server is down, then back after 0.3 s. Lane 0 backs off 1 s at a time, lane 1
+    # 4 s: lane 0 finds the server back at about 1 s, and lane 1 must send within a
+    # moment of that, not at 4 s, when its own back-off ends.
+    intake = open_store(name="gw.db")
+    fill_interleaved(intake, make, 5)
+    up_at = time.monotonic() + 0.3
+    answered: dict[int, float] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if time.monotonic() < up_at:
+            raise httpx.ConnectError("connection refused", request=request)
+        events = json.loads(request.content)["events"]
+        for lane in {lane_of(e["device"], 2) for e in events}:
+            answered.setdefault(lane, time.monotonic())
+        return accepted(events)
+
+    stop = threading.Event()
+    pool = timed_lanes(open_store, metrics, handler, [1.0, 4.0], stop)
+    started = time.monotonic()
+    with running(pool, stop):
+        wait_until(lambda: intake.stats().depth == 0, timeout=10, what="drained")
+    assert 0.9 < answered[0] - started < 2.0, answered
+    assert answered[1] - answered[0] < 0.5, (answered, "lane 1 waited out its own back-off")
+    pool.close()
+
+
+def test_a_lanes_own_failures_keep_their_back_off_while_the_other_sends(open_store, metrics, make):
+    # The server refuses lane 0's batches three times (a batch it cannot take yet) and
+    # takes lane 1's: lane 1's successes are no recovery, so lane 0 still waits 0.4 s
+    # between its tries.
+    intake = open_store(name="gw.db")
+    fill_interleaved(intake, make, 5)
+    lane0 = set(devices_of(0))
+    tries: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)["events"]
+        if lane0 & {e["device"] for e in events}:
+            tries.append(time.monotonic())
+            if len(tries) <= 3:
+                return httpx.Response(503, json={"detail": "not yet"})
+        return accepted(events)
+
+    stop = threading.Event()
+    pool = timed_lanes(open_store, metrics, handler, [0.4, 0.4], stop)
+    with running(pool, stop):
+        wait_until(lambda: intake.stats().depth == 0, timeout=10, what="drained")
+    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)][:3]
+    assert len(gaps) == 3 and min(gaps) >= 0.39, gaps
+    pool.close()
+
+
+def test_stopping_ends_a_lanes_back_off(open_store, metrics, make):
+    # The server is down and lane 1 backs off 30 s: stopping the gateway ends the wait.
+    intake = open_store(name="gw.db")
+    fill_interleaved(intake, make, 2)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    stop = threading.Event()
+    pool = timed_lanes(open_store, metrics, handler, [30.0, 30.0], stop)
+    with running(pool, stop) as (_, threads):
+        time.sleep(0.3)  # both lanes are in their back-off
+        began = time.monotonic()
+    assert not any(t.is_alive() for t in threads) and time.monotonic() - began < 1.0
+    assert intake.stats().depth == 2 * len(DEVICES)  # nothing lost
     pool.close()
