@@ -82,16 +82,15 @@ def histories(
     out = {d: _Gathered() for d in spans}
     if not spans:
         return {}
-    lookback = health.DAY_S
-
+    back = _lookbacks(window_s)
     lo_all = min(lo for lo, _ in spans.values())
     hi_all = max(hi for _, hi in spans.values())
     if hi_all - lo_all <= 2 * health.DAY_S:  # a recent batch: one range for all its devices
         reads = _recent_reads(dialect_of(session))
-        params = {"devices": sorted(spans), "hi": hi_all, "sample_lo": lo_all - window_s,
-                  "day_lo": lo_all - lookback, "presence_lo": lo_all - 2 * lookback}  # fmt: skip
+        params: dict[str, Any] = {"devices": sorted(spans), "hi": hi_all}
+        params |= {f"{name}_lo": lo_all - s for name, s in back.items()}
     else:  # a backlog spread over days: each device's own span
-        reads, params = _reads(_each_span(spans, window_s)), {}
+        reads, params = _reads(_each_span(spans, back)), {}
     samples, errors, boots, presence = (session.execute(q, params).all() for q in reads)
     for dev, t, tid, rssi, mv in samples:
         out[dev].samples.append(health.Sample(t, tid, rssi, mv))
@@ -124,9 +123,14 @@ def histories(
     }
 
 
-# (device column, time column, lookback name) -> the rows' condition; the lookbacks:
-# "sample" the join window, "day" 24 h (errors, boots), "presence" 48 h.
+# (device column, time column, lookback name) -> the rows' condition.
 Within = Callable[[Any, Any, str], Any]
+
+
+def _lookbacks(window_s: float) -> dict[str, float]:
+    """How far before a span each read looks: "sample" the join window, "day" 24 h
+    (errors, boots), "presence" 48 h."""
+    return {"sample": window_s, "day": health.DAY_S, "presence": 2 * health.DAY_S}
 
 
 def _reads(within: Within) -> tuple[Any, ...]:
@@ -160,9 +164,7 @@ def _recent_reads(dialect: str) -> tuple[Any, ...]:
     return _reads(within)
 
 
-def _each_span(spans: dict[str, tuple[float, float]], window_s: float) -> Within:
-    back = {"sample": window_s, "day": health.DAY_S, "presence": 2 * health.DAY_S}
-
+def _each_span(spans: dict[str, tuple[float, float]], back: Mapping[str, float]) -> Within:
     def within(device: Any, t: Any, lookback: str) -> Any:
         return or_(
             *(and_(device == d, t >= lo - back[lookback], t <= hi) for d, (lo, hi) in spans.items())

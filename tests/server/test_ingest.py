@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from typing import Any, cast
 
 import pytest
@@ -357,9 +358,11 @@ def test_a_backlog_spread_over_days_joins_as_each_event_alone(
     spans: list[int] = []
     each_span = join._each_span
 
-    def counted(by_device: dict[str, tuple[float, float]], window_s: float) -> join.Within:
+    def counted(
+        by_device: dict[str, tuple[float, float]], back: Mapping[str, float]
+    ) -> join.Within:
         spans.append(len(by_device))
-        return each_span(by_device, window_s)
+        return each_span(by_device, back)
 
     monkeypatch.setattr(join, "_each_span", counted)
 
