@@ -104,11 +104,7 @@ def weekly(
     stmt = select(t.bucket, func.sum(counted)).where(t.bucket >= start, t.bucket < end)
     if metric is not Metric.ANSWERS:
         stmt = stmt.where(t.trigger != NO_TRANSACTION)
-    if metric is Metric.HEALTHY_TRANSACTIONS:
-        stmt = stmt.where(t.health == "healthy")
-    if site is not None:
-        stmt = stmt.where(t.site == site)
-    per = _by_week(session.execute(stmt.group_by(t.bucket)))
+    per = _by_week(session.execute(_scoped(stmt, t, metric, site).group_by(t.bucket)))
     skipped = {} if metric is Metric.ANSWERS else _unprompted(session, metric, site, start, end)
     starts = [start + i * WEEK for i in range(weeks)]
     return [
@@ -127,11 +123,17 @@ def _unprompted(
     (`server.ingest.unprompted`); for healthy transactions those reported while healthy."""
     t = table_of(UnpromptedDay).c
     stmt = select(t.bucket, func.sum(t["count"])).where(t.bucket >= start, t.bucket < end)
+    return _by_week(session.execute(_scoped(stmt, t, metric, site).group_by(t.bucket)))
+
+
+def _scoped(stmt: Any, t: Any, metric: Metric, site: str | None) -> Any:
+    """`stmt` over table columns `t`, kept to healthy devices' rows for healthy
+    transactions and to `site`'s when one is given."""
     if metric is Metric.HEALTHY_TRANSACTIONS:
         stmt = stmt.where(t.health == "healthy")
     if site is not None:
         stmt = stmt.where(t.site == site)
-    return _by_week(session.execute(stmt.group_by(t.bucket)))
+    return stmt
 
 
 def _by_week(rows: Iterable[Any]) -> dict[float, int]:
