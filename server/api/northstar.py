@@ -79,16 +79,7 @@ def get_northstar(
         choices=[_metric(m) for m in northstar.Metric],
         chosen_by=None if row is None else row.set_by,
         site=scope,
-        weeks=[
-            WeekOut(
-                week=w.week,
-                start=w.start,
-                value=w.value,
-                complete=w.complete,
-                unprompted=w.unprompted,
-            )
-            for w in series
-        ],
+        weeks=[WeekOut.model_validate(w, from_attributes=True) for w in series],
         change_pct=northstar.change(series),
     )
 
