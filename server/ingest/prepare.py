@@ -93,6 +93,7 @@ def prepare(
         )
         for r, totals in counting
     ]
+    counted = [r for r in readings if unprompted.plausible(r)]
     boots = [
         {"device": d, "boot": b, "start": anchors[(d, b)].start, "exact": anchors[(d, b)].exact,
          "anchor_up_ms": anchors[(d, b)].up_ms, "errors_max": high.get((d, b), 0)}
@@ -107,8 +108,8 @@ def prepare(
             session, feedback=feedback, telemetry=telemetry_events, settings=settings, now=now
         ),
         counts=rollups.finest(fact(r) for r in feedback),
-        unprompted=[r for r in readings if unprompted.plausible(r)],
-        implausible_sampling=sum(not unprompted.plausible(r) for r in readings),
+        unprompted=counted,
+        implausible_sampling=len(readings) - len(counted),
     )
 
 
