@@ -55,10 +55,13 @@ class Lanes:
         stop: threading.Event | None = None,
     ) -> None:
         """`open_store` gives each lane its own connection, `backoff` its own backoff.
-        `stop`: the gateway's stop event; given, a lane's recovery ends the other lanes'
-        back-offs (`Resume`), which then wait on it rather than through `wait`."""
+        `stop`: the gateway's stop event; a back-off waits on it (`wait` defaults to its
+        `wait`), and with several lanes a lane's recovery ends the others' (`Resume`).
+        `wait` alone: tests that record back-offs rather than sleep them."""
         if lanes < 1:
             raise ValueError(f"lanes must be at least 1, got {lanes}")
+        if wait is None and stop is not None:
+            wait = stop.wait
         self.halt = Halt()
         self.wake = Wake(lanes)
         resume = Resume(lanes, stop) if stop is not None and lanes > 1 else None

@@ -91,9 +91,8 @@ class Gateway:
             lanes=settings.forward_lanes,
             backoff=lambda: Backoff(cap_s=settings.retry_max_s),
             max_events=settings.batch_events,
-            wait=self.stop_event.wait,
             linger_s=settings.linger_ms / 1000,
-            stop=self.stop_event,  # a lane back after an outage wakes the others' back-offs
+            stop=self.stop_event,  # back-offs end at a stop, or when another lane gets through
         )
         self.committed = self.forwarder.wake  # the intake wakes every lane
         self.acks = Acks(
