@@ -1,7 +1,11 @@
 """`python -m bench [NAME ...]`: list the benchmarks, or run the named ones in turn.
 
-Each benchmark is also runnable alone as `python -m bench.NAME --help`;
-docs/benchmarks.md gives the figures seen and how to read them.
+    python -m bench                                   # the list, with what each measures
+    python -m bench fleet_load ingest_batch           # these two, each on its defaults
+    python -m bench fleet_load --devices 2000         # one, with its own options
+
+Each benchmark is also runnable alone as `python -m bench.NAME` (`--help` there gives
+its options); docs/benchmarks.md gives the figures seen and how to read them.
 """
 
 from __future__ import annotations
@@ -24,23 +28,41 @@ BENCHMARKS = {
     "ack_publish": "the gateway's acks to devices: paho CPU per publish, QoS 1 vs QoS 0",
 }
 
+USAGE = "usage: python -m bench [NAME ...] | python -m bench NAME [OPTIONS] | python -m bench -h"
+
+
+def listing() -> str:
+    lines = [USAGE, "", "benchmarks (python -m bench.NAME --help for one's options):"]
+    lines += [f"  {name:20} {what}" for name, what in BENCHMARKS.items()]
+    return "\n".join(lines)
+
+
+def runs(argv: list[str]) -> list[list[str]] | str:
+    """The command line as (name, *options) runs, or why it cannot be run."""
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names, options = argv[:first_option], argv[first_option:]
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        return f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}"
+    if options and len(names) != 1:
+        return (
+            "options go after a single benchmark's name (python -m bench NAME --opt ...);"
+            " several names run each on its defaults"
+        )
+    return [[names[0], *options]] if options else [[name] for name in names]
+
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("benchmarks (run: make bench BENCH_ARGS=NAME, or python -m bench NAME):")
-        for name, what in BENCHMARKS.items():
-            print(f"  {name:20} {what}")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(listing())
         return 0
-    unknown = [name for name in argv if name not in BENCHMARKS]
-    if unknown:
-        print(
-            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}",
-            file=sys.stderr,
-        )
+    planned = runs(argv)
+    if isinstance(planned, str):
+        print(f"{planned}\n{USAGE}", file=sys.stderr)
         return 2
-    for name in argv:
-        print(f"==> bench.{name}", flush=True)
-        code = subprocess.call([sys.executable, "-m", f"bench.{name}"])
+    for name, *options in planned:
+        print(f"==> bench.{name} {' '.join(options)}".rstrip(), flush=True)
+        code = subprocess.call([sys.executable, "-m", f"bench.{name}", *options])
         if code:
             return code
     return 0
