@@ -17,8 +17,9 @@ import events
 import mqtt
 import persist
 import prompt as pm
+from acks import parse_ack
 from micropython import const
-from outbox import FEEDBACK, TELEMETRY, Outbox, OutboxError, parse_ack
+from outbox import FEEDBACK, TELEMETRY, Outbox, OutboxError
 from screens import Screens
 
 KINDS = {FEEDBACK: "feedback", TELEMETRY: "telemetry"}

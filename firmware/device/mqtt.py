@@ -21,7 +21,7 @@ _IPPROTO_TCP = const(6)
 _TCP_NODELAY = const(1)
 _DUP = const(0x08)  # 3.3.1.1: the DUP flag in a PUBLISH fixed header
 # Both buffers are allocated once per client (docs/firmware.md, Heap). TX holds
-# a whole PUBLISH of the largest outbox record (outbox.RECORD_BYTES) plus its
+# a whole PUBLISH of the largest outbox record (records.RECORD_BYTES) plus its
 # topic; RX the largest packet accepted from the broker (larger: protocol error).
 _TX_BYTES = const(1280)
 _TX_ROOM = const(1100)  # room for one more PUBLISH of a whole record

@@ -16,23 +16,17 @@ is full the oldest telemetry segment goes first, feedback only when no
 telemetry is left, and the loss is counted.
 """
 
-import binascii
-import io
 import os
 
 import persist
+from acks import add_range, covered
 from micropython import const
+from records import RECORD_BYTES, Lines, OutboxError, Record, decode
 
 # Queue codes: the folder names on flash and the kind in the board's reports.
 FEEDBACK = const("f")
 TELEMETRY = const("t")
 _QUEUES = const((FEEDBACK, TELEMETRY))
-
-# The longest record line. Every record is built in, and read back into, a
-# buffer of this size allocated once (docs/firmware.md, Heap): nothing on the
-# hot path asks the heap for a block the size of an event.
-RECORD_BYTES = const(1024)
-_HEAD = const(20)  # room before the payload for "<seq> <crc32> " (10 + 1 + 8 + 1)
 
 # Allocated once, when this module loads (main.py loads it first): the record
 # buffer, then the two queues' read buffers.
@@ -43,171 +37,6 @@ _BUFFERS = (bytearray(RECORD_BYTES), bytearray(RECORD_BYTES), bytearray(RECORD_B
 _FIRST = const(0)
 _LAST = const(1)
 _SIZE = const(2)
-# Confirmed ranges kept beyond a gap (docs/firmware.md, The outbox): forgetting one costs
-# only duplicates, so the list is bounded and the highest range goes first.
-_RANGES = const(8)
-_SEQ_DIGITS = const(10)  # a seq on the wire has at most this many digits
-
-
-def decode(line, start=0, end=None):
-    """(seq, payload start, payload end) of the whole, intact record line[start:end], else None."""
-    if end is None:
-        end = len(line)
-    a = line.find(b" ", start, end)
-    b = line.find(b" ", a + 1, end) if a >= 0 else -1
-    if a < start + 1 or b < 0 or end - start < 2 or line[end - 1] != 10:  # 10: "\n"
-        return None
-    try:
-        seq = int(bytes(line[start:a]))
-        crc = int(bytes(line[a + 1 : b]), 16)
-    except ValueError:
-        return None
-    if binascii.crc32(memoryview(line)[b + 1 : end - 1]) != crc:
-        return None
-    return seq, b + 1, end - 1
-
-
-class Record(io.IOBase):
-    """The fixed buffer an event is serialised into (json.dump writes here) on its way to flash."""
-
-    def __init__(self, buf):
-        self.buf = buf
-        self.mv = memoryview(buf)
-        self.n = _HEAD
-
-    def write(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        n = self.n
-        end = n + len(data)
-        if end >= RECORD_BYTES:
-            raise OutboxError("event larger than %d bytes" % (RECORD_BYTES - _HEAD - 1))
-        self.mv[n:end] = data
-        self.n = end
-        return len(data)
-
-
-class Lines:
-    """Reads a segment line by line through a buffer it is lent (readinto: no allocation per line).
-
-    After readline(), buf[start:end] is the line (with its newline when whole).
-    """
-
-    def __init__(self, path, buf, offset=0):
-        self.stream = open(path, "rb")
-        if offset:
-            self.stream.seek(offset)
-        self.buf = buf
-        self.mv = memoryview(buf)
-        self.start = self.end = 0  # the line handed out last
-        self.fill = 0  # bytes of buf holding data read from the file
-        self.eof = False
-
-    def readline(self):
-        """Length in the file of the next line (0 at the end); a torn tail has no newline.
-
-        A line longer than the buffer is skipped whole and handed out empty
-        (decode() refuses it, so it counts as corrupt).
-        """
-        buf = self.buf
-        pos = self.end
-        skipped = 0
-        while True:
-            i = buf.find(b"\n", pos, self.fill)
-            if i >= 0:
-                self.start = pos
-                self.end = i + 1
-                if skipped:
-                    self.start = self.end  # the overlong line: nothing to decode
-                    return skipped + i + 1 - pos
-                return i + 1 - pos
-            if pos == 0 and self.fill == len(buf):
-                skipped += self.fill  # no newline in a full buffer: drop it, keep looking
-                self.fill = 0
-            elif pos:
-                # Move the partial line to the front, then fill up behind it.
-                left = self.fill - pos
-                buf[0:left] = self.mv[pos : self.fill]
-                self.fill = left
-                pos = 0
-            n = 0 if self.eof else self.stream.readinto(self.mv[self.fill :])
-            if not n:
-                self.eof = True
-                self.start = pos
-                self.end = self.fill
-                if skipped:
-                    self.start = self.end
-                return skipped + self.fill - pos
-            self.fill += n
-
-    def whole(self):
-        """Did the last line end with its newline?"""
-        return self.end > self.start and self.buf[self.end - 1] == 10
-
-    def close(self):
-        self.stream.close()
-
-
-class OutboxError(OSError):
-    """The event could not be written to flash."""
-
-
-def covered(ranges, seq):
-    """Is seq inside one of the sorted (first, last) ranges?"""
-    for r in ranges:
-        if r[0] <= seq <= r[1]:
-            return True
-    return False
-
-
-def add_range(ranges, lo, hi):
-    """Merge (lo, hi) into the sorted, disjoint ranges; at most _RANGES, the highest dropped."""
-    i = 0
-    n = len(ranges)
-    while i < n and ranges[i][1] + 1 < lo:
-        i += 1
-    j = i
-    while j < n and ranges[j][0] <= hi + 1:
-        lo = min(lo, ranges[j][0])
-        hi = max(hi, ranges[j][1])
-        j += 1
-    ranges[i:j] = [(lo, hi)]
-    if len(ranges) > _RANGES:
-        ranges.pop()
-
-
-def parse_ack(p, last):
-    """[(first, last), ...] of a gateway ack `{"ack":[[f,l],...]}` (bytes), else None.
-
-    Hand-parsed (no json: no nesting to recurse into, nothing allocated per byte).
-    Refused whole: anything else, a range backwards or below 1, or one reaching
-    past `last` (the newest seq this device wrote): no confirmation from it is used.
-    """
-    end = len(p) - 2
-    if p[:8] != b'{"ack":[' or p[end:] != b"]}":
-        return None
-    out = []
-    i = 8
-    while i < end:
-        comma = p.find(b",", i)
-        close = p.find(b"]", i)
-        if p[i] != 91 or comma < 0 or close < comma:  # 91: "["
-            return None
-        lo = p[i + 1 : comma]
-        hi = p[comma + 1 : close]
-        if not (lo.isdigit() and hi.isdigit() and len(hi) <= _SEQ_DIGITS):
-            return None
-        lo = int(lo)
-        hi = int(hi)
-        if not 1 <= lo <= hi <= last:
-            return None
-        out.append((lo, hi))
-        i = close + 1
-        if i < end:
-            if p[i] != 44 or i + 1 == end:  # 44: ",", and none trailing
-                return None
-            i += 1
-    return out
 
 
 class Queue:
@@ -457,15 +286,11 @@ class Outbox:
         """
         seq = self.next_seq
         rec = self.record
-        rec.n = _HEAD
+        rec.begin()
         payload = make_payload(seq)
         if payload is not None:
             rec.write(payload)
-        end = rec.n
-        head = "%d %08x " % (seq, binascii.crc32(rec.mv[_HEAD:end]))
-        start = _HEAD - len(head)
-        rec.mv[start:_HEAD] = head.encode()
-        rec.write(b"\n")
+        start = rec.seal(seq)
         size = rec.n - start
         while self.nbytes + size > self.max_bytes:
             self.make_room()

@@ -1,7 +1,7 @@
 """The gateway's ack on the wire: parsed by hand, refused whole when hostile; the
 confirmed ranges it leaves behind stay few."""
 
-from outbox import add_range, covered, parse_ack
+from acks import add_range, covered, parse_ack
 
 
 def test_the_confirmed_ranges_stay_few_and_the_highest_goes_first():

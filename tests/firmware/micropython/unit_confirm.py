@@ -5,7 +5,8 @@ gateway's ack trims; gaps, rewinds, reboots, hostile ack bytes."""
 import json
 import os
 
-from outbox import Outbox, parse_ack
+from acks import parse_ack
+from outbox import Outbox
 from outbox_kit import ROOT, payload, wipe
 
 

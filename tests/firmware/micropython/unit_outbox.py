@@ -4,8 +4,9 @@
 import json
 import os
 
-from outbox import Outbox, decode
+from outbox import Outbox
 from outbox_kit import ROOT, payload, wipe
+from records import decode
 
 
 def fresh(max_bytes=64 * 1024, segment=1024):
@@ -143,7 +144,7 @@ def test_full_drops_oldest_telemetry_first_then_feedback_and_counts():
 
 
 def test_an_event_larger_than_the_record_buffer_is_refused_before_flash():
-    from outbox import RECORD_BYTES, OutboxError
+    from records import RECORD_BYTES, OutboxError
 
     ob = fresh()
     try:
@@ -159,7 +160,7 @@ def test_an_event_larger_than_the_record_buffer_is_refused_before_flash():
 
 
 def test_a_line_longer_than_the_read_buffer_is_skipped_as_corrupt():
-    from outbox import RECORD_BYTES
+    from records import RECORD_BYTES
 
     ob = fresh()
     ob.append("f", payload)
