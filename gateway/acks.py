@@ -7,7 +7,9 @@ each committed batch over (`committed`, O(1) on its thread); this module's threa
 the seqs into ranges per device and publishes `{"ack":[[first,last],...]}` on
 `{root}/{device}/cmd` (QoS 0, not retained; docs/protocol.md, "Acks"), at most one
 message per device every `linger_s` however many events came, a few when the ranges do
-not fit in one. What cannot be published (the broker is away) waits for the next round.
+not fit in one. A round's messages go to the broker at once (the receiver queues them as
+one packet: gateway/mqtt_socket.py). What cannot be published (the broker is away)
+waits for the next round.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from gateway.policy import INTERNAL, THROTTLED, Event, Presence, Rejected, topic
 log = logging.getLogger("nps_edge.gateway.acks")
 
 Item = Event | Presence | Rejected
-Publish = Callable[[str, bytes], bool]
+Publish = Callable[[Sequence[tuple[str, bytes]]], bool]  # a round's (topic, payload)s: all taken?
 Range = tuple[int, int]
 
 # A device reads at most 1024 bytes per packet (firmware mqtt.RX_BYTES) and its cmd topic
@@ -148,24 +150,25 @@ class Acks:
         return self._flush()
 
     def _flush(self) -> int:
-        """One round: each device's new seqs, and what failed before, in as few messages as fit."""
-        sent = 0
+        """One round: each device's new seqs, and what failed before, in as few messages as
+        fit, published together; when the broker does not take them, all wait for the next."""
         pending, self.pending = self.pending, {}
-        for device in sorted(set(pending) | set(self.unsent)):
-            seqs = pending.get(device, [])
-            held = ranges(seqs, self.unsent.pop(device, ()))
-            sent += self._publish(device, held)
-        return sent
-
-    def _publish(self, device: str, held: list[Range]) -> int:
-        topic = f"{self.root}/{device}/cmd"
-        messages = payloads(held)
-        for n, payload in enumerate(messages):
-            if not self.publish(topic, payload):
-                self.unsent[device] = held[n * MAX_RANGES :]
-                self.failed.inc()
-                return n
-            self.published.inc()
+        held = {
+            device: ranges(pending.get(device, ()), self.unsent.pop(device, ()))
+            for device in sorted(set(pending) | set(self.unsent))
+        }
+        messages = [
+            (f"{self.root}/{device}/cmd", payload)
+            for device, device_ranges in held.items()
+            for payload in payloads(device_ranges)
+        ]
+        if not messages:
+            return 0
+        if not self.publish(messages):
+            self.unsent.update(held)
+            self.failed.inc(len(messages))
+            return 0
+        self.published.inc(len(messages))
         return len(messages)
 
     def run(self, stop: threading.Event) -> None:

@@ -12,7 +12,14 @@ and the receiver then uses plain paho.
 On the way out, paho queues each PUBACK as a packet of its own: one wake byte to
 its network thread (a loopback `send` from the acknowledging thread) and one
 `send` of four bytes from that thread. `BufferedClient.ack_all` queues a whole
-batch's PUBACKs as one packet, through paho's private `_packet_queue`.
+batch's PUBACKs as one packet, through paho's private `_packet_queue`, and
+`publish_all` a round of QoS 0 messages (the acks to devices, gateway/acks.py)
+the same way, where paho's `publish` builds a `MQTTMessageInfo`, with a
+`threading.Condition`, for each.
+
+On the way in, paho matches every message's topic against the callbacks added
+per topic filter, of which the gateway has none: `BufferedClient` hands each
+message straight to `on_message` until one is added.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ READ_SIZE = 64 * 1024  # one read takes ~200 live events (~300 bytes each) off t
 MAX_READS_PER_LOOP = 1000  # then paho's loop sends PUBACKs and keepalives again
 # PUBACK, MQTT 3.1.1 section 3.4: type 4 with no flags, remaining length 2, packet identifier
 PUBACK = struct.Struct("!BBH")
+PUBLISH_QOS0 = bytes([mqtt.PUBLISH])  # fixed header's first byte: type 3, no flags
 
 
 class BufferedSocket:
@@ -86,6 +94,7 @@ class BufferedClient(mqtt.Client):
     def __init__(self, *args: Any, read_size: int = READ_SIZE, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_size = read_size
+        self._filtered = False  # a callback per topic filter was added: paho's own dispatch
 
     def _create_socket(self) -> Any:
         """A new connection, so a new, empty buffer: nothing read on an earlier
@@ -118,6 +127,58 @@ class BufferedClient(mqtt.Client):
         if packets:
             self._packet_queue(mqtt.PUBACK, packets, 0, 1)
 
+    def publish_all(self, messages: Iterable[tuple[str, bytes]]) -> bool:
+        """Publish these at QoS 0, not retained, as one queued packet: one wake of paho's
+        network thread and one `send` however many. False where paho's `publish` would
+        refuse (not connected, MQTT 5, a topic it would not take), having sent nothing."""
+        if self._sock is None or self._protocol == mqtt.MQTTv5:
+            return False
+        packets = []
+        for topic, payload in messages:
+            name = topic.encode()
+            if not name or len(name) > 65535 or "+" in topic or "#" in topic:
+                return False
+            packets.append(publish_packet(name, payload))
+        if packets:
+            info = mqtt.MQTTMessageInfo(0)  # paho marks it published once the packet is written
+            rc = self._packet_queue(mqtt.PUBLISH, b"".join(packets), 0, 0, info)
+            return rc == mqtt.MQTT_ERR_SUCCESS
+        return True
+
+    def message_callback_add(self, sub: str, callback: Any) -> None:
+        self._filtered = True
+        super().message_callback_add(sub, callback)
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        """paho's, without walking its topic tree for callbacks per filter while none was
+        ever added: `on_message` under the same lock, its exceptions as paho treats them."""
+        if self._filtered:
+            super()._handle_on_message(message)
+            return
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+
+
+def publish_packet(topic: bytes, payload: bytes) -> bytes:
+    """One QoS 0 PUBLISH of MQTT 3.1.1 (section 3.3): no packet identifier, no DUP, not
+    retained; the remaining length as its variable-length integer (section 2.2.3)."""
+    size = 2 + len(topic) + len(payload)
+    length = bytearray()
+    while True:
+        size, digit = divmod(size, 128)
+        length.append(digit | 0x80 if size else digit)
+        if not size:
+            break
+    return b"".join((PUBLISH_QOS0, length, len(topic).to_bytes(2, "big"), topic, payload))
+
 
 def missing_hooks(client_class: type = mqtt.Client) -> list[str]:
     """What `BufferedClient` relies on and `client_class` lacks (empty: safe to use)."""
@@ -137,6 +198,11 @@ def missing_hooks(client_class: type = mqtt.Client) -> list[str]:
         or queue.co_varnames[1:5] != ("command", "packet", "mid", "qos")
     ):
         missing.append("PUBACKs queued by _packet_queue(command, packet, mid, qos)")
+    elif queue.co_varnames[5:6] != ("info",):
+        missing.append("QoS 0 publishes queued by _packet_queue(..., info)")
+    handle = getattr(client_class, "_handle_on_message", None)
+    if "_on_message_filtered" not in _names(handle) or "on_message" not in _names(handle):
+        missing.append("_handle_on_message() dispatching to on_message")
     return missing
 
 

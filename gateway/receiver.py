@@ -167,6 +167,18 @@ class Receiver:
             return False
         return self.client.publish(topic, payload, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS
 
+    def publish_all(self, messages: Sequence[tuple[str, bytes]], qos: int = 0) -> bool:
+        """Publish a round (the acks: gateway/acks.py), at QoS 0 as one packet where paho
+        has the hook (gateway/mqtt_socket.py); False when not all were taken, to retry later."""
+        if not self.connected.is_set():
+            return False
+        if qos == 0 and isinstance(self.client, BufferedClient):
+            return self.client.publish_all(messages)
+        return all(
+            self.client.publish(topic, payload, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS
+            for topic, payload in messages
+        )
+
     def ack(self, messages: Sequence[Message]) -> None:
         """PUBACK a committed batch's messages that came on the current connection, in
         one packet where paho has the hook (gateway/mqtt_socket.py).

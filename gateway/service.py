@@ -96,7 +96,7 @@ class Gateway:
         )
         self.committed = self.forwarder.wake  # the intake wakes every lane
         self.acks = Acks(
-            lambda topic, payload: self.receiver.publish(topic, payload, qos=ACK_QOS),
+            lambda messages: self.receiver.publish_all(messages, qos=ACK_QOS),
             self.metrics.registry,
             root=settings.topic_root,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
@@ -23,9 +24,9 @@ class Broker:
         self.sent: list[tuple[str, dict]] = []
         self.up = True
 
-    def publish(self, topic: str, payload: bytes) -> bool:
+    def publish(self, messages: Sequence[tuple[str, bytes]]) -> bool:
         if self.up:
-            self.sent.append((topic, json.loads(payload)))
+            self.sent += [(topic, json.loads(payload)) for topic, payload in messages]
         return self.up
 
 

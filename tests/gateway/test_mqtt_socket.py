@@ -26,7 +26,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.intake import Message
 from gateway.metrics import Metrics
-from gateway.mqtt_socket import PUBACK, BufferedClient, BufferedSocket, missing_hooks
+from gateway.mqtt_socket import (
+    PUBACK,
+    BufferedClient,
+    BufferedSocket,
+    missing_hooks,
+    publish_packet,
+)
 from gateway.receiver import Receiver, client_class
 from nps_edge.broker import Broker, start_mosquitto
 from nps_edge.processes import wait_until
@@ -432,3 +438,161 @@ def test_a_batch_larger_than_the_kernel_takes_arrives_whole_and_in_order():
         assert got == expected
         assert not client.want_write()
     client.socket().close()
+
+
+@dataclass
+class Listener:
+    """A plain paho client subscribed to `filter` at QoS 0, collecting (topic, payload)."""
+
+    broker: Broker
+    filter: str
+    got: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(self.filter, qos=0)
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.on_message = lambda c, u, m: self.got.append((m.topic, bytes(m.payload)))
+        self.client.connect(self.broker.host, self.broker.port)
+        self.client.loop_start()
+        wait_until(subscribed.is_set, timeout=20, what="listener subscribed")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_a_round_of_qos0_publishes_is_one_packet_and_each_arrives_whole(subscriber):
+    """The acks' round (gateway/acks.py): 300 devices' topics, payloads whose remaining
+    length takes one byte and two (MQTT 3.1.1 section 2.2.3; three: the test below)."""
+    subscriber.connect()
+    listener = Listener(subscriber.broker, "acks/+/cmd")
+    try:
+        wake = CountingWake(subscriber.client._sockpairW)  # type: ignore[arg-type]
+        subscriber.client._sockpairW = wake  # type: ignore[assignment]
+        round_ = [
+            (f"acks/nps-{i:06x}/cmd", b'{"ack":[[%d,%d]]}' % (i, i) + b" " * (20, 200)[i % 2])
+            for i in range(300)
+        ]
+        assert subscriber.client.publish_all(round_)
+        assert wake.sends == 1  # paho's publish() wakes its loop once per message: 300
+        subscriber.loop_until(lambda: not subscriber.client.want_write(), "the round written")
+        wait_until(lambda: len(listener.got) >= 300, timeout=20, what="300 acks")
+        assert sorted(listener.got) == sorted(round_)
+    finally:
+        listener.close()
+        subscriber.disconnect()
+
+
+class Connected:
+    """Stands for a connection in `Client._sock`, where paho only asks whether there is one."""
+
+    def close(self) -> None:
+        pass
+
+
+class PacketsPahoQueues(mqtt.Client):
+    """paho, keeping each packet it would queue instead of sending it."""
+
+    queued: list[bytes]
+
+    def _packet_queue(self, command: int, packet: Any, mid: int, qos: int, info: Any = None) -> Any:
+        self.queued.append(bytes(packet))
+        return mqtt.MQTT_ERR_SUCCESS
+
+
+@pytest.mark.parametrize("size", [0, 1, 100, 118, 119, 16_000, 16_374, 16_375, 2_100_000])
+def test_a_publish_packet_is_byte_for_byte_the_one_paho_builds(size: int) -> None:
+    """Around each edge of the remaining length's varint: 127 | 128, 16383 | 16384."""
+    paho = PacketsPahoQueues(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    paho.queued = []
+    paho._sock = Connected()  # type: ignore[assignment]
+    topic, payload = (
+        b"nps/v1/nps-a1b2c3/cmd",
+        bytes(range(256)) * (size // 256) + b"x" * (size % 256),
+    )
+    assert paho._send_publish(0, topic, payload, 0, False) == mqtt.MQTT_ERR_SUCCESS
+    assert publish_packet(topic, payload) == paho.queued[0]
+
+
+def test_a_round_paho_would_refuse_is_not_sent_at_all(mqtt_broker):
+    client = BufferedClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    assert not client.publish_all([("acks/a/cmd", b"x")])  # not connected
+    listener = Listener(mqtt_broker, "acks/#")
+    try:
+        client.connect(mqtt_broker.host, mqtt_broker.port)
+        client.loop_start()
+        for bad in ("acks/+/cmd", "acks/#", ""):
+            assert not client.publish_all([("acks/a/cmd", b"good"), (bad, b"bad")]), bad
+        assert client.publish_all([("acks/b/cmd", b"last")])
+        wait_until(lambda: listener.got, timeout=20, what="the last message")
+        time.sleep(0.2)
+        assert listener.got == [("acks/b/cmd", b"last")]  # nothing of the refused rounds
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        listener.close()
+    v5 = BufferedClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    v5._sock = Connected()  # type: ignore[assignment]  # the protocol alone refuses
+    assert not v5.publish_all([("acks/a/cmd", b"x")])
+
+
+def test_on_message_is_called_directly_until_a_filtered_callback_is_added(subscriber):
+    """paho's dispatch without its topic tree, as paho does it: the lock held, an
+    exception raised (suppress_exceptions False) or logged; once a callback per filter
+    is added, paho's own dispatch (that callback, not on_message, for its topics)."""
+    seen: list[str] = []
+    subscriber.client.on_message = lambda c, u, m: seen.append(f"on_message {m.payload!r}")
+    message = mqtt.MQTTMessage(topic=TOPIC.encode())
+    message.payload = b"1"
+    subscriber.client._handle_on_message(message)
+    assert seen == ["on_message b'1'"]
+
+    held: list[bool] = []
+
+    def boom(client: Any, userdata: Any, msg: Any) -> None:
+        held.append(not client._in_callback_mutex.acquire(blocking=False))
+        raise ValueError("bad callback")
+
+    subscriber.client.on_message = boom
+    with pytest.raises(ValueError, match="bad callback"):
+        subscriber.client._handle_on_message(message)
+    assert held == [True]
+    subscriber.client.suppress_exceptions = True
+    subscriber.client._handle_on_message(message)  # logged, not raised
+    subscriber.client.suppress_exceptions = False
+
+    subscriber.client.on_message = lambda c, u, m: seen.append(f"on_message {m.payload!r}")
+    subscriber.client.message_callback_add(TOPIC, lambda c, u, m: seen.append("filtered"))
+    subscriber.client._handle_on_message(message)
+    other = mqtt.MQTTMessage(topic=b"other/t")
+    other.payload = b"2"
+    subscriber.client._handle_on_message(other)
+    assert seen[1:] == ["filtered", "on_message b'2'"]
+
+
+def test_the_receiver_publishes_a_round_with_the_hook_and_without(mqtt_broker):
+    """`Receiver.publish_all`: one packet with the hook, paho's `publish` for each without;
+    False while not connected, so that the acks wait for the next round."""
+    listener = Listener(mqtt_broker, "nps/v1/+/cmd")
+    try:
+        for paho_client in (mqtt.Client, PahoQueueingPubacksItsOwnWay):
+            receiver = Receiver(
+                mqtt_broker.address, f"gw-{uuid.uuid4().hex[:8]}", lambda *a: None, Metrics(),
+                root="nps/v1", paho_client=paho_client,
+            )  # fmt: skip
+            assert not receiver.publish_all([("nps/v1/nps-a1b2c3/cmd", b"early")])
+            receiver.start()
+            try:
+                wait_until(receiver.subscribed.is_set, timeout=20, what="subscribed")
+                name = paho_client.__name__.encode()
+                round_ = [(f"nps/v1/nps-{i:06x}/cmd", name + b"%d" % i) for i in range(50)]
+                assert receiver.publish_all(round_)
+                wait_until(lambda: len(listener.got) >= 50, timeout=20, what="50 messages")
+                assert sorted(listener.got) == sorted(round_)
+                listener.got.clear()
+            finally:
+                receiver.stop()
+    finally:
+        listener.close()
