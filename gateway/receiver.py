@@ -161,11 +161,9 @@ class Receiver:
         self.client.loop_stop()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
-        """Publish (QoS 1 for the command relay, QoS 0 for acks: gateway/acks.py); False
-        when not connected, to retry later."""
-        if not self.connected.is_set():
-            return False
-        return self.client.publish(topic, payload, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS
+        """Publish one message (QoS 1: the command relay); False when not connected, to
+        retry later."""
+        return self.publish_all([(topic, payload)], qos=qos)
 
     def publish_all(self, messages: Sequence[tuple[str, bytes]], qos: int = 0) -> bool:
         """Publish a round (the acks: gateway/acks.py), at QoS 0 as one packet where paho
