@@ -4,94 +4,23 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
-from contract.protocol import parse_event
 from firmware.sim.device import DeviceProcess, compile_firmware
 from firmware.sim.plans import device_config
 from firmware.tools import serial_tools as st
 from nps_edge.broker import Broker
+from tests.mqtt_subscriber import Subscriber
 
 
 @pytest.fixture(scope="session")
 def firmware_code(tmp_path_factory: pytest.TempPathFactory, micropython_bin: str) -> Path:
     """firmware/device compiled with mpy-cross, as the simulator runs it."""
     return compile_firmware(tmp_path_factory.mktemp("firmware-mpy"))
-
-
-class Subscriber:
-    """A paho client on the test broker collecting everything under the topic root."""
-
-    def __init__(
-        self,
-        broker: Broker,
-        topic: str = "nps/v1/#",
-        client_id: str = "test-sub",
-        clean_session: bool = True,
-    ) -> None:
-        self.messages: list[tuple[str, bytes | bytearray, bool]] = []  # paho's payload type
-        self._changed = threading.Condition()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
-        )
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
-        self.client.subscribe(topic, qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._changed:
-            self.messages.append((msg.topic, msg.payload, msg.retain))
-            self._changed.notify_all()
-
-    def wait_messages(
-        self, n: int, timeout: float = 10.0
-    ) -> list[tuple[str, bytes | bytearray, bool]]:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.messages) < n:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{len(self.messages)} of {n} messages after {timeout}s")
-                self._changed.wait(0.2)
-            return list(self.messages)
-
-    def events(self) -> list[dict[str, Any]]:
-        """Every feedback and telemetry payload, validated against the contract models."""
-        out = []
-        with self._changed:
-            messages = list(self.messages)
-        for topic, payload, _ in messages:
-            if topic.endswith(("/feedback", "/telemetry")):
-                event = json.loads(payload)
-                parse_event(event)  # raises InvalidEvent on any contract breach
-                assert topic.split("/")[2] == event["device"]
-                assert topic.endswith("/" + event["type"])
-                out.append(event)
-        return out
-
-    def wait_for(
-        self, check: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0
-    ) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            events = self.events()
-            if check(events):
-                return events
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met after {timeout}s; got {len(events)}")
-            with self._changed:
-                self._changed.wait(0.2)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
@@ -114,7 +43,6 @@ def make_subscriber() -> Iterator[Callable[..., Subscriber]]:
 @pytest.fixture
 def subscriber(mqtt_broker: Broker) -> Iterator[Subscriber]:
     sub = Subscriber(mqtt_broker)
-    sub.wait_for(lambda _: True)
     yield sub
     sub.close()
 

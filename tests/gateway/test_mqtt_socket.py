@@ -37,6 +37,7 @@ from gateway.receiver import Receiver, client_class
 from nps_edge.broker import Broker, start_mosquitto
 from nps_edge.processes import wait_until
 from tests.gateway.processes import Publisher
+from tests.mqtt_subscriber import Subscriber as Collector
 
 TOPIC = "burst/t"
 
@@ -440,34 +441,21 @@ def test_a_batch_larger_than_the_kernel_takes_arrives_whole_and_in_order():
     client.socket().close()
 
 
-@dataclass
-class Listener:
-    """A plain paho client subscribed to `filter` at QoS 0, collecting (topic, payload)."""
+def listener(broker: Broker, topic: str) -> Collector:
+    """A plain paho client collecting what is published under `topic`."""
+    return Collector(broker, topic, client_id=f"listener-{uuid.uuid4().hex[:8]}")
 
-    broker: Broker
-    filter: str
-    got: list[tuple[str, bytes]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        self.client.on_connect = lambda c, u, f, r, p: c.subscribe(self.filter, qos=0)
-        self.client.on_subscribe = lambda *args: subscribed.set()
-        self.client.on_message = lambda c, u, m: self.got.append((m.topic, bytes(m.payload)))
-        self.client.connect(self.broker.host, self.broker.port)
-        self.client.loop_start()
-        wait_until(subscribed.is_set, timeout=20, what="listener subscribed")
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def received(sub: Collector, n: int) -> list[tuple[str, bytes]]:
+    """(topic, payload) of the first `n` messages, once that many came."""
+    return [(topic, bytes(payload)) for topic, payload, _ in sub.wait_messages(n, timeout=20)]
 
 
 def test_a_round_of_qos0_publishes_is_one_packet_and_each_arrives_whole(subscriber):
     """The acks' round (gateway/acks.py): 300 devices' topics, payloads whose remaining
     length takes one byte and two (MQTT 3.1.1 section 2.2.3; three: the test below)."""
     subscriber.connect()
-    listener = Listener(subscriber.broker, "acks/+/cmd")
+    acks = listener(subscriber.broker, "acks/+/cmd")
     try:
         wake = CountingWake(subscriber.client._sockpairW)  # type: ignore[arg-type]
         subscriber.client._sockpairW = wake  # type: ignore[assignment]
@@ -478,10 +466,9 @@ def test_a_round_of_qos0_publishes_is_one_packet_and_each_arrives_whole(subscrib
         assert subscriber.client.publish_all(round_)
         assert wake.sends == 1  # paho's publish() wakes its loop once per message: 300
         subscriber.loop_until(lambda: not subscriber.client.want_write(), "the round written")
-        wait_until(lambda: len(listener.got) >= 300, timeout=20, what="300 acks")
-        assert sorted(listener.got) == sorted(round_)
+        assert sorted(received(acks, 300)) == sorted(round_)
     finally:
-        listener.close()
+        acks.close()
         subscriber.disconnect()
 
 
@@ -519,20 +506,20 @@ def test_a_publish_packet_is_byte_for_byte_the_one_paho_builds(size: int) -> Non
 def test_a_round_paho_would_refuse_is_not_sent_at_all(mqtt_broker):
     client = BufferedClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     assert not client.publish_all([("acks/a/cmd", b"x")])  # not connected
-    listener = Listener(mqtt_broker, "acks/#")
+    acks = listener(mqtt_broker, "acks/#")
     try:
         client.connect(mqtt_broker.host, mqtt_broker.port)
         client.loop_start()
         for bad in ("acks/+/cmd", "acks/#", ""):
             assert not client.publish_all([("acks/a/cmd", b"good"), (bad, b"bad")]), bad
         assert client.publish_all([("acks/b/cmd", b"last")])
-        wait_until(lambda: listener.got, timeout=20, what="the last message")
+        assert received(acks, 1) == [("acks/b/cmd", b"last")]
         time.sleep(0.2)
-        assert listener.got == [("acks/b/cmd", b"last")]  # nothing of the refused rounds
+        assert len(acks.messages) == 1  # nothing of the refused rounds
     finally:
         client.loop_stop()
         client.disconnect()
-        listener.close()
+        acks.close()
     v5 = BufferedClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     v5._sock = Connected()  # type: ignore[assignment]  # the protocol alone refuses
     assert not v5.publish_all([("acks/a/cmd", b"x")])
@@ -575,7 +562,7 @@ def test_on_message_is_called_directly_until_a_filtered_callback_is_added(subscr
 def test_the_receiver_publishes_a_round_with_the_hook_and_without(mqtt_broker):
     """`Receiver.publish_all`: one packet with the hook, paho's `publish` for each without;
     False while not connected, so that the acks wait for the next round."""
-    listener = Listener(mqtt_broker, "nps/v1/+/cmd")
+    cmds = listener(mqtt_broker, "nps/v1/+/cmd")
     try:
         for paho_client in (mqtt.Client, PahoQueueingPubacksItsOwnWay):
             receiver = Receiver(
@@ -589,10 +576,9 @@ def test_the_receiver_publishes_a_round_with_the_hook_and_without(mqtt_broker):
                 name = paho_client.__name__.encode()
                 round_ = [(f"nps/v1/nps-{i:06x}/cmd", name + b"%d" % i) for i in range(50)]
                 assert receiver.publish_all(round_)
-                wait_until(lambda: len(listener.got) >= 50, timeout=20, what="50 messages")
-                assert sorted(listener.got) == sorted(round_)
-                listener.got.clear()
+                assert sorted(received(cmds, 50)) == sorted(round_)
+                cmds.messages.clear()
             finally:
                 receiver.stop()
     finally:
-        listener.close()
+        cmds.close()
