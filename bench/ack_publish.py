@@ -39,9 +39,10 @@ def one_rep(
     "qos0" (paho's `publish`) or "round" (`publish_all`, `round_` messages a call)."""
     host, port = address.rsplit(":", 1)
     client = BufferedClient(CallbackAPIVersion.VERSION2, client_id=f"bench-acks-{way}")
-    done = threading.Event()
+    rounds = -(-messages // round_)
+    written = threading.Semaphore(0)  # a release per round's packet written (paho's on_publish)
     if way == "round":  # the others wait on their last message's info (no callback each)
-        client.on_publish = lambda *args: done.set()
+        client.on_publish = lambda *args: written.release()
     client.connect(host, int(port))
     client.loop_start()
     topics = [f"nps/v1/nps-{n % devices:06x}/cmd" for n in range(messages)]
@@ -49,9 +50,9 @@ def one_rep(
         cpu, wall = time.process_time(), time.perf_counter()
         if way == "round":
             for start in range(0, messages, round_):
-                done.clear()
                 assert client.publish_all([(t, ACK) for t in topics[start : start + round_]])
-            done.wait(60)  # the last round's packet written (paho's on_publish)
+            for _ in range(rounds):  # every round written, not only one of the last
+                assert written.acquire(timeout=60), "a round not written in 60 s"
         else:
             qos = 1 if way == "qos1" else 0
             last = None
